@@ -1,0 +1,1763 @@
+#!/usr/bin/env python3
+"""Tests for aws_login.py: standard library only, run with
+
+    python3 test_aws_login.py
+
+The IdP and STS are faked by small real HTTPS servers on 127.0.0.1 with a
+test CA; the tool runs as a real process on a pseudo-terminal where a person
+would type.  Sections mirror aws_login.py's.
+"""
+
+import base64
+import binascii
+import calendar
+import datetime
+import hashlib
+import http.server
+import io
+import json
+import os
+import re
+import select
+import shutil
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import unittest
+import uuid
+import xml.etree.ElementTree as ET
+from urllib.parse import parse_qsl, urlsplit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "aws_login.py")
+sys.path.insert(0, HERE)
+
+import aws_login  # noqa: E402
+
+# ---------------------------------------------------------------------------
+# 1. TLS test material
+#
+# Generated once with OpenSSL 3.0 (RSA 2048, SHA-256); `openssl ca` is used
+# because OpenSSL 3.0's `x509 -req` cannot set arbitrary start/end dates:
+#   openssl genrsa -out NAME.key 2048
+#   openssl req -new -key NAME.key -subj "/CN=..." -out NAME.csr
+#   CA:        openssl ca -selfsign -keyfile ca.key -extensions v3_ca
+#                 -startdate 20200101000000Z -enddate 21200101000000Z
+#   leaves:    openssl ca -cert ca.pem -keyfile ca.key -extensions v3_server
+#                 -startdate 20200101000000Z -enddate 21200101000000Z
+#              (expired: -enddate 20210101000000Z; untrusted: -selfsign with
+#               its own key)
+#   v3_ca:     basicConstraints=critical,CA:TRUE
+#              keyUsage=critical,keyCertSign,cRLSign; subjectKeyIdentifier=hash
+#   v3_server: basicConstraints=critical,CA:FALSE
+#              keyUsage=critical,digitalSignature,keyEncipherment
+#              extendedKeyUsage=serverAuth; subjectKeyIdentifier=hash
+#              authorityKeyIdentifier=keyid:always
+#              subjectAltName=DNS:localhost,IP:127.0.0.1
+#              (wrong host: subjectAltName=DNS:wrong.example.invalid)
+# SERVER_CERT_PEM verifies under ssl.VERIFY_X509_STRICT (Python 3.13's
+# default) for both "127.0.0.1" and "localhost"; the CA key was discarded.
+# UNTRUSTED_CERT_PEM also works as its own trust anchor (cafile=it).
+# ---------------------------------------------------------------------------
+
+CA_CERT_PEM = """\
+-----BEGIN CERTIFICATE-----
+MIIC+DCCAeCgAwIBAgICEAAwDQYJKoZIhvcNAQELBQAwHDEaMBgGA1UEAwwRYXdz
+X2xvZ2luIHRlc3QgQ0EwIBcNMjAwMTAxMDAwMDAwWhgPMjEyMDAxMDEwMDAwMDBa
+MBwxGjAYBgNVBAMMEWF3c19sb2dpbiB0ZXN0IENBMIIBIjANBgkqhkiG9w0BAQEF
+AAOCAQ8AMIIBCgKCAQEAoEe553rn53npBrFPq9XTZfPbcMevGqfjKToPJzKQKdmi
+4xLWA/FsXn/RmI5XpYMLUColB9xX8e10kFXt7mLD6rnLuG+4TQEJYiWXQAKoif1g
+GzYi0COcotsAe535hlQTuLP/SQJKougdWdBfFNyaYWLX/+iyhq3UegzBhkEE4M9X
+R2uYlsOv0p5YCejKqGvkTjtZuSYXJP11ZOX2QZ2+RGkbNScCIgiwmW4uiZbyIfRj
+Te1GkgMD0TxJ3a+snET+Yc/Xu0zw69ay7Y4lXOMmSNweQGu6MjtNvy4EpwGtTyyP
+khh9LM3L3CJuMxcPVRaiRDvdb18jFga8Ei5snO8eAQIDAQABo0IwQDAPBgNVHRMB
+Af8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAdBgNVHQ4EFgQUhn/MOsXTBK77iKUm
+hpUGNh+bJdkwDQYJKoZIhvcNAQELBQADggEBAC8Wzx5VM9cDIgNi4Yy0Su4yvQ17
++LudE8VHypnj8Dt6vgdAS1ZkQH3acKnGs6GxGFNk+M0f8t6wBm6f9NOEg7TB4QYt
+jvkxfon24nnECxS5qWuHR+RTlYU8+DTO2CjKvK0f367CS873NaWQSNybW+vFwOcE
+MuXcisJE2/pcbCypEgmBp+xQ3NkWHZT8eDBjx4P49jbl2l20g7cDiNe6CUFCgnoJ
+aZylHVZgU5xp8lxAY6fhx/PIoAKQjBl1+nksRWIZBV2pFboQ94aXViHqMGncEAWE
+UmeuYc+OIGjw2Srr5LO33tIMVdAsf9WhqBB5rFxmhRDpta6TGtVAyKYwQUo=
+-----END CERTIFICATE-----
+"""
+
+SERVER_CERT_PEM = """\
+-----BEGIN CERTIFICATE-----
+MIIDQTCCAimgAwIBAgICEAEwDQYJKoZIhvcNAQELBQAwHDEaMBgGA1UEAwwRYXdz
+X2xvZ2luIHRlc3QgQ0EwIBcNMjAwMTAxMDAwMDAwWhgPMjEyMDAxMDEwMDAwMDBa
+MBQxEjAQBgNVBAMMCWxvY2FsaG9zdDCCASIwDQYJKoZIhvcNAQEBBQADggEPADCC
+AQoCggEBAJyzG12CtFgE93eo1SaR5pqcb1rMyNlg5VlIseNWp1zapbYPk3stw1r/
+Pgi9hKgVWhzVNdZ/WcwN7ohoVO+ODOb26M4fU86tn9XvgyYrPBKE+6m8IvDDioEJ
+S3i9kICa+Zq+W0G1YC1oZHyTDsu2h2gYIUC2CxtRweLkzKdvMUqjq+WwWV5p/Cht
+fnZNgILwYCg+1nFAJNpEC5w5uUfw8+ay+NCS08DayGMmDs/Bg6NYPSvO3WmLJ2eB
+G+31anRhJDEXcJOZfJpBasHPXZ6t91R7tvi0SmxjECuIbKGG1MPI9FBC+NylwFf2
+huOVMlAwRD8LhqFmcAlSj3X88izNjt0CAwEAAaOBkjCBjzAMBgNVHRMBAf8EAjAA
+MA4GA1UdDwEB/wQEAwIFoDATBgNVHSUEDDAKBggrBgEFBQcDATAdBgNVHQ4EFgQU
+qfh6pzHBxcGZTj7UHU8y2Vtje+MwHwYDVR0jBBgwFoAUhn/MOsXTBK77iKUmhpUG
+Nh+bJdkwGgYDVR0RBBMwEYIJbG9jYWxob3N0hwR/AAABMA0GCSqGSIb3DQEBCwUA
+A4IBAQAOMEv5g8RgvMTv+vENP4is0ThRNZPdPkHwgvHOaC1mfrVtfkrGR/qW02jt
+U4MGetHlNWhl+Rkmmf2PINeR4TgDjOdIG7gQuyGeKpr9NlimYAniYSFaUPlaH1RS
+39bObZIBoT4DY41ry5o26onwllLEV/Lm6OQ50Y9lAFWdonkDW0fwweNujwwTnDtm
+0sXmZ5FtQTCDmtTS8EJEGOO7Msy90e8WM2nlKE7iQMvY2YkEpw2c0PTtozI0lNUP
+4jwzqtPjn5dRt/znq1O4oho9KIrreCZBo9KZKUsLR/4ghNc1V7oUi6sHMppwDOBD
+3vya7xgi7BYyl4WyRDw4eiBW3cSm
+-----END CERTIFICATE-----
+"""
+
+SERVER_KEY_PEM = """\
+-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCcsxtdgrRYBPd3
+qNUmkeaanG9azMjZYOVZSLHjVqdc2qW2D5N7LcNa/z4IvYSoFVoc1TXWf1nMDe6I
+aFTvjgzm9ujOH1POrZ/V74MmKzwShPupvCLww4qBCUt4vZCAmvmavltBtWAtaGR8
+kw7LtodoGCFAtgsbUcHi5MynbzFKo6vlsFleafwobX52TYCC8GAoPtZxQCTaRAuc
+OblH8PPmsvjQktPA2shjJg7PwYOjWD0rzt1piydngRvt9Wp0YSQxF3CTmXyaQWrB
+z12erfdUe7b4tEpsYxAriGyhhtTDyPRQQvjcpcBX9objlTJQMEQ/C4ahZnAJUo91
+/PIszY7dAgMBAAECggEACTqzXeqY3KZOPQoAo+jsACc+l8Z//e2rFHsnnxA3g0yN
+fg+kzBiB7RYjfThMW+oGCLS2GxAdJducNQSQHBvtvpzEUX+e3Al15I/a1aCuRRj4
+CaM/G5cozTjS7SWdITX/hZG4pkIcjBAd+wheUrlJeGQTcVBHjzBdjxOSyjnOWWr6
+zCfXC/6LxA53vUvNXa21cpQYlfJGJnqD6I/apLbHjKUiSF3pIKGMmhIEWZs7njIV
+yOji2DAGjb4MFWDz5cK9tOAn4MN7yHCokiU9WZ/qP9Ml5nxtb0nZ+La2sqBD7YAE
+yUEh4hN6p1GsqLtjlrhDhVO5aXpCACmzMNeAe2dgsQKBgQDVxmk8Ned9a8lO4LAv
+kM3F/KBBfUS6xEqSR2l+b0H+cDxDWIYp/EhQ52NMtFZAtGj7Z3KsfKToU7SL0fCd
+w2x1PzXxTrFc7vIEoLiBx2OOkKqleykct0dzMZ7MYyC0gK1mTEUnUS1yM1EexB9d
+ii6u+WYjrc76M2yEgR6MV8/N3wKBgQC7pqnaUUIL9g9f4cgdpcthpUhrbuJ4oGi8
+PouS4iOqsMf1Ca2Xj1ZuOUQOiL560FBaPWsQOWBcaB6uH+3mglseY9RyvWNx6Z9y
+rU4STLpeK7c4pOqvt0cJTsIjNKbzk8IAiMWipFD+oypQ4i0fLb4NVzR1cRfkkGnu
+qvDhQxgCwwKBgQCQQ5STCIGPF2VD8MeVYfAr019GssXmED+O1dhwdZ6gmZdhj2UD
+Ani++Ff/1Jd8lQNf3aD6nCchjhOCZAwwO0h/G0hI72UsJSh4TQoWsrsR47j1cdb9
+xQXXzD2xCphwl4HtTj1A2jyEG/N7grj0BCOa+z2diFbsbDWoegZmiX/4GwKBgQCy
+Z83sxnyoqpQLcLm1lj864s1rdszSKo/pCP3h9CY8zj4NddoY0io2OTO/LbsLQKpk
+YSg9EI/Qyx0AJ1MjaKQAzKDbRbwaPSde++3R8CjwB1f2/rQxw2pCKyLgHdrskXpM
+z7w22Uo4DiDZLXAAyJh8ToCNd6xjnflY9CR3xjY5yQKBgDMHucRrIbLJcrd2fmv/
+6pmhGT2W1w9Vy/Z9IrjZgE+FKIFqMoWsysFuBWzsk3cWMhpt8ewD0U5wXzDOXzTM
+I7poc7ksiYZ8iENpe48xvxdOgpDGdhtyXjSe/dG9JFaXaSpqmLzb/NOtg3v/rc6b
+03Vkfk/vh5msitlB6dGGbOqK
+-----END PRIVATE KEY-----
+"""
+
+WRONG_HOST_CERT_PEM = """\
+-----BEGIN CERTIFICATE-----
+MIIDUzCCAjugAwIBAgICEAIwDQYJKoZIhvcNAQELBQAwHDEaMBgGA1UEAwwRYXdz
+X2xvZ2luIHRlc3QgQ0EwIBcNMjAwMTAxMDAwMDAwWhgPMjEyMDAxMDEwMDAwMDBa
+MCAxHjAcBgNVBAMMFXdyb25nLmV4YW1wbGUuaW52YWxpZDCCASIwDQYJKoZIhvcN
+AQEBBQADggEPADCCAQoCggEBALpANigtDHz2/jRkuCix5IzFjfxImtOsJ9Rcn0Gm
+MUvD8jH/c1Fi43U3Cf+e5Iup+BXcxBQ0F1eEcJM8sPTQSPBie2ljzFEbdTjMSCy/
+WZU5ojvzcDDgwjflaFSC6+wmmF26ytoUgGN4ShGBEeDQ04K3rE9WBqmw2x7Jaawk
+nZlo+VF4TOhO5ZfYg1HhcOQb9wiX2rbLrtJ/b0KA1vYpsJbSUsA6gW+85Ga5jvJN
+ZxcU7c5eKFm+TmPoXvuqXpTpRd2qnKy0MFbvtM3W/Dbdx9MY9/BBvOXhn303xt2I
+fmVr+Q6GSe98YUtpsXfhyk/bSEIhKi+weigZjMRYYQJRTzECAwEAAaOBmDCBlTAM
+BgNVHRMBAf8EAjAAMA4GA1UdDwEB/wQEAwIFoDATBgNVHSUEDDAKBggrBgEFBQcD
+ATAdBgNVHQ4EFgQUCJd4bJnQ5hiLGctTfBW0ETeo1cswHwYDVR0jBBgwFoAUhn/M
+OsXTBK77iKUmhpUGNh+bJdkwIAYDVR0RBBkwF4IVd3JvbmcuZXhhbXBsZS5pbnZh
+bGlkMA0GCSqGSIb3DQEBCwUAA4IBAQCFYIUJIF1RBjdtN92/vDdU1i5imprD5KcS
+MemIfrorSo+sMWOMHiPDicSX3JYpM4XMnYA1Q4XM0n8I5zfCZIa5GxO2mYIWrSQ5
+OWUBfBBa8VVsrbSB2lCoyKgJgb7NMpqFX1kCxjqgswxpYj2J13btAn+gHzJO2PeN
+DS0MEMDOxsr51QINzf1mmapByRsvRmA+DQQlZ0JAZiGydV1hVfhfEq1G9plRaUnq
+Mp9dAPotokTQvBXOcepe5b6v0EaqipxkxtNzkxEXEI9Bw3i77/rdmDQfMZ3+qmmi
+wp2VfVl3bRYPm/EhyYneVesIjd8Iby7CQo156bCh2ENrzMdwWKMK
+-----END CERTIFICATE-----
+"""
+
+WRONG_HOST_KEY_PEM = """\
+-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC6QDYoLQx89v40
+ZLgoseSMxY38SJrTrCfUXJ9BpjFLw/Ix/3NRYuN1Nwn/nuSLqfgV3MQUNBdXhHCT
+PLD00EjwYntpY8xRG3U4zEgsv1mVOaI783Aw4MI35WhUguvsJphdusraFIBjeEoR
+gRHg0NOCt6xPVgapsNseyWmsJJ2ZaPlReEzoTuWX2INR4XDkG/cIl9q2y67Sf29C
+gNb2KbCW0lLAOoFvvORmuY7yTWcXFO3OXihZvk5j6F77ql6U6UXdqpystDBW77TN
+1vw23cfTGPfwQbzl4Z99N8bdiH5la/kOhknvfGFLabF34cpP20hCISovsHooGYzE
+WGECUU8xAgMBAAECggEACAFh8oi6wsixAdqBNrD5J5Q6nc99f1lxqtIov2vslLRn
+sOUPqIqTrg8ydrjDKD4Jg9/ZBujh4Fw417NIaqiYAf3edRfmvJog1NMLy4fIyqSC
+blY9cI39YX6sS2zT+PLQ7yWfIEMfIGdkTTiBgFEpgWXyQF5S65dGi9FRB/Olv7K6
+Ky6eaVRbDqRlKgxjgkxE1spUqNgclhf/3tH5oWyL26gpimi1hWuCeZFN31b297/G
+/e5/E1LPsRz08D4+2ElQwHnYZ0gmjzYMgax0CLPNS2nuWOYBNnuDjtmXI2J4oBhb
+MZnX1OcfvnQqVzEYBgtaifgxWIxT60ltWyFi9sqjOwKBgQD3IQPfuN5f1UngCIEX
+zW5VcyWqQQP48dwO0kLUdfQgC/fQMPbsjkKqgQx2S2HU18DERVfTsLEOvGg2NJ3M
+FAHvBL6E1Ze4FSPxHLLNVgr/ZnIJ8LksfEbnPZ+xf0pYCdAg0OBaTt2vkwidRe/p
+fnNTc7KIBubBHRXN7/GWGbUTdwKBgQDA78IoI6xujKbGZhJLhXswfL0PkqfDawpr
+dd0SjzTgJNkTBnCHMQyZGJkgViSEGu1dNXYqw0o+9h3U2+FZz0XseRk8MJiLZlsy
+5Ada8zIwZhs7f3zij2YiAkE2WcxCD6ckX/q0u6R/SKjWmboKQ9EpGL3sxKP7ur7D
+ej6iGwDMlwKBgQCb2itqRVmg0I91hYd8bmc95o+DbttFfaqNglb5TKY4K7QOjUK8
+bv9mLlqgo+u/4o1EeoLoE0+mfnWuccJueNO7XJ+WgGndgx+WqMWur6vh5EbZNAJk
+JsBEh12WADPvj8i9WV2UNpaiarUNEpU6CTBMGfQmy0tt0Jz2snMGeZH0AwKBgHQu
+rQOQ3+A+cJuekbvKqLE9HHiJPt8t0Tt+4V6wwA2OAu4y/YZbohN7PZK8bQbkVDXB
+4OPFcCtT+AjbU+vKJnhNQEX/mYywWZDewhMhygJdKl782Y5w/fbS1sRM9PR/Co6c
+AZPePyOq9IkuT1qpFgYicRRoIbuP7Bo4vgjOLAAHAoGAcDAN4/iW+EUNNq+h+RP9
+7UWVbQbyZr/hGOvMKzaMU7YFAmM3tmmdn47zUGRwPvaZv8xx1brv1/ufz1SYNPGI
+g0RjykNBh49ggU+ciHDevJOq1l3t4EsOmuqhSgmfBKZz4j2wYfeiAoY7S8umD8wE
+/7CK1eTKV9+Lxbt0et6VKx0=
+-----END PRIVATE KEY-----
+"""
+
+EXPIRED_CERT_PEM = """\
+-----BEGIN CERTIFICATE-----
+MIIDPzCCAiegAwIBAgICEAMwDQYJKoZIhvcNAQELBQAwHDEaMBgGA1UEAwwRYXdz
+X2xvZ2luIHRlc3QgQ0EwHhcNMjAwMTAxMDAwMDAwWhcNMjEwMTAxMDAwMDAwWjAU
+MRIwEAYDVQQDDAlsb2NhbGhvc3QwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEK
+AoIBAQC0o/B1OXwGQew4KqMryG3kZsoUPHmCfmngo1oB3rTfAEs/2VfDlfJDLKRa
+0RgSihoE5Fs+cV+vdBAhtE6iXnFnfK18pwMZRMrg1gRx0DBKifxDHACRAtZRTHoq
+VACu0euPv4/lPi47bKyOPspSPF2gqoK9iFuxFBzRC/He6BVFIUh5uruzZT0btiO2
+EUTt9PD2B+v8otMTNR0EiuOi7bI0Mm9mPTxKvY/CWgrgzTIBoMkbuu+gFN8bVhNN
+ylsG9+QvAmwjHfonx0HWisdz4yKwpEFi/XaHLYDiPE+MSCBOwsvoKLu9fiTDhVBC
+TKLMkogXudUvBGkjH7ssyDd8Q32TAgMBAAGjgZIwgY8wDAYDVR0TAQH/BAIwADAO
+BgNVHQ8BAf8EBAMCBaAwEwYDVR0lBAwwCgYIKwYBBQUHAwEwHQYDVR0OBBYEFD2E
+i9UovMW6tbCdZB+/+qHAG4nXMB8GA1UdIwQYMBaAFIZ/zDrF0wSu+4ilJoaVBjYf
+myXZMBoGA1UdEQQTMBGCCWxvY2FsaG9zdIcEfwAAATANBgkqhkiG9w0BAQsFAAOC
+AQEAIG7SC/PevGxXQF/yRnO+qnF+iB8jSUIO4XRxLqZtH/XGVLHqGvJRQCNgO5Rx
+bA82JnYCpAob5WNdEdNfYH3QqdXhL2Qq5XYzuaHrR4KJohNNa93rp36sBjgrs8ST
+3Dk1ew1Ym/cgubonaef3xmK9yXyXfvmQ6K6sKIMPaPxQbnFApZAf/NRJAwj8qqiU
+575Nj2dMcF95azQZqXSeOGlJqZGHJie30PpchmE3pcNNu7hyH1VJ1cqZ8N4C0Kkk
+XiPBPrwx4s68dNibAdyPQ8lhUPS3DFBiT3XdturXHJp0prIDYq/Kw6SP4oZrGVuR
+WUM29+X1lFiPbA7JQ4/JDoe86Q==
+-----END CERTIFICATE-----
+"""
+
+EXPIRED_KEY_PEM = """\
+-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC0o/B1OXwGQew4
+KqMryG3kZsoUPHmCfmngo1oB3rTfAEs/2VfDlfJDLKRa0RgSihoE5Fs+cV+vdBAh
+tE6iXnFnfK18pwMZRMrg1gRx0DBKifxDHACRAtZRTHoqVACu0euPv4/lPi47bKyO
+PspSPF2gqoK9iFuxFBzRC/He6BVFIUh5uruzZT0btiO2EUTt9PD2B+v8otMTNR0E
+iuOi7bI0Mm9mPTxKvY/CWgrgzTIBoMkbuu+gFN8bVhNNylsG9+QvAmwjHfonx0HW
+isdz4yKwpEFi/XaHLYDiPE+MSCBOwsvoKLu9fiTDhVBCTKLMkogXudUvBGkjH7ss
+yDd8Q32TAgMBAAECggEAARQ/ofujbYgkSJucmOzcFzKz/1XzJd/qcwCWz48Mho6C
+ZJHAT/dL2LHiE3bPTYEMsb3Je8CCoVIwrHrew2KMC+G3SZjX0GVUTu6IXUOwnilf
+2+jFahhZvmeWDT2uOV0gqp2q1uQ9s3YtO7ZNUBtzNbv/BvHTFmY329nV6o55Xg3X
+xsLVJiBANcsMgXTj39H3UsGudaoQEh1US2/2vNzQknce6S2CP/Vw/UULOgunpl3m
+LpKb1g/ZjknH9Nl8V/UlMtgRX1IsFSDtzgCdyxKY1dDhufrfomtyTuJOKnUSRi1X
+b78HmxMj3lscrtrJho2ZutLbI9VMf/NYFPFnC9aQCQKBgQDXPLSbhIBUw/WSd63a
+PSF2uTKeu64hiKwfo9S84dwCJmg+YPgjh2RzDjpKXqEAmK8oF7U9tO+tmNJTLgp3
+ST5bbK7gNgevxtbN20PukZ4HdfzZHMtDp3vROVsHpuYeteEdbN2GGEqFqhnXc5qN
+rIq/qnbsAKsFJyxPrrCMh+PpGQKBgQDW2eMzgArw0I2x71XLqBpU0esQ3oeqjy2A
+9pyI87YvYVy+uH1hCiuzSdgnHJG+9s6dHFpvHBDYfWPgaAr2FlW2ierIKDxHkP46
+e9GbS0q5h1hCHJu6XYQXabR019Km3sXRFKeBbclmijq7MxaIpFyatCck44SoJzXE
+43Ta28f1iwKBgC0aHmp8QHwCuCHiDD8wEiQTuMTEZT/HqPHUXc7asUSOEcgIf9bK
+F0V41MQiwjAizoljNmpg0NyaqnAdtLm8UmHMC3UWPVQbIYXvjXOfdfLwSXShcQKT
+RQHZt/aJha0nxa1p0522117c/x9DrT5EyqpRKSxZE3038TQdUgeQrjR5AoGBAJ8t
+wRoH1JNEQKbC5nLDsfaDrD/MTwE7oP/6NlF1FtaVsOwQrbu2mFf17vJTRVwRaVSX
+jBzj00tB4zyAeRaHx6s9FTiELtzq/KAB2nLO3qcEMoyQu4PhAxuBklQ7DnPZewAD
+6HKJD30sDoVhPWGxPHbV4GaBNmiK3FhqGMqJqOUvAoGAfDvNBmkw4T0mNjQ+2/u/
+oOJnEnbXutudA2qfCH0V8YjRGLMH8oo522y61pdeWzK0sIXjkKyDxBaE/7epy4PF
+8Upq+x8SH+/Px3Bg13KUVuR17WEejIYM23Tk8hFyXwT1gqeNIkoY6sCyA3/pg9S1
+3PGqeG6E+Bwik2JTy57adOQ=
+-----END PRIVATE KEY-----
+"""
+
+UNTRUSTED_CERT_PEM = """\
+-----BEGIN CERTIFICATE-----
+MIIDTTCCAjWgAwIBAgICEAQwDQYJKoZIhvcNAQELBQAwHjEcMBoGA1UEAwwTdW50
+cnVzdGVkIGxvY2FsaG9zdDAgFw0yMDAxMDEwMDAwMDBaGA8yMTIwMDEwMTAwMDAw
+MFowHjEcMBoGA1UEAwwTdW50cnVzdGVkIGxvY2FsaG9zdDCCASIwDQYJKoZIhvcN
+AQEBBQADggEPADCCAQoCggEBAMUUmBv+vBw+5lm+sFRkXx4unG4DQuRO3MDYEAL1
+LvF8jDzk1ZFMWVKFrnFNYWPtT2d3tKK1XlRrDqXsuSq3EIv528SkfSbs7Np72aoh
+aS34Mfc0UJeE2/zxVT53lUM11P6Zdg5/ukAgRC9WtuPRsPz3OpeNGzaO+nmpllSk
+Effg693BedbHBMOZq3DY8j5rwG1sY54NOJuUqHjiJtkLDATN0oXqPdkDvr8CI0M3
+VTPDl1od25CJhygDYxcDrmMZ+jomczZUPc0G1NW0nmpwGURcCx3wDIeJacU/fgJv
+egGNTK81CKVlQcJGg32CiZXnTkBGQb3wPCrG6RaGlHfmlMMCAwEAAaOBkjCBjzAM
+BgNVHRMBAf8EAjAAMA4GA1UdDwEB/wQEAwIFoDATBgNVHSUEDDAKBggrBgEFBQcD
+ATAdBgNVHQ4EFgQUIoZE6aHzsQFDs4i2TQVvSnN0+TswHwYDVR0jBBgwFoAUIoZE
+6aHzsQFDs4i2TQVvSnN0+TswGgYDVR0RBBMwEYIJbG9jYWxob3N0hwR/AAABMA0G
+CSqGSIb3DQEBCwUAA4IBAQBtlpkCar0ZbFu/H/q+jO4MAUEuRM8Y81RUPnrkNx6W
+5qL0D3I8Kt2ksMgmF3X5YRVt/Wb35uZYfcWgqIA9PhCoAvLuBgBbwGcAhkb0XriR
+TJHi9r2QhOyf6mlFuLk3PyWfxOkAK3rY1oQ/+QTzspCozWMW5z3jk4DGEh4o3sYD
+MT5NVh60c6V1vjjIlWIfa7qeirQCBw7z90GtlrU7peGz2qeeXs3pRbgmKpQm5A5C
+3V4xAQUomYRptkYvXqi16Dou4gZLVbGTEMSt8eLA2bGX48LTEpJJW8vLhnsof+kN
+baXmps2ru4D0uSPTgxoMWlPFqd5RPXFARcxu3X7TjgMd
+-----END CERTIFICATE-----
+"""
+
+UNTRUSTED_KEY_PEM = """\
+-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDFFJgb/rwcPuZZ
+vrBUZF8eLpxuA0LkTtzA2BAC9S7xfIw85NWRTFlSha5xTWFj7U9nd7SitV5Uaw6l
+7LkqtxCL+dvEpH0m7Ozae9mqIWkt+DH3NFCXhNv88VU+d5VDNdT+mXYOf7pAIEQv
+Vrbj0bD89zqXjRs2jvp5qZZUpBH34OvdwXnWxwTDmatw2PI+a8BtbGOeDTiblKh4
+4ibZCwwEzdKF6j3ZA76/AiNDN1Uzw5daHduQiYcoA2MXA65jGfo6JnM2VD3NBtTV
+tJ5qcBlEXAsd8AyHiWnFP34Cb3oBjUyvNQilZUHCRoN9gomV505ARkG98DwqxukW
+hpR35pTDAgMBAAECggEADyR/cXs3oeX1VgTwUHOr2UpUi6FlhNxIWurfBBMpqbVb
+oxwkCrd2j4AlAKCk8IQd20HX176ewla9d+NB8PXC6DZo++l1kkWXB0yH02ogxj7x
+O+DBpnq3Wm6CkbundNQQiwVojEGlImM4SfjcMZH9itpGHrnhUuZWeX2dxuAaX1S+
+0+SCXA4EEmzY/uNs80QisXq87cCEiZ4C0xxV/GhcHucvtewUukvDd2PDtGApFS70
+Ae+w+yGPL/RKREe0N5Ck2MVcK5qQPqvsdUn5YsBvs9Pb1CcGVZolReF0Pcqt/37o
+47CaxskMqCKd9YnZ7fopgMuwTHuW4ZjducYUPlq8RQKBgQDl+KCL2sehLSF1Byvg
+ZuYFAfDfRSjHbCADtc+DKUookSHR/sT0KP7yJV0LB9X/bZsc4JQD6RAT0jNTGKWb
+q5ECmQ/voWDPJMLEYR09NvF9HCP3xG3tpo7gkv0Pb2gCFtF3ltkEZ6GGEP2w3NhG
+rNOG4XvAAIDTqUBwmHMjfI431QKBgQDbYvaraEqFzjF5WxbZOQ1/9S77xMaIt4yd
+/oVaUDwYcCx98Tteqjk58nlxzaAmGE/reFvp3RUG+Jm6zyo3qcpGSBVshzZlHO7T
+dpPWZiorLejvyYOe/JxWaCMo4w3IfOaRhmaeQ4Srl7LRPz3fyHWYF5TKYViQICFp
+YtyPSQc+NwKBgQChYHAg0/zEYKwauFaU2QBOwUbrFlgAYSKyF9IvozjT8Mw/1T0W
+bPJCr+9zvyLvZFW11O5pNBJBJn83r5L/A0z1+rzRFnidw5kdP1zKSRT7C1U+F8xg
+OUIH233TaAUfei2xctyFF8ekEaZEhyUJq1ugSfiSCohcf2el24TogQ43pQKBgGZF
+KQZYtLzRlUCkVO9oaEGpM4DMh1x+bD/Owa2LT6h4ylTfmrSTl9/KiBCkMa7wkHkN
+f5Nyq3W3eDqcjmqqbQ/8VHhmQ9Y4+aB8W4iL0caVPUxi3UfFLMAfBZzu06MNjpJy
+W+4VPYicTBC9cYObuC3xeDwryxRM1iaBnp3xBj5bAoGAFxrGZJDOliKHgIuExi0Q
+ZAc06D/rXZGh4eC63SF7QUAxDfbYvm8Kf8ka31AujFi33tv/5+ZR9FUkS3t7Pavg
+yJEKTAh16hrGktGdKcgLXj/LgM0BqeSmBD6nGd+gWbPpcClhCyz+1bcNB59otGtB
+xMI8vWK0IYMhM7jXzCIS3XA=
+-----END PRIVATE KEY-----
+"""
+
+# name -> (cert, key) for write_pem_files()
+_PEM_FILES = {
+    'server': (SERVER_CERT_PEM, SERVER_KEY_PEM),
+    'wrong_host': (WRONG_HOST_CERT_PEM, WRONG_HOST_KEY_PEM),
+    'expired': (EXPIRED_CERT_PEM, EXPIRED_KEY_PEM),
+    'untrusted': (UNTRUSTED_CERT_PEM, UNTRUSTED_KEY_PEM),
+}
+
+
+def write_pem_files(directory):
+    """Write the TLS material into `directory`; return a dict of paths.
+
+    Keys: 'ca' (ca.pem) and, for NAME in server, wrong_host, expired,
+    untrusted: 'NAME_cert' (NAME.pem) and 'NAME_key' (NAME.key).
+    """
+    paths = {'ca': os.path.join(directory, 'ca.pem')}
+    with open(paths['ca'], 'w') as f:
+        f.write(CA_CERT_PEM)
+    for name, (cert, key) in sorted(_PEM_FILES.items()):
+        for kind, text, ext in (('cert', cert, '.pem'), ('key', key, '.key')):
+            path = os.path.join(directory, name + ext)
+            with open(path, 'w') as f:
+                f.write(text)
+            paths[name + '_' + kind] = path
+    return paths
+
+
+def server_context(cert_pem=SERVER_CERT_PEM, key_pem=SERVER_KEY_PEM):
+    """An ssl.SSLContext(PROTOCOL_TLS_SERVER) loaded from PEM strings."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # load_cert_chain() only reads files, so go through a private temp dir.
+    tmp = tempfile.mkdtemp(prefix='fake-tls-')
+    try:
+        cert_path = os.path.join(tmp, 'cert.pem')
+        key_path = os.path.join(tmp, 'key.pem')
+        with open(cert_path, 'w') as f:
+            f.write(cert_pem)
+        with open(key_path, 'w') as f:
+            f.write(key_pem)
+        ctx.load_cert_chain(cert_path, key_path)
+    finally:
+        for name in os.listdir(tmp):
+            os.remove(os.path.join(tmp, name))
+        os.rmdir(tmp)
+    return ctx
+
+
+def client_context():
+    """A default client context (hostname check on) trusting only the test CA."""
+    return ssl.create_default_context(cadata=CA_CERT_PEM)
+
+
+# ---------------------------------------------------------------------------
+# Shared server plumbing
+# ---------------------------------------------------------------------------
+
+class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    # http.server.ThreadingHTTPServer is 3.7+, hence the mix-in.
+    daemon_threads = True
+    block_on_close = False      # 3.7+: never join handler threads on close
+    allow_reuse_address = True
+
+    def __init__(self, fake, ssl_context):
+        self.fake = fake
+        self.ssl_context = ssl_context
+        http.server.HTTPServer.__init__(self, ('127.0.0.1', 0), _FakeHandler)
+
+    def server_bind(self):
+        # HTTPServer.server_bind() calls socket.getfqdn(), which can stall on
+        # a machine with slow reverse DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs here, in the connection's own thread, so a
+        # client that never completes it cannot block the accept loop.
+        if self.ssl_context is not None:
+            request.settimeout(10)
+            try:
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                # Expected when a test's client rejects our certificate.
+                self.fake._note('tls_errors', e)
+                return
+        try:
+            self.RequestHandlerClass(request, client_address, self)
+        finally:
+            if self.ssl_context is not None:
+                try:
+                    # Send a TLS close_notify so the client sees a clean EOF:
+                    # without it, Pythons before 3.10 on OpenSSL 3 report a
+                    # hang-up or truncated body as SSLError "unexpected eof"
+                    # instead of RemoteDisconnected / IncompleteRead.
+                    request.settimeout(1)
+                    request = request.unwrap()
+                except (ssl.SSLError, OSError, ValueError):
+                    pass
+                self.shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        # Quiet: clients hanging up early (timeout tests) are normal here.
+        self.fake._note('connection_errors', sys.exc_info()[1])
+
+
+class _FakeHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'   # keep-alive works; we always frame bodies
+    timeout = 10                    # idle keep-alive connections give up
+
+    def log_message(self, format, *args):
+        pass  # keep test output clean
+
+    def handle_one_request(self):
+        try:
+            http.server.BaseHTTPRequestHandler.handle_one_request(self)
+        except (ssl.SSLError, ConnectionError):
+            if getattr(self, 'body', None) is not None:
+                raise       # failed mid-request: recorded in connection_errors
+            # A keep-alive client that hung up between requests (3.6-3.9 on
+            # OpenSSL 3 see an SSLError for a close without close_notify).
+            self.close_connection = True
+        finally:
+            self.body = None
+
+    def _read_body(self):
+        if 'chunked' in self.headers.get('Transfer-Encoding', '').lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b';')[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b'\r\n', b'\n', b''):
+                        pass
+                    return b''.join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get('Content-Length') or 0)
+        return self.rfile.read(length) if length > 0 else b''
+
+    def _dispatch(self):
+        fake = self.server.fake
+        try:
+            # Always read the whole body first: closing a socket with unread
+            # data makes the kernel send RST and the client may lose our answer.
+            self.body = self._read_body()
+        except ValueError:
+            self._answer(400, {'Content-Type': 'text/plain'}, b'bad framing')
+            return
+        self.path_only = urlsplit(self.path).path
+        fake._record(self)
+        try:
+            result = fake.override(self) if callable(fake.override) else fake.override
+            if result is None:
+                result = fake._respond(self)
+        except Exception:
+            # A bug in the fake or in a test's override: make it visible.
+            fake._note('errors', traceback.format_exc())
+            result = (500, {'Content-Type': 'text/plain'}, b'fake server error')
+        self._answer(*result)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+    def _answer(self, status, headers, body):
+        if status is None:
+            self.close_connection = True    # hang up without answering
+            return
+        if isinstance(body, str):
+            body = body.encode('utf-8')
+        items = list(headers.items()) if hasattr(headers, 'items') else list(headers)
+        self.send_response(status)
+        for name, value in items:
+            self.send_header(name, value)
+        if 'content-length' not in [name.lower() for name, _ in items]:
+            self.send_header('Content-Length', str(len(body)))
+        else:
+            # The test chose the framing (e.g. a truncated body): hang up after.
+            self.close_connection = True
+        self.end_headers()
+        if self.command != 'HEAD':
+            self.wfile.write(body)
+        self.wfile.flush()
+
+
+class _FakeServer(object):
+    """Base class: start()/stop(), context manager, request log, override."""
+
+    path = '/'
+
+    def __init__(self, cert=SERVER_CERT_PEM, key=SERVER_KEY_PEM, tls=True):
+        self.cert = cert
+        self.key = key
+        self.tls = tls
+        self.lock = threading.RLock()
+        self.requests = []          # one dict per HTTP request, see _record()
+        self.override = None        # tuple or callable(handler) -> tuple/None
+        self.errors = []            # tracebacks from the fake's own code
+        self.tls_errors = []        # failed handshakes (client refused cert...)
+        self.connection_errors = []  # clients that hung up mid-answer etc.
+        self.port = None
+        self._server = None
+        self._thread = None
+        self._stopping = threading.Event()
+
+    # -- life cycle --------------------------------------------------------
+    def start(self):
+        ctx = server_context(self.cert, self.key) if self.tls else None
+        self._stopping.clear()
+        self._server = _ThreadingServer(self, ctx)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={'poll_interval': 0.05},
+            name=type(self).__name__)
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is None:
+            return
+        self._stopping.set()    # wakes handlers sleeping in .delay
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+        self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------
+    @property
+    def host_port(self):
+        return '127.0.0.1:%d' % self.port
+
+    @property
+    def base_url(self):
+        return '%s://%s' % ('https' if self.tls else 'http', self.host_port)
+
+    @property
+    def url(self):
+        return self.base_url + self.path
+
+    # -- bookkeeping -------------------------------------------------------
+    def _note(self, listname, item):
+        with self.lock:
+            getattr(self, listname).append(item)
+
+    def _record(self, handler):
+        record = {
+            'method': handler.command,
+            'path': handler.path,
+            'headers': dict(handler.headers.items()),
+            'body': handler.body,
+            'cookie': handler.headers.get('Cookie'),
+            'authorization': handler.headers.get('Authorization'),
+        }
+        self._note('requests', record)
+        return record
+
+    def _respond(self, handler):
+        raise NotImplementedError
+
+
+def _text(s):
+    return s.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+
+
+def _attr(s, quote='"'):
+    s = _text(s).replace('\n', '&#10;').replace('\t', '&#9;')
+    return quote + s.replace(quote, '&quot;' if quote == '"' else '&apos;') + quote
+
+
+def _utc(t=None):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t))
+
+
+def _random_id():
+    return '_' + binascii.hexlify(os.urandom(16)).decode('ascii')
+
+
+# ---------------------------------------------------------------------------
+# 2. SAML ECP responses and the fake IdP
+# ---------------------------------------------------------------------------
+
+NS_SOAP11 = 'http://schemas.xmlsoap.org/soap/envelope/'
+NS_SAMLP = 'urn:oasis:names:tc:SAML:2.0:protocol'
+NS_SAML = 'urn:oasis:names:tc:SAML:2.0:assertion'
+NS_ECP = 'urn:oasis:names:tc:SAML:2.0:profiles:SSO:ecp'
+NS_DS = 'http://www.w3.org/2000/09/xmldsig#'
+NS_XSI = 'http://www.w3.org/2001/XMLSchema-instance'
+NS_XS = 'http://www.w3.org/2001/XMLSchema'
+NS_STS = 'https://sts.amazonaws.com/doc/2011-06-15/'
+
+PAOS_BINDING = 'urn:oasis:names:tc:SAML:2.0:bindings:PAOS'
+STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success'
+STATUS_RESPONDER = 'urn:oasis:names:tc:SAML:2.0:status:Responder'
+STATUS_AUTHN_FAILED = 'urn:oasis:names:tc:SAML:2.0:status:AuthnFailed'
+ROLE_ATTR = 'https://aws.amazon.com/SAML/Attributes/Role'
+SESSION_NAME_ATTR = 'https://aws.amazon.com/SAML/Attributes/RoleSessionName'
+SESSION_DURATION_ATTR = 'https://aws.amazon.com/SAML/Attributes/SessionDuration'
+AWS_SP_ENTITY_ID = 'urn:amazon:webservices'
+AWS_ACS_URLS = ('https://signin.aws.amazon.com/saml',
+                'https://signin.amazonaws.cn/saml',
+                'https://signin.amazonaws-us-gov.com/saml')
+IDP_ENTITY_ID = 'https://idp.example.edu/idp/shibboleth'
+
+# prefix_style -> (SOAP, protocol, assertion) prefixes
+_PREFIXES = {'odd': ('S', 'saml2p', 'saml2'), 'plain': ('soap11', 'samlp', 'saml')}
+
+
+def _fake_signature(reference_id):
+    """A ds:Signature of realistic shape (values are random, not a signature).
+
+    Like Java/Santuario IdPs, base64 is wrapped with '&#13;' + newline, a
+    byte sequence a re-serialiser would not reproduce.
+    """
+    digest = base64.b64encode(hashlib.sha256(reference_id.encode()).digest())
+    value = base64.b64encode(os.urandom(256)).decode('ascii')
+    value = '&#13;\n'.join(value[i:i + 76] for i in range(0, len(value), 76))
+    cert = ''.join(SERVER_CERT_PEM.strip().splitlines()[1:-1])
+    return (
+        '<ds:Signature xmlns:ds="%s"><ds:SignedInfo>'
+        '<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
+        '<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>'
+        '<ds:Reference URI="#%s"><ds:Transforms>'
+        '<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>'
+        '<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#">'
+        '<ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs"/>'
+        '</ds:Transform></ds:Transforms>'
+        '<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>'
+        '<ds:DigestValue>%s</ds:DigestValue></ds:Reference></ds:SignedInfo>'
+        '<ds:SignatureValue>%s</ds:SignatureValue>'
+        '<ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s</ds:X509Certificate>'
+        '</ds:X509Data></ds:KeyInfo></ds:Signature>'
+        % (NS_DS, reference_id, digest.decode('ascii'), value, cert))
+
+
+def _envelope(response_text, acs_url, prefix_style, ecp_header):
+    """Wrap a Response in a SOAP 1.1 envelope.
+
+    Returns (envelope_bytes, response_bytes, inherited_ns).
+    """
+    soap, p, a = _PREFIXES[prefix_style]
+    if prefix_style == 'odd':
+        # saml2p/saml2/xsi only on the Envelope and xs only on the Body: the
+        # Response is not well-formed on its own without them.
+        inherited = {soap: NS_SOAP11, p: NS_SAMLP, a: NS_SAML, 'xsi': NS_XSI, 'xs': NS_XS}
+        open_env = ('<%s:Envelope xmlns:%s="%s" xmlns:%s="%s"\n    xmlns:%s="%s" xmlns:xsi="%s">'
+                    % (soap, soap, NS_SOAP11, p, NS_SAMLP, a, NS_SAML, NS_XSI))
+        open_body = '<%s:Body xmlns:xs="%s">' % (soap, NS_XS)
+    else:
+        inherited = {soap: NS_SOAP11}
+        open_env = '<%s:Envelope xmlns:%s="%s">' % (soap, soap, NS_SOAP11)
+        open_body = '<%s:Body>' % soap
+    header = ''
+    if ecp_header:
+        header = ('<%s:Header><ecp:Response xmlns:ecp="%s" %s:mustUnderstand="1" '
+                  '%s:actor="http://schemas.xmlsoap.org/soap/actor/next" '
+                  'AssertionConsumerServiceURL=%s/></%s:Header>'
+                  % (soap, NS_ECP, soap, soap, _attr(acs_url), soap))
+    text = ('<?xml version="1.0" encoding="UTF-8"?>\n%s\n%s\n%s%s</%s:Body></%s:Envelope>\n'
+            % (open_env, header, open_body, response_text, soap, soap))
+    return text.encode('utf-8'), response_text.encode('utf-8'), inherited
+
+
+def _response_open(p, prefix_style, acs_url, request_id, now):
+    if prefix_style == 'odd':
+        # Odd layout on purpose: newlines, tabs, single quotes.
+        return ("<%s:Response Destination=%s\n\t\tID='%s'   InResponseTo=%s\n"
+                "  IssueInstant=\"%s\" Version='2.0'\n>"
+                % (p, _attr(acs_url, "'"), _random_id(), _attr(request_id), _utc(now)))
+    return ('<%s:Response xmlns:%s="%s" xmlns:saml="%s" xmlns:xs="%s" xmlns:xsi="%s" '
+            'Destination=%s ID="%s" InResponseTo=%s IssueInstant="%s" Version="2.0">'
+            % (p, p, NS_SAMLP, NS_SAML, NS_XS, NS_XSI, _attr(acs_url), _random_id(),
+               _attr(request_id), _utc(now)))
+
+
+def build_success_envelope(request_id, acs_url, roles, session_name=None,
+                           session_duration=None, name_id=None,
+                           issuer=IDP_ENTITY_ID, prefix_style='odd',
+                           encrypted=False, ecp_acs_url=None, ecp_header=True,
+                           now=None):
+    """Build an ECP success answer as an IdP would send it.
+
+    roles: list of raw Role attribute values (anything, even garbage);
+    None or [] leaves the Role attribute out. session_name None leaves
+    RoleSessionName out; session_duration None leaves SessionDuration out.
+    encrypted=True puts an EncryptedAssertion where the Assertion would be.
+    ecp_acs_url: ACS URL for the ecp:Response header (default acs_url);
+    ecp_header=False leaves the SOAP Header out.
+    prefix_style: 'odd' (S/saml2p/saml2, namespaces inherited from the
+    Envelope/Body, odd whitespace and quoting) or 'plain' (soap11/samlp/saml,
+    declared on the Response itself).
+
+    Returns (envelope_bytes, response_bytes, inherited_ns): response_bytes is
+    the exact <...:Response>...</...:Response> slice of envelope_bytes;
+    inherited_ns maps prefix -> URI of every declaration the Response gets
+    from its ancestors.
+    """
+    now = time.time() if now is None else now
+    soap, p, a = _PREFIXES[prefix_style]
+    name_id = name_id or session_name or 'user'
+    assertion_id = _random_id()
+    if encrypted:
+        assertion = (
+            '<%s:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" '
+            'Type="http://www.w3.org/2001/04/xmlenc#Element"><xenc:EncryptionMethod '
+            'Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/><xenc:CipherData>'
+            '<xenc:CipherValue>%s</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>'
+            '</%s:EncryptedAssertion>'
+            % (a, base64.b64encode(os.urandom(300)).decode('ascii'), a))
+    else:
+        def attribute(name, friendly, values):
+            vals = ''.join('\n        <%s:AttributeValue xsi:type="xs:string">%s</%s:AttributeValue>'
+                           % (a, _text(v), a) for v in values)
+            return ('\n      <%s:Attribute FriendlyName="%s" Name="%s"\n'
+                    "          NameFormat='urn:oasis:names:tc:SAML:2.0:attrname-format:uri'>%s\n"
+                    '      </%s:Attribute>' % (a, friendly, name, vals, a))
+        attrs = ''
+        if roles:
+            attrs += attribute(ROLE_ATTR, 'Role', roles)
+        if session_name is not None:
+            attrs += attribute(SESSION_NAME_ATTR, 'RoleSessionName', [session_name])
+        if session_duration is not None:
+            attrs += attribute(SESSION_DURATION_ATTR, 'SessionDuration', [str(session_duration)])
+        fmt = dict(a=a, aid=assertion_id, now=_utc(now), later=_utc(now + 300),
+                   issuer=_text(issuer), issuer_attr=_attr(issuer), name_id=_text(name_id),
+                   acs=_attr(acs_url), rid=_attr(request_id), sig=_fake_signature(assertion_id),
+                   session_index=_random_id(), attrs=attrs)
+        assertion = (
+            '<{a}:Assertion ID="{aid}" IssueInstant="{now}" Version="2.0">\n'
+            '    <{a}:Issuer>{issuer}</{a}:Issuer>{sig}\n'
+            '    <{a}:Subject>\n'
+            '      <{a}:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient"'
+            ' NameQualifier={issuer_attr} SPNameQualifier="urn:amazon:webservices">{name_id}</{a}:NameID>\n'
+            '      <{a}:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">'
+            '<{a}:SubjectConfirmationData Address="127.0.0.1" InResponseTo={rid}'
+            ' NotOnOrAfter="{later}" Recipient={acs}/></{a}:SubjectConfirmation>\n'
+            '    </{a}:Subject>\n'
+            '    <{a}:Conditions NotBefore="{now}" NotOnOrAfter="{later}">'
+            '<{a}:AudienceRestriction><{a}:Audience>urn:amazon:webservices</{a}:Audience>'
+            '</{a}:AudienceRestriction></{a}:Conditions>\n'
+            '    <{a}:AuthnStatement AuthnInstant="{now}" SessionIndex="{session_index}">'
+            '<{a}:AuthnContext><{a}:AuthnContextClassRef>'
+            'urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport'
+            '</{a}:AuthnContextClassRef></{a}:AuthnContext></{a}:AuthnStatement>\n'
+            '    <{a}:AttributeStatement>{attrs}\n'
+            '    </{a}:AttributeStatement>\n'
+            '  </{a}:Assertion>').format(**fmt)
+    response = (
+        '%s<%s:Issuer>%s</%s:Issuer>\n'
+        "  <%s:Status>\n     <%s:StatusCode Value='%s'/>\n  </%s:Status>\n"
+        '  %s\n</%s:Response>'
+        % (_response_open(p, prefix_style, acs_url, request_id, now), a, _text(issuer), a,
+           p, p, STATUS_SUCCESS, p, assertion, p))
+    return _envelope(response, ecp_acs_url or acs_url, prefix_style, ecp_header)
+
+
+def build_status_envelope(request_id, acs_url, status=STATUS_RESPONDER,
+                          sub_status=STATUS_AUTHN_FAILED, message='WRONGUSERPASS',
+                          issuer=IDP_ENTITY_ID, prefix_style='odd', ecp_header=True,
+                          now=None):
+    """An ECP answer with a non-Success status and no assertion, shaped like
+    SimpleSAMLphp's wrong-password answer (HTTP 200, no SOAP Fault).
+    Returns (envelope_bytes, response_bytes, inherited_ns)."""
+    soap, p, a = _PREFIXES[prefix_style]
+    code = "<%s:StatusCode Value='%s'" % (p, status)
+    if sub_status:
+        code += '>\n       <%s:StatusCode Value="%s"/>\n     </%s:StatusCode>' % (p, sub_status, p)
+    else:
+        code += '/>'
+    if message is not None:
+        code += '\n     <%s:StatusMessage>%s</%s:StatusMessage>' % (p, _text(message), p)
+    response = ('%s<%s:Issuer>%s</%s:Issuer>\n  <%s:Status>\n     %s\n  </%s:Status>\n</%s:Response>'
+                % (_response_open(p, prefix_style, acs_url, request_id, now), a,
+                   _text(issuer), a, p, code, p, p))
+    return _envelope(response, acs_url, prefix_style, ecp_header)
+
+
+def soap_fault(faultstring, faultcode='S:Server'):
+    """HTTP 500 SOAP 1.1 Fault answer tuple."""
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<S:Envelope xmlns:S="%s"><S:Body><S:Fault><faultcode>%s</faultcode>'
+            '<faultstring>%s</faultstring></S:Fault></S:Body></S:Envelope>\n'
+            % (NS_SOAP11, faultcode, _text(faultstring)))
+    return (500, {'Content-Type': 'text/xml'}, body.encode('utf-8'))
+
+
+_LOGIN_PAGE_PATH = '/idp/profile/SAML2/Redirect/SSO'
+_LOGIN_PAGE = (b'<!DOCTYPE html>\n<html><head><title>Web Login Service</title></head>'
+               b'<body><form method="post" action="/idp/profile/SAML2/Redirect/SSO?execution=e1s1">'
+               b'<input name="j_username"><input type="password" name="j_password">'
+               b'<button type="submit">Login</button></form></body></html>\n')
+_HTML = {'Content-Type': 'text/html;charset=utf-8'}
+
+DUO_HEADERS = ('X-Shibboleth-Duo-Factor', 'X-Shibboleth-Duo-Passcode')
+DUO_HEADERS_MISSPELLED = ('X-Shiboleth-Duo-Factor', 'X-Shiboleth-Duo-Passcode')
+
+
+def _parse_basic(header):
+    """(username, password) from a Basic Authorization header, or None."""
+    scheme, _, token = header.strip().partition(' ')
+    if scheme.lower() != 'basic':
+        return None
+    try:
+        raw = base64.b64decode(token.strip().encode('ascii'), validate=True)
+    except (ValueError, UnicodeEncodeError, binascii.Error):
+        return None
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError:
+        text = raw.decode('latin-1')
+    user, sep, password = text.partition(':')
+    return (user, password) if sep else None
+
+
+def _cookie_value(header, name):
+    for part in (header or '').split(';'):
+        key, sep, value = part.strip().partition('=')
+        if sep and key.strip() == name:
+            return value.strip().strip('"')
+    return None
+
+
+class FakeIdP(_FakeServer):
+    """A SAML ECP identity provider (Shibboleth / SimpleSAMLphp behaviour).
+
+    Configure through attributes (all may be changed while running):
+      users            username -> dict(password=..., roles=[raw Role values],
+                       session_duration=int|None, role_session_name=str|None)
+      require_factor   None, or a set of accepted Duo factor values
+      expected_passcode  the passcode accepted with factor 'passcode'
+      factor_header_names  list of (factor_header, passcode_header) pairs read
+      delay            seconds to wait before answering a password login
+      failure_style    'responder' | '401' | 'fault' | 'html'
+      prefix_style     'odd' | 'plain' (see build_success_envelope)
+      acs_override     ACS URL to put in the ecp:Response header instead
+      allowed_acs      set of ACS URLs accepted in requests (None: any)
+      max_request_age  seconds of IssueInstant skew accepted (None: no check)
+      override         (status, headers, body) or callable(handler) -> tuple
+                       or None (None: carry on normally); status None hangs up
+    Results: requests, sessions, logins, failed_logins, rejections,
+      last_envelope, last_response_bytes, last_inherited_ns, last_request_id,
+      last_acs_url, errors, tls_errors, connection_errors.
+    """
+
+    path = '/idp/profile/SAML2/SOAP/ECP'
+
+    def __init__(self, cert=SERVER_CERT_PEM, key=SERVER_KEY_PEM, tls=True,
+                 failure_style='responder', prefix_style='odd',
+                 entity_id=IDP_ENTITY_ID):
+        super(FakeIdP, self).__init__(cert, key, tls)
+        self.users = {}
+        self.require_factor = None
+        self.expected_passcode = None
+        self.factor_header_names = [DUO_HEADERS, DUO_HEADERS_MISSPELLED]
+        self.delay = 0
+        self.failure_style = failure_style
+        self.prefix_style = prefix_style
+        self.entity_id = entity_id
+        self.acs_override = None
+        self.allowed_acs = set(AWS_ACS_URLS)
+        self.max_request_age = 300
+        self.cookie_name = 'shib_idp_session'
+        self.sessions = {}          # cookie value -> username
+        self.logins = []            # (username, 'password' | 'session')
+        self.failed_logins = []     # (username or None, reason)
+        self.rejections = []        # why a request got the 303 redirect
+        self.last_envelope = None
+        self.last_response_bytes = None
+        self.last_inherited_ns = None
+        self.last_request_id = None
+        self.last_acs_url = None
+
+    def expire_sessions(self):
+        """Forget every IdP session, as when the IdP session times out."""
+        with self.lock:
+            self.sessions.clear()
+
+    # -- request handling --------------------------------------------------
+    def _respond(self, handler):
+        if handler.path_only == _LOGIN_PAGE_PATH:
+            return (200, _HTML, _LOGIN_PAGE)
+        if handler.path_only != self.path:
+            return (404, _HTML, b'<html><body>Not Found</body></html>')
+        if handler.command != 'POST':
+            return (405, dict(_HTML, Allow='POST'), b'<html><body>Method Not Allowed</body></html>')
+        ctype = handler.headers.get('Content-Type', '').split(';')[0].strip().lower()
+        if ctype != 'text/xml':
+            # SimpleSAMLphp answers 405 to e.g. application/soap+xml.
+            return (405, _HTML, b'<html><body>Unsupported content type</body></html>')
+        request_id, acs_or_reason = self._parse_authn_request(handler.body)
+        if request_id is None:
+            # Not an ECP request: a browser-style redirect to a login page.
+            self._note('rejections', acs_or_reason)
+            return (303, dict(_HTML, Location=self.base_url + _LOGIN_PAGE_PATH + '?execution=e1s1'),
+                    b'<html><body>See Other</body></html>')
+        acs_url = acs_or_reason
+
+        extra_headers = {}
+        auth = handler.headers.get('Authorization')
+        if auth is not None:
+            # A password login (an Authorization header wins over a cookie).
+            if self.delay:
+                self._stopping.wait(self.delay)     # a Duo push being answered
+            creds = _parse_basic(auth)
+            username = creds[0] if creds else None
+            user = self.users.get(username)
+            reason = None
+            if user is None or creds[1] != user.get('password'):
+                reason = 'bad username or password'
+            elif self.require_factor is not None:
+                reason = self._check_factor(handler.headers)
+            if reason:
+                self._note('failed_logins', (username, reason))
+                return self._failure(request_id, acs_url)
+            session = binascii.hexlify(os.urandom(16)).decode('ascii')
+            with self.lock:
+                self.sessions[session] = username
+            # A session cookie (no Expires); Secure only makes sense on HTTPS.
+            extra_headers['Set-Cookie'] = '%s=%s; Path=/;%s HttpOnly' % (
+                self.cookie_name, session, ' Secure;' if self.tls else '')
+            self._note('logins', (username, 'password'))
+        else:
+            session = _cookie_value(handler.headers.get('Cookie'), self.cookie_name)
+            with self.lock:
+                username = self.sessions.get(session) if session else None
+            if username is None or username not in self.users:
+                return (401, dict(_HTML, **{'WWW-Authenticate': 'Basic realm="IdP"'}),
+                        b'<html><body>Unauthorized</body></html>')
+            self._note('logins', (username, 'session'))
+            user = self.users[username]
+
+        envelope, response_bytes, inherited = build_success_envelope(
+            request_id, acs_url, user.get('roles') or [],
+            session_name=user.get('role_session_name') or username,
+            session_duration=user.get('session_duration'),
+            name_id=username, issuer=self.entity_id, prefix_style=self.prefix_style,
+            ecp_acs_url=self.acs_override)
+        with self.lock:
+            self.last_envelope = envelope
+            self.last_response_bytes = response_bytes
+            self.last_inherited_ns = inherited
+            self.last_request_id = request_id
+            self.last_acs_url = acs_url
+        extra_headers['Content-Type'] = 'text/xml'
+        return (200, extra_headers, envelope)
+
+    def _check_factor(self, headers):
+        """None if the Duo headers are acceptable, else the reason."""
+        for factor_name, passcode_name in self.factor_header_names:
+            factor = headers.get(factor_name)
+            if factor is None:
+                continue
+            if factor not in self.require_factor:
+                return 'factor %r not accepted' % factor
+            if factor == 'passcode' and headers.get(passcode_name) != self.expected_passcode:
+                return 'wrong passcode'
+            return None
+        return 'no factor header'
+
+    def _failure(self, request_id, acs_url):
+        style = self.failure_style
+        if style == 'responder':
+            envelope = build_status_envelope(request_id, acs_url, issuer=self.entity_id,
+                                             prefix_style=self.prefix_style)[0]
+            return (200, {'Content-Type': 'text/xml'}, envelope)
+        if style == '401':
+            return (401, dict(_HTML, **{'WWW-Authenticate': 'Basic realm="IdP"'}),
+                    b'<html><body>Unauthorized</body></html>')
+        if style == 'fault':
+            return soap_fault('Authentication failed')
+        if style == 'html':
+            return (200, _HTML, _LOGIN_PAGE)
+        raise ValueError('unknown failure_style %r' % style)
+
+    def _parse_authn_request(self, body):
+        """(request_id, acs_url), or (None, reason) when not acceptable."""
+        if b'<!DOCTYPE' in body.upper():
+            return None, 'DOCTYPE in request'
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError as e:
+            return None, 'malformed XML: %s' % e
+        if root.tag != '{%s}Envelope' % NS_SOAP11:
+            return None, 'not a SOAP 1.1 envelope: %s' % root.tag
+        req = root.find('{%s}Body/{%s}AuthnRequest' % (NS_SOAP11, NS_SAMLP))
+        if req is None:
+            return None, 'no samlp:AuthnRequest in the SOAP Body'
+        request_id = req.get('ID') or ''
+        acs_url = req.get('AssertionConsumerServiceURL')
+        issuer = req.findtext('{%s}Issuer' % NS_SAML)
+        if not re.match(r'^[A-Za-z_][A-Za-z0-9_.-]*$', request_id):
+            return None, 'bad ID %r' % request_id
+        if req.get('Version') != '2.0':
+            return None, 'bad Version %r' % req.get('Version')
+        if req.get('ProtocolBinding') != PAOS_BINDING:
+            return None, 'ProtocolBinding is not PAOS: %r' % req.get('ProtocolBinding')
+        if not acs_url or (self.allowed_acs is not None and acs_url not in self.allowed_acs):
+            return None, 'ACS URL not registered: %r' % acs_url
+        if (issuer or '').strip() != AWS_SP_ENTITY_ID:
+            return None, 'unknown SP issuer %r' % issuer
+        instant = req.get('IssueInstant') or ''
+        m = re.match(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$', instant)
+        if not m:
+            return None, 'bad IssueInstant %r' % instant
+        if self.max_request_age is not None:
+            issued = calendar.timegm(time.strptime(m.group(1), '%Y-%m-%dT%H:%M:%S'))
+            if abs(time.time() - issued) > self.max_request_age:
+                return None, 'IssueInstant too far from now: %r' % instant
+        return request_id, acs_url
+
+
+# ---------------------------------------------------------------------------
+# 3. The fake STS
+# ---------------------------------------------------------------------------
+
+def sts_error(code, message, status=400, type='Sender'):
+    """An STS ErrorResponse answer tuple (status, headers, body)."""
+    request_id = str(uuid.uuid4())
+    body = ('<ErrorResponse xmlns="%s">\n  <Error>\n    <Type>%s</Type>\n'
+            '    <Code>%s</Code>\n    <Message>%s</Message>\n  </Error>\n'
+            '  <RequestId>%s</RequestId>\n</ErrorResponse>\n'
+            % (NS_STS, type, _text(code), _text(message), request_id))
+    return (status, {'Content-Type': 'text/xml', 'x-amzn-RequestId': request_id},
+            body.encode('utf-8'))
+
+
+_ROLE_ARN_RE = re.compile(r'^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$')
+_PROVIDER_ARN_RE = re.compile(r'^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):saml-provider/([\w.-]+)$')
+_B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+
+
+def _random_chars(alphabet, n):
+    return ''.join(alphabet[b % len(alphabet)] for b in bytearray(os.urandom(n)))
+
+
+def _unbound_qname_value(data):
+    """The first xsi:type value whose prefix is not in scope, or None.
+
+    ElementTree itself rejects unbound element/attribute prefixes but not
+    prefixes inside attribute values such as xsi:type="xs:string".
+    """
+    scopes = [{'xml': 'http://www.w3.org/XML/1998/namespace'}]
+    pending = {}
+    xsi_type = '{%s}type' % NS_XSI
+    for event, item in ET.iterparse(io.BytesIO(data), events=('start-ns', 'start', 'end')):
+        if event == 'start-ns':
+            pending[item[0]] = item[1]
+        elif event == 'start':
+            scope = dict(scopes[-1])
+            scope.update(pending)
+            pending = {}
+            scopes.append(scope)
+            value = item.get(xsi_type)
+            if value and ':' in value and value.split(':', 1)[0] not in scope:
+                return value
+        else:
+            scopes.pop()
+    return None
+
+
+def _inspect_saml_response(data, role_arn, principal_arn):
+    """Check a decoded SAMLAssertion like STS would; (info, None) or (None, why)."""
+    if b'<!DOCTYPE' in data.upper():
+        return None, 'DOCTYPE not allowed'
+    try:
+        root = ET.fromstring(data)
+        unbound = _unbound_qname_value(data)
+    except ET.ParseError as e:
+        return None, 'Invalid SAML response: %s' % e
+    if root.tag != '{%s}Response' % NS_SAMLP:
+        return None, 'Invalid SAML response: root element is %s' % root.tag
+    if unbound:
+        return None, 'Invalid SAML response: unbound prefix in xsi:type=%r' % unbound
+    status = root.find('{%s}Status/{%s}StatusCode' % (NS_SAMLP, NS_SAMLP))
+    if status is None or status.get('Value') != STATUS_SUCCESS:
+        return None, 'SAML response status is not Success'
+    assertion = root.find('{%s}Assertion' % NS_SAML)
+    if assertion is None:
+        return None, 'No valid assertion in the SAML response'
+    attrs = {}
+    for attr in assertion.iter('{%s}Attribute' % NS_SAML):
+        attrs[attr.get('Name')] = [(v.text or '').strip()
+                                   for v in attr.findall('{%s}AttributeValue' % NS_SAML)]
+    pair = set([role_arn, principal_arn])
+    if not any(set(p.strip() for p in v.split(',')) == pair for v in attrs.get(ROLE_ATTR, [])):
+        return None, 'Not authorized to assume role %s with provider %s' % (role_arn, principal_arn)
+    session_names = attrs.get(SESSION_NAME_ATTR)
+    if not session_names or not re.match(r'^[\w+=,.@-]{2,64}$', session_names[0]):
+        return None, 'RoleSessionName is missing or invalid'
+    name_id = assertion.find('{%s}Subject/{%s}NameID' % (NS_SAML, NS_SAML))
+    confirmation = assertion.find('{%s}Subject/{%s}SubjectConfirmation/{%s}SubjectConfirmationData'
+                                  % (NS_SAML, NS_SAML, NS_SAML))
+    durations = attrs.get(SESSION_DURATION_ATTR)
+    return {
+        'issuer': (assertion.findtext('{%s}Issuer' % NS_SAML) or '').strip(),
+        'subject': (name_id.text or '').strip() if name_id is not None else '',
+        'subject_type': ((name_id.get('Format') or '').rsplit(':', 1)[-1]
+                         if name_id is not None else 'transient'),
+        'audience': (confirmation.get('Recipient') if confirmation is not None else None)
+        or AWS_ACS_URLS[0],
+        'session_name': session_names[0],
+        'session_duration': int(durations[0]) if durations and durations[0].isdigit() else None,
+    }, None
+
+
+class FakeSTS(_FakeServer):
+    """STS answering the unsigned AssumeRoleWithSAML call.
+
+    Attributes: queue (answer tuples served first, one per request), issued
+    (credential dicts handed out), microseconds (moto-style Expiration),
+    max_duration (the role's MaxSessionDuration), clock (time source),
+    override, requests (each with a parsed 'form' dict), errors, tls_errors.
+    """
+
+    path = '/'
+
+    def __init__(self, cert=SERVER_CERT_PEM, key=SERVER_KEY_PEM, tls=True):
+        super(FakeSTS, self).__init__(cert, key, tls)
+        self.queue = []
+        self.issued = []
+        self.microseconds = False
+        self.max_duration = 43200
+        self.clock = time.time
+
+    def _record(self, handler):
+        record = super(FakeSTS, self)._record(handler)
+        ctype = handler.headers.get('Content-Type', '').split(';')[0].strip().lower()
+        form = {}
+        if ctype == 'application/x-www-form-urlencoded':
+            # Note: an unescaped '+' in the base64 becomes a space here, as
+            # on the real service.
+            form = dict(parse_qsl(handler.body.decode('utf-8', 'replace'),
+                                  keep_blank_values=True))
+        record['form'] = form
+        handler.form = form
+        return record
+
+    def _respond(self, handler):
+        with self.lock:
+            queued = self.queue.pop(0) if self.queue else None
+        if queued is not None:
+            return queued
+        if handler.path_only != '/':
+            return (404, {'Content-Type': 'text/plain'}, b'Not Found')
+        if handler.command != 'POST':
+            return (405, {'Content-Type': 'text/plain', 'Allow': 'POST'}, b'Method Not Allowed')
+        form = handler.form
+        action, version = form.get('Action'), form.get('Version')
+        if not action:
+            return sts_error('MissingAction', 'Missing Action')
+        if action != 'AssumeRoleWithSAML' or version != '2011-06-15':
+            return sts_error('InvalidAction', 'Could not find operation %s for version %s'
+                             % (action, version))
+        for param in ('RoleArn', 'PrincipalArn', 'SAMLAssertion'):
+            if not form.get(param):
+                return sts_error('ValidationError', "1 validation error detected: Value null at "
+                                 "'%s%s' failed to satisfy constraint: Member must not be null"
+                                 % (param[0].lower(), param[1:]))
+        role_arn, principal_arn = form['RoleArn'], form['PrincipalArn']
+        role_match = _ROLE_ARN_RE.match(role_arn)
+        provider_match = _PROVIDER_ARN_RE.match(principal_arn)
+        if not role_match or not provider_match:
+            return sts_error('ValidationError', 'Invalid RoleArn or PrincipalArn')
+        duration = form.get('DurationSeconds')
+        if duration is not None:
+            if not duration.isdigit() or not 900 <= int(duration) <= 43200:
+                return sts_error('ValidationError', "1 validation error detected: Value '%s' at "
+                                 "'durationSeconds' failed to satisfy constraint" % duration)
+            if int(duration) > self.max_duration:
+                return sts_error('ValidationError', 'The requested DurationSeconds exceeds the '
+                                 'MaxSessionDuration set for this role.')
+        try:
+            # Strict: whitespace or a '+' turned into a space is an error here.
+            data = base64.b64decode(form['SAMLAssertion'].encode('ascii'), validate=True)
+        except (ValueError, UnicodeEncodeError, binascii.Error):
+            return sts_error('InvalidIdentityToken', 'Invalid base64 SAMLResponse')
+        info, problem = _inspect_saml_response(data, role_arn, principal_arn)
+        if problem:
+            return sts_error('InvalidIdentityToken', problem)
+
+        # DurationSeconds wins over the SessionDuration attribute.
+        if duration is not None:
+            seconds = int(duration)
+        elif info['session_duration'] is not None:
+            seconds = min(info['session_duration'], self.max_duration)
+        else:
+            seconds = 3600
+        expires = self.clock() + seconds
+        if self.microseconds:
+            expiration = datetime.datetime.fromtimestamp(
+                expires, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+        else:
+            expiration = _utc(int(expires))
+        partition, account, role_name = role_match.groups()
+        session_name = info['session_name']
+        creds = {
+            'AccessKeyId': 'ASIA' + _random_chars(_B32, 16),
+            'SecretAccessKey': base64.b64encode(os.urandom(30)).decode('ascii'),
+            'SessionToken': 'FwoGZXIvYXdzE' + base64.b64encode(os.urandom(240)).decode('ascii'),
+            'Expiration': expiration,
+            'Arn': 'arn:%s:sts::%s:assumed-role/%s/%s' % (partition, account, role_name, session_name),
+        }
+        name_qualifier = base64.b64encode(hashlib.sha1(
+            (info['issuer'] + account + '/' + provider_match.group(3)).encode('utf-8')).digest())
+        request_id = str(uuid.uuid4())
+        body = (
+            '<AssumeRoleWithSAMLResponse xmlns="%s">\n'
+            '  <AssumeRoleWithSAMLResult>\n'
+            '    <Audience>%s</Audience>\n'
+            '    <AssumedRoleUser>\n'
+            '      <AssumedRoleId>AROA%s:%s</AssumedRoleId>\n'
+            '      <Arn>%s</Arn>\n'
+            '    </AssumedRoleUser>\n'
+            '    <Credentials>\n'
+            '      <AccessKeyId>%s</AccessKeyId>\n'
+            '      <SecretAccessKey>%s</SecretAccessKey>\n'
+            '      <SessionToken>%s</SessionToken>\n'
+            '      <Expiration>%s</Expiration>\n'
+            '    </Credentials>\n'
+            '    <Issuer>%s</Issuer>\n'
+            '    <NameQualifier>%s</NameQualifier>\n'
+            '    <Subject>%s</Subject>\n'
+            '    <SubjectType>%s</SubjectType>\n'
+            '  </AssumeRoleWithSAMLResult>\n'
+            '  <ResponseMetadata>\n'
+            '    <RequestId>%s</RequestId>\n'
+            '  </ResponseMetadata>\n'
+            '</AssumeRoleWithSAMLResponse>\n'
+            % (NS_STS, _text(info['audience']), _random_chars(_B32, 17), _text(session_name),
+               _text(creds['Arn']), creds['AccessKeyId'], creds['SecretAccessKey'],
+               creds['SessionToken'], expiration, _text(info['issuer']),
+               name_qualifier.decode('ascii'), _text(info['subject']),
+               _text(info['subject_type']), request_id))
+        self._note('issued', creds)
+        return (200, {'Content-Type': 'text/xml', 'x-amzn-RequestId': request_id},
+                body.encode('utf-8'))
+
+
+# ---------------------------------------------------------------------------
+# Byte-preservation oracle
+# ---------------------------------------------------------------------------
+
+_START_RE = re.compile(br'<([^\s/>]+)')
+_ATTR_RE = re.compile(br'''\s+([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*')''')
+_END_RE = re.compile(br'\s*/?>')
+
+
+def _split_start_tag(data):
+    """(name, [(attr, raw value)], rest from the start tag's '>' on)."""
+    m = _START_RE.match(data)
+    if not m:
+        return None, [], data
+    pos, attrs = m.end(), []
+    while True:
+        am = _ATTR_RE.match(data, pos)
+        if not am:
+            break
+        attrs.append((am.group(1), am.group(2)[1:-1]))
+        pos = am.end()
+    end = _END_RE.match(data, pos)
+    return m.group(1), attrs, data[end.start():] if end else data[pos:]
+
+
+def response_bytes_problem(sent, original, inherited_ns):
+    """None if `sent` is `original` plus namespace declarations, else why.
+
+    sent: the decoded SAMLAssertion a client sent (an XML declaration in
+    front is allowed). original: FakeIdP.last_response_bytes. Everything
+    after the root start tag must be byte-identical; the start tag must keep
+    every original attribute (quoting and order may change) and may only add
+    xmlns declarations from inherited_ns, which must cover every inherited
+    prefix the original uses (in names or in values like xs:string).
+    """
+    sent = re.sub(br'^\s*<\?xml[^>]*\?>\s*', b'', sent)
+    name, attrs, rest = _split_start_tag(sent)
+    o_name, o_attrs, o_rest = _split_start_tag(original)
+    if name != o_name:
+        return 'root element %r, expected %r' % (name, o_name)
+    if rest != o_rest:
+        return 'content after the start tag differs'
+    missing = [a for a in o_attrs if a not in attrs]
+    if missing:
+        return 'original attributes lost: %r' % missing
+    declared = {}
+    for attr, value in attrs:
+        if (attr, value) in o_attrs:
+            continue
+        prefix = attr[6:].decode() if attr.startswith(b'xmlns:') else None
+        if prefix is None or inherited_ns.get(prefix) != value.decode():
+            return 'unexpected attribute %s=%r' % (attr.decode(), value.decode())
+        declared[prefix] = value
+    own = set(a[6:].decode() for a, _ in o_attrs if a.startswith(b'xmlns:'))
+    for prefix in inherited_ns:
+        used = re.search(br'(?:<|</|[\s"\'])' + re.escape(prefix.encode()) + b':', original)
+        if used and prefix not in own and prefix not in declared:
+            return 'inherited prefix %r used but not declared' % prefix
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Harness: a temporary home, the real file on a pseudo-terminal
+# ---------------------------------------------------------------------------
+
+# Puts a new session's controlling terminal on the pty, then runs the tool.
+PTY_SHIM = ("import os, sys; os.close(os.open(sys.argv[1], os.O_RDWR)); "
+            "os.execv(sys.argv[2], sys.argv[2:])")
+
+CLEARED_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS",
+               "AWS_CA_BUNDLE", "AWS_REGION", "AWS_DEFAULT_REGION", "HTTPS_PROXY",
+               "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
+               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+               "PYTHONPATH")
+
+
+class Run(object):
+    """What a run of the tool left: exit code, stdout, stderr, what the terminal showed."""
+
+    def __init__(self, code, stdout, stderr, tty):
+        self.code, self.stdout, self.stderr, self.tty = code, stdout, stderr, tty
+
+    def __repr__(self):
+        return "Run(code=%r, stdout=%r, stderr=%r, tty=%r)" % (
+            self.code, self.stdout, self.stderr, self.tty)
+
+
+def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
+             argv_prefix=None):
+    """Run aws_login.py as a real process.  ``answers`` is a list of
+    (prompt, reply): each reply is typed once ``prompt`` has appeared on the
+    terminal.  Fails the test if a prompt never appears or the run hangs."""
+    command = (argv_prefix or [sys.executable, SCRIPT]) + list(args)
+    master = slave = None
+    if terminal:
+        master, slave = os.openpty()
+        command = [sys.executable, "-c", PTY_SHIM, os.ttyname(slave)] + command
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    out = {}
+
+    def pump(name, stream):
+        out[name] = stream.read()
+    readers = [threading.Thread(target=pump, args=(n, s))
+               for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for r in readers:
+        r.daemon = True
+        r.start()
+    try:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    tty, seen, pending = b"", 0, list(answers)
+    deadline = time.time() + timeout
+    while terminal:
+        if proc.poll() is not None:
+            ready = select.select([master], [], [], 0.05)[0]
+            if not ready:
+                break
+        else:
+            ready = select.select([master], [], [], 0.05)[0]
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk and proc.poll() is not None:
+                break
+            tty += chunk
+        if pending and pending[0][0].encode() in tty[seen:]:
+            seen = tty.index(pending[0][0].encode(), seen) + len(pending[0][0])
+            os.write(master, pending.pop(0)[1].encode() + b"\n")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError("the tool hung; terminal so far: %r" % tty)
+    try:
+        proc.wait(max(1, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the tool hung")
+    for r in readers:
+        r.join(5)
+    if terminal:
+        os.close(master)
+        os.close(slave)
+    if pending:
+        raise AssertionError("prompt %r never came; terminal: %r, stderr: %r"
+                             % (pending[0][0], tty, out.get("stderr")))
+    return Run(proc.returncode, out.get("stdout", b"").decode("utf-8", "replace"),
+               out.get("stderr", b"").decode("utf-8", "replace"),
+               tty.decode("utf-8", "replace"))
+
+
+class HomeTestCase(unittest.TestCase):
+    """Each test in a fresh home: config, credentials, cookies and env of its own."""
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="aws-login-test-")
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.saved_env = dict(os.environ)
+        self.addCleanup(self._restore_env)
+        for name in CLEARED_ENV:
+            os.environ.pop(name, None)
+        os.environ.update({
+            "HOME": self.home,
+            "AWSCLI_LOGIN_ROOT": os.path.join(self.home, ".aws-login"),
+            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.home, ".aws", "credentials"),
+            "AWS_CONFIG_FILE": os.path.join(self.home, ".aws", "config"),
+        })
+        self.config_file = os.path.join(self.home, ".aws-login", "config")
+        self.credentials_file = os.environ["AWS_SHARED_CREDENTIALS_FILE"]
+
+    def _restore_env(self):
+        os.environ.clear()
+        os.environ.update(self.saved_env)
+
+    def write(self, path, text, mode=0o600):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
+        os.chmod(path, mode)
+
+    def read(self, path):
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8")
+
+    def credentials(self, profile="default"):
+        parser = aws_login._parse_ini(self.read(self.credentials_file), "c", "\x00")
+        return dict(parser.items(profile)) if parser.has_section(profile) else None
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+class ErrorsTest(unittest.TestCase):
+    def test_every_error_has_its_own_documented_exit_code(self):
+        classes = [aws_login.AwsLoginError] + aws_login.AwsLoginError.__subclasses__()
+        codes = [c.exit_code for c in classes]
+        self.assertEqual(len(codes), len(set(codes)))
+        readme = open(os.path.join(HERE, "README.md")).read()
+        for code in codes + [aws_login.EXIT_INTERRUPTED]:
+            self.assertRegex(readme, r"\|\s*%d\s*\|" % code)
+
+    def test_import_has_no_side_effects(self):
+        code = ("import sys, os; sys.path.insert(0, %r); before = set(sys.modules); "
+                "import aws_login; heavy = {'ssl', 'urllib.request', 'xml.etree.ElementTree', "
+                "'http.cookiejar', 'argparse'} & set(sys.modules); print(sorted(heavy))"
+                % HERE)
+        out = subprocess.check_output([sys.executable, "-c", code], cwd=tempfile.gettempdir(),
+                                      universal_newlines=True)
+        self.assertEqual(out.strip(), "[]")
+
+
+# ---------------------------------------------------------------------------
+# Settings (profiles)
+# ---------------------------------------------------------------------------
+
+class SettingsTest(HomeTestCase):
+    def test_url_must_be_https_or_loopback_http(self):
+        self.assertEqual(aws_login.check_url("https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"),
+                         "https://idp.example.edu/idp/profile/SAML2/SOAP/ECP")
+        for ok in ("http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]:80/x",
+                   "http://127.3.4.5/x"):
+            aws_login.check_url(ok)
+        for bad in ("http://idp.example.edu/x", "ftp://idp.example.edu/", "idp.example.edu",
+                    "https://", "http://10.0.0.1/x", "https://idp:notaport/"):
+            self.assertRaises(aws_login.ConfigError, aws_login.check_url, bad)
+
+    def test_factor_must_be_a_duo_factor(self):
+        for f in ("auto", "push", "passcode", "sms", "phone", " Push "):
+            self.assertEqual(aws_login.check_factor(f), f.strip().lower())
+        self.assertRaises(aws_login.ConfigError, aws_login.check_factor, "yubikey")
+
+    def test_role_arn_in_the_three_partitions_with_paths(self):
+        for arn in ("arn:aws:iam::123456789012:role/Admin",
+                    "arn:aws-cn:iam::123456789012:role/team/Admin",
+                    "arn:aws-us-gov:iam::123456789012:role/a/b/ReadOnly"):
+            self.assertEqual(aws_login.check_role_arn(arn), arn)
+        for bad in ("arn:aws:iam::12345678901:role/Admin", "arn:aws:iam::123456789012:user/x",
+                    "arn:aws-iso:iam::123456789012:role/Admin", "Admin",
+                    "arn:aws:iam::123456789012:saml-provider/IdP"):
+            self.assertRaises(aws_login.ConfigError, aws_login.check_role_arn, bad)
+
+    def test_duration_limits(self):
+        self.assertEqual(aws_login.check_duration("3600"), 3600)
+        for bad in ("899", "43201", "one hour", "-5"):
+            self.assertRaises(aws_login.ConfigError, aws_login.check_duration, bad)
+
+    def test_profile_name_from_flag_then_environment(self):
+        self.assertEqual(aws_login.profile_name(), "default")
+        os.environ["AWS_DEFAULT_PROFILE"] = "dp"
+        self.assertEqual(aws_login.profile_name(), "dp")
+        os.environ["AWS_PROFILE"] = "p"
+        self.assertEqual(aws_login.profile_name(), "p")
+        self.assertEqual(aws_login.profile_name("flag"), "flag")
+        self.assertRaises(aws_login.UsageError, aws_login.profile_name, "a]b")
+
+    def test_reads_an_awscli_login_config_unchanged(self):
+        self.write(self.config_file,
+                   "[default]\n"
+                   "ecp_endpoint_url = https://shibboleth.illinois.edu/idp/profile/SAML2/SOAP/ECP\n"
+                   "username = netid\nenable_keyring = True\nfactor = passcode\n"
+                   "role_arn = arn:aws:iam::111111111111:role/Admin\nduration = 7200\n"
+                   "http_header_factor = X-Duo-Factor\nhttp_header_passcode = X-Duo-Code\n"
+                   "verify_ssl_certificate = False\npassword = s3cret\npasscode = 123456\n"
+                   "\n[prod]\necp_endpoint_url = https://idp.example.edu/ecp\n")
+        p = aws_login.read_profile("default")
+        self.assertEqual((p.username, p.enable_keyring, p.factor, p.duration),
+                         ("netid", True, "passcode", 7200))
+        self.assertEqual((p.http_header_factor, p.http_header_passcode),
+                         ("X-Duo-Factor", "X-Duo-Code"))
+        self.assertFalse(p.verify_ssl_certificate)
+        self.assertEqual((p.password, p.passcode), ("s3cret", "123456"))
+        self.assertNotIn("s3cret", repr(p))
+        self.assertEqual(aws_login.read_profile("prod").factor, None)
+
+    def test_unconfigured_and_invalid_profiles_say_what_to_do(self):
+        with self.assertRaisesRegex(aws_login.ConfigError, "configure"):
+            aws_login.read_profile("nope")
+        self.write(self.config_file, "[x]\necp_endpoint_url = http://idp.example.edu/\n")
+        with self.assertRaisesRegex(aws_login.ConfigError, r"plain http.*\[x\]"):
+            aws_login.read_profile("x")
+
+
+# ---------------------------------------------------------------------------
+# INI text editing
+# ---------------------------------------------------------------------------
+
+VALUES = [("aws_access_key_id", "ASIANEW"), ("aws_secret_access_key", "sek"),
+          ("aws_session_token", "tok")]
+
+
+class IniTest(unittest.TestCase):
+    def test_replace_keeps_every_other_byte(self):
+        text = ("# my keys\n[default]\naws_access_key_id=AKIAOLD\n\n; note\n"
+                "[p]\n aws_access_key_id = old \naws_session_token=x\n# trailing comment\n\n"
+                "[other]\nk   =   v\n")
+        new = aws_login.ini_replace_section(text, "p", VALUES)
+        self.assertEqual(new, "# my keys\n[default]\naws_access_key_id=AKIAOLD\n\n; note\n"
+                         "[p]\naws_access_key_id = ASIANEW\naws_secret_access_key = sek\n"
+                         "aws_session_token = tok\n# trailing comment\n\n[other]\nk   =   v\n")
+
+    def test_append_then_remove_gives_back_the_original(self):
+        for text in ("", "[a]\nx = 1\n", "[a]\nx = 1\n\n\n", "# only a comment\n",
+                     "[a]\r\nx = 1\r\n", "[default]\nk = v\n"):
+            added = aws_login.ini_replace_section(text, "p", VALUES)
+            self.assertIn("[p]", added)
+            self.assertEqual(aws_login.ini_remove_section(added, "p"), text, repr(text))
+
+    def test_crlf_files_stay_crlf(self):
+        text = "[a]\r\nx = 1\r\n\r\n[p]\r\nold = 1\r\n"
+        new = aws_login.ini_replace_section(text, "p", VALUES)
+        self.assertNotIn("\n", new.replace("\r\n", ""))
+        self.assertTrue(new.startswith("[a]\r\nx = 1\r\n\r\n[p]\r\naws_access_key_id"))
+
+    def test_missing_final_newline_stays_missing(self):
+        new = aws_login.ini_replace_section("[a]\nx = 1\n\n[p]\nold = 1", "p", VALUES)
+        self.assertTrue(new.endswith("aws_session_token = tok"))
+        self.assertEqual(aws_login.ini_replace_section("[p]\nold = 1\n\n[a]\nx = 1", "p",
+                                                       VALUES)[-9:], "[a]\nx = 1")
+
+    def test_duplicate_sections_collapse_into_one(self):
+        text = "[p]\na = 1\n\n[q]\nb = 2\n\n[p]\nc = 3\n"
+        new = aws_login.ini_replace_section(text, "p", VALUES)
+        self.assertEqual(new.count("[p]"), 1)
+        self.assertIn("[q]\nb = 2\n", new)
+        self.assertEqual(aws_login.ini_remove_section(text, "p"), "[q]\nb = 2\n")
+
+    def test_section_names_match_exactly(self):
+        text = "[profile p]\na = 1\n[pp]\nb = 2\n"
+        self.assertEqual(aws_login.ini_remove_section(text, "p"), text)
+
+    def test_set_options_updates_in_place_and_keeps_comments(self):
+        text = ("[default]\n# my IdP\necp_endpoint_url = https://old/\nfactor: push\n"
+                "username = a\n  continued\nother = kept\n\n[x]\ny = 1\n")
+        new = aws_login.ini_set_options(text, "default", {
+            "ecp_endpoint_url": "https://new/", "username": None, "role_arn": "arn:x"})
+        self.assertEqual(new, "[default]\n# my IdP\necp_endpoint_url = https://new/\n"
+                         "factor: push\nother = kept\nrole_arn = arn:x\n\n[x]\ny = 1\n")
+        self.assertEqual(aws_login.ini_set_options("", "n", {"a": "1", "b": None}),
+                         "[n]\na = 1\n")
+
+    def test_values_with_line_breaks_are_refused(self):
+        self.assertRaises(aws_login.CredentialsFileError, aws_login.ini_replace_section,
+                          "", "p", [("k", "a\n[evil]")])
+
+
+# ---------------------------------------------------------------------------
+# ECP and SAML
+# ---------------------------------------------------------------------------
+
+class AuthnRequestTest(unittest.TestCase):
+    def test_envelope_matches_the_ecp_profile(self):
+        import xml.etree.ElementTree as ET
+        body = aws_login.build_authn_request("https://signin.aws.amazon.com/saml", "_abc",
+                                             "2026-11-27T10:00:00Z")
+        root = ET.fromstring(body)
+        self.assertEqual(root.tag, "{http://schemas.xmlsoap.org/soap/envelope/}Envelope")
+        req = root.find("{http://schemas.xmlsoap.org/soap/envelope/}Body/"
+                        "{urn:oasis:names:tc:SAML:2.0:protocol}AuthnRequest")
+        self.assertEqual(req.get("AssertionConsumerServiceURL"),
+                         "https://signin.aws.amazon.com/saml")
+        self.assertEqual(req.get("ProtocolBinding"),
+                         "urn:oasis:names:tc:SAML:2.0:bindings:PAOS")
+        self.assertEqual((req.get("ID"), req.get("Version"), req.get("IssueInstant")),
+                         ("_abc", "2.0", "2026-11-27T10:00:00Z"))
+        self.assertEqual(req.findtext("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer"),
+                         "urn:amazon:webservices")
+
+    def test_duo_headers_both_spellings_or_the_profiles_own(self):
+        self.assertEqual(aws_login.duo_headers("passcode", "123"), {
+            "X-Shibboleth-Duo-Factor": "passcode", "X-Shiboleth-Duo-Factor": "passcode",
+            "X-Shibboleth-Duo-Passcode": "123", "X-Shiboleth-Duo-Passcode": "123"})
+        self.assertEqual(aws_login.duo_headers("push", None, "X-F", "X-P"), {"X-F": "push"})
+
+    def test_basic_authorization_is_utf8(self):
+        self.assertEqual(aws_login.basic_authorization("jos\u00e9", "p\u00e4ss:word"),
+                         "Basic " + base64.b64encode("jos\u00e9:p\u00e4ss:word".encode()).decode())
+
+
+class RoleTest(unittest.TestCase):
+    ROLE = "arn:aws:iam::123456789012:role/Admin"
+    IDP = "arn:aws:iam::123456789012:saml-provider/IdP"
+
+    def test_either_order_and_spaces(self):
+        for value in (self.ROLE + "," + self.IDP, self.IDP + "," + self.ROLE,
+                      " %s , %s " % (self.ROLE, self.IDP)):
+            role = aws_login.parse_role_value(value)
+            self.assertEqual((role.arn, role.principal_arn), (self.ROLE, self.IDP))
+            self.assertEqual((role.account, role.name, role.partition),
+                             ("123456789012", "Admin", "aws"))
+
+    def test_partitions_and_paths(self):
+        role = aws_login.parse_role_value(
+            "arn:aws-us-gov:iam::210987654321:role/team/Admin,"
+            "arn:aws-us-gov:iam::210987654321:saml-provider/Gov")
+        self.assertEqual((role.partition, role.name), ("aws-us-gov", "team/Admin"))
+        self.assertIsNotNone(aws_login.parse_role_value(
+            "arn:aws-cn:iam::210987654321:saml-provider/C,arn:aws-cn:iam::210987654321:role/R"))
+
+    def test_garbage_is_none(self):
+        for value in ("", "garbage", self.ROLE, self.ROLE + "," + self.ROLE,
+                      self.ROLE + "," + self.IDP + ",extra",
+                      self.ROLE + ",arn:aws-cn:iam::123456789012:saml-provider/IdP",
+                      self.ROLE + ",arn:aws:iam::999999999999:saml-provider/IdP",
+                      "<script>,alert(1)"):
+            self.assertIsNone(aws_login.parse_role_value(value), value)
+
+    def test_menu_is_grouped_by_account_in_first_seen_order(self):
+        roles = [aws_login.Role("arn:aws:iam::978517677611:role/Admin", "p1"),
+                 aws_login.Role("arn:aws:iam::520135271718:role/ReadOnlyUser", "p2"),
+                 aws_login.Role("arn:aws:iam::978517677611:role/team/Dev", "p1"),
+                 aws_login.Role("arn:aws:iam::520135271718:role/S3Admin", "p2")]
+        lines, ordered = aws_login.role_menu(roles)
+        self.assertEqual(lines, [
+            "Please choose the role you would like to assume:",
+            "    Account: 978517677611",
+            "        [ 0 ]: Admin",
+            "        [ 1 ]: team/Dev",
+            "    Account: 520135271718",
+            "        [ 2 ]: ReadOnlyUser",
+            "        [ 3 ]: S3Admin"])
+        self.assertEqual([r.name for r in ordered], ["Admin", "team/Dev", "ReadOnlyUser",
+                                                      "S3Admin"])
+
+    def test_choice_by_arn_single_or_none(self):
+        one = [aws_login.Role(self.ROLE, self.IDP)]
+        self.assertEqual(aws_login.choose_role(one), one[0])
+        self.assertEqual(aws_login.choose_role(one, self.ROLE), one[0])
+        with self.assertRaisesRegex(aws_login.RoleError, "does not offer"):
+            aws_login.choose_role(one, "arn:aws:iam::123456789012:role/Other")
+        with self.assertRaisesRegex(aws_login.RoleError, "no AWS roles"):
+            aws_login.choose_role([])
+
+
+# ---------------------------------------------------------------------------
+# STS
+# ---------------------------------------------------------------------------
+
+class StsPureTest(unittest.TestCase):
+    def test_endpoints_by_partition_region_and_environment(self):
+        e = aws_login.sts_endpoint
+        self.assertEqual(e("aws", None, {}), "https://sts.amazonaws.com/")
+        self.assertEqual(e("aws", "eu-west-1", {}), "https://sts.eu-west-1.amazonaws.com/")
+        self.assertEqual(e("aws-cn", None, {}), "https://sts.cn-north-1.amazonaws.com.cn/")
+        self.assertEqual(e("aws-cn", "cn-northwest-1", {}),
+                         "https://sts.cn-northwest-1.amazonaws.com.cn/")
+        self.assertEqual(e("aws-cn", "us-east-1", {}), "https://sts.cn-north-1.amazonaws.com.cn/")
+        self.assertEqual(e("aws-us-gov", None, {}), "https://sts.us-gov-west-1.amazonaws.com/")
+        self.assertEqual(e("aws-us-gov", "us-gov-east-1", {}),
+                         "https://sts.us-gov-east-1.amazonaws.com/")
+        self.assertEqual(e("aws", "cn-north-1", {}), "https://sts.amazonaws.com/")
+        self.assertEqual(e("aws", None, {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}),
+                         "http://127.0.0.1:5000")
+        self.assertEqual(e("aws", None, {"AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+                                         "AWS_ENDPOINT_URL_STS": "https://sts.local:2"}),
+                         "https://sts.local:2")
+        self.assertRaises(aws_login.ConfigError, e, "aws", None,
+                          {"AWS_ENDPOINT_URL_STS": "http://sts.example.com"})
+
+    def test_timestamps_from_real_sts_and_moto(self):
+        import datetime
+        utc = datetime.timezone.utc
+        p = aws_login.parse_timestamp
+        self.assertEqual(p("2026-11-27T10:33:19Z"), datetime.datetime(2026, 11, 27, 10, 33, 19,
+                                                                      tzinfo=utc))
+        self.assertEqual(p("2026-11-27T10:33:19.392466Z"),
+                         datetime.datetime(2026, 11, 27, 10, 33, 19, 392466, tzinfo=utc))
+        self.assertEqual(p("2026-11-27T11:33:19+01:00"), p("2026-11-27T10:33:19Z"))
+        self.assertRaises(ValueError, p, "2026-11-27 10:33:19")
+
+    def test_error_shapes_keep_code_and_message(self):
+        body = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+                b'<Type>Sender</Type><Code>ValidationError</Code><Message>The requested '
+                b'DurationSeconds exceeds the MaxSessionDuration set for this role.</Message>'
+                b'</Error><RequestId>r</RequestId></ErrorResponse>')
+        with self.assertRaises(aws_login.STSError) as cm:
+            aws_login.parse_sts_answer(400, body)
+        self.assertEqual(cm.exception.code, "ValidationError")
+        self.assertIn("MaxSessionDuration", str(cm.exception))
+        self.assertIn("lower `duration`", str(cm.exception))
+        bare = b"<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"
+        with self.assertRaises(aws_login.STSError) as cm:
+            aws_login.parse_sts_answer(400, bare)
+        self.assertEqual(cm.exception.code, "Throttling")
+        for status, junk in ((403, b"Forbidden"), (200, b""), (200, b"<a/>"),
+                             (200, b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')):
+            self.assertRaises(aws_login.STSError, aws_login.parse_sts_answer, status, junk)
+
+    def test_credentials_repr_hides_secrets(self):
+        import datetime
+        c = aws_login.Credentials("ASIAX", "secret-key", "session-token",
+                                  datetime.datetime.now(datetime.timezone.utc))
+        self.assertNotIn("secret-key", repr(c))
+        self.assertNotIn("session-token", repr(c))
+
+
+#@@INTEGRATION@@
+
+
+# ---------------------------------------------------------------------------
+# Runner: a plain closing line for CI
+# ---------------------------------------------------------------------------
+
+def run_all():
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    result = unittest.TextTestRunner(verbosity=int(os.environ.get("VERBOSE", "1"))).run(suite)
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    print("python%s: %d passed, %d failed, %d skipped" % (
+        sys.version.split()[0], result.testsRun - failed - len(result.skipped), failed,
+        len(result.skipped)))
+    return 0 if result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_all())
