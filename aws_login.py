@@ -621,6 +621,8 @@ def private_dir(path):
     st = os.stat(path)
     if st.st_uid != os.getuid():
         raise CredentialsFileError("%s belongs to another user; refusing to use it" % path)
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)       # ours: nobody else needs to list it
     return path
 
 
@@ -766,11 +768,11 @@ def render_section(name, values, newline="\n"):
 
 
 def _append(text, section_text):
-    newline = _newline(text)
+    """Add a section so that removing it gives back ``text`` byte for byte."""
     if text and not text.endswith(("\n", "\r")):
-        text += newline
+        return section_text + _newline(text) + text     # the user's last line stays last
     if text:
-        text += newline         # one blank line between sections; removal takes it back
+        text += _newline(text)  # one blank line between sections; removal takes it back
     return text + section_text
 
 

@@ -1375,7 +1375,8 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
             tty += chunk
         if pending and pending[0][0].encode() in tty[seen:]:
             seen = tty.index(pending[0][0].encode(), seen) + len(pending[0][0])
-            os.write(master, pending.pop(0)[1].encode() + b"\n")
+            reply = pending.pop(0)[1]       # bytes go as they are (b"\x03" is Ctrl-C)
+            os.write(master, reply if isinstance(reply, bytes) else reply.encode() + b"\n")
         if time.time() > deadline:
             proc.kill()
             raise AssertionError("the tool hung; terminal so far: %r" % tty)
@@ -1548,7 +1549,7 @@ class IniTest(unittest.TestCase):
                          "aws_session_token = tok\n# trailing comment\n\n[other]\nk   =   v\n")
 
     def test_append_then_remove_gives_back_the_original(self):
-        for text in ("", "[a]\nx = 1\n", "[a]\nx = 1\n\n\n", "# only a comment\n",
+        for text in ("", "[a]\nx = 1\n", "[a]\nx = 1\n\n\n", "# only a comment\n", "[a]\nx = 1",
                      "[a]\r\nx = 1\r\n", "[default]\nk = v\n"):
             added = aws_login.ini_replace_section(text, "p", VALUES)
             self.assertIn("[p]", added)
@@ -1742,15 +1743,672 @@ class StsPureTest(unittest.TestCase):
         self.assertNotIn("session-token", repr(c))
 
 
-#@@INTEGRATION@@
+# ---------------------------------------------------------------------------
+# Login against the fake IdP and STS (the real file, on a pseudo-terminal)
+# ---------------------------------------------------------------------------
+
+ACCOUNT_A, ACCOUNT_B = "123456789012", "210987654321"
+ADMIN = "arn:aws:iam::%s:role/Admin" % ACCOUNT_A
+PROVIDER_A = "arn:aws:iam::%s:saml-provider/IdP" % ACCOUNT_A
+DEV = "arn:aws:iam::%s:role/team/Dev" % ACCOUNT_A
+READONLY = "arn:aws:iam::%s:role/ReadOnly" % ACCOUNT_B
+PROVIDER_B = "arn:aws:iam::%s:saml-provider/IdP" % ACCOUNT_B
+PASSWORD = "correct horse battery staple"
+
+
+class FakeKeyring(object):
+    """A ``keyring`` module kept in a JSON file, importable by the child process."""
+
+    SOURCE = (
+        "import json, os\n"
+        "PATH = os.environ['FAKE_KEYRING_FILE']\n"
+        "def _load():\n"
+        "    try:\n"
+        "        with open(PATH) as f: return json.load(f)\n"
+        "    except FileNotFoundError: return {}\n"
+        "def get_password(service, user):\n"
+        "    return _load().get(service + ' ' + user)\n"
+        "def set_password(service, user, password):\n"
+        "    data = _load(); data[service + ' ' + user] = password\n"
+        "    with open(PATH, 'w') as f: json.dump(data, f)\n")
+
+    def __init__(self, directory):
+        self.module_dir = os.path.join(directory, "fake-keyring")
+        os.makedirs(self.module_dir)
+        with open(os.path.join(self.module_dir, "keyring.py"), "w") as f:
+            f.write(self.SOURCE)
+        self.path = os.path.join(directory, "keyring.json")
+
+    def env(self):
+        return {"PYTHONPATH": self.module_dir, "FAKE_KEYRING_FILE": self.path}
+
+    def items(self):
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def set(self, user, password):
+        data = self.items()
+        data["awscli_login " + user] = password
+        with open(self.path, "w") as f:
+            json.dump(data, f)
+
+
+class LoginTestCase(HomeTestCase):
+    """A fake IdP and STS on loopback with the test CA; alice has one role."""
+
+    def setUp(self):
+        HomeTestCase.setUp(self)
+        os.mkdir(os.path.join(self.home, "pki"))
+        self.pems = write_pem_files(os.path.join(self.home, "pki"))
+        self.idp = FakeIdP().start()
+        self.addCleanup(self.idp.stop)
+        self.sts = FakeSTS().start()
+        self.addCleanup(self.sts.stop)
+        os.environ["AWS_ENDPOINT_URL_STS"] = self.sts.url
+        os.environ["AWS_CA_BUNDLE"] = self.pems["ca"]
+        self.idp.users["alice"] = dict(password=PASSWORD, roles=[ADMIN + "," + PROVIDER_A],
+                                       session_duration=None, role_session_name=None)
+        self.idp.users["bob"] = dict(
+            password="bob-pass", session_duration=None, role_session_name=None,
+            roles=[ADMIN + "," + PROVIDER_A, PROVIDER_B + "," + READONLY,
+                   DEV + "," + PROVIDER_A])
+
+    def configure(self, profile="default", **options):
+        options.setdefault("ecp_endpoint_url", self.idp.url)
+        text = self.read(self.config_file) if os.path.exists(self.config_file) else ""
+        self.write(self.config_file, aws_login.ini_set_options(text, profile, options))
+
+    def tool(self, args, answers=(), env=None, **kw):
+        full = dict(os.environ)
+        full.update(env or {})
+        return run_tool(args, answers, env=full, **kw)
+
+    def assert_logged_in(self, run, role_arn=ADMIN, profile="default"):
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stdout, "")
+        self.assertIn("Logged in as", run.stderr)
+        issued = self.sts.issued[-1]
+        section = self.credentials(profile)
+        self.assertEqual(section["aws_access_key_id"], issued["AccessKeyId"])
+        self.assertEqual(section["aws_secret_access_key"], issued["SecretAccessKey"])
+        self.assertEqual(section["aws_session_token"], issued["SessionToken"])
+        self.assertEqual(section["aws_login_role_arn"], role_arn)
+        self.assertEqual(self.sts.requests[-1]["form"]["RoleArn"], role_arn)
+        self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
+        for secret in (PASSWORD, issued["SecretAccessKey"], issued["SessionToken"]):
+            self.assertNotIn(secret, run.stdout + run.stderr + run.tty)
+
+    def assert_nothing_written(self, run, code, before=None):
+        self.assertEqual(run.code, code, run)
+        self.assertEqual(run.stdout, "")
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+        if before is None:
+            self.assertFalse(os.path.exists(self.credentials_file))
+        else:
+            self.assertEqual(self.read(self.credentials_file), before)
+        self.assertEqual(os.listdir(os.path.join(self.home, ".aws-login", "cookies"))
+                         if os.path.isdir(os.path.join(self.home, ".aws-login", "cookies"))
+                         else [], [])
+
+
+class PromptsTest(LoginTestCase):
+    def test_first_login_asks_username_password_and_factor(self):
+        self.configure()
+        run = self.tool(["login"], [("Username [", "alice"), ("Password: ", PASSWORD),
+                                    ("Factor: ", "")])
+        self.assert_logged_in(run)
+        self.assertIn("Admin in account %s" % ACCOUNT_A, run.stderr)
+        headers = self.idp.requests[-1]["headers"]
+        self.assertEqual(headers["Content-Type"], "text/xml")
+        self.assertTrue(headers["Authorization"].startswith("Basic "))
+        self.assertEqual((headers["X-Shibboleth-Duo-Factor"], headers["X-Shiboleth-Duo-Factor"]),
+                         ("auto", "auto"))
+        self.assertNotIn(PASSWORD, run.tty)         # no echo
+
+    def test_configured_values_are_not_asked(self):
+        self.configure(username="alice", factor="push")
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.assertNotIn("Username", run.tty)
+        self.assertNotIn("Factor", run.tty)
+        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "push")
+
+    def test_passcode_factor_asks_for_the_code(self):
+        self.idp.require_factor = {"passcode"}
+        self.idp.expected_passcode = "123456"
+        self.configure(username="alice")
+        run = self.tool(["login"], [("Password: ", PASSWORD), ("Factor: ", "passcode"),
+                                    ("Code: ", "123456")])
+        self.assert_logged_in(run)
+        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shiboleth-Duo-Passcode"], "123456")
+
+    def test_profile_header_names_replace_both_spellings(self):
+        self.idp.require_factor = {"passcode"}
+        self.idp.expected_passcode = "999"
+        self.idp.factor_header_names = [("X-My-Factor", "X-My-Code")]
+        self.configure(username="alice", factor="passcode", passcode="999",
+                       http_header_factor="X-My-Factor", http_header_passcode="X-My-Code")
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        headers = self.idp.requests[-1]["headers"]
+        self.assertNotIn("X-Shibboleth-Duo-Factor", headers)
+        self.assertEqual(headers["X-My-Code"], "999")
+
+    def test_menu_grouped_by_account_asks_again_on_bad_input(self):
+        self.configure(username="bob", factor="auto")
+        run = self.tool(["login"], [("Password: ", "bob-pass"), ("Selection: ", "7"),
+                                    ("Selection: ", "x"), ("Selection: ", "2")])
+        self.assert_logged_in(run, READONLY)
+        self.assertIn("Please choose the role you would like to assume:\r\n"
+                      "    Account: 123456789012\r\n"
+                      "        [ 0 ]: Admin\r\n"
+                      "        [ 1 ]: team/Dev\r\n"
+                      "    Account: 210987654321\r\n"
+                      "        [ 2 ]: ReadOnly\r\n", run.tty)
+        self.assertEqual(run.tty.count("Please enter a number from 0 to 2."), 2)
+        self.assertEqual(self.sts.requests[-1]["form"]["PrincipalArn"], PROVIDER_B)
+
+    def test_configured_or_flag_role_needs_no_menu(self):
+        self.configure(username="bob", factor="auto", role_arn=DEV)
+        self.assert_logged_in(self.tool(["login"], [("Password: ", "bob-pass")]), DEV)
+        self.assertNotIn("Selection", self.tool(["login", "--role-arn", READONLY],
+                                                ).tty)
+        self.assertEqual(self.credentials()["aws_login_role_arn"], READONLY)
+
+    def test_role_not_offered_is_an_error_and_writes_nothing(self):
+        self.configure(username="alice", factor="auto", role_arn=READONLY)
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_nothing_written(run, 6)
+        self.assertIn("does not offer role " + READONLY, run.stderr)
+
+    def test_no_roles_is_a_clear_error(self):
+        self.idp.users["carol"] = dict(password="c", roles=[], session_duration=None,
+                                       role_session_name=None)
+        self.configure(username="carol", factor="auto")
+        run = self.tool(["login"], [("Password: ", "c")])
+        self.assert_nothing_written(run, 6)
+        self.assertIn("no AWS roles", run.stderr)
+        self.assertEqual(self.sts.requests, [])
+
+    def test_malformed_role_values_are_skipped_with_a_warning(self):
+        self.idp.users["alice"]["roles"] = ["garbage", ADMIN + "," + PROVIDER_A,
+                                            "arn:aws:iam::1:role/X,nope"]
+        self.configure(username="alice", factor="auto")
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.assertEqual(run.stderr.count("skipping a malformed Role value"), 2)
+
+    def test_spinner_while_the_idp_waits_for_duo(self):
+        self.idp.delay = 2.5
+        self.configure(username="alice", factor="push")
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.assertRegex(run.tty, r"Waiting for Duo approval\.\.\. [12]s")
+        self.assertNotIn("Waiting", run.stderr + run.stdout)
+
+    def test_works_when_piped_into_python(self):
+        self.configure(username="alice", factor="auto")
+        with open(SCRIPT, "rb") as f:
+            source = f.read()
+        run = self.tool(["login"], [("Password: ", PASSWORD)], stdin=source,
+                        argv_prefix=[sys.executable, "-"])
+        self.assert_logged_in(run)
+
+    def test_no_terminal_fails_at_once_with_exit_11(self):
+        self.configure(username="alice", factor="auto")
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 11)
+        self.assertIn("no terminal", run.stderr)
+
+    def test_username_default_is_the_last_one_used_with_this_idp(self):
+        self.configure(factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Username [", "alice"),
+                                                    ("Password: ", PASSWORD)]))
+        run = self.tool(["login"], [("Username [alice]: ", "")])
+        self.assert_logged_in(run)
+        self.assertNotIn("Password", run.tty)
+
+    def test_usage_errors_exit_2(self):
+        self.assertEqual(self.tool(["frobnicate"], terminal=False).code, 2)
+        self.assertEqual(self.tool(["login", "--nope"], terminal=False).code, 2)
+        run = self.tool(["--version"], terminal=False)
+        self.assertEqual((run.code, run.stdout.strip()), (0, "aws_login.py " +
+                                                          aws_login.__version__))
+
+
+class IdPSessionTest(LoginTestCase):
+    def test_second_login_after_logout_asks_only_for_the_role(self):
+        self.configure(username="bob", factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Password: ", "bob-pass"),
+                                                    ("Selection: ", "0")]))
+        self.assertEqual(self.tool(["logout"]).code, 0)
+        run = self.tool(["login"], [("Selection: ", "1")])
+        self.assert_logged_in(run, DEV)
+        self.assertNotIn("Password", run.tty)
+        self.assertEqual(self.idp.logins[-1], ("bob", "session"))
+        headers = self.idp.requests[-1]["headers"]
+        for name in ("Authorization", "X-Shibboleth-Duo-Factor", "X-Shiboleth-Duo-Factor"):
+            self.assertNotIn(name, headers)
+
+    def test_cookie_jar_is_private_and_per_user_and_host(self):
+        self.configure(username="alice", factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+        cookies = os.path.join(self.home, ".aws-login", "cookies")
+        self.assertEqual(os.stat(cookies).st_mode & 0o777, 0o700)
+        jar = os.path.join(cookies, "alice@127.0.0.1%3A" + str(self.idp.port))
+        self.assertEqual(os.listdir(cookies), [os.path.basename(jar)])
+        self.assertEqual(os.stat(jar).st_mode & 0o777, 0o600)
+        session = list(self.idp.sessions)[0]
+        self.assertIn(session, self.read(jar))
+        self.assertNotIn(session, run_tool(["login"], env=dict(os.environ)).stderr)
+
+    def test_refused_session_falls_back_to_the_password(self):
+        self.configure(username="alice", factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+        self.idp.expire_sessions()
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.assertEqual(self.idp.logins[-1], ("alice", "password"))
+
+    def test_logout_forget_deletes_the_idp_session(self):
+        self.configure(username="alice", factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+        run = self.tool(["logout", "--forget"])
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(os.listdir(os.path.join(self.home, ".aws-login", "cookies")), [])
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+
+
+class KeyringTest(LoginTestCase):
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.keyring = FakeKeyring(self.home)
+        self.user = "alice@" + self.idp.host_port
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+
+    def test_prompted_password_is_stored_then_used(self):
+        run = self.tool(["login"], [("Password: ", PASSWORD)], env=self.keyring.env())
+        self.assert_logged_in(run)
+        self.assertEqual(self.keyring.items(), {"awscli_login " + self.user: PASSWORD})
+        self.idp.expire_sessions()
+        run = self.tool(["login"], env=self.keyring.env())
+        self.assert_logged_in(run)
+        self.assertNotIn("Password", run.tty)
+        self.assertEqual(self.idp.logins[-1], ("alice", "password"))
+
+    def test_rejected_stored_password_is_asked_again_and_replaced(self):
+        self.keyring.set(self.user, "old password")
+        run = self.tool(["login"], [("Password: ", PASSWORD)], env=self.keyring.env())
+        self.assert_logged_in(run)
+        self.assertIn("refused the password stored in the keyring", run.stderr)
+        self.assertEqual(self.keyring.items()["awscli_login " + self.user], PASSWORD)
+
+    def test_missing_keyring_module_is_said_once_then_asked(self):
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.assertEqual(run.stderr.count("keyring module is not available"), 1)
+
+    def test_in_process_with_keyring_in_sys_modules(self):
+        store = {("awscli_login", self.user): PASSWORD}
+
+        class Module(object):
+            get_password = staticmethod(lambda s, u: store.get((s, u)))
+            set_password = staticmethod(lambda s, u, p: store.__setitem__((s, u), p))
+        saved = sys.modules.get("keyring")
+        sys.modules["keyring"] = Module
+        self.addCleanup(lambda: sys.modules.pop("keyring") if saved is None
+                        else sys.modules.__setitem__("keyring", saved))
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        terminal = aws_login.Terminal(os.ttyname(slave))
+        self.addCleanup(terminal.close)
+        credentials, role = aws_login.login(aws_login.read_profile("default"), terminal)
+        self.assertEqual((role.arn, credentials.access_key_id),
+                         (ADMIN, self.sts.issued[-1]["AccessKeyId"]))
+        self.assertEqual(aws_login.parse_role_value(self.idp.users["alice"]["roles"][0]), role)
+
+
+class EcpWireTest(LoginTestCase):
+    def test_bytes_sent_to_sts_are_the_idps_response_plus_inherited_namespaces(self):
+        for style in ("odd", "plain"):
+            self.idp.prefix_style = style
+            self.configure(username="alice", factor="auto", password=PASSWORD)
+            self.assert_logged_in(self.tool(["login"], terminal=False))
+            sent = base64.b64decode(self.sts.requests[-1]["form"]["SAMLAssertion"])
+            original = self.idp.last_response_bytes
+            self.assertIsNone(response_bytes_problem(sent, original,
+                                                     self.idp.last_inherited_ns), style)
+            # exactly: the original start tag name, our declarations, the rest untouched
+            head = original.split(b" ", 1)[0].split(b"\t", 1)[0].split(b"\n", 1)[0]
+            self.assertTrue(sent.startswith(head))
+            self.assertTrue(sent.endswith(original[len(head):]))
+            added = sent[len(head):len(sent) - len(original) + len(head)].decode()
+            expected = "".join(' xmlns:%s="%s"' % kv for kv in sorted(
+                self.idp.last_inherited_ns.items()))
+            self.assertEqual(added, expected)
+            aws_login.logout("default")
+
+    def test_duration_configured_or_from_the_assertion(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="7200")
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "7200")
+        self.idp.users["alice"]["session_duration"] = 1800
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration=None)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "1800")
+
+    def test_moto_style_microsecond_expiration(self):
+        self.sts.microseconds = True
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertRegex(self.credentials()["aws_login_expiration"],
+                         r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+    def test_plain_http_idp_on_loopback_is_allowed(self):
+        idp = FakeIdP(tls=False).start()
+        self.addCleanup(idp.stop)
+        idp.users = self.idp.users
+        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                       password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+
+
+class FailureTest(LoginTestCase):
+    BEFORE = "# keep me\r\n[work]\r\naws_access_key_id = AKIAWORK\r\naws_secret_access_key = w\r\n"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.write(self.credentials_file, self.BEFORE)
+        self.configure(username="alice", factor="auto")
+
+    def login_fails(self, code, pattern, answers=(("Password: ", PASSWORD),), args=()):
+        run = self.tool(["login"] + list(args), list(answers))
+        self.assert_nothing_written(run, code, self.BEFORE)
+        self.assertRegex(run.stderr, "^aws_login: error: " + pattern)
+        return run
+
+    def test_wrong_password_in_every_style_the_idps_use(self):
+        for style, pattern in (("responder", r".*Responder.*WRONGUSERPASS"),
+                               ("401", ".*HTTP 401"), ("fault", ".*refused the login"),
+                               ("html", ".*HTML page")):
+            self.idp.failure_style = style
+            self.login_fails(4, pattern, [("Password: ", "wrong")])
+
+    def test_acs_mismatch_is_refused(self):
+        self.idp.acs_override = "https://evil.example/saml"
+        self.login_fails(5, ".*evil.example/saml")
+        self.assertEqual(self.sts.requests, [])
+
+    def test_redirect_is_not_followed_with_the_password(self):
+        other = FakeIdP().start()
+        self.addCleanup(other.stop)
+        self.idp.override = (303, {"Location": other.url}, b"")
+        self.login_fails(5, ".*redirected to 127.0.0.1:%d.*not followed" % other.port)
+        self.assertEqual(other.requests, [])
+
+    def test_hostile_or_broken_answers(self):
+        xml_ok = {"Content-Type": "text/xml"}
+        cases = [
+            ((500, xml_ok, b"oops"), 5, "the IdP failed"),
+            ((200, xml_ok, b""), 5, "empty answer"),
+            ((200, xml_ok, b"<S:Envelope xmlns:S='http://schemas.xmlsoap.org/soap/envelope/'>"
+              b"<S:Body>"), 5, "not well-formed"),
+            ((200, xml_ok, b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+              b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>'), 5, "DTD"),
+            ((200, xml_ok, b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'),
+             5, "DTD"),
+            ((200, xml_ok, b"<a>\xff\xfe</a>"), 5, "not well-formed"),
+            ((200, xml_ok, b"x" * (aws_login.MAX_ANSWER_BYTES + 10)), 5, "over"),
+            ((200, xml_ok, b"<S:Envelope xmlns:S='http://schemas.xmlsoap.org/soap/envelope/'>"
+              b"<S:Body/></S:Envelope>"), 5, "no SAML Response"),
+        ]
+        for answer, code, pattern in cases:
+            self.idp.override = answer
+            self.login_fails(code, ".*" + pattern)
+
+    def test_encrypted_assertion_is_said_plainly(self):
+        def answer(handler):
+            request_id, acs = self.idp._parse_authn_request(handler.body)
+            envelope = build_success_envelope(request_id, acs, [ADMIN + "," + PROVIDER_A],
+                                              encrypted=True)[0]
+            return (200, {"Content-Type": "text/xml"}, envelope)
+        self.idp.override = answer
+        self.login_fails(5, ".*encrypted the assertion")
+
+    def test_sts_errors_show_code_message_and_advice(self):
+        self.sts.queue.append(sts_error("ValidationError", "The requested DurationSeconds "
+                                        "exceeds the MaxSessionDuration set for this role."))
+        run = self.login_fails(7, "STS refused AssumeRoleWithSAML: ValidationError")
+        self.assertIn("lower `duration`", run.stderr)
+
+    def test_sts_throttling_is_retried(self):
+        self.sts.queue.extend([sts_error("Throttling", "Rate exceeded"),
+                               sts_error("Throttling", "Rate exceeded")])
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.assertEqual(len(self.sts.requests), 3)
+        self.assertIn("[work]\r\naws_access_key_id = AKIAWORK", self.read(self.credentials_file))
+
+    def test_sts_non_xml_and_403(self):
+        self.sts.queue.append((403, {"Content-Type": "text/html"}, b"<html>Forbidden</html>"))
+        self.login_fails(7, "STS refused AssumeRoleWithSAML: HTTP 403")
+
+    def test_long_term_keys_are_never_overwritten_without_force(self):
+        self.configure("work", username="alice", factor="auto")
+        run = self.tool(["--profile", "work", "login"])         # refused before any prompt
+        self.assert_nothing_written(run, 9, self.BEFORE)
+        self.assertNotIn("Password", run.tty)
+        run = self.tool(["--profile", "work", "login", "--force"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run, profile="work")
+        self.assertTrue(self.read(self.credentials_file).startswith("# keep me\r\n[work]\r\n"))
+
+    def test_untrusted_certificate_then_ca_bundle_then_verification_off(self):
+        del os.environ["AWS_CA_BUNDLE"]
+        self.login_fails(8, ".*not trusted")
+        self.configure(username="alice", factor="auto", ca_bundle=self.pems["ca"])
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]),)
+        idp = FakeIdP(cert=UNTRUSTED_CERT_PEM, key=UNTRUSTED_KEY_PEM).start()
+        self.addCleanup(idp.stop)
+        idp.users = self.idp.users
+        self.configure(ecp_endpoint_url=idp.url, verify_ssl_certificate="false")
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.assertIn("TLS CERTIFICATE CHECKING IS OFF", run.stderr)
+
+    def test_connection_refused_and_timeout(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        self.configure(ecp_endpoint_url="https://127.0.0.1:%d/ecp" % port)
+        self.login_fails(8, ".*connection refused")
+
+    def test_ctrl_c_at_a_prompt_exits_130_and_writes_nothing(self):
+        run = self.tool(["login"], [("Password: ", b"\x03")])
+        self.assertEqual(run.code, aws_login.EXIT_INTERRUPTED, run)
+        self.assertEqual(run.stderr.strip(), "aws_login: interrupted")
+        self.assertEqual(self.read(self.credentials_file), self.BEFORE)
+
+    def test_silent_server_times_out(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+        url = "http://127.0.0.1:%d/ecp" % server.getsockname()[1]
+        started = time.time()
+        with self.assertRaisesRegex(aws_login.NetworkError, "timed out"):
+            aws_login.http_request(url, b"x", read_timeout=0.5)
+        self.assertLess(time.time() - started, 5)
+
+    def test_debug_shows_a_traceback_but_no_secret(self):
+        self.idp.failure_style = "401"
+        run = self.tool(["--debug", "login"], [("Password: ", "wrong " + PASSWORD)])
+        self.assertEqual(run.code, 4)
+        self.assertIn("Traceback", run.stderr)
+        self.assertIn("debug: POST " + self.idp.url, run.stderr)
+        self.assertNotIn(PASSWORD, run.stderr)
+        self.assertNotIn(base64.b64encode(("alice:wrong " + PASSWORD).encode()).decode(),
+                         run.stderr)
+
+
+# ---------------------------------------------------------------------------
+# Credential store
+# ---------------------------------------------------------------------------
+
+def _fake_credentials(n=0):
+    return aws_login.Credentials("ASIA%016d" % n, "secret%d" % n, "token%d" % n,
+                                 aws_login.parse_timestamp("2030-01-01T00:00:00Z"))
+
+
+class CredentialStoreTest(HomeTestCase):
+    def test_mode_is_0600_whatever_the_umask(self):
+        old = os.umask(0)
+        try:
+            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        finally:
+            os.umask(old)
+        self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
+        self.write(self.credentials_file, "[x]\nk = v\n", mode=0o644)
+        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
+
+    def test_symlinked_file_is_followed_and_stays_a_link(self):
+        target = os.path.join(self.home, "dotfiles", "aws-credentials")
+        self.write(target, "[other]\nk = v\n")
+        os.makedirs(os.path.dirname(self.credentials_file))
+        os.symlink(target, self.credentials_file)
+        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        self.assertTrue(os.path.islink(self.credentials_file))
+        self.assertIn("[p]", self.read(target))
+        self.assertTrue(self.read(target).startswith("[other]\nk = v\n"))
+
+    def test_login_then_logout_is_byte_identical(self):
+        original = ("# comment\r\n[default]\r\naws_access_key_id=AKIA1\r\n"
+                    "aws_secret_access_key =x\r\n\r\n[z]  \r\nk:v")
+        self.write(self.credentials_file, original)
+        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        aws_login.write_credentials("p", _fake_credentials(1), ADMIN)
+        self.assertEqual(aws_login.remove_credentials("p"), ["p"])
+        self.assertEqual(self.read(self.credentials_file), original)
+
+    def test_processes_writing_different_profiles_at_once_lose_nothing(self):
+        code = ("import sys; sys.path.insert(0, %r); import aws_login, datetime\n"
+                "for i in range(15):\n"
+                "    aws_login.write_credentials(sys.argv[1], aws_login.Credentials("
+                "'ASIA' + sys.argv[1], 's', 't%%d' %% i, datetime.datetime(2030, 1, 1, "
+                "tzinfo=datetime.timezone.utc)), %r)\n" % (HERE, ADMIN))
+        procs = [subprocess.Popen([sys.executable, "-c", code, "p%d" % i], env=os.environ)
+                 for i in range(8)]
+        self.assertEqual([p.wait() for p in procs], [0] * 8)
+        for i in range(8):
+            self.assertEqual(self.credentials("p%d" % i)["aws_session_token"], "t14")
+        self.assertEqual([n for n in os.listdir(os.path.dirname(self.credentials_file))],
+                         ["credentials"])       # no temp or lock files left behind
+
+    def test_unparseable_file_is_left_alone(self):
+        self.write(self.credentials_file, "no section header\nk = v\n")
+        self.assertRaises(aws_login.CredentialsFileError, aws_login.write_credentials, "p",
+                          _fake_credentials(), ADMIN)
+        self.assertEqual(self.read(self.credentials_file), "no section header\nk = v\n")
+
+
+# ---------------------------------------------------------------------------
+# logout and configure (commands)
+# ---------------------------------------------------------------------------
+
+class LogoutTest(LoginTestCase):
+    def test_logout_removes_only_the_profile(self):
+        before = "[work]\naws_access_key_id = AKIA\naws_secret_access_key = s\n"
+        self.write(self.credentials_file, before)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.configure("second", username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assert_logged_in(self.tool(["--profile", "second", "login"], terminal=False),
+                              profile="second")
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual((run.code, run.stderr), (0, "Logged out of profile default.\n"))
+        self.assertIsNone(self.credentials("default"))
+        self.assertIsNotNone(self.credentials("second"))
+        run = self.tool(["logout", "--all"], terminal=False)
+        self.assertEqual(run.code, 0)
+        self.assertEqual(self.read(self.credentials_file), before)
+
+    def test_logging_out_twice_is_calm_with_exit_10(self):
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual(run.code, 10)
+        self.assertEqual(run.stderr, "Not logged in to profile default: nothing to remove.\n")
+
+    def test_logout_leaves_sections_it_did_not_write(self):
+        before = "[default]\naws_access_key_id = AKIA\naws_secret_access_key = s\n"
+        self.write(self.credentials_file, before)
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual(run.code, 9)
+        self.assertEqual(self.read(self.credentials_file), before)
+
+
+class ConfigureTest(LoginTestCase):
+    def test_prompts_validate_and_reask(self):
+        self.write(self.config_file, "# my settings\n[other]\nusername = x\n")
+        run = self.tool(["configure"], [
+            ("ECP Endpoint URL [None]: ", "http://idp.example.edu/ecp"),
+            ("ECP Endpoint URL [None]: ", self.idp.url),
+            ("Username [None]: ", "alice"),
+            ("Enable Keyring [False]: ", "maybe"),
+            ("Enable Keyring [False]: ", "true"),
+            ("Duo Factor [None]: ", "yubikey"),
+            ("Duo Factor [None]: ", "push"),
+            ("Role ARN [None]: ", "arn:aws:iam::1:role/x"),
+            ("Role ARN [None]: ", ADMIN)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("plain http", run.tty)
+        self.assertIn("not one of auto, push", run.tty)
+        self.assertEqual(self.read(self.config_file),
+                         "# my settings\n[other]\nusername = x\n\n[default]\n"
+                         "ecp_endpoint_url = %s\nusername = alice\nenable_keyring = true\n"
+                         "factor = push\nrole_arn = %s\n" % (self.idp.url, ADMIN))
+        self.assertEqual(os.stat(self.config_file).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.config_file)).st_mode & 0o777, 0o700)
+        run = self.tool(["configure"], [("ECP Endpoint URL [%s]: " % self.idp.url, ""),
+                                        ("Username [alice]: ", "bob"),
+                                        ("Enable Keyring [True]: ", ""),
+                                        ("Duo Factor [push]: ", ""),
+                                        ("Role ARN [%s]: " % ADMIN, "")])
+        self.assertEqual(run.code, 0, run)
+        profile = aws_login.read_profile("default")
+        self.assertEqual((profile.username, profile.factor, profile.enable_keyring),
+                         ("bob", "push", True))
+
+    def test_flags_set_values_without_prompts(self):
+        run = self.tool(["--profile", "ci", "configure", "--ecp-endpoint-url", self.idp.url,
+                         "--username", "alice", "--factor", "passcode", "--role-arn", ADMIN,
+                         "--duration", "3600", "--region", "eu-west-1",
+                         "--ca-bundle", self.pems["ca"]], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        profile = aws_login.read_profile("ci")
+        self.assertEqual((profile.username, profile.factor, profile.role_arn, profile.duration,
+                          profile.region), ("alice", "passcode", ADMIN, 3600, "eu-west-1"))
+        run = self.tool(["configure", "--ecp-endpoint-url", "http://idp.example.edu/"],
+                        terminal=False)
+        self.assertEqual(run.code, 3)
+        self.assertFalse(aws_login.read_profile("default", require_endpoint=False)
+                         .ecp_endpoint_url)
 
 
 # ---------------------------------------------------------------------------
 # Runner: a plain closing line for CI
 # ---------------------------------------------------------------------------
 
-def run_all():
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+def run_all(names=()):
+    """All tests, or those named (``python3 test_aws_login.py IniTest``)."""
+    loader = unittest.defaultTestLoader
+    module = sys.modules[__name__]
+    suite = (loader.loadTestsFromNames(names, module) if names
+             else loader.loadTestsFromModule(module))
     result = unittest.TextTestRunner(verbosity=int(os.environ.get("VERBOSE", "1"))).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     print("python%s: %d passed, %d failed, %d skipped" % (
@@ -1760,4 +2418,4 @@ def run_all():
 
 
 if __name__ == "__main__":
-    sys.exit(run_all())
+    sys.exit(run_all(sys.argv[1:]))
