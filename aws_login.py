@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AwsLoginError", "UsageError", "ConfigError", "AuthenticationError",
     "IdPError", "RoleError", "STSError", "NetworkError",
-    "CredentialsFileError", "NotLoggedInError", "NoTerminalError",
+    "CredentialsFileError", "NotLoggedInError", "NoTerminalError", "InteractionRequired",
     "Profile", "Role", "Credentials", "SamlAnswer", "Terminal",
     "read_profile", "build_authn_request", "parse_ecp_answer",
     "parse_role_value", "choose_role", "sts_endpoint",
@@ -46,6 +46,12 @@ class AwsLoginError(Exception):
     """Base class: a message a person can act on, and an exit code."""
     exit_code = 1
     calm = False        # print without the "error:" prefix
+    transient = False   # worth trying again later: network down, a server's 5xx, throttling
+
+    def __init__(self, message, transient=None):
+        Exception.__init__(self, message)
+        if transient is not None:
+            self.transient = transient
 
 
 class UsageError(AwsLoginError):
@@ -77,14 +83,15 @@ class STSError(AwsLoginError):
     """STS refused the request; ``code`` is AWS's error code."""
     exit_code = 7
 
-    def __init__(self, message, code=None):
-        AwsLoginError.__init__(self, message)
+    def __init__(self, message, code=None, transient=None):
+        AwsLoginError.__init__(self, message, transient)
         self.code = code
 
 
 class NetworkError(AwsLoginError):
     """A connection, TLS or timeout failure."""
     exit_code = 8
+    transient = True
 
 
 class CredentialsFileError(AwsLoginError):
@@ -101,6 +108,10 @@ class NotLoggedInError(AwsLoginError):
 class NoTerminalError(AwsLoginError):
     """A value must be asked for, but there is no terminal to ask on."""
     exit_code = 11
+
+
+class InteractionRequired(NoTerminalError):
+    """Renewing needs a person (the IdP session ended and no password is stored)."""
 
 
 EXIT_INTERRUPTED = 130
@@ -300,6 +311,7 @@ OPTIONS = [
     ("verify_ssl_certificate", None, lambda v: check_bool(v, "verify_ssl_certificate")),
     ("password", None, lambda v: v),
     ("passcode", None, lambda v: v.strip()),
+    ("refresh", None, lambda v: check_bool(v, "refresh")),
 ]
 CHECKS = dict((name, check) for name, _, check in OPTIONS)
 
@@ -316,6 +328,7 @@ class Profile(object):
         self.password = self.passcode = None
         self.enable_keyring = False
         self.verify_ssl_certificate = True
+        self.refresh = True
         for key, value in (options or {}).items():
             if key in CHECKS and value is not None and (value.strip() or key == "password"):
                 try:
@@ -1013,6 +1026,8 @@ def parse_ecp_answer(answer, expected_acs):
     if answer.status == 401:
         raise AuthenticationError("the IdP refused the username or password (HTTP 401)")
     if _looks_like_html(answer):
+        if answer.status >= 500:
+            raise IdPError("the IdP failed (HTTP %d)" % answer.status, transient=True)
         if answer.status >= 400:
             raise IdPError("the IdP answered HTTP %d with an HTML page: check "
                            "ecp_endpoint_url" % answer.status)
@@ -1020,13 +1035,15 @@ def parse_ecp_answer(answer, expected_acs):
             "the IdP answered with an HTML page instead of SAML: the login was refused, "
             "or ecp_endpoint_url is not the IdP's ECP endpoint")
     if not answer.body.strip():
-        raise IdPError("the IdP sent an empty answer (HTTP %d)" % answer.status)
+        raise IdPError("the IdP sent an empty answer (HTTP %d)" % answer.status,
+                       transient=answer.status >= 500)
     try:
         response_xml = _scan_response_bytes(answer.body)
         root = ET.fromstring(answer.body)
     except IdPError:
         if answer.status >= 500:
-            raise IdPError("the IdP failed (HTTP %d) and sent no SAML" % answer.status)
+            raise IdPError("the IdP failed (HTTP %d) and sent no SAML" % answer.status,
+                           transient=True)
         raise
     except ET.ParseError as e:
         raise IdPError("the IdP's answer is not well-formed XML (%s)" % e)
@@ -1212,7 +1229,8 @@ def parse_sts_answer(status, body, action="AssumeRoleWithSAML"):
         code, message = get("Code") or "HTTP %d" % status, get("Message")
         text = "STS refused %s: %s%s" % (action, code, ": " + message if message else "")
         advice = _sts_advice(code, message)
-        raise STSError(text + (" (%s)" % advice if advice else ""), code)
+        raise STSError(text + (" (%s)" % advice if advice else ""), code,
+                       transient=status >= 500 or code in STS_TRANSIENT_CODES)
     result = root.find("%s%sResult" % (ns, action))
     creds = result.find(ns + "Credentials") if result is not None else None
     if creds is None:
@@ -1229,10 +1247,8 @@ def parse_sts_answer(status, body, action="AssumeRoleWithSAML"):
     return Credentials(fields[0], fields[1], fields[2], expires_at, arn)
 
 
-def _retryable(error):
-    return isinstance(error, NetworkError) or getattr(error, "code", None) in (
-        "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable",
-        "InternalFailure", "HTTP 500", "HTTP 502", "HTTP 503", "HTTP 504")
+STS_TRANSIENT_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
+                       "ServiceUnavailable", "InternalFailure", "IDPCommunicationError")
 
 
 def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
@@ -1257,7 +1273,7 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
             return parse_sts_answer(answer.status, answer.body)
         except (STSError, NetworkError) as e:
             # A refused connection never reached STS; a timeout might have.
-            if attempt + 1 == STS_ATTEMPTS or not _retryable(e) or (
+            if attempt + 1 == STS_ATTEMPTS or not e.transient or (
                     isinstance(e, NetworkError) and "refused" not in str(e)):
                 raise
             delay = min(8.0, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0)
@@ -1294,8 +1310,12 @@ def check_credentials_writable(profile, force=False, path=None):
             "refusing to overwrite them (use another profile, or --force)" % (profile, path))
 
 
-def write_credentials(profile, credentials, role_arn, force=False, path=None):
-    """Write [profile] into the shared credentials file; every other byte stays."""
+def write_credentials(profile, credentials, role_arn, force=False, path=None,
+                      expect_role=None):
+    """Write [profile] into the shared credentials file; every other byte stays.
+
+    With ``expect_role`` (the refresher), write only while the section still
+    holds our credentials for that role: a logout or another login wins."""
     path = path or credentials_path()
     values = [("aws_access_key_id", credentials.access_key_id),
               ("aws_secret_access_key", credentials.secret_access_key),
@@ -1305,7 +1325,11 @@ def write_credentials(profile, credentials, role_arn, force=False, path=None):
               (ROLE_KEY, role_arn)]
 
     def edit(text):
-        if holds_long_term_keys(_credentials_section(text, profile, path)) and not force:
+        current = _credentials_section(text, profile, path)
+        if expect_role and (current is None or current.get(ROLE_KEY) != expect_role):
+            raise NotLoggedInError("profile %s was logged out or logged in to another role"
+                                   % profile)
+        if holds_long_term_keys(current) and not force:
             raise CredentialsFileError(
                 "[%s] in %s holds long-term access keys that aws_login did not write; "
                 "refusing to overwrite them (use another profile, or --force)" % (profile, path))
@@ -1469,6 +1493,8 @@ class IdPSession(object):
             debug("IdP session reused")
             return saml
         except (AuthenticationError, IdPError) as e:
+            if e.transient:
+                raise           # the IdP is down: asking for a password would not help
             debug("IdP session not accepted: %s" % e)
             return None
 
@@ -1484,45 +1510,64 @@ class IdPSession(object):
         save_cookies(self.jar, self.jar_path)
 
 
-def _ask_username(profile, terminal):
+def _username(profile, terminal, interactive):
+    """The configured username, else the last one used with this IdP (asked to confirm)."""
     if profile.username:
         return profile.username
     jars = _jars_for(profile.ecp_endpoint_url)
-    if jars:
-        default = jars[0][1]
-    else:
+    default = jars[0][1] if jars else None
+    if not interactive:
+        if default:
+            return default
+        raise InteractionRequired("profile %s has no username configured; log in on a "
+                                  "terminal first" % profile.name)
+    if default is None:
         import getpass
         default = getpass.getuser()
-    answer = terminal.ask("Username [%s]: " % default, "the username")
-    return answer or default
+    return terminal.ask("Username [%s]: " % default, "the username") or default
 
 
-def _password_login(session, profile, terminal):
-    """Authenticate with a password: configured, from the keyring, or asked."""
+def _ask_factor(terminal):
+    while True:
+        answer = terminal.ask("Factor: ", "the Duo factor") or "auto"
+        try:
+            return check_factor(answer)
+        except ConfigError as e:
+            terminal.write("%s\n" % e)
+
+
+def _password_login(session, profile, terminal, interactive=True):
+    """Authenticate with a password: configured, from the keyring, or asked.
+
+    Without a person (``interactive`` false) only a stored password will do,
+    with the configured factor (a push then reaches the user's phone)."""
     username = session.username
     what = "the password of %s" % keyring_user(profile, username)
+    need_person = ("the IdP session of %s has ended and no password is stored (see "
+                   "enable_keyring): run  python3 aws_login.py --profile %s login"
+                   % (keyring_user(profile, username), profile.name))
     password, source = profile.password, "profile"
     if password is None:
         password, source = keyring_get(profile, username), "keyring"
     if password is None:
+        if not interactive:
+            raise InteractionRequired(need_person)
         password, source = terminal.secret("Password: ", what), "prompt"
-    factor = profile.factor
-    if factor is None:
-        factor = terminal.ask("Factor: ", "the Duo factor").lower() or "auto"
-        check_factor(factor)
+    factor = profile.factor or (_ask_factor(terminal) if interactive else "auto")
     passcode = profile.passcode
     if factor == "passcode" and not passcode:
+        if not interactive:
+            raise InteractionRequired("the Duo factor of profile %s is passcode, which needs "
+                                      "a person: run  python3 aws_login.py --profile %s login"
+                                      % (profile.name, profile.name))
         passcode = terminal.ask("Code: ", "the Duo passcode")
     try:
         saml = session.authenticate(password, factor, passcode)
     except AuthenticationError as e:
-        if source != "keyring":
+        if source != "keyring" or not interactive or not terminal.available():
             raise
-        terminal_ok = terminal.available()
-        warn("the IdP refused the password stored in the keyring (%s)%s"
-             % (e, "; enter the current one" if terminal_ok else ""))
-        if not terminal_ok:
-            raise
+        warn("the IdP refused the password stored in the keyring (%s); enter the current "
+             "one" % e)
         password, source = terminal.secret("Password: ", what), "prompt"
         if factor == "passcode" and not profile.passcode:
             passcode = terminal.ask("Code: ", "the Duo passcode")
@@ -1532,12 +1577,12 @@ def _password_login(session, profile, terminal):
     return saml
 
 
-def login(profile, terminal=None, role_arn=None, force=False):
-    """Log ``profile`` in: IdP (session reuse, else password and Duo), role, STS, file.
+def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
+    """IdP (session reuse, else password and Duo), role, STS.  Writes nothing.
 
-    Returns (Credentials, Role).  Nothing is written unless every step succeeded."""
+    Returns (Credentials, Role, IdPSession); save the session once the
+    credentials are stored."""
     terminal = terminal or Terminal()
-    check_credentials_writable(profile.name, force)
     wanted = role_arn or profile.role_arn
     partition = wanted.split(":")[1] if wanted else "aws"
     ssl_context = make_ssl_context(profile)
@@ -1545,11 +1590,15 @@ def login(profile, terminal=None, role_arn=None, force=False):
         warn("TLS CERTIFICATE CHECKING IS OFF for profile %r (verify_ssl_certificate = "
              "false): anyone on the network path can read your password and your "
              "credentials" % profile.name)
-    username = _ask_username(profile, terminal)
+    username = _username(profile, terminal, interactive)
     session = IdPSession(profile, username, terminal, ssl_context, PARTITIONS[partition][0])
-    saml = session.reuse() or _password_login(session, profile, terminal)
+    saml = session.reuse() or _password_login(session, profile, terminal, interactive)
     for value in saml.skipped:
         warn("skipping a malformed Role value from the IdP: %r" % value[:200])
+    if not interactive and not wanted and len(saml.roles) > 1:
+        raise InteractionRequired("the IdP offers %d roles and profile %s names none (set "
+                                  "role_arn): log in on a terminal to choose"
+                                  % (len(saml.roles), profile.name))
     role = choose_role(saml.roles, wanted, terminal)
     duration = profile.duration
     if duration is None and saml.session_duration:
@@ -1558,14 +1607,42 @@ def login(profile, terminal=None, role_arn=None, force=False):
                             or os.environ.get("AWS_DEFAULT_REGION"))
     credentials = assume_role_with_saml(role, saml.response_xml, duration, endpoint,
                                         ssl_context)
-    write_credentials(profile.name, credentials, role.arn, force)
+    return credentials, role, session
+
+
+def login(profile, terminal=None, role_arn=None, force=False, interactive=True, mode=None):
+    """Log ``profile`` in and store the credentials where its mode says.
+
+    ``file`` mode writes the shared credentials file, ``process`` mode the
+    credential_process cache.  Returns (Credentials, Role).  Nothing is
+    written unless every step succeeded."""
+    mode = mode or profile_mode(profile.name)
+    if mode == "file":
+        check_credentials_writable(profile.name, force)
+    credentials, role, session = fetch_credentials(profile, terminal, role_arn, interactive)
+    if mode == "file":
+        write_credentials(profile.name, credentials, role.arn, force)
+    else:
+        write_cache(profile.name, credentials, role.arn)
     session.save()
     return credentials, role
 
 
-def logout(profile_name_, all_profiles=False, forget=False, force=False, profile=None):
-    """Remove credentials (and with ``forget`` the IdP session); return what was done."""
-    removed = remove_credentials(None if all_profiles else profile_name_, force=force)
+def logout(name, all_profiles=False, forget=False, force=False, profile=None):
+    """Stop the refresher, remove credentials and cache (and with ``forget`` the IdP
+    session).  Returns (profiles logged out, IdP sessions forgotten)."""
+    names = ([_unquote_name(n[:-4]) for n in _listdir(run_dir()) if n.endswith(".pid")]
+             if all_profiles else [name])
+    for each in names:
+        stop_refresher(each)
+    removed = remove_credentials(None if all_profiles else name, force=force)
+    caches = _listdir(cache_dir()) if all_profiles else [_quote_name(name)]
+    for file_name in caches:
+        try:
+            os.unlink(os.path.join(cache_dir(), file_name))
+            removed.append(_unquote_name(file_name))
+        except FileNotFoundError:
+            pass
     forgotten = []
     if forget:
         if all_profiles:
@@ -1582,21 +1659,438 @@ def logout(profile_name_, all_profiles=False, forget=False, force=False, profile
                 forgotten.append(path)
             except FileNotFoundError:
                 pass
-    return removed, forgotten
+    return sorted(set(removed)), forgotten
 
 
 def _listdir(path):
     try:
-        return [n for n in os.listdir(path) if not n.startswith(".")]
+        return sorted(n for n in os.listdir(path) if not n.startswith("."))
     except OSError:
         return []
 
 
+# ---------------------------------------------------------------------------
+# Modes: the shared credentials file, or credential_process and its cache
+# ---------------------------------------------------------------------------
+# A profile is in `process` mode when ~/.aws/config runs us as its
+# credential_process; otherwise in `file` mode.  Never both: keys in the
+# shared credentials file would shadow the credential_process.
+
+CACHE_HEADER = "# aws_login credential cache 1"
+CACHE_MIN_LEFT = 15 * 60        # botocore re-runs the process under 15 minutes left
+
+
+def _quote_name(name):
+    """A profile name as a file name, without importing urllib (the fast path)."""
+    safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+    return "".join(c if c in safe else "%%%02X" % b for c, b in
+                   ((chr(b), b) for b in name.encode("utf-8")))
+
+
+def _unquote_name(file_name):
+    from urllib.parse import unquote
+    return unquote(file_name)
+
+
+def cache_dir():
+    return os.path.join(login_root(), "cache")
+
+
+def cache_path(name):
+    return os.path.join(cache_dir(), _quote_name(name))
+
+
+def aws_config_path():
+    path = os.environ.get("AWS_CONFIG_FILE")
+    return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/config")
+
+
+def aws_config_section(name):
+    return name if name == "default" else "profile " + name
+
+
+def profile_mode(name):
+    """``process`` when ~/.aws/config runs aws_login as the credential_process, else ``file``."""
+    path = aws_config_path()
+    parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
+    section = aws_config_section(name)
+    command = parser.get(section, "credential_process", fallback="") \
+        if parser.has_section(section) else ""
+    return "process" if "aws_login" in command and "credential-process" in command else "file"
+
+
+def credential_process_command(name):
+    """The credential_process line for ``name``: runs this file's cached bytecode.
+
+    ``python3 aws_login.py`` would compile the whole file on every `aws` call;
+    importing the module uses its __pycache__."""
+    import json
+    import shlex
+    path = os.path.abspath(__file__) if "__file__" in globals() else ""
+    module = os.path.splitext(os.path.basename(path))[0]
+    if not os.path.isfile(path) or not module.isidentifier():
+        raise ConfigError("credential_process needs aws_login.py saved as a file with an "
+                          "importable name; save it and run configure from that copy")
+    code = "import sys;sys.path.insert(0,%s);import %s;sys.exit(%s.main())" % (
+        json.dumps(os.path.dirname(path)), module, module)
+    return " ".join(shlex.quote(word) for word in (
+        sys.executable, "-c", code, "--profile", name, "credential-process"))
+
+
+def credential_process_json(credentials):
+    """The credential_process contract (PROTOCOL §5): Version 1, UTC Expiration with Z."""
+    import json
+    return json.dumps({"Version": 1, "AccessKeyId": credentials.access_key_id,
+                       "SecretAccessKey": credentials.secret_access_key,
+                       "SessionToken": credentials.session_token,
+                       "Expiration": format_timestamp(credentials.expires_at)})
+
+
+def write_cache(name, credentials, role_arn):
+    """The credential_process cache: 0600, atomic and locked like every write."""
+    private_dir(login_root())
+    private_dir(cache_dir())
+    text = "%s\nexpires %d\nrole %s\n%s\n" % (
+        CACHE_HEADER, credentials.expires_at.timestamp(), role_arn,
+        credential_process_json(credentials))
+    update_file(cache_path(name), lambda old: text)
+
+
+def read_cache(name):
+    """(expires epoch, role ARN, JSON line) from the cache, or None.  Imports nothing."""
+    try:
+        with open(cache_path(name)) as f:
+            lines = f.read().split("\n")
+    except (OSError, ValueError):
+        return None
+    if (len(lines) < 4 or lines[0] != CACHE_HEADER or not lines[1].startswith("expires ")
+            or not lines[2].startswith("role ") or not lines[3].startswith("{")):
+        return None
+    try:
+        return int(lines[1][len("expires "):]), lines[2][len("role "):], lines[3]
+    except ValueError:
+        return None
+
+
+def set_mode(name, mode):
+    """Put profile ``name`` in ``file`` or ``process`` mode, cleaning up after the other."""
+    path = aws_config_path()
+    section = aws_config_section(name)
+    if mode == "process":
+        command = credential_process_command(name)
+        if not os.path.isdir(os.path.dirname(path)):
+            private_dir(os.path.dirname(path))
+        update_file(path, lambda text: ini_set_options(text, section,
+                                                       {"credential_process": command}))
+        stop_refresher(name)
+        cpath = credentials_path()
+        current = _credentials_section(_read_text(cpath) or "", name, cpath)
+        if current is not None and is_ours(current):
+            remove_credentials(name)
+        elif current is not None:
+            warn("[%s] in %s holds keys; they shadow the credential_process for this "
+                 "profile until you remove them" % (name, cpath))
+    elif profile_mode(name) == "process":
+        update_file(path, lambda text: ini_set_options(text, section,
+                                                       {"credential_process": None}))
+        try:
+            os.unlink(cache_path(name))
+        except FileNotFoundError:
+            pass
+
+
+def credential_process(name):
+    """The JSON for credential_process: from the cache while 15 minutes or more
+    are left, else renewed as the refresher does, else (on a terminal) by asking."""
+    cached = read_cache(name)
+    if cached and cached[0] - time.time() >= CACHE_MIN_LEFT:
+        return cached[2]
+    profile = read_profile(name)
+    role_arn = (cached[1] if cached else None) or profile.role_arn
+    try:
+        credentials, _ = login(profile, role_arn=role_arn, interactive=False, mode="process")
+    except InteractionRequired as e:
+        terminal = Terminal()
+        if not terminal.available():
+            raise
+        warn("%s; asking on the terminal" % str(e).split(":")[0])
+        credentials, _ = login(profile, terminal, role_arn=role_arn, mode="process")
+    return credential_process_json(credentials)
+
+
+# ---------------------------------------------------------------------------
+# Refresher: a forked loop that renews before expiry
+# ---------------------------------------------------------------------------
+
+RENEW_BEFORE = 20 * 60      # seconds before expiry; botocore renews at 15, fails at 10
+REFRESH_SLICE = 30.0        # longest sleep: the wall clock is re-read after each
+RETRY_MAX = 300.0
+
+
+def renewal_time(issued_at, expires_at):
+    """When to renew credentials issued at ``issued_at`` that expire at ``expires_at``.
+
+    botocore renews when 15 minutes are left and fails under 10, so the SDKs
+    must never see less than 15: renew 20 minutes before expiry, which leaves
+    5 minutes for retries.  A session shorter than 40 minutes renews at half
+    its lifetime instead (the two rules meet at 40 minutes)."""
+    lifetime = expires_at - issued_at
+    if lifetime >= 2 * RENEW_BEFORE:
+        return expires_at - RENEW_BEFORE
+    return issued_at + lifetime / 2.0
+
+
+def run_dir():
+    return os.path.join(login_root(), "run")
+
+
+def log_dir():
+    return os.path.join(login_root(), "log")
+
+
+def pid_path(name):
+    return os.path.join(run_dir(), _quote_name(name) + ".pid")
+
+
+def log_path(name):
+    return os.path.join(log_dir(), _quote_name(name) + ".log")
+
+
+def refresher_state(name):
+    """(pid, next renewal epoch, alive) from the pid file, or None when there is none.
+
+    The refresher holds a lock on its pid file for its whole life, so a pid
+    left by a dead one is never taken for a live process."""
+    import fcntl
+    try:
+        fd = os.open(pid_path(name), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        words = os.read(fd, 200).split()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            alive = False
+        except OSError:
+            alive = True
+    finally:
+        os.close(fd)
+    try:
+        return int(words[0]), float(words[1]) if len(words) > 1 else None, alive
+    except (ValueError, IndexError):
+        return None
+
+
+def stop_refresher(name, wait=2.0):
+    """SIGTERM the profile's refresher and wait (up to ``wait`` s) for it to go."""
+    import signal
+    state = refresher_state(name)
+    if not state or not state[2]:
+        return None
+    try:
+        os.kill(state[0], signal.SIGTERM)
+    except OSError:
+        return None
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        current = refresher_state(name)
+        if not current or not current[2]:
+            return state[0]
+        time.sleep(0.02)
+    try:
+        os.kill(state[0], signal.SIGKILL)
+    except OSError:
+        pass
+    return state[0]
+
+
+class Refresher(object):
+    """Renews one profile's credentials before they expire, never asking anyone.
+
+    ``step()`` is one wake-up and returns how long to sleep (None: stop);
+    ``clock`` is the wall clock, read afresh at every step, so a laptop that
+    slept past the renewal time renews as soon as it wakes."""
+
+    def __init__(self, name, role_arn, issued_at, expires_at, clock=time.time, log=None):
+        self.name = name
+        self.role_arn = role_arn
+        self.issued_at = issued_at
+        self.expires_at = expires_at
+        self.clock = clock
+        self.log = log or (lambda message: None)
+        self.next_at = renewal_time(issued_at, expires_at)
+        self.failures = 0
+
+    def _section(self):
+        path = credentials_path()
+        return _credentials_section(_read_text(path) or "", self.name, path)
+
+    def renew(self):
+        profile = read_profile(self.name)
+        credentials, role, session = fetch_credentials(profile, Terminal(), self.role_arn,
+                                                       interactive=False)
+        write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn)
+        session.save()
+        return credentials
+
+    def step(self):
+        now = self.clock()
+        try:
+            section = self._section()
+        except CredentialsFileError as e:
+            self.log("cannot read the credentials file (%s); looking again later" % e)
+            return REFRESH_SLICE
+        if section is None or not is_ours(section):
+            self.log("profile %s was logged out; stopping" % self.name)
+            return None
+        if section.get(ROLE_KEY) != self.role_arn:
+            self.log("another login replaced the credentials (role %s); stopping"
+                     % section.get(ROLE_KEY))
+            return None
+        if now < self.next_at:
+            return min(REFRESH_SLICE, self.next_at - now)
+        try:
+            credentials = self.renew()
+        except AwsLoginError as e:
+            if not e.transient or now >= self.expires_at:
+                self.log("cannot renew: %s; stopping (the credentials %s at %s)" % (
+                    e, "expired" if now >= self.expires_at else "expire",
+                    format_timestamp(_utc(self.expires_at))))
+                return None
+            self.failures += 1
+            delay = min(RETRY_MAX, 5.0 * 2 ** self.failures, max(1.0, self.expires_at - now))
+            self.next_at = now + delay
+            self.log("renewal failed (%s); trying again in %ds" % (e, delay))
+            return min(REFRESH_SLICE, delay)
+        self.failures = 0
+        self.issued_at, self.expires_at = now, credentials.expires_at.timestamp()
+        self.next_at = renewal_time(self.issued_at, self.expires_at)
+        self.log("renewed; the credentials expire at %s; next renewal at %s" % (
+            format_timestamp(credentials.expires_at), format_timestamp(_utc(self.next_at))))
+        return max(0.0, min(REFRESH_SLICE, self.next_at - now))
+
+
+def _utc(epoch):
+    import datetime
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+
+
+def start_refresher(name, role_arn, issued_at, expires_at):
+    """Fork a detached refresher for profile ``name`` (replacing any); return its pid.
+
+    Double fork and setsid, cwd /, stdin /dev/null, stdout and stderr to its
+    log: it keeps none of the caller's terminal or pipes, so `login` in a
+    script or behind `curl | python3 -` returns at once."""
+    stop_refresher(name)
+    for directory in (login_root(), run_dir(), log_dir()):
+        private_dir(directory)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(ready_w)
+        os.waitpid(pid, 0)
+        answer = b""
+        while True:
+            chunk = os.read(ready_r, 64)
+            if not chunk:
+                break
+            answer += chunk
+        os.close(ready_r)
+        return int(answer) if answer.strip().isdigit() else None
+    code = 0
+    try:
+        os.close(ready_r)
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        _run_refresher(name, role_arn, issued_at, expires_at, ready_w)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
+    import fcntl
+    import signal
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    log_fd = os.open(log_path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(log_fd, 0o600)
+    for fd, target in ((0, null), (1, log_fd), (2, log_fd)):
+        os.dup2(target, fd)
+    lock_fd = os.open(pid_path(name), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return                  # another refresher serves this profile
+    keep = {0, 1, 2, lock_fd, ready_w}
+    for fd in _open_fds():
+        if fd not in keep:
+            try:
+                os.close(fd)    # the caller's pipes, its terminal, anything inherited
+            except OSError:
+                pass
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_SECURITY_TOKEN"):
+        os.environ.pop(key, None)
+
+    def log(message):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), message)).encode("utf-8"))
+
+    def record(next_at):
+        os.lseek(lock_fd, 0, 0)
+        os.ftruncate(lock_fd, 0)
+        os.write(lock_fd, ("%d %.0f\n" % (os.getpid(), next_at or 0)).encode())
+
+    def on_term(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    refresher = Refresher(name, role_arn, issued_at, expires_at, log=log)
+    record(refresher.next_at)
+    os.write(ready_w, str(os.getpid()).encode())
+    os.close(ready_w)
+    log("started for role %s; next renewal at %s" % (
+        role_arn, format_timestamp(_utc(refresher.next_at))))
+    try:
+        while True:
+            try:
+                delay = refresher.step()
+            except Exception as e:      # a bug must not leave a silent zombie loop
+                log("unexpected %s: %s; stopping" % (type(e).__name__, e))
+                delay = None
+            if delay is None:
+                break
+            record(refresher.next_at)
+            time.sleep(delay)
+    finally:
+        try:
+            os.unlink(pid_path(name))   # before the lock goes, so a successor's file stays
+        except OSError:
+            pass
+
+
+def _open_fds():
+    try:
+        return [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return range(3, 256)
+
+
 def configure(name, terminal=None, values=None):
-    """Set a profile's options: from ``values`` (flags) or by asking, awscli-login style."""
+    """Set a profile's options: from ``values`` (flags) or by asking, awscli-login style.
+
+    Returns the options set; ``mode`` among them puts the profile in file or
+    process mode."""
     path = config_path()
     current = read_profile(name, require_endpoint=False)
-    if values:
+    values = dict(values or {})
+    mode = values.pop("mode", None)
+    if values or mode:
         checked = {}
         for key, value in values.items():
             checked[key] = CHECKS[key](value) if value != "" else None
@@ -1616,6 +2110,16 @@ def configure(name, terminal=None, values=None):
                     break
                 except ConfigError as e:
                     terminal.write("%s\n" % e)
+        process = profile_mode(name) == "process"
+        while True:
+            answer = terminal.ask("Use credential_process [%s]: " % process,
+                                  "credential_process")
+            try:
+                mode = ("process" if check_bool(answer, "answer") else "file") \
+                    if answer else None
+                break
+            except ConfigError as e:
+                terminal.write("%s\n" % e)
     if checked.get("enable_keyring"):
         _keyring()
     text = dict((k, None if v is None else
@@ -1623,6 +2127,8 @@ def configure(name, terminal=None, values=None):
                 for k, v in checked.items())
     private_dir(login_root())
     update_file(path, lambda old: ini_set_options(old, name, text))
+    if mode:
+        set_mode(name, mode)
     return checked
 
 
@@ -1640,17 +2146,57 @@ def _cmd_configure(args):
         value = getattr(args, key, None)
         if value is not None:
             flags[key] = value
+    if args.credential_process is not None:
+        flags["mode"] = ("process" if check_bool(args.credential_process,
+                                                 "--credential-process") else "file")
     configure(args.profile, values=flags)
-    sys.stderr.write("Saved profile %r in %s\n" % (args.profile, config_path()))
+    mode = profile_mode(args.profile)
+    sys.stderr.write("Saved profile %s in %s. Mode: %s.\n" % (
+        args.profile, config_path(),
+        "file (login writes %s and starts a refresher)" % credentials_path()
+        if mode == "file" else
+        "process (%s runs aws_login as credential_process)" % aws_config_path()))
+
+
+def _logged_in_section(name):
+    path = credentials_path()
+    section = _credentials_section(_read_text(path) or "", name, path)
+    if section is None or not is_ours(section):
+        return None
+    try:
+        expires = parse_timestamp(section.get(EXPIRATION_KEY))
+    except ValueError:
+        return None
+    return section, expires
 
 
 def _cmd_login(args):
     profile = read_profile(args.profile)
     role_arn = check_role_arn(args.role_arn) if args.role_arn else None
-    credentials, role = login(profile, role_arn=role_arn, force=args.force)
-    sys.stderr.write("Logged in as %s in account %s (profile %s); the credentials "
-                     "expire at %s.\n" % (role.name, role.account, profile.name,
-                                         _local_time(credentials.expires_at)))
+    mode = profile_mode(profile.name)
+    if mode == "file" and not args.force:
+        state = refresher_state(profile.name)
+        current = _logged_in_section(profile.name)
+        if state and state[2] and current and current[1].timestamp() > time.time() + 60 \
+                and role_arn in (None, current[0].get(ROLE_KEY)):
+            sys.stderr.write(
+                "Already logged in to profile %s as %s until %s; the refresher (pid %d) "
+                "keeps the credentials fresh. Use --force to log in again.\n" % (
+                    profile.name, current[0].get(ROLE_KEY), _local_time(current[1]),
+                    state[0]))
+            return 0
+    issued_at = time.time()
+    credentials, role = login(profile, role_arn=role_arn, force=args.force, mode=mode)
+    message = "Logged in as %s in account %s (profile %s); the credentials expire at %s." % (
+        role.name, role.account, profile.name, _local_time(credentials.expires_at))
+    if mode == "file" and profile.refresh and not args.no_refresh:
+        pid = start_refresher(profile.name, role.arn, issued_at,
+                              credentials.expires_at.timestamp())
+        if pid:
+            message += " A refresher (pid %d) renews them." % pid
+    elif mode == "file":
+        stop_refresher(profile.name)
+    sys.stderr.write(message + "\n")
 
 
 def _cmd_logout(args):
@@ -1665,6 +2211,60 @@ def _cmd_logout(args):
     if not removed and not forgotten:
         raise NotLoggedInError("Not logged in%s: nothing to remove."
                                % ("" if args.all else " to profile %s" % args.profile))
+
+
+def _cmd_credential_process(args):
+    sys.stdout.write(credential_process(args.profile) + "\n")
+
+
+def profile_status(name):
+    """What `status` shows for one profile, as a dict of plain values."""
+    mode = profile_mode(name)
+    role_arn = expires = None
+    if mode == "file":
+        current = _logged_in_section(name)
+        if current:
+            role_arn, expires = current[0].get(ROLE_KEY), current[1]
+    else:
+        cached = read_cache(name)
+        if cached:
+            role_arn, expires = cached[1], _utc(cached[0])
+    state = refresher_state(name)
+    alive = bool(state and state[2])
+    logged_in = bool(expires and expires.timestamp() > time.time())
+    return {"profile": name, "mode": mode, "logged_in": logged_in, "role_arn": role_arn,
+            "account": role_arn.split(":")[4] if role_arn else None,
+            "expiration": format_timestamp(expires) if expires else None,
+            "refresher_pid": state[0] if state else None, "refresher_alive": alive,
+            "next_renewal": format_timestamp(_utc(state[1]))
+            if alive and state[1] else None}
+
+
+def _cmd_status(args):
+    import json
+    path = config_path()
+    names = _parse_ini(_read_text(path) or "", path).sections()
+    rows = [profile_status(name) for name in names]
+    if args.output == "json":
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = [("PROFILE", "MODE", "STATE", "ROLE", "ACCOUNT", "EXPIRES", "REFRESHER",
+              "NEXT RENEWAL")]
+    for row in rows:
+        local = lambda iso: _local_time(parse_timestamp(iso)) if iso else "-"
+        pid = row["refresher_pid"]
+        table.append((
+            row["profile"], row["mode"],
+            "logged in" if row["logged_in"] else ("expired" if row["expiration"]
+                                                  else "logged out"),
+            row["role_arn"].split(":role/")[1] if row["role_arn"] else "-",
+            row["account"] or "-", local(row["expiration"]),
+            "-" if pid is None else "pid %d%s" % (pid, "" if row["refresher_alive"]
+                                                  else " (dead)"),
+            local(row["next_renewal"])))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
 
 
 def build_parser():
@@ -1699,6 +2299,12 @@ def build_parser():
     p.add_argument("--http-header-factor", dest="http_header_factor", metavar="NAME")
     p.add_argument("--http-header-passcode", dest="http_header_passcode", metavar="NAME")
     p.add_argument("--verify-ssl-certificate", dest="verify_ssl_certificate", metavar="BOOL")
+    p.add_argument("--refresh", metavar="BOOL",
+                   help="start a refresher after login (file mode; default true)")
+    p.add_argument("--credential-process", dest="credential_process", nargs="?",
+                   const="true", metavar="BOOL",
+                   help="process mode: set credential_process in ~/.aws/config (false: "
+                        "back to file mode)")
     p.set_defaults(func=_cmd_configure)
 
     p = commands.add_parser("login", parents=[common], help="log in and write credentials",
@@ -1707,7 +2313,9 @@ def build_parser():
     p.add_argument("--role-arn", dest="role_arn", metavar="ARN",
                    help="assume this role (it must be in the assertion)")
     p.add_argument("--force", action="store_true",
-                   help="overwrite a section holding long-term keys")
+                   help="log in even if logged in; overwrite a section holding long-term keys")
+    p.add_argument("--no-refresh", dest="no_refresh", action="store_true",
+                   help="start no refresher")
     p.set_defaults(func=_cmd_login)
 
     p = commands.add_parser("logout", parents=[common], help="remove credentials",
@@ -1719,12 +2327,52 @@ def build_parser():
     p.add_argument("--force", action="store_true",
                    help="remove the section even if aws_login did not write it")
     p.set_defaults(func=_cmd_logout)
+
+    p = commands.add_parser("credential-process", parents=[common],
+                            help="print credentials for the AWS CLI's credential_process",
+                            description="Print the credential_process JSON: cached while 15 "
+                            "minutes or more are left, else renewed without asking, else "
+                            "asked on the terminal.")
+    p.set_defaults(func=_cmd_credential_process)
+
+    p = commands.add_parser("status", parents=[common], help="show every profile's state",
+                            description="Every configured profile: mode, logged in or not, "
+                            "role, expiry, refresher and next renewal.")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_status)
     return parser
+
+
+def _serve_cached(argv):
+    """``credential-process`` from a fresh cache before argparse and every heavy
+    import: the AWS CLI runs us on every call.  None: take the full path."""
+    words = list(argv)
+    name = None
+    if words[:1] == ["--profile"] and len(words) > 2:
+        name, words = words[1], words[2:]
+    if words[:1] != ["credential-process"]:
+        return None
+    if words[1:3] and words[1] == "--profile" and len(words) == 3:
+        name, words = words[2], words[:1]
+    if words != ["credential-process"]:
+        return None
+    try:
+        cached = read_cache(profile_name(name))
+    except AwsLoginError:
+        return None
+    if cached is None or cached[0] - time.time() < CACHE_MIN_LEFT:
+        return None
+    sys.stdout.write(cached[2] + "\n")
+    return 0
 
 
 def main(argv=None):
     """Run one command; return the exit code.  Only here do errors become text."""
     global _debug_enabled
+    argv = sys.argv[1:] if argv is None else list(argv)
+    served = _serve_cached(argv)
+    if served is not None:
+        return served
     parser = build_parser()
     args = parser.parse_args(argv)
     _debug_enabled = getattr(args, "debug", False)

@@ -1387,6 +1387,9 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
         raise AssertionError("the tool hung")
     for r in readers:
         r.join(5)
+        if r.is_alive():
+            raise AssertionError("the tool exited but its stdout/stderr stayed open: "
+                                 "a child it left behind holds them")
     if terminal:
         os.close(master)
         os.close(slave)
@@ -1418,8 +1421,20 @@ class HomeTestCase(unittest.TestCase):
         self.credentials_file = os.environ["AWS_SHARED_CREDENTIALS_FILE"]
 
     def _restore_env(self):
+        self.reap_refreshers()
         os.environ.clear()
         os.environ.update(self.saved_env)
+
+    def reap_refreshers(self):
+        """Kill every refresher this test started: the suite leaves no process behind."""
+        run_dir = os.path.join(self.home, ".aws-login", "run")
+        for name in (os.listdir(run_dir) if os.path.isdir(run_dir) else []):
+            state = aws_login.refresher_state(aws_login._unquote_name(name[:-4]))
+            if state and state[2]:
+                try:
+                    os.kill(state[0], 9)
+                except OSError:
+                    pass
 
     def write(self, path, text, mode=0o600):
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -1818,6 +1833,7 @@ class LoginTestCase(HomeTestCase):
 
     def configure(self, profile="default", **options):
         options.setdefault("ecp_endpoint_url", self.idp.url)
+        options.setdefault("refresh", "false")      # RefresherTest turns it on
         text = self.read(self.config_file) if os.path.exists(self.config_file) else ""
         self.write(self.config_file, aws_login.ini_set_options(text, profile, options))
 
@@ -2363,7 +2379,8 @@ class ConfigureTest(LoginTestCase):
             ("Duo Factor [None]: ", "yubikey"),
             ("Duo Factor [None]: ", "push"),
             ("Role ARN [None]: ", "arn:aws:iam::1:role/x"),
-            ("Role ARN [None]: ", ADMIN)])
+            ("Role ARN [None]: ", ADMIN),
+            ("Use credential_process [False]: ", "")])
         self.assertEqual(run.code, 0, run)
         self.assertIn("plain http", run.tty)
         self.assertIn("not one of auto, push", run.tty)
@@ -2377,7 +2394,8 @@ class ConfigureTest(LoginTestCase):
                                         ("Username [alice]: ", "bob"),
                                         ("Enable Keyring [True]: ", ""),
                                         ("Duo Factor [push]: ", ""),
-                                        ("Role ARN [%s]: " % ADMIN, "")])
+                                        ("Role ARN [%s]: " % ADMIN, ""),
+                                        ("Use credential_process [False]: ", "")])
         self.assertEqual(run.code, 0, run)
         profile = aws_login.read_profile("default")
         self.assertEqual((profile.username, profile.factor, profile.enable_keyring),
@@ -2397,6 +2415,363 @@ class ConfigureTest(LoginTestCase):
         self.assertEqual(run.code, 3)
         self.assertFalse(aws_login.read_profile("default", require_endpoint=False)
                          .ecp_endpoint_url)
+
+
+# ---------------------------------------------------------------------------
+# Refresher
+# ---------------------------------------------------------------------------
+
+def _process_state(pid):
+    """'R', 'S', 'Z' ... from /proc, or None once the process is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _wait_for(predicate, timeout, step=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+class RenewalTimeTest(unittest.TestCase):
+    def test_sdks_never_see_under_15_minutes_and_short_sessions_renew_at_half(self):
+        r = aws_login.renewal_time
+        self.assertEqual(r(0, 3600), 3600 - 20 * 60)
+        self.assertEqual(r(0, 43200), 43200 - 20 * 60)
+        self.assertEqual(r(0, 900), 450)
+        self.assertEqual(r(0, 8), 4)
+        self.assertEqual(r(0, 2400), 1200)     # the two rules meet at 40 minutes
+        for lifetime in range(1800, 43201, 60):
+            self.assertGreaterEqual(lifetime - r(0, lifetime), 15 * 60, lifetime)
+            self.assertGreater(r(0, lifetime), 0)
+
+
+class RefresherStepTest(LoginTestCase):
+    """One Refresher in this process, its wall clock in the test's hands."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="push")
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        self.now = [time.time()]
+        self.lines = []
+        self.refresher = aws_login.Refresher("default", ADMIN, self.now[0],
+                                             self.expires.timestamp(),
+                                             clock=lambda: self.now[0], log=self.lines.append)
+
+    def test_sleeps_in_slices_then_renews_before_expiry(self):
+        delay = self.refresher.step()
+        self.assertEqual(delay, aws_login.REFRESH_SLICE)
+        self.assertEqual(len(self.sts.requests), 1)
+        self.now[0] = self.expires.timestamp() - 20 * 60 - 1
+        self.assertEqual(self.refresher.step(), 1)
+        self.now[0] += 1
+        old_key = self.credentials()["aws_access_key_id"]
+        self.assertIsNotNone(self.refresher.step())
+        self.assertEqual(len(self.sts.requests), 2)
+        self.assertEqual(self.idp.logins[-1], ("alice", "session"))
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertNotEqual(self.credentials()["aws_access_key_id"], old_key)
+        self.assertRegex(self.lines[-1], r"^renewed; the credentials expire at \S+Z; next "
+                                         r"renewal at \S+Z$")
+
+    def test_a_wall_clock_jump_renews_at_once(self):
+        self.assertEqual(self.refresher.step(), aws_login.REFRESH_SLICE)
+        self.now[0] += 5 * 3600             # the laptop slept through the renewal time
+        self.refresher.step()
+        self.assertEqual(len(self.sts.requests), 2)
+
+    def test_transient_idp_outage_is_retried_with_backoff(self):
+        self.now[0] = self.refresher.next_at
+        self.idp.override = (503, {"Content-Type": "text/html"}, b"<html>down</html>")
+        first = self.refresher.step()
+        self.assertIn("trying again in 10s", self.lines[-1])
+        self.assertEqual((first, len(self.sts.requests)), (10, 1))
+        self.now[0] += 10
+        self.assertEqual(self.refresher.step(), 20)
+        self.idp.override = None
+        self.now[0] += 20
+        self.refresher.step()
+        self.assertEqual(len(self.sts.requests), 2)
+        self.assertTrue(self.lines[-1].startswith("renewed"))
+        self.assertEqual(self.refresher.failures, 0)
+
+    def test_gives_up_at_expiry(self):
+        self.idp.override = (503, {}, b"")
+        self.now[0] = self.expires.timestamp() + 1
+        self.assertIsNone(self.refresher.step())
+        self.assertIn("expired", self.lines[-1])
+
+    def test_sts_throttling_is_transient(self):
+        self.now[0] = self.refresher.next_at
+        self.sts.queue.extend([sts_error("Throttling", "Rate exceeded")] * 4)
+        self.assertIsNotNone(self.refresher.step())
+        self.assertIn("Throttling", self.lines[-1])
+
+    def test_stops_when_logged_out_or_replaced(self):
+        aws_login.write_credentials("default", _fake_credentials(), DEV)
+        self.assertIsNone(self.refresher.step())
+        self.assertIn("another login replaced the credentials (role %s)" % DEV, self.lines[-1])
+        aws_login.remove_credentials("default")
+        self.assertIsNone(self.refresher.step())
+        self.assertIn("logged out", self.lines[-1])
+
+    def test_a_logout_during_renewal_wins(self):
+        self.now[0] = self.refresher.next_at
+        self.idp.override = lambda handler: aws_login.remove_credentials("default") and None
+        self.assertIsNone(self.refresher.step())
+        self.assertIsNone(self.credentials())
+
+    def test_needs_a_person_logs_why_and_stops(self):
+        self.idp.expire_sessions()
+        self.now[0] = self.refresher.next_at
+        self.assertIsNone(self.refresher.step())
+        self.assertIn("no password is stored", self.lines[-1])
+        self.assertEqual(len(self.sts.requests), 1)
+
+    def test_keyring_password_with_the_configured_factor(self):
+        store = {("awscli_login", "alice@" + self.idp.host_port): PASSWORD}
+
+        class Module(object):
+            get_password = staticmethod(lambda s, u: store.get((s, u)))
+            set_password = staticmethod(lambda s, u, p: store.__setitem__((s, u), p))
+        sys.modules["keyring"] = Module
+        self.addCleanup(sys.modules.pop, "keyring")
+        self.configure(username="alice", factor="push", enable_keyring="true")
+        self.idp.expire_sessions()
+        self.now[0] = self.refresher.next_at
+        self.assertIsNotNone(self.refresher.step())
+        self.assertEqual(self.idp.logins[-1], ("alice", "password"))
+        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "push")
+        self.assertEqual(len(self.sts.requests), 2)
+
+
+class RefresherProcessTest(LoginTestCase):
+    """The real forked refresher, with credentials that live 8 seconds."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.sts.clock = lambda: time.time() - 3600 + 8
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        self.log = os.path.join(self.home, ".aws-login", "log", "default.log")
+
+    def refresher_pid(self, run):
+        match = re.search(r"A refresher \(pid (\d+)\) renews them", run.stderr)
+        self.assertTrue(match, run)
+        return int(match.group(1))
+
+    def test_renews_before_expiry_and_logout_stops_it(self):
+        started = time.time()
+        run = self.tool(["login"], terminal=False)
+        self.assertLess(time.time() - started, 5)       # returned at once, pipes released
+        self.assert_logged_in(run)
+        pid = self.refresher_pid(run)
+        first = self.credentials()["aws_access_key_id"]
+        self.assertTrue(_wait_for(lambda: self.credentials()["aws_access_key_id"] != first, 10),
+                        self.read(self.log))
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.idp.logins[-1], ("alice", "session"))
+        self.assertEqual(os.stat(self.log).st_mode & 0o777, 0o600)
+        self.assertRegex(self.read(self.log),
+                         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ default\[%d\] renewed" % pid)
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmdline = f.read()
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            environ = f.read()
+        with open("/proc/%d/stat" % pid) as f:
+            self.assertNotEqual(f.read().split()[5], "0")      # a session of its own
+        self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/")
+        for secret in [PASSWORD] + [c["SecretAccessKey"] for c in self.sts.issued] + [
+                c["SessionToken"] for c in self.sts.issued]:
+            self.assertNotIn(secret.encode(), cmdline + environ + self.read(self.log).encode())
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn(_process_state(pid), (None, "Z"))
+        self.assertIsNone(self.credentials())
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "run",
+                                                     "default.pid")))
+
+    def test_one_refresher_per_profile(self):
+        self.sts.clock = time.time
+        pid = self.refresher_pid(self.tool(["login"], terminal=False))
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 0)
+        self.assertIn("Already logged in to profile default", run.stderr)
+        self.assertIn("(pid %d)" % pid, run.stderr)
+        self.assertEqual(len(self.sts.requests), 1)
+        second = self.refresher_pid(self.tool(["login", "--force"], terminal=False))
+        self.assertNotEqual(pid, second)
+        self.assertIn(_process_state(pid), (None, "Z"))
+        self.assertNotIn(_process_state(second), (None, "Z"))
+        self.assertEqual(aws_login.refresher_state("default")[:1], (second,))
+
+    def test_exits_when_another_login_takes_another_role(self):
+        self.idp.users["alice"]["roles"].append(DEV + "," + PROVIDER_A)
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true",
+                       role_arn=ADMIN)
+        pid = self.refresher_pid(self.tool(["login"], terminal=False))
+        aws_login.write_credentials("default", _fake_credentials(), DEV)
+        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
+        self.assertIn("another login replaced the credentials", self.read(self.log))
+
+    def test_piped_bootstrap_returns_at_once(self):
+        with open(SCRIPT, "rb") as f:
+            source = f.read()
+        started = time.time()
+        run = self.tool(["login"], stdin=source, argv_prefix=[sys.executable, "-"],
+                        terminal=False)
+        self.assertLess(time.time() - started, 5)
+        self.refresher_pid(run)
+
+
+# ---------------------------------------------------------------------------
+# credential_process and modes
+# ---------------------------------------------------------------------------
+
+class CredentialProcessTest(LoginTestCase):
+    AWS_CONFIG = "# my AWS config\r\n[default]\r\nregion = eu-west-1\r\n\r\n[profile x]\r\noutput=json\r\n"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.aws_config = os.environ["AWS_CONFIG_FILE"]
+        self.write(self.aws_config, self.AWS_CONFIG)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("Mode: process", run.stderr)
+
+    def command(self):
+        import configparser
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(self.aws_config))
+        import shlex
+        return shlex.split(parser.get("default", "credential_process"))
+
+    def serve(self, terminal=False, answers=()):
+        """Run the configured command as botocore does: split, no shell, stdin inherited."""
+        command = self.command()
+        return run_tool(command[1:], answers, env=dict(os.environ), terminal=terminal,
+                        argv_prefix=command[:1])
+
+    def test_configure_edits_only_that_line(self):
+        text = self.read(self.aws_config)
+        line = [l for l in text.split("\r\n") if l.startswith("credential_process")][0]
+        self.assertEqual(text, self.AWS_CONFIG.replace(
+            "region = eu-west-1\r\n", "region = eu-west-1\r\n" + line + "\r\n"))
+        self.assertIn("credential-process", line)
+        self.assertIn("import aws_login", line)     # cached bytecode, not the script compiled
+
+    def test_output_matches_the_contract_exactly(self):
+        run = self.serve()
+        self.assertEqual(run.code, 0, run)
+        data = json.loads(run.stdout)
+        self.assertEqual(sorted(data), ["AccessKeyId", "Expiration", "SecretAccessKey",
+                                        "SessionToken", "Version"])
+        self.assertIs(type(data["Version"]), int)
+        self.assertEqual(data["Version"], 1)
+        self.assertRegex(data["Expiration"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertGreater(aws_login.parse_timestamp(data["Expiration"]).timestamp(),
+                           time.time() + 3000)
+        issued = self.sts.issued[-1]
+        self.assertEqual((data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"]),
+                         (issued["AccessKeyId"], issued["SecretAccessKey"],
+                          issued["SessionToken"]))
+        self.assertFalse(os.path.exists(self.credentials_file))    # nothing to shadow it
+        cache = os.path.join(self.home, ".aws-login", "cache", "default")
+        self.assertEqual(os.stat(cache).st_mode & 0o777, 0o600)
+        self.assertEqual(run.stderr, "")
+
+    def test_cached_credentials_need_no_network(self):
+        first = self.serve()
+        self.idp.stop()
+        self.sts.stop()
+        second = self.serve()
+        self.assertEqual((second.code, second.stdout), (0, first.stdout))
+
+    def test_under_15_minutes_left_renews_through_the_idp_session(self):
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        first = self.serve()
+        second = self.serve()
+        self.assertEqual(second.code, 0, second)
+        self.assertNotEqual(json.loads(first.stdout)["AccessKeyId"],
+                            json.loads(second.stdout)["AccessKeyId"])
+        self.assertEqual(self.idp.logins, [("alice", "password"), ("alice", "session")])
+
+    def test_needs_a_person_without_terminal_fails_in_one_line(self):
+        self.configure(username="alice", factor="auto", password=None)
+        run = self.serve()
+        self.assertEqual((run.code, run.stdout), (11, ""))
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+        self.assertIn("no password is stored", run.stderr)
+
+    def test_needs_a_person_with_a_terminal_asks_there(self):
+        self.configure(username="alice", factor="auto", password=None)
+        run = self.serve(terminal=True, answers=[("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertNotIn(PASSWORD, run.stdout + run.stderr + run.tty)
+
+    def test_login_fills_the_cache_and_starts_no_refresher(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertNotIn("refresher", run.stderr)
+        self.assertFalse(os.path.exists(self.credentials_file))
+        self.idp.stop()
+        self.assertEqual(json.loads(self.serve().stdout)["AccessKeyId"],
+                         self.sts.issued[-1]["AccessKeyId"])
+
+    def test_switching_modes_cleans_up_after_the_old_one(self):
+        self.serve()
+        run = self.tool(["configure", "--credential-process", "false"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("Mode: file", run.stderr)
+        self.assertEqual(self.read(self.aws_config), self.AWS_CONFIG)
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "cache",
+                                                     "default")))
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertIsNone(self.credentials())
+        self.write(self.credentials_file, "[default]\naws_access_key_id = AKIA\n"
+                   "aws_secret_access_key = x\n")
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertIn("shadow", run.stderr)
+
+
+class StatusTest(LoginTestCase):
+    def test_status_lists_every_profile(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        self.configure("idle", username="alice", factor="auto")
+        run = self.tool(["login"], terminal=False)
+        pid = int(re.search(r"pid (\d+)", run.stderr).group(1))
+        run = self.tool(["status", "--output", "json"], terminal=False)
+        rows = dict((row["profile"], row) for row in json.loads(run.stdout))
+        self.assertEqual(sorted(rows), ["default", "idle"])
+        me = rows["default"]
+        self.assertEqual((me["mode"], me["logged_in"], me["role_arn"], me["account"],
+                          me["refresher_pid"], me["refresher_alive"]),
+                         ("file", True, ADMIN, ACCOUNT_A, pid, True))
+        self.assertEqual(me["expiration"], self.credentials()["aws_login_expiration"])
+        self.assertLess(aws_login.parse_timestamp(me["next_renewal"]),
+                        aws_login.parse_timestamp(me["expiration"]))
+        self.assertEqual((rows["idle"]["logged_in"], rows["idle"]["refresher_pid"]),
+                         (False, None))
+        text = self.tool(["status"], terminal=False).stdout.splitlines()
+        self.assertEqual(text[0].split(), ["PROFILE", "MODE", "STATE", "ROLE", "ACCOUNT",
+                                           "EXPIRES", "REFRESHER", "NEXT", "RENEWAL"])
+        self.assertRegex(text[1], r"^default +file +logged in +Admin +%s .* pid %d " %
+                         (ACCOUNT_A, pid))
+        self.assertRegex(text[2], r"^idle +file +logged out +- +- +- +- +-$")
 
 
 # ---------------------------------------------------------------------------
