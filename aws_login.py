@@ -195,8 +195,11 @@ def credentials_path():
 def profile_name(explicit=None):
     name = (explicit or os.environ.get("AWS_PROFILE")
             or os.environ.get("AWS_DEFAULT_PROFILE") or "default")
-    if any(c in name for c in "[]\r\n") or name != name.strip():
+    if any(c in name for c in "[]\r\n") or name != name.strip() or not name:
         raise UsageError("invalid profile name %r" % name)
+    if name == "DEFAULT":
+        raise UsageError("DEFAULT is reserved (its options apply to every profile); "
+                         "choose another profile name")
     return name
 
 
@@ -226,6 +229,9 @@ def check_url(value, what="ECP endpoint URL"):
         raise ConfigError("%s %r is not a valid URL" % (what, value))
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigError("%s %r must start with https://" % (what, value))
+    if "@" in parts.netloc:
+        raise ConfigError("%s must not carry a username or password; set username in "
+                          "the profile instead" % what)
     if parts.scheme == "http" and not _is_loopback(host):
         raise ConfigError("%s %r uses plain http; use https (http is allowed "
                           "only for a server on this machine)" % (what, value))
@@ -345,7 +351,7 @@ def _parse_ini(text, path, default_section="DEFAULT"):
     import configparser
     parser = configparser.RawConfigParser(strict=False, default_section=default_section)
     try:
-        parser.read_string(text, source=path)
+        parser.read_string(text.lstrip("\ufeff"), source=path)
     except configparser.Error as e:
         raise CredentialsFileError("cannot parse %s: %s" % (path, str(e).splitlines()[0]))
     return parser
@@ -464,7 +470,7 @@ class Terminal(object):
         self.write("".join(line + "\n" for line in lines))
         while True:
             answer = self.ask("Selection: ", "a role")
-            if answer.isdigit() and int(answer) < count:
+            if answer and all(c in "0123456789" for c in answer) and int(answer) < count:
                 return int(answer)
             self.write("Please enter a number from 0 to %d.\n" % (count - 1))
 
@@ -589,6 +595,10 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
             return None     # a 3xx comes back as an answer: a password never follows it
 
     handlers = [HTTPSHandler(), HTTPHandler(), NoRedirect()]
+    if url.lower().startswith("http:"):
+        # Plain http is allowed only to this machine; through a proxy it would
+        # hand the proxy the password or the assertion in clear.
+        handlers.append(urllib.request.ProxyHandler({}))
     if cookie_jar is not None:
         handlers.append(urllib.request.HTTPCookieProcessor(cookie_jar))
     opener = urllib.request.build_opener(*handlers)
@@ -727,9 +737,10 @@ def _newline(text):
 
 
 def _header_name(line):
-    stripped = line.rstrip("\r\n")
-    if stripped.startswith("[") and "]" in stripped:
-        return stripped[1:stripped.index("]")]
+    """The section a line opens, as configparser reads it (indent and a BOM allowed)."""
+    stripped = line.strip().lstrip("\ufeff")
+    if stripped.startswith("[") and stripped.endswith("]") and len(stripped) > 2:
+        return stripped[1:-1]
     return None
 
 
@@ -826,6 +837,9 @@ def ini_set_options(text, name, values):
 
     Other options, comments and their order stay; a new option goes after the
     section's last option."""
+    for value in values.values():
+        if value is not None and any(c in value for c in "\r\n"):
+            raise ConfigError("refusing a value with a line break")
     newline = _newline(text)
     lines = text.splitlines(True)
     spans = _sections(lines, name)
@@ -961,6 +975,10 @@ def _scan_response_bytes(body):
     path = []
     found = {}
 
+    def declaration(version, encoding, standalone):
+        found["encoding"] = encoding
+    parser.XmlDeclHandler = declaration
+
     def start(name, attrs):
         scope = dict(scopes[-1])
         own = {}
@@ -1002,7 +1020,12 @@ def _scan_response_bytes(body):
         for p, u in sorted(found["inherited"].items()))
     head = len("<" + found["name"])
     element = body[start_at:end_at]
-    return element[:head] + declarations.encode("utf-8") + element[head:]
+    element = element[:head] + declarations.encode("ascii", "xmlcharrefreplace") + element[head:]
+    encoding = found.get("encoding")
+    if encoding and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        # Cut from the envelope, the element would lose its declared encoding.
+        element = ('<?xml version="1.0" encoding="%s"?>' % encoding).encode("ascii") + element
+    return element
 
 
 def _looks_like_html(answer):
@@ -1059,7 +1082,7 @@ def parse_ecp_answer(answer, expected_acs):
         raise IdPError("the IdP's answer (HTTP %d) holds no SAML Response" % answer.status)
     ecp = root.find("%sHeader/{%s}Response" % (soap, ECP_NS))
     acs = ecp.get("AssertionConsumerServiceURL") if ecp is not None else None
-    if acs is not None and acs != expected_acs:
+    if ecp is not None and acs != expected_acs:
         raise IdPError("the IdP would deliver the assertion to %s, not %s: refusing it "
                        "(ECP guards against this)" % (acs, expected_acs))
     code = response.find("{%s}Status/{%s}StatusCode" % (SAMLP_NS, SAMLP_NS))
@@ -1096,7 +1119,8 @@ def parse_ecp_answer(answer, expected_acs):
     for value in attributes.get(SESSION_DURATION_ATTRIBUTE, [])[:1]:
         duration = int(value) if value.isdigit() else None
     names = attributes.get(SESSION_NAME_ATTRIBUTE) or [None]
-    debug("IdP %s: %d role(s), %d skipped" % (host, len(roles), len(skipped)))
+    debug("IdP %s: %d role(s), %d skipped, session name %r, session duration %s" % (
+        host, len(roles), len(skipped), names[0], duration))
     return SamlAnswer(response_xml, roles, skipped, duration, names[0])
 
 
@@ -1203,8 +1227,11 @@ def sts_endpoint(partition="aws", region=None, environ=None):
 def _sts_advice(code, message):
     if code == "ValidationError" and "DurationSeconds" in message:
         return "lower `duration` in the profile to the role's maximum session duration"
-    if code in ("ExpiredTokenException", "InvalidIdentityToken"):
-        return "the assertion was refused: check this machine's clock, and log in again"
+    if code == "ExpiredTokenException":
+        return "the assertion had expired: check this machine's clock, and log in again"
+    if code == "InvalidIdentityToken":
+        return ("the assertion was refused: the IdP's metadata in IAM may be out of date, "
+                "or the assertion was already used; log in again")
     if code == "AccessDenied":
         return "the role's trust policy does not allow this SAML provider"
     return None
@@ -1402,7 +1429,9 @@ def _jars_for(endpoint_url):
 def load_cookies(path):
     import http.cookiejar
     jar = http.cookiejar.LWPCookieJar()
-    if os.path.exists(path):
+    if os.path.exists(path) and os.stat(path).st_uid != os.getuid():
+        warn("ignoring %s: it belongs to another user" % path)
+    elif os.path.exists(path):
         try:
             jar.load(path, ignore_discard=True)
         except (OSError, http.cookiejar.LoadError) as e:
@@ -1507,7 +1536,11 @@ class IdPSession(object):
         return self._post(headers, label)
 
     def save(self):
-        save_cookies(self.jar, self.jar_path)
+        """Keep the IdP session for the next login; failing that is only a warning."""
+        try:
+            save_cookies(self.jar, self.jar_path)
+        except (AwsLoginError, OSError) as e:
+            warn("cannot save the IdP session (%s); the next login will ask again" % e)
 
 
 def _username(profile, terminal, interactive):
@@ -1577,6 +1610,27 @@ def _password_login(session, profile, terminal, interactive=True):
     return saml
 
 
+def profile_region(profile):
+    """The profile's region, else AWS_REGION, else AWS_DEFAULT_REGION (checked: it
+    becomes part of the STS host name)."""
+    region = profile.region or os.environ.get("AWS_REGION") or os.environ.get(
+        "AWS_DEFAULT_REGION")
+    return check_region(region) if region else None
+
+
+def profile_partition(profile, role_arn=None):
+    """The partition whose sign-in URL the AuthnRequest names: the role's, else the
+    region's (cn-..., us-gov-...), else aws."""
+    wanted = role_arn or profile.role_arn
+    if wanted:
+        return wanted.split(":")[1]
+    region = profile_region(profile) or ""
+    for partition, prefix in REGION_PREFIX.items():
+        if region.startswith(prefix):
+            return partition
+    return "aws"
+
+
 def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
     """IdP (session reuse, else password and Duo), role, STS.  Writes nothing.
 
@@ -1584,7 +1638,7 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
     credentials are stored."""
     terminal = terminal or Terminal()
     wanted = role_arn or profile.role_arn
-    partition = wanted.split(":")[1] if wanted else "aws"
+    partition = profile_partition(profile, role_arn)
     ssl_context = make_ssl_context(profile)
     if not profile.verify_ssl_certificate:
         warn("TLS CERTIFICATE CHECKING IS OFF for profile %r (verify_ssl_certificate = "
@@ -1603,8 +1657,7 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
     duration = profile.duration
     if duration is None and saml.session_duration:
         duration = min(max(saml.session_duration, DURATION_MIN), DURATION_MAX)
-    endpoint = sts_endpoint(role.partition, profile.region or os.environ.get("AWS_REGION")
-                            or os.environ.get("AWS_DEFAULT_REGION"))
+    endpoint = sts_endpoint(role.partition, profile_region(profile))
     credentials = assume_role_with_saml(role, saml.response_xml, duration, endpoint,
                                         ssl_context)
     return credentials, role, session
@@ -1620,11 +1673,11 @@ def login(profile, terminal=None, role_arn=None, force=False, interactive=True, 
     if mode == "file":
         check_credentials_writable(profile.name, force)
     credentials, role, session = fetch_credentials(profile, terminal, role_arn, interactive)
+    session.save()
     if mode == "file":
         write_credentials(profile.name, credentials, role.arn, force)
     else:
         write_cache(profile.name, credentials, role.arn)
-    session.save()
     return credentials, role
 
 
@@ -1929,8 +1982,8 @@ class Refresher(object):
         profile = read_profile(self.name)
         credentials, role, session = fetch_credentials(profile, Terminal(), self.role_arn,
                                                        interactive=False)
-        write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn)
         session.save()
+        write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn)
         return credentials
 
     def step(self):
@@ -2087,7 +2140,9 @@ def configure(name, terminal=None, values=None):
     Returns the options set; ``mode`` among them puts the profile in file or
     process mode."""
     path = config_path()
-    current = read_profile(name, require_endpoint=False)
+    parser = _parse_ini(_read_text(path) or "", path)
+    # Raw values: one bad old value must not keep the user from fixing it here.
+    current = dict(parser.items(name)) if parser.has_section(name) else {}
     values = dict(values or {})
     mode = values.pop("mode", None)
     if values or mode:
@@ -2100,7 +2155,9 @@ def configure(name, terminal=None, values=None):
         for key, prompt, check in OPTIONS:
             if prompt is None:
                 continue
-            shown = getattr(current, key)
+            shown = current.get(key) or None
+            if key == "enable_keyring":
+                shown = current.get(key, "").strip().lower() in ("1", "true", "yes", "on", "y")
             while True:
                 answer = terminal.ask("%s [%s]: " % (prompt, shown), prompt)
                 if not answer:

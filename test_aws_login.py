@@ -2272,6 +2272,150 @@ class FailureTest(LoginTestCase):
                          run.stderr)
 
 
+class ReviewFixesTest(LoginTestCase):
+    """Holes a review found: each test fails on the code before its fix."""
+
+    def test_plain_http_never_goes_through_a_proxy(self):
+        seen = []
+        proxy = socket.socket()
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen(5)
+        proxy.settimeout(0.2)
+        self.addCleanup(proxy.close)
+
+        def record():
+            while True:
+                try:
+                    conn, _ = proxy.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                seen.append(conn.recv(65536))
+                conn.close()
+        thread = threading.Thread(target=record)
+        thread.daemon = True
+        thread.start()
+        idp = FakeIdP(tls=False).start()
+        self.addCleanup(idp.stop)
+        idp.users = self.idp.users
+        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                       password=PASSWORD)
+        url = "http://127.0.0.1:%d" % proxy.getsockname()[1]
+        self.assert_logged_in(self.tool(["login"], terminal=False, env={
+            "http_proxy": url, "HTTP_PROXY": url, "no_proxy": "", "NO_PROXY": ""}))
+        self.assertEqual(seen, [])
+
+    def test_a_cookie_jar_that_cannot_be_saved_only_warns(self):
+        self.write(os.path.join(self.home, ".aws-login", "cookies"), "not a directory")
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["login"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertIn("cannot save the IdP session", run.stderr)
+
+    def test_region_from_the_environment_is_checked(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["login"], terminal=False, env={"AWS_REGION": "evil.example/x?"})
+        self.assert_nothing_written(run, 3)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_partition_from_the_role_or_the_region(self):
+        p = aws_login.Profile("p", {"ecp_endpoint_url": "https://idp/"})
+        self.assertEqual(aws_login.profile_partition(p), "aws")
+        os.environ["AWS_REGION"] = "cn-northwest-1"
+        self.assertEqual(aws_login.profile_partition(p), "aws-cn")
+        p.region = "us-gov-east-1"
+        self.assertEqual(aws_login.profile_partition(p), "aws-us-gov")
+        self.assertEqual(aws_login.profile_partition(p, ADMIN), "aws")
+
+    def test_urls_carry_no_userinfo(self):
+        self.assertRaises(aws_login.ConfigError, aws_login.check_url,
+                          "https://alice:secret@idp.example.edu/ecp")
+
+    def test_ecp_response_without_acs_url_is_refused(self):
+        def answer(handler):
+            request_id, acs = self.idp._parse_authn_request(handler.body)
+            envelope = build_success_envelope(request_id, acs, [ADMIN + "," + PROVIDER_A])[0]
+            header_end = envelope.index(b"Body")
+            head = re.sub(br'AssertionConsumerServiceURL="[^"]*"', b"", envelope[:header_end])
+            return (200, {"Content-Type": "text/xml"}, head + envelope[header_end:])
+        self.idp.override = answer
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 5)
+        self.assertEqual(self.sts.requests, [])
+
+    def test_configure_refuses_line_breaks_and_can_fix_a_bad_value(self):
+        self.configure(ecp_endpoint_url="http://idp.example.edu/ecp")
+        run = self.tool(["configure", "--username", "bob\nduration = 5"], terminal=False)
+        self.assertEqual(run.code, 3, run)
+        run = self.tool(["configure", "--ecp-endpoint-url", self.idp.url], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(aws_login.read_profile("default").ecp_endpoint_url, self.idp.url)
+
+    def test_default_in_capitals_is_reserved(self):
+        run = self.tool(["--profile", "DEFAULT", "configure", "--username", "x"], terminal=False)
+        self.assertEqual(run.code, 2, run)
+        self.assertIn("reserved", run.stderr)
+
+    def test_odd_menu_and_factor_answers_are_asked_again(self):
+        self.configure(username="bob")
+        run = self.tool(["login"], [("Password: ", "bob-pass"), ("Factor: ", "yubikey"),
+                                    ("Factor: ", "push"), ("Selection: ", "\u00b2"),
+                                    ("Selection: ", "1")])
+        self.assert_logged_in(run, DEV)
+        self.assertIn("not one of auto", run.tty)
+
+    def test_success_line_shows_local_time(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["login"], terminal=False, env={"TZ": "JST-9"})
+        self.assert_logged_in(run)
+        expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        local = (expires + datetime.timedelta(hours=9)).strftime("%Y-%m-%d %H:%M JST")
+        self.assertIn("expire at %s." % local, run.stderr)
+
+    def test_help_lists_the_commands(self):
+        run = self.tool(["--help"], terminal=False)
+        self.assertEqual(run.code, 0)
+        for command in ("configure", "login", "logout", "credential-process", "status"):
+            self.assertIn(command, run.stdout)
+
+    def test_ca_bundle_is_added_to_the_system_roots_not_instead(self):
+        # The IdP's certificate is trusted only by the "system" roots (SSL_CERT_FILE),
+        # STS's only by the profile's ca_bundle: both must verify.
+        idp = FakeIdP(cert=UNTRUSTED_CERT_PEM, key=UNTRUSTED_KEY_PEM).start()
+        self.addCleanup(idp.stop)
+        idp.users = self.idp.users
+        del os.environ["AWS_CA_BUNDLE"]
+        empty = os.path.join(self.home, "no-certs")
+        os.mkdir(empty)
+        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                       password=PASSWORD, ca_bundle=self.pems["ca"])
+        run = self.tool(["login"], terminal=False, env={
+            "SSL_CERT_FILE": self.pems["untrusted_cert"], "SSL_CERT_DIR": empty})
+        self.assert_logged_in(run)
+
+
+class IniEdgeTest(unittest.TestCase):
+    def test_indented_header_and_bom_are_sections_as_configparser_reads_them(self):
+        text = "\ufeff[a]\nx = 1\n  [p]\nold = 1\n"
+        new = aws_login.ini_replace_section(text, "p", VALUES)
+        self.assertEqual(new.count("[p]"), 1)
+        self.assertTrue(new.startswith("\ufeff[a]\nx = 1\n[p]\n"))
+        parser = aws_login._parse_ini(new, "t", "\x00")
+        self.assertEqual(parser.get("p", "aws_session_token"), "tok")
+
+    def test_declared_encoding_travels_with_the_response(self):
+        envelope = build_success_envelope("_r", "https://signin.aws.amazon.com/saml",
+                                          [ADMIN + "," + PROVIDER_A], prefix_style="plain")[0]
+        envelope = re.sub(br"^<\?xml[^>]*\?>\s*", b"", envelope)
+        latin = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + envelope
+        extracted = aws_login._scan_response_bytes(latin)
+        self.assertTrue(extracted.startswith(
+            b'<?xml version="1.0" encoding="ISO-8859-1"?><samlp:Response'))
+        self.assertTrue(aws_login._scan_response_bytes(envelope).startswith(b"<samlp:Response"))
+
+
 # ---------------------------------------------------------------------------
 # Credential store
 # ---------------------------------------------------------------------------
