@@ -27,6 +27,8 @@ __all__ = [
     "AwsLoginError", "UsageError", "ConfigError", "AuthenticationError",
     "IdPError", "RoleError", "STSError", "NetworkError",
     "CredentialsFileError", "NotLoggedInError", "NoTerminalError", "InteractionRequired",
+    "CommandNotFoundError", "sign_request", "get_caller_identity", "assume_role",
+    "stored_credentials", "console_url", "env_lines",
     "Profile", "Role", "Credentials", "SamlAnswer", "Terminal",
     "read_profile", "build_authn_request", "parse_ecp_answer",
     "parse_role_value", "choose_role", "sts_endpoint",
@@ -114,6 +116,11 @@ class InteractionRequired(NoTerminalError):
     """Renewing needs a person (the IdP session ended and no password is stored)."""
 
 
+class CommandNotFoundError(AwsLoginError):
+    """exec: the command to run does not exist (the shell's 127)."""
+    exit_code = 127
+
+
 EXIT_INTERRUPTED = 130
 
 
@@ -147,6 +154,13 @@ PARTITIONS = {
                    "us-gov-west-1"),
 }
 REGION_PREFIX = {"aws-cn": "cn-", "aws-us-gov": "us-gov-"}
+# partition -> (federation endpoint, console) for the sign-in URL (PROTOCOL §4)
+CONSOLES = {
+    "aws": ("https://signin.aws.amazon.com/federation", "https://console.aws.amazon.com/"),
+    "aws-cn": ("https://signin.amazonaws.cn/federation", "https://console.amazonaws.cn/"),
+    "aws-us-gov": ("https://signin.amazonaws-us-gov.com/federation",
+                   "https://console.amazonaws-us-gov.com/"),
+}
 
 CONNECT_TIMEOUT = 15        # seconds to reach a server
 READ_TIMEOUT = 180          # a Duo push or phone call holds the IdP's answer
@@ -158,6 +172,7 @@ DURATION_MIN, DURATION_MAX = 900, 43200
 # Our own keys in a credentials section: they mark it as ours.
 EXPIRATION_KEY = "aws_login_expiration"
 ROLE_KEY = "aws_login_role_arn"
+CHAIN_KEY = "aws_login_chained_role_arn"
 
 _debug_enabled = False
 
@@ -294,6 +309,13 @@ def check_ca_bundle(value):
     return path
 
 
+def check_external_id(value):
+    import re
+    if not re.match(r"[\w+=,.@:/-]{2,1224}$", value.strip()):
+        raise ConfigError("%r is not a valid external ID" % value)
+    return value.strip()
+
+
 def check_header_name(value):
     import re
     if not re.match(r"[A-Za-z0-9-]+$", value.strip()):
@@ -318,6 +340,8 @@ OPTIONS = [
     ("password", None, lambda v: v),
     ("passcode", None, lambda v: v.strip()),
     ("refresh", None, lambda v: check_bool(v, "refresh")),
+    ("chain_role_arn", None, check_role_arn),
+    ("chain_external_id", None, lambda v: check_external_id(v)),
 ]
 CHECKS = dict((name, check) for name, _, check in OPTIONS)
 
@@ -335,6 +359,7 @@ class Profile(object):
         self.enable_keyring = False
         self.verify_ssl_certificate = True
         self.refresh = True
+        self.chain_role_arn = self.chain_external_id = None
         for key, value in (options or {}).items():
             if key in CHECKS and value is not None and (value.strip() or key == "password"):
                 try:
@@ -1124,7 +1149,21 @@ def parse_ecp_answer(answer, expected_acs):
     return SamlAnswer(response_xml, roles, skipped, duration, names[0])
 
 
-def role_menu(roles):
+def read_aliases():
+    """Account names from ~/.aws-login/alias (awscli-login's: [accounts] ID = name)."""
+    path = os.path.join(login_root(), "alias")
+    text = _read_text(path)
+    if not text:
+        return {}
+    try:
+        parser = _parse_ini(text, path, default_section="\x00")
+    except CredentialsFileError as e:
+        warn("ignoring %s (%s)" % (path, e))
+        return {}
+    return dict(parser.items("accounts")) if parser.has_section("accounts") else {}
+
+
+def role_menu(roles, aliases=None, chain_role_arn=None):
     """The seed's menu, grouped by account: (lines, roles in menu order)."""
     groups = []
     for role in roles:
@@ -1136,17 +1175,22 @@ def role_menu(roles):
         else:
             groups.append((key, [role]))
     lines = ["Please choose the role you would like to assume:"]
+    if chain_role_arn:
+        lines.append("    (then, through it, %s)" % chain_role_arn)
     ordered = []
+    aliases = aliases or {}
     for (partition, account), members in groups:
         suffix = "" if partition == "aws" else " (%s)" % partition
-        lines.append("    Account: %s%s" % (account, suffix))
+        name = aliases.get(account)
+        shown = "%s (%s)" % (name, account) if name else account
+        lines.append("    Account: %s%s" % (shown, suffix))
         for role in members:
             lines.append("        [ %d ]: %s" % (len(ordered), role.name))
             ordered.append(role)
     return lines, ordered
 
 
-def choose_role(roles, wanted=None, terminal=None):
+def choose_role(roles, wanted=None, terminal=None, chain_role_arn=None):
     """The role to assume: the one asked for, the only one, or the user's pick."""
     if not roles:
         raise RoleError("the IdP's answer lists no AWS roles for this user: ask the IdP "
@@ -1160,7 +1204,7 @@ def choose_role(roles, wanted=None, terminal=None):
                         % (wanted, ", ".join(r.arn for r in roles)))
     if len(roles) == 1:
         return roles[0]
-    lines, ordered = role_menu(roles)
+    lines, ordered = role_menu(roles, read_aliases(), chain_role_arn)
     return ordered[(terminal or Terminal()).choose(lines, len(ordered))]
 
 
@@ -1308,6 +1352,133 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
             time.sleep(delay)
 
 
+# SigV4, by hand (hmac, hashlib).  Checked against AWS's own test suite and,
+# in the interop suite, byte for byte against botocore's SigV4Auth.
+
+def _uri_encode(text, safe="-_.~"):
+    from urllib.parse import quote
+    return quote(text, safe=safe)
+
+
+def _normalize_path(path):
+    """Remove dot segments and repeated slashes, as every service but S3 expects."""
+    import posixpath
+    import re
+    if not path:
+        return "/"
+    collapsed = re.sub("/+", "/", path)
+    normal = posixpath.normpath(collapsed)
+    if collapsed.endswith("/") and normal != "/":
+        normal += "/"
+    return normal
+
+
+def canonical_request(method, url, headers, body):
+    """(canonical request, signed header names) per SigV4; ``headers`` is a dict."""
+    import hashlib
+    from urllib.parse import urlsplit, parse_qsl
+    parts = urlsplit(url)
+    path = _uri_encode(_normalize_path(parts.path), safe="/-_.~")
+    query = "&".join("%s=%s" % (_uri_encode(k), _uri_encode(v)) for k, v in sorted(
+        parse_qsl(parts.query, keep_blank_values=True)))
+    canonical = {}
+    for name, value in headers.items():
+        key = name.lower().strip()
+        value = " ".join(str(value).split())
+        canonical[key] = canonical[key] + "," + value if key in canonical else value
+    names = sorted(canonical)
+    payload = hashlib.sha256(body or b"").hexdigest()
+    text = "\n".join([method.upper(), path, query,
+                      "".join("%s:%s\n" % (n, canonical[n]) for n in names),
+                      ";".join(names), payload])
+    return text, ";".join(names)
+
+
+def string_to_sign(amz_date, scope, canonical):
+    import hashlib
+    return "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                      hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
+
+
+def sign_request(method, url, headers, body, credentials, region, service, when=None):
+    """Sign one request with SigV4: the headers to send (the given ones included).
+
+    ``when`` is a UTC datetime (now by default).  The session token, if any,
+    is signed with the rest, as STS and IAM expect."""
+    import datetime
+    import hashlib
+    import hmac
+    from urllib.parse import urlsplit
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+    out = dict(headers)
+    if not any(k.lower() == "host" for k in out):
+        out["Host"] = urlsplit(url).netloc
+    out["X-Amz-Date"] = amz_date
+    if credentials.session_token:
+        out["X-Amz-Security-Token"] = credentials.session_token
+    canonical, signed = canonical_request(method, url, out, body)
+    scope = "%s/%s/%s/aws4_request" % (amz_date[:8], region, service)
+    key = ("AWS4" + credentials.secret_access_key).encode("utf-8")
+    for part in (amz_date[:8], region, service, "aws4_request"):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    signature = hmac.new(key, string_to_sign(amz_date, scope, canonical).encode("utf-8"),
+                         hashlib.sha256).hexdigest()
+    out["Authorization"] = ("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, "
+                            "Signature=%s" % (credentials.access_key_id, scope, signed,
+                                              signature))
+    return out
+
+
+def _signing_region(endpoint, partition, region):
+    """The region STS signatures name: the endpoint's own, else the partition's."""
+    import re
+    m = re.match(r"https?://sts\.([a-z0-9-]+)\.amazonaws\.com", endpoint)
+    return (m.group(1) if m else None) or region or PARTITIONS[partition][2] or "us-east-1"
+
+
+def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=None):
+    """A SigV4-signed STS query (form POST); returns the parsed XML root."""
+    import xml.etree.ElementTree as ET
+    from urllib.parse import urlencode
+    body = urlencode([("Action", action), ("Version", "2011-06-15")] + list(params)).encode()
+    headers = sign_request("POST", endpoint, {
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, body,
+        credentials, region, "sts")
+    headers.pop("Host", None)       # urllib sends the same one
+    answer = http_request(endpoint, body, headers, ssl_context=ssl_context, read_timeout=60)
+    if answer.status >= 400:
+        parse_sts_answer(answer.status, answer.body, action)   # raises with AWS's words
+    try:
+        root = ET.fromstring(answer.body)
+    except ET.ParseError:
+        raise STSError("STS answered %s with something that is not XML" % action)
+    return root
+
+
+def get_caller_identity(credentials, endpoint, region, ssl_context=None):
+    ns = "{%s}" % STS_NS
+    root = sts_signed_call("GetCallerIdentity", [], credentials, endpoint, region, ssl_context)
+    result = root.find(ns + "GetCallerIdentityResult")
+    if result is None:
+        raise STSError("STS's answer to GetCallerIdentity holds no identity")
+    return dict((k, (result.findtext(ns + k) or "").strip()) for k in ("Account", "Arn",
+                                                                        "UserId"))
+
+
+def assume_role(credentials, role_arn, session_name, endpoint, region, duration=None,
+                external_id=None, ssl_context=None):
+    """Role chaining: a signed sts:AssumeRole with the SAML role's credentials."""
+    params = [("RoleArn", role_arn), ("RoleSessionName", session_name)]
+    if duration:
+        params.append(("DurationSeconds", str(duration)))
+    if external_id:
+        params.append(("ExternalId", external_id))
+    import xml.etree.ElementTree as ET
+    root = sts_signed_call("AssumeRole", params, credentials, endpoint, region, ssl_context)
+    return parse_sts_answer(200, ET.tostring(root), "AssumeRole")
+
+
 # ---------------------------------------------------------------------------
 # Credential store
 # ---------------------------------------------------------------------------
@@ -1338,7 +1509,7 @@ def check_credentials_writable(profile, force=False, path=None):
 
 
 def write_credentials(profile, credentials, role_arn, force=False, path=None,
-                      expect_role=None):
+                      expect_role=None, chain_role_arn=None):
     """Write [profile] into the shared credentials file; every other byte stays.
 
     With ``expect_role`` (the refresher), write only while the section still
@@ -1350,6 +1521,8 @@ def write_credentials(profile, credentials, role_arn, force=False, path=None,
               ("aws_security_token", credentials.session_token),   # for old boto
               (EXPIRATION_KEY, format_timestamp(credentials.expires_at)),
               (ROLE_KEY, role_arn)]
+    if chain_role_arn:
+        values.append((CHAIN_KEY, chain_role_arn))
 
     def edit(text):
         current = _credentials_section(text, profile, path)
@@ -1653,14 +1826,27 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
         raise InteractionRequired("the IdP offers %d roles and profile %s names none (set "
                                   "role_arn): log in on a terminal to choose"
                                   % (len(saml.roles), profile.name))
-    role = choose_role(saml.roles, wanted, terminal)
+    role = choose_role(saml.roles, wanted, terminal, profile.chain_role_arn)
     duration = profile.duration
     if duration is None and saml.session_duration:
         duration = min(max(saml.session_duration, DURATION_MIN), DURATION_MAX)
-    endpoint = sts_endpoint(role.partition, profile_region(profile))
+    region = profile_region(profile)
+    endpoint = sts_endpoint(role.partition, region)
     credentials = assume_role_with_saml(role, saml.response_xml, duration, endpoint,
                                         ssl_context)
+    if profile.chain_role_arn:
+        # AWS caps a chained session at one hour.
+        credentials = assume_role(
+            credentials, profile.chain_role_arn, _session_name(saml.session_name or username),
+            endpoint, _signing_region(endpoint, role.partition, region),
+            min(duration or 3600, 3600), profile.chain_external_id, ssl_context)
     return credentials, role, session
+
+
+def _session_name(name):
+    import re
+    cleaned = re.sub(r"[^\w+=,.@-]", "-", name or "aws_login")[:64]
+    return cleaned if len(cleaned) >= 2 else "aws_login"
 
 
 def login(profile, terminal=None, role_arn=None, force=False, interactive=True, mode=None):
@@ -1675,7 +1861,8 @@ def login(profile, terminal=None, role_arn=None, force=False, interactive=True, 
     credentials, role, session = fetch_credentials(profile, terminal, role_arn, interactive)
     session.save()
     if mode == "file":
-        write_credentials(profile.name, credentials, role.arn, force)
+        write_credentials(profile.name, credentials, role.arn, force,
+                          chain_role_arn=profile.chain_role_arn)
     else:
         write_cache(profile.name, credentials, role.arn)
     return credentials, role
@@ -1983,7 +2170,8 @@ class Refresher(object):
         credentials, role, session = fetch_credentials(profile, Terminal(), self.role_arn,
                                                        interactive=False)
         session.save()
-        write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn)
+        write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn,
+                          chain_role_arn=profile.chain_role_arn)
         return credentials
 
     def step(self):
@@ -2134,6 +2322,141 @@ def _open_fds():
         return range(3, 256)
 
 
+# ---------------------------------------------------------------------------
+# Using the credentials: whoami, exec, env, console
+# ---------------------------------------------------------------------------
+
+def stored_credentials(name):
+    """The profile's credentials where its mode keeps them, or None."""
+    if profile_mode(name) == "process":
+        import json
+        cached = read_cache(name)
+        if not cached:
+            return None
+        data = json.loads(cached[2])
+        return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"],
+                           parse_timestamp(data["Expiration"]),
+                           assumed_role_arn=cached[1])
+    path = credentials_path()
+    section = _credentials_section(_read_text(path) or "", name, path)
+    if not section or not section.get("aws_access_key_id") or not section.get(
+            "aws_secret_access_key"):
+        return None
+    expires = None
+    if section.get(EXPIRATION_KEY):
+        try:
+            expires = parse_timestamp(section[EXPIRATION_KEY])
+        except ValueError:
+            pass
+    return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"],
+                       section.get("aws_session_token"), expires,
+                       assumed_role_arn=section.get(CHAIN_KEY) or section.get(ROLE_KEY))
+
+
+def fresh_credentials(name, terminal=None):
+    """Stored credentials with 15 minutes or more left, else a login first."""
+    credentials = stored_credentials(name)
+    if credentials is not None and (credentials.expires_at is None or
+                                    credentials.expires_at.timestamp() - time.time()
+                                    >= CACHE_MIN_LEFT):
+        return credentials
+    profile = read_profile(name)
+    _login_and_report(profile, None, False, False)
+    return stored_credentials(name)
+
+
+def _partition_of(credentials):
+    arn = credentials.assumed_role_arn or ""
+    return arn.split(":")[1] if arn.count(":") >= 5 and arn.split(":")[1] in PARTITIONS \
+        else "aws"
+
+
+def whoami(name):
+    """STS GetCallerIdentity, signed with the profile's credentials."""
+    credentials = stored_credentials(name)
+    if credentials is None:
+        raise NotLoggedInError("Not logged in to profile %s: run  python3 aws_login.py "
+                               "--profile %s login" % (name, name))
+    profile = read_profile(name, require_endpoint=False)
+    partition = _partition_of(credentials)
+    region = profile_region(profile)
+    endpoint = sts_endpoint(partition, region)
+    return get_caller_identity(credentials, endpoint,
+                               _signing_region(endpoint, partition, region),
+                               make_ssl_context(profile))
+
+
+def env_lines(credentials, region=None, shell="sh"):
+    """What `eval "$(aws_login.py env)"` needs, quoted for ``shell``."""
+    import json
+    values = [("AWS_ACCESS_KEY_ID", credentials.access_key_id),
+              ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key),
+              ("AWS_SESSION_TOKEN", credentials.session_token or "")]
+    if credentials.expires_at is not None:
+        values.append(("AWS_CREDENTIAL_EXPIRATION", format_timestamp(credentials.expires_at)))
+    if region:
+        values += [("AWS_REGION", region), ("AWS_DEFAULT_REGION", region)]
+    unset = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+    if shell == "json":
+        return [json.dumps(dict(values), indent=2)]
+    if shell == "fish":
+        quote = lambda v: "'%s'" % v.replace("\\", "\\\\").replace("'", "\\'")
+        return (["set -e %s;" % n for n in unset] +
+                ["set -gx %s %s;" % (n, quote(v)) for n, v in values])
+    if shell == "powershell":
+        quote = lambda v: "'%s'" % v.replace("'", "''")
+        return (["Remove-Item Env:%s -ErrorAction SilentlyContinue" % n for n in unset] +
+                ["$Env:%s = %s" % (n, quote(v)) for n, v in values])
+    import shlex
+    return ["unset %s" % " ".join(unset)] + [
+        "export %s=%s" % (n, shlex.quote(v)) for n, v in values]
+
+
+def exec_environment(credentials, region=None, environ=None, profile=None):
+    env = dict(os.environ if environ is None else environ)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"):
+        env.pop(name, None)
+    env.update({"AWS_ACCESS_KEY_ID": credentials.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
+                "AWS_SESSION_TOKEN": credentials.session_token or ""})
+    if credentials.expires_at is not None:
+        env["AWS_CREDENTIAL_EXPIRATION"] = format_timestamp(credentials.expires_at)
+    if region:
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+    if profile:
+        env["AWS_LOGIN_EXEC"] = profile     # how a nested exec is recognised
+    return env
+
+
+def console_url(credentials, partition="aws", destination=None, ssl_context=None):
+    """The federation sign-in URL for the console (PROTOCOL §4)."""
+    import json
+    from urllib.parse import urlencode
+    federation, console = CONSOLES[partition]
+    federation = check_url(os.environ.get("AWS_LOGIN_FEDERATION_URL") or federation,
+                           "federation URL")
+    if not credentials.session_token:
+        raise CredentialsFileError("the console sign-in needs temporary credentials "
+                                   "(these have no session token)")
+    session = json.dumps({"sessionId": credentials.access_key_id,
+                          "sessionKey": credentials.secret_access_key,
+                          "sessionToken": credentials.session_token})
+    answer = http_request(federation + "?" + urlencode(
+        {"Action": "getSigninToken", "Session": session}), ssl_context=ssl_context,
+        read_timeout=60)
+    try:
+        token = json.loads(answer.body.decode("utf-8"))["SigninToken"] \
+            if answer.status == 200 else None
+    except (ValueError, KeyError, TypeError):
+        token = None
+    if not token:
+        raise STSError("AWS sign-in gave no sign-in token (HTTP %d); the credentials may "
+                       "have expired" % answer.status)
+    return federation + "?" + urlencode({"Action": "login", "Issuer": "aws_login",
+                                         "Destination": destination or console,
+                                         "SigninToken": token})
+
+
 def configure(name, terminal=None, values=None):
     """Set a profile's options: from ``values`` (flags) or by asking, awscli-login style.
 
@@ -2242,11 +2565,23 @@ def _cmd_login(args):
                     profile.name, current[0].get(ROLE_KEY), _local_time(current[1]),
                     state[0]))
             return 0
+    _login_and_report(profile, role_arn, args.force, args.no_refresh, mode)
+
+
+def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
+    """login, the refresher it starts in file mode, and the one line that says so."""
+    mode = mode or profile_mode(profile.name)
     issued_at = time.time()
-    credentials, role = login(profile, role_arn=role_arn, force=args.force, mode=mode)
-    message = "Logged in as %s in account %s (profile %s); the credentials expire at %s." % (
-        role.name, role.account, profile.name, _local_time(credentials.expires_at))
-    if mode == "file" and profile.refresh and not args.no_refresh:
+    credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode)
+    if profile.chain_role_arn:
+        chained = Role(profile.chain_role_arn, None)
+        who = "%s in account %s through %s (account %s)" % (
+            chained.name, chained.account, role.name, role.account)
+    else:
+        who = "%s in account %s" % (role.name, role.account)
+    message = "Logged in as %s (profile %s); the credentials expire at %s." % (
+        who, profile.name, _local_time(credentials.expires_at))
+    if mode == "file" and profile.refresh and not no_refresh:
         pid = start_refresher(profile.name, role.arn, issued_at,
                               credentials.expires_at.timestamp())
         if pid:
@@ -2268,6 +2603,56 @@ def _cmd_logout(args):
     if not removed and not forgotten:
         raise NotLoggedInError("Not logged in%s: nothing to remove."
                                % ("" if args.all else " to profile %s" % args.profile))
+
+
+def _cmd_whoami(args):
+    import json
+    identity = whoami(args.profile)
+    if args.output == "json":
+        sys.stdout.write(json.dumps(identity, indent=4) + "\n")
+    else:
+        for key in ("Account", "Arn", "UserId"):
+            sys.stdout.write("%-8s %s\n" % (key, identity[key]))
+
+
+def _cmd_env(args):
+    credentials = fresh_credentials(args.profile)
+    region = read_profile(args.profile, require_endpoint=False).region
+    sys.stdout.write("\n".join(env_lines(credentials, region, args.format)) + "\n")
+
+
+def _cmd_exec(args):
+    command = list(args.argv)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    outer = os.environ.get("AWS_LOGIN_EXEC")
+    if outer and not args.allow_nested:
+        raise UsageError("already inside `aws_login.py exec` (profile %s); running another "
+                         "would mix credentials (use --allow-nested to do it anyway)" % outer)
+    credentials = fresh_credentials(args.profile)
+    region = read_profile(args.profile, require_endpoint=False).region
+    env = exec_environment(credentials, region, profile=args.profile)
+    command = command or [os.environ.get("SHELL") or "/bin/sh"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(command[0], command, env)    # the command's exit status is ours
+    except FileNotFoundError:
+        raise CommandNotFoundError("%s: command not found" % command[0])
+    except PermissionError:
+        raise CommandNotFoundError("%s: permission denied" % command[0])
+
+
+def _cmd_console(args):
+    import webbrowser
+    credentials = fresh_credentials(args.profile)
+    profile = read_profile(args.profile, require_endpoint=False)
+    url = console_url(credentials, _partition_of(credentials), args.destination,
+                      make_ssl_context(profile))
+    if args.print_url or not webbrowser.open(url):
+        sys.stdout.write(url + "\n")
+    else:
+        sys.stderr.write("Opened the AWS console in your browser.\n")
 
 
 def _cmd_credential_process(args):
@@ -2356,6 +2741,9 @@ def build_parser():
     p.add_argument("--http-header-factor", dest="http_header_factor", metavar="NAME")
     p.add_argument("--http-header-passcode", dest="http_header_passcode", metavar="NAME")
     p.add_argument("--verify-ssl-certificate", dest="verify_ssl_certificate", metavar="BOOL")
+    p.add_argument("--chain-role-arn", dest="chain_role_arn", metavar="ARN",
+                   help="after the SAML role, assume this role through it")
+    p.add_argument("--chain-external-id", dest="chain_external_id", metavar="ID")
     p.add_argument("--refresh", metavar="BOOL",
                    help="start a refresher after login (file mode; default true)")
     p.add_argument("--credential-process", dest="credential_process", nargs="?",
@@ -2391,6 +2779,38 @@ def build_parser():
                             "minutes or more are left, else renewed without asking, else "
                             "asked on the terminal.")
     p.set_defaults(func=_cmd_credential_process)
+
+    p = commands.add_parser("whoami", parents=[common], help="who the credentials are (STS)",
+                            description="Call STS GetCallerIdentity, signed with SigV4, "
+                            "with the profile's credentials.")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_whoami)
+
+    p = commands.add_parser("exec", parents=[common], help="run a command with the credentials",
+                            description="Run COMMAND (default $SHELL) with AWS_ACCESS_KEY_ID, "
+                            "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, "
+                            "AWS_CREDENTIAL_EXPIRATION (and AWS_REGION, AWS_DEFAULT_REGION "
+                            "when the profile has a region) set, AWS_PROFILE and "
+                            "AWS_DEFAULT_PROFILE removed; logs in first when needed.  The "
+                            "command's exit status is returned.")
+    p.add_argument("--allow-nested", dest="allow_nested", action="store_true",
+                   help="run even inside another aws_login exec")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+    p.set_defaults(func=_cmd_exec)
+
+    p = commands.add_parser("env", parents=[common], help="print the credentials for a shell",
+                            description='Print lines for  eval "$(python3 aws_login.py env)"; '
+                            "logs in first when needed.")
+    p.add_argument("--format", choices=("sh", "fish", "powershell", "json"), default="sh")
+    p.set_defaults(func=_cmd_env)
+
+    p = commands.add_parser("console", parents=[common], help="open the AWS console",
+                            description="Build the federation sign-in URL for the profile's "
+                            "partition and open it in the browser.")
+    p.add_argument("--print", dest="print_url", action="store_true",
+                   help="print the URL instead of opening a browser")
+    p.add_argument("--destination", metavar="URL", help="console page to land on")
+    p.set_defaults(func=_cmd_console)
 
     p = commands.add_parser("status", parents=[common], help="show every profile's state",
                             description="Every configured profile: mode, logged in or not, "

@@ -13,6 +13,7 @@ import binascii
 import calendar
 import datetime
 import hashlib
+import hmac
 import http.server
 import io
 import json
@@ -1128,6 +1129,7 @@ class FakeSTS(_FakeServer):
         self.microseconds = False
         self.max_duration = 43200
         self.clock = time.time
+        self.external_ids = {}      # role ARN -> the ExternalId its trust policy requires
 
     def _record(self, handler):
         record = super(FakeSTS, self)._record(handler)
@@ -1155,6 +1157,8 @@ class FakeSTS(_FakeServer):
         action, version = form.get('Action'), form.get('Version')
         if not action:
             return sts_error('MissingAction', 'Missing Action')
+        if action in ('GetCallerIdentity', 'AssumeRole') and version == '2011-06-15':
+            return self._signed_action(handler, action, form)
         if action != 'AssumeRoleWithSAML' or version != '2011-06-15':
             return sts_error('InvalidAction', 'Could not find operation %s for version %s'
                              % (action, version))
@@ -1241,6 +1245,83 @@ class FakeSTS(_FakeServer):
         self._note('issued', creds)
         return (200, {'Content-Type': 'text/xml', 'x-amzn-RequestId': request_id},
                 body.encode('utf-8'))
+
+
+def _fake_sts_signed_action(self, handler, action, form):
+    """GetCallerIdentity and AssumeRole as STS answers them: SigV4 checked with the
+    secret STS issued, the session token required, errors in STS's shape."""
+    auth = handler.headers.get('Authorization') or ''
+    m = re.match(r'AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/sts/aws4_request, '
+                 r'SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$', auth)
+    if not m:
+        return sts_error('MissingAuthenticationToken', 'Request is missing Authentication Token',
+                         status=403)
+    key_id, day, region, signed, signature = m.groups()
+    issued = [c for c in self.issued if c['AccessKeyId'] == key_id]
+    if not issued:
+        return sts_error('InvalidClientTokenId', 'The security token included in the request '
+                         'is invalid.', status=403)
+    creds = issued[-1]
+    amz_date = handler.headers.get('X-Amz-Date') or ''
+    names = signed.split(';')
+    if ('host' not in names or 'x-amz-date' not in names or 'x-amz-security-token' not in names
+            or handler.headers.get('X-Amz-Security-Token') != creds['SessionToken']
+            or amz_date[:8] != day):
+        return sts_error('IncompleteSignature', 'The request signature does not sign the '
+                         'date, host and session token', status=403)
+    canonical = '\n'.join(['POST', '/', ''] +
+                           ['%s:%s' % (n, ' '.join(handler.headers.get(n, '').split()))
+                            for n in names] +
+                           ['', signed, hashlib.sha256(handler.body).hexdigest()])
+    scope = '%s/%s/sts/aws4_request' % (day, region)
+    to_sign = '\n'.join(['AWS4-HMAC-SHA256', amz_date, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ('AWS4' + creds['SecretAccessKey']).encode()
+    for part in (day, region, 'sts', 'aws4_request'):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    if hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest() != signature:
+        return sts_error('SignatureDoesNotMatch', 'The request signature we calculated does '
+                         'not match the signature you provided.', status=403)
+    arn = creds['Arn']
+    account = arn.split(':')[4]
+    request_id = str(uuid.uuid4())
+    if action == 'GetCallerIdentity':
+        body = ('<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
+                '<Arn>%s</Arn><UserId>AROAFAKE:%s</UserId><Account>%s</Account>'
+                '</GetCallerIdentityResult><ResponseMetadata><RequestId>%s</RequestId>'
+                '</ResponseMetadata></GetCallerIdentityResponse>'
+                % (NS_STS, _text(arn), _text(arn.rsplit('/', 1)[-1]), account, request_id))
+        return (200, {'Content-Type': 'text/xml'}, body.encode())
+    role = _ROLE_ARN_RE.match(form.get('RoleArn', ''))
+    session = form.get('RoleSessionName', '')
+    if not role or not re.match(r'[\w+=,.@-]{2,64}$', session):
+        return sts_error('ValidationError', 'Invalid RoleArn or RoleSessionName')
+    if self.external_ids.get(form['RoleArn']) not in (None, form.get('ExternalId')):
+        return sts_error('AccessDenied', 'User: %s is not authorized to perform: '
+                         'sts:AssumeRole on resource: %s' % (arn, form['RoleArn']), status=403)
+    duration = int(form.get('DurationSeconds') or 3600)
+    if duration > 3600:
+        return sts_error('ValidationError', 'The requested DurationSeconds exceeds the 1 hour '
+                         'session limit for roles assumed by role chaining.')
+    partition, account, role_name = role.groups()
+    new = {'AccessKeyId': 'ASIA' + _random_chars(_B32, 16),
+           'SecretAccessKey': base64.b64encode(os.urandom(30)).decode('ascii'),
+           'SessionToken': 'FwoChained' + base64.b64encode(os.urandom(120)).decode('ascii'),
+           'Expiration': _utc(int(self.clock() + duration)),
+           'Arn': 'arn:%s:sts::%s:assumed-role/%s/%s' % (partition, account, role_name, session)}
+    body = ('<AssumeRoleResponse xmlns="%s"><AssumeRoleResult><Credentials>'
+            '<AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>'
+            '<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>'
+            '<AssumedRoleUser><AssumedRoleId>AROACHAIN:%s</AssumedRoleId><Arn>%s</Arn>'
+            '</AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>%s</RequestId>'
+            '</ResponseMetadata></AssumeRoleResponse>'
+            % (NS_STS, new['AccessKeyId'], new['SecretAccessKey'], new['SessionToken'],
+               new['Expiration'], _text(session), _text(new['Arn']), request_id))
+    self._note('issued', new)
+    return (200, {'Content-Type': 'text/xml'}, body.encode())
+
+
+FakeSTS._signed_action = _fake_sts_signed_action
 
 
 # ---------------------------------------------------------------------------
@@ -1462,7 +1543,8 @@ class ErrorsTest(unittest.TestCase):
         self.assertEqual(len(codes), len(set(codes)))
         readme = open(os.path.join(HERE, "README.md")).read()
         for code in codes + [aws_login.EXIT_INTERRUPTED]:
-            self.assertRegex(readme, r"\|\s*%d\s*\|" % code)
+            self.assertTrue(re.search(r"\|\s*%d\s*\|" % code, readme),
+                            "exit code %d is not in the README's table" % code)
 
     def test_import_has_no_side_effects(self):
         code = ("import sys, os; sys.path.insert(0, %r); before = set(sys.modules); "
@@ -2414,6 +2496,386 @@ class IniEdgeTest(unittest.TestCase):
         self.assertTrue(extracted.startswith(
             b'<?xml version="1.0" encoding="ISO-8859-1"?><samlp:Response'))
         self.assertTrue(aws_login._scan_response_bytes(envelope).startswith(b"<samlp:Response"))
+
+
+# ---------------------------------------------------------------------------
+# SigV4
+# ---------------------------------------------------------------------------
+
+# The AWS Signature Version 4 test suite (the classic one AWS published),
+# copied byte for byte: request, canonical request, string to sign, Authorization.
+# AWS Signature Version 4 Test Suite
+# Copyright Amazon.com, Inc. or its affiliates. All Rights Reserved.
+# SPDX-License-Identifier: Apache-2.0.  (The license text is in LICENSE.)
+SIGV4_SUITE = {
+    'get-relative': {
+        'req': 'GET /example/.. HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-relative-relative': {
+        'req': 'GET /example1/example2/../.. HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-slash': {
+        'req': 'GET // HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-slash-dot-slash': {
+        'req': 'GET /./ HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-slash-pointless-dot': {
+        'req': 'GET /./example HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/example\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n214d50c111a8edc4819da6a636336472c916b5240f51e9a51b5c3305180cf702',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=ef75d96142cf21edca26f06005da7988e4f8dc83a165a80865db7089db637ec5',
+    },
+    'get-slashes': {
+        'req': 'GET //example// HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/example/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\ncb96b4ac96d501f7c5c15bc6d67b3035061cfced4af6585ad927f7e6c985c015',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84',
+    },
+    'get-space': {
+        'req': 'GET /example space/ HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/example%20space/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n63ee75631ed7234ae61b5f736dfc7754cdccfedbff4b5128a915706ee9390d86',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741',
+    },
+    'get-vanilla': {
+        'req': 'GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-vanilla-query': {
+        'req': 'GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-vanilla-with-session-token': {
+        'req': 'GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\nx-amz-security-token:6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267\n\nhost;x-amz-date;x-amz-security-token\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n067b36aa60031588cea4a4cde1f21215227a047690c72247f1d70b32fbbfad2b',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=07ec1639c89043aa0e3e2de82b96708f198cceab042d4a97044c66dd9f74e7f8',
+    },
+    'post-sts-header-after': {
+        'req': 'POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b',
+    },
+    'post-sts-header-before': {
+        'req': 'POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\nX-Amz-Security-Token:AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==',
+        'creq': 'POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\nx-amz-security-token:AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==\n\nhost;x-amz-date;x-amz-security-token\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nc237e1b440d4c63c32ca95b5b99481081cb7b13c7e40434868e71567c1a882f6',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead',
+    },
+    'post-vanilla': {
+        'req': 'POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b',
+    },
+    'post-vanilla-query': {
+        'req': 'POST /?Param1=value1 HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'POST\n/\nParam1=value1\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n9d659678c1756bb3113e2ce898845a0a79dbbc57b740555917687f1b3340fbbd',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11',
+    },
+    'post-x-www-form-urlencoded': {
+        'req': 'POST / HTTP/1.1\nContent-Type:application/x-www-form-urlencoded\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\n\nParam1=value1',
+        'creq': 'POST\n/\n\ncontent-type:application/x-www-form-urlencoded\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\n9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a',
+    },
+    'post-x-www-form-urlencoded-parameters': {
+        'req': 'POST / HTTP/1.1\nContent-Type:application/x-www-form-urlencoded; charset=utf8\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\n\nParam1=value1',
+        'creq': 'POST\n/\n\ncontent-type:application/x-www-form-urlencoded; charset=utf8\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\n9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n2e1cf7ed91881a30569e46552437e4156c823447bf1781b921b5d486c568dd1c',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe',
+    },
+}
+
+
+
+def _parse_suite_request(text):
+    """(method, path, headers, body) from a suite's .req file."""
+    head, _, body = text.partition("\n\n")
+    lines = head.split("\n")
+    method, rest = lines[0].split(" ", 1)
+    path = rest.rsplit(" ", 1)[0]
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name, []).append(value)
+    return method, path, dict((k, ",".join(v)) for k, v in headers.items()), body.encode()
+
+
+class SigV4SuiteTest(unittest.TestCase):
+    KEY = aws_login.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                None, None)
+    WHEN = datetime.datetime(2015, 8, 30, 12, 36, 0, tzinfo=datetime.timezone.utc)
+
+    def test_every_case_of_the_official_suite(self):
+        self.assertEqual(len(SIGV4_SUITE), 16)
+        for name, case in sorted(SIGV4_SUITE.items()):
+            method, path, headers, body = _parse_suite_request(case["req"])
+            credentials = self.KEY
+            if name == "get-vanilla-with-session-token":
+                credentials = aws_login.Credentials(
+                    self.KEY.access_key_id, self.KEY.secret_access_key,
+                    "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267", None)
+            if "X-Amz-Security-Token" in headers:         # post-sts-header-before
+                credentials = aws_login.Credentials(
+                    self.KEY.access_key_id, self.KEY.secret_access_key,
+                    headers.pop("X-Amz-Security-Token"), None)
+            headers.pop("X-Amz-Date")
+            url = "https://" + headers["Host"] + path
+            signed = aws_login.sign_request(method, url, headers, body, credentials,
+                                            "us-east-1", "service", self.WHEN)
+            canonical, _ = aws_login.canonical_request(
+                method, url, dict((k, v) for k, v in signed.items() if k != "Authorization"),
+                body)
+            self.assertEqual(canonical, case["creq"], name)
+            self.assertEqual(aws_login.string_to_sign(
+                "20150830T123600Z", "20150830/us-east-1/service/aws4_request", canonical),
+                case["sts"], name)
+            self.assertEqual(signed["Authorization"], case["authz"], name)
+            self.assertEqual(signed["X-Amz-Date"], "20150830T123600Z")
+
+
+class FakeFederation(_FakeServer):
+    """AWS sign-in's federation endpoint: getSigninToken for session credentials."""
+
+    path = '/federation'
+
+    def __init__(self, *args, **kwargs):
+        _FakeServer.__init__(self, *args, **kwargs)
+        self.sessions = []
+
+    def _respond(self, handler):
+        query = dict(parse_qsl(urlsplit(handler.path).query))
+        if handler.path_only != self.path or query.get('Action') != 'getSigninToken':
+            return (400, {'Content-Type': 'text/plain'}, b'bad request')
+        session = json.loads(query['Session'])
+        self._note('sessions', session)
+        return (200, {'Content-Type': 'application/json'},
+                json.dumps({'SigninToken': 'signin-token-%d' % len(self.sessions)}).encode())
+
+
+class CommandsTest(LoginTestCase):
+    """whoami, exec, env and console with the credentials of a login."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.issued = self.sts.issued[-1]
+
+    def test_whoami_signs_get_caller_identity(self):
+        run = self.tool(["whoami"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        arn = "arn:aws:sts::%s:assumed-role/Admin/alice" % ACCOUNT_A
+        self.assertEqual(run.stdout, "Account  %s\nArn      %s\nUserId   AROAFAKE:alice\n"
+                         % (ACCOUNT_A, arn))
+        run = self.tool(["whoami", "--output", "json"], terminal=False)
+        self.assertEqual(json.loads(run.stdout), {"Account": ACCOUNT_A, "Arn": arn,
+                                                  "UserId": "AROAFAKE:alice"})
+        request = self.sts.requests[-1]
+        self.assertEqual(request["form"]["Action"], "GetCallerIdentity")
+        self.assertEqual(request["headers"]["X-Amz-Security-Token"], self.issued["SessionToken"])
+
+    def test_whoami_with_a_wrong_secret_shows_awss_error(self):
+        text = self.read(self.credentials_file).replace(self.issued["SecretAccessKey"], "wrong")
+        self.write(self.credentials_file, text)
+        run = self.tool(["whoami"], terminal=False)
+        self.assertEqual(run.code, 7, run)
+        self.assertIn("SignatureDoesNotMatch: The request signature we calculated", run.stderr)
+
+    def test_whoami_logged_out(self):
+        self.tool(["logout"], terminal=False)
+        self.assertEqual(self.tool(["whoami"], terminal=False).code, 10)
+
+    def child_env(self, *args, **kw):
+        code = ("import os, json; print(json.dumps(dict((k, os.environ.get(k)) for k in "
+                "['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', "
+                "'AWS_CREDENTIAL_EXPIRATION', 'AWS_REGION', 'AWS_DEFAULT_REGION', "
+                "'AWS_PROFILE', 'AWS_DEFAULT_PROFILE'])))")
+        run = self.tool(list(args) + ["exec", "--", sys.executable, "-c", code],
+                        terminal=False, **kw)
+        self.assertEqual(run.code, 0, run)
+        return json.loads(run.stdout)
+
+    def test_exec_sets_the_credentials_and_removes_the_profile(self):
+        env = self.child_env(env={"AWS_PROFILE": "default", "AWS_DEFAULT_PROFILE": "default"})
+        self.assertEqual(env, {
+            "AWS_ACCESS_KEY_ID": self.issued["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": self.issued["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": self.issued["SessionToken"],
+            "AWS_CREDENTIAL_EXPIRATION": self.issued["Expiration"],
+            "AWS_REGION": None, "AWS_DEFAULT_REGION": None,
+            "AWS_PROFILE": None, "AWS_DEFAULT_PROFILE": None})
+        self.configure(username="alice", factor="auto", password=PASSWORD, region="eu-west-1")
+        env = self.child_env()
+        self.assertEqual((env["AWS_REGION"], env["AWS_DEFAULT_REGION"]),
+                         ("eu-west-1", "eu-west-1"))
+
+    def test_exec_passes_the_exit_status_through(self):
+        run = self.tool(["exec", "--", sys.executable, "-c", "import sys; sys.exit(42)"],
+                        terminal=False)
+        self.assertEqual(run.code, 42)
+        run = self.tool(["exec", "--", "no-such-command-here"], terminal=False)
+        self.assertEqual(run.code, 127)
+        self.assertIn("no-such-command-here: command not found", run.stderr)
+
+    def test_exec_runs_the_shell_by_default_and_refuses_to_nest(self):
+        shell = os.path.join(self.home, "fake-shell")
+        self.write(shell, "#!/bin/sh\necho \"shell $AWS_LOGIN_EXEC $AWS_ACCESS_KEY_ID\"\n"
+                   "exec %s %s exec -- true\n" % (sys.executable, SCRIPT), mode=0o755)
+        run = self.tool(["exec"], terminal=False, env={"SHELL": shell})
+        self.assertEqual(run.code, 2, run)
+        self.assertEqual(run.stdout, "shell default %s\n" % self.issued["AccessKeyId"])
+        self.assertIn("already inside `aws_login.py exec`", run.stderr)
+        run = self.tool(["exec", "--", SCRIPT.replace("aws_login.py", "") and sys.executable,
+                         SCRIPT, "exec", "--allow-nested", "--", "true"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+
+    def test_exec_logs_in_first_when_needed(self):
+        self.tool(["logout"], terminal=False)
+        env = self.child_env()
+        self.assertEqual(env["AWS_ACCESS_KEY_ID"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(len(self.sts.requests), 2)
+
+    def write_awkward(self, secret):
+        aws_login.write_credentials("awk", aws_login.Credentials(
+            "ASIAAWKWARD", secret, "tok'en$", aws_login.parse_timestamp("2100-01-01T00:00:00Z")),
+            ADMIN)
+        self.configure("awk", username="alice", factor="auto")
+
+    def test_env_quotes_awkward_values_for_each_shell(self):
+        secret = "it's a \"$HOME\" `x` \\ \u00e9 !"
+        self.write_awkward(secret)
+        run = self.tool(["--profile", "awk", "env"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        out = subprocess.check_output(
+            ["sh", "-c", 'eval "$1"; printf "%s|%s|%s|%s" "$AWS_SECRET_ACCESS_KEY" '
+             '"$AWS_SESSION_TOKEN" "${AWS_PROFILE-unset}" "$AWS_CREDENTIAL_EXPIRATION"',
+             "sh", run.stdout], env=dict(os.environ, AWS_PROFILE="awk")).decode("utf-8")
+        self.assertEqual(out, "%s|tok'en$|unset|2100-01-01T00:00:00Z" % secret)
+        fish = self.tool(["--profile", "awk", "env", "--format", "fish"], terminal=False).stdout
+        self.assertIn("set -gx AWS_SECRET_ACCESS_KEY 'it\\'s a \"$HOME\" `x` \\\\ \u00e9 !';",
+                      fish)
+        self.assertIn("set -e AWS_PROFILE;", fish)
+        ps = self.tool(["--profile", "awk", "env", "--format", "powershell"],
+                       terminal=False).stdout
+        self.assertIn("$Env:AWS_SECRET_ACCESS_KEY = 'it''s a \"$HOME\" `x` \\ \u00e9 !'", ps)
+        self.assertIn("$Env:AWS_SESSION_TOKEN = 'tok''en$'", ps)
+        data = json.loads(self.tool(["--profile", "awk", "env", "--format", "json"],
+                                    terminal=False).stdout)
+        self.assertEqual(data["AWS_SECRET_ACCESS_KEY"], secret)
+        self.assertEqual(sorted(data), ["AWS_ACCESS_KEY_ID", "AWS_CREDENTIAL_EXPIRATION",
+                                        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"])
+
+    def test_console_signs_in_through_the_federation_endpoint(self):
+        federation = FakeFederation().start()
+        self.addCleanup(federation.stop)
+        run = self.tool(["console", "--print"], terminal=False,
+                        env={"AWS_LOGIN_FEDERATION_URL": federation.url})
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(federation.sessions, [{
+            "sessionId": self.issued["AccessKeyId"], "sessionKey": self.issued["SecretAccessKey"],
+            "sessionToken": self.issued["SessionToken"]}])
+        url = urlsplit(run.stdout.strip())
+        self.assertEqual(url.scheme + "://" + url.netloc + url.path, federation.url)
+        self.assertEqual(dict(parse_qsl(url.query)), {
+            "Action": "login", "Issuer": "aws_login", "SigninToken": "signin-token-1",
+            "Destination": "https://console.aws.amazon.com/"})
+        run = self.tool(["console", "--print", "--destination",
+                         "https://console.aws.amazon.com/s3/"], terminal=False,
+                        env={"AWS_LOGIN_FEDERATION_URL": federation.url})
+        self.assertIn("Destination=https%3A%2F%2Fconsole.aws.amazon.com%2Fs3%2F", run.stdout)
+
+    def test_console_url_by_partition(self):
+        federation = FakeFederation().start()
+        self.addCleanup(federation.stop)
+        os.environ["AWS_LOGIN_FEDERATION_URL"] = federation.url
+        gov = aws_login.Credentials("ASIA", "s", "t", None)
+        url = aws_login.console_url(gov, "aws-us-gov",
+                                    ssl_context=aws_login.make_ssl_context())
+        self.assertIn("Destination=https%3A%2F%2Fconsole.amazonaws-us-gov.com%2F", url)
+        del os.environ["AWS_LOGIN_FEDERATION_URL"]
+        self.assertEqual(aws_login.CONSOLES["aws-cn"][0],
+                         "https://signin.amazonaws.cn/federation")
+
+
+class ChainingTest(LoginTestCase):
+    TARGET = "arn:aws:iam::%s:role/Deploy" % ACCOUNT_B
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.sts.external_ids[self.TARGET] = "ext-42"
+
+    def test_login_chains_into_the_configured_role(self):
+        self.configure(username="bob", factor="auto", password="bob-pass",
+                       chain_role_arn=self.TARGET, chain_external_id="ext-42")
+        run = self.tool(["login"], [("Selection: ", "0")])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("    (then, through it, %s)" % self.TARGET, run.tty)
+        self.assertIn("Logged in as Deploy in account %s through Admin (account %s)"
+                      % (ACCOUNT_B, ACCOUNT_A), run.stderr)
+        chained = self.sts.issued[-1]
+        self.assertTrue(chained["SessionToken"].startswith("FwoChained"))
+        section = self.credentials()
+        self.assertEqual(section["aws_access_key_id"], chained["AccessKeyId"])
+        self.assertEqual((section["aws_login_role_arn"], section["aws_login_chained_role_arn"]),
+                         (ADMIN, self.TARGET))
+        form = self.sts.requests[-1]["form"]
+        self.assertEqual((form["Action"], form["RoleArn"], form["ExternalId"],
+                          form["RoleSessionName"], form["DurationSeconds"]),
+                         ("AssumeRole", self.TARGET, "ext-42", "bob", "3600"))
+        whoami = json.loads(self.tool(["whoami", "--output", "json"], terminal=False).stdout)
+        self.assertEqual(whoami["Arn"], "arn:aws:sts::%s:assumed-role/Deploy/bob" % ACCOUNT_B)
+
+    def test_wrong_external_id_is_sts_access_denied(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       chain_role_arn=self.TARGET, chain_external_id="nope")
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 7)
+        self.assertIn("AccessDenied", run.stderr)
+
+    def test_refresher_and_credential_process_chain_too(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       chain_role_arn=self.TARGET, chain_external_id="ext-42")
+        self.assertEqual(self.tool(["login"], terminal=False).code, 0)
+        refresher = aws_login.Refresher("default", ADMIN, 0, 1)
+        self.assertIsNotNone(refresher.step())
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.sts.requests[-1]["form"]["Action"], "AssumeRole")
+        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code, 0)
+        data = json.loads(self.tool(["credential-process"], terminal=False).stdout)
+        self.assertEqual(data["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertTrue(data["SessionToken"].startswith("FwoChained"))
+
+
+class AliasTest(LoginTestCase):
+    def test_menu_shows_account_names(self):
+        self.write(os.path.join(self.home, ".aws-login", "alias"),
+                   "[accounts]\n%s = prod\n" % ACCOUNT_A)
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        run = self.tool(["login"], [("Selection: ", "2")])
+        self.assertIn("    Account: prod (%s)\r\n" % ACCOUNT_A, run.tty)
+        self.assertIn("    Account: %s\r\n" % ACCOUNT_B, run.tty)
 
 
 # ---------------------------------------------------------------------------
