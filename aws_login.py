@@ -400,6 +400,7 @@ def _read_text(path):
 def read_profile(name, require_endpoint=True):
     """The named profile's settings from ~/.aws-login/config."""
     path = config_path()
+    check_owner(path)           # it decides where the password goes
     text = _read_text(path) or ""
     parser = _parse_ini(text, path)
     if not parser.has_section(name):
@@ -702,6 +703,30 @@ class _DirectoryLock(object):
         return False
 
 
+def check_owner(path):
+    """Refuse a file or folder that another user owns: never follow or write theirs."""
+    try:
+        owner = os.stat(path).st_uid
+    except FileNotFoundError:
+        return
+    if owner != os.getuid():
+        raise CredentialsFileError("%s belongs to another user (uid %d); refusing to use it"
+                                   % (path, owner))
+
+
+def _remove_stale_temps(directory, base):
+    """Temp files a killed writer left (they may hold secrets); a live one is younger."""
+    prefix = "." + base + "."
+    for name in os.listdir(directory):
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            path = os.path.join(directory, name)
+            try:
+                if time.time() - os.lstat(path).st_mtime > 60:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
 def atomic_write(path, text):
     """Replace ``path`` with ``text`` (mode 0600) so that no reader ever sees half of it."""
     import tempfile
@@ -738,8 +763,11 @@ def update_file(path, edit):
     directory = os.path.dirname(real)
     if not os.path.isdir(directory):
         private_dir(directory)
+    for mine in (directory, real):
+        check_owner(mine)
     try:
         with _DirectoryLock(directory):
+            _remove_stale_temps(directory, os.path.basename(real))
             old = _read_text(real)
             new = edit(old or "")
             if new == old or (old is None and new == ""):
@@ -1033,6 +1061,8 @@ def _scan_response_bytes(body):
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError as e:
         raise IdPError("the IdP's answer is not well-formed XML (%s)" % e)
+    except LookupError as e:     # an encoding Python does not know
+        raise IdPError("the IdP's answer declares an unknown encoding (%s)" % e)
     if "end" not in found:
         return None
     start_at, end_at = found["start"], found["end"]
@@ -1093,7 +1123,7 @@ def parse_ecp_answer(answer, expected_acs):
             raise IdPError("the IdP failed (HTTP %d) and sent no SAML" % answer.status,
                            transient=True)
         raise
-    except ET.ParseError as e:
+    except (ET.ParseError, UnicodeError, LookupError) as e:   # 3.6 raises UnicodeError
         raise IdPError("the IdP's answer is not well-formed XML (%s)" % e)
     soap = "{%s}" % SOAP_NS
     if root.tag != soap + "Envelope":
@@ -1288,7 +1318,7 @@ def parse_sts_answer(status, body, action="AssumeRoleWithSAML"):
         raise STSError("STS answered HTTP %d with a DTD; refusing it" % status)
     try:
         root = ET.fromstring(body)
-    except ET.ParseError:
+    except (ET.ParseError, UnicodeError, LookupError):
         raise STSError("STS answered HTTP %d with something that is not XML" % status)
     ns = "{%s}" % STS_NS
     error = root.find("%sError" % ns)
@@ -1451,7 +1481,7 @@ def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=N
         parse_sts_answer(answer.status, answer.body, action)   # raises with AWS's words
     try:
         root = ET.fromstring(answer.body)
-    except ET.ParseError:
+    except (ET.ParseError, UnicodeError, LookupError):
         raise STSError("STS answered %s with something that is not XML" % action)
     return root
 
@@ -1766,7 +1796,7 @@ def _password_login(session, profile, terminal, interactive=True):
             raise InteractionRequired("the Duo factor of profile %s is passcode, which needs "
                                       "a person: run  python3 aws_login.py --profile %s login"
                                       % (profile.name, profile.name))
-        passcode = terminal.ask("Code: ", "the Duo passcode")
+        passcode = terminal.secret("Code: ", "the Duo passcode")
     try:
         saml = session.authenticate(password, factor, passcode)
     except AuthenticationError as e:
@@ -1776,7 +1806,7 @@ def _password_login(session, profile, terminal, interactive=True):
              "one" % e)
         password, source = terminal.secret("Password: ", what), "prompt"
         if factor == "passcode" and not profile.passcode:
-            passcode = terminal.ask("Code: ", "the Duo passcode")
+            passcode = terminal.secret("Code: ", "the Duo passcode")
         saml = session.authenticate(password, factor, passcode)
     if source == "prompt" and profile.enable_keyring:
         keyring_set(profile, username, password)
@@ -1820,6 +1850,9 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
     username = _username(profile, terminal, interactive)
     session = IdPSession(profile, username, terminal, ssl_context, PARTITIONS[partition][0])
     saml = session.reuse() or _password_login(session, profile, terminal, interactive)
+    if saml.skipped and not saml.roles:
+        raise RoleError("the IdP's answer lists no usable AWS role: %d malformed Role "
+                        "value(s), the first %r" % (len(saml.skipped), saml.skipped[0][:100]))
     for value in saml.skipped:
         warn("skipping a malformed Role value from the IdP: %r" % value[:200])
     if not interactive and not wanted and len(saml.roles) > 1:
@@ -2000,6 +2033,8 @@ def read_cache(name):
     """(expires epoch, role ARN, JSON line) from the cache, or None.  Imports nothing."""
     try:
         with open(cache_path(name)) as f:
+            if os.fstat(f.fileno()).st_uid != os.getuid():
+                return None     # not ours: never serve it
             lines = f.read().split("\n")
     except (OSError, ValueError):
         return None

@@ -2879,6 +2879,483 @@ class AliasTest(LoginTestCase):
 
 
 # ---------------------------------------------------------------------------
+# Hardening: hostile answers, network faults, fuzzing, shared files, secrets
+# ---------------------------------------------------------------------------
+
+def _envelope_answer(idp, mutate, roles=(ADMIN + "," + PROVIDER_A,), **kw):
+    """An IdP override: a real success envelope for the request, then ``mutate``d."""
+    def answer(handler):
+        request_id, acs = idp._parse_authn_request(handler.body)
+        envelope = build_success_envelope(request_id, acs, list(roles), **kw)[0]
+        return (200, {"Content-Type": "text/xml"}, mutate(envelope))
+    return answer
+
+
+class HostileIdPTest(LoginTestCase):
+    """Each broken or hostile IdP answer: one line, its exit code, no traceback,
+    nothing written, bounded time."""
+
+    def cases(self):
+        xml = {"Content-Type": "text/xml"}
+        soap = (b"<S:Envelope xmlns:S='http://schemas.xmlsoap.org/soap/envelope/'>"
+                b"<S:Body>%s</S:Body></S:Envelope>")
+        return [
+            ("HTML login page", (200, {"Content-Type": "text/html"},
+                                 b"<!DOCTYPE html><html><form>login</form></html>"), 4,
+             "HTML page"),
+            ("empty body", (200, xml, b""), 5, "empty answer"),
+            ("truncated XML", _envelope_answer(self.idp, lambda e: e[:len(e) // 2]), 5,
+             "not well-formed"),
+            ("invalid UTF-8", (200, xml, soap % b"<a>\xc3\x28\xff</a>"), 5, "not well-formed"),
+            ("billion laughs", (200, xml, b'<?xml version="1.0"?><!DOCTYPE lolz ['
+                                b'<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;">'
+                                b'<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;">]>'
+                                b'<lolz>&lol2;</lolz>'), 5, "DTD"),
+            ("external entity", (200, xml, b'<!DOCTYPE r [<!ENTITY x SYSTEM '
+                                 b'"file:///etc/passwd">]><r>&x;</r>'), 5, "DTD"),
+            ("50 MB body", (200, xml, b"<a>" + b"x" * (50 << 20)), 5, "over 4194304 bytes"),
+            ("SOAP Fault", soap_fault("Authentication failed"), 4, "Authentication failed"),
+            ("success without assertion", _envelope_answer(self.idp, lambda e: re.sub(
+                br"<saml2:Assertion.*</saml2:Assertion>", b"", e, flags=re.S)), 5,
+             "sent no assertion"),
+            ("EncryptedAssertion", _envelope_answer(self.idp, lambda e: e, encrypted=True), 5,
+             "encrypted the assertion"),
+            ("garbage roles", _envelope_answer(self.idp, lambda e: e,
+                                               roles=["garbage", "a,b", "<x>,y"]), 6,
+             "no usable AWS role: 3 malformed"),
+            ("ACS URL mismatch", _envelope_answer(self.idp, lambda e: e,
+                                                  ecp_acs_url="https://evil.example/acs"), 5,
+             "evil.example/acs"),
+            ("redirect elsewhere", (302, {"Location": "https://evil.example/login"}, b""), 5,
+             "redirected to evil.example.*not followed"),
+            ("HTTP 500", (500, {"Content-Type": "text/html"}, b"<html>oops</html>"), 5,
+             "HTTP 500"),
+        ]
+
+    def test_corpus(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        before = "[keep]\naws_access_key_id = AKIAKEEP\naws_secret_access_key = k\n"
+        self.write(self.credentials_file, before)
+        for name, answer, code, pattern in self.cases():
+            self.idp.override = answer
+            started = time.time()
+            run = self.tool(["login"], terminal=False)
+            self.assertLess(time.time() - started, 15, name)
+            self.assert_nothing_written(run, code, before)
+            self.assertRegex(run.stderr, "^aws_login: error: .*" + pattern, name)
+            if "evil" in pattern:
+                self.assertNotIn("evil.example", "".join(r["headers"].get("Host", "")
+                                                         for r in self.idp.requests))
+
+    def test_a_server_that_never_answers_times_out(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+        url = "https://127.0.0.1:%d/ecp" % server.getsockname()[1]
+        started = time.time()
+        with self.assertRaisesRegex(aws_login.NetworkError, "timed out"):
+            aws_login.http_request(url, b"x", ssl_context=aws_login.make_ssl_context(),
+                                   read_timeout=0.5)
+        self.assertLess(time.time() - started, aws_login.CONNECT_TIMEOUT + 2)
+
+
+class StsAnswersTest(LoginTestCase):
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def test_documented_error_shapes(self):
+        for code, message, advice in (
+                ("InvalidIdentityToken", "Invalid SAML assertion", "already used"),
+                ("ExpiredTokenException", "Token expired", "clock"),
+                ("AccessDenied", "Not authorized", "trust policy"),
+                ("IDPRejectedClaim", "Rejected", "")):
+            self.sts.queue.append(sts_error(code, message))
+            run = self.tool(["login"], terminal=False)
+            self.assert_nothing_written(run, 7)
+            self.assertIn("%s: %s" % (code, message), run.stderr)
+            self.assertIn(advice, run.stderr)
+
+    def test_throttling_is_bounded(self):
+        self.sts.queue.extend([sts_error("Throttling", "Rate exceeded")] * 10)
+        started = time.time()
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 7)
+        self.assertEqual(len(self.sts.requests), aws_login.STS_ATTEMPTS)
+        self.assertLess(time.time() - started, 15)
+
+
+class NetworkFaultTest(LoginTestCase):
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def idp_with(self, cert, key):
+        idp = FakeIdP(cert=cert, key=key).start()
+        self.addCleanup(idp.stop)
+        idp.users = self.idp.users
+        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                       password=PASSWORD)
+        return idp
+
+    def test_hostname_mismatch_and_expired_certificates(self):
+        for cert, key, detail in ((WRONG_HOST_CERT_PEM, WRONG_HOST_KEY_PEM, "(?i)hostname|match"),
+                                  (EXPIRED_CERT_PEM, EXPIRED_KEY_PEM, "(?i)expired|verify")):
+            idp = self.idp_with(cert, key)
+            run = self.tool(["login"], terminal=False)
+            self.assert_nothing_written(run, 8)
+            self.assertIn("not trusted", run.stderr)
+            self.assertRegex(run.stderr, detail)
+            self.assertEqual(idp.requests, [])
+
+    def test_dns_failure_is_explained(self):
+        message = aws_login._describe_network_error(
+            socket.gaierror(-2, "Name or service not known"), "https://idp.example.edu/ecp")
+        self.assertEqual(message, "cannot resolve the host name of idp.example.edu: check "
+                                  "the URL and DNS")
+
+    def test_https_proxy_tunnels_and_no_proxy_bypasses(self):
+        proxy = ConnectProxy().start()
+        self.addCleanup(proxy.stop)
+        url = "http://127.0.0.1:%d" % proxy.port
+        run = self.tool(["login"], terminal=False, env={"HTTPS_PROXY": url, "https_proxy": url})
+        self.assert_logged_in(run)
+        self.assertEqual(sorted(set(proxy.connects)),
+                         sorted({self.idp.host_port, self.sts.host_port}))
+        self.assertNotIn(PASSWORD.encode(), proxy.seen)     # TLS end to end
+        proxy.connects[:] = []
+        self.tool(["logout"], terminal=False)
+        run = self.tool(["login"], terminal=False, env={
+            "HTTPS_PROXY": url, "https_proxy": url, "NO_PROXY": "127.0.0.1",
+            "no_proxy": "127.0.0.1"})
+        self.assert_logged_in(run)
+        self.assertEqual(proxy.connects, [])
+
+
+class ConnectProxy(object):
+    """An HTTP CONNECT proxy on loopback that records what it tunnels."""
+
+    def __init__(self):
+        self.connects, self.seen = [], b""
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def start(self):
+        thread = threading.Thread(target=self._serve)
+        thread.daemon = True
+        thread.start()
+        return self
+
+    def stop(self):
+        self.sock.close()
+
+    def _serve(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._tunnel, args=(client,))
+            thread.daemon = True
+            thread.start()
+
+    def _tunnel(self, client):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                return client.close()
+            head += chunk
+        target = head.split(b" ")[1].decode()
+        self.connects.append(target)
+        host, port = target.rsplit(":", 1)
+        if host != "127.0.0.1":
+            client.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n")
+            return client.close()
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        sockets = [client, upstream]
+        try:
+            while True:
+                ready = select.select(sockets, [], [], 10)[0]
+                if not ready:
+                    break
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    self.seen += data
+                    (upstream if s is client else client).sendall(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+
+class FuzzTest(HomeTestCase):
+    """A seeded, bounded mutation fuzzer: no exception escapes but ours."""
+
+    SEED = int(os.environ.get("FUZZ_SEED", "20261127"))
+    ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "1500"))
+    TOKENS = [b"<", b">", b"</", b"/>", b"&", b"&amp;", b"<!DOCTYPE x>", b"]]>", b"\x00",
+              b"\xff", b"\xc3", b"[", b"]", b"=", b":", b"\r\n", b"\n", b"%", b",", b'"',
+              b"xmlns:saml2p='urn:x'", b"arn:aws:iam::123456789012:role/", b"<![CDATA[",
+              b"\t", b" ", b"Z", b"9" * 30, b"-"]
+
+    def mutate(self, rng, data):
+        data = bytearray(data)
+        for _ in range(rng.randint(1, 6)):
+            choice = rng.randrange(5)
+            at = rng.randrange(len(data) + 1)
+            if choice == 0 and data:
+                data[min(at, len(data) - 1)] = rng.randrange(256)
+            elif choice == 1:
+                del data[at:at + rng.randint(1, 64)]
+            elif choice == 2:
+                data[at:at] = rng.choice(self.TOKENS)
+            elif choice == 3 and data:
+                start = rng.randrange(len(data))
+                data[at:at] = data[start:start + rng.randint(1, 200)]
+            else:
+                del data[at:]
+        return bytes(data)
+
+    def fuzz(self, seeds, target):
+        import random
+        rng = random.Random(self.SEED)
+        deadline = time.time() + 20
+        for i in range(self.ROUNDS):
+            data = self.mutate(rng, rng.choice(seeds))
+            try:
+                target(data)
+            except aws_login.AwsLoginError:
+                pass
+            except Exception as e:
+                self.fail("round %d (seed %d): %s: %s on %r" % (i, self.SEED, type(e).__name__,
+                                                               e, data[:300]))
+            if time.time() > deadline:
+                break
+
+    def test_idp_answers(self):
+        seeds = [build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A,
+                                                                READONLY + "," + PROVIDER_B],
+                                         session_duration=3600, prefix_style=style)[0]
+                 for style in ("odd", "plain")]
+        seeds.append(build_status_envelope("_r", AWS_ACS_URLS[0])[0])
+
+        def target(body):
+            answer = aws_login.HttpAnswer(200, {"Content-Type": "text/xml"}, body,
+                                          "https://idp.example.edu/ecp")
+            saml = aws_login.parse_ecp_answer(answer, AWS_ACS_URLS[0])
+            self.assertIsInstance(saml.response_xml, bytes)
+        self.fuzz(seeds, target)
+
+    def test_sts_answers(self):
+        issued = (b'<AssumeRoleWithSAMLResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                  b'<AssumeRoleWithSAMLResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>'
+                  b'<SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>'
+                  b'<Expiration>2026-11-27T10:33:19.392466Z</Expiration></Credentials>'
+                  b'<AssumedRoleUser><Arn>arn:aws:sts::1:assumed-role/A/b</Arn></AssumedRoleUser>'
+                  b'</AssumeRoleWithSAMLResult></AssumeRoleWithSAMLResponse>')
+        error = sts_error("ValidationError", "DurationSeconds too long")[2]
+        self.fuzz([issued, error], lambda body: aws_login.parse_sts_answer(200, body))
+
+    def test_config_and_credentials_files(self):
+        seeds = [b"# c\r\n[default]\r\necp_endpoint_url = https://idp/ecp\r\nusername = a\r\n"
+                 b"factor = push\r\nduration = 3600\r\n\r\n[p]\nrole_arn = " + ADMIN.encode() +
+                 b"\nenable_keyring=true\n", b"[a]\nk=v\n  cont\n[a]\nk=w"]
+
+        def target(data):
+            text = data.decode("utf-8", "replace")
+            self.write(self.config_file, text)
+            try:
+                aws_login.read_profile("default")
+            except aws_login.AwsLoginError:
+                pass
+            self.write(self.credentials_file, text)
+            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+            aws_login.remove_credentials("p")
+            aws_login.ini_set_options(text, "default", {"username": "x", "factor": None})
+        self.fuzz(seeds, target)
+
+
+class SharedFilesTest(LoginTestCase):
+    WRITER = ("import sys, time; sys.path.insert(0, %r); import aws_login\n"
+              "name = sys.argv[1]\n"
+              "c = aws_login.Credentials('ASIA' + name, 's', 't', "
+              "aws_login.parse_timestamp('2100-01-01T00:00:00Z'))\n"
+              "for i in range(int(sys.argv[2])):\n"
+              "    aws_login.write_credentials(name, c, %r)\n"
+              "    aws_login.remove_credentials(name)\n"
+              "aws_login.write_credentials(name, c, %r)\n" % (HERE, ADMIN, ADMIN))
+
+    def test_twenty_writers_and_a_refresher_lose_nothing(self):
+        before = ("# keep this comment\r\n[keep]\r\naws_access_key_id = AKIAKEEP\r\n"
+                  "aws_secret_access_key = k\r\nregion = a\r\nregion = b\r\n")
+        self.write(self.credentials_file, before)
+        self.sts.clock = lambda: time.time() - 3600 + 6
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        self.assertEqual(self.tool(["login"], terminal=False).code, 0)
+        stop, bad = threading.Event(), []
+
+        def reader():
+            while not stop.is_set():
+                text = self.read(self.credentials_file)
+                try:
+                    import configparser     # lenient on the kept duplicate keys, not on sections
+                    configparser.RawConfigParser(strict=False).read_string(text)
+                    headers = re.findall(r"(?m)^\[.*\]", text)
+                    assert len(headers) == len(set(headers)), "a section twice"
+                    assert text.startswith(before), "the other bytes changed"
+                except Exception as e:
+                    bad.append("%s: %r" % (e, text[:200]))
+        thread = threading.Thread(target=reader)
+        thread.start()
+        procs = [subprocess.Popen([sys.executable, "-c", self.WRITER, "w%02d" % i, "10"])
+                 for i in range(20)]
+        codes = [p.wait() for p in procs]
+        time.sleep(4)           # the refresher renews at least once meanwhile
+        stop.set()
+        thread.join()
+        self.assertEqual(codes, [0] * 20)
+        self.assertEqual(bad, [])
+        for i in range(20):
+            self.assertEqual(self.credentials("w%02d" % i)["aws_access_key_id"], "ASIAw%02d" % i)
+        self.assertGreaterEqual(len(self.sts.issued), 2)
+        self.assertEqual(self.credentials()["aws_access_key_id"], self.sts.issued[-1]["AccessKeyId"])
+
+    def test_sigkill_mid_write_never_tears_the_file(self):
+        import random
+        big = "".join("[s%03d]\naws_access_key_id = AKIA%03d\naws_secret_access_key = %s\n\n"
+                      % (i, i, "k" * 200) for i in range(300))
+        self.write(self.credentials_file, big)
+        loop = ("import sys; sys.path.insert(0, %r); import aws_login\n"
+                "c = aws_login.Credentials('ASIA', 's' * 5000, 't' * 5000, "
+                "aws_login.parse_timestamp('2100-01-01T00:00:00Z'))\n"
+                "while True:\n"
+                "    aws_login.write_credentials('p', c, %r)\n"
+                "    aws_login.remove_credentials('p')\n" % (HERE, ADMIN))
+        rng = random.Random(7)
+        for _ in range(15):
+            proc = subprocess.Popen([sys.executable, "-c", loop])
+            time.sleep(0.15 + rng.random() * 0.3)
+            proc.kill()
+            proc.wait()
+            text = self.read(self.credentials_file)
+            self.assertTrue(text.startswith(big), "torn or damaged")
+            aws_login._parse_ini(text, "c", "\x00")
+        leftovers = [n for n in os.listdir(os.path.dirname(self.credentials_file))
+                     if n != "credentials"]
+        for name in leftovers:      # a killed writer's temp file: private, then swept
+            self.assertEqual(os.stat(os.path.join(os.path.dirname(self.credentials_file),
+                                                  name)).st_mode & 0o777, 0o600)
+
+    def test_file_shapes_are_kept(self):
+        shapes = ["[a]\r\nk = v\r\n", "# only comments\n; and more\n",
+                  "[x]\nk = 1\nk = 2\n\n[default]\naws_access_key_id = A\n",
+                  "[a]\nk = v", "\n\n[a]\n\tk = v\n\n\n"]
+        for shape in shapes:
+            self.write(self.credentials_file, shape)
+            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+            text = self.read(self.credentials_file)
+            self.assertIn(shape.rstrip("\r\n"), text)
+            aws_login.remove_credentials("p")
+            self.assertEqual(self.read(self.credentials_file), shape, repr(shape))
+
+    def test_modes_whatever_the_umask(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        run = self.tool(["login"], terminal=False, argv_prefix=[
+            "sh", "-c", 'umask 000; exec "$0" "$@"', sys.executable, SCRIPT])
+        self.assert_logged_in(run)
+        self.tool(["configure", "--username", "alice"], terminal=False, argv_prefix=[
+            "sh", "-c", 'umask 000; exec "$0" "$@"', sys.executable, SCRIPT])
+        for top in (os.path.join(self.home, ".aws-login"), os.path.dirname(self.credentials_file)):
+            for directory, dirs, files in os.walk(top):
+                if directory.startswith(os.path.join(self.home, ".aws-login")):
+                    self.assertEqual(os.stat(directory).st_mode & 0o777, 0o700, directory)
+                for name in files:
+                    path = os.path.join(directory, name)
+                    self.assertEqual(os.stat(path).st_mode & 0o077, 0, path)
+
+    @unittest.skipUnless(os.getuid() == 0, "needs root to make a file another user's")
+    def test_another_users_files_are_refused(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.write(self.credentials_file, "[x]\nk = v\n")
+        os.chown(self.credentials_file, 4242, 4242)
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 9, run)
+        self.assertIn("belongs to another user", run.stderr)
+        self.assertEqual(self.read(self.credentials_file), "[x]\nk = v\n")
+        os.chown(self.credentials_file, 0, 0)
+        cache = os.path.join(self.home, ".aws-login", "cache")
+        os.makedirs(cache)
+        os.chown(cache, 4242, 4242)
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        run = self.tool(["credential-process"], terminal=False)
+        self.assertEqual((run.code, run.stdout), (9, ""), run)
+
+
+class SecretsTest(LoginTestCase):
+    """A whole life with --debug; no secret anywhere it should not be."""
+
+    def test_no_secret_leaks(self):
+        self.idp.require_factor = {"passcode"}
+        self.idp.expected_passcode = "987654"
+        self.sts.clock = lambda: time.time() - 3600 + 8
+        self.configure(username="alice", factor="passcode", refresh="true")
+        self.configure("proc", username="alice", factor="passcode", passcode="987654",
+                       password=PASSWORD)
+        outputs = []
+        run = self.tool(["--debug", "login"], [("Password: ", PASSWORD), ("Code: ", "987654")])
+        self.assertEqual(run.code, 0, run)
+        outputs.append(run)
+        pid = int(re.search(r"pid (\d+)", run.stderr).group(1))
+        cookies = list(self.idp.sessions)
+        first = self.credentials()["aws_access_key_id"]
+        self.assertTrue(_wait_for(lambda: self.credentials()["aws_access_key_id"] != first, 10))
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            proc_text = f.read()
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            proc_text += f.read()
+        outputs.append(self.tool(["--debug", "--profile", "proc", "configure",
+                                  "--credential-process"], terminal=False))
+        outputs.append(self.tool(["--debug", "--profile", "proc", "credential-process"],
+                                 terminal=False))
+        self.assertEqual(outputs[-1].code, 0, outputs[-1])
+        cookies += list(self.idp.sessions)
+        outputs.append(self.tool(["--debug", "logout", "--forget"], terminal=False))
+        outputs.append(self.tool(["--debug", "--profile", "proc", "logout"], terminal=False))
+        secrets = [PASSWORD, "987654", base64.b64encode(("alice:" + PASSWORD).encode()).decode()]
+        secrets += [c["SecretAccessKey"] for c in self.sts.issued]
+        secrets += [c["SessionToken"] for c in self.sts.issued] + cookies
+        self.assertGreaterEqual(len(self.sts.issued), 3)
+        shown = "".join(r.stdout[:0] + r.stderr + r.tty for r in outputs)
+        holders = {os.path.realpath(self.credentials_file), os.path.realpath(self.config_file)}
+        files = {}
+        for directory, _, names in os.walk(self.home):
+            for name in names:
+                path = os.path.realpath(os.path.join(directory, name))
+                if (path in holders or "/cookies/" in path or "/cache/" in path
+                        or "/fake-keyring/" in path or "/pki/" in path):
+                    self.assertEqual(os.stat(path).st_mode & 0o077, 0, path) \
+                        if "/pki/" not in path else None
+                    continue
+                with open(path, "rb") as f:
+                    files[path] = f.read().decode("utf-8", "replace")
+        self.assertTrue(any(p.endswith("default.log") for p in files), sorted(files))
+        for secret in secrets:
+            self.assertNotIn(secret, shown)
+            self.assertNotIn(secret.encode(), proc_text)
+            for path, text in files.items():
+                self.assertNotIn(secret, text, path)
+
+
+# ---------------------------------------------------------------------------
 # Credential store
 # ---------------------------------------------------------------------------
 
