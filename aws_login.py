@@ -590,7 +590,8 @@ def _describe_network_error(reason, url):
 
 
 def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
-                 read_timeout=READ_TIMEOUT, max_bytes=MAX_ANSWER_BYTES):
+                 read_timeout=READ_TIMEOUT, max_bytes=MAX_ANSWER_BYTES,
+                 connect_timeout=CONNECT_TIMEOUT):
     """POST (or GET) once; never follows a redirect; any status comes back as an answer.
 
     Connect and read have separate timeouts: reaching the server should be
@@ -634,7 +635,7 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     started = time.time()
     try:
         try:
-            response = opener.open(request, timeout=CONNECT_TIMEOUT)
+            response = opener.open(request, timeout=connect_timeout)   # and TLS handshake
         except urllib.error.HTTPError as e:
             response = e
         status = response.getcode()

@@ -2237,46 +2237,12 @@ class FailureTest(LoginTestCase):
             self.idp.failure_style = style
             self.login_fails(4, pattern, [("Password: ", "wrong")])
 
-    def test_acs_mismatch_is_refused(self):
-        self.idp.acs_override = "https://evil.example/saml"
-        self.login_fails(5, ".*evil.example/saml")
-        self.assertEqual(self.sts.requests, [])
-
     def test_redirect_is_not_followed_with_the_password(self):
         other = FakeIdP().start()
         self.addCleanup(other.stop)
         self.idp.override = (303, {"Location": other.url}, b"")
         self.login_fails(5, ".*redirected to 127.0.0.1:%d.*not followed" % other.port)
         self.assertEqual(other.requests, [])
-
-    def test_hostile_or_broken_answers(self):
-        xml_ok = {"Content-Type": "text/xml"}
-        cases = [
-            ((500, xml_ok, b"oops"), 5, "the IdP failed"),
-            ((200, xml_ok, b""), 5, "empty answer"),
-            ((200, xml_ok, b"<S:Envelope xmlns:S='http://schemas.xmlsoap.org/soap/envelope/'>"
-              b"<S:Body>"), 5, "not well-formed"),
-            ((200, xml_ok, b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-              b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><lolz>&lol2;</lolz>'), 5, "DTD"),
-            ((200, xml_ok, b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'),
-             5, "DTD"),
-            ((200, xml_ok, b"<a>\xff\xfe</a>"), 5, "not well-formed"),
-            ((200, xml_ok, b"x" * (aws_login.MAX_ANSWER_BYTES + 10)), 5, "over"),
-            ((200, xml_ok, b"<S:Envelope xmlns:S='http://schemas.xmlsoap.org/soap/envelope/'>"
-              b"<S:Body/></S:Envelope>"), 5, "no SAML Response"),
-        ]
-        for answer, code, pattern in cases:
-            self.idp.override = answer
-            self.login_fails(code, ".*" + pattern)
-
-    def test_encrypted_assertion_is_said_plainly(self):
-        def answer(handler):
-            request_id, acs = self.idp._parse_authn_request(handler.body)
-            envelope = build_success_envelope(request_id, acs, [ADMIN + "," + PROVIDER_A],
-                                              encrypted=True)[0]
-            return (200, {"Content-Type": "text/xml"}, envelope)
-        self.idp.override = answer
-        self.login_fails(5, ".*encrypted the assertion")
 
     def test_sts_errors_show_code_message_and_advice(self):
         self.sts.queue.append(sts_error("ValidationError", "The requested DurationSeconds "
@@ -2943,6 +2909,7 @@ class HostileIdPTest(LoginTestCase):
             self.assertLess(time.time() - started, 15, name)
             self.assert_nothing_written(run, code, before)
             self.assertRegex(run.stderr, "^aws_login: error: .*" + pattern, name)
+            self.assertEqual(self.sts.requests, [], name)
             if "evil" in pattern:
                 self.assertNotIn("evil.example", "".join(r["headers"].get("Host", "")
                                                          for r in self.idp.requests))
@@ -2953,11 +2920,11 @@ class HostileIdPTest(LoginTestCase):
         server.listen(1)
         self.addCleanup(server.close)
         url = "https://127.0.0.1:%d/ecp" % server.getsockname()[1]
-        started = time.time()
+        started = time.time()           # a TLS handshake that never comes: connect timeout
         with self.assertRaisesRegex(aws_login.NetworkError, "timed out"):
             aws_login.http_request(url, b"x", ssl_context=aws_login.make_ssl_context(),
-                                   read_timeout=0.5)
-        self.assertLess(time.time() - started, aws_login.CONNECT_TIMEOUT + 2)
+                                   connect_timeout=0.5)
+        self.assertLess(time.time() - started, 3)
 
 
 class StsAnswersTest(LoginTestCase):
