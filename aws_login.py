@@ -1993,6 +1993,47 @@ def profile_mode(name):
     return "process" if "aws_login" in command and "credential-process" in command else "file"
 
 
+def _own_file():
+    """(path, module name) of this file when it can be imported by a fresh
+    interpreter, else (None, None): piped into `python3 -` there is no file."""
+    path = os.path.abspath(__file__) if "__file__" in globals() else ""
+    module = os.path.splitext(os.path.basename(path))[0]
+    if os.path.isfile(path) and path.endswith(".py") and module.isidentifier():
+        return path, module
+    return None, None
+
+
+def ensure_bytecode(path):
+    """Compile ``path`` once so that a fresh interpreter imports it from cache,
+    even under PYTHONDONTWRITEBYTECODE.  Compiling costs tens of milliseconds and
+    megabytes on every start otherwise.  Returns the cache prefix used when the
+    source's folder is read-only (Python 3.8+), else None."""
+    import importlib.util
+    import py_compile
+    source_mtime = os.stat(path).st_mtime
+    for prefix in (None, os.path.join(login_root(), "pycache")):
+        if prefix is not None and sys.version_info < (3, 8):
+            return None
+        saved = getattr(sys, "pycache_prefix", None)
+        try:
+            if prefix is not None:
+                sys.pycache_prefix = prefix
+            target = importlib.util.cache_from_source(path)
+        finally:
+            if prefix is not None:
+                sys.pycache_prefix = saved
+        try:
+            if not os.path.exists(target) or os.stat(target).st_mtime < source_mtime:
+                if prefix is not None:
+                    private_dir(login_root())
+                    os.makedirs(os.path.dirname(target), 0o700, exist_ok=True)
+                py_compile.compile(path, cfile=target, doraise=True)
+            return prefix
+        except (OSError, py_compile.PyCompileError) as e:
+            debug("cannot cache bytecode at %s: %s" % (target, e))
+    return None
+
+
 def credential_process_command(name):
     """The credential_process line for ``name``: runs this file's cached bytecode.
 
@@ -2000,12 +2041,13 @@ def credential_process_command(name):
     importing the module uses its __pycache__."""
     import json
     import shlex
-    path = os.path.abspath(__file__) if "__file__" in globals() else ""
-    module = os.path.splitext(os.path.basename(path))[0]
-    if not os.path.isfile(path) or not module.isidentifier():
+    path, module = _own_file()
+    if path is None:
         raise ConfigError("credential_process needs aws_login.py saved as a file with an "
                           "importable name; save it and run configure from that copy")
-    code = "import sys;sys.path.insert(0,%s);import %s;sys.exit(%s.main())" % (
+    prefix = ensure_bytecode(path)
+    code = "import sys;%ssys.path.insert(0,%s);import %s;sys.exit(%s.main())" % (
+        "sys.pycache_prefix=%s;" % json.dumps(prefix) if prefix else "",
         json.dumps(os.path.dirname(path)), module, module)
     return " ".join(shlex.quote(word) for word in (
         sys.executable, "-c", code, "--profile", name, "credential-process"))
@@ -2196,19 +2238,61 @@ class Refresher(object):
         self.log = log or (lambda message: None)
         self.next_at = renewal_time(issued_at, expires_at)
         self.failures = 0
+        self.child = None           # pid of a renewal in progress (renew_in_child)
+        self.close_in_child = ()
 
     def _section(self):
         path = credentials_path()
         return _credentials_section(_read_text(path) or "", self.name, path)
 
     def renew(self):
+        """Renew and store; return the new expiry (epoch seconds)."""
         profile = read_profile(self.name)
         credentials, role, session = fetch_credentials(profile, Terminal(), self.role_arn,
                                                        interactive=False)
         session.save()
         write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn,
                           chain_role_arn=profile.chain_role_arn)
-        return credentials
+        return credentials.expires_at.timestamp()
+
+    def renew_in_child(self):
+        """renew() in a forked child, so that the loop never loads ssl, urllib and
+        xml and stays small while it sleeps; the child reports through a pipe."""
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(read_end)
+                for fd in self.close_in_child:
+                    os.close(fd)        # the lock stays the loop's alone
+                answer = "ok %r" % Refresher.renew(self)     # not the override: that is us
+            except AwsLoginError as e:
+                answer = "err %d %s" % (e.transient, e)
+            except BaseException as e:
+                answer = "err 0 unexpected %s: %s" % (type(e).__name__, e)
+                code = 1
+            try:
+                os.write(write_end, answer.encode("utf-8"))
+            finally:
+                os._exit(code)
+        self.child = pid
+        os.close(write_end)
+        data = b""
+        while True:
+            chunk = os.read(read_end, 4096)
+            if not chunk:
+                break
+            data += chunk
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        self.child = None
+        words = data.decode("utf-8", "replace").split(" ", 2)
+        if words[0] == "ok":
+            return float(words[1])
+        if words[0] == "err" and len(words) == 3:
+            raise AwsLoginError(words[2], transient=words[1] == "1")
+        raise AwsLoginError("the renewal process died", transient=True)
 
     def step(self):
         now = self.clock()
@@ -2227,7 +2311,7 @@ class Refresher(object):
         if now < self.next_at:
             return min(REFRESH_SLICE, self.next_at - now)
         try:
-            credentials = self.renew()
+            expires_at = self.renew()
         except AwsLoginError as e:
             if not e.transient or now >= self.expires_at:
                 self.log("cannot renew: %s; stopping (the credentials %s at %s)" % (
@@ -2240,10 +2324,10 @@ class Refresher(object):
             self.log("renewal failed (%s); trying again in %ds" % (e, delay))
             return min(REFRESH_SLICE, delay)
         self.failures = 0
-        self.issued_at, self.expires_at = now, credentials.expires_at.timestamp()
+        self.issued_at, self.expires_at = now, expires_at
         self.next_at = renewal_time(self.issued_at, self.expires_at)
         self.log("renewed; the credentials expire at %s; next renewal at %s" % (
-            format_timestamp(credentials.expires_at), format_timestamp(_utc(self.next_at))))
+            format_timestamp(_utc(expires_at)), format_timestamp(_utc(self.next_at))))
         return max(0.0, min(REFRESH_SLICE, self.next_at - now))
 
 
@@ -2290,8 +2374,11 @@ def start_refresher(name, role_arn, issued_at, expires_at):
 
 
 def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
+    """The detached grandchild: private fds, the lock, then the loop in a fresh
+    interpreter (small while idle, and an environment free of AWS secrets in
+    /proc/PID/environ); piped into `python3 -` there is no file to start, so the
+    loop runs right here."""
     import fcntl
-    import signal
     os.chdir("/")
     null = os.open(os.devnull, os.O_RDWR)
     log_fd = os.open(log_path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -2310,27 +2397,62 @@ def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
                 os.close(fd)    # the caller's pipes, its terminal, anything inherited
             except OSError:
                 pass
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                "AWS_SECURITY_TOKEN"):
-        os.environ.pop(key, None)
+    env = dict((k, v) for k, v in os.environ.items() if k not in (
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN"))
+    _record(lock_fd, renewal_time(issued_at, expires_at))
+    os.write(ready_w, str(os.getpid()).encode())
+    os.close(ready_w)
+    path, module = _own_file()
+    if path is not None:
+        try:
+            prefix = ensure_bytecode(path)      # a small, quick refresher
+        except Exception:
+            prefix = None
+        code = ("import sys;%ssys.path.insert(0,%r);import %s as m;"
+                "m._refresher_loop(*sys.argv[1:])" % (
+                    "sys.pycache_prefix=%r;" % prefix if prefix else "",
+                    os.path.dirname(path), module))
+        os.set_inheritable(lock_fd, True)
+        try:
+            os.execve(sys.executable, [sys.executable, "-c", code, name, role_arn,
+                                       repr(issued_at), repr(expires_at), str(lock_fd)], env)
+        except OSError:
+            pass
+    os.environ.clear()
+    os.environ.update(env)
+    _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd)
+
+
+def _record(lock_fd, next_at):
+    """The pid file: ``PID NEXT_RENEWAL_EPOCH`` (status reads it)."""
+    os.lseek(lock_fd, 0, 0)
+    os.ftruncate(lock_fd, 0)
+    os.write(lock_fd, ("%d %.0f\n" % (os.getpid(), next_at or 0)).encode())
+
+
+def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd):
+    """Sleep, wake, step, until the Refresher says stop; renewals run in children."""
+    import signal
+    issued_at, expires_at, lock_fd = float(issued_at), float(expires_at), int(lock_fd)
 
     def log(message):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), message)).encode("utf-8"))
 
-    def record(next_at):
-        os.lseek(lock_fd, 0, 0)
-        os.ftruncate(lock_fd, 0)
-        os.write(lock_fd, ("%d %.0f\n" % (os.getpid(), next_at or 0)).encode())
+    refresher = Refresher(name, role_arn, issued_at, expires_at, log=log)
+    refresher.renew = refresher.renew_in_child
+    refresher.close_in_child = (lock_fd,)
 
     def on_term(signum, frame):
+        if refresher.child:
+            try:
+                os.kill(refresher.child, signal.SIGTERM)
+            except OSError:
+                pass
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_term)
-    refresher = Refresher(name, role_arn, issued_at, expires_at, log=log)
-    record(refresher.next_at)
-    os.write(ready_w, str(os.getpid()).encode())
-    os.close(ready_w)
     log("started for role %s; next renewal at %s" % (
         role_arn, format_timestamp(_utc(refresher.next_at))))
     try:
@@ -2342,7 +2464,7 @@ def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
                 delay = None
             if delay is None:
                 break
-            record(refresher.next_at)
+            _record(lock_fd, refresher.next_at)
             time.sleep(delay)
     finally:
         try:

@@ -3621,7 +3621,8 @@ class RefresherProcessTest(LoginTestCase):
 
     def test_renews_before_expiry_and_logout_stops_it(self):
         started = time.time()
-        run = self.tool(["login"], terminal=False)
+        run = self.tool(["login"], terminal=False,
+                        env={"AWS_SECRET_ACCESS_KEY": "caller-secret-in-env"})
         self.assertLess(time.time() - started, 5)       # returned at once, pipes released
         self.assert_logged_in(run)
         pid = self.refresher_pid(run)
@@ -3641,7 +3642,9 @@ class RefresherProcessTest(LoginTestCase):
         with open("/proc/%d/stat" % pid) as f:
             self.assertNotEqual(f.read().split()[5], "0")      # a session of its own
         self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/")
-        for secret in [PASSWORD] + [c["SecretAccessKey"] for c in self.sts.issued] + [
+        self.assertIn(b"_refresher_loop", cmdline)      # a fresh, small interpreter
+        for secret in [PASSWORD, "caller-secret-in-env"] + [
+                c["SecretAccessKey"] for c in self.sts.issued] + [
                 c["SessionToken"] for c in self.sts.issued]:
             self.assertNotIn(secret.encode(), cmdline + environ + self.read(self.log).encode())
         run = self.tool(["logout"], terminal=False)
