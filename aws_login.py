@@ -1912,11 +1912,12 @@ def logout(name, all_profiles=False, forget=False, force=False, profile=None):
     removed = remove_credentials(None if all_profiles else name, force=force)
     caches = _listdir(cache_dir()) if all_profiles else [_quote_name(name)]
     for file_name in caches:
-        try:
-            os.unlink(os.path.join(cache_dir(), file_name))
-            removed.append(_unquote_name(file_name))
-        except FileNotFoundError:
-            pass
+        each = _unquote_name(file_name)
+        if read_cache(each) is not None:
+            # Not just deleted: credential_process would quietly log in again
+            # from the IdP session.  Logged out stays out until `login`.
+            update_file(cache_path(each), lambda old: LOGGED_OUT + "\n")
+            removed.append(each)
     forgotten = []
     if forget:
         if all_profiles:
@@ -1951,6 +1952,7 @@ def _listdir(path):
 # shared credentials file would shadow the credential_process.
 
 CACHE_HEADER = "# aws_login credential cache 1"
+LOGGED_OUT = "# aws_login: logged out; `login` logs in again"
 CACHE_MIN_LEFT = 15 * 60        # botocore re-runs the process under 15 minutes left
 
 
@@ -2109,8 +2111,14 @@ def set_mode(name, mode):
             warn("[%s] in %s holds keys; they shadow the credential_process for this "
                  "profile until you remove them" % (name, cpath))
     elif profile_mode(name) == "process":
-        update_file(path, lambda text: ini_set_options(text, section,
-                                                       {"credential_process": None}))
+        def edit(text):
+            text = ini_set_options(text, section, {"credential_process": None})
+            lines = text.splitlines(True)
+            spans = _sections(lines, section)
+            if spans and spans[0][1] == spans[0][0] + 1:
+                text = ini_remove_section(text, section)    # the header we added, alone
+            return text
+        update_file(path, edit)
         try:
             os.unlink(cache_path(name))
         except FileNotFoundError:
@@ -2123,6 +2131,9 @@ def credential_process(name):
     cached = read_cache(name)
     if cached and cached[0] - time.time() >= CACHE_MIN_LEFT:
         return cached[2]
+    if (_read_text(cache_path(name)) or "").startswith(LOGGED_OUT):
+        raise NotLoggedInError("profile %s is logged out: run  python3 aws_login.py "
+                               "--profile %s login" % (name, name))
     profile = read_profile(name)
     role_arn = (cached[1] if cached else None) or profile.role_arn
     try:
@@ -2131,7 +2142,9 @@ def credential_process(name):
         terminal = Terminal()
         if not terminal.available():
             raise
-        warn("%s; asking on the terminal" % str(e).split(":")[0])
+        # botocore swallows our stderr: say it where the person is looking.
+        terminal.write("aws_login: profile %s needs you to log in again (%s)\n"
+                       % (name, str(e).split(":")[0]))
         credentials, _ = login(profile, terminal, role_arn=role_arn, mode="process")
     return credential_process_json(credentials)
 
@@ -2367,6 +2380,8 @@ def start_refresher(name, role_arn, issued_at, expires_at):
         if os.fork():
             os._exit(0)
         _run_refresher(name, role_arn, issued_at, expires_at, ready_w)
+    except SystemExit as e:     # SIGTERM: a normal stop
+        code = e.code if isinstance(e.code, int) else 0
     except BaseException:
         code = 1
     finally:

@@ -3774,6 +3774,17 @@ class CredentialProcessTest(LoginTestCase):
         self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
         self.assertNotIn(PASSWORD, run.stdout + run.stderr + run.tty)
 
+    def test_logout_keeps_the_aws_cli_out_until_the_next_login(self):
+        self.assertEqual(self.serve().code, 0)
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual((run.code, run.stderr), (0, "Logged out of profile default.\n"))
+        run = self.serve()           # the IdP session is still alive: no quiet login
+        self.assertEqual((run.code, run.stdout), (10, ""))
+        self.assertIn("logged out", run.stderr)
+        self.assertEqual(self.tool(["logout"], terminal=False).code, 10)
+        self.assertEqual(self.tool(["login"], terminal=False).code, 0)
+        self.assertEqual(self.serve().code, 0)
+
     def test_login_fills_the_cache_and_starts_no_refresher(self):
         self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
         run = self.tool(["login"], terminal=False)
@@ -3792,6 +3803,11 @@ class CredentialProcessTest(LoginTestCase):
         self.assertEqual(self.read(self.aws_config), self.AWS_CONFIG)
         self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "cache",
                                                      "default")))
+        self.assertEqual(self.tool(["--profile", "new", "configure", "--credential-process"],
+                                   terminal=False).code, 0)
+        self.assertEqual(self.tool(["--profile", "new", "configure", "--credential-process",
+                                    "false"], terminal=False).code, 0)
+        self.assertEqual(self.read(self.aws_config), self.AWS_CONFIG)     # no empty header
         self.assert_logged_in(self.tool(["login"], terminal=False))
         run = self.tool(["configure", "--credential-process"], terminal=False)
         self.assertIsNone(self.credentials())
