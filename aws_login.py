@@ -28,7 +28,8 @@ __all__ = [
     "IdPError", "RoleError", "STSError", "NetworkError",
     "CredentialsFileError", "NotLoggedInError", "NoTerminalError", "InteractionRequired",
     "CommandNotFoundError", "sign_request", "get_caller_identity", "assume_role",
-    "stored_credentials", "console_url", "env_lines",
+    "stored_credentials", "console_url", "env_lines", "get_credentials",
+    "cached_credentials", "awscli_initialize",
     "Profile", "Role", "Credentials", "SamlAnswer", "Terminal",
     "read_profile", "build_authn_request", "parse_ecp_answer",
     "parse_role_value", "choose_role", "sts_endpoint",
@@ -193,9 +194,11 @@ def warn(message):
 # ~/.aws-login/config, awscli-login's format: one section per profile name.
 
 def login_root():
-    """awscli-login's state directory, moved by AWSCLI_LOGIN_ROOT."""
+    """awscli-login's state folder: ``~/.aws-login``, or ``$AWSCLI_LOGIN_ROOT/.aws-login``
+    (awscli-login reads that variable as a stand-in for the home folder)."""
     root = os.environ.get("AWSCLI_LOGIN_ROOT")
-    return os.path.expanduser(root) if root else os.path.expanduser("~/.aws-login")
+    return os.path.join(os.path.expanduser(root) if root else os.path.expanduser("~"),
+                        ".aws-login")
 
 
 def config_path():
@@ -431,6 +434,8 @@ class Terminal(object):
     def _open(self, what):
         if self._fd is None:
             try:
+                if self.path is None:       # Terminal(None): a caller with nobody to ask
+                    raise OSError("no terminal")
                 self._fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY)
             except OSError:
                 raise NoTerminalError("cannot ask for %s: there is no terminal; "
@@ -1783,7 +1788,7 @@ def _password_login(session, profile, terminal, interactive=True):
     need_person = ("the IdP session of %s has ended and no password is stored (see "
                    "enable_keyring): run  python3 aws_login.py --profile %s login"
                    % (keyring_user(profile, username), profile.name))
-    password, source = profile.password, "profile"
+    password, source = profile.password, getattr(profile, "password_source", "profile")
     if password is None:
         password, source = keyring_get(profile, username), "keyring"
     if password is None:
@@ -2630,6 +2635,114 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
                                          "SigninToken": token})
 
 
+# ---------------------------------------------------------------------------
+# Python API (for vendoring) and the AWS CLI plugin hook
+# ---------------------------------------------------------------------------
+
+def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
+                    interactive=False, store=True):
+    """Log in for ``profile`` and return its Credentials.
+
+    Without ``interactive`` nothing is ever asked: the username, the factor
+    and (when the IdP offers several) the role must be configured, and the
+    password must come from ``password``, the keyring or the profile, unless
+    the saved IdP session still stands; otherwise InteractionRequired (or
+    another AwsLoginError) is raised at once.  With ``store`` the credentials
+    are written where the profile's mode keeps them, as `login` does (no
+    refresher is started)."""
+    name = profile_name(profile)
+    settings = read_profile(name)
+    if password is not None:
+        settings.password = password
+        settings.password_source = "prompt"     # like a typed one: kept if keyring is on
+    if passcode is not None:
+        settings.passcode = passcode
+    terminal = Terminal() if interactive else Terminal(None)
+    if store:
+        credentials, _ = login(settings, terminal, role_arn, interactive=interactive)
+        return credentials
+    credentials, _, session = fetch_credentials(settings, terminal, role_arn, interactive)
+    session.save()
+    return credentials
+
+
+def cached_credentials(profile=None, min_seconds_left=0):
+    """The profile's stored credentials if they have ``min_seconds_left`` or more,
+    else None.  No network, no prompt."""
+    credentials = stored_credentials(profile_name(profile))
+    if credentials is None or credentials.expires_at is None:
+        return credentials
+    if credentials.expires_at.timestamp() - time.time() < min_seconds_left:
+        return None
+    return credentials
+
+
+def awscli_initialize(cli):
+    """AWS CLI plugin entry point: `aws configure set plugins.login aws_login` gives
+    `aws login`, `aws login configure` and `aws logout`.  awscli is imported here
+    only, when the AWS CLI itself calls us."""
+    cli.register("building-command-table.main", _awscli_commands)
+    cli.register("building-command-table.login", _awscli_subcommands)
+
+
+def _awscli_command(name, description, arguments, argv, subcommands=()):
+    from awscli.customizations.commands import BasicCommand
+
+    class Command(BasicCommand):
+        NAME = name
+        DESCRIPTION = description
+        SYNOPSIS = "aws %s [options]" % name
+        ARG_TABLE = [dict(a) for a in arguments]
+        SUBCOMMANDS = list(subcommands)
+
+        def _run_main(self, parsed_args, parsed_globals):
+            words = []
+            if getattr(parsed_globals, "profile", None):
+                words += ["--profile", parsed_globals.profile]
+            words += argv
+            for argument in arguments:
+                value = getattr(parsed_args, argument["name"].replace("-", "_"), None)
+                if value is True:
+                    words.append("--" + argument["name"])
+                elif value not in (None, False):
+                    words += ["--" + argument["name"], str(value)]
+            return main(words)
+
+    return Command
+
+
+_AWSCLI_CONFIGURE_ARGS = [
+    {"name": n, "help_text": h} for n, h in (
+        ("ecp-endpoint-url", "the IdP's ECP endpoint"), ("username", "IdP username"),
+        ("enable-keyring", "true or false"), ("factor", "Duo factor"),
+        ("role-arn", "the role to assume"), ("duration", "seconds"),
+        ("ca-bundle", "extra CA certificates (PEM)"), ("region", "STS region"))]
+
+
+def _awscli_commands(command_table, session, **kwargs):
+    login_command = _awscli_command(
+        "login", "Log in through your SAML ECP identity provider and write temporary "
+        "credentials (aws_login.py).",
+        [{"name": "role-arn", "help_text": "assume this role"},
+         {"name": "force", "action": "store_true", "help_text": "log in again"},
+         {"name": "no-refresh", "action": "store_true", "help_text": "start no refresher"}],
+        ["login"])
+    logout_command = _awscli_command(
+        "logout", "Remove the profile's temporary credentials (aws_login.py).",
+        [{"name": "all", "action": "store_true", "help_text": "every profile"},
+         {"name": "forget", "action": "store_true", "help_text": "forget the IdP session"}],
+        ["logout"])
+    command_table["login"] = login_command(session)
+    command_table["logout"] = logout_command(session)
+
+
+def _awscli_subcommands(command_table, session, **kwargs):
+    configure_command = _awscli_command(
+        "configure", "Set the profile's aws_login options (asks when no option is given).",
+        _AWSCLI_CONFIGURE_ARGS, ["configure"])
+    command_table["configure"] = configure_command(session)
+
+
 def configure(name, terminal=None, values=None):
     """Set a profile's options: from ``values`` (flags) or by asking, awscli-login style.
 
@@ -2726,6 +2839,11 @@ def _logged_in_section(name):
 def _cmd_login(args):
     profile = read_profile(args.profile)
     role_arn = check_role_arn(args.role_arn) if args.role_arn else None
+    if args.password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise UsageError("--password-stdin: no password on standard input")
+        profile.password = line         # in memory only; stored in the keyring if enabled
     mode = profile_mode(profile.name)
     if mode == "file" and not args.force:
         state = refresher_state(profile.name)
@@ -2934,6 +3052,8 @@ def build_parser():
                    help="log in even if logged in; overwrite a section holding long-term keys")
     p.add_argument("--no-refresh", dest="no_refresh", action="store_true",
                    help="start no refresher")
+    p.add_argument("--password-stdin", dest="password_stdin", action="store_true",
+                   help="read the IdP password from standard input (for CI)")
     p.set_defaults(func=_cmd_login)
 
     p = commands.add_parser("logout", parents=[common], help="remove credentials",

@@ -1494,7 +1494,7 @@ class HomeTestCase(unittest.TestCase):
             os.environ.pop(name, None)
         os.environ.update({
             "HOME": self.home,
-            "AWSCLI_LOGIN_ROOT": os.path.join(self.home, ".aws-login"),
+            "AWSCLI_LOGIN_ROOT": self.home,       # awscli-login's: it stands for the home
             "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.home, ".aws", "credentials"),
             "AWS_CONFIG_FILE": os.path.join(self.home, ".aws", "config"),
         })
@@ -3320,6 +3320,159 @@ class SecretsTest(LoginTestCase):
             self.assertNotIn(secret.encode(), proc_text)
             for path, text in files.items():
                 self.assertNotIn(secret, text, path)
+
+
+# ---------------------------------------------------------------------------
+# Where users already are: migration, the Python API, CI, the AWS CLI plugin
+# ---------------------------------------------------------------------------
+
+AWSCLI_LOGIN_CONFIG = """[default]
+ecp_endpoint_url = {url}
+username = alice
+enable_keyring = True
+factor = push
+role_arn = {role}
+
+[prod]
+ecp_endpoint_url = {url}
+username = bob
+factor = passcode
+duration = 7200
+http_header_factor = X-Shibboleth-Duo-Factor
+verify_ssl_certificate = True
+"""
+
+
+class MigrationTest(LoginTestCase):
+    """awscli-login's files, as it writes them, work unchanged."""
+
+    def test_its_config_and_keyring_entry_log_in_with_nothing_asked(self):
+        os.remove(self.config_file) if os.path.exists(self.config_file) else None
+        self.write(self.config_file, AWSCLI_LOGIN_CONFIG.format(url=self.idp.url, role=ADMIN))
+        keyring = FakeKeyring(self.home)
+        keyring.set("alice@" + self.idp.host_port, PASSWORD)    # its `keyring set` entry
+        run = self.tool(["login", "--no-refresh"], terminal=False, env=keyring.env())
+        self.assert_logged_in(run)
+        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "push")
+        prod = aws_login.read_profile("prod")
+        self.assertEqual((prod.username, prod.factor, prod.duration, prod.verify_ssl_certificate),
+                         ("bob", "passcode", 7200, True))
+
+    def test_awscli_login_root_stands_for_the_home_folder(self):
+        elsewhere = os.path.join(self.home, "elsewhere")
+        os.environ["AWSCLI_LOGIN_ROOT"] = elsewhere
+        self.assertEqual(aws_login.config_path(),
+                         os.path.join(elsewhere, ".aws-login", "config"))
+        del os.environ["AWSCLI_LOGIN_ROOT"]
+        self.assertEqual(aws_login.config_path(),
+                         os.path.join(self.home, ".aws-login", "config"))
+
+
+class NonInteractiveTest(LoginTestCase):
+    def test_password_from_stdin_without_a_terminal(self):
+        self.configure(username="alice", factor="auto")
+        run = self.tool(["login", "--password-stdin"], terminal=False,
+                        stdin=(PASSWORD + "\n").encode())
+        self.assert_logged_in(run)
+        run = self.tool(["login", "--password-stdin", "--force"], terminal=False, stdin=b"")
+        self.assertEqual(run.code, 2, run)
+
+    def test_anything_missing_fails_at_once(self):
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        started = time.time()
+        run = self.tool(["login"], terminal=False)      # two roles, none configured
+        self.assertEqual(run.code, 11, run)
+        self.assertIn("no terminal", run.stderr)
+        self.assertLess(time.time() - started, 10)
+
+
+class PythonApiTest(LoginTestCase):
+    def test_get_credentials_with_all_values_supplied(self):
+        self.configure(username="alice", factor="auto")
+        credentials = aws_login.get_credentials(password=PASSWORD)
+        self.assertEqual(credentials.access_key_id, self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(aws_login.cached_credentials().access_key_id, credentials.access_key_id)
+        self.assertIsNone(aws_login.cached_credentials(min_seconds_left=10 ** 6))
+        self.idp.expire_sessions()
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()                 # nothing to ask with, no prompt
+        self.assertEqual(aws_login.get_credentials(password=PASSWORD, store=False)
+                         .access_key_id, self.sts.issued[-1]["AccessKeyId"])
+
+    def test_all_lists_the_api(self):
+        for name in ("get_credentials", "cached_credentials", "Credentials", "AwsLoginError",
+                     "InteractionRequired", "login", "logout", "awscli_initialize"):
+            self.assertIn(name, aws_login.__all__)
+        for name in aws_login.__all__:
+            self.assertTrue(hasattr(aws_login, name), name)
+
+    def test_import_from_elsewhere_writes_opens_and_starts_nothing(self):
+        probe = (
+            "import os, sys\n"
+            "events = []\n"
+            "if hasattr(sys, 'addaudithook'):\n"
+            "    def hook(event, args):\n"
+            "        if event in ('socket.connect', 'socket.bind', 'subprocess.Popen', "
+            "'os.fork', 'os.exec', 'os.posix_spawn', 'os.system', 'os.mkdir', 'os.remove'):\n"
+            "            events.append(event)\n"
+            "        elif event == 'open' and ((args[1] and any(c in str(args[1]) for c in 'wax+'))"
+            " or (args[2] or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):\n"
+            "            events.append('open for writing: %%r' %% (args[0],))\n"
+            "    sys.addaudithook(hook)\n"
+            "sys.path.insert(0, %r)\n"
+            "import aws_login\n"
+            "print(events)\n" % HERE)
+        where = tempfile.mkdtemp(dir=self.home)
+        before = sorted(os.walk(self.home))
+        out = subprocess.check_output([sys.executable, "-c", probe], cwd=where,
+                                      env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+        self.assertEqual(out.strip(), b"[]")
+        self.assertEqual(sorted(os.walk(self.home)), before)
+
+
+class AwsCliPluginTest(LoginTestCase):
+    """The hook, with a stand-in for awscli's BasicCommand (the interop suite runs
+    the real AWS CLI v1)."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        fake = type(sys)("awscli.customizations.commands")
+
+        class BasicCommand(object):
+            def __init__(self, session):
+                self._session = session
+        fake.BasicCommand = BasicCommand
+        for name, module in (("awscli", type(sys)("awscli")),
+                             ("awscli.customizations", type(sys)("awscli.customizations")),
+                             ("awscli.customizations.commands", fake)):
+            self.assertNotIn(name, sys.modules)
+            sys.modules[name] = module
+            self.addCleanup(sys.modules.pop, name)
+
+    def test_hook_registers_login_logout_and_configure(self):
+        registered = {}
+
+        class Cli(object):
+            def register(self, event, handler):
+                registered[event] = handler
+        aws_login.awscli_initialize(Cli())
+        main_table, login_table = {}, {}
+        registered["building-command-table.main"](main_table, session="s")
+        registered["building-command-table.login"](login_table, session="s")
+        self.assertEqual(sorted(main_table), ["login", "logout"])
+        self.assertEqual(sorted(login_table), ["configure"])
+        self.configure("plug", username="alice", factor="auto", password=PASSWORD)
+        args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
+        globals_ = type("Globals", (), {"profile": "plug"})()
+        saved = sys.stderr
+        sys.stderr = io.StringIO()
+        try:
+            code = main_table["login"]._run_main(args, globals_)
+        finally:
+            sys.stderr = saved
+        self.assertEqual(code, 0)
+        self.assertEqual(self.credentials("plug")["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
 
 
 # ---------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class World(object):
                                        session_duration=None, role_session_name=None)
         self.env = dict((k, v) for k, v in os.environ.items() if k not in fakes.CLEARED_ENV)
         self.env.update({
-            "HOME": self.home, "AWSCLI_LOGIN_ROOT": os.path.join(self.home, ".aws-login"),
+            "HOME": self.home, "AWSCLI_LOGIN_ROOT": self.home,
             "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.home, ".aws", "credentials"),
             "AWS_CONFIG_FILE": os.path.join(self.home, ".aws", "config"),
             "AWS_ENDPOINT_URL_STS": self.sts.url, "AWS_CA_BUNDLE": pems["ca"]})
