@@ -184,8 +184,12 @@ def debug(message):
         sys.stderr.write("aws_login: debug: %s\n" % message)
 
 
+_stamp_messages = False     # the refresher's log: every line timestamped
+
+
 def warn(message):
-    sys.stderr.write("aws_login: warning: %s\n" % message)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) if _stamp_messages else ""
+    sys.stderr.write("%saws_login: warning: %s\n" % (stamp, message))
 
 
 # ---------------------------------------------------------------------------
@@ -636,7 +640,7 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     opener = urllib.request.build_opener(*handlers)
     request = urllib.request.Request(url, data=data, headers=headers or {},
                                      method="POST" if data is not None else "GET")
-    debug("%s %s" % (request.get_method(), url))
+    debug("%s %s" % (request.get_method(), url.split("?")[0] + ("?..." if "?" in url else "")))
     started = time.time()
     try:
         try:
@@ -1415,8 +1419,9 @@ def canonical_request(method, url, headers, body):
     from urllib.parse import urlsplit, parse_qsl
     parts = urlsplit(url)
     path = _uri_encode(_normalize_path(parts.path), safe="/-_.~")
-    query = "&".join("%s=%s" % (_uri_encode(k), _uri_encode(v)) for k, v in sorted(
-        parse_qsl(parts.query, keep_blank_values=True)))
+    query = "&".join("%s=%s" % pair for pair in sorted(
+        (_uri_encode(k), _uri_encode(v))        # sorted after encoding, as AWS does
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)))
     canonical = {}
     for name, value in headers.items():
         key = name.lower().strip()
@@ -1524,6 +1529,18 @@ def _credentials_section(text, profile, path):
     return dict(parser.items(profile)) if parser.has_section(profile) else None
 
 
+def read_credentials_section(profile, path=None):
+    """[profile] of the shared credentials file as a dict, or None."""
+    path = path or credentials_path()
+    return _credentials_section(_read_text(path) or "", profile, path)
+
+
+def _long_term_keys_error(profile, path):
+    return CredentialsFileError(
+        "[%s] in %s holds long-term access keys that aws_login did not write; "
+        "refusing to overwrite them (use another profile, or --force)" % (profile, path))
+
+
 def is_ours(section):
     return EXPIRATION_KEY in section or ROLE_KEY in section
 
@@ -1537,11 +1554,8 @@ def holds_long_term_keys(section):
 def check_credentials_writable(profile, force=False, path=None):
     """Refuse, before anything is asked, to overwrite someone's long-term keys."""
     path = path or credentials_path()
-    section = _credentials_section(_read_text(path) or "", profile, path)
-    if holds_long_term_keys(section) and not force:
-        raise CredentialsFileError(
-            "[%s] in %s holds long-term access keys that aws_login did not write; "
-            "refusing to overwrite them (use another profile, or --force)" % (profile, path))
+    if holds_long_term_keys(read_credentials_section(profile, path)) and not force:
+        raise _long_term_keys_error(profile, path)
 
 
 def write_credentials(profile, credentials, role_arn, force=False, path=None,
@@ -1566,9 +1580,7 @@ def write_credentials(profile, credentials, role_arn, force=False, path=None,
             raise NotLoggedInError("profile %s was logged out or logged in to another role"
                                    % profile)
         if holds_long_term_keys(current) and not force:
-            raise CredentialsFileError(
-                "[%s] in %s holds long-term access keys that aws_login did not write; "
-                "refusing to overwrite them (use another profile, or --force)" % (profile, path))
+            raise _long_term_keys_error(profile, path)
         new = ini_replace_section(text, profile, values)
         written = _credentials_section(new, profile, path) or {}
         if any(written.get(k) != v for k, v in values):     # never write what won't read back
@@ -1651,7 +1663,8 @@ def load_cookies(path):
 def save_cookies(jar, path):
     """Mode 0600 in a 0700 directory, written atomically; session cookies included."""
     private_dir(os.path.dirname(path))
-    atomic_write(path, "#LWP-Cookies-2.0\n" + jar.as_lwp_str(ignore_discard=True))
+    text = "#LWP-Cookies-2.0\n" + jar.as_lwp_str(ignore_discard=True)
+    update_file(path, lambda old: text)
 
 
 _keyring_missing_said = []
@@ -1742,7 +1755,14 @@ class IdPSession(object):
                                    self.profile.http_header_passcode))
         label = ("Waiting for Duo approval" if factor in ("auto", "push", "phone")
                  else "Waiting for the IdP")
-        return self._post(headers, label)
+        try:
+            return self._post(headers, label)
+        except NetworkError as e:
+            if "timed out" not in str(e):
+                raise
+            # Not transient: retrying would send the person another push.
+            raise AuthenticationError("no answer from the IdP in time: the Duo %s was not "
+                                      "approved, or the IdP hangs" % (factor or "login"))
 
     def save(self):
         """Keep the IdP session for the next login; failing that is only a warning."""
@@ -1914,7 +1934,7 @@ def logout(name, all_profiles=False, forget=False, force=False, profile=None):
              if all_profiles else [name])
     for each in names:
         stop_refresher(each)
-    removed = remove_credentials(None if all_profiles else name, force=force)
+    removed = []
     caches = _listdir(cache_dir()) if all_profiles else [_quote_name(name)]
     for file_name in caches:
         each = _unquote_name(file_name)
@@ -1923,6 +1943,7 @@ def logout(name, all_profiles=False, forget=False, force=False, profile=None):
             # from the IdP session.  Logged out stays out until `login`.
             update_file(cache_path(each), lambda old: LOGGED_OUT + "\n")
             removed.append(each)
+    removed += remove_credentials(None if all_profiles else name, force=force)
     forgotten = []
     if forget:
         if all_profiles:
@@ -2010,6 +2031,36 @@ def _own_file():
     return None, None
 
 
+def python_executable():
+    """A Python to start: ours, unless we run inside a frozen program (AWS CLI v2)."""
+    exe = sys.executable or ""
+    if os.path.basename(exe).startswith("python"):
+        return exe
+    import shutil
+    return shutil.which("python3") or shutil.which("python") or exe
+
+
+def bootstrap_argv(call, args=()):
+    """argv for a fresh interpreter that imports this file (from cached bytecode)
+    and runs ``module.call``.  sys.path[0], the current folder under -c, is
+    replaced by this file's folder, so no file where the command happens to
+    run can stand in for a module.  Raises ConfigError when piped (no file)."""
+    import json
+    path, module = _own_file()
+    if path is None:
+        raise ConfigError("this needs aws_login.py saved as a file with an importable name; "
+                          "save it and run it from that copy")
+    try:
+        prefix = ensure_bytecode(path)
+    except Exception as e:      # a slower start, but a start
+        debug("no cached bytecode: %s" % e)
+        prefix = None
+    code = "import sys;%ssys.path[0]=%s;import %s as m;sys.exit(m.%s)" % (
+        "sys.pycache_prefix=%s;" % json.dumps(prefix) if prefix else "",
+        json.dumps(os.path.dirname(path)), module, call)
+    return [python_executable(), "-c", code] + list(args)
+
+
 def ensure_bytecode(path):
     """Compile ``path`` once so that a fresh interpreter imports it from cache,
     even under PYTHONDONTWRITEBYTECODE.  Compiling costs tens of milliseconds and
@@ -2046,18 +2097,9 @@ def credential_process_command(name):
 
     ``python3 aws_login.py`` would compile the whole file on every `aws` call;
     importing the module uses its __pycache__."""
-    import json
     import shlex
-    path, module = _own_file()
-    if path is None:
-        raise ConfigError("credential_process needs aws_login.py saved as a file with an "
-                          "importable name; save it and run configure from that copy")
-    prefix = ensure_bytecode(path)
-    code = "import sys;%ssys.path.insert(0,%s);import %s;sys.exit(%s.main())" % (
-        "sys.pycache_prefix=%s;" % json.dumps(prefix) if prefix else "",
-        json.dumps(os.path.dirname(path)), module, module)
-    return " ".join(shlex.quote(word) for word in (
-        sys.executable, "-c", code, "--profile", name, "credential-process"))
+    return " ".join(shlex.quote(word) for word in bootstrap_argv(
+        "main()", ["--profile", name, "credential-process"]))
 
 
 def credential_process_json(credentials):
@@ -2109,7 +2151,7 @@ def set_mode(name, mode):
                                                        {"credential_process": command}))
         stop_refresher(name)
         cpath = credentials_path()
-        current = _credentials_section(_read_text(cpath) or "", name, cpath)
+        current = read_credentials_section(name, cpath)
         if current is not None and is_ours(current):
             remove_credentials(name)
         elif current is not None:
@@ -2139,6 +2181,34 @@ def credential_process(name):
     if (_read_text(cache_path(name)) or "").startswith(LOGGED_OUT):
         raise NotLoggedInError("profile %s is logged out: run  python3 aws_login.py "
                                "--profile %s login" % (name, name))
+    with _renewal_lock(name):
+        cached = read_cache(name)       # another process may have renewed meanwhile
+        if cached and cached[0] - time.time() >= CACHE_MIN_LEFT:
+            return cached[2]
+        return _renew_for_process(name, cached)
+
+
+class _renewal_lock(object):
+    """One renewal per profile at a time: `aws` runs in parallel must not each
+    log in (one Duo push each)."""
+
+    def __init__(self, name):
+        self.path = os.path.join(cache_dir(), "." + _quote_name(name) + ".lock")
+
+    def __enter__(self):
+        import fcntl
+        private_dir(login_root())
+        private_dir(cache_dir())
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)     # the holder is bounded by its timeouts
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        return False
+
+
+def _renew_for_process(name, cached):
     profile = read_profile(name)
     role_arn = (cached[1] if cached else None) or profile.role_arn
     try:
@@ -2261,7 +2331,7 @@ class Refresher(object):
 
     def _section(self):
         path = credentials_path()
-        return _credentials_section(_read_text(path) or "", self.name, path)
+        return read_credentials_section(self.name, path)
 
     def renew(self):
         """Renew and store; return the new expiry (epoch seconds)."""
@@ -2423,22 +2493,13 @@ def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
     _record(lock_fd, renewal_time(issued_at, expires_at))
     os.write(ready_w, str(os.getpid()).encode())
     os.close(ready_w)
-    path, module = _own_file()
-    if path is not None:
-        try:
-            prefix = ensure_bytecode(path)      # a small, quick refresher
-        except Exception:
-            prefix = None
-        code = ("import sys;%ssys.path.insert(0,%r);import %s as m;"
-                "m._refresher_loop(*sys.argv[1:])" % (
-                    "sys.pycache_prefix=%r;" % prefix if prefix else "",
-                    os.path.dirname(path), module))
+    try:
+        argv = bootstrap_argv("_refresher_loop(*sys.argv[1:])", [
+            name, role_arn, repr(issued_at), repr(expires_at), str(lock_fd)])
         os.set_inheritable(lock_fd, True)
-        try:
-            os.execve(sys.executable, [sys.executable, "-c", code, name, role_arn,
-                                       repr(issued_at), repr(expires_at), str(lock_fd)], env)
-        except OSError:
-            pass
+        os.execve(argv[0], argv, env)       # a small refresher, from cached bytecode
+    except (ConfigError, OSError):
+        pass                                # piped in: the loop runs right here
     os.environ.clear()
     os.environ.update(env)
     _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd)
@@ -2454,6 +2515,8 @@ def _record(lock_fd, next_at):
 def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd):
     """Sleep, wake, step, until the Refresher says stop; renewals run in children."""
     import signal
+    global _stamp_messages
+    _stamp_messages = True
     issued_at, expires_at, lock_fd = float(issued_at), float(expires_at), int(lock_fd)
 
     def log(message):
@@ -2516,7 +2579,7 @@ def stored_credentials(name):
                            parse_timestamp(data["Expiration"]),
                            assumed_role_arn=cached[1])
     path = credentials_path()
-    section = _credentials_section(_read_text(path) or "", name, path)
+    section = read_credentials_section(name, path)
     if not section or not section.get("aws_access_key_id") or not section.get(
             "aws_secret_access_key"):
         return None
@@ -2793,6 +2856,9 @@ def configure(name, terminal=None, values=None):
                 for k, v in checked.items())
     private_dir(login_root())
     update_file(path, lambda old: ini_set_options(old, name, text))
+    if set(checked) & {"role_arn", "chain_role_arn", "ecp_endpoint_url", "username"}:
+        if read_cache(name) is not None:
+            os.unlink(cache_path(name))     # it holds credentials for the old settings
     if mode:
         set_mode(name, mode)
     return checked
@@ -2826,7 +2892,7 @@ def _cmd_configure(args):
 
 def _logged_in_section(name):
     path = credentials_path()
-    section = _credentials_section(_read_text(path) or "", name, path)
+    section = read_credentials_section(name, path)
     if section is None or not is_ours(section):
         return None
     try:
@@ -2840,10 +2906,14 @@ def _cmd_login(args):
     profile = read_profile(args.profile)
     role_arn = check_role_arn(args.role_arn) if args.role_arn else None
     if args.password_stdin:
+        if sys.stdin.isatty():
+            raise UsageError("--password-stdin reads a pipe; on a terminal, leave it out "
+                             "and type the password at the prompt")
         line = sys.stdin.readline().rstrip("\r\n")
         if not line:
             raise UsageError("--password-stdin: no password on standard input")
-        profile.password = line         # in memory only; stored in the keyring if enabled
+        profile.password = line
+        profile.password_source = "prompt"      # stored in the keyring if that is enabled
     mode = profile_mode(profile.name)
     if mode == "file" and not args.force:
         state = refresher_state(profile.name)

@@ -1130,6 +1130,7 @@ class FakeSTS(_FakeServer):
         self.max_duration = 43200
         self.clock = time.time
         self.external_ids = {}      # role ARN -> the ExternalId its trust policy requires
+        self.region = 'us-east-1'   # the signing region signed calls must name
 
     def _record(self, handler):
         record = super(FakeSTS, self)._record(handler)
@@ -1257,6 +1258,9 @@ def _fake_sts_signed_action(self, handler, action, form):
         return sts_error('MissingAuthenticationToken', 'Request is missing Authentication Token',
                          status=403)
     key_id, day, region, signed, signature = m.groups()
+    if region != self.region:
+        return sts_error('SignatureDoesNotMatch', "Credential should be scoped to a valid "
+                         "region, not '%s'." % region, status=403)
     issued = [c for c in self.issued if c['AccessKeyId'] == key_id]
     if not issued:
         return sts_error('InvalidClientTokenId', 'The security token included in the request '
@@ -2587,6 +2591,13 @@ def _parse_suite_request(text):
     return method, path, dict((k, ",".join(v)) for k, v in headers.items()), body.encode()
 
 
+class SigV4OrderTest(unittest.TestCase):
+    def test_query_is_sorted_after_encoding(self):
+        canonical, _ = aws_login.canonical_request("GET", "https://sts.amazonaws.com/?Z=1&%5B=2&a=",
+                                                   {"Host": "sts.amazonaws.com"}, b"")
+        self.assertEqual(canonical.split("\n")[2], "%5B=2&Z=1&a=")
+
+
 class SigV4SuiteTest(unittest.TestCase):
     KEY = aws_login.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
                                 None, None)
@@ -2770,6 +2781,17 @@ class CommandsTest(LoginTestCase):
                          "https://console.aws.amazon.com/s3/"], terminal=False,
                         env={"AWS_LOGIN_FEDERATION_URL": federation.url})
         self.assertIn("Destination=https%3A%2F%2Fconsole.aws.amazon.com%2Fs3%2F", run.stdout)
+
+    def test_debug_console_shows_no_secret(self):
+        federation = FakeFederation().start()
+        self.addCleanup(federation.stop)
+        run = self.tool(["--debug", "console", "--print"], terminal=False,
+                        env={"AWS_LOGIN_FEDERATION_URL": federation.url})
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("debug: GET %s?..." % federation.url, run.stderr)
+        for secret in (self.issued["SecretAccessKey"], self.issued["SessionToken"]):
+            self.assertNotIn(secret, run.stderr)
+            self.assertNotIn(secret, run.stdout)
 
     def test_console_url_by_partition(self):
         federation = FakeFederation().start()
@@ -3377,6 +3399,14 @@ class NonInteractiveTest(LoginTestCase):
         run = self.tool(["login", "--password-stdin", "--force"], terminal=False, stdin=b"")
         self.assertEqual(run.code, 2, run)
 
+    def test_password_from_stdin_is_kept_in_the_keyring(self):
+        keyring = FakeKeyring(self.home)
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        run = self.tool(["login", "--password-stdin"], terminal=False, env=keyring.env(),
+                        stdin=(PASSWORD + "\n").encode())
+        self.assert_logged_in(run)
+        self.assertEqual(keyring.items(), {"awscli_login alice@" + self.idp.host_port: PASSWORD})
+
     def test_anything_missing_fails_at_once(self):
         self.configure(username="bob", factor="auto", password="bob-pass")
         started = time.time()
@@ -3896,6 +3926,25 @@ class CredentialProcessTest(LoginTestCase):
         cache = os.path.join(self.home, ".aws-login", "cache", "default")
         self.assertEqual(os.stat(cache).st_mode & 0o777, 0o600)
         self.assertEqual(run.stderr, "")
+
+    def test_a_module_in_the_current_folder_is_never_imported(self):
+        trap = os.path.join(self.home, "trap")
+        for module in ("argparse", "json", "ssl", "aws_login"):
+            self.write(os.path.join(trap, module + ".py"), "import sys; sys.exit(99)\n")
+        command = self.command()
+        proc = subprocess.run(command, cwd=trap, env=dict(os.environ), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(json.loads(proc.stdout.decode())["Version"], 1)
+
+    def test_parallel_calls_renew_once(self):
+        command = self.command()
+        procs = [subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for _ in range(6)]
+        outputs = [p.communicate()[0] for p in procs]
+        self.assertEqual([p.returncode for p in procs], [0] * 6)
+        self.assertEqual(len(set(outputs)), 1)
+        self.assertEqual(len(self.sts.requests), 1)
 
     def test_cached_credentials_need_no_network(self):
         first = self.serve()
