@@ -1071,8 +1071,8 @@ def _scan_response_bytes(body):
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError as e:
         raise IdPError("the IdP's answer is not well-formed XML (%s)" % e)
-    except LookupError as e:     # an encoding Python does not know
-        raise IdPError("the IdP's answer declares an unknown encoding (%s)" % e)
+    except (LookupError, ValueError) as e:     # an encoding expat cannot use
+        raise IdPError("the IdP's answer declares an encoding that cannot be read (%s)" % e)
     if "end" not in found:
         return None
     start_at, end_at = found["start"], found["end"]
@@ -1133,7 +1133,7 @@ def parse_ecp_answer(answer, expected_acs):
             raise IdPError("the IdP failed (HTTP %d) and sent no SAML" % answer.status,
                            transient=True)
         raise
-    except (ET.ParseError, UnicodeError, LookupError) as e:   # 3.6 raises UnicodeError
+    except (ET.ParseError, UnicodeError, LookupError, ValueError) as e:   # 3.6: UnicodeError
         raise IdPError("the IdP's answer is not well-formed XML (%s)" % e)
     soap = "{%s}" % SOAP_NS
     if root.tag != soap + "Envelope":
@@ -1182,7 +1182,7 @@ def parse_ecp_answer(answer, expected_acs):
             roles.append(role)
     duration = None
     for value in attributes.get(SESSION_DURATION_ATTRIBUTE, [])[:1]:
-        duration = int(value) if value.isdigit() else None
+        duration = int(value) if value and all(c in "0123456789" for c in value) else None
     names = attributes.get(SESSION_NAME_ATTRIBUTE) or [None]
     debug("IdP %s: %d role(s), %d skipped, session name %r, session duration %s" % (
         host, len(roles), len(skipped), names[0], duration))
@@ -1282,7 +1282,10 @@ def parse_timestamp(text):
     if zone != "Z":
         sign = -1 if zone[0] == "-" else 1
         zone = zone[1:].replace(":", "")
-        when -= sign * datetime.timedelta(hours=int(zone[:2]), minutes=int(zone[2:]))
+        try:
+            when -= sign * datetime.timedelta(hours=int(zone[:2]), minutes=int(zone[2:]))
+        except OverflowError:
+            raise ValueError("time out of range: %r" % text)
     return when
 
 
@@ -1308,7 +1311,7 @@ def sts_endpoint(partition="aws", region=None, environ=None):
     return "https://sts.%s.%s/" % (region, suffix)
 
 
-def _sts_advice(code, message):
+def _sts_advice(code, message, action="AssumeRoleWithSAML"):
     if code == "ValidationError" and "DurationSeconds" in message:
         return "lower `duration` in the profile to the role's maximum session duration"
     if code == "ExpiredTokenException":
@@ -1316,6 +1319,9 @@ def _sts_advice(code, message):
     if code == "InvalidIdentityToken":
         return ("the assertion was refused: the IdP's metadata in IAM may be out of date, "
                 "or the assertion was already used; log in again")
+    if code == "AccessDenied" and action == "AssumeRole":
+        return ("the chained role's trust policy does not allow the SAML role, or "
+                "chain_external_id is wrong")
     if code == "AccessDenied":
         return "the role's trust policy does not allow this SAML provider"
     return None
@@ -1324,11 +1330,14 @@ def _sts_advice(code, message):
 def parse_sts_answer(status, body, action="AssumeRoleWithSAML"):
     """Credentials from an STS XML answer, or STSError with AWS's code and message."""
     import xml.etree.ElementTree as ET
+    if status >= 500 and b"<ErrorResponse" not in body[:500]:
+        raise STSError("STS failed (HTTP %d)" % status, "HTTP %d" % status, transient=True)
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise STSError("STS answered HTTP %d with a DTD; refusing it" % status)
+        raise STSError("STS answered HTTP %d with %s; refusing it" % (
+            status, "an HTML page" if b"<HTML" in body.upper() else "a DTD"))
     try:
         root = ET.fromstring(body)
-    except (ET.ParseError, UnicodeError, LookupError):
+    except (ET.ParseError, UnicodeError, LookupError, ValueError):
         raise STSError("STS answered HTTP %d with something that is not XML" % status)
     ns = "{%s}" % STS_NS
     error = root.find("%sError" % ns)
@@ -1339,7 +1348,7 @@ def parse_sts_answer(status, body, action="AssumeRoleWithSAML"):
                            if error is not None else "")
         code, message = get("Code") or "HTTP %d" % status, get("Message")
         text = "STS refused %s: %s%s" % (action, code, ": " + message if message else "")
-        advice = _sts_advice(code, message)
+        advice = _sts_advice(code, message, action)
         raise STSError(text + (" (%s)" % advice if advice else ""), code,
                        transient=status >= 500 or code in STS_TRANSIENT_CODES)
     result = root.find("%s%sResult" % (ns, action))
@@ -1492,7 +1501,7 @@ def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=N
         parse_sts_answer(answer.status, answer.body, action)   # raises with AWS's words
     try:
         root = ET.fromstring(answer.body)
-    except (ET.ParseError, UnicodeError, LookupError):
+    except (ET.ParseError, UnicodeError, LookupError, ValueError):
         raise STSError("STS answered %s with something that is not XML" % action)
     return root
 

@@ -1836,6 +1836,24 @@ class StsPureTest(unittest.TestCase):
                              (200, b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')):
             self.assertRaises(aws_login.STSError, aws_login.parse_sts_answer, status, junk)
 
+    def test_what_atheris_and_reading_found(self):
+        p = aws_login.parse_timestamp
+        for text in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"):
+            self.assertRaises(ValueError, p, text)              # not OverflowError
+        multibyte = b'<?xml version="1.0" encoding="UTF-7"?><a/>'
+        self.assertRaises(aws_login.IdPError, aws_login.parse_ecp_answer, aws_login.HttpAnswer(
+            200, {"Content-Type": "text/xml"}, multibyte, "https://idp/ecp"), "https://x/saml")
+        self.assertRaises(aws_login.STSError, aws_login.parse_sts_answer, 200, multibyte)
+        with self.assertRaises(aws_login.STSError) as cm:
+            aws_login.parse_sts_answer(503, b"<!DOCTYPE html><html>down</html>")
+        self.assertTrue(cm.exception.transient)
+        envelope = build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A],
+                                          session_duration=3600)[0]
+        odd = envelope.replace(b">3600<", b">\xc2\xb2<")          # a superscript two
+        saml = aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+            200, {"Content-Type": "text/xml"}, odd, "https://idp/ecp"), AWS_ACS_URLS[0])
+        self.assertIsNone(saml.session_duration)
+
     def test_credentials_repr_hides_secrets(self):
         import datetime
         c = aws_login.Credentials("ASIAX", "secret-key", "session-token",
