@@ -3225,15 +3225,15 @@ class SharedFilesTest(LoginTestCase):
         procs = [subprocess.Popen([sys.executable, "-c", self.WRITER, "w%02d" % i, "10"])
                  for i in range(20)]
         codes = [p.wait() for p in procs]
-        time.sleep(4)           # the refresher renews at least once meanwhile
+        renewed = _wait_for(lambda: len(self.sts.issued) >= 2 and self.credentials()[
+            "aws_access_key_id"] == self.sts.issued[-1]["AccessKeyId"], 15)
         stop.set()
         thread.join()
         self.assertEqual(codes, [0] * 20)
         self.assertEqual(bad, [])
         for i in range(20):
             self.assertEqual(self.credentials("w%02d" % i)["aws_access_key_id"], "ASIAw%02d" % i)
-        self.assertGreaterEqual(len(self.sts.issued), 2)
-        self.assertEqual(self.credentials()["aws_access_key_id"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertTrue(renewed, "the refresher did not renew meanwhile")
 
     def test_sigkill_mid_write_never_tears_the_file(self):
         import random
@@ -3834,8 +3834,10 @@ class RefresherProcessTest(LoginTestCase):
                          self.sts.issued[-1]["AccessKeyId"])
         self.assertEqual(self.idp.logins[-1], ("alice", "session"))
         self.assertEqual(os.stat(self.log).st_mode & 0o777, 0o600)
-        self.assertRegex(self.read(self.log),
-                         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ default\[%d\] renewed" % pid)
+        renewed = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ default\[%d\] renewed" % pid
+        # the child writes the file, then the loop logs: the line follows shortly
+        self.assertTrue(_wait_for(lambda: re.search(renewed, self.read(self.log)), 5),
+                        self.read(self.log))
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             cmdline = f.read()
         with open("/proc/%d/environ" % pid, "rb") as f:
