@@ -2375,13 +2375,7 @@ class Refresher(object):
                 os._exit(code)
         self.child = pid
         os.close(write_end)
-        data = b""
-        while True:
-            chunk = os.read(read_end, 4096)
-            if not chunk:
-                break
-            data += chunk
-        os.close(read_end)
+        data = _read_to_end(read_end)
         os.waitpid(pid, 0)
         self.child = None
         words = data.decode("utf-8", "replace").split(" ", 2)
@@ -2428,6 +2422,18 @@ class Refresher(object):
         return max(0.0, min(REFRESH_SLICE, self.next_at - now))
 
 
+def _read_to_end(fd):
+    """Everything a pipe gives until its writers close it; then close it."""
+    data = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data
+
+
 def _utc(epoch):
     import datetime
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
@@ -2449,13 +2455,7 @@ def start_refresher(name, role_arn, issued_at, expires_at):
     if pid:
         os.close(ready_w)
         os.waitpid(pid, 0)
-        answer = b""
-        while True:
-            chunk = os.read(ready_r, 64)
-            if not chunk:
-                break
-            answer += chunk
-        os.close(ready_r)
+        answer = _read_to_end(ready_r)     # the refresher's pid, once it holds the lock
         return int(answer) if answer.strip().isdigit() else None
     code = 0
     try:
