@@ -1441,7 +1441,7 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
         proc.stdin.close()
     except BrokenPipeError:
         pass
-    tty, seen, pending = b"", 0, list(answers)
+    tty, seen, pending, interrupted = b"", 0, list(answers), None
     deadline = time.time() + timeout
     while terminal:
         if proc.poll() is not None:
@@ -1462,6 +1462,10 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
             seen = tty.index(pending[0][0].encode(), seen) + len(pending[0][0])
             reply = pending.pop(0)[1]       # bytes go as they are (b"\x03" is Ctrl-C)
             os.write(master, reply if isinstance(reply, bytes) else reply.encode() + b"\n")
+            interrupted = time.time() if reply == b"\x03" else None
+        elif interrupted and time.time() - interrupted > 2 and proc.poll() is None:
+            os.write(master, b"\x03")      # pressed again, as a person would
+            interrupted = time.time()
         if time.time() > deadline:
             proc.kill()
             raise AssertionError("the tool hung; terminal so far: %r" % tty)
