@@ -214,10 +214,19 @@ def credentials_path():
     return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/credentials")
 
 
+def _breaks_lines(text):
+    """True when ``text`` holds a control character or anything that some reader
+    takes for the end of a line (str.splitlines splits on \\x0c, \\x1c, \\x85,
+    U+2028...): such a name or value would cut an INI file differently for
+    configparser, botocore and us."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in text)
+
+
 def profile_name(explicit=None):
     name = (explicit or os.environ.get("AWS_PROFILE")
             or os.environ.get("AWS_DEFAULT_PROFILE") or "default")
-    if any(c in name for c in "[]\r\n") or name != name.strip() or not name:
+    if (any(c in name for c in "[]") or _breaks_lines(name) or name != name.strip()
+            or not name):
         raise UsageError("invalid profile name %r" % name)
     if name == "DEFAULT":
         raise UsageError("DEFAULT is reserved (its options apply to every profile); "
@@ -799,6 +808,15 @@ def _newline(text):
     return "\r\n" if "\r\n" in text else "\n"
 
 
+def _lines(text):
+    """Lines as configparser's read_string sees them: ended by \\n only (a CR of
+    CRLF stays at the end of its line; str.splitlines would also cut at \\x0c,
+    \\x1c, U+2028 and more, inside a comment or a value)."""
+    lines = text.split("\n")
+    last = lines.pop()
+    return [line + "\n" for line in lines] + ([last] if last else [])
+
+
 def _header_name(line):
     """The section a line opens, as configparser reads it (indent and a BOM allowed)."""
     stripped = line.strip().lstrip("\ufeff")
@@ -846,8 +864,9 @@ def render_section(name, values, newline="\n"):
     parser.optionxform = str
     parser.add_section(name)
     for key, value in values:
-        if any(c in value for c in "\r\n"):
-            raise CredentialsFileError("refusing to write a value with a line break")
+        if _breaks_lines(value):
+            raise CredentialsFileError("refusing to write a value with a line break or "
+                                       "a control character")
         parser.set(name, key, value)
     out = io.StringIO()
     parser.write(out)
@@ -867,7 +886,7 @@ def ini_replace_section(text, name, values):
     """``text`` with section ``name`` holding exactly ``values`` (pairs), in place."""
     newline = _newline(text)
     rendered = render_section(name, values, newline)
-    lines = text.splitlines(True)
+    lines = _lines(text)
     spans = _sections(lines, name)
     if not spans:
         return _append(text, rendered)
@@ -882,7 +901,7 @@ def ini_replace_section(text, name, values):
 
 def ini_remove_section(text, name):
     """``text`` without section ``name`` (every copy of it)."""
-    lines = text.splitlines(True)
+    lines = _lines(text)
     for start, last, _ in reversed(_sections(lines, name)):
         _delete_span(lines, start, last)
     return "".join(lines)
@@ -901,10 +920,10 @@ def ini_set_options(text, name, values):
     Other options, comments and their order stay; a new option goes after the
     section's last option."""
     for value in values.values():
-        if value is not None and any(c in value for c in "\r\n"):
-            raise ConfigError("refusing a value with a line break")
+        if value is not None and _breaks_lines(value):
+            raise ConfigError("refusing a value with a line break or a control character")
     newline = _newline(text)
-    lines = text.splitlines(True)
+    lines = _lines(text)
     spans = _sections(lines, name)
     if not spans:
         present = [(k, v) for k, v in values.items() if v is not None]
@@ -2169,7 +2188,7 @@ def set_mode(name, mode):
     elif profile_mode(name) == "process":
         def edit(text):
             text = ini_set_options(text, section, {"credential_process": None})
-            lines = text.splitlines(True)
+            lines = _lines(text)
             spans = _sections(lines, section)
             if spans and spans[0][1] == spans[0][0] + 1:
                 text = ini_remove_section(text, section)    # the header we added, alone

@@ -2489,6 +2489,51 @@ class IniEdgeTest(unittest.TestCase):
             b'<?xml version="1.0" encoding="ISO-8859-1"?><samlp:Response'))
         self.assertTrue(aws_login._scan_response_bytes(envelope).startswith(b"<samlp:Response"))
 
+    def test_only_newline_ends_a_line_as_configparser_reads_it(self):
+        # A value holding U+2028 (or \\x0c, \\x1c, \\x85) is one line for configparser;
+        # cut at it, "[two]" inside [one]'s token looked like a section header.
+        for sep in ("\u2028", "\x0c", "\x1c", "\x85", "\x0b"):
+            text = "[one]\naws_session_token = tok%s[two]\nx = 1\n" % sep
+            new = aws_login.ini_replace_section(text, "two", VALUES)
+            self.assertTrue(new.startswith(text), repr(new))
+            parser = aws_login._parse_ini(new, "t", "\x00")
+            self.assertEqual(parser.get("one", "aws_session_token"), "tok%s[two]" % sep)
+            self.assertEqual(parser.get("one", "x"), "1")
+            self.assertEqual(parser.get("two", "aws_session_token"), "tok")
+            self.assertEqual(aws_login.ini_remove_section(new, "two"), text)
+            self.assertEqual(aws_login.ini_remove_section(text, "two"), text)
+            options = aws_login.ini_set_options(text, "two", {"k": "v"})
+            self.assertTrue(options.startswith(text), repr(options))
+            self.assertEqual(aws_login.ini_set_options(text, "one", {"x": "2"}),
+                             text.replace("x = 1", "x = 2"))
+
+    def test_values_with_line_breaks_or_controls_are_refused(self):
+        for bad in ("a\nb", "a\rb", "a\x0cb", "a\u2028b", "a\u2029b", "a\x85b", "a\x1bb",
+                    "a\x00b", "a\x7fb", "a\tb"):
+            with self.assertRaises(aws_login.CredentialsFileError, msg=repr(bad)):
+                aws_login.render_section("p", [("k", bad)])
+            with self.assertRaises(aws_login.ConfigError, msg=repr(bad)):
+                aws_login.ini_set_options("", "p", {"k": bad})
+        self.assertIn("k = caf\u00e9 \u2014 ok", aws_login.render_section("p", [("k", "caf\u00e9 \u2014 ok")]))
+
+    def test_profile_names_with_line_breaks_or_controls_are_refused(self):
+        for bad in ("a\x0cb", "a\u2028b", "a\x85b", "a\x1cb", "a\x1b[2Jb", "a\tb", "a]b"):
+            with self.assertRaises(aws_login.UsageError, msg=repr(bad)):
+                aws_login.profile_name(bad)
+        self.assertEqual(aws_login.profile_name("caf\u00e9-1"), "caf\u00e9-1")
+
+    def test_the_real_file_refuses_such_a_profile_name(self):
+        home = tempfile.mkdtemp(prefix="aws-login-test-")
+        self.addCleanup(shutil.rmtree, home, True)
+        env = dict((k, v) for k, v in os.environ.items() if k not in CLEARED_ENV)
+        env.update(HOME=home, AWSCLI_LOGIN_ROOT=home, AWS_PROFILE="two\x0cthree")
+        for args in (["logout"], ["--profile", "a\u2028b", "login"]):
+            run = run_tool(args, env=env, terminal=False)
+            self.assertEqual(run.code, 2, run)
+            self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
+            self.assertIn("invalid profile name", run.stderr)
+            self.assertNotIn("Traceback", run.stderr)
+
 
 # ---------------------------------------------------------------------------
 # SigV4
