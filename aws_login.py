@@ -92,9 +92,14 @@ class STSError(AwsLoginError):
 
 
 class NetworkError(AwsLoginError):
-    """A connection, TLS or timeout failure."""
+    """A connection, TLS or timeout failure; ``kind`` says which: ``refused``,
+    ``timeout``, ``dns``, ``tls``, ``broken`` (not HTTP) or ``other``."""
     exit_code = 8
     transient = True
+
+    def __init__(self, message, kind="other", transient=None):
+        AwsLoginError.__init__(self, message, transient)
+        self.kind = kind
 
 
 class CredentialsFileError(AwsLoginError):
@@ -165,6 +170,7 @@ CONSOLES = {
 
 CONNECT_TIMEOUT = 15        # seconds to reach a server
 READ_TIMEOUT = 180          # a Duo push or phone call holds the IdP's answer
+RENEWAL_TIME_LIMIT = 90     # a renewal nobody started (refresher, credential_process), in all
 MAX_ANSWER_BYTES = 4 << 20  # real ECP answers are tens of KB
 STS_ATTEMPTS = 4            # throttling and 5xx are retried with backoff
 LOCK_TIMEOUT = 30
@@ -332,6 +338,15 @@ def check_external_id(value):
     return value.strip()
 
 
+def check_passcode(value):
+    """A Duo passcode travels as an HTTP header value: printable ASCII, no spaces.
+    The value is never repeated in the error (it is a secret)."""
+    code = value.strip()
+    if not code or not all("!" <= c <= "~" for c in code):
+        raise ConfigError("the Duo passcode must be printable ASCII without spaces")
+    return code
+
+
 def check_header_name(value):
     import re
     if not re.match(r"[A-Za-z0-9-]+$", value.strip()):
@@ -354,7 +369,7 @@ OPTIONS = [
     ("http_header_passcode", None, check_header_name),
     ("verify_ssl_certificate", None, lambda v: check_bool(v, "verify_ssl_certificate")),
     ("password", None, lambda v: v),
-    ("passcode", None, lambda v: v.strip()),
+    ("passcode", None, check_passcode),
     ("refresh", None, lambda v: check_bool(v, "refresh")),
     ("chain_role_arn", None, check_role_arn),
     ("chain_external_id", None, lambda v: check_external_id(v)),
@@ -584,46 +599,84 @@ def make_ssl_context(profile=None):
     return context
 
 
-def _describe_network_error(reason, url):
-    """One actionable sentence for a failed connection."""
+def _network_error(reason, url):
+    """A NetworkError with one actionable sentence for a failed connection."""
     import socket
     import ssl
     host = _host_port(url)
     if isinstance(reason, socket.timeout):
-        return "no answer from %s in time (timed out)" % host
+        return NetworkError("no answer from %s in time (timed out)" % host, "timeout")
     if isinstance(reason, ConnectionRefusedError):
-        return "connection refused by %s: is the URL right and the server up?" % host
+        return NetworkError("connection refused by %s: is the URL right and the server up?"
+                            % host, "refused")
     if isinstance(reason, socket.gaierror):
-        return "cannot resolve the host name of %s: check the URL and DNS" % host
+        return NetworkError("cannot resolve the host name of %s: check the URL and DNS"
+                            % host, "dns")
     verify = getattr(reason, "verify_message", None)
     if isinstance(reason, ssl.CertificateError) or verify or (
             isinstance(reason, ssl.SSLError)
             and "CERTIFICATE_VERIFY_FAILED" in str(reason)):
         detail = verify or str(reason)
-        return ("TLS certificate of %s not trusted (%s): if your site uses a private CA, "
-                "set ca_bundle in the profile or AWS_CA_BUNDLE" % (host, detail))
+        return NetworkError("TLS certificate of %s not trusted (%s): if your site uses a "
+                            "private CA, set ca_bundle in the profile or AWS_CA_BUNDLE"
+                            % (host, detail), "tls")
     if isinstance(reason, ssl.SSLError):
-        return "TLS failure talking to %s: %s" % (host, reason)
-    return "cannot reach %s: %s" % (host, getattr(reason, "strerror", None) or reason)
+        return NetworkError("TLS failure talking to %s: %s" % (host, reason), "tls")
+    return NetworkError("cannot reach %s: %s" % (host, getattr(reason, "strerror", None)
+                                                  or reason))
+
+
+def _hang_up(connections, hung_up):
+    """The deadline passed: shut the sockets down so that a blocked read returns.
+    A duplicate of the descriptor is shut down and closed; the original stays
+    for its owner to close."""
+    import socket
+    hung_up.append(True)
+    for connection in connections:
+        sock = connection.sock
+        try:
+            duplicate = socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+        except (AttributeError, OSError, ValueError):
+            continue        # not connected yet (the connect timeout bounds that) or closed
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        duplicate.close()
 
 
 def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
                  read_timeout=READ_TIMEOUT, max_bytes=MAX_ANSWER_BYTES,
-                 connect_timeout=CONNECT_TIMEOUT):
+                 connect_timeout=CONNECT_TIMEOUT, deadline=None):
     """POST (or GET) once; never follows a redirect; any status comes back as an answer.
 
     Connect and read have separate timeouts: reaching the server should be
-    quick, while a Duo push keeps the IdP's answer waiting for a person.
-    HTTPS_PROXY and NO_PROXY are honoured (urllib's ProxyHandler)."""
+    quick, while a Duo push keeps the IdP's answer waiting for a person.  The
+    whole exchange must also end by a deadline on the monotonic clock (connect
+    plus read timeout from now, or ``deadline``, a time.monotonic() value, if
+    sooner): a server sending a byte now and then would otherwise hold us, and
+    the renewal lock, forever.  HTTPS_PROXY and NO_PROXY are honoured
+    (urllib's ProxyHandler)."""
     import http.client
+    import threading
     import urllib.error
     import urllib.request
+    host = _host_port(url)
+    stop_at = time.monotonic() + connect_timeout + read_timeout
+    if deadline is not None:
+        stop_at = min(stop_at, deadline)
+    left = stop_at - time.monotonic()
+    if left <= 0:
+        raise NetworkError("no time left to ask %s: the time limit for this renewal is "
+                           "over" % host, "timeout")
+    connections, hung_up = [], []
 
     def connection(base):
         class Connection(base):
             def connect(self):
+                connections.append(self)
                 base.connect(self)
-                self.sock.settimeout(read_timeout)
+                self.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
         return Connection
 
     class HTTPSHandler(urllib.request.HTTPSHandler):
@@ -650,27 +703,46 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     request = urllib.request.Request(url, data=data, headers=headers or {},
                                      method="POST" if data is not None else "GET")
     debug("%s %s" % (request.get_method(), url.split("?")[0] + ("?..." if "?" in url else "")))
-    started = time.time()
+    started = time.monotonic()
+    watchdog = threading.Timer(left, _hang_up, (connections, hung_up))
+    watchdog.daemon = True
+    watchdog.start()
+    failure = None
     try:
         try:
-            response = opener.open(request, timeout=connect_timeout)   # and TLS handshake
+            response = opener.open(request, timeout=min(connect_timeout, left))  # and TLS
         except urllib.error.HTTPError as e:
             response = e
         status = response.getcode()
         body = response.read(max_bytes + 1)
         response.close()
     except urllib.error.URLError as e:
-        raise NetworkError(_describe_network_error(e.reason, url))
-    except (OSError, ValueError) as e:       # timeouts while reading; CertificateError (3.6)
-        raise NetworkError(_describe_network_error(e, url))
+        failure = _network_error(e.reason, url)
+    except ValueError as e:
+        import ssl
+        if not isinstance(e, ssl.CertificateError):     # 3.6: not an OSError
+            # http.client refuses a header value (a passcode with a line break):
+            # its message quotes the value, so it is not repeated.
+            raise ConfigError("cannot send the request to %s: a header value holds "
+                              "characters HTTP does not allow (check the passcode and "
+                              "the header names in the profile)" % host)
+        failure = _network_error(e, url)
+    except OSError as e:        # timeouts while reading
+        failure = _network_error(e, url)
     except http.client.HTTPException as e:
-        raise NetworkError("%s gave a broken HTTP answer (%s)" % (_host_port(url),
-                                                                 type(e).__name__))
+        failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, type(e).__name__),
+                               "broken")
+    finally:
+        watchdog.cancel()
+    if hung_up:
+        raise NetworkError("no complete answer from %s within %ds (timed out)"
+                           % (host, round(stop_at - started)), "timeout")
+    if failure is not None:
+        raise failure
     if len(body) > max_bytes:
-        raise IdPError("%s sent an answer over %d bytes; refusing it"
-                       % (_host_port(url), max_bytes))
-    debug("HTTP %s from %s, %d bytes, %.2fs" % (status, _host_port(url), len(body),
-                                                time.time() - started))
+        raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
+    debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
+                                                time.monotonic() - started))
     return HttpAnswer(status, response.headers, body, url)
 
 
@@ -976,6 +1048,8 @@ def build_authn_request(acs_url, request_id, issue_instant):
 def duo_headers(factor, passcode=None, factor_header=None, passcode_header=None):
     """Duo's factor (and code) as HTTP headers, both spellings unless the profile names one."""
     headers = {}
+    if passcode:
+        passcode = check_passcode(passcode)
     if factor:
         for name in ([factor_header] if factor_header else DUO_FACTOR_HEADERS):
             headers[name] = factor
@@ -1391,8 +1465,9 @@ STS_TRANSIENT_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceede
 
 
 def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
-                          ssl_context=None):
-    """STS AssumeRoleWithSAML (an unsigned call), retrying throttling with backoff."""
+                          ssl_context=None, deadline=None):
+    """STS AssumeRoleWithSAML (an unsigned call), retrying throttling with backoff
+    (never past ``deadline``, a time.monotonic() value)."""
     import base64
     import random
     from urllib.parse import urlencode
@@ -1408,14 +1483,15 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
     for attempt in range(STS_ATTEMPTS):
         try:
             answer = http_request(endpoint, body, headers, ssl_context=ssl_context,
-                                  read_timeout=60)
+                                  read_timeout=60, deadline=deadline)
             return parse_sts_answer(answer.status, answer.body)
         except (STSError, NetworkError) as e:
             # A refused connection never reached STS; a timeout might have.
-            if attempt + 1 == STS_ATTEMPTS or not e.transient or (
-                    isinstance(e, NetworkError) and "refused" not in str(e)):
-                raise
             delay = min(8.0, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0)
+            if attempt + 1 == STS_ATTEMPTS or not e.transient or (
+                    isinstance(e, NetworkError) and e.kind != "refused") or (
+                    deadline is not None and time.monotonic() + delay >= deadline):
+                raise
             debug("STS: %s; retrying in %.1fs" % (e, delay))
             time.sleep(delay)
 
@@ -1506,7 +1582,8 @@ def _signing_region(endpoint, partition, region):
     return (m.group(1) if m else None) or region or PARTITIONS[partition][2] or "us-east-1"
 
 
-def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=None):
+def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=None,
+                    deadline=None):
     """A SigV4-signed STS query (form POST); returns the parsed XML root."""
     import xml.etree.ElementTree as ET
     from urllib.parse import urlencode
@@ -1515,7 +1592,8 @@ def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=N
         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, body,
         credentials, region, "sts")
     headers.pop("Host", None)       # urllib sends the same one
-    answer = http_request(endpoint, body, headers, ssl_context=ssl_context, read_timeout=60)
+    answer = http_request(endpoint, body, headers, ssl_context=ssl_context, read_timeout=60,
+                          deadline=deadline)
     if answer.status >= 400:
         parse_sts_answer(answer.status, answer.body, action)   # raises with AWS's words
     try:
@@ -1536,7 +1614,7 @@ def get_caller_identity(credentials, endpoint, region, ssl_context=None):
 
 
 def assume_role(credentials, role_arn, session_name, endpoint, region, duration=None,
-                external_id=None, ssl_context=None):
+                external_id=None, ssl_context=None, deadline=None):
     """Role chaining: a signed sts:AssumeRole with the SAML role's credentials."""
     params = [("RoleArn", role_arn), ("RoleSessionName", session_name)]
     if duration:
@@ -1544,7 +1622,8 @@ def assume_role(credentials, role_arn, session_name, endpoint, region, duration=
     if external_id:
         params.append(("ExternalId", external_id))
     import xml.etree.ElementTree as ET
-    root = sts_signed_call("AssumeRole", params, credentials, endpoint, region, ssl_context)
+    root = sts_signed_call("AssumeRole", params, credentials, endpoint, region, ssl_context,
+                           deadline)
     return parse_sts_answer(200, ET.tostring(root), "AssumeRole")
 
 
@@ -1741,8 +1820,9 @@ def keyring_set(profile, username, password):
 class IdPSession(object):
     """An ECP conversation with one IdP for one user, with its cookie jar."""
 
-    def __init__(self, profile, username, terminal, ssl_context, acs_url):
+    def __init__(self, profile, username, terminal, ssl_context, acs_url, deadline=None):
         self.profile = profile
+        self.deadline = deadline        # time.monotonic() by which every answer must be in
         self.username = username
         self.terminal = terminal
         self.ssl_context = ssl_context
@@ -1758,9 +1838,11 @@ class IdPSession(object):
         url = self.profile.ecp_endpoint_url
         if label:
             with self.terminal.waiting(label):
-                answer = http_request(url, envelope, headers, self.ssl_context, self.jar)
+                answer = http_request(url, envelope, headers, self.ssl_context, self.jar,
+                                      deadline=self.deadline)
         else:
-            answer = http_request(url, envelope, headers, self.ssl_context, self.jar)
+            answer = http_request(url, envelope, headers, self.ssl_context, self.jar,
+                                  deadline=self.deadline)
         return parse_ecp_answer(answer, self.acs_url)
 
     def reuse(self):
@@ -1786,7 +1868,7 @@ class IdPSession(object):
         try:
             return self._post(headers, label)
         except NetworkError as e:
-            if "timed out" not in str(e):
+            if e.kind != "timeout":
                 raise
             # Not transient: retrying would send the person another push.
             raise AuthenticationError("no answer from the IdP in time: the Duo %s was not "
@@ -1888,8 +1970,11 @@ def profile_partition(profile, role_arn=None):
     return "aws"
 
 
-def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
+def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, deadline=None):
     """IdP (session reuse, else password and Duo), role, STS.  Writes nothing.
+
+    ``deadline`` (a time.monotonic() value) bounds every request of the
+    login; without it each request has its own time limit.
 
     Returns (Credentials, Role, IdPSession); save the session once the
     credentials are stored."""
@@ -1902,7 +1987,8 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
              "false): anyone on the network path can read your password and your "
              "credentials" % profile.name)
     username = _username(profile, terminal, interactive)
-    session = IdPSession(profile, username, terminal, ssl_context, PARTITIONS[partition][0])
+    session = IdPSession(profile, username, terminal, ssl_context, PARTITIONS[partition][0],
+                         deadline)
     saml = session.reuse() or _password_login(session, profile, terminal, interactive)
     if saml.skipped and not saml.roles:
         raise RoleError("the IdP's answer lists no usable AWS role: %d malformed Role "
@@ -1920,13 +2006,13 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
     region = profile_region(profile)
     endpoint = sts_endpoint(role.partition, region)
     credentials = assume_role_with_saml(role, saml.response_xml, duration, endpoint,
-                                        ssl_context)
+                                        ssl_context, deadline)
     if profile.chain_role_arn:
         # AWS caps a chained session at one hour.
         credentials = assume_role(
             credentials, profile.chain_role_arn, _session_name(saml.session_name or username),
             endpoint, _signing_region(endpoint, role.partition, region),
-            min(duration or 3600, 3600), profile.chain_external_id, ssl_context)
+            min(duration or 3600, 3600), profile.chain_external_id, ssl_context, deadline)
     return credentials, role, session
 
 
@@ -1936,7 +2022,8 @@ def _session_name(name):
     return cleaned if len(cleaned) >= 2 else "aws_login"
 
 
-def login(profile, terminal=None, role_arn=None, force=False, interactive=True, mode=None):
+def login(profile, terminal=None, role_arn=None, force=False, interactive=True, mode=None,
+          deadline=None):
     """Log ``profile`` in and store the credentials where its mode says.
 
     ``file`` mode writes the shared credentials file, ``process`` mode the
@@ -1945,7 +2032,8 @@ def login(profile, terminal=None, role_arn=None, force=False, interactive=True, 
     mode = mode or profile_mode(profile.name)
     if mode == "file":
         check_credentials_writable(profile.name, force)
-    credentials, role, session = fetch_credentials(profile, terminal, role_arn, interactive)
+    credentials, role, session = fetch_credentials(profile, terminal, role_arn, interactive,
+                                                   deadline)
     session.save()
     if mode == "file":
         write_credentials(profile.name, credentials, role.arn, force,
@@ -2240,7 +2328,8 @@ def _renew_for_process(name, cached):
     profile = read_profile(name)
     role_arn = (cached[1] if cached else None) or profile.role_arn
     try:
-        credentials, _ = login(profile, role_arn=role_arn, interactive=False, mode="process")
+        credentials, _ = login(profile, role_arn=role_arn, interactive=False, mode="process",
+                               deadline=time.monotonic() + RENEWAL_TIME_LIMIT)
     except InteractionRequired as e:
         terminal = Terminal()
         if not terminal.available():
@@ -2364,8 +2453,9 @@ class Refresher(object):
     def renew(self):
         """Renew and store; return the new expiry (epoch seconds)."""
         profile = read_profile(self.name)
-        credentials, role, session = fetch_credentials(profile, Terminal(), self.role_arn,
-                                                       interactive=False)
+        credentials, role, session = fetch_credentials(
+            profile, Terminal(), self.role_arn, interactive=False,
+            deadline=time.monotonic() + RENEWAL_TIME_LIMIT)
         session.save()
         write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn,
                           chain_role_arn=profile.chain_role_arn)

@@ -3066,10 +3066,11 @@ class NetworkFaultTest(LoginTestCase):
             self.assertEqual(idp.requests, [])
 
     def test_dns_failure_is_explained(self):
-        message = aws_login._describe_network_error(
+        error = aws_login._network_error(
             socket.gaierror(-2, "Name or service not known"), "https://idp.example.edu/ecp")
-        self.assertEqual(message, "cannot resolve the host name of idp.example.edu: check "
-                                  "the URL and DNS")
+        self.assertEqual(str(error), "cannot resolve the host name of idp.example.edu: check "
+                                     "the URL and DNS")
+        self.assertEqual(error.kind, "dns")
 
     def test_https_proxy_tunnels_and_no_proxy_bypasses(self):
         proxy = ConnectProxy().start()
@@ -3150,6 +3151,159 @@ class ConnectProxy(object):
         finally:
             client.close()
             upstream.close()
+
+
+class TrickleServer(object):
+    """Accepts connections and sends an HTTP status line one byte at a time,
+    every ``interval`` seconds, for at most ``limit`` seconds: a server that
+    never finishes an answer but never lets a read time out."""
+
+    def __init__(self, tls=False, interval=0.2, limit=25):
+        self.tls, self.interval, self.limit = tls, interval, limit
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = threading.Event()
+        self.connections = 0
+        thread = threading.Thread(target=self._serve)
+        thread.daemon = True
+        thread.start()
+
+    @property
+    def url(self):
+        return "%s://127.0.0.1:%d/ecp" % ("https" if self.tls else "http", self.port)
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._trickle, args=(conn,))
+            t.daemon = True
+            t.start()
+
+    def _trickle(self, conn):
+        try:
+            if self.tls:
+                conn.settimeout(10)
+                conn = server_context().wrap_socket(conn, server_side=True)
+            conn.settimeout(1)
+            started = time.time()
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10000:
+                if self.stopping.wait(self.interval) or time.time() - started > self.limit:
+                    break
+                conn.sendall(bytes([byte]))
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.sock.close()
+
+
+class DeadlineTest(LoginTestCase):
+    """A server that sends a byte now and then must not hold us past a deadline."""
+
+    def trickle(self, **kw):
+        server = TrickleServer(**kw)
+        self.addCleanup(server.stop)
+        return server
+
+    def test_a_trickling_answer_ends_at_the_request_deadline(self):
+        for tls in (False, True):
+            server = self.trickle(tls=tls)
+            context = aws_login.make_ssl_context() if tls else None
+            started = time.monotonic()
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                # Each byte comes well within the read timeout; only the total can end it.
+                aws_login.http_request(server.url, b"x", ssl_context=context,
+                                       connect_timeout=1, read_timeout=1.5)
+            elapsed = time.monotonic() - started
+            self.assertEqual(caught.exception.kind, "timeout", caught.exception)
+            self.assertIn("timed out", str(caught.exception))
+            self.assertGreater(elapsed, 2)      # the 2.5 s total, not a read timeout
+            self.assertLess(elapsed, 12, tls)
+
+    def test_an_explicit_deadline_shortens_the_request(self):
+        server = self.trickle()
+        started = time.monotonic()
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login.http_request(server.url, b"x", deadline=time.monotonic() + 1)
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.assertLess(time.monotonic() - started, 10)
+        with self.assertRaises(aws_login.NetworkError) as caught:   # no time left at all
+            aws_login.http_request(server.url, b"x", deadline=time.monotonic() - 1)
+        self.assertEqual(caught.exception.kind, "timeout")
+
+    def test_credential_process_renewal_has_its_own_time_limit(self):
+        # The cached path's renewal holds the renewal lock that every `aws`
+        # call of the profile waits for: it must end by RENEWAL_TIME_LIMIT.
+        server = self.trickle(tls=True)
+        self.configure(ecp_endpoint_url=server.url, username="alice", factor="auto",
+                       password=PASSWORD)
+        saved = aws_login.RENEWAL_TIME_LIMIT
+        aws_login.RENEWAL_TIME_LIMIT = 1.5
+        self.addCleanup(setattr, aws_login, "RENEWAL_TIME_LIMIT", saved)
+        started = time.monotonic()
+        with self.assertRaises(aws_login.AwsLoginError) as caught:
+            aws_login._renew_for_process("default", None)
+        self.assertIn("in time", str(caught.exception))
+        self.assertLess(time.monotonic() - started, 12)
+        self.assertEqual(server.connections, 1)
+
+    def test_a_login_deadline_covers_every_request(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        server = self.trickle(tls=True)
+        os.environ["AWS_ENDPOINT_URL_STS"] = server.url    # the IdP answers; STS trickles
+        profile = aws_login.read_profile("default")
+        started = time.monotonic()
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login.login(profile, aws_login.Terminal(None), interactive=False,
+                            deadline=time.monotonic() + 2)
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.assertLess(time.monotonic() - started, 12)
+        self.assertEqual(len(self.idp.requests), 1)
+        self.assertFalse(os.path.exists(self.credentials_file))
+
+
+class PasscodeHeaderTest(LoginTestCase):
+    def test_a_passcode_with_a_line_break_is_refused_without_being_shown(self):
+        # configparser reads an indented next line as the value's continuation.
+        self.configure(username="alice", factor="passcode", password=PASSWORD)
+        text = self.read(self.config_file)
+        self.write(self.config_file, text + "passcode = 246810\n  SECRET-HEADER: x\n")
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 3)
+        self.assertIn("passcode", run.stderr)
+        for secret in ("246810", "SECRET"):
+            self.assertNotIn(secret, run.stderr)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_a_bad_passcode_from_the_api_or_prompt_never_reaches_http(self):
+        self.configure(username="alice", factor="passcode", password=PASSWORD)
+        for bad in ("246810\r\nX-Evil: 1", "24 68", "\u0662\u0664\u0666", "1\x00"):
+            with self.assertRaises(aws_login.ConfigError) as caught:
+                aws_login.get_credentials(passcode=bad)
+            self.assertNotIn(bad.strip(), str(caught.exception))
+        self.assertEqual(self.idp.requests, [])
+        run = self.tool(["login"], [("Code: ", "1234 5678")])
+        self.assertEqual(run.code, 3, run)
+        self.assertNotIn("1234", run.stderr + run.tty.replace("Code: ", ""))
+        self.assertEqual(self.idp.requests, [])
+
+    def test_a_header_value_http_refuses_is_a_configuration_error_not_shown(self):
+        server = TrickleServer()
+        self.addCleanup(server.stop)
+        with self.assertRaises(aws_login.ConfigError) as caught:
+            aws_login.http_request(server.url, b"x", {"X-Code": "246810\nSECRET"})
+        self.assertNotIn("SECRET", str(caught.exception))
+        self.assertNotIn("246810", str(caught.exception))
+        self.assertFalse(caught.exception.transient)
 
 
 class FuzzTest(HomeTestCase):
