@@ -193,6 +193,21 @@ def debug(message):
 _stamp_messages = False     # the refresher's log: every line timestamped
 
 
+_core_limit = []    # the soft RLIMIT_CORE we started with, for `exec` to hand back
+
+
+def _no_core_dumps():
+    """A core dump of ours would hold the password or the keys: our processes
+    make none (the soft limit only; `exec` gives the command the old one)."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+        _core_limit[:] = [soft]
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def warn(message):
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) if _stamp_messages else ""
     sys.stderr.write("%saws_login: warning: %s\n" % (stamp, message))
@@ -2157,55 +2172,88 @@ def python_executable():
 
 
 def bootstrap_argv(call, args=()):
-    """argv for a fresh interpreter that imports this file (from cached bytecode)
-    and runs ``module.call``.  sys.path[0], the current folder under -c, is
-    replaced by this file's folder, so no file where the command happens to
-    run can stand in for a module.  Raises ConfigError when piped (no file)."""
+    """argv for a fresh interpreter that loads this very file (from cached
+    bytecode) and runs ``module.call``.
+
+    The file is loaded by its path, not imported by name, and the current
+    folder (the empty entry -c puts in sys.path) is dropped: no file that
+    someone else put in the current folder or beside this one (``ssl.py``, an
+    ``aws_login/`` package, a ``__pycache__``) can stand in for a module.  Bytecode comes from
+    our own 0700 folder on 3.8+; on 3.6 and 3.7, from ``__pycache__`` only in
+    a folder nobody else can write to, else the file is compiled afresh.
+    Raises ConfigError when piped (there is no file)."""
     import json
     path, module = _own_file()
     if path is None:
         raise ConfigError("this needs aws_login.py saved as a file with an importable name; "
                           "save it and run it from that copy")
     try:
-        prefix = ensure_bytecode(path)
+        cache = ensure_bytecode(path)
     except Exception as e:      # a slower start, but a start
         debug("no cached bytecode: %s" % e)
-        prefix = None
-    code = "import sys;%ssys.path[0]=%s;import %s as m;sys.exit(m.%s)" % (
-        "sys.pycache_prefix=%s;" % json.dumps(prefix) if prefix else "",
-        json.dumps(os.path.dirname(path)), module, call)
+        cache = False
+    name, where = json.dumps(module), json.dumps(path)
+    if cache is False:
+        load = ("import types;m=types.ModuleType(%s);m.__file__=%s;sys.modules[%s]=m;"
+                "exec(compile(open(%s,'rb').read(),%s,'exec'),m.__dict__);"
+                % (name, where, name, where, where))
+    else:       # the prefix serves our file only: the standard library keeps its own
+        load = ("%simport importlib.util as u;s=u.spec_from_file_location(%s,%s);"
+                "m=u.module_from_spec(s);sys.modules[%s]=m;s.loader.exec_module(m);%s"
+                % ("sys.pycache_prefix=%s;" % json.dumps(cache) if cache else "",
+                   name, where, name, "sys.pycache_prefix=None;" if cache else ""))
+    code = "import sys;sys.path[:]=[p for p in sys.path if p];%ssys.exit(m.%s)" % (load, call)
     return [python_executable(), "-c", code] + list(args)
 
 
+def _others_can_write(directory):
+    """True when a user other than us (and root) could create files in ``directory``."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return True
+    return st.st_uid not in (0, os.getuid()) or bool(st.st_mode & 0o022)
+
+
 def ensure_bytecode(path):
-    """Compile ``path`` once so that a fresh interpreter imports it from cache,
-    even under PYTHONDONTWRITEBYTECODE.  Compiling costs tens of milliseconds and
-    megabytes on every start otherwise.  Returns the cache prefix used when the
-    source's folder is read-only (Python 3.8+), else None."""
+    """Compile ``path`` once so that a fresh interpreter loads it from cache,
+    even under PYTHONDONTWRITEBYTECODE.  Compiling costs tens of milliseconds
+    and megabytes on every start otherwise.
+
+    Returns the cache prefix to use (our 0700 ``pycache`` folder, 3.8+); None
+    to use ``__pycache__`` beside the file (3.6, 3.7, in a folder only we can
+    write to); False when no cache can be trusted (3.6, 3.7 elsewhere).
+    Raises when our folder cannot be made (then compile afresh)."""
     import importlib.util
     import py_compile
-    source_mtime = os.stat(path).st_mtime
-    for prefix in (None, os.path.join(login_root(), "pycache")):
-        if prefix is not None and sys.version_info < (3, 8):
-            return None
-        saved = getattr(sys, "pycache_prefix", None)
+    if sys.version_info < (3, 8):
+        folder = os.path.dirname(path)
+        pycache = os.path.join(folder, "__pycache__")
+        if _others_can_write(folder) or (os.path.exists(pycache)
+                                         and _others_can_write(pycache)):
+            return False
+        target, prefix = importlib.util.cache_from_source(path), None
+    else:
+        prefix = os.path.join(login_root(), "pycache")
+        saved = sys.pycache_prefix
         try:
-            if prefix is not None:
-                sys.pycache_prefix = prefix
+            sys.pycache_prefix = prefix
             target = importlib.util.cache_from_source(path)
         finally:
-            if prefix is not None:
-                sys.pycache_prefix = saved
-        try:
-            if not os.path.exists(target) or os.stat(target).st_mtime < source_mtime:
-                if prefix is not None:
-                    private_dir(login_root())
-                    os.makedirs(os.path.dirname(target), 0o700, exist_ok=True)
-                py_compile.compile(path, cfile=target, doraise=True)
-            return prefix
-        except (OSError, py_compile.PyCompileError) as e:
-            debug("cannot cache bytecode at %s: %s" % (target, e))
-    return None
+            sys.pycache_prefix = saved
+        private_dir(login_root())
+        private_dir(prefix)
+        folder = os.path.dirname(target)
+        os.makedirs(folder, 0o700, exist_ok=True)
+        while folder.startswith(prefix + os.sep):     # makedirs leaves the umask's modes
+            os.chmod(folder, 0o700)
+            folder = os.path.dirname(folder)
+    try:
+        if not os.path.exists(target) or os.stat(target).st_mtime < os.stat(path).st_mtime:
+            py_compile.compile(path, cfile=target, doraise=True)
+    except (OSError, py_compile.PyCompileError) as e:
+        debug("cannot cache bytecode at %s: %s" % (target, e))
+    return prefix
 
 
 def credential_process_command(name):
@@ -2635,6 +2683,7 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd):
     import signal
     global _stamp_messages
     _stamp_messages = True
+    _no_core_dumps()
     issued_at, expires_at, lock_fd = float(issued_at), float(expires_at), int(lock_fd)
 
     def log(message):
@@ -3114,6 +3163,10 @@ def _cmd_exec(args):
     command = command or [os.environ.get("SHELL") or "/bin/sh"]
     sys.stdout.flush()
     sys.stderr.flush()
+    if _core_limit:
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE,
+                           (_core_limit[0], resource.getrlimit(resource.RLIMIT_CORE)[1]))
     try:
         os.execvpe(command[0], command, env)    # the command's exit status is ours
     except FileNotFoundError:
@@ -3328,6 +3381,7 @@ def main(argv=None):
     """Run one command; return the exit code.  Only here do errors become text."""
     global _debug_enabled
     argv = sys.argv[1:] if argv is None else list(argv)
+    _no_core_dumps()
     served = _serve_cached(argv)
     if served is not None:
         return served

@@ -4097,6 +4097,132 @@ class RefresherProcessTest(LoginTestCase):
 # credential_process and modes
 # ---------------------------------------------------------------------------
 
+class BootstrapTest(HomeTestCase):
+    """The command configure writes (and the refresher's interpreter) loads our
+    file by its path, with bytecode nobody else could have planted."""
+
+    def shared_copy(self):
+        """aws_login.py in a sticky folder everyone can write to, like /tmp."""
+        folder = os.path.join(self.home, "shared")
+        os.mkdir(folder)
+        os.chmod(folder, 0o1777)
+        copy = os.path.join(folder, "aws_login.py")
+        shutil.copy(SCRIPT, copy)
+        return folder, copy
+
+    def plant(self, folder, copy):
+        """What another user could leave there: a package and a module that win
+        an import by name, and bytecode whose header matches our file's."""
+        self.write(os.path.join(folder, "aws_login", "__init__.py"), "import sys; sys.exit(97)\n")
+        self.write(os.path.join(folder, "argparse.py"), "import sys; sys.exit(98)\n")
+        st = os.stat(copy)
+        with open(copy, "rb") as f:
+            real = f.read()
+        evil = b"import sys; sys.exit(99)\n"
+        evil += b"#" * (len(real) - len(evil) - 1) + b"\n"       # the same size...
+        try:
+            with open(copy, "wb") as f:
+                f.write(evil)
+            os.utime(copy, (st.st_atime, st.st_mtime))          # ...and the same mtime
+            import importlib.util
+            import py_compile
+            py_compile.compile(copy, cfile=importlib.util.cache_from_source(copy),
+                               doraise=True)
+        finally:
+            with open(copy, "wb") as f:
+                f.write(real)
+            os.utime(copy, (st.st_atime, st.st_mtime))
+        os.chmod(os.path.join(folder, "__pycache__"), 0o777)
+
+    def configured_command(self, copy):
+        run = run_tool(["configure", "--ecp-endpoint-url", "https://idp.example.edu/ecp",
+                        "--credential-process"], env=dict(os.environ), terminal=False,
+                       argv_prefix=[sys.executable, copy])
+        self.assertEqual(run.code, 0, run)
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read(os.environ["AWS_CONFIG_FILE"])
+        return shlex.split(parser.get("default", "credential_process"))
+
+    def test_planted_bytecode_packages_and_modules_are_never_loaded(self):
+        folder, copy = self.shared_copy()
+        command = self.configured_command(copy)
+        self.plant(folder, copy)
+        # Proof that the planted files would win a plain import by name:
+        plain = subprocess.run([sys.executable, "-c", "import aws_login"], cwd=folder,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(plain.returncode, 97)
+        aws_login.write_cache("default", _fake_credentials(), ADMIN)
+        for cwd in (folder, self.home):
+            proc = subprocess.run(command, cwd=cwd, env=dict(os.environ),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertEqual(json.loads(proc.stdout.decode())["Version"], 1)
+            # argparse is loaded when the cache cannot answer: from the stdlib only.
+            proc = subprocess.run(command[:-1] + ["--help"], cwd=cwd, env=dict(os.environ),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn(b"usage:", proc.stdout)
+
+    def test_bytecode_lives_in_our_own_folder(self):
+        folder, copy = self.shared_copy()
+        command = self.configured_command(copy)
+        self.assertNotIn(" -c import aws_login", " ".join(command))
+        if sys.version_info >= (3, 8):
+            cache = os.path.join(self.home, ".aws-login", "pycache")
+            self.assertEqual(os.stat(cache).st_mode & 0o777, 0o700)
+            compiled = [n for _, _, names in os.walk(cache) for n in names]
+            self.assertTrue(any(n.startswith("aws_login.") and n.endswith(".pyc")
+                                for n in compiled), compiled)
+        self.assertFalse(os.path.exists(os.path.join(folder, "__pycache__")))
+
+
+def _core_soft_limit(pid="self"):
+    with open("/proc/%s/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max core file size"):
+                return line.split()[4]
+
+
+@unittest.skipUnless(os.path.exists("/proc/self/limits"), "needs /proc")
+class CoreDumpTest(LoginTestCase):
+    """A core dump would hold the password or the keys: our processes make none."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        if hard != resource.RLIM_INFINITY and hard < 1 << 20:
+            self.skipTest("the hard core limit is too low to tell")
+        resource.setrlimit(resource.RLIMIT_CORE, (1 << 20, hard))   # what we start with
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_CORE, (soft, hard))
+        self.configure(username="alice", factor="auto")
+
+    def test_login_and_its_refresher_make_no_core_dumps(self):
+        self.configure(refresh="true")
+        proc = subprocess.Popen([sys.executable, SCRIPT, "login", "--password-stdin"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            # It waits for the password on stdin, holding nothing yet but its limit.
+            self.assertTrue(_wait_for(lambda: _core_soft_limit(proc.pid) == "0", 10),
+                            _core_soft_limit(proc.pid))
+        finally:
+            out, err = proc.communicate((PASSWORD + "\n").encode(), timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        pid = int(re.search(r"A refresher \(pid (\d+)\)", err.decode()).group(1))
+        self.assertTrue(_wait_for(lambda: _core_soft_limit(pid) == "0", 10))
+        self.assertEqual(_core_soft_limit(), str(1 << 20))     # ours, not changed
+
+    def test_exec_gives_the_command_the_limit_it_had(self):
+        self.configure(password=PASSWORD)
+        run = self.tool(["exec", "--", "cat", "/proc/self/limits"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        line = [l for l in run.stdout.splitlines() if l.startswith("Max core file size")][0]
+        self.assertEqual(line.split()[4], str(1 << 20))
+
+
 class CredentialProcessTest(LoginTestCase):
     AWS_CONFIG = "# my AWS config\r\n[default]\r\nregion = eu-west-1\r\n\r\n[profile x]\r\noutput=json\r\n"
 
@@ -4128,7 +4254,8 @@ class CredentialProcessTest(LoginTestCase):
         self.assertEqual(text, self.AWS_CONFIG.replace(
             "region = eu-west-1\r\n", "region = eu-west-1\r\n" + line + "\r\n"))
         self.assertIn("credential-process", line)
-        self.assertIn("import aws_login", line)     # cached bytecode, not the script compiled
+        self.assertIn("spec_from_file_location", line)  # cached bytecode, by its path
+        self.assertIn(json.dumps(SCRIPT), line)
 
     def test_output_matches_the_contract_exactly(self):
         run = self.serve()
