@@ -2251,6 +2251,8 @@ def ensure_bytecode(path):
     try:
         if not os.path.exists(target) or os.stat(target).st_mtime < os.stat(path).st_mtime:
             py_compile.compile(path, cfile=target, doraise=True)
+            if prefix is not None:
+                os.chmod(target, 0o600)
     except (OSError, py_compile.PyCompileError) as e:
         debug("cannot cache bytecode at %s: %s" % (target, e))
     return prefix
