@@ -1222,8 +1222,9 @@ def parse_ecp_answer(answer, expected_acs):
     assertion = response.find("{%s}Assertion" % SAML_NS)
     if assertion is None:
         raise IdPError("the IdP reported success but sent no assertion")
-    attributes = {}
-    for attribute in assertion.iter("{%s}Attribute" % SAML_NS):
+    attributes = {}     # only the signed assertion's own statements, not Advice or ds:Object
+    for attribute in assertion.findall("{%s}AttributeStatement/{%s}Attribute"
+                                       % (SAML_NS, SAML_NS)):
         attributes.setdefault(attribute.get("Name"), []).extend(
             (v.text or "").strip() for v in attribute.findall("{%s}AttributeValue" % SAML_NS))
     roles, skipped = [], []

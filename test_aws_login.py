@@ -3020,6 +3020,19 @@ def _utf16(text):
     return ('<?xml version="1.0" encoding="UTF-16"?>\n' + text).encode("utf-16")
 
 
+def _with_role_elsewhere(envelope, where):
+    """The envelope with a second Role attribute (ReadOnly) outside the
+    assertion's AttributeStatement: in saml:Advice, or in a ds:Object."""
+    attribute = ('<saml2:Attribute Name="%s"><saml2:AttributeValue>%s,%s'
+                 '</saml2:AttributeValue></saml2:Attribute>' % (ROLE_ATTR, READONLY, PROVIDER_B))
+    if where == "Advice":
+        text = ("<saml2:Advice>%s<saml2:AttributeStatement>%s</saml2:AttributeStatement>"
+                "</saml2:Advice><saml2:AttributeStatement>" % (attribute, attribute))
+        return envelope.replace(b"<saml2:AttributeStatement>", text.encode(), 1)
+    text = "<ds:Object>%s</ds:Object></ds:Signature>" % attribute
+    return envelope.replace(b"</ds:Signature>", text.encode(), 1)
+
+
 class HostileXmlTest(LoginTestCase):
     """One expat pass reads every XML answer: DTDs refused in any encoding,
     depth, namespaces and elements bounded, memory in proportion to the bytes."""
@@ -3136,6 +3149,18 @@ class HostileXmlTest(LoginTestCase):
             self.assertRegex(run.stderr, r"^aws_login: error: STS's answer to GetCallerIdentity "
                                          r"\(HTTP 200\) holds a DTD; refusing it \(a SAML or "
                                          r"STS answer never has one\)\n$")
+
+    def test_roles_come_only_from_the_signed_assertions_attribute_statement(self):
+        for where in ("Advice", "ds:Object"):
+            envelope = build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A])[0]
+            saml = aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+                200, {"Content-Type": "text/xml"}, _with_role_elsewhere(envelope, where),
+                "https://idp/ecp"), AWS_ACS_URLS[0])
+            self.assertEqual(saml.roles, [aws_login.Role(ADMIN, PROVIDER_A)], where)
+            # A login offers no menu: one role, the signed one.
+            self.idp.override = _envelope_answer(
+                self.idp, lambda e: _with_role_elsewhere(e, where), session_name="alice")
+            self.assert_logged_in(self.tool(["login"], terminal=False))
 
 
 class NetworkFaultTest(LoginTestCase):
