@@ -3116,6 +3116,8 @@ class HostileXmlTest(LoginTestCase):
                     aws_login._read_server_xml(body, error, "who")
         root, _ = aws_login._read_server_xml(_utf16("<r>\u00e9</r>"), aws_login.STSError, "who")
         self.assertEqual(root.text, "\u00e9")
+        with self.assertRaisesRegex(aws_login.STSError, "HTTP 403 with an HTML page"):
+            aws_login.parse_sts_answer(403, b"<!DOCTYPE html>\n<html>Forbidden</html>")
 
     def test_an_sts_answer_in_utf16_with_a_dtd_is_refused(self):
         issued = ('<!DOCTYPE AssumeRoleWithSAMLResponse [<!ENTITY t "%s">]>'
