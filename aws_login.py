@@ -172,6 +172,12 @@ CONNECT_TIMEOUT = 15        # seconds to reach a server
 READ_TIMEOUT = 180          # a Duo push or phone call holds the IdP's answer
 RENEWAL_TIME_LIMIT = 90     # a renewal nobody started (refresher, credential_process), in all
 MAX_ANSWER_BYTES = 4 << 20  # real ECP answers are tens of KB
+# Bounds on the XML a server sends, far above any real answer (a SAML answer
+# nests about 10 deep and has tens of namespace declarations in scope; a
+# user in 10,000 groups gets about 10,000 elements).
+MAX_XML_DEPTH = 100         # elements open at once
+MAX_XML_NAMESPACES = 256    # namespace declarations in scope at once
+MAX_XML_ELEMENTS = 100000   # elements in one answer
 STS_ATTEMPTS = 4            # throttling and 5xx are retried with backoff
 LOCK_TIMEOUT = 30
 DURATION_MIN, DURATION_MAX = 900, 43200
@@ -1126,75 +1132,125 @@ class SamlAnswer(object):
         self.session_name = session_name
 
 
-def _scan_response_bytes(body):
-    """Expat pass over the raw answer: refuse DTDs, find the samlp:Response's bytes.
+# XML that servers send (the IdP's answers and SOAP faults, STS's answers) is
+# read in two passes: expat first, which refuses what ElementTree would
+# expand and what would cost memory out of proportion to the bytes, then
+# ElementTree on the same bytes.
 
-    STS checks the IdP's XML signature on what it receives; re-serialising
-    with ElementTree renames prefixes and breaks it (PROTOCOL §2).  So we cut
-    the element's original bytes and add only the namespace declarations it
-    inherits from the envelope (exclusive C14N renders those the same way).
-    Returns (bytes, reason) where bytes is None when there is no such element."""
+RESPONSE_PATH = ((SOAP_NS, "Envelope"), (SOAP_NS, "Body"), (SAMLP_NS, "Response"))
+
+
+def _scan_xml(body, error, who, path=None):
+    """Expat pass over a server's answer; raises ``error`` (the caller's class).
+
+    Refuses a DTD in any encoding (so no entity is ever declared, let alone
+    expanded), nesting deeper than MAX_XML_DEPTH, more than MAX_XML_NAMESPACES
+    declarations in scope, and more than MAX_XML_ELEMENTS elements.  Prefixes
+    are bound in one dict with an undo list per open element, so memory
+    follows the answer's size, not prefixes times depth.  With ``path`` (a
+    tuple of (namespace, local name) from the root), returns where the first
+    element at that path lies: a dict with its byte offsets "start" and "end"
+    (of its end tag), its qualified "name", the declarations it "inherited",
+    and the document's declared "encoding"; else None."""
     import xml.parsers.expat
 
-    def refuse(*args):
-        raise IdPError("the IdP's answer contains a DTD; refusing it (a SAML answer never has one)")
+    def refuse_dtd(*args):
+        raise error("%s holds a DTD; refusing it (a SAML or STS answer never has one)" % who)
 
     parser = xml.parsers.expat.ParserCreate()
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    scopes = [{}]
-    path = []
+    parser.StartDoctypeDeclHandler = refuse_dtd
+    parser.EntityDeclHandler = refuse_dtd
+    bindings = {}       # prefix ("" for the default) -> namespace URI, as now in effect
+    undo = []           # per open element: [(prefix, URI it hid, or None)]
+    names = []          # per open element: (namespace URI, local name)
+    count = {"elements": 0, "declarations": 0}
     found = {}
 
     def declaration(version, encoding, standalone):
         found["encoding"] = encoding
-    parser.XmlDeclHandler = declaration
 
     def start(name, attrs):
-        scope = dict(scopes[-1])
-        own = {}
-        for key, value in attrs.items():
-            if key == "xmlns" or key.startswith("xmlns:"):
-                own[key[6:]] = value
-        scope.update(own)
-        scopes.append(scope)
+        count["elements"] += 1
+        if len(names) >= MAX_XML_DEPTH:
+            raise error("%s nests elements more than %d deep; refusing it"
+                        % (who, MAX_XML_DEPTH))
+        if count["elements"] > MAX_XML_ELEMENTS:
+            raise error("%s holds more than %d elements; refusing it"
+                        % (who, MAX_XML_ELEMENTS))
+        own = [(key[6:], value) for key, value in attrs.items()
+               if key == "xmlns" or key.startswith("xmlns:")]
+        count["declarations"] += len(own)
+        if count["declarations"] > MAX_XML_NAMESPACES:
+            raise error("%s declares more than %d XML namespaces at once; refusing it"
+                        % (who, MAX_XML_NAMESPACES))
+        undo.append([(prefix, bindings.get(prefix)) for prefix, _ in own])
+        bindings.update(own)
         prefix, _, local = name.rpartition(":")
-        path.append((scope.get(prefix), local))
-        if ("start" not in found and path == [(SOAP_NS, "Envelope"), (SOAP_NS, "Body"),
-                                               (SAMLP_NS, "Response")]):
+        names.append((bindings.get(prefix), local))
+        if path and len(names) == len(path) and "start" not in found and tuple(names) == path:
+            mine = set(prefix for prefix, _ in own)
             found["start"] = parser.CurrentByteIndex
             found["name"] = name
-            found["inherited"] = dict((p, u) for p, u in scopes[-2].items() if p not in own)
-            found["depth"] = len(path)
+            found["inherited"] = dict((p, u) for p, u in bindings.items() if p not in mine)
+            found["depth"] = len(names)
 
     def end(name):
-        if found.get("depth") == len(path) and "end" not in found:
+        if found.get("depth") == len(names) and "end" not in found:
             found["end"] = parser.CurrentByteIndex
-        path.pop()
-        scopes.pop()
+        names.pop()
+        hidden = undo.pop()
+        count["declarations"] -= len(hidden)
+        for prefix, uri in hidden:
+            if uri is None:
+                del bindings[prefix]
+            else:
+                bindings[prefix] = uri
 
+    parser.XmlDeclHandler = declaration
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     try:
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError as e:
-        raise IdPError("the IdP's answer is not well-formed XML (%s)" % e)
+        raise error("%s is not well-formed XML (%s)" % (who, e))
     except (LookupError, ValueError) as e:     # an encoding expat cannot use
-        raise IdPError("the IdP's answer declares an encoding that cannot be read (%s)" % e)
-    if "end" not in found:
-        return None
-    start_at, end_at = found["start"], found["end"]
+        raise error("%s declares an encoding that cannot be read (%s)" % (who, e))
+    return found if "end" in found else None
+
+
+def _read_server_xml(body, error, who, path=None):
+    """(ElementTree root, _scan_xml's answer for ``path``) of XML a server sent.
+
+    Every XML answer from a server is read here, so the expat pass always
+    runs before ElementTree sees the bytes."""
+    import xml.etree.ElementTree as ET
+    span = _scan_xml(body, error, who, path)
+    try:
+        root = ET.fromstring(body)
+    except (ET.ParseError, UnicodeError, LookupError, ValueError) as e:   # 3.6: UnicodeError
+        raise error("%s is not well-formed XML (%s)" % (who, e))
+    return root, span
+
+
+def _response_bytes(body, span):
+    """The samlp:Response's original bytes, from _scan_xml's span of it.
+
+    STS checks the IdP's XML signature on what it receives; re-serialising
+    with ElementTree renames prefixes and breaks it (PROTOCOL §2).  So we cut
+    the element's original bytes and add only the namespace declarations it
+    inherits from the envelope (exclusive C14N renders those the same way)."""
+    start_at, end_at = span["start"], span["end"]
     if body[end_at:end_at + 2] != b"</":
         raise IdPError("the IdP's SAML Response is empty")
     end_at = body.index(b">", end_at) + 1
     from xml.sax.saxutils import quoteattr
     declarations = "".join(
         " xmlns%s=%s" % (":" + p if p else "", quoteattr(u))
-        for p, u in sorted(found["inherited"].items()))
-    head = len("<" + found["name"])
+        for p, u in sorted(span["inherited"].items()))
+    head = len("<" + span["name"])
     element = body[start_at:end_at]
     element = element[:head] + declarations.encode("ascii", "xmlcharrefreplace") + element[head:]
-    encoding = found.get("encoding")
+    encoding = span.get("encoding")
     if encoding and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
         # Cut from the envelope, the element would lose its declared encoding.
         element = ('<?xml version="1.0" encoding="%s"?>' % encoding).encode("ascii") + element
@@ -1213,7 +1269,6 @@ def parse_ecp_answer(answer, expected_acs):
     Wrong credentials come back as 401 (Shibboleth), a SAML Responder status
     with 200 (SimpleSAMLphp), a SOAP Fault, or an HTML login page; all are
     AuthenticationError.  Anything else unusable is IdPError."""
-    import xml.etree.ElementTree as ET
     host = _host_port(answer.url)
     if 300 <= answer.status < 400:
         target = answer.headers.get("Location") or "?"
@@ -1234,15 +1289,13 @@ def parse_ecp_answer(answer, expected_acs):
         raise IdPError("the IdP sent an empty answer (HTTP %d)" % answer.status,
                        transient=answer.status >= 500)
     try:
-        response_xml = _scan_response_bytes(answer.body)
-        root = ET.fromstring(answer.body)
+        root, span = _read_server_xml(answer.body, IdPError, "the IdP's answer", RESPONSE_PATH)
+        response_xml = _response_bytes(answer.body, span) if span else None
     except IdPError:
         if answer.status >= 500:
             raise IdPError("the IdP failed (HTTP %d) and sent no SAML" % answer.status,
                            transient=True)
         raise
-    except (ET.ParseError, UnicodeError, LookupError, ValueError) as e:   # 3.6: UnicodeError
-        raise IdPError("the IdP's answer is not well-formed XML (%s)" % e)
     soap = "{%s}" % SOAP_NS
     if root.tag != soap + "Envelope":
         raise IdPError("the IdP's answer is not a SOAP envelope (HTTP %d)" % answer.status)
@@ -1277,8 +1330,9 @@ def parse_ecp_answer(answer, expected_acs):
     assertion = response.find("{%s}Assertion" % SAML_NS)
     if assertion is None:
         raise IdPError("the IdP reported success but sent no assertion")
-    attributes = {}
-    for attribute in assertion.iter("{%s}Attribute" % SAML_NS):
+    attributes = {}     # only the signed assertion's own statements, not Advice or ds:Object
+    for attribute in assertion.findall("{%s}AttributeStatement/{%s}Attribute"
+                                       % (SAML_NS, SAML_NS)):
         attributes.setdefault(attribute.get("Name"), []).extend(
             (v.text or "").strip() for v in attribute.findall("{%s}AttributeValue" % SAML_NS))
     roles, skipped = [], []
@@ -1437,16 +1491,16 @@ def _sts_advice(code, message, action="AssumeRoleWithSAML"):
 
 def parse_sts_answer(status, body, action="AssumeRoleWithSAML"):
     """Credentials from an STS XML answer, or STSError with AWS's code and message."""
-    import xml.etree.ElementTree as ET
     if status >= 500 and b"<ErrorResponse" not in body[:500]:
         raise STSError("STS failed (HTTP %d)" % status, "HTTP %d" % status, transient=True)
-    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise STSError("STS answered HTTP %d with %s; refusing it" % (
-            status, "an HTML page" if b"<HTML" in body.upper() else "a DTD"))
-    try:
-        root = ET.fromstring(body)
-    except (ET.ParseError, UnicodeError, LookupError, ValueError):
-        raise STSError("STS answered HTTP %d with something that is not XML" % status)
+    if body[:512].lstrip().lower().startswith(b"<!doctype html"):   # a proxy's page
+        raise STSError("STS answered HTTP %d with an HTML page; refusing it" % status)
+    root, _ = _read_server_xml(body, STSError, "STS's answer (HTTP %d)" % status)
+    return _sts_credentials(root, status, action)
+
+
+def _sts_credentials(root, status, action):
+    """parse_sts_answer's reading of the parsed answer."""
     ns = "{%s}" % STS_NS
     error = root.find("%sError" % ns)
     if error is None and root.tag in ("ErrorResponse", ns + "ErrorResponse"):
@@ -1600,7 +1654,6 @@ def _signing_region(endpoint, partition, region):
 def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=None,
                     deadline=None):
     """A SigV4-signed STS query (form POST); returns the parsed XML root."""
-    import xml.etree.ElementTree as ET
     from urllib.parse import urlencode
     body = urlencode([("Action", action), ("Version", "2011-06-15")] + list(params)).encode()
     headers = sign_request("POST", endpoint, {
@@ -1611,10 +1664,8 @@ def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=N
                           deadline=deadline)
     if answer.status >= 400:
         parse_sts_answer(answer.status, answer.body, action)   # raises with AWS's words
-    try:
-        root = ET.fromstring(answer.body)
-    except (ET.ParseError, UnicodeError, LookupError, ValueError):
-        raise STSError("STS answered %s with something that is not XML" % action)
+    root, _ = _read_server_xml(answer.body, STSError,
+                               "STS's answer to %s (HTTP %d)" % (action, answer.status))
     return root
 
 
@@ -1636,10 +1687,9 @@ def assume_role(credentials, role_arn, session_name, endpoint, region, duration=
         params.append(("DurationSeconds", str(duration)))
     if external_id:
         params.append(("ExternalId", external_id))
-    import xml.etree.ElementTree as ET
     root = sts_signed_call("AssumeRole", params, credentials, endpoint, region, ssl_context,
                            deadline)
-    return parse_sts_answer(200, ET.tostring(root), "AssumeRole")
+    return _sts_credentials(root, 200, "AssumeRole")
 
 
 # ---------------------------------------------------------------------------

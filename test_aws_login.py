@@ -2484,10 +2484,14 @@ class IniEdgeTest(unittest.TestCase):
                                           [ADMIN + "," + PROVIDER_A], prefix_style="plain")[0]
         envelope = re.sub(br"^<\?xml[^>]*\?>\s*", b"", envelope)
         latin = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + envelope
-        extracted = aws_login._scan_response_bytes(latin)
-        self.assertTrue(extracted.startswith(
+
+        def extracted(body):
+            return aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+                200, {"Content-Type": "text/xml"}, body, "https://idp/ecp"),
+                AWS_ACS_URLS[0]).response_xml
+        self.assertTrue(extracted(latin).startswith(
             b'<?xml version="1.0" encoding="ISO-8859-1"?><samlp:Response'))
-        self.assertTrue(aws_login._scan_response_bytes(envelope).startswith(b"<samlp:Response"))
+        self.assertTrue(extracted(envelope).startswith(b"<samlp:Response"))
 
     def test_only_newline_ends_a_line_as_configparser_reads_it(self):
         # A value holding U+2028 (or \\x0c, \\x1c, \\x85) is one line for configparser;
@@ -2968,6 +2972,15 @@ class HostileIdPTest(LoginTestCase):
                                 b'<lolz>&lol2;</lolz>'), 5, "DTD"),
             ("external entity", (200, xml, b'<!DOCTYPE r [<!ENTITY x SYSTEM '
                                  b'"file:///etc/passwd">]><r>&x;</r>'), 5, "DTD"),
+            ("DTD in UTF-16", (200, xml, _utf16('<!DOCTYPE r [<!ENTITY x "y">]><r>&x;</r>')),
+             5, "DTD"),
+            ("elements 1,000 deep", _envelope_answer(self.idp, lambda e: e.replace(
+                b"<S:Body", b"<S:x>" * 1000 + b"</S:x>" * 1000 + b"<S:Body", 1)), 5,
+             "nests elements more than 100 deep"),
+            ("1,000 namespaces", _envelope_answer(self.idp, lambda e: e.replace(
+                b"<S:Envelope", b"<S:Envelope" + b"".join(
+                    b' xmlns:p%d="urn:p"' % i for i in range(1000)), 1)), 5,
+             "more than 256 XML namespaces"),
             ("50 MB body", (200, xml, b"<a>" + b"x" * (50 << 20)), 5, "over 4194304 bytes"),
             ("SOAP Fault", soap_fault("Authentication failed"), 4, "Authentication failed"),
             ("success without assertion", _envelope_answer(self.idp, lambda e: re.sub(
@@ -3040,6 +3053,161 @@ class StsAnswersTest(LoginTestCase):
         self.assert_nothing_written(run, 7)
         self.assertEqual(len(self.sts.requests), aws_login.STS_ATTEMPTS)
         self.assertLess(time.time() - started, 15)
+
+
+# Runs the tool with its address space capped (argv: bytes, then the command).
+ADDRESS_SPACE_SHIM = ("import os, resource, sys; n = int(sys.argv[1]); "
+                      "resource.setrlimit(resource.RLIMIT_AS, (n, n)); "
+                      "os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def _utf16(text):
+    return ('<?xml version="1.0" encoding="UTF-16"?>\n' + text).encode("utf-16")
+
+
+def _with_role_elsewhere(envelope, where):
+    """The envelope with a second Role attribute (ReadOnly) outside the
+    assertion's AttributeStatement: in saml:Advice, or in a ds:Object."""
+    attribute = ('<saml2:Attribute Name="%s"><saml2:AttributeValue>%s,%s'
+                 '</saml2:AttributeValue></saml2:Attribute>' % (ROLE_ATTR, READONLY, PROVIDER_B))
+    if where == "Advice":
+        text = ("<saml2:Advice>%s<saml2:AttributeStatement>%s</saml2:AttributeStatement>"
+                "</saml2:Advice><saml2:AttributeStatement>" % (attribute, attribute))
+        return envelope.replace(b"<saml2:AttributeStatement>", text.encode(), 1)
+    text = "<ds:Object>%s</ds:Object></ds:Signature>" % attribute
+    return envelope.replace(b"</ds:Signature>", text.encode(), 1)
+
+
+class HostileXmlTest(LoginTestCase):
+    """One expat pass reads every XML answer: DTDs refused in any encoding,
+    depth, namespaces and elements bounded, memory in proportion to the bytes."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def capped_tool(self, args, limit=400 << 20):
+        return self.tool(args, terminal=False, argv_prefix=[
+            sys.executable, "-c", ADDRESS_SPACE_SHIM, str(limit), sys.executable, SCRIPT])
+
+    def test_a_namespace_flood_fails_at_once_in_little_memory(self):
+        n = 12000       # 12,000 prefixes on the Envelope, 12,000 elements deep: 338 kB
+        declarations = "".join(' xmlns:p%d="urn:p:%d"' % (i, i) for i in range(n)).encode()
+        nested = b"<p0:x>" * n + b"</p0:x>" * n
+
+        def flood(envelope):
+            head, _, rest = envelope.partition(b"<S:Envelope")
+            envelope = head + b"<S:Envelope" + declarations + rest
+            return envelope.replace(b"<S:Body", nested.join([b"", b"<S:Body"]), 1)
+        self.idp.override = _envelope_answer(self.idp, flood)
+        started = time.time()
+        run = self.capped_tool(["login"])
+        self.assertLess(time.time() - started, 10)
+        self.assert_nothing_written(run, 5)
+        self.assertRegex(run.stderr, "^aws_login: error: the IdP's answer declares more than "
+                                     "256 XML namespaces at once")
+        self.assertEqual(self.sts.requests, [])
+        # The same depth without the prefixes: refused for its depth.
+        self.idp.override = _envelope_answer(self.idp, lambda e: e.replace(
+            b"<S:Body", b"<S:x>" * n + b"</S:x>" * n + b"<S:Body", 1))
+        run = self.capped_tool(["login"])
+        self.assert_nothing_written(run, 5)
+        self.assertIn("nests elements more than 100 deep", run.stderr)
+
+    def scan(self, body, path=None):
+        return aws_login._scan_xml(body, aws_login.IdPError, "the answer", path)
+
+    def test_each_bound_holds_at_its_limit_and_refuses_one_more(self):
+        depth = aws_login.MAX_XML_DEPTH
+        self.assertIsNone(self.scan(b"<a>" * depth + b"</a>" * depth))
+        with self.assertRaisesRegex(aws_login.IdPError, "more than %d deep" % depth):
+            self.scan(b"<a>" * (depth + 1) + b"</a>" * (depth + 1))
+        most = aws_login.MAX_XML_NAMESPACES
+
+        def declaring(k, name="a"):
+            return ("<%s%s>" % (name, "".join(' xmlns:p%d="u"' % i for i in range(k)))).encode()
+        self.scan(declaring(most) + b"</a>")
+        self.scan(declaring(most - 1) + declaring(1, "b") + b"</b></a>")
+        for too_many in (declaring(most + 1) + b"</a>",
+                         declaring(most) + declaring(1, "b") + b"</b></a>"):
+            with self.assertRaisesRegex(aws_login.IdPError, "more than %d XML namespaces" % most):
+                self.scan(too_many)
+        # In scope at once, not in the whole answer: siblings each declare many.
+        self.scan(b"<r>" + (declaring(most) + b"</a>") * 3 + b"</r>")
+        elements = aws_login.MAX_XML_ELEMENTS
+        self.scan(b"<r>" + b"<a/>" * (elements - 1) + b"</r>")
+        with self.assertRaisesRegex(aws_login.IdPError, "more than %d elements" % elements):
+            self.scan(b"<r>" + b"<a/>" * elements + b"</r>")
+
+    def test_prefix_bindings_end_with_their_element(self):
+        path = (("u1", "a"), ("u1", "c"))
+        body = b'<p:a xmlns:p="u1"><p:b xmlns:p="u2"/><p:c xmlns:q="q"></p:c></p:a>'
+        span = self.scan(body, path)
+        self.assertEqual(span["inherited"], {"p": "u1"})
+        self.assertEqual(body[span["start"]:span["end"]], b'<p:c xmlns:q="q">')
+        body = b'<a xmlns="u1"><p:b xmlns:p="u2" xmlns="u3"/><c/></a>'
+        self.assertEqual(self.scan(body, path[:1] + ((None, "c"),)), None)
+        self.assertEqual(self.scan(body, (("u1", "a"), ("u1", "c")))["inherited"], {"": "u1"})
+        body = b'<r><b xmlns:p="u"/><p:c/></r>'     # unbound again after <b/>
+        self.assertIsNone(self.scan(body, ((None, "r"), ("u", "c"))))
+        self.assertIsNotNone(self.scan(body, ((None, "r"), (None, "c"))))
+
+    def test_a_dtd_is_refused_in_any_encoding_with_the_callers_error(self):
+        dtd = '<!DOCTYPE r [<!ENTITY t "%s">]><r>&t;</r>' % ("x" * 1000)
+        for body in (dtd.encode(), _utf16(dtd), dtd.encode("utf-16-le"),
+                     _utf16("<!DOCTYPE r><r/>")):
+            for error in (aws_login.IdPError, aws_login.STSError):
+                with self.assertRaisesRegex(error, "^who holds a DTD"):
+                    aws_login._read_server_xml(body, error, "who")
+        root, _ = aws_login._read_server_xml(_utf16("<r>\u00e9</r>"), aws_login.STSError, "who")
+        self.assertEqual(root.text, "\u00e9")
+        with self.assertRaisesRegex(aws_login.STSError, "HTTP 403 with an HTML page"):
+            aws_login.parse_sts_answer(403, b"<!DOCTYPE html>\n<html>Forbidden</html>")
+
+    def test_an_sts_answer_in_utf16_with_a_dtd_is_refused(self):
+        issued = ('<!DOCTYPE AssumeRoleWithSAMLResponse [<!ENTITY t "%s">]>'
+                  '<AssumeRoleWithSAMLResponse xmlns="%s"><AssumeRoleWithSAMLResult>'
+                  '<Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey>s'
+                  '</SecretAccessKey><SessionToken>%s</SessionToken><Expiration>%s'
+                  '</Expiration></Credentials></AssumeRoleWithSAMLResult>'
+                  '</AssumeRoleWithSAMLResponse>')
+        later = _utc(time.time() + 3600)
+        for body in (_utf16(issued % ("T" * 100000, NS_STS, "&t;" * 100, later)),
+                     _utf16(issued.replace("<!ENTITY t \"%s\">", "%s")
+                            % ("", NS_STS, "FQoG", later))):
+            self.sts.queue.append((200, {"Content-Type": "text/xml"}, body))
+            started = time.time()
+            run = self.capped_tool(["login"])
+            self.assertLess(time.time() - started, 10)
+            self.assert_nothing_written(run, 7)
+            self.assertRegex(run.stderr, r"^aws_login: error: STS's answer \(HTTP 200\) holds a "
+                                         "DTD; refusing it")
+
+    def test_a_signed_calls_answer_with_a_dtd_is_refused(self):
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        identity = ('<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
+                    '<Arn>&a;</Arn><UserId>AROAFAKE:alice</UserId><Account>%s</Account>'
+                    '</GetCallerIdentityResult></GetCallerIdentityResponse>' % (NS_STS, ACCOUNT_A))
+        dtd = '<!DOCTYPE GetCallerIdentityResponse [<!ENTITY a "arn:aws:iam::1:root">]>'
+        for body in ((dtd + identity).encode(), _utf16(dtd + identity)):
+            self.sts.queue.append((200, {"Content-Type": "text/xml"}, body))
+            run = self.tool(["whoami"], terminal=False)
+            self.assertEqual((run.code, run.stdout), (7, ""), run)
+            self.assertRegex(run.stderr, r"^aws_login: error: STS's answer to GetCallerIdentity "
+                                         r"\(HTTP 200\) holds a DTD; refusing it \(a SAML or "
+                                         r"STS answer never has one\)\n$")
+
+    def test_roles_come_only_from_the_signed_assertions_attribute_statement(self):
+        for where in ("Advice", "ds:Object"):
+            envelope = build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A])[0]
+            saml = aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+                200, {"Content-Type": "text/xml"}, _with_role_elsewhere(envelope, where),
+                "https://idp/ecp"), AWS_ACS_URLS[0])
+            self.assertEqual(saml.roles, [aws_login.Role(ADMIN, PROVIDER_A)], where)
+            # A login offers no menu: one role, the signed one.
+            self.idp.override = _envelope_answer(
+                self.idp, lambda e: _with_role_elsewhere(e, where), session_name="alice")
+            self.assert_logged_in(self.tool(["login"], terminal=False))
 
 
 class NetworkFaultTest(LoginTestCase):
