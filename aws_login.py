@@ -1489,26 +1489,60 @@ def _sts_advice(code, message, action="AssumeRoleWithSAML"):
     return None
 
 
-def parse_sts_answer(status, body, action="AssumeRoleWithSAML"):
+def parse_sts_answer(status, body, action="AssumeRoleWithSAML", headers=None):
     """Credentials from an STS XML answer, or STSError with AWS's code and message."""
-    if status >= 500 and b"<ErrorResponse" not in body[:500]:
+    error_type = _error_type(headers)
+    if status >= 500 and b"Error" not in body[:500] and not error_type:
         raise STSError("STS failed (HTTP %d)" % status, "HTTP %d" % status, transient=True)
     if body[:512].lstrip().lower().startswith(b"<!doctype html"):   # a proxy's page
         raise STSError("STS answered HTTP %d with an HTML page; refusing it" % status)
-    root, _ = _read_server_xml(body, STSError, "STS's answer (HTTP %d)" % status)
-    return _sts_credentials(root, status, action)
+    if status >= 400 and not body.strip() and error_type:
+        root = None
+    else:
+        root, _ = _read_server_xml(body, STSError, "STS's answer (HTTP %d)" % status)
+    return _sts_credentials(root, status, action, error_type)
 
 
-def _sts_credentials(root, status, action):
+def _error_type(headers):
+    """The error code in X-Amzn-ErrorType (``Code:namespace-URL``), or None."""
+    value = headers.get("X-Amzn-ErrorType") if headers is not None else None
+    return value.split(":")[0].strip() or None if value else None
+
+
+def _local(tag):
+    return tag.rpartition("}")[2]
+
+
+def _sts_error_element(root):
+    """The Error element wherever AWS puts it: ``ErrorResponse/Error`` (STS),
+    ``ErrorResponse/Errors/Error`` or ``Response/Errors/Error`` (other query
+    APIs, moto), in STS's namespace or none."""
+    if root is None:
+        return None
+    if _local(root.tag) == "Error":
+        return root
+    for child in root:
+        if _local(child.tag) == "Error":
+            return child
+        if _local(child.tag) == "Errors":
+            for grandchild in child:
+                if _local(grandchild.tag) == "Error":
+                    return grandchild
+    return None
+
+
+def _sts_credentials(root, status, action, error_type=None):
     """parse_sts_answer's reading of the parsed answer."""
     ns = "{%s}" % STS_NS
-    error = root.find("%sError" % ns)
-    if error is None and root.tag in ("ErrorResponse", ns + "ErrorResponse"):
-        error = root.find("Error")
+    error = _sts_error_element(root)
     if error is not None or status >= 400:
-        get = lambda tag: ((error.findtext(ns + tag) or error.findtext(tag) or "").strip()
-                           if error is not None else "")
-        code, message = get("Code") or "HTTP %d" % status, get("Message")
+        def get(tag):
+            for child in (error if error is not None else ()):
+                if _local(child.tag) == tag:
+                    return (child.text or "").strip()
+            return ""
+        code = get("Code") or error_type or "HTTP %d" % status
+        message = get("Message")
         text = "STS refused %s: %s%s" % (action, code, ": " + message if message else "")
         advice = _sts_advice(code, message, action)
         raise STSError(text + (" (%s)" % advice if advice else ""), code,
@@ -1553,7 +1587,7 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
         try:
             answer = http_request(endpoint, body, headers, ssl_context=ssl_context,
                                   read_timeout=60, deadline=deadline)
-            return parse_sts_answer(answer.status, answer.body)
+            return parse_sts_answer(answer.status, answer.body, headers=answer.headers)
         except (STSError, NetworkError) as e:
             # A refused connection never reached STS; a timeout might have.
             delay = min(8.0, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0)
@@ -1663,7 +1697,7 @@ def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=N
     answer = http_request(endpoint, body, headers, ssl_context=ssl_context, read_timeout=60,
                           deadline=deadline)
     if answer.status >= 400:
-        parse_sts_answer(answer.status, answer.body, action)   # raises with AWS's words
+        parse_sts_answer(answer.status, answer.body, action, answer.headers)  # AWS's words
     root, _ = _read_server_xml(answer.body, STSError,
                                "STS's answer to %s (HTTP %d)" % (action, answer.status))
     return root

@@ -1822,6 +1822,32 @@ class StsPureTest(unittest.TestCase):
         self.assertEqual(p("2026-11-27T11:33:19+01:00"), p("2026-11-27T10:33:19Z"))
         self.assertRaises(ValueError, p, "2026-11-27 10:33:19")
 
+    def test_the_error_element_is_found_wherever_aws_puts_it(self):
+        error = (b"<Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The "
+                 b"request signature we calculated does not match</Message></Error>")
+        ns = b' xmlns="https://sts.amazonaws.com/doc/2011-06-15/"'
+        for body in (b"<ErrorResponse" + ns + b">" + error + b"</ErrorResponse>",
+                     b"<ErrorResponse>" + error + b"</ErrorResponse>",
+                     b"<ErrorResponse" + ns + b"><Errors>" + error + b"</Errors></ErrorResponse>",
+                     b"<Response><Errors>" + error + b"</Errors><RequestID>r</RequestID>"
+                     b"</Response>"):
+            for action in ("AssumeRoleWithSAML", "GetCallerIdentity"):
+                with self.assertRaises(aws_login.STSError) as cm:
+                    aws_login.parse_sts_answer(403, body, action)
+                self.assertEqual(cm.exception.code, "SignatureDoesNotMatch", body)
+                self.assertIn("STS refused %s: SignatureDoesNotMatch: The request signature"
+                              % action, str(cm.exception))
+
+    def test_x_amzn_errortype_is_the_fallback_code(self):
+        headers = {"X-Amzn-ErrorType": "ExpiredTokenException:http://internal.amazon.com/"}
+        for body in (b"", b"<ErrorResponse><Unknown/></ErrorResponse>"):
+            with self.assertRaises(aws_login.STSError) as cm:
+                aws_login.parse_sts_answer(400, body, "GetCallerIdentity", headers)
+            self.assertEqual(cm.exception.code, "ExpiredTokenException")
+        with self.assertRaises(aws_login.STSError) as cm:
+            aws_login.parse_sts_answer(400, b"<ErrorResponse/>", "GetCallerIdentity")
+        self.assertEqual(cm.exception.code, "HTTP 400")
+
     def test_error_shapes_keep_code_and_message(self):
         body = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
                 b'<Type>Sender</Type><Code>ValidationError</Code><Message>The requested '
