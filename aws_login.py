@@ -136,6 +136,8 @@ EXIT_INTERRUPTED = 130
 
 KEYRING_SERVICE = "awscli_login"        # awscli-login's, so entries carry over
 FACTORS = ("auto", "push", "passcode", "sms", "phone")
+# awscli-login's words for "no Duo factor at all" (no header, no prompt): factor = off
+FACTOR_OFF_WORDS = ("off", "0", "no", "false", "disable")
 # The Shibboleth Duo plugin reads the first spelling, older IdPs the second.
 DUO_FACTOR_HEADERS = ("X-Shibboleth-Duo-Factor", "X-Shiboleth-Duo-Factor")
 DUO_PASSCODE_HEADERS = ("X-Shibboleth-Duo-Passcode", "X-Shiboleth-Duo-Passcode")
@@ -297,9 +299,14 @@ def check_url(value, what="ECP endpoint URL"):
 
 
 def check_factor(value):
+    """A Duo factor, or ``off`` (no Duo header is sent) for any of awscli-login's
+    words that turn it off."""
     factor = value.strip().lower()
+    if factor in FACTOR_OFF_WORDS:
+        return "off"
     if factor not in FACTORS:
-        raise ConfigError("Duo factor %r is not one of %s" % (value, ", ".join(FACTORS)))
+        raise ConfigError("Duo factor %r is not one of %s, or off"
+                          % (value, ", ".join(FACTORS)))
     return factor
 
 
@@ -327,10 +334,14 @@ def check_bool(value, what="value"):
 
 
 def check_duration(value):
+    """Seconds, or None for 0: awscli-login writes ``duration = 0`` for "not set"
+    (STS then uses the role's default, or the assertion's SessionDuration)."""
     try:
         seconds = int(str(value).strip())
     except ValueError:
         raise ConfigError("duration %r is not a whole number of seconds" % (value,))
+    if seconds == 0:
+        return None
     if not DURATION_MIN <= seconds <= DURATION_MAX:
         raise ConfigError("duration %d is outside %d..%d seconds"
                           % (seconds, DURATION_MIN, DURATION_MAX))
@@ -1071,7 +1082,7 @@ def duo_headers(factor, passcode=None, factor_header=None, passcode_header=None)
     headers = {}
     if passcode:
         passcode = check_passcode(passcode)
-    if factor:
+    if factor and factor != "off":
         for name in ([factor_header] if factor_header else DUO_FACTOR_HEADERS):
             headers[name] = factor
     if passcode:
@@ -1970,8 +1981,9 @@ class IdPSession(object):
             if e.kind != "timeout":
                 raise
             # Not transient: retrying would send the person another push.
-            raise AuthenticationError("no answer from the IdP in time: the Duo %s was not "
-                                      "approved, or the IdP hangs" % (factor or "login"))
+            what = "Duo %s" % factor if factor not in (None, "off") else "login"
+            raise AuthenticationError("no answer from the IdP in time: the %s was not "
+                                      "approved, or the IdP hangs" % what)
 
     def save(self):
         """Keep the IdP session for the next login; failing that is only a warning."""
@@ -2024,7 +2036,9 @@ def _password_login(session, profile, terminal, interactive=True):
         if not interactive:
             raise InteractionRequired(need_person)
         password, source = terminal.secret("Password: ", what), "prompt"
-    factor = profile.factor or (_ask_factor(terminal) if interactive else "auto")
+    # Unset and nobody to ask (a pipe, CI): auto, as awscli-login does.
+    factor = profile.factor or (_ask_factor(terminal) if interactive and terminal.available()
+                                else "auto")
     passcode = profile.passcode
     if factor == "passcode" and not passcode:
         if not interactive:
@@ -3351,7 +3365,7 @@ def build_parser():
     p.add_argument("--username")
     p.add_argument("--enable-keyring", dest="enable_keyring", nargs="?", const="true",
                    metavar="BOOL")
-    p.add_argument("--factor", choices=FACTORS)
+    p.add_argument("--factor", choices=FACTORS + ("off",))
     p.add_argument("--role-arn", dest="role_arn", metavar="ARN")
     p.add_argument("--duration", metavar="SECONDS")
     p.add_argument("--ca-bundle", dest="ca_bundle", metavar="PATH")

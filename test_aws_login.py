@@ -3795,6 +3795,36 @@ class MigrationTest(LoginTestCase):
         self.assertEqual((prod.username, prod.factor, prod.duration, prod.verify_ssl_certificate),
                          ("bob", "passcode", 7200, True))
 
+    def test_its_defaults_duration_0_and_factor_off_mean_not_set(self):
+        # awscli-login 1.0 writes duration = 0 ("not set"), and reads 0, no,
+        # false, off and disable as "no Duo factor".
+        for word in ("off", "0", "No", "false", "disable"):
+            self.write(self.config_file, "[default]\necp_endpoint_url = %s\nusername = alice\n"
+                       "enable_keyring = False\nfactor = %s\nrole_arn = \nduration = 0\n"
+                       % (self.idp.url, word))
+            profile = aws_login.read_profile("default")
+            self.assertEqual((profile.factor, profile.duration), ("off", None), word)
+            before = len(self.idp.requests)
+            run = self.tool(["login", "--no-refresh"], [("Password: ", PASSWORD)])
+            self.assert_logged_in(run)
+            self.assertNotIn("Factor", run.tty)
+            for request in self.idp.requests[before:]:
+                for header in DUO_HEADERS + DUO_HEADERS_MISSPELLED:
+                    self.assertNotIn(header, request["headers"], word)
+            self.assertNotIn("DurationSeconds", self.sts.requests[-1]["form"])
+            self.tool(["logout", "--forget"], terminal=False)
+        self.assertRaises(aws_login.ConfigError, aws_login.check_factor, "never")
+        self.assertRaises(aws_login.ConfigError, aws_login.check_duration, "899")
+        self.assertEqual(aws_login.check_duration("900"), 900)
+
+    def test_a_blank_factor_without_a_terminal_is_auto(self):
+        self.write(self.config_file, "[default]\necp_endpoint_url = %s\nusername = alice\n"
+                   "factor = \n" % self.idp.url)
+        run = self.tool(["login", "--password-stdin", "--no-refresh"], terminal=False,
+                        stdin=(PASSWORD + "\n").encode())
+        self.assert_logged_in(run)
+        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "auto")
+
     def test_awscli_login_root_stands_for_the_home_folder(self):
         elsewhere = os.path.join(self.home, "elsewhere")
         os.environ["AWSCLI_LOGIN_ROOT"] = elsewhere
