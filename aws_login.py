@@ -110,7 +110,6 @@ class CredentialsFileError(AwsLoginError):
 class NotLoggedInError(AwsLoginError):
     """Nothing to do: the profile holds no credentials of ours."""
     exit_code = 10
-    calm = True
 
 
 class NoTerminalError(AwsLoginError):
@@ -214,6 +213,29 @@ def _no_core_dumps():
         _core_limit[:] = [soft]
     except (ImportError, ValueError, OSError):
         pass
+
+
+_how_run = []       # "aws" while the AWS CLI plugin runs us (main() sets it)
+
+
+def run_hint(profile, command="login"):
+    """``run `...` `` naming the command as the user runs this tool: the AWS
+    CLI plugin, the installed ``aws-login``, or ``python3 FILE``; piped into
+    ``python3 -`` there is no file to name, so it says to save one."""
+    profile_words = "" if profile == "default" else "--profile %s " % profile
+    if _how_run and command in ("login", "logout", "configure"):
+        words = {"configure": "login configure"}.get(command, command)
+        return "run `aws %s%s`" % (profile_words, words)
+    program = os.path.basename(sys.argv[0] if sys.argv else "")
+    if program in ("aws-login", "aws-login.exe"):
+        return "run `aws-login %s%s`" % (profile_words, command)
+    path = sys.argv[0] if program.endswith(".py") else _own_file()[0]
+    if path is None:
+        return ("save this script as aws_login.py and run `python3 aws_login.py %s%s`, or "
+                "pipe it again to `python3 - %s%s`" % (profile_words, command, profile_words,
+                                                       command))
+    import shlex
+    return "run `python3 %s %s%s`" % (shlex.quote(path), profile_words, command)
 
 
 def warn(message):
@@ -468,13 +490,13 @@ def read_profile(name, require_endpoint=True):
     parser = _parse_ini(text, path)
     if not parser.has_section(name):
         if require_endpoint:
-            raise ConfigError("profile %r is not configured: run  python3 aws_login.py "
-                              "--profile %s configure" % (name, name))
+            raise ConfigError("profile %r is not configured: %s"
+                              % (name, run_hint(name, "configure")))
         return Profile(name, source=path)
     profile = Profile(name, dict(parser.items(name)), source=path)
     if require_endpoint and not profile.ecp_endpoint_url:
-        raise ConfigError("profile %r has no ecp_endpoint_url: run  python3 aws_login.py "
-                          "--profile %s configure" % (name, name))
+        raise ConfigError("profile %r has no ecp_endpoint_url: %s"
+                          % (name, run_hint(name, "configure")))
     return profile
 
 
@@ -1955,16 +1977,20 @@ class IdPSession(object):
                                   deadline=self.deadline)
         return parse_ecp_answer(answer, self.acs_url)
 
-    def reuse(self):
-        """The saved IdP session, with no password and no Duo header; None if refused."""
-        if not len(self.jar):
+    def reuse(self, probe=False):
+        """The saved IdP session, with no password and no Duo header; None if refused.
+
+        With no saved session and ``probe``, the same request still goes out
+        before a person is asked anything: an IdP that cannot be reached, or
+        whose certificate is not trusted, fails now, not after the password."""
+        if not len(self.jar) and not probe:
             return None
         try:
             saml = self._post({})
             debug("IdP session reused")
             return saml
         except (AuthenticationError, IdPError) as e:
-            if e.transient:
+            if e.transient and len(self.jar):
                 raise           # the IdP is down: asking for a password would not help
             debug("IdP session not accepted: %s" % e)
             return None
@@ -2027,8 +2053,8 @@ def _password_login(session, profile, terminal, interactive=True):
     username = session.username
     what = "the password of %s" % keyring_user(profile, username)
     need_person = ("the IdP session of %s has ended and no password is stored (see "
-                   "enable_keyring): run  python3 aws_login.py --profile %s login"
-                   % (keyring_user(profile, username), profile.name))
+                   "enable_keyring): %s" % (keyring_user(profile, username),
+                                            run_hint(profile.name)))
     password, source = profile.password, getattr(profile, "password_source", "profile")
     if password is None:
         password, source = keyring_get(profile, username), "keyring"
@@ -2043,8 +2069,7 @@ def _password_login(session, profile, terminal, interactive=True):
     if factor == "passcode" and not passcode:
         if not interactive:
             raise InteractionRequired("the Duo factor of profile %s is passcode, which needs "
-                                      "a person: run  python3 aws_login.py --profile %s login"
-                                      % (profile.name, profile.name))
+                                      "a person: %s" % (profile.name, run_hint(profile.name)))
         passcode = terminal.secret("Code: ", "the Duo passcode")
     try:
         saml = session.authenticate(password, factor, passcode)
@@ -2102,7 +2127,8 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, d
     username = _username(profile, terminal, interactive)
     session = IdPSession(profile, username, terminal, ssl_context, PARTITIONS[partition][0],
                          deadline)
-    saml = session.reuse() or _password_login(session, profile, terminal, interactive)
+    probe = interactive and terminal.available()     # someone may be asked for a password
+    saml = session.reuse(probe) or _password_login(session, profile, terminal, interactive)
     if saml.skipped and not saml.roles:
         raise RoleError("the IdP's answer lists no usable AWS role: %d malformed Role "
                         "value(s), the first %r" % (len(saml.skipped), saml.skipped[0][:100]))
@@ -2443,8 +2469,7 @@ def credential_process(name):
     if cached and cached[0] - time.time() >= CACHE_MIN_LEFT:
         return cached[2]
     if (_read_text(cache_path(name)) or "").startswith(LOGGED_OUT):
-        raise NotLoggedInError("profile %s is logged out: run  python3 aws_login.py "
-                               "--profile %s login" % (name, name))
+        raise NotLoggedInError("profile %s is logged out: %s" % (name, run_hint(name)))
     with _renewal_lock(name):
         cached = read_cache(name)       # another process may have renewed meanwhile
         if cached and cached[0] - time.time() >= CACHE_MIN_LEFT:
@@ -2883,8 +2908,7 @@ def whoami(name):
     """STS GetCallerIdentity, signed with the profile's credentials."""
     credentials = stored_credentials(name)
     if credentials is None:
-        raise NotLoggedInError("Not logged in to profile %s: run  python3 aws_login.py "
-                               "--profile %s login" % (name, name))
+        raise NotLoggedInError("not logged in to profile %s: %s" % (name, run_hint(name)))
     profile = read_profile(name, require_endpoint=False)
     partition = _partition_of(credentials)
     region = profile_region(profile)
@@ -3026,6 +3050,10 @@ def _awscli_command(name, description, arguments, argv, subcommands=()):
         SUBCOMMANDS = list(subcommands)
 
         def _run_main(self, parsed_args, parsed_globals):
+            if os.environ.get(PLUGIN_PROBE_VARIABLE):     # `plugin enable` proving us
+                sys.stdout.write("%s %s %s\n" % (os.environ[PLUGIN_PROBE_VARIABLE], __version__,
+                                                 os.path.abspath(__file__)))
+                return 0
             words = []
             if getattr(parsed_globals, "profile", None):
                 words += ["--profile", parsed_globals.profile]
@@ -3036,17 +3064,36 @@ def _awscli_command(name, description, arguments, argv, subcommands=()):
                     words.append("--" + argument["name"])
                 elif value not in (None, False):
                     words += ["--" + argument["name"], str(value)]
-            return main(words)
+            return main(words + _awscli_global_options(argv[0], parsed_globals),
+                        how_run="aws")
 
     return Command
 
 
+def _awscli_global_options(command, parsed_globals):
+    """The AWS CLI's own --ca-bundle, --region and --no-verify-ssl, which it
+    parses before our command sees its arguments, as our options: for
+    `login` this run only, for `configure` the profile's settings."""
+    words = []
+    ca_bundle = getattr(parsed_globals, "ca_bundle", None)
+    region = getattr(parsed_globals, "region", None)
+    no_verify = getattr(parsed_globals, "verify_ssl", True) is False
+    if command in ("login", "configure"):
+        words += ["--ca-bundle", ca_bundle] if ca_bundle else []
+        words += ["--region", region] if region else []
+    if no_verify and command == "login":
+        words.append("--no-verify-ssl")
+    elif no_verify and command == "configure":
+        words += ["--verify-ssl-certificate", "false"]
+    return words
+
+
+# --ca-bundle and --region are the AWS CLI's global options (_awscli_global_options).
 _AWSCLI_CONFIGURE_ARGS = [
     {"name": n, "help_text": h} for n, h in (
         ("ecp-endpoint-url", "the IdP's ECP endpoint"), ("username", "IdP username"),
         ("enable-keyring", "true or false"), ("factor", "Duo factor"),
-        ("role-arn", "the role to assume"), ("duration", "seconds"),
-        ("ca-bundle", "extra CA certificates (PEM)"), ("region", "STS region"))]
+        ("role-arn", "the role to assume"), ("duration", "seconds"))]
 
 
 def _awscli_commands(command_table, session, **kwargs):
@@ -3132,6 +3179,327 @@ def configure(name, terminal=None, values=None):
 
 
 # ---------------------------------------------------------------------------
+# The AWS CLI plugin: enable, disable, status
+# ---------------------------------------------------------------------------
+# `aws configure set plugins.login aws_login` alone breaks every `aws` command
+# (`aws configure set` included) when the AWS CLI's Python cannot import the
+# module.  `plugin enable` puts the module where that CLI imports plugins
+# from, writes the config lines, proves them by running `aws`, and undoes it
+# all if the proof fails; `plugin disable` takes back exactly that and never
+# runs `aws`.
+
+PLUGIN_PROBE_VARIABLE = "AWS_LOGIN_PLUGIN_PROBE"
+PLUGIN_SECTION = "plugins"
+BUILTIN_LOGIN_SINCE = (2, 32, 0)    # AWS CLI v2 with its own `aws login`
+
+# What the AWS CLI v1's Python says of itself: where to put a module it imports.
+_SITE_QUERY = ("import json,site,sys,sysconfig;print(json.dumps([sysconfig.get_paths()"
+               "['purelib'],bool(site.ENABLE_USER_SITE),site.getusersitepackages(),"
+               "list(sys.version_info[:2])]))")
+
+
+def plugin_record_path():
+    """What `plugin enable` did, for `plugin disable` and `plugin status`."""
+    return os.path.join(login_root(), "plugin.json")
+
+
+def _plain_environment():
+    """The environment a user's `aws` runs with: no PYTHONPATH of ours, no profile
+    that might not exist."""
+    return dict((k, v) for k, v in os.environ.items() if k not in (
+        "PYTHONPATH", "PYTHONHOME", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+        PLUGIN_PROBE_VARIABLE))
+
+
+def _run_quietly(argv, env=None, timeout=60):
+    """(exit status or None, output) of a helper command: no terminal, no input."""
+    import subprocess
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd="/")
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, str(e)
+    return done.returncode, done.stdout.decode("utf-8", "replace")
+
+
+def _last_line(output):
+    lines = [line.strip() for line in (output or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def find_aws(aws=None):
+    """The AWS CLI to work with: ``aws`` (a path), else the one on PATH."""
+    import shutil
+    path = os.path.expanduser(aws) if aws else shutil.which("aws")
+    if not path or not os.path.isfile(path):
+        raise ConfigError("no AWS CLI at %s" % aws if aws else
+                          "no `aws` on PATH: install the AWS CLI, or name it with --aws PATH")
+    return os.path.abspath(path)
+
+
+def aws_cli_version(aws):
+    """(major, minor, patch) from `aws --version`, run with an empty config so
+    that a broken plugin line cannot stop it."""
+    import re
+    code, out = _run_quietly([aws, "--version"], dict(_plain_environment(),
+                                                      AWS_CONFIG_FILE=os.devnull))
+    m = re.search(r"aws-cli/(\d+)\.(\d+)\.(\d+)", out or "")
+    if not m:
+        raise ConfigError("cannot tell which AWS CLI %s is (`aws --version`: %s)"
+                          % (aws, _last_line(out)))
+    return tuple(int(x) for x in m.groups())
+
+
+def _cli_python(aws, follow=True):
+    """The Python that runs an AWS CLI v1 script: its #! line, pip's
+    ``exec' "PYTHON"`` trampoline, or, for a pyenv shim, the script it runs."""
+    import re
+    import shutil
+    try:
+        with open(aws, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except OSError as e:
+        raise ConfigError("cannot read %s: %s" % (aws, e.strerror))
+    first = head.split("\n")[0]
+    words = first[2:].split() if first.startswith("#!") else []
+    if words and os.path.basename(words[0]) == "env":
+        words = [shutil.which(w) or w for w in words[1:] if not w.startswith("-")]
+    trampoline = re.search(r"""exec' "?([^"\s]*python[^"\s]*)"?""", head)
+    if words and os.path.basename(words[0]).startswith("python"):
+        return words[0]
+    if trampoline:
+        return trampoline.group(1)
+    if follow and "pyenv" in head and shutil.which("pyenv"):
+        code, out = _run_quietly(["pyenv", "which", "aws"])
+        real = _last_line(out) if code == 0 else None
+        if real and os.path.isfile(real):
+            return _cli_python(os.path.abspath(real), follow=False)
+    raise ConfigError("cannot tell which Python runs %s (its first line: %r): name the AWS "
+                      "CLI's own script with --aws PATH" % (aws, first[:100]))
+
+
+def _v1_plugin_folder(python):
+    """Where the AWS CLI v1's Python imports a module we add: its site-packages
+    when we may write there, else its user site-packages when it reads them."""
+    import json
+    code, out = _run_quietly([python, "-c", _SITE_QUERY], _plain_environment())
+    try:
+        purelib, user_site_on, user_site, version = json.loads(_last_line(out))
+    except ValueError:
+        raise ConfigError("cannot ask %s where it imports modules from: %s"
+                          % (python, _last_line(out)))
+    if tuple(version) < (3, 6):
+        raise ConfigError("the AWS CLI runs on Python %d.%d; aws_login needs 3.6 or later"
+                          % tuple(version))
+    if os.access(purelib, os.W_OK):
+        return purelib
+    if user_site_on:
+        return user_site
+    raise ConfigError("cannot add a module for %s: %s is not writable and that Python "
+                      "reads no user site-packages (pip install aws_login into it, or run "
+                      "this as its owner)" % (python, purelib))
+
+
+def _importable_from(python):
+    """Where the AWS CLI v1's Python finds ``aws_login`` already, or None."""
+    code, out = _run_quietly([python, "-c", "import aws_login;print(aws_login.__file__)"],
+                             _plain_environment())
+    return os.path.abspath(_last_line(out)) if code == 0 else None
+
+
+def _file_digest(path):
+    import hashlib
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _install_module(folder, source):
+    """Copy this file into ``folder`` as aws_login.py (0644: the AWS CLI may
+    import it in any user's process that names the plugin)."""
+    import shutil
+    import tempfile
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, "aws_login.py")
+    fd, temp = tempfile.mkstemp(prefix=".aws_login.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as f:
+            shutil.copyfileobj(f, out)
+        os.chmod(temp, 0o644)
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def _plugin_section(path):
+    text = _read_text(path) or ""
+    parser = _parse_ini(text, path, default_section="\x00")
+    return dict(parser.items(PLUGIN_SECTION)) if parser.has_section(PLUGIN_SECTION) else None
+
+
+def _prove_plugin(aws):
+    """None when `aws --version` runs and `aws login` reaches this plugin (a
+    probe it answers without logging in), else what went wrong."""
+    import secrets
+    env = _plain_environment()
+    code, out = _run_quietly([aws, "--version"], env)
+    if code != 0:
+        return "`aws --version` failed: %s" % _last_line(out)
+    token = "aws_login-probe-" + secrets.token_hex(8)
+    code, out = _run_quietly([aws, "login"], dict(env, **{PLUGIN_PROBE_VARIABLE: token}),
+                             timeout=30)
+    if token not in (out or ""):
+        return "`aws login` did not reach the plugin: %s" % _last_line(out)
+    return None
+
+
+def plugin_enable(aws=None):
+    """Install the `aws login` plugin for the AWS CLI ``aws`` (the one on PATH by
+    default) and prove it works; on failure nothing stays changed.  Returns the
+    record of what was done."""
+    import json
+    source, _ = _own_file()
+    if source is None:
+        raise ConfigError("the plugin needs aws_login.py saved as a file: save it and run "
+                          "`python3 aws_login.py plugin enable`")
+    aws = find_aws(aws)
+    version = aws_cli_version(aws)
+    config = aws_config_path()
+    if os.path.exists(plugin_record_path()):
+        plugin_disable()        # enabling again replaces what was done before
+    current = _plugin_section(config) or {}
+    values = {"login": "aws_login"}
+    found = None
+    if version[0] == 1:
+        python = _cli_python(aws)
+        found = _importable_from(python)
+        folder = None if found else _v1_plugin_folder(python)
+    else:
+        folder = current.get("cli_legacy_plugin_path") or os.path.join(login_root(), "plugin")
+        if not current.get("cli_legacy_plugin_path"):
+            values["cli_legacy_plugin_path"] = folder
+        private_dir(login_root())
+    record = {"aws": aws, "aws_version": ".".join(map(str, version)), "config": config,
+              "config_existed": os.path.exists(config),
+              "section_added": _plugin_section(config) is None,
+              "previous": dict((k, current.get(k)) for k in values),
+              "module": None, "module_sha256": None, "already_importable": found}
+    update_file(plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
+    try:
+        if folder is not None:
+            record["module"] = _install_module(folder, source)
+            record["module_sha256"] = _file_digest(record["module"])
+            update_file(plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
+        if not os.path.isdir(os.path.dirname(config)):
+            private_dir(os.path.dirname(config))
+        update_file(config, lambda text: ini_set_options(text, PLUGIN_SECTION, values))
+        problem = _prove_plugin(aws)
+    except BaseException:
+        _undo_plugin(record)
+        raise
+    if problem:
+        _undo_plugin(record)
+        raise ConfigError("the AWS CLI at %s could not use the plugin (%s); everything "
+                          "enable did is undone and `aws` works as before" % (aws, problem))
+    return record
+
+
+def _undo_plugin(record):
+    """Take back what ``record`` says enable did: the config lines (restoring
+    the values they replaced), the module it copied, the record itself."""
+    config = record["config"]
+    previous = record["previous"]
+
+    def edit(text):
+        text = ini_set_options(text, PLUGIN_SECTION, previous)
+        spans = _sections(_lines(text), PLUGIN_SECTION)
+        if record["section_added"] and spans and not any(
+                _is_content(line) for line in _lines(text)[spans[0][0] + 1:spans[0][2]]):
+            text = ini_remove_section(text, PLUGIN_SECTION)     # the header we added
+        return text
+
+    if os.path.exists(config):
+        update_file(config, edit)
+        if not record["config_existed"] and (_read_text(config) or "") == "":
+            os.unlink(config)
+    module = record.get("module")
+    if module and _file_digest(module) == record.get("module_sha256"):
+        os.unlink(module)       # ours, unchanged: anything else is left alone
+    try:
+        os.unlink(plugin_record_path())
+    except FileNotFoundError:
+        pass
+
+
+def plugin_disable():
+    """Undo `plugin enable` without running `aws` (a broken plugin line breaks
+    `aws configure set` itself).  Without a record, a ``login = aws_login``
+    line (the README's manual way) is removed.  Returns what was done, in words."""
+    import json
+    path = plugin_record_path()
+    if os.path.exists(path):
+        try:
+            record = json.loads(_read_text(path))
+        except ValueError:
+            raise CredentialsFileError("%s is not the record `plugin enable` writes; "
+                                       "remove it and edit %s by hand"
+                                       % (path, aws_config_path()))
+        _undo_plugin(record)
+        return ["removed the plugin lines from %s" % record["config"]] + (
+            ["removed %s" % record["module"]] if record.get("module") else [])
+    config = aws_config_path()
+    if (_plugin_section(config) or {}).get("login") == "aws_login":
+        update_file(config, lambda text: ini_set_options(text, PLUGIN_SECTION,
+                                                         {"login": None}))
+        return ["removed `login = aws_login` from [plugins] in %s" % config]
+    return []
+
+
+def plugin_status(aws=None):
+    """What is installed where, as lines for a person."""
+    import json
+    lines = []
+    record = None
+    if os.path.exists(plugin_record_path()):
+        try:
+            record = json.loads(_read_text(plugin_record_path()))
+        except ValueError:
+            lines.append("%s is unreadable" % plugin_record_path())
+    try:
+        aws = find_aws(aws)
+        version = aws_cli_version(aws)
+        lines.append("AWS CLI: %s (aws-cli/%s)" % (aws, ".".join(map(str, version))))
+    except ConfigError as e:
+        aws, version = None, None
+        lines.append("AWS CLI: %s" % e)
+    section = _plugin_section(aws_config_path()) or {}
+    if section.get("login") == "aws_login":
+        lines.append("plugin: on (%s: [plugins] login = aws_login%s)" % (
+            aws_config_path(), ", cli_legacy_plugin_path = %s" % section[
+                "cli_legacy_plugin_path"] if section.get("cli_legacy_plugin_path") else ""))
+    else:
+        lines.append("plugin: off")
+    if record:
+        where = record.get("module") or record.get("already_importable") or "?"
+        lines.append("enabled by `plugin enable` for %s (aws-cli/%s); module: %s"
+                     % (record["aws"], record["aws_version"], where))
+    elif section.get("login") == "aws_login":
+        lines.append("not enabled by `plugin enable`: if `aws` fails to import aws_login, "
+                     "run `plugin disable`, or remove `login = aws_login` from [plugins]")
+    if version and version >= BUILTIN_LOGIN_SINCE:
+        lines.append("warning: this AWS CLI has a built-in `aws login` (console sign-in); "
+                     "with the plugin on, `aws login` is aws_login's")
+    return lines
+
+
+# ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
 
@@ -3172,6 +3540,13 @@ def _logged_in_section(name):
 def _cmd_login(args):
     profile = read_profile(args.profile)
     role_arn = check_role_arn(args.role_arn) if args.role_arn else None
+    # This login's choices; the refresher it starts inherits the environment.
+    if args.ca_bundle:
+        profile.ca_bundle = os.environ["AWS_CA_BUNDLE"] = check_ca_bundle(args.ca_bundle)
+    if args.region:
+        profile.region = os.environ["AWS_REGION"] = check_region(args.region)
+    if args.no_verify_ssl:
+        profile.verify_ssl_certificate = False
     if args.password_stdin:
         if sys.stdin.isatty():
             raise UsageError("--password-stdin reads a pipe; on a terminal, leave it out "
@@ -3229,8 +3604,10 @@ def _cmd_logout(args):
     if forgotten:
         sys.stderr.write("Forgot %d saved IdP session(s).\n" % len(forgotten))
     if not removed and not forgotten:
-        raise NotLoggedInError("Not logged in%s: nothing to remove."
-                               % ("" if args.all else " to profile %s" % args.profile))
+        nothing = NotLoggedInError("Not logged in%s: nothing to remove."
+                                   % ("" if args.all else " to profile %s" % args.profile))
+        nothing.calm = True     # a report, not a failure: logging out twice is fine
+        raise nothing
 
 
 def _cmd_whoami(args):
@@ -3341,6 +3718,22 @@ def _cmd_status(args):
         sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
 
 
+def _cmd_plugin(args):
+    if args.action == "status":
+        sys.stdout.write("".join(line + "\n" for line in plugin_status(args.aws)))
+    elif args.action == "disable":
+        done = plugin_disable()
+        sys.stderr.write("".join("%s%s.\n" % (line[:1].upper(), line[1:]) for line in done)
+                         or "The plugin was not enabled: nothing to remove.\n")
+    else:
+        record = plugin_enable(args.aws)
+        sys.stderr.write("Enabled `aws login` for %s (aws-cli/%s): module %s; %s now has "
+                         "[plugins] login = aws_login. Undo with `plugin disable`.\n" % (
+                             record["aws"], record["aws_version"],
+                             record["module"] or record["already_importable"],
+                             record["config"]))
+
+
 def build_parser():
     import argparse
     common = argparse.ArgumentParser(add_help=False)
@@ -3349,8 +3742,10 @@ def build_parser():
                              "or 'default')")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="trace what happens, with tracebacks on errors")
+    program = os.path.basename(sys.argv[0] if sys.argv else "")
     parser = argparse.ArgumentParser(
-        prog="aws_login.py", parents=[common],
+        prog="aws-login" if program.startswith("aws-login") else "aws_login.py",
+        parents=[common],
         description="Temporary AWS credentials from a SAML ECP identity provider.",
         epilog="Exit codes: 0 ok, 1 unexpected, 2 usage, 3 configuration, 4 authentication "
                "refused, 5 IdP answer unusable, 6 role, 7 STS refused, 8 network or TLS, "
@@ -3395,6 +3790,11 @@ def build_parser():
                    help="start no refresher")
     p.add_argument("--password-stdin", dest="password_stdin", action="store_true",
                    help="read the IdP password from standard input (for CI)")
+    p.add_argument("--ca-bundle", dest="ca_bundle", metavar="PATH",
+                   help="trust these CA certificates too, this time (default: the profile's)")
+    p.add_argument("--region", help="STS region, this time (default: the profile's)")
+    p.add_argument("--no-verify-ssl", dest="no_verify_ssl", action="store_true",
+                   help="do not check TLS certificates, this time (unsafe; said loudly)")
     p.set_defaults(func=_cmd_login)
 
     p = commands.add_parser("logout", parents=[common], help="remove credentials",
@@ -3451,6 +3851,16 @@ def build_parser():
                             "role, expiry, refresher and next renewal.")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_status)
+
+    p = commands.add_parser("plugin", parents=[common], help="the `aws login` AWS CLI plugin",
+                            description="enable: install the module where the AWS CLI "
+                            "imports plugins from and set plugins.login in ~/.aws/config, "
+                            "then prove it with `aws --version` and `aws login` (undone if "
+                            "that fails).  disable: remove exactly that (never runs aws).  "
+                            "status: what is installed where.")
+    p.add_argument("action", choices=("enable", "disable", "status"))
+    p.add_argument("--aws", metavar="PATH", help="the AWS CLI to use (default: `aws` on PATH)")
+    p.set_defaults(func=_cmd_plugin)
     return parser
 
 
@@ -3477,10 +3887,13 @@ def _serve_cached(argv):
     return 0
 
 
-def main(argv=None):
-    """Run one command; return the exit code.  Only here do errors become text."""
+def main(argv=None, how_run=None):
+    """Run one command; return the exit code.  Only here do errors become text.
+
+    ``how_run`` is "aws" when the AWS CLI plugin calls: hints then name `aws login`."""
     global _debug_enabled
     argv = sys.argv[1:] if argv is None else list(argv)
+    _how_run[:] = [how_run] if how_run else []
     _no_core_dumps()
     served = _serve_cached(argv)
     if served is not None:

@@ -2325,7 +2325,9 @@ class FailureTest(LoginTestCase):
 
     def test_untrusted_certificate_then_ca_bundle_then_verification_off(self):
         del os.environ["AWS_CA_BUNDLE"]
-        self.login_fails(8, ".*not trusted")
+        run = self.login_fails(8, ".*not trusted", answers=())    # before any prompt
+        self.assertNotIn("Password", run.tty)
+        self.assertNotIn("Factor", run.tty)
         self.configure(username="alice", factor="auto", ca_bundle=self.pems["ca"])
         self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]),)
         idp = FakeIdP(cert=UNTRUSTED_CERT_PEM, key=UNTRUSTED_KEY_PEM).start()
@@ -2342,7 +2344,8 @@ class FailureTest(LoginTestCase):
         port = sock.getsockname()[1]
         sock.close()
         self.configure(ecp_endpoint_url="https://127.0.0.1:%d/ecp" % port)
-        self.login_fails(8, ".*connection refused")
+        run = self.login_fails(8, ".*connection refused", answers=())
+        self.assertNotIn("Password", run.tty)
 
     def test_ctrl_c_at_a_prompt_exits_130_and_writes_nothing(self):
         run = self.tool(["login"], [("Password: ", b"\x03")])
@@ -3488,7 +3491,9 @@ class PasscodeHeaderTest(LoginTestCase):
         run = self.tool(["login"], [("Code: ", "1234 5678")])
         self.assertEqual(run.code, 3, run)
         self.assertNotIn("1234", run.stderr + run.tty.replace("Code: ", ""))
-        self.assertEqual(self.idp.requests, [])
+        for request in self.idp.requests:       # only the probe before the prompt went out
+            self.assertEqual(request["authorization"], None)
+            self.assertNotIn("X-Shibboleth-Duo-Passcode", request["headers"])
 
     def test_a_header_value_http_refuses_is_a_configuration_error_not_shown(self):
         server = TrickleServer()
@@ -3780,6 +3785,66 @@ verify_ssl_certificate = True
 """
 
 
+class HintTest(HomeTestCase):
+    """Every hint names the command as the user ran it, with the same prefix."""
+
+    def assert_one_error(self, run, code, hint):
+        self.assertEqual(run.code, code, run)
+        self.assertEqual(len(run.stderr.splitlines()), 1, run)
+        self.assertTrue(run.stderr.startswith("aws_login: error: "), run)
+        self.assertIn(hint, run.stderr)
+        self.assertNotIn("  ", run.stderr)
+
+    def test_from_the_file(self):
+        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False)
+        self.assert_one_error(run, 3, "run `python3 %s --profile prod configure`" % SCRIPT)
+        run = run_tool(["whoami"], env=dict(os.environ), terminal=False)
+        self.assert_one_error(run, 10, "not logged in to profile default: run `python3 %s "
+                                       "login`" % SCRIPT)
+
+    def test_from_the_installed_command(self):
+        bin_dir = os.path.join(self.home, "bin")
+        command = os.path.join(bin_dir, "aws-login")
+        # what pip's console-script wrapper does
+        self.write(command, "#!%s\nimport sys\nsys.path.insert(0, %r)\nfrom aws_login import "
+                   "main\nsys.exit(main())\n" % (sys.executable, HERE), mode=0o755)
+        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False,
+                       argv_prefix=[command])
+        self.assert_one_error(run, 3, "run `aws-login --profile prod configure`")
+        run = run_tool(["--help"], env=dict(os.environ), terminal=False, argv_prefix=[command])
+        self.assertTrue(run.stdout.startswith("usage: aws-login "), run)
+
+    def test_piped_into_python(self):
+        with open(SCRIPT, "rb") as f:
+            source = f.read()
+        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False,
+                       stdin=source, argv_prefix=[sys.executable, "-"])
+        self.assert_one_error(run, 3, "save this script as aws_login.py and run `python3 "
+                                      "aws_login.py --profile prod configure`, or pipe it "
+                                      "again to `python3 - --profile prod configure`")
+        run = run_tool(["login"], env=dict(os.environ), terminal=False, stdin=source,
+                       argv_prefix=[sys.executable, "-"])
+        self.assert_one_error(run, 3, "`python3 aws_login.py configure`")
+
+
+class LoginOverridesTest(LoginTestCase):
+    def test_ca_bundle_region_and_no_verify_ssl_for_one_login(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        del os.environ["AWS_CA_BUNDLE"]
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 8)
+        self.assertEqual(self.idp.requests, [])
+        run = self.tool(["login", "--ca-bundle", self.pems["ca"], "--region", "eu-west-1"],
+                        terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(aws_login.read_profile("default").ca_bundle, None)    # this time only
+        run = self.tool(["login", "--force", "--no-verify-ssl"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertIn("TLS CERTIFICATE CHECKING IS OFF", run.stderr)
+        run = self.tool(["login", "--region", "mars"], terminal=False)
+        self.assertEqual(run.code, 3, run)
+
+
 class MigrationTest(LoginTestCase):
     """awscli-login's files, as it writes them, work unchanged."""
 
@@ -3948,6 +4013,201 @@ class AwsCliPluginTest(LoginTestCase):
         self.assertEqual(code, 0)
         self.assertEqual(self.credentials("plug")["aws_access_key_id"],
                          self.sts.issued[-1]["AccessKeyId"])
+
+    def run_main(self, command, args, globals_):
+        saved = sys.stderr
+        sys.stderr = io.StringIO()
+        try:
+            return command._run_main(args, globals_), sys.stderr.getvalue()
+        finally:
+            sys.stderr = saved
+
+    def tables(self):
+        registered = {}
+        aws_login.awscli_initialize(type("Cli", (), {
+            "register": lambda self, event, handler: registered.__setitem__(event, handler)})())
+        main_table, login_table = {}, {}
+        registered["building-command-table.main"](main_table, session="s")
+        registered["building-command-table.login"](login_table, session="s")
+        return main_table, login_table
+
+    def test_the_aws_cli_global_options_reach_the_tool(self):
+        main_table, login_table = self.tables()
+        ca = self.pems["ca"]
+        del os.environ["AWS_CA_BUNDLE"]     # the IdP's CA comes from `aws --ca-bundle` only
+        self.configure("plug", username="alice", factor="auto", password=PASSWORD)
+        login_args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
+        bare = type("Globals", (), {"profile": "plug", "ca_bundle": None, "region": None,
+                                    "verify_ssl": True})()
+        code, err = self.run_main(main_table["login"], login_args, bare)
+        self.assertEqual(code, 8, err)
+        self.assertIn("not trusted", err)
+        with_ca = type("Globals", (), {"profile": "plug", "ca_bundle": ca,
+                                       "region": "eu-west-1", "verify_ssl": True})()
+        code, err = self.run_main(main_table["login"], login_args, with_ca)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.credentials("plug")["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        # configure keeps them as the profile's settings, with no prompt
+        names = ("ecp_endpoint_url", "username", "enable_keyring", "factor", "role_arn",
+                 "duration")
+        configure_args = type("Args", (), dict((n, None) for n in names))()
+        unverified = type("Globals", (), {"profile": "plug", "ca_bundle": ca,
+                                          "region": "eu-west-1", "verify_ssl": False})()
+        code, err = self.run_main(login_table["configure"], configure_args, unverified)
+        self.assertEqual(code, 0, err)
+        profile = aws_login.read_profile("plug")
+        self.assertEqual((profile.ca_bundle, profile.region, profile.verify_ssl_certificate),
+                         (ca, "eu-west-1", False))
+        self.assertEqual(aws_login._awscli_global_options("logout", unverified), [])
+        self.assertEqual(aws_login._awscli_global_options("login", unverified),
+                         ["--ca-bundle", ca, "--region", "eu-west-1", "--no-verify-ssl"])
+
+    def test_hints_in_the_plugin_name_aws_login(self):
+        main_table, _ = self.tables()
+        args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
+        code, err = self.run_main(main_table["login"], args,
+                                  type("Globals", (), {"profile": "nowhere"})())
+        self.assertEqual(code, 3)
+        self.assertEqual(err, "aws_login: error: profile 'nowhere' is not configured: run "
+                              "`aws --profile nowhere login configure`\n")
+
+
+class PluginManagementTest(HomeTestCase):
+    """`plugin enable/disable/status` against a stand-in AWS CLI that loads its
+    plugins as the AWS CLI does (an import failure breaks every command), run by
+    the Python of a throwaway venv (the interop suite uses the real AWS CLI v1)."""
+
+    FAKE_AWS = (
+        "import configparser, os, sys\n"
+        "VERSION = %r\n"
+        "parser = configparser.RawConfigParser()\n"
+        "parser.read(os.environ.get('AWS_CONFIG_FILE') or os.path.expanduser('~/.aws/config'))\n"
+        "plugins = dict(parser.items('plugins')) if parser.has_section('plugins') else {}\n"
+        "if VERSION.startswith('2') and 'cli_legacy_plugin_path' in plugins:\n"
+        "    sys.path.append(plugins.pop('cli_legacy_plugin_path'))\n"
+        "plugins.pop('cli_legacy_plugin_path', None)\n"
+        "if os.environ.get('FAKE_AWS_BROKEN'):\n"
+        "    sys.path[:] = [p for p in sys.path if 'site-packages' not in p]\n"
+        "modules = [__import__(m) for m in plugins.values() if m]\n"
+        "if sys.argv[1:] == ['--version']:\n"
+        "    print('aws-cli/%%s Python/3 Linux botocore/1' %% VERSION); sys.exit(0)\n"
+        "if sys.argv[1:] == ['login'] and os.environ.get('AWS_LOGIN_PLUGIN_PROBE'):\n"
+        "    for m in modules:\n"
+        "        if hasattr(m, 'awscli_initialize'):\n"
+        "            print(os.environ['AWS_LOGIN_PLUGIN_PROBE'], m.__file__); sys.exit(0)\n"
+        "print('aws: error: argument command: Invalid choice'); sys.exit(252)\n")
+
+    def setUp(self):
+        HomeTestCase.setUp(self)
+        self.venv = os.path.join(self.home, "venv")
+        subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", self.venv])
+        self.python = os.path.join(self.venv, "bin", "python")
+        self.aws_config = os.environ["AWS_CONFIG_FILE"]
+
+    def fake_aws(self, version="1.45.11", shebang=None):
+        path = os.path.join(self.venv, "bin", "aws")
+        with open(path, "w") as f:
+            f.write((shebang or "#!%s\n" % self.python) + self.FAKE_AWS % version)
+        os.chmod(path, 0o755)
+        return path
+
+    def site_packages(self):
+        out = subprocess.check_output([self.python, "-c", "import sysconfig;print("
+                                       "sysconfig.get_paths()['purelib'])"])
+        return out.decode().strip()
+
+    def plugin(self, *words, **kw):
+        return run_tool(["plugin"] + list(words), env=dict(os.environ, **kw.get("env", {})),
+                        terminal=False)
+
+    CONFIGS = (None, "", "# mine\r\n[default]\r\nregion = eu-west-1\r\n",
+               "[default]\nregion = x", "[plugins]\nlogin = awscli_login\n",
+               "[profile a]\noutput = json\n\n[plugins]\nlogin = awscli_login\n")
+
+    def test_enable_proves_and_disable_restores_the_config_byte_for_byte(self):
+        aws = self.fake_aws()
+        for before in self.CONFIGS:
+            if before is None:
+                if os.path.exists(self.aws_config):
+                    os.remove(self.aws_config)
+            else:
+                self.write(self.aws_config, before)
+            run = self.plugin("enable", "--aws", aws)
+            self.assertEqual(run.code, 0, run)
+            module = os.path.join(self.site_packages(), "aws_login.py")
+            with open(module, "rb") as f, open(SCRIPT, "rb") as g:
+                self.assertEqual(f.read(), g.read())
+            import configparser
+            parser = configparser.RawConfigParser()
+            parser.read(self.aws_config)
+            self.assertEqual(parser.get("plugins", "login"), "aws_login")
+            probe = subprocess.run([aws, "login"], env=dict(os.environ,
+                                                            AWS_LOGIN_PLUGIN_PROBE="x"),
+                                   stdout=subprocess.PIPE)
+            self.assertEqual(probe.stdout.decode().split(), ["x", module])
+            status = self.plugin("status", "--aws", aws)
+            self.assertIn("plugin: on", status.stdout)
+            self.assertIn(module, status.stdout)
+            self.assertNotIn("built-in", status.stdout)
+            run = self.plugin("disable", env={"PATH": "/nonexistent"})   # never runs aws
+            self.assertEqual(run.code, 0, run)
+            if before is None:
+                self.assertFalse(os.path.exists(self.aws_config))
+            else:
+                self.assertEqual(self.read(self.aws_config), before, repr(before))
+            self.assertFalse(os.path.exists(module))
+            self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login",
+                                                         "plugin.json")))
+            self.assertIn("plugin: off", self.plugin("status", "--aws", aws).stdout)
+
+    def test_an_aws_cli_that_cannot_load_it_is_left_working(self):
+        aws = self.fake_aws()
+        before = "[default]\nregion = eu-west-1\n"
+        self.write(self.aws_config, before)
+        run = self.plugin("enable", "--aws", aws, env={"FAKE_AWS_BROKEN": "1"})
+        self.assertEqual(run.code, 3, run)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
+        self.assertIn("undone", run.stderr)
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertEqual(self.read(self.aws_config), before)
+        self.assertFalse(os.path.exists(os.path.join(self.site_packages(), "aws_login.py")))
+        done = subprocess.run([aws, "--version"], env=dict(os.environ, FAKE_AWS_BROKEN="1"),
+                              stdout=subprocess.PIPE)
+        self.assertEqual(done.returncode, 0)
+
+    def test_aws_cli_v2_gets_a_plugin_path_and_a_warning_of_its_own_login(self):
+        aws = self.fake_aws(version="2.33.1")
+        run = self.plugin("enable", "--aws", aws)
+        self.assertEqual(run.code, 0, run)
+        folder = os.path.join(self.home, ".aws-login", "plugin")
+        self.assertTrue(os.path.isfile(os.path.join(folder, "aws_login.py")))
+        import configparser
+        parser = configparser.RawConfigParser()
+        parser.read(self.aws_config)
+        self.assertEqual(parser.get("plugins", "cli_legacy_plugin_path"), folder)
+        status = self.plugin("status", "--aws", aws)
+        self.assertIn("built-in `aws login`", status.stdout)
+        self.assertEqual(self.plugin("disable").code, 0)
+        self.assertFalse(os.path.exists(self.aws_config))
+
+    def test_a_manual_plugin_line_is_removed_without_a_record(self):
+        self.write(self.aws_config, "[default]\nregion = x\n\n[plugins]\nlogin = aws_login\n")
+        run = self.plugin("disable")
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("removed", run.stderr.lower())
+        self.assertEqual(self.read(self.aws_config), "[default]\nregion = x\n\n[plugins]\n")
+
+    def test_the_python_of_an_aws_script_is_found(self):
+        py = self.python
+        for shebang in ("#!%s\n" % py, "#!/usr/bin/env %s\n" % py,
+                        "#!/bin/sh\n'''exec' \"%s\" \"$0\" \"$@\"\n' '''\n" % py):
+            aws = self.fake_aws(shebang=shebang)
+            self.assertEqual(aws_login._cli_python(aws), py, shebang)
+        aws = self.fake_aws(shebang="#!/bin/bash\nexec something\n")
+        with self.assertRaises(aws_login.ConfigError) as caught:
+            aws_login._cli_python(aws)
+        self.assertIn("--aws", str(caught.exception))
 
 
 # ---------------------------------------------------------------------------
