@@ -2658,9 +2658,33 @@ def whoami(name):
                                make_ssl_context(profile))
 
 
+def check_credentials_text(credentials):
+    """Refuse a key id, secret or token that is not printable ASCII: AWS sends
+    nothing else, and a quote of another kind, a line break or a NUL would end a
+    shell's string or an environment variable early."""
+    for what, value in (("access key id", credentials.access_key_id),
+                        ("secret access key", credentials.secret_access_key),
+                        ("session token", credentials.session_token or "")):
+        bad = [c for c in value if not "!" <= c <= "~"]
+        if bad:
+            raise CredentialsFileError(
+                "the %s of the stored credentials holds U+%04X, which AWS never sends "
+                "(only printable ASCII): refusing to hand them to a shell or a command; "
+                "log in again (login --force)" % (what, ord(bad[0])))
+
+
+# PowerShell ends a single-quoted string at any of these; doubled, each is itself.
+_POWERSHELL_QUOTES = "'\u2018\u2019\u201a\u201b"
+
+
+def _powershell_quote(value):
+    return "'%s'" % "".join(c * 2 if c in _POWERSHELL_QUOTES else c for c in value)
+
+
 def env_lines(credentials, region=None, shell="sh"):
     """What `eval "$(aws_login.py env)"` needs, quoted for ``shell``."""
     import json
+    check_credentials_text(credentials)
     values = [("AWS_ACCESS_KEY_ID", credentials.access_key_id),
               ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key),
               ("AWS_SESSION_TOKEN", credentials.session_token or "")]
@@ -2676,15 +2700,15 @@ def env_lines(credentials, region=None, shell="sh"):
         return (["set -e %s;" % n for n in unset] +
                 ["set -gx %s %s;" % (n, quote(v)) for n, v in values])
     if shell == "powershell":
-        quote = lambda v: "'%s'" % v.replace("'", "''")
         return (["Remove-Item Env:%s -ErrorAction SilentlyContinue" % n for n in unset] +
-                ["$Env:%s = %s" % (n, quote(v)) for n, v in values])
+                ["$Env:%s = %s" % (n, _powershell_quote(v)) for n, v in values])
     import shlex
     return ["unset %s" % " ".join(unset)] + [
         "export %s=%s" % (n, shlex.quote(v)) for n, v in values]
 
 
 def exec_environment(credentials, region=None, environ=None, profile=None):
+    check_credentials_text(credentials)
     env = dict(os.environ if environ is None else environ)
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"):
         env.pop(name, None)

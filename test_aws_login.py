@@ -2762,7 +2762,7 @@ class CommandsTest(LoginTestCase):
         self.configure("awk", username="alice", factor="auto")
 
     def test_env_quotes_awkward_values_for_each_shell(self):
-        secret = "it's a \"$HOME\" `x` \\ \u00e9 !"
+        secret = "it's\"$HOME\"`x`\\;$(id)|&<>!"     # printable ASCII: what AWS may send
         self.write_awkward(secret)
         run = self.tool(["--profile", "awk", "env"], terminal=False)
         self.assertEqual(run.code, 0, run)
@@ -2772,12 +2772,11 @@ class CommandsTest(LoginTestCase):
              "sh", run.stdout], env=dict(os.environ, AWS_PROFILE="awk")).decode("utf-8")
         self.assertEqual(out, "%s|tok'en$|unset|2100-01-01T00:00:00Z" % secret)
         fish = self.tool(["--profile", "awk", "env", "--format", "fish"], terminal=False).stdout
-        self.assertIn("set -gx AWS_SECRET_ACCESS_KEY 'it\\'s a \"$HOME\" `x` \\\\ \u00e9 !';",
-                      fish)
+        self.assertIn("set -gx AWS_SECRET_ACCESS_KEY 'it\\'s\"$HOME\"`x`\\\\;$(id)|&<>!';", fish)
         self.assertIn("set -e AWS_PROFILE;", fish)
         ps = self.tool(["--profile", "awk", "env", "--format", "powershell"],
                        terminal=False).stdout
-        self.assertIn("$Env:AWS_SECRET_ACCESS_KEY = 'it''s a \"$HOME\" `x` \\ \u00e9 !'", ps)
+        self.assertIn("$Env:AWS_SECRET_ACCESS_KEY = 'it''s\"$HOME\"`x`\\;$(id)|&<>!'", ps)
         self.assertIn("$Env:AWS_SESSION_TOKEN = 'tok''en$'", ps)
         data = json.loads(self.tool(["--profile", "awk", "env", "--format", "json"],
                                     terminal=False).stdout)
@@ -2991,6 +2990,84 @@ class ServerTextTest(LoginTestCase):
         self.assertIn("started for role %s%s" % (ADMIN, aws_login.visible(HOSTILE)), text)
         self.assertIn("was logged out; stopping", text)
         self.assert_inert_lines(text, (time.strftime("%Y-"),))
+
+
+class CredentialTextTest(LoginTestCase):
+    """env (every format) and exec refuse a key id, secret or token that is not
+    printable ASCII (AWS sends nothing else), whichever store it came from."""
+
+    INJECTION = "FQoG\u2019; Set-Content -Path x -Value owned; \u2019"
+    CONFIG = "[profile %s]\ncredential_process = python3 aws_login.py --profile %s credential-process\n"
+
+    def write_section(self, name, token):
+        self.configure(name, username="alice", factor="auto")
+        self.write(self.credentials_file, (
+            "[%s]\naws_access_key_id = ASIABAD\naws_secret_access_key = secret\n"
+            "aws_session_token = %s\naws_login_expiration = 2100-01-01T00:00:00Z\n"
+            "aws_login_role_arn = %s\n" % (name, token, ADMIN)))
+
+    def write_cache(self, name, key_id, secret, token):
+        self.configure(name, username="alice", factor="auto")
+        self.write(os.environ["AWS_CONFIG_FILE"], self.CONFIG % (name, name))
+        self.assertEqual(aws_login.profile_mode(name), "process")
+        self.write(aws_login.cache_path(name), "%s\nexpires %d\nrole %s\n%s\n" % (
+            aws_login.CACHE_HEADER, 4102444800, ADMIN, json.dumps({
+                "Version": 1, "AccessKeyId": key_id, "SecretAccessKey": secret,
+                "SessionToken": token, "Expiration": "2100-01-01T00:00:00Z"})))
+
+    def assert_refused_everywhere(self, name, what, code_point, secret):
+        marker = os.path.join(self.home, "command-ran")
+        for args in ([["env", "--format", f] for f in ("sh", "fish", "powershell", "json")]
+                     + [["exec", "--", sys.executable, "-c",
+                         "open(%r, 'w').close()" % marker]]):
+            run = self.tool(["--profile", name] + args, terminal=False)
+            self.assertEqual(run.code, 9, (args, run))
+            self.assertEqual(run.stdout, "", args)
+            self.assertEqual(run.stderr.count("\n"), 1, (args, run))
+            self.assertRegex(run.stderr, "^aws_login: error: the %s of the stored credentials "
+                             "holds U\\+%04X, which AWS never sends" % (what, code_point))
+            self.assertNotIn(secret, run.stderr)
+            self.assertFalse(os.path.exists(marker), args)
+
+    def test_powershell_injection_from_the_credentials_file(self):
+        self.write_section("ps", self.INJECTION)
+        self.assert_refused_everywhere("ps", "session token", 0x2019, "Set-Content")
+
+    def test_line_breaks_nul_and_others_from_the_credential_process_cache(self):
+        for field, value, code_point in (
+                ("session token", "FQoG\nexport AWS_PROFILE=evil", 0x0a),
+                ("secret access key", "abc\x00def", 0x00),
+                ("access key id", "ASIA\x7fX", 0x7f),
+                ("secret access key", "with space", 0x20),
+                ("session token", "caf\u00e9", 0xe9)):
+            values = {"access key id": "ASIAOK", "secret access key": "secret",
+                      "session token": "token"}
+            values[field] = value
+            self.write_cache("pc", values["access key id"], values["secret access key"],
+                             values["session token"])
+            self.assert_refused_everywhere("pc", field, code_point, value)
+
+    def test_printable_ascii_passes_and_powershell_doubles_every_quote(self):
+        fine = aws_login.Credentials("!~", "!\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~",
+                                     "!~", None)
+        self.assertEqual(aws_login.env_lines(fine, shell="powershell")[3],
+                         "$Env:AWS_SECRET_ACCESS_KEY = "
+                         "'!\"#$%&''()*+,-./09:;<=>?@AZ[\\]^_`az{|}~'")
+        aws_login.exec_environment(aws_login.Credentials("A", "s", None, None), environ={})
+        for index in range(3):
+            for bad in (" ", "\x7f", "\x00", "\n", "\u2019", "\u00e9"):
+                values = ["ASIA", "secret", "token"]
+                values[index] += bad
+                credentials = aws_login.Credentials(values[0], values[1], values[2], None)
+                for shell in ("sh", "fish", "powershell", "json"):
+                    with self.assertRaises(aws_login.CredentialsFileError):
+                        aws_login.env_lines(credentials, shell=shell)
+                with self.assertRaises(aws_login.CredentialsFileError):
+                    aws_login.exec_environment(credentials, environ={})
+        self.assertEqual(aws_login._powershell_quote("a'b\u2018c\u2019d\u201ae\u201bf\"g"),
+                         "'a''b\u2018\u2018c\u2019\u2019d\u201a\u201ae\u201b\u201bf\"g'")
+        self.assertEqual(aws_login._powershell_quote(self.INJECTION),
+                         "'FQoG\u2019\u2019; Set-Content -Path x -Value owned; \u2019\u2019'")
 
 
 class ChainingTest(LoginTestCase):
