@@ -2753,6 +2753,113 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
                                          "SigninToken": token})
 
 
+# The sign-in URL holds a token that signs in as the role: on a command line
+# `ps` would show it to every user of the host, so the browser is given a
+# private page that sends it on, and the page is removed once read.
+CONSOLE_PAGE_WAIT = 60      # seconds a page waits for the browser to read it
+
+
+def console_dir():
+    return os.path.join(login_root(), "console")
+
+
+def console_page(url):
+    """HTML that sends the browser on to ``url`` at once (location.replace keeps
+    the page out of the history; the meta refresh works without JavaScript)."""
+    import html
+    import json
+    return ('<!DOCTYPE html>\n<html><head><meta charset="utf-8">\n'
+            '<meta http-equiv="refresh" content="0;url=%s">\n'
+            '<title>AWS console sign-in</title>\n'
+            '<script>location.replace(%s);</script>\n'
+            '</head><body><a href="%s">Open the AWS console</a></body></html>\n'
+            % (html.escape(url), json.dumps(url).replace("<", "\\u003c"), html.escape(url)))
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_console_page(url):
+    """A new 0600 page in our 0700 folder; returns (path, access time it was given)."""
+    import tempfile
+    private_dir(login_root())
+    directory = private_dir(console_dir())
+    for name in os.listdir(directory):     # left by a waiter that was killed
+        old = os.path.join(directory, name)
+        try:
+            if time.time() - os.lstat(old).st_mtime > 2 * CONSOLE_PAGE_WAIT:
+                os.unlink(old)
+        except OSError:
+            pass
+    fd, path = tempfile.mkstemp(prefix="signin-", suffix=".html", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(console_page(url).encode("utf-8"))
+        # An access time before the modification time: the first read sets it
+        # anew, even on a relatime mount and within one tick of the clock.
+        mtime = os.stat(path).st_mtime_ns
+        os.utime(path, ns=(mtime - 3600 * 10 ** 9, mtime))
+        marked = os.stat(path).st_atime_ns     # as the file system keeps it (rounded)
+    except BaseException:
+        _remove(path)
+        raise
+    return path, marked
+
+
+def _remove_page_when_read(path, marked):
+    """Fork a detached waiter that removes the page once its access time moves
+    (the browser read it) or after CONSOLE_PAGE_WAIT seconds, whichever is
+    first; it holds none of our terminal or pipes."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        os.chdir("/")
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        for fd in _open_fds():
+            if fd > 2:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + CONSOLE_PAGE_WAIT
+        while time.monotonic() < deadline and os.stat(path).st_atime_ns == marked:
+            time.sleep(0.1)
+        _remove(path)
+    finally:
+        os._exit(0)         # also when the page is gone already (stat raised)
+
+
+def open_console(url):
+    """Open ``url`` in the browser through a private page; False when no browser
+    could be started (the page is then gone already)."""
+    import webbrowser
+    from urllib.parse import quote
+    path, marked = _write_console_page(url)
+    try:
+        _remove_page_when_read(path, marked)
+        opened = webbrowser.open("file://" + quote(path))
+    except BaseException:       # Ctrl-C while the browser starts
+        _remove(path)
+        raise
+    if not opened:
+        _remove(path)
+    return opened
+
+
 # ---------------------------------------------------------------------------
 # Python API (for vendoring) and the AWS CLI plugin hook
 # ---------------------------------------------------------------------------
@@ -3060,12 +3167,11 @@ def _cmd_exec(args):
 
 
 def _cmd_console(args):
-    import webbrowser
     credentials = fresh_credentials(args.profile)
     profile = read_profile(args.profile, require_endpoint=False)
     url = console_url(credentials, _partition_of(credentials), args.destination,
                       make_ssl_context(profile))
-    if args.print_url or not webbrowser.open(url):
+    if args.print_url or not open_console(url):
         sys.stdout.write(url + "\n")
     else:
         sys.stderr.write("Opened the AWS console in your browser.\n")

@@ -21,6 +21,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import socketserver
 import ssl
@@ -3068,6 +3069,176 @@ class CredentialTextTest(LoginTestCase):
                          "'a''b\u2018\u2018c\u2019\u2019d\u201a\u201ae\u201b\u201bf\"g'")
         self.assertEqual(aws_login._powershell_quote(self.INJECTION),
                          "'FQoG\u2019\u2019; Set-Content -Path x -Value owned; \u2019\u2019'")
+
+
+class _UniqueTokenFederation(FakeFederation):
+    """The federation endpoint, with a sign-in token no other process can hold."""
+
+    def __init__(self):
+        FakeFederation.__init__(self)
+        self.token = "signin-%s" % uuid.uuid4().hex
+
+    def _respond(self, handler):
+        status, headers, body = FakeFederation._respond(self, handler)
+        if status == 200:
+            body = json.dumps({"SigninToken": self.token}).encode()
+        return status, headers, body
+
+
+# $BROWSER for the tests: records its argv, every command line that holds the
+# token, the page's mode and text; "hang" waits without reading, "fail" fails.
+BROWSER_SCRIPT = r'''#!%s
+import json, os, sys, time
+from urllib.parse import unquote, urlsplit
+behaviour, token = os.environ["BROWSER_BEHAVIOUR"], os.environ["BROWSER_TOKEN"]
+record = {"argv": sys.argv, "pid": os.getpid(), "token_cmdlines": []}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open("/proc/%%s/cmdline" %% pid, "rb") as f:
+            if token.encode() in f.read():
+                record["token_cmdlines"].append(pid)
+    except (OSError, ValueError):
+        pass
+if sys.argv[1].startswith("file://"):
+    path = unquote(urlsplit(sys.argv[1]).path)
+    record.update(path=path, mode=os.stat(path).st_mode & 0o777,
+                  dir_mode=os.stat(os.path.dirname(path)).st_mode & 0o777)
+    if behaviour == "read":
+        with open(path) as f:
+            record["page"] = f.read()
+with open(os.environ["BROWSER_RECORD"] + ".tmp", "w") as f:
+    json.dump(record, f)
+os.rename(os.environ["BROWSER_RECORD"] + ".tmp", os.environ["BROWSER_RECORD"])
+if behaviour == "hang":
+    time.sleep(60)
+sys.exit(1 if behaviour == "fail" else 0)
+'''
+
+
+class ConsoleTest(LoginTestCase):
+    """console gives the browser a private page that redirects, never the sign-in
+    token on a command line, and removes the page once the browser read it."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.federation = _UniqueTokenFederation().start()
+        self.addCleanup(self.federation.stop)
+        self.browser = os.path.join(self.home, "browser")
+        self.write(self.browser, BROWSER_SCRIPT % sys.executable, mode=0o755)
+        self.record_path = os.path.join(self.home, "browser.json")
+        empty = os.path.join(self.home, "empty-path")
+        os.mkdir(empty)
+        self.pages = os.path.join(self.home, ".aws-login", "console")
+        # only $BROWSER: no real browser on the host is ever started
+        self.env = {"AWS_LOGIN_FEDERATION_URL": self.federation.url, "BROWSER": self.browser,
+                    "BROWSER_RECORD": self.record_path, "BROWSER_TOKEN": self.federation.token,
+                    "BROWSER_BEHAVIOUR": "read", "PATH": empty, "DISPLAY": "",
+                    "WAYLAND_DISPLAY": ""}
+
+    def console(self, behaviour="read", args=()):
+        env = dict(self.env, BROWSER_BEHAVIOUR=behaviour)
+        return self.tool(["console"] + list(args), terminal=False, env=env)
+
+    def record(self):
+        with open(self.record_path) as f:
+            return json.load(f)
+
+    def assert_no_token_on_a_command_line(self, record):
+        self.assertEqual(len(record["argv"]), 2, record)
+        self.assertTrue(record["argv"][1].startswith("file://"), record)
+        self.assertNotIn(self.federation.token, " ".join(record["argv"]))
+        self.assertEqual(record["token_cmdlines"], [])
+
+    def assert_no_pages(self):
+        self.assertEqual(os.listdir(self.pages) if os.path.isdir(self.pages) else [], [])
+
+    def test_the_browser_reads_a_private_page_that_is_removed_after(self):
+        run = self.console()
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stdout, "")
+        self.assertIn("Opened the AWS console in your browser.", run.stderr)
+        self.assertNotIn(self.federation.token, run.stderr)
+        record = self.record()
+        self.assert_no_token_on_a_command_line(record)
+        self.assertEqual(os.path.dirname(record["path"]), self.pages)
+        self.assertEqual((record["mode"], record["dir_mode"]), (0o600, 0o700))
+        target = re.search(r'location\.replace\("([^"]+)"\)', record["page"]).group(1)
+        self.assertIn('<meta http-equiv="refresh" content="0;url=%s">'
+                      % target.replace("&", "&amp;"), record["page"])
+        url = urlsplit(target)
+        self.assertEqual(url.scheme + "://" + url.netloc + url.path, self.federation.url)
+        self.assertEqual(dict(parse_qsl(url.query)), {
+            "Action": "login", "Issuer": "aws_login", "SigninToken": self.federation.token,
+            "Destination": "https://console.aws.amazon.com/"})
+        # a detached waiter sees the read (the access time) and removes the page
+        self.assertTrue(_wait_for(lambda: not os.path.exists(record["path"]), 30))
+        self.assert_no_pages()
+
+    def test_ctrl_c_while_the_browser_starts_removes_the_page(self):
+        out = open(os.path.join(self.home, "out"), "wb")
+        self.addCleanup(out.close)
+        env = dict(os.environ, **dict(self.env, BROWSER_BEHAVIOUR="hang"))
+        proc = subprocess.Popen([sys.executable, SCRIPT, "console"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.assertTrue(_wait_for(lambda: os.path.exists(self.record_path), 30))
+        record = self.record()
+        self.addCleanup(lambda: _process_state(record["pid"]) and os.kill(record["pid"], 9))
+        self.assert_no_token_on_a_command_line(record)
+        self.assertTrue(os.path.exists(record["path"]))
+        waiter = self.waiter(proc)
+        self.assertTrue(_wait_for(lambda: [os.readlink("/proc/%d/fd/%d" % (waiter, fd))
+                                           for fd in (0, 1, 2)] == [os.devnull] * 3, 10))
+        with open("/proc/%d/stat" % waiter) as f:     # a session of its own
+            self.assertNotIn(int(f.read().rsplit(")", 1)[1].split()[3]),
+                             (proc.pid, os.getsid(0)))
+        self.assertEqual(os.readlink("/proc/%d/cwd" % waiter), "/")
+        os.kill(proc.pid, signal.SIGINT)
+        self.assertEqual(proc.wait(30), 130)
+        self.assertFalse(os.path.exists(record["path"]))
+        self.assert_no_pages()
+        self.assertTrue(_wait_for(lambda: _process_state(waiter) in (None, "Z"), 10))
+
+    def waiter(self, proc):
+        """The detached process that removes the page: a fork of the tool."""
+        with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
+            cmdline = f.read()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if f.read() == cmdline and int(pid) != proc.pid:
+                        return int(pid)
+            except OSError:
+                pass
+        self.fail("no waiter process")
+
+    def test_without_a_browser_the_url_is_printed_and_no_page_stays(self):
+        run = self.console("fail")
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(dict(parse_qsl(urlsplit(run.stdout.strip()).query))["SigninToken"],
+                         self.federation.token)
+        self.assert_no_token_on_a_command_line(self.record())
+        self.assert_no_pages()
+
+    def test_print_starts_no_browser_and_writes_no_page(self):
+        run = self.console(args=["--print"])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("SigninToken=" + self.federation.token, run.stdout)
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assert_no_pages()
+
+    def test_pages_a_killed_waiter_left_are_swept_but_not_a_new_one(self):
+        old, new = os.path.join(self.pages, "signin-old.html"), os.path.join(
+            self.pages, "signin-new.html")
+        for path in (old, new):
+            self.write(path, "<html>a token</html>")
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        self.assertEqual(self.console().code, 0)
+        self.assertFalse(os.path.exists(old))
+        self.assertTrue(os.path.exists(new))
 
 
 class ChainingTest(LoginTestCase):
