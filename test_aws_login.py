@@ -2998,7 +2998,8 @@ class CredentialTextTest(LoginTestCase):
     printable ASCII (AWS sends nothing else), whichever store it came from."""
 
     INJECTION = "FQoG\u2019; Set-Content -Path x -Value owned; \u2019"
-    CONFIG = "[profile %s]\ncredential_process = python3 aws_login.py --profile %s credential-process\n"
+    CONFIG = ("[profile %s]\n"
+              "credential_process = python3 aws_login.py --profile %s credential-process\n")
 
     def write_section(self, name, token):
         self.configure(name, username="alice", factor="auto")
