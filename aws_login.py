@@ -782,7 +782,7 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     watchdog = threading.Timer(left, _hang_up, (connections, hung_up))
     watchdog.daemon = True
     watchdog.start()
-    failure = None
+    failure = cause = None
     try:
         try:
             response = opener.open(request, timeout=min(connect_timeout, left))  # and TLS
@@ -792,7 +792,7 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
         body = response.read(max_bytes + 1)
         response.close()
     except urllib.error.URLError as e:
-        failure = _network_error(e.reason, url)
+        failure, cause = _network_error(e.reason, url), e
     except ValueError as e:
         import ssl
         if not isinstance(e, ssl.CertificateError):     # 3.6: not an OSError
@@ -801,19 +801,20 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
             raise ConfigError("cannot send the request to %s: a header value holds "
                               "characters HTTP does not allow (check the passcode and "
                               "the header names in the profile)" % host)
-        failure = _network_error(e, url)
+        failure, cause = _network_error(e, url), e
     except OSError as e:        # timeouts while reading
-        failure = _network_error(e, url)
+        failure, cause = _network_error(e, url), e
     except http.client.HTTPException as e:
         failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, type(e).__name__),
                                "broken")
+        cause = e
     finally:
         watchdog.cancel()
     if hung_up:
         raise NetworkError("no complete answer from %s within %ds (timed out)"
                            % (host, round(stop_at - started)), "timeout")
     if failure is not None:
-        raise failure
+        raise failure from cause        # the cause stays in --debug's traceback
     if len(body) > max_bytes:
         raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
     debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
