@@ -68,8 +68,16 @@ class ConfigError(AwsLoginError):
 
 
 class AuthenticationError(AwsLoginError):
-    """The IdP refused the username, password or second factor."""
+    """The IdP refused the username, password or second factor.
+
+    ``kind`` is "refused" when the IdP said no (a stored password that gets
+    this is not sent again) or "timeout" when no answer came in time (a Duo
+    push nobody approved)."""
     exit_code = 4
+
+    def __init__(self, message, kind="refused", transient=None):
+        AwsLoginError.__init__(self, message, transient)
+        self.kind = kind
 
 
 class IdPError(AwsLoginError):
@@ -92,9 +100,15 @@ class STSError(AwsLoginError):
 
 
 class NetworkError(AwsLoginError):
-    """A connection, TLS or timeout failure."""
+    """A connection, TLS or timeout failure; ``kind`` is one of "timeout",
+    "refused" (the connection), "dns", "untrusted" (the certificate), "tls",
+    "broken" (not HTTP) or "other"."""
     exit_code = 8
     transient = True
+
+    def __init__(self, message, kind="other", transient=None):
+        AwsLoginError.__init__(self, message, transient)
+        self.kind = kind
 
 
 class CredentialsFileError(AwsLoginError):
@@ -575,25 +589,40 @@ def make_ssl_context(profile=None):
     return context
 
 
-def _describe_network_error(reason, url):
-    """One actionable sentence for a failed connection."""
+def _network_error_kind(reason):
+    """The NetworkError kind of a failed connection's ``reason`` (an exception)."""
     import socket
     import ssl
-    host = _host_port(url)
     if isinstance(reason, socket.timeout):
-        return "no answer from %s in time (timed out)" % host
+        return "timeout"
     if isinstance(reason, ConnectionRefusedError):
-        return "connection refused by %s: is the URL right and the server up?" % host
+        return "refused"
     if isinstance(reason, socket.gaierror):
-        return "cannot resolve the host name of %s: check the URL and DNS" % host
-    verify = getattr(reason, "verify_message", None)
-    if isinstance(reason, ssl.CertificateError) or verify or (
+        return "dns"
+    if isinstance(reason, ssl.CertificateError) or getattr(reason, "verify_message", None) or (
             isinstance(reason, ssl.SSLError)
-            and "CERTIFICATE_VERIFY_FAILED" in str(reason)):
-        detail = verify or str(reason)
+            and getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED"):
+        return "untrusted"
+    if isinstance(reason, ssl.SSLError):
+        return "tls"
+    return "other"
+
+
+def _describe_network_error(reason, url):
+    """One actionable sentence for a failed connection."""
+    host = _host_port(url)
+    kind = _network_error_kind(reason)
+    if kind == "timeout":
+        return "no answer from %s in time (timed out)" % host
+    if kind == "refused":
+        return "connection refused by %s: is the URL right and the server up?" % host
+    if kind == "dns":
+        return "cannot resolve the host name of %s: check the URL and DNS" % host
+    if kind == "untrusted":
+        detail = getattr(reason, "verify_message", None) or str(reason)
         return ("TLS certificate of %s not trusted (%s): if your site uses a private CA, "
                 "set ca_bundle in the profile or AWS_CA_BUNDLE" % (host, detail))
-    if isinstance(reason, ssl.SSLError):
+    if kind == "tls":
         return "TLS failure talking to %s: %s" % (host, reason)
     return "cannot reach %s: %s" % (host, getattr(reason, "strerror", None) or reason)
 
@@ -651,12 +680,13 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
         body = response.read(max_bytes + 1)
         response.close()
     except urllib.error.URLError as e:
-        raise NetworkError(_describe_network_error(e.reason, url))
+        raise NetworkError(_describe_network_error(e.reason, url),
+                           kind=_network_error_kind(e.reason))
     except (OSError, ValueError) as e:       # timeouts while reading; CertificateError (3.6)
-        raise NetworkError(_describe_network_error(e, url))
+        raise NetworkError(_describe_network_error(e, url), kind=_network_error_kind(e))
     except http.client.HTTPException as e:
         raise NetworkError("%s gave a broken HTTP answer (%s)" % (_host_port(url),
-                                                                 type(e).__name__))
+                                                                 type(e).__name__), kind="broken")
     if len(body) > max_bytes:
         raise IdPError("%s sent an answer over %d bytes; refusing it"
                        % (_host_port(url), max_bytes))
@@ -1112,7 +1142,8 @@ def parse_ecp_answer(answer, expected_acs):
         raise IdPError("the IdP redirected to %s instead of answering; the redirect was not "
                        "followed (check ecp_endpoint_url)" % (_host_port(target) or target))
     if answer.status == 401:
-        raise AuthenticationError("the IdP refused the username or password (HTTP 401)")
+        raise AuthenticationError("the IdP refused the username or password (HTTP 401)",
+                                  kind="refused")
     if _looks_like_html(answer):
         if answer.status >= 500:
             raise IdPError("the IdP failed (HTTP %d)" % answer.status, transient=True)
@@ -1121,7 +1152,7 @@ def parse_ecp_answer(answer, expected_acs):
                            "ecp_endpoint_url" % answer.status)
         raise AuthenticationError(
             "the IdP answered with an HTML page instead of SAML: the login was refused, "
-            "or ecp_endpoint_url is not the IdP's ECP endpoint")
+            "or ecp_endpoint_url is not the IdP's ECP endpoint", kind="refused")
     if not answer.body.strip():
         raise IdPError("the IdP sent an empty answer (HTTP %d)" % answer.status,
                        transient=answer.status >= 500)
@@ -1141,7 +1172,8 @@ def parse_ecp_answer(answer, expected_acs):
     fault = root.find(soap + "Body/" + soap + "Fault")
     if fault is not None:
         reason = (fault.findtext("faultstring") or fault.findtext("faultcode") or "").strip()
-        raise AuthenticationError("the IdP refused the login: %s" % (reason or "SOAP Fault"))
+        raise AuthenticationError("the IdP refused the login: %s" % (reason or "SOAP Fault"),
+                                  kind="refused")
     response = root.find("%sBody/{%s}Response" % (soap, SAMLP_NS))
     if response is None or response_xml is None:
         raise IdPError("the IdP's answer (HTTP %d) holds no SAML Response" % answer.status)
@@ -1160,7 +1192,7 @@ def parse_ecp_answer(answer, expected_acs):
         text = "the IdP refused the login (%s%s)" % (detail, ": " + message if message else "")
         if codes and codes[0] in ("Requester", "VersionMismatch"):
             raise IdPError(text)
-        raise AuthenticationError(text)
+        raise AuthenticationError(text, kind="refused")
     if ecp is None:
         raise IdPError("the IdP's answer has no ecp:Response header; refusing it")
     if response.find("{%s}EncryptedAssertion" % SAML_NS) is not None:
@@ -1394,7 +1426,7 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
         except (STSError, NetworkError) as e:
             # A refused connection never reached STS; a timeout might have.
             if attempt + 1 == STS_ATTEMPTS or not e.transient or (
-                    isinstance(e, NetworkError) and "refused" not in str(e)):
+                    isinstance(e, NetworkError) and e.kind != "refused"):
                 raise
             delay = min(8.0, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0)
             debug("STS: %s; retrying in %.1fs" % (e, delay))
@@ -1767,11 +1799,12 @@ class IdPSession(object):
         try:
             return self._post(headers, label)
         except NetworkError as e:
-            if "timed out" not in str(e):
+            if e.kind != "timeout":
                 raise
             # Not transient: retrying would send the person another push.
             raise AuthenticationError("no answer from the IdP in time: the Duo %s was not "
-                                      "approved, or the IdP hangs" % (factor or "login"))
+                                      "approved, or the IdP hangs" % (factor or "login"),
+                                      kind="timeout")
 
     def save(self):
         """Keep the IdP session for the next login; failing that is only a warning."""

@@ -4043,6 +4043,78 @@ class CredentialProcessTest(LoginTestCase):
         self.assertIn("shadow", run.stderr)
 
 
+class ErrorKindTest(LoginTestCase):
+    """Decisions read an error's kind, set where it is raised, never its text."""
+
+    def session(self, url=None):
+        profile = aws_login.Profile("default", {"ecp_endpoint_url": url or self.idp.url,
+                                                "factor": "push"})
+        return aws_login.IdPSession(profile, "alice", aws_login.Terminal(None),
+                                    aws_login.make_ssl_context(),
+                                    aws_login.PARTITIONS["aws"][0])
+
+    def short_read_timeout(self):
+        real = aws_login.http_request
+        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
+        self.addCleanup(setattr, aws_login, "http_request", real)
+
+    def silent_server(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+        return "http://127.0.0.1:%d/ecp" % server.getsockname()[1]
+
+    def test_every_refusal_style_is_kind_refused(self):
+        for style in ("responder", "401", "fault", "html"):
+            self.idp.failure_style = style
+            with self.assertRaises(aws_login.AuthenticationError) as caught:
+                self.session().authenticate("wrong", "push", None)
+            self.assertEqual(caught.exception.kind, "refused", style)
+
+    def test_an_idp_that_never_answers_is_kind_timeout(self):
+        self.short_read_timeout()
+        with self.assertRaises(aws_login.AuthenticationError) as caught:
+            self.session(self.silent_server()).authenticate(PASSWORD, "push", None)
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.assertIn("Duo push was not approved", str(caught.exception))
+
+    def test_network_errors_carry_their_kind(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        closed = "http://127.0.0.1:%d/" % sock.getsockname()[1]
+        sock.close()
+        for url, context, kind in (
+                (closed, None, "refused"),
+                (self.silent_server(), None, "timeout"),
+                (self.idp.url, ssl.create_default_context(), "untrusted")):
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                aws_login.http_request(url, b"x", ssl_context=context, read_timeout=0.5)
+            self.assertEqual(caught.exception.kind, kind, caught.exception)
+        self.assertEqual(aws_login._network_error_kind(socket.gaierror(-2, "unknown")), "dns")
+        # A connection the IdP refuses is not a login it refused: no AuthenticationError.
+        with self.assertRaises(aws_login.NetworkError):
+            self.session(closed).authenticate(PASSWORD, "push", None)
+
+    def test_sts_retries_only_a_refused_connection(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        import contextlib
+        self.short_read_timeout()
+        self.addCleanup(setattr, aws_login, "_debug_enabled", aws_login._debug_enabled)
+        aws_login._debug_enabled = True
+        for endpoint, retries in (("http://127.0.0.1:%d/" % port, aws_login.STS_ATTEMPTS - 1),
+                                  (self.silent_server(), 0)):   # it may have reached STS
+            said = io.StringIO()
+            with contextlib.redirect_stderr(said):
+                with self.assertRaises(aws_login.NetworkError):
+                    aws_login.assume_role_with_saml(aws_login.Role(ADMIN, PROVIDER_A), b"<x/>",
+                                                    endpoint=endpoint)
+            self.assertEqual(said.getvalue().count("; retrying in "), retries, said.getvalue())
+
+
 class StatusTest(LoginTestCase):
     def test_status_lists_every_profile(self):
         self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
