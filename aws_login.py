@@ -1739,12 +1739,102 @@ def keyring_get(profile, username):
 
 
 def keyring_set(profile, username, password):
+    """Store the password; True when the keyring took it."""
     module = _keyring() if profile.enable_keyring else None
     if module is not None:
         try:
             module.set_password(KEYRING_SERVICE, keyring_user(profile, username), password)
+            return True
         except Exception as e:
             warn("cannot store the password in the keyring (%s)" % type(e).__name__)
+    return False
+
+
+# A stored password the IdP refused is never sent again without a person:
+# directory services lock an account after a few refusals, and every `aws`
+# call (credential_process) or renewal would send it once more.  The mark
+# names the profile, the source and user@host; it holds no password and no
+# hash of one.
+
+REFUSED_HEADER = "# aws_login: the IdP refused this stored password; `login` asks for it"
+PASSWORD_SOURCES = ("keyring", "profile")      # where a stored password comes from
+
+
+def refused_dir():
+    return os.path.join(login_root(), "refused")
+
+
+def refused_path(name, source):
+    """The mark on profile ``name``'s password from ``source`` (keyring or profile)."""
+    return os.path.join(refused_dir(), "%s.%s" % (_quote_name(name), source))
+
+
+def _refused_text(profile, username):
+    return "%s\nuser %s\n" % (REFUSED_HEADER, keyring_user(profile, username))
+
+
+def _stored_where(profile, source):
+    return "the keyring" if source == "keyring" else "the settings of profile %s" % profile.name
+
+
+def refused_earlier(profile, username, source):
+    """True when the IdP refused this stored password and no person has given
+    one since.  A mark on the profile's own password lapses once the settings
+    file changes after it: a person edited the password there."""
+    path = refused_path(profile.name, source)
+    try:
+        marked = os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return False
+    if _read_text(path) != _refused_text(profile, username):
+        return False            # another user or IdP: not this password
+    if source == "profile":
+        try:
+            return os.stat(config_path()).st_mtime_ns <= marked
+        except FileNotFoundError:
+            pass
+    return True
+
+
+def mark_refused(profile, username, source):
+    private_dir(login_root())
+    private_dir(refused_dir())
+    path = refused_path(profile.name, source)
+    update_file(path, lambda old: _refused_text(profile, username))
+    os.utime(path)      # newer than the settings file, even when the text was already there
+
+
+def clear_refused(profile, source):
+    try:
+        os.unlink(refused_path(profile.name, source))
+    except FileNotFoundError:
+        pass
+
+
+def _refused_error(profile, source, earlier=False):
+    return InteractionRequired(
+        "the IdP refused the password stored in %s%s, so it is not sent again until you "
+        "log in (repeated refusals can lock the account): run  python3 aws_login.py "
+        "--profile %s login" % (_stored_where(profile, source), " earlier" if earlier else "",
+                                profile.name))
+
+
+def _person_password_worked(profile, username, password):
+    """A password a person gave was accepted: keep it in the keyring (when enabled)
+    and lift the marks it answers."""
+    if profile.enable_keyring and keyring_set(profile, username, password):
+        clear_refused(profile, "keyring")
+    if os.path.exists(refused_path(profile.name, "profile")):
+        try:
+            configured = read_profile(profile.name, require_endpoint=False).password
+        except AwsLoginError:
+            configured = None
+        if configured == password:
+            clear_refused(profile, "profile")
+        elif configured is not None and refused_earlier(profile, username, "profile"):
+            warn("the password in the settings of profile %s is still the one the IdP "
+                 "refused, and is not sent again: change or remove it there"
+                 % profile.name)
 
 
 # ---------------------------------------------------------------------------
@@ -1844,7 +1934,9 @@ def _password_login(session, profile, terminal, interactive=True):
     """Authenticate with a password: configured, from the keyring, or asked.
 
     Without a person (``interactive`` false) only a stored password will do,
-    with the configured factor (a push then reaches the user's phone)."""
+    with the configured factor (a push then reaches the user's phone).  A
+    stored password the IdP refuses is marked and not sent again until a
+    person gives one (refused_earlier)."""
     username = session.username
     what = "the password of %s" % keyring_user(profile, username)
     need_person = ("the IdP session of %s has ended and no password is stored (see "
@@ -1853,6 +1945,13 @@ def _password_login(session, profile, terminal, interactive=True):
     password, source = profile.password, getattr(profile, "password_source", "profile")
     if password is None:
         password, source = keyring_get(profile, username), "keyring"
+    if (password is not None and source in PASSWORD_SOURCES
+            and refused_earlier(profile, username, source)):
+        if not interactive or not terminal.available():
+            raise _refused_error(profile, source, earlier=True)
+        warn("the IdP refused the password stored in %s earlier, so it is not sent "
+             "again; enter the current one" % _stored_where(profile, source))
+        password = None
     if password is None:
         if not interactive:
             raise InteractionRequired(need_person)
@@ -1868,16 +1967,19 @@ def _password_login(session, profile, terminal, interactive=True):
     try:
         saml = session.authenticate(password, factor, passcode)
     except AuthenticationError as e:
-        if source != "keyring" or not interactive or not terminal.available():
-            raise
-        warn("the IdP refused the password stored in the keyring (%s); enter the current "
-             "one" % e)
+        if source not in PASSWORD_SOURCES or e.kind != "refused":
+            raise           # a person's typo, or a Duo push nobody approved
+        mark_refused(profile, username, source)
+        if not interactive or not terminal.available():
+            raise _refused_error(profile, source)
+        warn("the IdP refused the password stored in %s (%s); enter the current one"
+             % (_stored_where(profile, source), e))
         password, source = terminal.secret("Password: ", what), "prompt"
         if factor == "passcode" and not profile.passcode:
             passcode = terminal.secret("Code: ", "the Duo passcode")
         saml = session.authenticate(password, factor, passcode)
-    if source == "prompt" and profile.enable_keyring:
-        keyring_set(profile, username, password)
+    if source == "prompt":
+        _person_password_worked(profile, username, password)
     return saml
 
 

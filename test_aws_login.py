@@ -4115,6 +4115,233 @@ class ErrorKindTest(LoginTestCase):
             self.assertEqual(said.getvalue().count("; retrying in "), retries, said.getvalue())
 
 
+class RefusedPasswordTest(LoginTestCase):
+    """A stored password the IdP refused is sent once, never again without a person."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.keyring = FakeKeyring(self.home)
+        os.environ.update(self.keyring.env())
+        self.user = "alice@" + self.idp.host_port
+        self.refused = os.path.join(self.home, ".aws-login", "refused")
+        self.write(os.environ["AWS_CONFIG_FILE"], "")
+
+    def process_mode(self, **options):
+        self.configure(username="alice", factor="auto", **options)
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+
+    def serve(self, terminal=False, answers=()):
+        """credential_process as botocore runs it (see CredentialProcessTest.serve)."""
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(os.environ["AWS_CONFIG_FILE"]))
+        command = shlex.split(parser.get("default", "credential_process"))
+        return run_tool(command[1:], answers, env=dict(os.environ), terminal=terminal,
+                        argv_prefix=command[:1])
+
+    def passwords_sent(self):
+        return [_parse_basic(r["authorization"])[1] for r in self.idp.requests
+                if r["authorization"]]
+
+    def assert_refused_in_one_line(self, run, where):
+        self.assertEqual((run.code, run.stdout), (11, ""), run)
+        lines = run.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, run.stderr)
+        self.assertRegex(lines[0], r"^aws_login: error: the IdP refused the password stored "
+                                   r"in %s.* run  python3 aws_login.py --profile default "
+                                   r"login$" % where)
+
+    def assert_renews_without_a_person(self, password):
+        """The IdP session ended and the cache is short: the stored password is used."""
+        self.idp.expire_sessions()
+        sent = len(self.passwords_sent())
+        run = self.serve()
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.passwords_sent()[sent:], [password])
+
+    def test_keyring_password_refused_once_then_a_login_asks(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        for _ in range(6):
+            self.assert_refused_in_one_line(self.serve(), "the keyring")
+        self.assert_refused_in_one_line(self.tool(["login"], terminal=False), "the keyring")
+        self.assertEqual(self.passwords_sent(), ["old password"])
+        mark = os.path.join(self.refused, "default.keyring")
+        self.assertEqual(os.stat(mark).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(self.refused).st_mode & 0o777, 0o700)
+        self.assertEqual(self.read(mark), aws_login.REFUSED_HEADER + "\nuser %s\n" % self.user)
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60   # the cache wants renewing
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("refused the password stored in the keyring earlier", run.stderr)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.assertFalse(os.path.exists(mark))
+        self.assertEqual(self.keyring.items()["awscli_login " + self.user], PASSWORD)
+        self.assert_renews_without_a_person(PASSWORD)
+
+    def test_profile_password_refused_once_then_a_login_asks(self):
+        self.process_mode(password="old password")
+        for _ in range(6):
+            self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password"])
+        mark = os.path.join(self.refused, "default.profile")
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("refused the password stored in the settings of profile default "
+                      "earlier", run.stderr)
+        self.assertIn("still the one the IdP refused", run.stderr)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.assertTrue(os.path.exists(mark))   # the settings still hold the refused one
+        self.assertEqual(self.serve().code, 0)  # the cache serves
+        self.idp.expire_sessions()
+        self.sts.clock = time.time
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.configure(username="alice", factor="auto", password=PASSWORD)   # a person fixes it
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        self.assert_renews_without_a_person(PASSWORD)
+        self.assertFalse(aws_login.refused_earlier(
+            aws_login.read_profile("default"), "alice", "profile"))
+
+    def test_the_same_password_typed_again_lifts_the_mark(self):
+        self.process_mode(password="old password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.idp.users["alice"]["password"] = "old password"    # the IdP takes it again
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        run = self.tool(["login"], [("Password: ", "old password")])
+        self.assertEqual(run.code, 0, run)
+        self.assertNotIn("still the one", run.stderr)
+        self.assertEqual(os.listdir(self.refused), [])
+        self.assert_renews_without_a_person("old password")
+
+    def test_a_mark_lapsing_and_refused_again_is_renewed(self):
+        self.process_mode(password="old password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.configure(username="alice", factor="auto", password="older password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password", "older password"])
+
+    def test_credential_process_on_a_terminal_asks_instead_of_resending(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        run = self.serve(terminal=True, answers=[("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("needs you to log in again (the IdP refused the password stored in "
+                      "the keyring earlier", run.tty)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.assertEqual(os.listdir(self.refused), [])
+        self.assertNotIn(PASSWORD, run.stdout + run.stderr + run.tty)
+
+    def test_password_stdin_lifts_the_keyring_mark(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        run = self.tool(["login", "--password-stdin"], stdin=(PASSWORD + "\n").encode(),
+                        terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(os.listdir(self.refused), [])
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+
+    def in_process_keyring(self, password):
+        store = {("awscli_login", self.user): password}
+
+        class Module(object):
+            get_password = staticmethod(lambda s, u: store.get((s, u)))
+            set_password = staticmethod(lambda s, u, p: store.__setitem__((s, u), p))
+        saved = sys.modules.get("keyring")
+        sys.modules["keyring"] = Module
+        self.addCleanup(lambda: sys.modules.pop("keyring") if saved is None
+                        else sys.modules.__setitem__("keyring", saved))
+        return store
+
+    def test_python_api_raises_and_sends_nothing_after_the_mark(self):
+        store = self.in_process_keyring("old password")
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        for _ in range(3):
+            with self.assertRaisesRegex(aws_login.InteractionRequired,
+                                        "refused the password stored in the keyring"):
+                aws_login.get_credentials()
+        self.assertEqual(len(self.idp.requests), 1)
+        credentials = aws_login.get_credentials(password=PASSWORD)
+        self.assertEqual(credentials.access_key_id, self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(store[("awscli_login", self.user)], PASSWORD)
+        self.assertEqual(os.listdir(self.refused), [])
+        self.idp.expire_sessions()
+        aws_login.get_credentials()
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD, PASSWORD])
+
+    def test_the_mark_is_for_that_user_at_that_idp(self):
+        store = self.in_process_keyring("old password")
+        store[("awscli_login", "bob@" + self.idp.host_port)] = "bob-pass"
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()
+        self.configure(username="bob", factor="auto", enable_keyring="true",
+                       role_arn=ADMIN)
+        self.assertEqual(aws_login.get_credentials().access_key_id,
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.passwords_sent(), ["old password", "bob-pass"])
+
+    def test_a_keyring_that_cannot_store_keeps_the_mark(self):
+        store = self.in_process_keyring("old password")
+
+        def refuse(service, user, password):
+            raise RuntimeError("locked keyring")
+        sys.modules["keyring"].set_password = staticmethod(refuse)
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()
+        said = io.StringIO()
+        import contextlib
+        with contextlib.redirect_stderr(said):
+            aws_login.get_credentials(password=PASSWORD)
+        self.assertIn("cannot store the password in the keyring", said.getvalue())
+        self.assertEqual(store[("awscli_login", self.user)], "old password")
+        self.idp.expire_sessions()
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+
+    def test_refresher_stops_and_logs_a_refused_renewal(self):
+        self.configure(username="alice", factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+        expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        self.in_process_keyring("old password")
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        self.idp.expire_sessions()
+        for _ in range(2):
+            lines = []
+            refresher = aws_login.Refresher("default", ADMIN, time.time(),
+                                            expires.timestamp(), log=lines.append)
+            refresher.next_at = time.time()
+            self.assertIsNone(refresher.step())
+            self.assertRegex(lines[-1], r"^cannot renew: the IdP refused the password stored "
+                                        r"in the keyring.*; stopping")
+        self.assertEqual(self.passwords_sent(), [PASSWORD, "old password"])
+        self.assertEqual(len(self.sts.requests), 1)
+
+    def test_a_duo_timeout_or_a_network_failure_marks_nothing(self):
+        self.in_process_keyring(PASSWORD)
+        self.configure(username="alice", factor="push", enable_keyring="true")
+        real = aws_login.http_request
+        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
+        self.addCleanup(setattr, aws_login, "http_request", real)
+        self.idp.delay = 5          # the push is never approved
+        with self.assertRaises(aws_login.AuthenticationError) as caught:
+            aws_login.get_credentials()
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.idp.stop()
+        with self.assertRaises(aws_login.NetworkError):
+            aws_login.get_credentials()
+        self.assertFalse(os.path.exists(self.refused) and os.listdir(self.refused))
+
+
 class StatusTest(LoginTestCase):
     def test_status_lists_every_profile(self):
         self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
