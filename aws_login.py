@@ -1811,12 +1811,14 @@ def clear_refused(profile, source):
         pass
 
 
-def _refused_error(profile, source, earlier=False):
+def _refused_error(profile, source, refusal=None):
+    """InteractionRequired for a stored password refused now (``refusal``, the
+    AuthenticationError) or earlier."""
     return InteractionRequired(
         "the IdP refused the password stored in %s%s, so it is not sent again until you "
         "log in (repeated refusals can lock the account): run  python3 aws_login.py "
-        "--profile %s login" % (_stored_where(profile, source), " earlier" if earlier else "",
-                                profile.name))
+        "--profile %s login%s" % (_stored_where(profile, source), "" if refusal else " earlier",
+                                  profile.name, "; %s" % refusal if refusal else ""))
 
 
 def _person_password_worked(profile, username, password):
@@ -1948,7 +1950,7 @@ def _password_login(session, profile, terminal, interactive=True):
     if (password is not None and source in PASSWORD_SOURCES
             and refused_earlier(profile, username, source)):
         if not interactive or not terminal.available():
-            raise _refused_error(profile, source, earlier=True)
+            raise _refused_error(profile, source)
         warn("the IdP refused the password stored in %s earlier, so it is not sent "
              "again; enter the current one" % _stored_where(profile, source))
         password = None
@@ -1971,7 +1973,7 @@ def _password_login(session, profile, terminal, interactive=True):
             raise           # a person's typo, or a Duo push nobody approved
         mark_refused(profile, username, source)
         if not interactive or not terminal.available():
-            raise _refused_error(profile, source)
+            raise _refused_error(profile, source, e)
         warn("the IdP refused the password stored in %s (%s); enter the current one"
              % (_stored_where(profile, source), e))
         password, source = terminal.secret("Password: ", what), "prompt"

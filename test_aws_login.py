@@ -2943,13 +2943,15 @@ class HostileIdPTest(LoginTestCase):
         ]
 
     def test_corpus(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.configure(username="alice", factor="auto")
         before = "[keep]\naws_access_key_id = AKIAKEEP\naws_secret_access_key = k\n"
         self.write(self.credentials_file, before)
         for name, answer, code, pattern in self.cases():
             self.idp.override = answer
             started = time.time()
-            run = self.tool(["login"], terminal=False)
+            # Given as a person gives it: a stored one the IdP refused is not sent again.
+            run = self.tool(["login", "--password-stdin"], stdin=PASSWORD.encode() + b"\n",
+                            terminal=False)
             self.assertLess(time.time() - started, 15, name)
             self.assert_nothing_written(run, code, before)
             self.assertRegex(run.stderr, "^aws_login: error: .*" + pattern, name)
@@ -4150,8 +4152,9 @@ class RefusedPasswordTest(LoginTestCase):
         lines = run.stderr.strip().splitlines()
         self.assertEqual(len(lines), 1, run.stderr)
         self.assertRegex(lines[0], r"^aws_login: error: the IdP refused the password stored "
-                                   r"in %s.* run  python3 aws_login.py --profile default "
-                                   r"login$" % where)
+                                   r"in %s( earlier)?, so it is not sent again until you log "
+                                   r"in .*: run  python3 aws_login.py --profile default "
+                                   r"login(; the IdP refused .*)?$" % where)
 
     def assert_renews_without_a_person(self, password):
         """The IdP session ended and the cache is short: the stored password is used."""
@@ -4165,9 +4168,14 @@ class RefusedPasswordTest(LoginTestCase):
     def test_keyring_password_refused_once_then_a_login_asks(self):
         self.keyring.set(self.user, "old password")
         self.process_mode(enable_keyring="true")
-        for _ in range(6):
-            self.assert_refused_in_one_line(self.serve(), "the keyring")
-        self.assert_refused_in_one_line(self.tool(["login"], terminal=False), "the keyring")
+        runs = [self.serve() for _ in range(6)] + [self.tool(["login"], terminal=False)]
+        for run in runs:
+            self.assert_refused_in_one_line(run, "the keyring")
+        self.assertIn("in the keyring, so it is not sent again", runs[0].stderr)
+        self.assertTrue(runs[0].stderr.endswith(
+            "login; the IdP refused the login (Responder/AuthnFailed: WRONGUSERPASS)\n"))
+        for run in runs[1:]:
+            self.assertIn("in the keyring earlier, so", run.stderr)
         self.assertEqual(self.passwords_sent(), ["old password"])
         mark = os.path.join(self.refused, "default.keyring")
         self.assertEqual(os.stat(mark).st_mode & 0o777, 0o600)
