@@ -1286,6 +1286,7 @@ def choose_role(roles, wanted=None, terminal=None, chain_role_arn=None):
 
 class Credentials(object):
     """Temporary AWS credentials; ``expires_at`` is an aware UTC datetime."""
+    sts_date = None     # STS's clock when it answered (epoch seconds, its Date header)
 
     def __init__(self, access_key_id, secret_access_key, session_token, expires_at,
                  assumed_role_arn=None):
@@ -1401,6 +1402,45 @@ def parse_sts_answer(status, body, action="AssumeRoleWithSAML"):
 
 STS_TRANSIENT_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
                        "ServiceUnavailable", "InternalFailure", "IDPCommunicationError")
+MIN_LIFETIME = 5            # seconds; real STS issues 900 at least
+CLOCK_SKEW_MAX = 300        # seconds between this machine's clock and STS's that pass unremarked
+
+
+def _http_date(value):
+    """Epoch seconds of an HTTP Date header, or None."""
+    import email.utils
+    try:
+        parsed = email.utils.parsedate_tz(value or "")
+        return float(email.utils.mktime_tz(parsed)) if parsed else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def check_lifetime(credentials, sent_at, sts_date=None, now=None):
+    """``credentials``, if they are still valid ``now`` and expire MIN_LIFETIME
+    seconds or more after the request for them was sent (``sent_at``, so a slow
+    answer does not shorten them).  Otherwise a transient STSError, since renewing
+    such credentials at once would only get more of them: it names this
+    machine's clock when STS's own (``sts_date``, its Date header) is far from
+    it, else STS."""
+    now = time.time() if now is None else now
+    expires = credentials.expires_at.timestamp()
+    if expires > now and expires - sent_at >= MIN_LIFETIME:
+        return credentials
+    when = format_timestamp(credentials.expires_at)
+    skew = now - sts_date if sts_date is not None else 0.0
+    if abs(skew) > CLOCK_SKEW_MAX:
+        text = ("this machine's clock is %d s %s STS's: by this clock the credentials STS "
+                "sent, which expire at %s, %s; set the clock right (NTP)" % (
+                    round(abs(skew)), "ahead of" if skew > 0 else "behind", when,
+                    "have expired" if expires <= now else "are about to expire"))
+    elif expires <= now:
+        text = "STS sent credentials that expire at %s, which is not in the future%s" % (
+            when, " (STS's clock agrees with this machine's)" if sts_date is not None else "")
+    else:
+        text = ("STS sent credentials that expire at %s, %d s after they were asked for "
+                "(%d s at least are needed)" % (when, expires - sent_at, MIN_LIFETIME))
+    raise STSError(text, transient=True)
 
 
 def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
@@ -1419,10 +1459,12 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
     headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
                "Accept": "text/xml"}
     for attempt in range(STS_ATTEMPTS):
+        sent_at = time.time()
         try:
             answer = http_request(endpoint, body, headers, ssl_context=ssl_context,
                                   read_timeout=60)
-            return parse_sts_answer(answer.status, answer.body)
+            credentials = parse_sts_answer(answer.status, answer.body)
+            break
         except (STSError, NetworkError) as e:
             # A refused connection never reached STS; a timeout might have.
             if attempt + 1 == STS_ATTEMPTS or not e.transient or (
@@ -1431,6 +1473,9 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
             delay = min(8.0, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0)
             debug("STS: %s; retrying in %.1fs" % (e, delay))
             time.sleep(delay)
+    # Checked once, not retried here: the caller backs off (the refresher does).
+    credentials.sts_date = _http_date(answer.headers.get("Date"))
+    return check_lifetime(credentials, sent_at, credentials.sts_date)
 
 
 # SigV4, by hand (hmac, hashlib).  Checked against AWS's own test suite and,
@@ -2041,10 +2086,13 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True):
                                         ssl_context)
     if profile.chain_role_arn:
         # AWS caps a chained session at one hour.
-        credentials = assume_role(
+        sent_at = time.time()
+        chained = assume_role(
             credentials, profile.chain_role_arn, _session_name(saml.session_name or username),
             endpoint, _signing_region(endpoint, role.partition, region),
             min(duration or 3600, 3600), profile.chain_external_id, ssl_context)
+        # The same STS told its clock a moment ago, in the SAML call's answer.
+        credentials = check_lifetime(chained, sent_at, credentials.sts_date)
     return credentials, role, session
 
 
@@ -2377,6 +2425,7 @@ def _renew_for_process(name, cached):
 RENEW_BEFORE = 20 * 60      # seconds before expiry; botocore renews at 15, fails at 10
 REFRESH_SLICE = 30.0        # longest sleep: the wall clock is re-read after each
 RETRY_MAX = 300.0
+MIN_RENEW_INTERVAL = 2.0    # between two renewals whatever happens; <= MIN_LIFETIME / 2
 
 
 def renewal_time(issued_at, expires_at):
@@ -2547,13 +2596,15 @@ class Refresher(object):
                     format_timestamp(_utc(self.expires_at))))
                 return None
             self.failures += 1
-            delay = min(RETRY_MAX, 5.0 * 2 ** self.failures, max(1.0, self.expires_at - now))
+            delay = max(MIN_RENEW_INTERVAL, min(RETRY_MAX, 5.0 * 2 ** self.failures,
+                                                self.expires_at - now))
             self.next_at = now + delay
             self.log("renewal failed (%s); trying again in %ds" % (e, delay))
             return min(REFRESH_SLICE, delay)
         self.failures = 0
         self.issued_at, self.expires_at = now, expires_at
-        self.next_at = renewal_time(self.issued_at, self.expires_at)
+        self.next_at = max(renewal_time(self.issued_at, self.expires_at),
+                           now + MIN_RENEW_INTERVAL)
         self.log("renewed; the credentials expire at %s; next renewal at %s" % (
             format_timestamp(_utc(expires_at)), format_timestamp(_utc(self.next_at))))
         return max(0.0, min(REFRESH_SLICE, self.next_at - now))

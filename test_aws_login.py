@@ -4350,6 +4350,149 @@ class RefusedPasswordTest(LoginTestCase):
         self.assertFalse(os.path.exists(self.refused) and os.listdir(self.refused))
 
 
+def _sts_clock_behind(sts, seconds):
+    """STS's clock ``seconds`` behind ours, in its Expiration and its Date header
+    (BaseHTTPRequestHandler.send_response writes date_time_string())."""
+    import email.utils
+
+    def answer(handler):
+        handler.date_time_string = lambda timestamp=None: email.utils.formatdate(
+            time.time() - seconds, usegmt=True)
+        return None         # then the fake answers as usual
+    sts.clock = lambda: time.time() - seconds
+    sts.override = answer
+
+
+class StsLifetimeTest(LoginTestCase):
+    """Credentials that are already expired, or nearly, are a failure with a reason."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def fails_in_one_line(self, run, pattern):
+        self.assert_nothing_written(run, 7)
+        self.assertRegex(run.stderr, "^aws_login: error: " + pattern)
+
+    def test_an_expiration_in_the_past_is_stss_fault_when_the_clocks_agree(self):
+        self.sts.clock = lambda: time.time() - 7200
+        self.fails_in_one_line(self.tool(["login"], terminal=False),
+                               r"STS sent credentials that expire at \S+Z, which is not in "
+                               r"the future \(STS's clock agrees with this machine's\)$")
+        self.assertEqual(len(self.sts.requests), 1)     # not retried within the call
+
+    def test_stss_date_an_hour_and_more_off_names_this_machines_clock(self):
+        _sts_clock_behind(self.sts, 7200)
+        self.fails_in_one_line(self.tool(["login"], terminal=False),
+                               r"this machine's clock is (7199|7200|7201) s ahead of STS's: "
+                               r"by this clock the credentials STS sent, which expire at \S+Z, "
+                               r"have expired; set the clock right \(NTP\)$")
+
+    def test_credential_process_says_it_in_one_line(self):
+        self.write(os.environ["AWS_CONFIG_FILE"], "")
+        self.assertEqual(self.tool(["configure", "--credential-process"],
+                                   terminal=False).code, 0)
+        _sts_clock_behind(self.sts, 3 * 3600)
+        run = self.tool(["credential-process"], terminal=False)
+        self.assertEqual((run.code, run.stdout), (7, ""), run)
+        self.assertRegex(run.stderr, r"^aws_login: error: this machine's clock is \d+ s "
+                                     r"ahead of STS's: [^\n]*\n$")
+
+    def test_a_chained_role_is_checked_against_the_saml_answers_date(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       chain_role_arn=READONLY)
+        _sts_clock_behind(self.sts, 2 * 3600)
+        self.sts.clock = lambda: time.time() - (
+            2 * 3600 if self.sts.requests[-1]["form"].get("Action") == "AssumeRole" else 0)
+        self.fails_in_one_line(self.tool(["login"], terminal=False),
+                               r"this machine's clock is \d+ s ahead of STS's")
+        self.assertEqual([r["form"].get("Action") for r in self.sts.requests],
+                         ["AssumeRoleWithSAML", "AssumeRole"])
+
+    def test_lifetime_counts_from_the_request_not_the_answer(self):
+        check = aws_login.check_lifetime
+        sent = 1000000000.0
+        ok = _fake_credentials()
+        ok.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME)
+        self.assertIs(check(ok, sent, now=sent + aws_login.MIN_LIFETIME - 0.5), ok)
+        with self.assertRaisesRegex(aws_login.STSError, r"which is not in the future$"):
+            check(ok, sent, now=sent + aws_login.MIN_LIFETIME)
+        short = _fake_credentials()
+        short.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME - 1)
+        with self.assertRaisesRegex(aws_login.STSError, r", %d s after they were asked for "
+                                    r"\(%d s at least" % (aws_login.MIN_LIFETIME - 1,
+                                                          aws_login.MIN_LIFETIME)) as caught:
+            check(short, sent, now=sent + 0.1)
+        self.assertTrue(caught.exception.transient)
+        now = sent + aws_login.MIN_LIFETIME
+        for sts_date, words in ((now - 301, "clock is 301 s ahead of STS's"),
+                                (now + 400, "clock is 400 s behind STS's"),
+                                (now - 299, "not in the future .STS's clock agrees")):
+            with self.assertRaisesRegex(aws_login.STSError, words):
+                check(ok, sent, sts_date, now=now)
+        self.assertEqual(aws_login._http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777.0)
+        for garbage in (None, "", "yesterday", "Sun, 06 Nov 99999999999 08:49:37 GMT"):
+            aws_login._http_date(garbage)       # None or a number, never an exception
+
+
+class RefresherLifetimeTest(LoginTestCase):
+    """The refresher backs off from credentials it cannot use, and never spins."""
+
+    setUp = RefresherStepTest.setUp     # logged in; a Refresher on the test's clock
+
+    def run_for(self, seconds, steps=20):
+        """Step the refresher through ``seconds`` of its clock (at most ``steps`` wake-ups)."""
+        end = self.now[0] + seconds
+        for _ in range(steps):
+            delay = self.refresher.step()
+            if delay is None or self.now[0] + delay >= end:
+                return
+            self.now[0] += delay
+
+    def test_an_expired_answer_is_a_failure_with_backoff(self):
+        first_key = self.credentials()["aws_access_key_id"]
+        self.sts.clock = lambda: time.time() - 7200
+        self.now[0] = self.refresher.next_at
+        self.run_for(10)
+        self.assertEqual(len(self.sts.requests), 2)         # the login's and one renewal
+        self.assertRegex(self.lines[-1], r"^renewal failed \(STS sent credentials that expire "
+                                         r"at \S+Z, which is not in the future.*\); trying "
+                                         r"again in 10s$")
+        self.assertEqual(self.credentials()["aws_access_key_id"], first_key)
+        self.sts.clock = time.time
+        self.run_for(30)
+        self.assertTrue(self.lines[-1].startswith("renewed"), self.lines)
+        self.assertEqual(self.refresher.failures, 0)
+
+    def test_renewals_keep_a_minimum_interval_whatever_renew_says(self):
+        now = self.now[0] = self.refresher.next_at
+        self.refresher.renew = lambda: now - 100        # as if nothing checked the answer
+        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
+        self.assertEqual(self.refresher.next_at, now + aws_login.MIN_RENEW_INTERVAL)
+
+        def fails():
+            raise aws_login.AwsLoginError("down", transient=True)
+        self.refresher.renew = fails
+        self.now[0] = self.refresher.next_at
+        self.refresher.expires_at = self.now[0] + 0.5       # the old ones nearly expired
+        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
+
+    def test_the_forked_refresher_makes_few_calls_against_such_an_sts(self):
+        self.sts.clock = lambda: time.time() - 7200
+        log = os.path.join(self.home, ".aws-login", "log", "default.log")
+        now = time.time()
+        code = ("import sys; sys.path.insert(0, %r); import aws_login; "
+                "aws_login.start_refresher('default', %r, %r, %r)" % (HERE, ADMIN, now - 100,
+                                                                     now + 50))
+        subprocess.check_call([sys.executable, "-c", code], env=dict(os.environ))
+        self.assertTrue(_wait_for(lambda: len(self.sts.requests) > 3 or (
+            os.path.exists(log) and "renewal failed" in self.read(log)), 30))
+        time.sleep(3)           # a spinning refresher renews every few hundred ms
+        self.assertLessEqual(len(self.sts.requests), 3, self.read(log))     # login + 1, or 2
+        self.assertIn("which is not in the future", self.read(log))
+        self.assertEqual(self.tool(["logout"], terminal=False).code, 0)
+
+
 class StatusTest(LoginTestCase):
     def test_status_lists_every_profile(self):
         self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
