@@ -68,8 +68,16 @@ class ConfigError(AwsLoginError):
 
 
 class AuthenticationError(AwsLoginError):
-    """The IdP refused the username, password or second factor."""
+    """The IdP refused the username, password or second factor.
+
+    ``kind`` is "refused" when the IdP said no (a stored password that gets
+    this is not sent again) or "timeout" when no answer came in time (a Duo
+    push nobody approved)."""
     exit_code = 4
+
+    def __init__(self, message, kind="refused", transient=None):
+        AwsLoginError.__init__(self, message, transient)
+        self.kind = kind
 
 
 class IdPError(AwsLoginError):
@@ -92,8 +100,9 @@ class STSError(AwsLoginError):
 
 
 class NetworkError(AwsLoginError):
-    """A connection, TLS or timeout failure; ``kind`` says which: ``refused``,
-    ``timeout``, ``dns``, ``tls``, ``broken`` (not HTTP) or ``other``."""
+    """A connection, TLS or timeout failure; ``kind`` is one of "timeout",
+    "refused" (the connection), "dns", "untrusted" (the certificate), "tls",
+    "broken" (not HTTP) or "other"."""
     exit_code = 8
     transient = True
 
@@ -674,31 +683,46 @@ def make_ssl_context(profile=None):
     return context
 
 
-def _network_error(reason, url):
-    """A NetworkError with one actionable sentence for a failed connection."""
+def _network_error_kind(reason):
+    """The NetworkError kind of a failed connection's ``reason`` (an exception)."""
     import socket
     import ssl
-    host = _host_port(url)
     if isinstance(reason, socket.timeout):
-        return NetworkError("no answer from %s in time (timed out)" % host, "timeout")
+        return "timeout"
     if isinstance(reason, ConnectionRefusedError):
-        return NetworkError("connection refused by %s: is the URL right and the server up?"
-                            % host, "refused")
+        return "refused"
     if isinstance(reason, socket.gaierror):
-        return NetworkError("cannot resolve the host name of %s: check the URL and DNS"
-                            % host, "dns")
-    verify = getattr(reason, "verify_message", None)
-    if isinstance(reason, ssl.CertificateError) or verify or (
+        return "dns"
+    if isinstance(reason, ssl.CertificateError) or getattr(reason, "verify_message", None) or (
             isinstance(reason, ssl.SSLError)
-            and "CERTIFICATE_VERIFY_FAILED" in str(reason)):
-        detail = verify or str(reason)
-        return NetworkError("TLS certificate of %s not trusted (%s): if your site uses a "
-                            "private CA, set ca_bundle in the profile or AWS_CA_BUNDLE"
-                            % (host, detail), "tls")
+            and getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED"):
+        return "untrusted"
     if isinstance(reason, ssl.SSLError):
-        return NetworkError("TLS failure talking to %s: %s" % (host, reason), "tls")
-    return NetworkError("cannot reach %s: %s" % (host, getattr(reason, "strerror", None)
-                                                  or reason))
+        return "tls"
+    return "other"
+
+
+def _describe_network_error(reason, url):
+    """One actionable sentence for a failed connection."""
+    host = _host_port(url)
+    kind = _network_error_kind(reason)
+    if kind == "timeout":
+        return "no answer from %s in time (timed out)" % host
+    if kind == "refused":
+        return "connection refused by %s: is the URL right and the server up?" % host
+    if kind == "dns":
+        return "cannot resolve the host name of %s: check the URL and DNS" % host
+    if kind == "untrusted":
+        detail = getattr(reason, "verify_message", None) or str(reason)
+        return ("TLS certificate of %s not trusted (%s): if your site uses a private CA, "
+                "set ca_bundle in the profile or AWS_CA_BUNDLE" % (host, detail))
+    if kind == "tls":
+        return "TLS failure talking to %s: %s" % (host, reason)
+    return "cannot reach %s: %s" % (host, getattr(reason, "strerror", None) or reason)
+
+
+def _network_error(reason, url):
+    return NetworkError(_describe_network_error(reason, url), _network_error_kind(reason))
 
 
 def _hang_up(connections, hung_up):
@@ -1330,7 +1354,8 @@ def parse_ecp_answer(answer, expected_acs):
         raise IdPError("the IdP redirected to %s instead of answering; the redirect was not "
                        "followed (check ecp_endpoint_url)" % (_host_port(target) or target))
     if answer.status == 401:
-        raise AuthenticationError("the IdP refused the username or password (HTTP 401)")
+        raise AuthenticationError("the IdP refused the username or password (HTTP 401)",
+                                  kind="refused")
     if _looks_like_html(answer):
         if answer.status >= 500:
             raise IdPError("the IdP failed (HTTP %d)" % answer.status, transient=True)
@@ -1339,7 +1364,7 @@ def parse_ecp_answer(answer, expected_acs):
                            "ecp_endpoint_url" % answer.status)
         raise AuthenticationError(
             "the IdP answered with an HTML page instead of SAML: the login was refused, "
-            "or ecp_endpoint_url is not the IdP's ECP endpoint")
+            "or ecp_endpoint_url is not the IdP's ECP endpoint", kind="refused")
     if not answer.body.strip():
         raise IdPError("the IdP sent an empty answer (HTTP %d)" % answer.status,
                        transient=answer.status >= 500)
@@ -1357,7 +1382,8 @@ def parse_ecp_answer(answer, expected_acs):
     fault = root.find(soap + "Body/" + soap + "Fault")
     if fault is not None:
         reason = (fault.findtext("faultstring") or fault.findtext("faultcode") or "").strip()
-        raise AuthenticationError("the IdP refused the login: %s" % (reason or "SOAP Fault"))
+        raise AuthenticationError("the IdP refused the login: %s" % (reason or "SOAP Fault"),
+                                  kind="refused")
     response = root.find("%sBody/{%s}Response" % (soap, SAMLP_NS))
     if response is None or response_xml is None:
         raise IdPError("the IdP's answer (HTTP %d) holds no SAML Response" % answer.status)
@@ -1376,7 +1402,7 @@ def parse_ecp_answer(answer, expected_acs):
         text = "the IdP refused the login (%s%s)" % (detail, ": " + message if message else "")
         if codes and codes[0] in ("Requester", "VersionMismatch"):
             raise IdPError(text)
-        raise AuthenticationError(text)
+        raise AuthenticationError(text, kind="refused")
     if ecp is None:
         raise IdPError("the IdP's answer has no ecp:Response header; refusing it")
     if response.find("{%s}EncryptedAssertion" % SAML_NS) is not None:
@@ -1471,6 +1497,7 @@ def choose_role(roles, wanted=None, terminal=None, chain_role_arn=None):
 
 class Credentials(object):
     """Temporary AWS credentials; ``expires_at`` is an aware UTC datetime."""
+    sts_date = None     # STS's clock when it answered (epoch seconds, its Date header)
 
     def __init__(self, access_key_id, secret_access_key, session_token, expires_at,
                  assumed_role_arn=None):
@@ -1620,6 +1647,45 @@ def _sts_credentials(root, status, action, error_type=None):
 
 STS_TRANSIENT_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
                        "ServiceUnavailable", "InternalFailure", "IDPCommunicationError")
+MIN_LIFETIME = 5            # seconds; real STS issues 900 at least
+CLOCK_SKEW_MAX = 300        # seconds between this machine's clock and STS's that pass unremarked
+
+
+def _http_date(value):
+    """Epoch seconds of an HTTP Date header, or None."""
+    import email.utils
+    try:
+        parsed = email.utils.parsedate_tz(value or "")
+        return float(email.utils.mktime_tz(parsed)) if parsed else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def check_lifetime(credentials, sent_at, sts_date=None, now=None):
+    """``credentials``, if they are still valid ``now`` and expire MIN_LIFETIME
+    seconds or more after the request for them was sent (``sent_at``, so a slow
+    answer does not shorten them).  Otherwise a transient STSError, since renewing
+    such credentials at once would only get more of them: it names this
+    machine's clock when STS's own (``sts_date``, its Date header) is far from
+    it, else STS."""
+    now = time.time() if now is None else now
+    expires = credentials.expires_at.timestamp()
+    if expires > now and expires - sent_at >= MIN_LIFETIME:
+        return credentials
+    when = format_timestamp(credentials.expires_at)
+    skew = now - sts_date if sts_date is not None else 0.0
+    if abs(skew) > CLOCK_SKEW_MAX:
+        text = ("this machine's clock is %d s %s STS's: by this clock the credentials STS "
+                "sent, which expire at %s, %s; set the clock right (NTP)" % (
+                    round(abs(skew)), "ahead of" if skew > 0 else "behind", when,
+                    "have expired" if expires <= now else "are about to expire"))
+    elif expires <= now:
+        text = "STS sent credentials that expire at %s, which is not in the future%s" % (
+            when, " (STS's clock agrees with this machine's)" if sts_date is not None else "")
+    else:
+        text = ("STS sent credentials that expire at %s, %d s after they were asked for "
+                "(%d s at least are needed)" % (when, expires - sent_at, MIN_LIFETIME))
+    raise STSError(text, transient=True)
 
 
 def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
@@ -1639,10 +1705,12 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
     headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
                "Accept": "text/xml"}
     for attempt in range(STS_ATTEMPTS):
+        sent_at = time.time()
         try:
             answer = http_request(endpoint, body, headers, ssl_context=ssl_context,
                                   read_timeout=60, deadline=deadline)
-            return parse_sts_answer(answer.status, answer.body, headers=answer.headers)
+            credentials = parse_sts_answer(answer.status, answer.body, headers=answer.headers)
+            break
         except (STSError, NetworkError) as e:
             # A refused connection never reached STS; a timeout might have.
             delay = min(8.0, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0)
@@ -1652,6 +1720,9 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
                 raise
             debug("STS: %s; retrying in %.1fs" % (e, delay))
             time.sleep(delay)
+    # Checked once, not retried here: the caller backs off (the refresher does).
+    credentials.sts_date = _http_date(answer.headers.get("Date"))
+    return check_lifetime(credentials, sent_at, credentials.sts_date)
 
 
 # SigV4, by hand (hmac, hashlib).  Checked against AWS's own test suite and,
@@ -1959,12 +2030,104 @@ def keyring_get(profile, username):
 
 
 def keyring_set(profile, username, password):
+    """Store the password; True when the keyring took it."""
     module = _keyring() if profile.enable_keyring else None
     if module is not None:
         try:
             module.set_password(KEYRING_SERVICE, keyring_user(profile, username), password)
+            return True
         except Exception as e:
             warn("cannot store the password in the keyring (%s)" % type(e).__name__)
+    return False
+
+
+# A stored password the IdP refused is never sent again without a person:
+# directory services lock an account after a few refusals, and every `aws`
+# call (credential_process) or renewal would send it once more.  The mark
+# names the profile, the source and user@host; it holds no password and no
+# hash of one.
+
+REFUSED_HEADER = "# aws_login: the IdP refused this stored password; `login` asks for it"
+PASSWORD_SOURCES = ("keyring", "profile")      # where a stored password comes from
+
+
+def refused_dir():
+    return os.path.join(login_root(), "refused")
+
+
+def refused_path(name, source):
+    """The mark on profile ``name``'s password from ``source`` (keyring or profile)."""
+    return os.path.join(refused_dir(), "%s.%s" % (_quote_name(name), source))
+
+
+def _refused_text(profile, username):
+    return "%s\nuser %s\n" % (REFUSED_HEADER, keyring_user(profile, username))
+
+
+def _stored_where(profile, source):
+    return "the keyring" if source == "keyring" else "the settings of profile %s" % profile.name
+
+
+def refused_earlier(profile, username, source):
+    """True when the IdP refused this stored password and no person has given
+    one since.  A mark on the profile's own password lapses once the settings
+    file changes after it: a person edited the password there."""
+    path = refused_path(profile.name, source)
+    try:
+        marked = os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return False
+    if _read_text(path) != _refused_text(profile, username):
+        return False            # another user or IdP: not this password
+    if source == "profile":
+        try:
+            return os.stat(config_path()).st_mtime_ns <= marked
+        except FileNotFoundError:
+            pass
+    return True
+
+
+def mark_refused(profile, username, source):
+    private_dir(login_root())
+    private_dir(refused_dir())
+    path = refused_path(profile.name, source)
+    update_file(path, lambda old: _refused_text(profile, username))
+    os.utime(path)      # newer than the settings file, even when the text was already there
+
+
+def clear_refused(profile, source):
+    try:
+        os.unlink(refused_path(profile.name, source))
+    except FileNotFoundError:
+        pass
+
+
+def _refused_error(profile, source, refusal=None):
+    """InteractionRequired for a stored password refused now (``refusal``, the
+    AuthenticationError) or earlier."""
+    return InteractionRequired(
+        "the IdP refused the password stored in %s%s, so it is not sent again until you "
+        "log in (repeated refusals can lock the account): %s%s"
+        % (_stored_where(profile, source), "" if refusal else " earlier",
+           run_hint(profile.name), "; %s" % refusal if refusal else ""))
+
+
+def _person_password_worked(profile, username, password):
+    """A password a person gave was accepted: keep it in the keyring (when enabled)
+    and lift the marks it answers."""
+    if profile.enable_keyring and keyring_set(profile, username, password):
+        clear_refused(profile, "keyring")
+    if os.path.exists(refused_path(profile.name, "profile")):
+        try:
+            configured = read_profile(profile.name, require_endpoint=False).password
+        except AwsLoginError:
+            configured = None
+        if configured == password:
+            clear_refused(profile, "profile")
+        elif configured is not None and refused_earlier(profile, username, "profile"):
+            warn("the password in the settings of profile %s is still the one the IdP "
+                 "refused, and is not sent again: change or remove it there"
+                 % profile.name)
 
 
 # ---------------------------------------------------------------------------
@@ -2031,7 +2194,7 @@ class IdPSession(object):
             # Not transient: retrying would send the person another push.
             what = "Duo %s" % factor if factor not in (None, "off") else "login"
             raise AuthenticationError("no answer from the IdP in time: the %s was not "
-                                      "approved, or the IdP hangs" % what)
+                                      "approved, or the IdP hangs" % what, kind="timeout")
 
     def save(self):
         """Keep the IdP session for the next login; failing that is only a warning."""
@@ -2071,7 +2234,9 @@ def _password_login(session, profile, terminal, interactive=True):
     """Authenticate with a password: configured, from the keyring, or asked.
 
     Without a person (``interactive`` false) only a stored password will do,
-    with the configured factor (a push then reaches the user's phone)."""
+    with the configured factor (a push then reaches the user's phone).  A
+    stored password the IdP refuses is marked and not sent again until a
+    person gives one (refused_earlier)."""
     username = session.username
     what = "the password of %s" % keyring_user(profile, username)
     need_person = ("the IdP session of %s has ended and no password is stored (see "
@@ -2080,6 +2245,13 @@ def _password_login(session, profile, terminal, interactive=True):
     password, source = profile.password, getattr(profile, "password_source", "profile")
     if password is None:
         password, source = keyring_get(profile, username), "keyring"
+    if (password is not None and source in PASSWORD_SOURCES
+            and refused_earlier(profile, username, source)):
+        if not interactive or not terminal.available():
+            raise _refused_error(profile, source)
+        warn("the IdP refused the password stored in %s earlier, so it is not sent "
+             "again; enter the current one" % _stored_where(profile, source))
+        password = None
     if password is None:
         if not interactive:
             raise InteractionRequired(need_person)
@@ -2096,16 +2268,19 @@ def _password_login(session, profile, terminal, interactive=True):
     try:
         saml = session.authenticate(password, factor, passcode)
     except AuthenticationError as e:
-        if source != "keyring" or not interactive or not terminal.available():
-            raise
-        warn("the IdP refused the password stored in the keyring (%s); enter the current "
-             "one" % e)
+        if source not in PASSWORD_SOURCES or e.kind != "refused":
+            raise           # a person's typo, or a Duo push nobody approved
+        mark_refused(profile, username, source)
+        if not interactive or not terminal.available():
+            raise _refused_error(profile, source, e)
+        warn("the IdP refused the password stored in %s (%s); enter the current one"
+             % (_stored_where(profile, source), e))
         password, source = terminal.secret("Password: ", what), "prompt"
         if factor == "passcode" and not profile.passcode:
             passcode = terminal.secret("Code: ", "the Duo passcode")
         saml = session.authenticate(password, factor, passcode)
-    if source == "prompt" and profile.enable_keyring:
-        keyring_set(profile, username, password)
+    if source == "prompt":
+        _person_password_worked(profile, username, password)
     return saml
 
 
@@ -2170,10 +2345,13 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, d
                                         ssl_context, deadline)
     if profile.chain_role_arn:
         # AWS caps a chained session at one hour.
-        credentials = assume_role(
+        sent_at = time.time()
+        chained = assume_role(
             credentials, profile.chain_role_arn, _session_name(saml.session_name or username),
             endpoint, _signing_region(endpoint, role.partition, region),
             min(duration or 3600, 3600), profile.chain_external_id, ssl_context, deadline)
+        # The same STS told its clock a moment ago, in the SAML call's answer.
+        credentials = check_lifetime(chained, sent_at, credentials.sts_date)
     return credentials, role, session
 
 
@@ -2543,6 +2721,7 @@ def _renew_for_process(name, cached):
 RENEW_BEFORE = 20 * 60      # seconds before expiry; botocore renews at 15, fails at 10
 REFRESH_SLICE = 30.0        # longest sleep: the wall clock is re-read after each
 RETRY_MAX = 300.0
+MIN_RENEW_INTERVAL = 2.0    # between two renewals whatever happens; <= MIN_LIFETIME / 2
 
 
 def renewal_time(issued_at, expires_at):
@@ -2714,13 +2893,15 @@ class Refresher(object):
                     format_timestamp(_utc(self.expires_at))))
                 return None
             self.failures += 1
-            delay = min(RETRY_MAX, 5.0 * 2 ** self.failures, max(1.0, self.expires_at - now))
+            delay = max(MIN_RENEW_INTERVAL, min(RETRY_MAX, 5.0 * 2 ** self.failures,
+                                                self.expires_at - now))
             self.next_at = now + delay
             self.log("renewal failed (%s); trying again in %ds" % (e, delay))
             return min(REFRESH_SLICE, delay)
         self.failures = 0
         self.issued_at, self.expires_at = now, expires_at
-        self.next_at = renewal_time(self.issued_at, self.expires_at)
+        self.next_at = max(renewal_time(self.issued_at, self.expires_at),
+                           now + MIN_RENEW_INTERVAL)
         self.log("renewed; the credentials expire at %s; next renewal at %s" % (
             format_timestamp(_utc(expires_at)), format_timestamp(_utc(self.next_at))))
         return max(0.0, min(REFRESH_SLICE, self.next_at - now))

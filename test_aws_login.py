@@ -3445,13 +3445,15 @@ class HostileIdPTest(LoginTestCase):
         ]
 
     def test_corpus(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.configure(username="alice", factor="auto")
         before = "[keep]\naws_access_key_id = AKIAKEEP\naws_secret_access_key = k\n"
         self.write(self.credentials_file, before)
         for name, answer, code, pattern in self.cases():
             self.idp.override = answer
             started = time.time()
-            run = self.tool(["login"], terminal=False)
+            # Given as a person gives it: a stored one the IdP refused is not sent again.
+            run = self.tool(["login", "--password-stdin"], stdin=PASSWORD.encode() + b"\n",
+                            terminal=False)
             self.assertLess(time.time() - started, 15, name)
             self.assert_nothing_written(run, code, before)
             self.assertRegex(run.stderr, "^aws_login: error: .*" + pattern, name)
@@ -5266,6 +5268,454 @@ class CredentialProcessTest(LoginTestCase):
                    "aws_secret_access_key = x\n")
         run = self.tool(["configure", "--credential-process"], terminal=False)
         self.assertIn("shadow", run.stderr)
+
+
+class ErrorKindTest(LoginTestCase):
+    """Decisions read an error's kind, set where it is raised, never its text."""
+
+    def session(self, url=None):
+        profile = aws_login.Profile("default", {"ecp_endpoint_url": url or self.idp.url,
+                                                "factor": "push"})
+        return aws_login.IdPSession(profile, "alice", aws_login.Terminal(None),
+                                    aws_login.make_ssl_context(),
+                                    aws_login.PARTITIONS["aws"][0])
+
+    def short_read_timeout(self):
+        real = aws_login.http_request
+        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
+        self.addCleanup(setattr, aws_login, "http_request", real)
+
+    def silent_server(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+        return "http://127.0.0.1:%d/ecp" % server.getsockname()[1]
+
+    def test_every_refusal_style_is_kind_refused(self):
+        for style in ("responder", "401", "fault", "html"):
+            self.idp.failure_style = style
+            with self.assertRaises(aws_login.AuthenticationError) as caught:
+                self.session().authenticate("wrong", "push", None)
+            self.assertEqual(caught.exception.kind, "refused", style)
+
+    def test_an_idp_that_never_answers_is_kind_timeout(self):
+        self.short_read_timeout()
+        with self.assertRaises(aws_login.AuthenticationError) as caught:
+            self.session(self.silent_server()).authenticate(PASSWORD, "push", None)
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.assertIn("Duo push was not approved", str(caught.exception))
+
+    def test_network_errors_carry_their_kind(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        closed = "http://127.0.0.1:%d/" % sock.getsockname()[1]
+        sock.close()
+        for url, context, kind in (
+                (closed, None, "refused"),
+                (self.silent_server(), None, "timeout"),
+                (self.idp.url, ssl.create_default_context(), "untrusted")):
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                aws_login.http_request(url, b"x", ssl_context=context, read_timeout=0.5)
+            self.assertEqual(caught.exception.kind, kind, caught.exception)
+        self.assertEqual(aws_login._network_error_kind(socket.gaierror(-2, "unknown")), "dns")
+        # A connection the IdP refuses is not a login it refused: no AuthenticationError.
+        with self.assertRaises(aws_login.NetworkError):
+            self.session(closed).authenticate(PASSWORD, "push", None)
+
+    def test_sts_retries_only_a_refused_connection(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        import contextlib
+        self.short_read_timeout()
+        self.addCleanup(setattr, aws_login, "_debug_enabled", aws_login._debug_enabled)
+        aws_login._debug_enabled = True
+        for endpoint, retries in (("http://127.0.0.1:%d/" % port, aws_login.STS_ATTEMPTS - 1),
+                                  (self.silent_server(), 0)):   # it may have reached STS
+            said = io.StringIO()
+            with contextlib.redirect_stderr(said):
+                with self.assertRaises(aws_login.NetworkError):
+                    aws_login.assume_role_with_saml(aws_login.Role(ADMIN, PROVIDER_A), b"<x/>",
+                                                    endpoint=endpoint)
+            self.assertEqual(said.getvalue().count("; retrying in "), retries, said.getvalue())
+
+
+class RefusedPasswordTest(LoginTestCase):
+    """A stored password the IdP refused is sent once, never again without a person."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.keyring = FakeKeyring(self.home)
+        os.environ.update(self.keyring.env())
+        self.user = "alice@" + self.idp.host_port
+        self.refused = os.path.join(self.home, ".aws-login", "refused")
+        self.write(os.environ["AWS_CONFIG_FILE"], "")
+
+    def process_mode(self, **options):
+        self.configure(username="alice", factor="auto", **options)
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+
+    def serve(self, terminal=False, answers=()):
+        """credential_process as botocore runs it (see CredentialProcessTest.serve)."""
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(os.environ["AWS_CONFIG_FILE"]))
+        command = shlex.split(parser.get("default", "credential_process"))
+        return run_tool(command[1:], answers, env=dict(os.environ), terminal=terminal,
+                        argv_prefix=command[:1])
+
+    def passwords_sent(self):
+        return [_parse_basic(r["authorization"])[1] for r in self.idp.requests
+                if r["authorization"]]
+
+    def assert_refused_in_one_line(self, run, where):
+        self.assertEqual((run.code, run.stdout), (11, ""), run)
+        lines = run.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, run.stderr)
+        self.assertRegex(lines[0], r"^aws_login: error: the IdP refused the password stored "
+                                   r"in %s( earlier)?, so it is not sent again until you log "
+                                   r"in .*: run `python3 \S*aws_login.py login`"
+                                   r"(; the IdP refused .*)?$" % where)
+
+    def assert_renews_without_a_person(self, password):
+        """The IdP session ended and the cache is short: the stored password is used."""
+        self.idp.expire_sessions()
+        sent = len(self.passwords_sent())
+        run = self.serve()
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.passwords_sent()[sent:], [password])
+
+    def test_keyring_password_refused_once_then_a_login_asks(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        runs = [self.serve() for _ in range(6)] + [self.tool(["login"], terminal=False)]
+        for run in runs:
+            self.assert_refused_in_one_line(run, "the keyring")
+        self.assertIn("in the keyring, so it is not sent again", runs[0].stderr)
+        self.assertTrue(runs[0].stderr.endswith(
+            "login; the IdP refused the login (Responder/AuthnFailed: WRONGUSERPASS)\n"))
+        for run in runs[1:]:
+            self.assertIn("in the keyring earlier, so", run.stderr)
+        self.assertEqual(self.passwords_sent(), ["old password"])
+        mark = os.path.join(self.refused, "default.keyring")
+        self.assertEqual(os.stat(mark).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(self.refused).st_mode & 0o777, 0o700)
+        self.assertEqual(self.read(mark), aws_login.REFUSED_HEADER + "\nuser %s\n" % self.user)
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60   # the cache wants renewing
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("refused the password stored in the keyring earlier", run.stderr)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.assertFalse(os.path.exists(mark))
+        self.assertEqual(self.keyring.items()["awscli_login " + self.user], PASSWORD)
+        self.assert_renews_without_a_person(PASSWORD)
+
+    def test_profile_password_refused_once_then_a_login_asks(self):
+        self.process_mode(password="old password")
+        for _ in range(6):
+            self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password"])
+        mark = os.path.join(self.refused, "default.profile")
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("refused the password stored in the settings of profile default "
+                      "earlier", run.stderr)
+        self.assertIn("still the one the IdP refused", run.stderr)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.assertTrue(os.path.exists(mark))   # the settings still hold the refused one
+        self.assertEqual(self.serve().code, 0)  # the cache serves
+        self.idp.expire_sessions()
+        self.sts.clock = time.time
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.configure(username="alice", factor="auto", password=PASSWORD)   # a person fixes it
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        self.assert_renews_without_a_person(PASSWORD)
+        self.assertFalse(aws_login.refused_earlier(
+            aws_login.read_profile("default"), "alice", "profile"))
+
+    def test_the_same_password_typed_again_lifts_the_mark(self):
+        self.process_mode(password="old password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.idp.users["alice"]["password"] = "old password"    # the IdP takes it again
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        run = self.tool(["login"], [("Password: ", "old password")])
+        self.assertEqual(run.code, 0, run)
+        self.assertNotIn("still the one", run.stderr)
+        self.assertEqual(os.listdir(self.refused), [])
+        self.assert_renews_without_a_person("old password")
+
+    def test_a_mark_lapsing_and_refused_again_is_renewed(self):
+        self.process_mode(password="old password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.configure(username="alice", factor="auto", password="older password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password", "older password"])
+
+    def test_credential_process_on_a_terminal_asks_instead_of_resending(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        run = self.serve(terminal=True, answers=[("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("needs you to log in again (the IdP refused the password stored in "
+                      "the keyring earlier", run.tty)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.assertEqual(os.listdir(self.refused), [])
+        self.assertNotIn(PASSWORD, run.stdout + run.stderr + run.tty)
+
+    def test_password_stdin_lifts_the_keyring_mark(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        run = self.tool(["login", "--password-stdin"], stdin=(PASSWORD + "\n").encode(),
+                        terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(os.listdir(self.refused), [])
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+
+    def in_process_keyring(self, password):
+        store = {("awscli_login", self.user): password}
+
+        class Module(object):
+            get_password = staticmethod(lambda s, u: store.get((s, u)))
+            set_password = staticmethod(lambda s, u, p: store.__setitem__((s, u), p))
+        saved = sys.modules.get("keyring")
+        sys.modules["keyring"] = Module
+        self.addCleanup(lambda: sys.modules.pop("keyring") if saved is None
+                        else sys.modules.__setitem__("keyring", saved))
+        return store
+
+    def test_python_api_raises_and_sends_nothing_after_the_mark(self):
+        store = self.in_process_keyring("old password")
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        for _ in range(3):
+            with self.assertRaisesRegex(aws_login.InteractionRequired,
+                                        "refused the password stored in the keyring"):
+                aws_login.get_credentials()
+        self.assertEqual(len(self.idp.requests), 1)
+        credentials = aws_login.get_credentials(password=PASSWORD)
+        self.assertEqual(credentials.access_key_id, self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(store[("awscli_login", self.user)], PASSWORD)
+        self.assertEqual(os.listdir(self.refused), [])
+        self.idp.expire_sessions()
+        aws_login.get_credentials()
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD, PASSWORD])
+
+    def test_the_mark_is_for_that_user_at_that_idp(self):
+        store = self.in_process_keyring("old password")
+        store[("awscli_login", "bob@" + self.idp.host_port)] = "bob-pass"
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()
+        self.configure(username="bob", factor="auto", enable_keyring="true",
+                       role_arn=ADMIN)
+        self.assertEqual(aws_login.get_credentials().access_key_id,
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.passwords_sent(), ["old password", "bob-pass"])
+
+    def test_a_keyring_that_cannot_store_keeps_the_mark(self):
+        store = self.in_process_keyring("old password")
+
+        def refuse(service, user, password):
+            raise RuntimeError("locked keyring")
+        sys.modules["keyring"].set_password = staticmethod(refuse)
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()
+        said = io.StringIO()
+        import contextlib
+        with contextlib.redirect_stderr(said):
+            aws_login.get_credentials(password=PASSWORD)
+        self.assertIn("cannot store the password in the keyring", said.getvalue())
+        self.assertEqual(store[("awscli_login", self.user)], "old password")
+        self.idp.expire_sessions()
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+
+    def test_refresher_stops_and_logs_a_refused_renewal(self):
+        self.configure(username="alice", factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+        expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        self.in_process_keyring("old password")
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        self.idp.expire_sessions()
+        for _ in range(2):
+            lines = []
+            refresher = aws_login.Refresher("default", ADMIN, time.time(),
+                                            expires.timestamp(), log=lines.append)
+            refresher.next_at = time.time()
+            self.assertIsNone(refresher.step())
+            self.assertRegex(lines[-1], r"^cannot renew: the IdP refused the password stored "
+                                        r"in the keyring.*; stopping")
+        self.assertEqual(self.passwords_sent(), [PASSWORD, "old password"])
+        self.assertEqual(len(self.sts.requests), 1)
+
+    def test_a_duo_timeout_or_a_network_failure_marks_nothing(self):
+        self.in_process_keyring(PASSWORD)
+        self.configure(username="alice", factor="push", enable_keyring="true")
+        real = aws_login.http_request
+        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
+        self.addCleanup(setattr, aws_login, "http_request", real)
+        self.idp.delay = 5          # the push is never approved
+        with self.assertRaises(aws_login.AuthenticationError) as caught:
+            aws_login.get_credentials()
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.idp.stop()
+        with self.assertRaises(aws_login.NetworkError):
+            aws_login.get_credentials()
+        self.assertFalse(os.path.exists(self.refused) and os.listdir(self.refused))
+
+
+def _sts_clock_behind(sts, seconds):
+    """STS's clock ``seconds`` behind ours, in its Expiration and its Date header
+    (BaseHTTPRequestHandler.send_response writes date_time_string())."""
+    import email.utils
+
+    def answer(handler):
+        handler.date_time_string = lambda timestamp=None: email.utils.formatdate(
+            time.time() - seconds, usegmt=True)
+        return None         # then the fake answers as usual
+    sts.clock = lambda: time.time() - seconds
+    sts.override = answer
+
+
+class StsLifetimeTest(LoginTestCase):
+    """Credentials that are already expired, or nearly, are a failure with a reason."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def fails_in_one_line(self, run, pattern):
+        self.assert_nothing_written(run, 7)
+        self.assertRegex(run.stderr, "^aws_login: error: " + pattern)
+
+    def test_an_expiration_in_the_past_is_stss_fault_when_the_clocks_agree(self):
+        self.sts.clock = lambda: time.time() - 7200
+        self.fails_in_one_line(self.tool(["login"], terminal=False),
+                               r"STS sent credentials that expire at \S+Z, which is not in "
+                               r"the future \(STS's clock agrees with this machine's\)$")
+        self.assertEqual(len(self.sts.requests), 1)     # not retried within the call
+
+    def test_stss_date_an_hour_and_more_off_names_this_machines_clock(self):
+        _sts_clock_behind(self.sts, 7200)
+        self.fails_in_one_line(self.tool(["login"], terminal=False),
+                               r"this machine's clock is (7199|7200|7201) s ahead of STS's: "
+                               r"by this clock the credentials STS sent, which expire at \S+Z, "
+                               r"have expired; set the clock right \(NTP\)$")
+
+    def test_credential_process_says_it_in_one_line(self):
+        self.write(os.environ["AWS_CONFIG_FILE"], "")
+        self.assertEqual(self.tool(["configure", "--credential-process"],
+                                   terminal=False).code, 0)
+        _sts_clock_behind(self.sts, 3 * 3600)
+        run = self.tool(["credential-process"], terminal=False)
+        self.assertEqual((run.code, run.stdout), (7, ""), run)
+        self.assertRegex(run.stderr, r"^aws_login: error: this machine's clock is \d+ s "
+                                     r"ahead of STS's: [^\n]*\n$")
+
+    def test_a_chained_role_is_checked_against_the_saml_answers_date(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       chain_role_arn=READONLY)
+        _sts_clock_behind(self.sts, 2 * 3600)
+        self.sts.clock = lambda: time.time() - (
+            2 * 3600 if self.sts.requests[-1]["form"].get("Action") == "AssumeRole" else 0)
+        self.fails_in_one_line(self.tool(["login"], terminal=False),
+                               r"this machine's clock is \d+ s ahead of STS's")
+        self.assertEqual([r["form"].get("Action") for r in self.sts.requests],
+                         ["AssumeRoleWithSAML", "AssumeRole"])
+
+    def test_lifetime_counts_from_the_request_not_the_answer(self):
+        check = aws_login.check_lifetime
+        sent = 1000000000.0
+        ok = _fake_credentials()
+        ok.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME)
+        self.assertIs(check(ok, sent, now=sent + aws_login.MIN_LIFETIME - 0.5), ok)
+        with self.assertRaisesRegex(aws_login.STSError, r"which is not in the future$"):
+            check(ok, sent, now=sent + aws_login.MIN_LIFETIME)
+        short = _fake_credentials()
+        short.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME - 1)
+        with self.assertRaisesRegex(aws_login.STSError, r", %d s after they were asked for "
+                                    r"\(%d s at least" % (aws_login.MIN_LIFETIME - 1,
+                                                          aws_login.MIN_LIFETIME)) as caught:
+            check(short, sent, now=sent + 0.1)
+        self.assertTrue(caught.exception.transient)
+        now = sent + aws_login.MIN_LIFETIME
+        for sts_date, words in ((now - 301, "clock is 301 s ahead of STS's"),
+                                (now + 400, "clock is 400 s behind STS's"),
+                                (now - 299, "not in the future .STS's clock agrees")):
+            with self.assertRaisesRegex(aws_login.STSError, words):
+                check(ok, sent, sts_date, now=now)
+        self.assertEqual(aws_login._http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777.0)
+        for garbage in (None, "", "yesterday", "Sun, 06 Nov 99999999999 08:49:37 GMT"):
+            aws_login._http_date(garbage)       # None or a number, never an exception
+
+
+class RefresherLifetimeTest(LoginTestCase):
+    """The refresher backs off from credentials it cannot use, and never spins."""
+
+    setUp = RefresherStepTest.setUp     # logged in; a Refresher on the test's clock
+
+    def run_for(self, seconds, steps=20):
+        """Step the refresher through ``seconds`` of its clock (at most ``steps`` wake-ups)."""
+        end = self.now[0] + seconds
+        for _ in range(steps):
+            delay = self.refresher.step()
+            if delay is None or self.now[0] + delay >= end:
+                return
+            self.now[0] += delay
+
+    def test_an_expired_answer_is_a_failure_with_backoff(self):
+        first_key = self.credentials()["aws_access_key_id"]
+        self.sts.clock = lambda: time.time() - 7200
+        self.now[0] = self.refresher.next_at
+        self.run_for(10)
+        self.assertEqual(len(self.sts.requests), 2)         # the login's and one renewal
+        self.assertRegex(self.lines[-1], r"^renewal failed \(STS sent credentials that expire "
+                                         r"at \S+Z, which is not in the future.*\); trying "
+                                         r"again in 10s$")
+        self.assertEqual(self.credentials()["aws_access_key_id"], first_key)
+        self.sts.clock = time.time
+        self.run_for(30)
+        self.assertTrue(self.lines[-1].startswith("renewed"), self.lines)
+        self.assertEqual(self.refresher.failures, 0)
+
+    def test_renewals_keep_a_minimum_interval_whatever_renew_says(self):
+        now = self.now[0] = self.refresher.next_at
+        self.refresher.renew = lambda: now - 100        # as if nothing checked the answer
+        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
+        self.assertEqual(self.refresher.next_at, now + aws_login.MIN_RENEW_INTERVAL)
+
+        def fails():
+            raise aws_login.AwsLoginError("down", transient=True)
+        self.refresher.renew = fails
+        self.now[0] = self.refresher.next_at
+        self.refresher.expires_at = self.now[0] + 0.5       # the old ones nearly expired
+        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
+
+    def test_the_forked_refresher_makes_few_calls_against_such_an_sts(self):
+        self.sts.clock = lambda: time.time() - 7200
+        log = os.path.join(self.home, ".aws-login", "log", "default.log")
+        now = time.time()
+        code = ("import sys; sys.path.insert(0, %r); import aws_login; "
+                "aws_login.start_refresher('default', %r, %r, %r)" % (HERE, ADMIN, now - 100,
+                                                                     now + 50))
+        subprocess.check_call([sys.executable, "-c", code], env=dict(os.environ))
+        self.assertTrue(_wait_for(lambda: len(self.sts.requests) > 3 or (
+            os.path.exists(log) and "renewal failed" in self.read(log)), 30))
+        time.sleep(3)           # a spinning refresher renews every few hundred ms
+        self.assertLessEqual(len(self.sts.requests), 3, self.read(log))     # login + 1, or 2
+        self.assertIn("which is not in the future", self.read(log))
+        self.assertEqual(self.tool(["logout"], terminal=False).code, 0)
 
 
 class StatusTest(LoginTestCase):
