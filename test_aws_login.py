@@ -2960,7 +2960,8 @@ class ServerTextTest(LoginTestCase):
     def test_soap_fault_string_with_escapes(self):
         self.idp.override = soap_fault("Authentication failed" + HOSTILE_XML)
         run = self.tool(["login"], terminal=False)
-        self.assert_one_inert_error(run, 4, HOSTILE_XML)
+        # exit 11: the stored password was refused and is not sent again without a person
+        self.assert_one_inert_error(run, 11, HOSTILE_XML)
         self.assertIn("Authentication failed", run.stderr)
 
     def test_sts_error_message_with_escapes(self):
@@ -5398,7 +5399,8 @@ class RefusedPasswordTest(LoginTestCase):
             self.assert_refused_in_one_line(run, "the keyring")
         self.assertIn("in the keyring, so it is not sent again", runs[0].stderr)
         self.assertTrue(runs[0].stderr.endswith(
-            "login; the IdP refused the login (Responder/AuthnFailed: WRONGUSERPASS)\n"))
+            "login`; the IdP refused the login (Responder/AuthnFailed: WRONGUSERPASS)\n"),
+            runs[0].stderr)
         for run in runs[1:]:
             self.assertIn("in the keyring earlier, so", run.stderr)
         self.assertEqual(self.passwords_sent(), ["old password"])
