@@ -1354,8 +1354,10 @@ def parse_ecp_answer(answer, expected_acs):
         raise IdPError("the IdP redirected to %s instead of answering; the redirect was not "
                        "followed (check ecp_endpoint_url)" % (_host_port(target) or target))
     if answer.status == 401:
-        raise AuthenticationError("the IdP refused the username or password (HTTP 401)",
-                                  kind="refused")
+        refused = AuthenticationError("the IdP refused the username or password (HTTP 401)",
+                                      kind="refused")
+        refused.http_status = 401       # authenticate() names the Duo factor it sent
+        raise refused
     if _looks_like_html(answer):
         if answer.status >= 500:
             raise IdPError("the IdP failed (HTTP %d)" % answer.status, transient=True)
@@ -2188,6 +2190,13 @@ class IdPSession(object):
                  else "Waiting for the IdP")
         try:
             return self._post(headers, label)
+        except AuthenticationError as e:
+            if getattr(e, "http_status", None) != 401 or factor in (None, "off"):
+                raise
+            # Shibboleth's Duo plugin answers 401 for a refused factor too.
+            raise AuthenticationError("the IdP refused the password or the Duo %s (HTTP 401)"
+                                      % ("passcode" if factor == "passcode" else
+                                         "factor %s" % factor), kind=e.kind)
         except NetworkError as e:
             if e.kind != "timeout":
                 raise

@@ -2290,6 +2290,16 @@ class FailureTest(LoginTestCase):
             self.idp.failure_style = style
             self.login_fails(4, pattern, [("Password: ", "wrong")])
 
+    def test_a_401_names_the_duo_factor_that_was_sent(self):
+        self.idp.failure_style = "401"
+        for factor, words in (("push", "the password or the Duo factor push (HTTP 401)"),
+                              ("passcode", "the password or the Duo passcode (HTTP 401)"),
+                              ("off", "the username or password (HTTP 401)")):
+            self.configure(username="alice", factor=factor, passcode="123456")
+            run = self.login_fails(4, "the IdP refused " + re.escape(words),
+                                   [("Password: ", "wrong")])
+            self.assertNotIn("123456", run.stderr)
+
     def test_redirect_is_not_followed_with_the_password(self):
         other = FakeIdP().start()
         self.addCleanup(other.stop)
