@@ -667,11 +667,38 @@ class HttpAnswer(object):
         return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
 
+def _system_roots(ssl):
+    """(cafile, capath) of the system's CA certificates.
+
+    A hashed folder (update-ca-certificates, c_rehash) is read lazily, one
+    certificate per lookup, while the bundle file is parsed whole (tens of
+    milliseconds on every start).  So the folder serves alone when the bundle
+    lies in it (the same tool built both); otherwise both are loaded, as
+    OpenSSL's defaults are."""
+    paths = ssl.get_default_verify_paths()
+    capath = paths.capath and os.path.realpath(paths.capath)
+    cafile = paths.cafile and os.path.realpath(paths.cafile)
+    if capath and (cafile is None or os.path.dirname(cafile) == capath):
+        try:
+            names = os.listdir(capath)
+        except OSError:
+            names = []
+        hashed = any(len(n) > 9 and n[8] == "." and n[9:].isdigit()
+                     and all(c in "0123456789abcdef" for c in n[:8]) for n in names)
+        if hashed:
+            return cafile, capath
+    return cafile, None
+
+
 def make_ssl_context(profile=None):
     """System roots, plus ca_bundle or AWS_CA_BUNDLE; verification off only when asked."""
     import ssl
-    context = ssl.create_default_context()
+    cafile, capath = _system_roots(ssl)
+    context = ssl.create_default_context(capath=capath) if capath else \
+        ssl.create_default_context()
     bundle = (profile and profile.ca_bundle) or os.environ.get("AWS_CA_BUNDLE")
+    if bundle and os.path.realpath(os.path.expanduser(bundle)) == cafile:
+        bundle = None           # the system's own bundle: trusted already
     if bundle:
         try:
             context.load_verify_locations(cafile=os.path.expanduser(bundle))
@@ -2504,17 +2531,21 @@ def python_executable():
     return shutil.which("python3") or shutil.which("python") or exe
 
 
-def bootstrap_argv(call, args=()):
+def bootstrap_argv(call, args=(), isolated=True):
     """argv for a fresh interpreter that loads this very file (from cached
     bytecode) and runs ``module.call``.
 
-    The file is loaded by its path, not imported by name, and the current
-    folder (the empty entry -c puts in sys.path) is dropped: no file that
+    ``isolated`` starts it with ``-I -S``: no PYTHON* variables, no user site,
+    no site-packages and their .pth files (tens of milliseconds on many
+    Pythons), which the cached credential_process path and the sleeping
+    refresher never need; main() starts again without them when a renewal
+    may need site-packages (keyring).  The file is loaded by its path, not
+    imported by name, and the current folder is not on sys.path: no file that
     someone else put in the current folder or beside this one (``ssl.py``, an
-    ``aws_login/`` package, a ``__pycache__``) can stand in for a module.  Bytecode comes from
-    our own 0700 folder on 3.8+; on 3.6 and 3.7, from ``__pycache__`` only in
-    a folder nobody else can write to, else the file is compiled afresh.
-    Raises ConfigError when piped (there is no file)."""
+    ``aws_login/`` package, a ``__pycache__``) can stand in for a module.
+    Bytecode comes from our own 0700 folder on 3.8+; on 3.6 and 3.7, from
+    ``__pycache__`` only in a folder nobody else can write to, else the file
+    is compiled afresh.  Raises ConfigError when piped (there is no file)."""
     import json
     path, module = _own_file()
     if path is None:
@@ -2526,17 +2557,31 @@ def bootstrap_argv(call, args=()):
         debug("no cached bytecode: %s" % e)
         cache = False
     name, where = json.dumps(module), json.dumps(path)
+    # importlib.machinery is loaded already; importlib.util would cost milliseconds.
+    load = ("import importlib.machinery as b;l=b.SourceFileLoader(%s,%s);m=type(sys)(%s);"
+            "m.__file__=%s;m.__loader__=l;m.__spec__=b.ModuleSpec(%s,l,origin=%s);"
+            "sys.modules[%s]=m;" % (name, where, name, where, name, where, name))
     if cache is False:
-        load = ("import types;m=types.ModuleType(%s);m.__file__=%s;sys.modules[%s]=m;"
-                "exec(compile(open(%s,'rb').read(),%s,'exec'),m.__dict__);"
-                % (name, where, name, where, where))
-    else:       # the prefix serves our file only: the standard library keeps its own
-        load = ("%simport importlib.util as u;s=u.spec_from_file_location(%s,%s);"
-                "m=u.module_from_spec(s);sys.modules[%s]=m;s.loader.exec_module(m);%s"
-                % ("sys.pycache_prefix=%s;" % json.dumps(cache) if cache else "",
-                   name, where, name, "sys.pycache_prefix=None;" if cache else ""))
+        load += "exec(compile(open(%s,'rb').read(),%s,'exec'),m.__dict__);" % (where, where)
+    elif cache:     # the prefix serves our file only: the standard library keeps its own
+        load += ("sys.pycache_prefix=%s;c=l.get_code(%s);sys.pycache_prefix=None;"
+                 "exec(c,m.__dict__);" % (json.dumps(cache), name))
+    else:
+        load += "exec(l.get_code(%s),m.__dict__);" % name
     code = "import sys;sys.path[:]=[p for p in sys.path if p];%ssys.exit(m.%s)" % (load, call)
-    return [python_executable(), "-c", code] + list(args)
+    return [python_executable()] + (["-I", "-S"] if isolated else []) + ["-c", code] + list(args)
+
+
+def _restart_with_site(argv):
+    """Started isolated by our own command (-I -S) and now needing more than the
+    standard library (keyring lives in site-packages): the same call again in
+    an interpreter with the normal start-up.  Does nothing otherwise."""
+    if not (sys.flags.no_site and sys.argv[:1] == ["-c"] and _own_file()[0]):
+        return
+    again = bootstrap_argv("main()", argv, isolated=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(again[0], again)
 
 
 def _others_can_write(directory):
@@ -3519,7 +3564,22 @@ def configure(name, terminal=None, values=None):
             os.unlink(cache_path(name))     # it holds credentials for the old settings
     if mode:
         set_mode(name, mode)
+    elif profile_mode(name) == "process":
+        _upgrade_credential_process(name)
     return checked
+
+
+def _upgrade_credential_process(name):
+    """An older version's credential_process line still works; configure writes
+    the current one (isolated start, bytecode of our own) in its place."""
+    path = aws_config_path()
+    section = aws_config_section(name)
+    try:
+        command = credential_process_command(name)
+    except ConfigError:
+        return          # piped: there is no file to name
+    update_file(path, lambda text: ini_set_options(text, section,
+                                                   {"credential_process": command}))
 
 
 # ---------------------------------------------------------------------------
@@ -4241,6 +4301,7 @@ def main(argv=None, how_run=None):
     served = _serve_cached(argv)
     if served is not None:
         return served
+    _restart_with_site(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     _debug_enabled = getattr(args, "debug", False)

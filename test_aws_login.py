@@ -5009,6 +5009,91 @@ class RefresherProcessTest(LoginTestCase):
 # credential_process and modes
 # ---------------------------------------------------------------------------
 
+class IsolatedStartTest(LoginTestCase):
+    """The configured command starts at the interpreter's floor (-I -S) and
+    starts again normally when a renewal may need site-packages."""
+
+    HEAVY = ("ssl", "urllib.request", "xml", "http.cookiejar", "argparse")
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        # A Python whose site-packages hold `keyring` (our stand-in), as pip puts it.
+        self.venv = os.path.join(self.home, "venv")
+        subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", self.venv])
+        self.python = os.path.join(self.venv, "bin", "python")
+        site = subprocess.check_output([self.python, "-c", "import sysconfig;print("
+                                        "sysconfig.get_paths()['purelib'])"]).decode().strip()
+        self.write(os.path.join(site, "keyring.py"), FakeKeyring.SOURCE)
+        self.keyring = os.path.join(self.home, "keyring.json")
+        os.environ["FAKE_KEYRING_FILE"] = self.keyring
+        with open(self.keyring, "w") as f:
+            json.dump({"awscli_login alice@" + self.idp.host_port: PASSWORD}, f)
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        self.aws_config = os.environ["AWS_CONFIG_FILE"]
+
+    def configured_command(self):
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read(self.aws_config)
+        return shlex.split(parser.get("default", "credential_process"))
+
+    def serve(self, command, extra_env=None):
+        return subprocess.run(command, env=dict(os.environ, **(extra_env or {})),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def test_renews_with_keyring_from_site_packages_then_serves_at_the_floor(self):
+        run = run_tool(["configure", "--credential-process"], env=dict(os.environ),
+                       terminal=False, argv_prefix=[self.python, SCRIPT])
+        self.assertEqual(run.code, 0, run)
+        command = self.configured_command()
+        self.assertEqual(command[:4], [self.python, "-I", "-S", "-c"])
+        # No cache: the isolated start cannot import keyring, so it starts again
+        # normally, and the keyring's password logs in.
+        first = self.serve(command)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertEqual(json.loads(first.stdout.decode())["AccessKeyId"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(_parse_basic(self.idp.requests[-1]["authorization"]),
+                         ("alice", PASSWORD))
+        requests = len(self.idp.requests) + len(self.sts.requests)
+        # Cached: served by the isolated interpreter, with no heavy module and no
+        # PYTHON* variable obeyed (a planted json.py on PYTHONPATH is ignored).
+        trap = os.path.join(self.home, "trap")
+        for module in self.HEAVY + ("json",):
+            self.write(os.path.join(trap, module.split(".")[0] + ".py"), "raise SystemExit(99)\n")
+        timed = [command[0], "-X", "importtime"] + command[1:]
+        second = self.serve(timed, {"PYTHONPATH": trap})
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertEqual(second.stdout, first.stdout)
+        self.assertEqual(len(self.idp.requests) + len(self.sts.requests), requests)
+        imported = re.findall(r"import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", second.stderr.decode())
+        self.assertTrue(imported or sys.version_info < (3, 7), second.stderr)  # -X importtime
+        for module in imported:
+            self.assertNotIn(module.split(".")[0], [h.split(".")[0] for h in self.HEAVY])
+        self.assertNotIn("site", imported)
+
+    def test_an_older_line_keeps_working_and_configure_upgrades_it(self):
+        old = ("%s -c 'import sys;sys.path[0]=%s;import aws_login as m;sys.exit(m.main())' "
+               "--profile default credential-process" % (self.python, json.dumps(HERE)))
+        self.write(self.aws_config, "[default]\nregion = eu-west-1\ncredential_process = %s\n"
+                   % old)
+        import shlex
+        served = self.serve(shlex.split(old))
+        self.assertEqual(served.returncode, 0, served.stderr)
+        self.assertEqual(json.loads(served.stdout.decode())["Version"], 1)
+        run = run_tool(["configure", "--region", "eu-west-1"], env=dict(os.environ),
+                       terminal=False, argv_prefix=[self.python, SCRIPT])
+        self.assertEqual(run.code, 0, run)
+        command = self.configured_command()
+        self.assertEqual(command[1:3], ["-I", "-S"])
+        self.assertTrue(self.read(self.aws_config).startswith("[default]\nregion = eu-west-1\n"
+                                                              "credential_process = "))
+        again = self.serve(command)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(again.stdout, served.stdout)       # the same cache, no new login
+
+
 class BootstrapTest(HomeTestCase):
     """The command configure writes (and the refresher's interpreter) loads our
     file by its path, with bytecode nobody else could have planted."""
@@ -5166,7 +5251,8 @@ class CredentialProcessTest(LoginTestCase):
         self.assertEqual(text, self.AWS_CONFIG.replace(
             "region = eu-west-1\r\n", "region = eu-west-1\r\n" + line + "\r\n"))
         self.assertIn("credential-process", line)
-        self.assertIn("spec_from_file_location", line)  # cached bytecode, by its path
+        self.assertIn("SourceFileLoader", line)     # cached bytecode, by its path
+        self.assertIn(" -I -S -c ", line)          # the interpreter's floor
         self.assertIn(json.dumps(SCRIPT), line)
 
     def test_output_matches_the_contract_exactly(self):
