@@ -3933,6 +3933,50 @@ class PasscodeHeaderTest(LoginTestCase):
         self.assertFalse(caught.exception.transient)
 
 
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to name hashed files")
+class SystemRootsTest(LoginTestCase):
+    """The system's CAs from a hashed folder (read lazily) when the bundle lies in
+    it; both when the bundle is elsewhere."""
+
+    def hashed_folder(self, with_ca=True):
+        folder = os.path.join(self.home, "certs")
+        os.mkdir(folder)
+        name = subprocess.check_output(["openssl", "x509", "-hash", "-noout", "-in",
+                                        self.pems["ca"]]).decode().strip()
+        if with_ca:
+            shutil.copy(self.pems["ca"], os.path.join(folder, name + ".0"))
+        else:
+            self.write(os.path.join(folder, "0123abcd.0"), "not a certificate\n")
+        return folder
+
+    def login(self, **env):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        os.environ.pop("AWS_CA_BUNDLE", None)
+        return self.tool(["login", "--force"], terminal=False, env=env)
+
+    def test_the_hashed_folder_alone_when_the_bundle_lies_in_it(self):
+        folder = self.hashed_folder()
+        bundle = os.path.join(folder, "ca-certificates.crt")
+        self.write(bundle, "")          # the folder's own bundle, empty: trust comes lazily
+        os.environ.update(SSL_CERT_DIR=folder, SSL_CERT_FILE=bundle)
+        import ssl
+        self.assertEqual(aws_login._system_roots(ssl), (os.path.realpath(bundle),
+                                                        os.path.realpath(folder)))
+        self.assert_logged_in(self.login())
+
+    def test_a_bundle_elsewhere_is_read_too(self):
+        folder = self.hashed_folder(with_ca=False)
+        os.environ.update(SSL_CERT_DIR=folder, SSL_CERT_FILE=self.pems["ca"])
+        import ssl
+        self.assertEqual(aws_login._system_roots(ssl), (os.path.realpath(self.pems["ca"]),
+                                                        None))
+        self.assert_logged_in(self.login())
+        os.environ["SSL_CERT_FILE"] = os.path.join(folder, "none.crt")   # nor here: refused
+        run = self.login()
+        self.assertEqual(run.code, 8, run)
+        self.assertIn("not trusted", run.stderr)
+
+
 class FuzzTest(HomeTestCase):
     """A seeded, bounded mutation fuzzer: no exception escapes but ours."""
 
