@@ -379,6 +379,10 @@ class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
     def finish_request(self, request, client_address):
+        # Headers and body leave in separate writes: with Nagle's algorithm and
+        # the client's delayed ACK, every answer would wait 40 ms, which no
+        # real IdP or STS does.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # The TLS handshake runs here, in the connection's own thread, so a
         # client that never completes it cannot block the accept loop.
         if self.ssl_context is not None:
@@ -5116,6 +5120,35 @@ class IsolatedStartTest(LoginTestCase):
         for module in imported:
             self.assertNotIn(module.split(".")[0], [h.split(".")[0] for h in self.HEAVY])
         self.assertNotIn("site", imported)
+
+    def test_the_quick_answer_serves_only_what_read_cache_would(self):
+        run = run_tool(["configure", "--credential-process"], env=dict(os.environ),
+                       terminal=False, argv_prefix=[self.python, SCRIPT])
+        self.assertEqual(run.code, 0, run)
+        command = self.configured_command()
+        cache = os.path.join(self.home, ".aws-login", "cache", "default")
+        fresh = aws_login.credential_process_json(_fake_credentials(1))
+        good = "%s\nexpires %d\nrole %s\n%s\n" % (aws_login.CACHE_HEADER,
+                                                time.time() + 3600, ADMIN, fresh)
+        self.write(cache, good)
+        self.assertEqual(self.serve(command).stdout.decode(), fresh + "\n")
+        self.assertEqual(self.idp.requests, [])
+        for name, text, owner in (
+                ("stale", good.replace("expires %d" % (time.time() + 3600),
+                                       "expires %d" % (time.time() + 60)), None),
+                ("another header", good.replace("cache 1", "cache 2"), None),
+                ("not a number", good.replace("expires ", "expires x"), None),
+                ("another user's", good, 4242)):
+            if owner and os.getuid() != 0:
+                continue
+            self.write(cache, text)
+            if owner:
+                os.chown(cache, owner, owner)
+            run = self.serve(command)
+            self.assertNotEqual(run.stdout.decode(), fresh + "\n", name)
+            self.assertNotIn(fresh, run.stdout.decode(), name)
+            if owner:
+                os.chown(cache, 0, 0)
 
     def test_an_older_line_keeps_working_and_configure_upgrades_it(self):
         old = ("%s -c 'import sys;sys.path[0]=%s;import aws_login as m;sys.exit(m.main())' "
