@@ -2923,19 +2923,20 @@ class Refresher(object):
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
-            code = 0
+            code = 1
             try:
                 os.close(read_end)
                 for fd in self.close_in_child:
                     os.close(fd)        # the lock stays the loop's alone
-                answer = "ok %r" % Refresher.renew(self)     # not the override: that is us
-            except AwsLoginError as e:
-                answer = "err %d %s" % (e.transient, e)
-            except BaseException as e:
-                answer = "err 0 unexpected %s: %s" % (type(e).__name__, e)
-                code = 1
-            try:
-                os.write(write_end, answer.encode("utf-8"))
+                if sys.flags.no_site and _own_file()[0]:
+                    # The loop sleeps in an isolated interpreter (-I -S); a renewal
+                    # may need site-packages (keyring), so a normal one does it.
+                    os.set_inheritable(write_end, True)
+                    argv = bootstrap_argv("_renew_and_report(*sys.argv[1:])", [
+                        self.name, self.role_arn, str(write_end)], isolated=False)
+                    os.execv(argv[0], argv)
+                code = _renew_and_report(self.name, self.role_arn, write_end,
+                                         renew=lambda: Refresher.renew(self))
             finally:
                 os._exit(code)
         self.child = pid
@@ -2987,6 +2988,25 @@ class Refresher(object):
         self.log("renewed; the credentials expire at %s; next renewal at %s" % (
             format_timestamp(_utc(expires_at)), format_timestamp(_utc(self.next_at))))
         return max(0.0, min(REFRESH_SLICE, self.next_at - now))
+
+
+def _renew_and_report(name, role_arn, fd, renew=None):
+    """One renewal for a refresher, its answer written to pipe ``fd``: ``ok
+    EXPIRY`` or ``err TRANSIENT MESSAGE``.  Returns the exit code."""
+    fd = int(fd)
+    code = 0
+    try:
+        answer = "ok %r" % (renew or Refresher(name, role_arn, 0.0, 0.0).renew)()
+    except AwsLoginError as e:
+        answer = "err %d %s" % (e.transient, e)
+    except BaseException as e:
+        answer = "err 0 unexpected %s: %s" % (type(e).__name__, e)
+        code = 1
+    try:
+        os.write(fd, answer.encode("utf-8"))
+    except OSError:
+        code = 1
+    return code
 
 
 def _read_to_end(fd):

@@ -5150,6 +5150,25 @@ class IsolatedStartTest(LoginTestCase):
             if owner:
                 os.chown(cache, 0, 0)
 
+    def test_the_isolated_refresher_renews_with_keyring_from_site_packages(self):
+        self.sts.clock = lambda: time.time() - 3600 + 8      # 8-second credentials
+        self.configure(refresh="true")
+        run = run_tool(["login"], env=dict(os.environ), terminal=False,
+                       argv_prefix=[self.python, SCRIPT])
+        self.assertEqual(run.code, 0, run)
+        pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
+        self.addCleanup(self.reap_refreshers)
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            self.assertEqual(f.read().split(b"\0")[1:3], [b"-I", b"-S"])   # sleeps isolated
+        self.idp.expire_sessions()          # the renewal needs the keyring's password
+        first = self.credentials()["aws_access_key_id"]
+        log = os.path.join(self.home, ".aws-login", "log", "default.log")
+        self.assertTrue(_wait_for(lambda: self.credentials()["aws_access_key_id"] != first, 15),
+                        self.read(log))
+        self.assertEqual(self.idp.logins[-1], ("alice", "password"))
+        self.assertEqual(_parse_basic(self.idp.requests[-1]["authorization"]),
+                         ("alice", PASSWORD))
+
     def test_an_older_line_keeps_working_and_configure_upgrades_it(self):
         old = ("%s -c 'import sys;sys.path[0]=%s;import aws_login as m;sys.exit(m.main())' "
                "--profile default credential-process" % (self.python, json.dumps(HERE)))
