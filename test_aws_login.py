@@ -5158,8 +5158,11 @@ class IsolatedStartTest(LoginTestCase):
         self.assertEqual(run.code, 0, run)
         pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
         self.addCleanup(self.reap_refreshers)
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            self.assertEqual(f.read().split(b"\0")[1:3], [b"-I", b"-S"])   # sleeps isolated
+        def cmdline():
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read().split(b"\0")
+        # it reports its pid, then starts the small interpreter: sleeps isolated
+        self.assertTrue(_wait_for(lambda: cmdline()[1:3] == [b"-I", b"-S"], 10), cmdline())
         self.idp.expire_sessions()          # the renewal needs the keyring's password
         first = self.credentials()["aws_access_key_id"]
         log = os.path.join(self.home, ".aws-login", "log", "default.log")
