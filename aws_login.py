@@ -771,6 +771,28 @@ def _hang_up(connections, hung_up):
         duplicate.close()
 
 
+def _proxy_for(url):
+    """(host, port, Proxy-Authorization or None) of the HTTPS proxy for ``url``
+    (HTTPS_PROXY or https_proxy, unless NO_PROXY names the host), else None.
+    urllib.request, which reads these the way curl does, is imported only when
+    a proxy is set."""
+    if not url.lower().startswith("https:") or not (
+            os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY")):
+        return None
+    import urllib.request
+    from urllib.parse import urlsplit
+    proxy = urllib.request.getproxies_environment().get("https")
+    if not proxy or urllib.request.proxy_bypass_environment(urlsplit(url).hostname or ""):
+        return None
+    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    authorization = None
+    if parts.username is not None:
+        from urllib.parse import unquote
+        authorization = basic_authorization(unquote(parts.username),
+                                            unquote(parts.password or ""))
+    return parts.hostname, parts.port or 8080, authorization
+
+
 def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
                  read_timeout=READ_TIMEOUT, max_bytes=MAX_ANSWER_BYTES,
                  connect_timeout=CONNECT_TIMEOUT, deadline=None):
@@ -781,12 +803,13 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     whole exchange must also end by a deadline on the monotonic clock (connect
     plus read timeout from now, or ``deadline``, a time.monotonic() value, if
     sooner): a server sending a byte now and then would otherwise hold us, and
-    the renewal lock, forever.  HTTPS_PROXY and NO_PROXY are honoured
-    (urllib's ProxyHandler)."""
+    the renewal lock, forever.  HTTPS goes through HTTPS_PROXY unless NO_PROXY
+    names the host; plain http (allowed only to this machine) never goes
+    through a proxy, which would see the password or the assertion in clear.
+    ``cookie_jar`` (a CookieJar) sends its cookies and keeps the answer's."""
     import http.client
     import threading
-    import urllib.error
-    import urllib.request
+    from urllib.parse import urlsplit
     host = _host_port(url)
     stop_at = time.monotonic() + connect_timeout + read_timeout
     if deadline is not None:
@@ -795,55 +818,47 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     if left <= 0:
         raise NetworkError("no time left to ask %s: the time limit for this renewal is "
                            "over" % host, "timeout")
-    connections, hung_up = [], []
-
-    def connection(base):
-        class Connection(base):
-            def connect(self):
-                connections.append(self)
-                base.connect(self)
-                self.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
-        return Connection
-
-    class HTTPSHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req):
-            return self.do_open(connection(http.client.HTTPSConnection), req,
-                                context=ssl_context)
-
-    class HTTPHandler(urllib.request.HTTPHandler):
-        def http_open(self, req):
-            return self.do_open(connection(http.client.HTTPConnection), req)
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None     # a 3xx comes back as an answer: a password never follows it
-
-    handlers = [HTTPSHandler(), HTTPHandler(), NoRedirect()]
-    if url.lower().startswith("http:"):
-        # Plain http is allowed only to this machine; through a proxy it would
-        # hand the proxy the password or the assertion in clear.
-        handlers.append(urllib.request.ProxyHandler({}))
+    parts = urlsplit(url)
+    https = parts.scheme.lower() == "https"
+    proxy = _proxy_for(url)
+    headers = dict(headers or {})
+    headers.setdefault("Host", host)
+    headers.setdefault("User-Agent", "aws_login/%s" % __version__)
+    headers.setdefault("Connection", "close")
     if cookie_jar is not None:
-        handlers.append(urllib.request.HTTPCookieProcessor(cookie_jar))
-    opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(url, data=data, headers=headers or {},
-                                     method="POST" if data is not None else "GET")
-    debug("%s %s" % (request.get_method(), url.split("?")[0] + ("?..." if "?" in url else "")))
+        cookie = cookie_jar.header_for(url)
+        if cookie:
+            headers["Cookie"] = cookie
+    method = "POST" if data is not None else "GET"
+    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    debug("%s %s" % (method, url.split("?")[0] + ("?..." if "?" in url else "")))
+    connections, hung_up = [], []
     started = time.monotonic()
     watchdog = threading.Timer(left, _hang_up, (connections, hung_up))
     watchdog.daemon = True
     watchdog.start()
     failure = cause = None
     try:
-        try:
-            response = opener.open(request, timeout=min(connect_timeout, left))  # and TLS
-        except urllib.error.HTTPError as e:
-            response = e
-        status = response.getcode()
+        timeout = min(connect_timeout, left)
+        if https:
+            conn = http.client.HTTPSConnection(proxy[0] if proxy else parts.hostname,
+                                               proxy[1] if proxy else parts.port or 443,
+                                               timeout=timeout, context=ssl_context)
+            if proxy:
+                conn.set_tunnel(parts.hostname, parts.port or 443, headers=(
+                    {"Proxy-Authorization": proxy[2]} if proxy[2] else None))
+        else:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port or 80,
+                                              timeout=timeout)
+        connections.append(conn)
+        conn.connect()                                      # and the TLS handshake
+        conn.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
+        conn.request(method, target, body=data, headers=headers)
+        response = conn.getresponse()
+        status = response.status
         body = response.read(max_bytes + 1)
-        response.close()
-    except urllib.error.URLError as e:
-        failure, cause = _network_error(e.reason, url), e
+        response_headers = response.msg
+        conn.close()
     except ValueError as e:
         import ssl
         if not isinstance(e, ssl.CertificateError):     # 3.6: not an OSError
@@ -853,7 +868,7 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
                               "characters HTTP does not allow (check the passcode and "
                               "the header names in the profile)" % host)
         failure, cause = _network_error(e, url), e
-    except OSError as e:        # timeouts while reading
+    except OSError as e:        # refused, DNS, TLS, timeouts, a proxy's refusal
         failure, cause = _network_error(e, url), e
     except http.client.HTTPException as e:
         failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, type(e).__name__),
@@ -866,11 +881,13 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
                            % (host, round(stop_at - started)), "timeout")
     if failure is not None:
         raise failure from cause        # the cause stays in --debug's traceback
+    if cookie_jar is not None:
+        cookie_jar.take(url, response_headers.get_all("Set-Cookie") or [])
     if len(body) > max_bytes:
         raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
     debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
                                                 time.monotonic() - started))
-    return HttpAnswer(status, response.headers, body, url)
+    return HttpAnswer(status, response_headers, body, url)
 
 
 # ---------------------------------------------------------------------------
@@ -1154,9 +1171,18 @@ def ini_set_options(text, name, values):
 # ECP (client -> IdP)
 # ---------------------------------------------------------------------------
 
+def _xml_attribute(value):
+    """``value`` as a double-quoted XML attribute (xml.sax.saxutils.quoteattr's
+    output; that module imports urllib.request)."""
+    for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"),
+                        ("\n", "&#10;"), ("\r", "&#13;"), ("\t", "&#9;")):
+        value = value.replace(raw, entity)
+    return '"%s"' % value
+
+
 def build_authn_request(acs_url, request_id, issue_instant):
     """The SOAP envelope holding the AuthnRequest we send on AWS's behalf (PROTOCOL §1)."""
-    from xml.sax.saxutils import quoteattr
+    quoteattr = _xml_attribute
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<S:Envelope xmlns:S="%s">'
@@ -1349,7 +1375,7 @@ def _response_bytes(body, span):
     if body[end_at:end_at + 2] != b"</":
         raise IdPError("the IdP's SAML Response is empty")
     end_at = body.index(b">", end_at) + 1
-    from xml.sax.saxutils import quoteattr
+    quoteattr = _xml_attribute
     declarations = "".join(
         " xmlns%s=%s" % (":" + p if p else "", quoteattr(u))
         for p, u in sorted(span["inherited"].items()))
@@ -2008,23 +2034,212 @@ def _jars_for(endpoint_url):
     return sorted(found, reverse=True)
 
 
+class Cookie(object):
+    """One cookie the IdP set: ``domain`` is a host (``host_only``) or a domain."""
+
+    def __init__(self, name, value, domain, host_only, path, secure, expires):
+        self.name, self.value, self.domain, self.host_only = name, value, domain, host_only
+        self.path, self.secure, self.expires = path, secure, expires
+
+    def matches(self, host, path, https):
+        if self.host_only and host != self.domain:
+            return False
+        if not self.host_only and host != self.domain and not host.endswith("." + self.domain):
+            return False
+        if self.secure and not https:
+            return False
+        return path == self.path or path.startswith(self.path.rstrip("/") + "/")
+
+
+class CookieJar(object):
+    """The IdP session: the cookies an IdP sets, sent back to it.
+
+    RFC 6265's rules, as far as a single IdP needs them (host-only and domain
+    cookies, paths, Secure, Expires and Max-Age).  Kept in the file format of
+    http.cookiejar.LWPCookieJar (earlier versions wrote it, and read ours)."""
+
+    def __init__(self):
+        self.cookies = {}       # (domain, path, name) -> Cookie
+
+    def __len__(self):
+        return len(self.live())
+
+    def live(self, now=None):
+        now = time.time() if now is None else now
+        return [c for c in self.cookies.values() if c.expires is None or c.expires > now]
+
+    def header_for(self, url):
+        """The Cookie header for a request to ``url``, or None."""
+        from urllib.parse import urlsplit
+        parts = urlsplit(url)
+        host, path = (parts.hostname or "").lower(), parts.path or "/"
+        chosen = sorted((c for c in self.live() if c.matches(host, path, parts.scheme ==
+                                                             "https")),
+                        key=lambda c: -len(c.path))
+        return "; ".join("%s=%s" % (c.name, c.value) for c in chosen) or None
+
+    def take(self, url, set_cookie_headers, now=None):
+        """Store the cookies of an answer's Set-Cookie headers."""
+        from urllib.parse import urlsplit
+        parts = urlsplit(url)
+        host, path = (parts.hostname or "").lower(), parts.path or "/"
+        now = time.time() if now is None else now
+        for header in set_cookie_headers:
+            cookie = _parse_set_cookie(header, host, path, now)
+            if cookie is None:
+                continue
+            key = (cookie.domain, cookie.path, cookie.name)
+            if cookie.expires is not None and cookie.expires <= now:
+                self.cookies.pop(key, None)         # the server ends it
+            else:
+                self.cookies[key] = cookie
+
+    def lwp_text(self):
+        """The jar as LWPCookieJar writes it, session cookies included."""
+        lines = ["#LWP-Cookies-2.0"]
+        for c in sorted(self.live(), key=lambda c: (c.domain, c.path, c.name)):
+            words = [(c.name, c.value), ("path", c.path),
+                     ("domain", c.domain if c.host_only else "." + c.domain), ("path_spec", None)]
+            if not c.host_only:
+                words.append(("domain_dot", None))
+            if c.secure:
+                words.append(("secure", None))
+            if c.expires is not None:
+                words.append(("expires", time.strftime("%Y-%m-%d %H:%M:%SZ",
+                                                       time.gmtime(c.expires))))
+            else:
+                words.append(("discard", None))
+            words.append(("version", "0"))
+            lines.append("Set-Cookie3: " + "; ".join(
+                k if v is None else "%s=%s" % (k, _lwp_quote(v)) for k, v in words))
+        return "\n".join(lines) + "\n"
+
+    def load_lwp(self, text):
+        """Add the cookies of an LWP file's text; lines that do not parse are skipped."""
+        for line in text.split("\n"):
+            if not line.startswith("Set-Cookie3:"):
+                continue
+            words = _lwp_words(line[len("Set-Cookie3:"):])
+            if not words or words[0][1] is None:
+                continue
+            (name, value), attrs = words[0], dict((k.lower(), v) for k, v in words[1:])
+            domain = (attrs.get("domain") or "").lower()
+            if not domain or not attrs.get("path", "/").startswith("/"):
+                continue
+            expires = None
+            if attrs.get("expires"):
+                expires = _iso_epoch(attrs["expires"])
+                if expires is None:
+                    continue
+            cookie = Cookie(name, value, domain.lstrip("."), not domain.startswith("."),
+                            attrs.get("path") or "/", "secure" in attrs, expires)
+            self.cookies[(cookie.domain, cookie.path, name)] = cookie
+
+
+def _lwp_quote(value):
+    if value and all(c.isalnum() or c in "!#$%&'*+-.^_`|~/:" for c in value):
+        return value
+    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _lwp_words(text):
+    """[(key, value or None)] of ``k1=v1; k2="v 2"; flag`` (LWP's header words)."""
+    import re
+    words = []
+    for m in re.finditer(r'\s*([^=;\s]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^;]*))?\s*(?:;|$)', text):
+        key, value = m.group(1), m.group(2)
+        if value is not None and value.startswith('"') and len(value) > 1:
+            value = re.sub(r'\\(.)', r"\1", value[1:-1])
+        elif value is not None:
+            value = value.strip()
+        words.append((key, value))
+    return words
+
+
+def _iso_epoch(text):
+    """Seconds since the epoch of ``YYYY-MM-DD HH:MM:SSZ`` (LWP's expires), or None."""
+    import calendar
+    try:
+        return calendar.timegm(time.strptime(text.strip().rstrip("Z"), "%Y-%m-%d %H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def _cookie_expires(text):
+    """Seconds since the epoch of a cookie's Expires (``Wed, 09 Jun 2027 10:18:14
+    GMT``, with dashes or a two-digit year as old servers write it), or None."""
+    import calendar
+    import re
+    m = re.search(r"(\d{1,2})[ -]([A-Za-z]{3})[A-Za-z]*[ -](\d{2,4}) (\d{1,2}):(\d\d):(\d\d)",
+                  text)
+    if not m or m.group(2).lower() not in _MONTHS:
+        return None
+    year = int(m.group(3))
+    year += 2000 if year < 70 else 1900 if year < 100 else 0
+    try:
+        return calendar.timegm((year, _MONTHS.index(m.group(2).lower()) + 1, int(m.group(1)),
+                                int(m.group(4)), int(m.group(5)), int(m.group(6))))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _parse_set_cookie(header, host, request_path, now):
+    """A Cookie from a Set-Cookie header the IdP at ``host`` sent, or None."""
+    first, _, rest = header.partition(";")
+    name, sep, value = first.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or _breaks_lines(name + value):
+        return None
+    attrs = {}
+    for part in rest.split(";"):
+        key, _, val = part.partition("=")
+        attrs[key.strip().lower()] = val.strip()
+    domain = attrs.get("domain", "").strip().lstrip(".").lower()
+    if domain and (host == domain or (host.endswith("." + domain) and "." in domain)):
+        host_only = False
+    elif domain:
+        return None             # another site's cookie
+    else:
+        domain, host_only = host, True
+    path = attrs.get("path", "")
+    if not path.startswith("/"):
+        path = request_path[:request_path.rfind("/")] or "/"
+    expires = None
+    if attrs.get("max-age", "").lstrip("-").isdigit():
+        expires = now + int(attrs["max-age"])
+    elif attrs.get("expires"):
+        expires = _cookie_expires(attrs["expires"])
+    return Cookie(name, value, domain, host_only, path, "secure" in attrs, expires)
+
+
 def load_cookies(path):
-    import http.cookiejar
-    jar = http.cookiejar.LWPCookieJar()
-    if os.path.exists(path) and os.stat(path).st_uid != os.getuid():
-        warn("ignoring %s: it belongs to another user" % path)
-    elif os.path.exists(path):
-        try:
-            jar.load(path, ignore_discard=True)
-        except (OSError, http.cookiejar.LoadError) as e:
-            warn("ignoring the unreadable IdP session %s (%s)" % (path, e))
+    """The IdP session saved at ``path`` (an empty jar when there is none)."""
+    jar = CookieJar()
+    try:
+        if os.stat(path).st_uid != os.getuid():
+            warn("ignoring %s: it belongs to another user" % path)
+            return jar
+    except OSError:
+        return jar
+    try:
+        text = _read_text(path) or ""
+    except CredentialsFileError as e:
+        warn("ignoring the unreadable IdP session %s (%s)" % (path, e))
+        return jar
+    if not text.startswith("#LWP-Cookies-2.0"):
+        warn("ignoring the unreadable IdP session %s (not an LWP cookie file)" % path)
+        return jar
+    jar.load_lwp(text)
     return jar
 
 
 def save_cookies(jar, path):
     """Mode 0600 in a 0700 directory, written atomically; session cookies included."""
     private_dir(os.path.dirname(path))
-    text = "#LWP-Cookies-2.0\n" + jar.as_lwp_str(ignore_discard=True)
+    text = jar.lwp_text()
     update_file(path, lambda old: text)
 
 

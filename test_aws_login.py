@@ -2135,7 +2135,99 @@ class PromptsTest(LoginTestCase):
                                                           aws_login.__version__))
 
 
+class CookieJarTest(unittest.TestCase):
+    """The IdP session's cookies: RFC 6265's rules an IdP needs, LWP files."""
+
+    URL = "https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"
+
+    def jar(self, *headers, **kw):
+        jar = aws_login.CookieJar()
+        jar.take(kw.get("url", self.URL), list(headers), now=kw.get("now", time.time()))
+        return jar
+
+    def test_xml_attributes_are_quoted_as_saxutils_does(self):
+        from xml.sax.saxutils import quoteattr
+        for value in ('plain', 'a&b<c>"d\'e', "line\nbreak\r\ttab", "\u00e9"):
+            self.assertEqual(aws_login._xml_attribute(value), quoteattr(value))
+
+    def test_host_only_domain_path_and_secure(self):
+        jar = self.jar("a=1; Path=/idp; Secure; HttpOnly", "b=2; Domain=.example.edu; Path=/",
+                       "c=3", "evil=4; Domain=other.org", "tld=5; Domain=edu")
+        self.assertEqual(jar.header_for(self.URL), "c=3; a=1; b=2")     # longest path first
+        self.assertEqual(jar.header_for("http://idp.example.edu/idp/x"), "b=2")   # not Secure
+        self.assertEqual(jar.header_for("https://www.example.edu/idp/x"), "b=2")  # host-only
+        self.assertEqual(jar.header_for("https://idp.example.edu/other"), "b=2")  # path
+        self.assertEqual(jar.header_for("https://idp.example.edu/idpx"), "b=2")   # not /idp/
+        self.assertEqual(jar.header_for("https://example.org/"), None)
+        self.assertEqual(len(jar), 3)
+
+    def test_expiry_max_age_and_removal(self):
+        now = 1800000000
+        jar = self.jar("old=1; Expires=Wed, 09 Jun 2021 10:18:14 GMT",
+                       "new=2; Expires=Wed, 09-Jun-2038 10:18:14 GMT",
+                       "short=3; Max-Age=60", "bad=4; Expires=someday", now=now)
+        self.assertEqual(sorted(c.name for c in jar.live(now)), ["bad", "new", "short"])
+        self.assertEqual([c.name for c in jar.live(now + 61) if c.name == "short"], [])
+        self.assertEqual(jar.cookies[("idp.example.edu", "/idp/profile/SAML2/SOAP",
+                                      "new")].expires, 2159691494)
+        jar.take(self.URL, ["new=; Max-Age=0"], now=now)        # the server ends it
+        self.assertNotIn("new", [c.name for c in jar.live(now)])
+
+    def test_lwp_files_round_trip_with_http_cookiejar(self):
+        import http.cookiejar
+        jar = self.jar('a="x y"; Path=/idp; Secure', "b=2; Domain=example.edu; Max-Age=3600",
+                       "c=3")
+        path = os.path.join(tempfile.mkdtemp(), "jar")
+        self.addCleanup(shutil.rmtree, os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write(jar.lwp_text())
+        theirs = http.cookiejar.LWPCookieJar()
+        theirs.load(path, ignore_discard=True)                 # earlier versions read ours
+        self.assertEqual(sorted((c.name, c.value, c.domain, c.path, c.secure) for c in theirs),
+                         [("a", '"x y"', "idp.example.edu", "/idp", True),
+                          ("b", "2", ".example.edu", "/idp/profile/SAML2/SOAP", False),
+                          ("c", "3", "idp.example.edu", "/idp/profile/SAML2/SOAP", False)])
+        theirs.save(path, ignore_discard=True)                 # and we read theirs
+        with open(path) as f:
+            again = aws_login.CookieJar()
+            again.load_lwp(f.read())
+        self.assertEqual(again.header_for(self.URL), jar.header_for(self.URL))
+        self.assertEqual(again.lwp_text(), jar.lwp_text())
+
+    def test_hostile_values_are_dropped(self):
+        jar = self.jar("a=1\x1b[2J", "=nameless", "novalue", "b=2; Path=relative")
+        self.assertEqual(jar.header_for(self.URL), "b=2")     # default path of the request
+        jar = aws_login.CookieJar()
+        jar.load_lwp("#LWP-Cookies-2.0\nSet-Cookie3: x=1; path=/; domain=idp.example.edu; "
+                     "expires=\"never\"\nSet-Cookie3: ; garbage\nnot a line\n")
+        self.assertEqual(len(jar), 0)
+
+    def test_the_login_path_imports_no_cookie_jar_module_nor_urllib_request(self):
+        code = ("import sys;sys.path.insert(0,%r);import aws_login;jar=aws_login.CookieJar();"
+                "jar.take(%r,['a=1']);jar.header_for(%r);aws_login.make_ssl_context();"
+                "aws_login.load_cookies('/nonexistent');"
+                "print(sorted(m for m in ('http.cookiejar','urllib.request') if m in "
+                "sys.modules))" % (HERE, self.URL, self.URL))
+        env = dict((k, v) for k, v in os.environ.items() if k.lower() not in (
+            "https_proxy", "http_proxy", "no_proxy"))
+        out = subprocess.check_output([sys.executable, "-I", "-S", "-c", code], env=env)
+        self.assertEqual(out.decode().strip(), "[]")
+
+
 class IdPSessionTest(LoginTestCase):
+    def test_a_login_reusing_the_session_imports_only_what_it_needs(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        code = ("import sys;sys.path.insert(0,%r);import aws_login;code=aws_login.main(["
+                "'login','--force','--no-refresh']);sys.stderr.write(' '.join(sorted(m for m in "
+                "('http.cookiejar','urllib.request','urllib.error') if m in sys.modules)));"
+                "sys.exit(code)" % HERE)
+        run = run_tool([], env=dict(os.environ), terminal=False,
+                       argv_prefix=[sys.executable, "-c", code])
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.idp.logins[-1], ("alice", "session"))
+        self.assertTrue(run.stderr.endswith(".\n"), run.stderr)  # no module named after it
+
     def test_second_login_after_logout_asks_only_for_the_role(self):
         self.configure(username="bob", factor="auto")
         self.assert_logged_in(self.tool(["login"], [("Password: ", "bob-pass"),
