@@ -2392,9 +2392,8 @@ class IdPSession(object):
         self.jar = load_cookies(self.jar_path)
 
     def _post(self, headers, label=None):
-        import secrets
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        envelope = build_authn_request(self.acs_url, "_" + secrets.token_hex(16), now)
+        envelope = build_authn_request(self.acs_url, "_" + os.urandom(16).hex(), now)
         headers = dict(headers, **{"Content-Type": "text/xml"})
         url = self.profile.ecp_endpoint_url
         if label:
@@ -4400,7 +4399,31 @@ def _cmd_plugin(args):
                              record["config"]))
 
 
-def build_parser():
+COMMANDS = ("configure", "login", "logout", "credential-process", "whoami", "exec", "env",
+            "console", "status", "plugin")
+
+
+class _UnusedParser(object):
+    """Stands in for the parser of a command not being run: building all of them
+    costs more than the rest of a login's start (build_parser's ``only``)."""
+
+    def add_argument(self, *args, **kwargs):
+        return None
+
+    def set_defaults(self, **kwargs):
+        return None
+
+
+def _command_word(argv):
+    """The command named in ``argv`` (None when there is none)."""
+    words = list(argv)
+    while words and words[0] in ("--profile", "--debug"):
+        words = words[2:] if words[0] == "--profile" else words[1:]
+    return words[0] if words and not words[0].startswith("-") else None
+
+
+def build_parser(only=None):
+    """The command line; with ``only``, the parser of that command alone is built."""
     import argparse
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--profile", default=argparse.SUPPRESS,
@@ -4419,7 +4442,11 @@ def build_parser():
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = commands.add_parser("configure", parents=[common], help="set a profile's options",
+    def command(name, **kwargs):
+        return (commands.add_parser(name, **kwargs) if only in (None, name)
+                else _UnusedParser())
+
+    p = command("configure", parents=[common], help="set a profile's options",
                             description="Set a profile's options: asks for each one, or "
                             "takes flags (no prompts) for scripted set-up.")
     p.add_argument("--ecp-endpoint-url", dest="ecp_endpoint_url", metavar="URL")
@@ -4445,7 +4472,7 @@ def build_parser():
                         "back to file mode)")
     p.set_defaults(func=_cmd_configure)
 
-    p = commands.add_parser("login", parents=[common], help="log in and write credentials",
+    p = command("login", parents=[common], help="log in and write credentials",
                             description="Authenticate to the IdP, choose a role and write "
                             "temporary credentials for the profile.")
     p.add_argument("--role-arn", dest="role_arn", metavar="ARN",
@@ -4463,7 +4490,7 @@ def build_parser():
                    help="do not check TLS certificates, this time (unsafe; said loudly)")
     p.set_defaults(func=_cmd_login)
 
-    p = commands.add_parser("logout", parents=[common], help="remove credentials",
+    p = command("logout", parents=[common], help="remove credentials",
                             description="Remove the profile's credentials.  The IdP session "
                             "is kept (the next login asks only for the role) unless --forget.")
     p.add_argument("--all", action="store_true", help="every profile aws_login wrote")
@@ -4473,20 +4500,20 @@ def build_parser():
                    help="remove the section even if aws_login did not write it")
     p.set_defaults(func=_cmd_logout)
 
-    p = commands.add_parser("credential-process", parents=[common],
+    p = command("credential-process", parents=[common],
                             help="print credentials for the AWS CLI's credential_process",
                             description="Print the credential_process JSON: cached while 15 "
                             "minutes or more are left, else renewed without asking, else "
                             "asked on the terminal.")
     p.set_defaults(func=_cmd_credential_process)
 
-    p = commands.add_parser("whoami", parents=[common], help="who the credentials are (STS)",
+    p = command("whoami", parents=[common], help="who the credentials are (STS)",
                             description="Call STS GetCallerIdentity, signed with SigV4, "
                             "with the profile's credentials.")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_whoami)
 
-    p = commands.add_parser("exec", parents=[common], help="run a command with the credentials",
+    p = command("exec", parents=[common], help="run a command with the credentials",
                             description="Run COMMAND (default $SHELL) with AWS_ACCESS_KEY_ID, "
                             "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, "
                             "AWS_CREDENTIAL_EXPIRATION (and AWS_REGION, AWS_DEFAULT_REGION "
@@ -4498,13 +4525,13 @@ def build_parser():
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
     p.set_defaults(func=_cmd_exec)
 
-    p = commands.add_parser("env", parents=[common], help="print the credentials for a shell",
+    p = command("env", parents=[common], help="print the credentials for a shell",
                             description='Print lines for  eval "$(python3 aws_login.py env)"; '
                             "logs in first when needed.")
     p.add_argument("--format", choices=("sh", "fish", "powershell", "json"), default="sh")
     p.set_defaults(func=_cmd_env)
 
-    p = commands.add_parser("console", parents=[common], help="open the AWS console",
+    p = command("console", parents=[common], help="open the AWS console",
                             description="Build the federation sign-in URL for the profile's "
                             "partition and open it in the browser.")
     p.add_argument("--print", dest="print_url", action="store_true",
@@ -4512,13 +4539,13 @@ def build_parser():
     p.add_argument("--destination", metavar="URL", help="console page to land on")
     p.set_defaults(func=_cmd_console)
 
-    p = commands.add_parser("status", parents=[common], help="show every profile's state",
+    p = command("status", parents=[common], help="show every profile's state",
                             description="Every configured profile: mode, logged in or not, "
                             "role, expiry, refresher and next renewal.")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_status)
 
-    p = commands.add_parser("plugin", parents=[common], help="the `aws login` AWS CLI plugin",
+    p = command("plugin", parents=[common], help="the `aws login` AWS CLI plugin",
                             description="enable: install the module where the AWS CLI "
                             "imports plugins from and set plugins.login in ~/.aws/config, "
                             "then prove it with `aws --version` and `aws login` (undone if "
@@ -4565,7 +4592,8 @@ def main(argv=None, how_run=None):
     if served is not None:
         return served
     _restart_with_site(argv)
-    parser = build_parser()
+    word = _command_word(argv)
+    parser = build_parser(word if word in COMMANDS else None)
     args = parser.parse_args(argv)
     _debug_enabled = getattr(args, "debug", False)
     if not getattr(args, "command", None):

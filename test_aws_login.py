@@ -1559,6 +1559,19 @@ class ErrorsTest(unittest.TestCase):
             self.assertTrue(re.search(r"\|\s*%d\s*\|" % code, readme),
                             "exit code %d is not in the README's table" % code)
 
+    def test_every_command_is_known_to_the_quick_parser(self):
+        import argparse
+        parser = aws_login.build_parser()
+        choices = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)][0]
+        self.assertEqual(sorted(choices.choices), sorted(aws_login.COMMANDS))
+        for word in aws_login.COMMANDS:
+            only = aws_login.build_parser(word)
+            sub = [a for a in only._actions if isinstance(a, argparse._SubParsersAction)][0]
+            self.assertEqual(list(sub.choices), [word])
+        self.assertEqual(aws_login._command_word(["--profile", "p", "--debug", "login", "-x"]),
+                         "login")
+        self.assertEqual(aws_login._command_word(["--debug", "--profile", "login"]), None)
+
     def test_import_has_no_side_effects(self):
         code = ("import sys, os; sys.path.insert(0, %r); before = set(sys.modules); "
                 "import aws_login; heavy = {'ssl', 'urllib.request', 'xml.etree.ElementTree', "
