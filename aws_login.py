@@ -655,6 +655,121 @@ class _Spinner(object):
 # HTTP (TLS, cookies, timeouts)
 # ---------------------------------------------------------------------------
 
+class HttpHeaders(object):
+    """An answer's header fields: names case-insensitive, repeats kept (Set-Cookie)."""
+
+    def __init__(self, fields):
+        self.fields = fields        # [(name, value)] in the order received
+
+    def get(self, name, default=None):
+        values = self.get_all(name)
+        return values[0] if values else default
+
+    def get_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.fields if k.lower() == name]
+
+    def items(self):
+        return list(self.fields)
+
+
+class _BrokenAnswer(Exception):
+    """An answer that is not HTTP/1.x; ``reason`` names what is wrong."""
+
+    def __init__(self, reason, detail=""):
+        Exception.__init__(self, "%s: %s" % (reason, detail) if detail else reason)
+        self.reason = reason
+
+
+MAX_LINE = 65536        # one status or header line
+MAX_HEADERS = 100
+
+
+def _read_line(answer):
+    line = answer.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise _BrokenAnswer("LineTooLong")
+    if not line:
+        raise _BrokenAnswer("RemoteDisconnected", "the connection closed mid-answer")
+    return line
+
+
+def _read_head(answer):
+    """(status, HttpHeaders) of an answer, past any 1xx interim answer."""
+    while True:
+        line = _read_line(answer).decode("iso-8859-1")
+        words = line.rstrip("\r\n").split(None, 2)
+        if (len(words) < 2 or not words[0].startswith("HTTP/1.") or len(words[1]) != 3
+                or not words[1].isdigit()):
+            raise _BrokenAnswer("BadStatusLine", line)
+        fields = []
+        while True:
+            line = _read_line(answer)
+            if line in (b"\r\n", b"\n"):
+                break
+            if len(fields) >= MAX_HEADERS:
+                raise _BrokenAnswer("TooManyHeaders")
+            text = line.decode("iso-8859-1").rstrip("\r\n")
+            if text[:1] in (" ", "\t") and fields:         # an obsolete folded line
+                fields[-1] = (fields[-1][0], fields[-1][1] + " " + text.strip())
+                continue
+            name, colon, value = text.partition(":")
+            if not colon or not name.strip():
+                raise _BrokenAnswer("BadHeaderLine", text)
+            fields.append((name.strip(), value.strip()))
+        if not 100 <= int(words[1]) < 200:
+            return int(words[1]), HttpHeaders(fields)
+
+
+def _read_body(answer, headers, limit):
+    """The body, read to its framing's end or ``limit`` bytes (then one more,
+    so that the caller can tell it was over)."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        chunks, size = [], 0
+        while size <= limit:
+            line = _read_line(answer).split(b";")[0].strip()
+            try:
+                length = int(line, 16)
+            except ValueError:
+                raise _BrokenAnswer("IncompleteRead", "a bad chunk size")
+            if length == 0:
+                while _read_line(answer) not in (b"\r\n", b"\n"):
+                    pass        # trailer fields
+                break
+            chunk = answer.read(min(length, limit + 1 - size))
+            if len(chunk) < min(length, limit + 1 - size):
+                raise _BrokenAnswer("IncompleteRead")
+            chunks.append(chunk)
+            size += len(chunk)
+            if length == len(chunk):
+                _read_line(answer)
+        return b"".join(chunks)
+    length = headers.get("Content-Length")
+    if length is not None:
+        if not length.strip().isdigit():
+            raise _BrokenAnswer("BadContentLength", length)
+        body = answer.read(min(int(length), limit + 1))
+        if len(body) < min(int(length), limit + 1):
+            raise _BrokenAnswer("IncompleteRead")
+        return body
+    return answer.read(limit + 1)       # to the end of the connection
+
+
+def _request_head(method, target, headers):
+    """The request line and header fields as bytes; ValueError for what HTTP
+    cannot carry (a line break in a value: the value is not repeated)."""
+    if any(c <= " " or c == "\x7f" for c in target):
+        raise ValueError("the request target holds a space or a control character")
+    lines = ["%s %s HTTP/1.1" % (method, target)]
+    for name, value in headers.items():
+        value = str(value)
+        if (not name or any(c <= " " or c in ':\x7f' for c in name)
+                or any(c in "\r\n\x00" for c in value)):
+            raise ValueError("a header field HTTP cannot carry")
+        lines.append("%s: %s" % (name, value))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
 class HttpAnswer(object):
     def __init__(self, status, headers, body, url):
         self.status = status
@@ -790,7 +905,22 @@ def _proxy_for(url):
         from urllib.parse import unquote
         authorization = basic_authorization(unquote(parts.username),
                                             unquote(parts.password or ""))
-    return parts.hostname, parts.port or 8080, authorization
+    return parts.hostname, parts.port or 1080, authorization     # curl's default port
+
+
+def _open_tunnel(sock, host, port, authorization):
+    """CONNECT through an HTTPS proxy; OSError when it refuses."""
+    request = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (host, port, host, port)
+    if authorization:
+        request += "Proxy-Authorization: %s\r\n" % authorization
+    sock.sendall((request + "\r\n").encode("ascii"))
+    answer = sock.makefile("rb")
+    try:
+        status, _ = _read_head(answer)
+    finally:
+        answer.close()
+    if status != 200:
+        raise OSError("the proxy refused the tunnel (HTTP %d)" % status)
 
 
 def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
@@ -807,7 +937,7 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     names the host; plain http (allowed only to this machine) never goes
     through a proxy, which would see the password or the assertion in clear.
     ``cookie_jar`` (a CookieJar) sends its cookies and keeps the answer's."""
-    import http.client
+    import socket
     import threading
     from urllib.parse import urlsplit
     host = _host_port(url)
@@ -824,65 +954,67 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     headers = dict(headers or {})
     headers.setdefault("Host", host)
     headers.setdefault("User-Agent", "aws_login/%s" % __version__)
+    headers.setdefault("Accept-Encoding", "identity")
     headers.setdefault("Connection", "close")
+    if data is not None:
+        headers["Content-Length"] = str(len(data))
     if cookie_jar is not None:
         cookie = cookie_jar.header_for(url)
         if cookie:
             headers["Cookie"] = cookie
     method = "POST" if data is not None else "GET"
     target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    try:
+        head = _request_head(method, target, headers)
+    except (ValueError, UnicodeError):
+        # e.g. a passcode with a line break; the value itself is not repeated
+        raise ConfigError("cannot send the request to %s: a header value holds "
+                          "characters HTTP does not allow (check the passcode and "
+                          "the header names in the profile)" % host)
     debug("%s %s" % (method, url.split("?")[0] + ("?..." if "?" in url else "")))
-    connections, hung_up = [], []
+    port = parts.port or (443 if https else 80)
+    connection = type("Connection", (), {"sock": None})()     # what _hang_up shuts
+    hung_up = []
     started = time.monotonic()
-    watchdog = threading.Timer(left, _hang_up, (connections, hung_up))
+    watchdog = threading.Timer(left, _hang_up, ([connection], hung_up))
     watchdog.daemon = True
     watchdog.start()
     failure = cause = None
+    answer = None
     try:
-        timeout = min(connect_timeout, left)
+        connection.sock = socket.create_connection(
+            (proxy[0], proxy[1]) if proxy else (parts.hostname, port), min(connect_timeout, left))
+        if proxy:
+            _open_tunnel(connection.sock, parts.hostname, port, proxy[2])
         if https:
-            conn = http.client.HTTPSConnection(proxy[0] if proxy else parts.hostname,
-                                               proxy[1] if proxy else parts.port or 443,
-                                               timeout=timeout, context=ssl_context)
-            if proxy:
-                conn.set_tunnel(parts.hostname, parts.port or 443, headers=(
-                    {"Proxy-Authorization": proxy[2]} if proxy[2] else None))
-        else:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port or 80,
-                                              timeout=timeout)
-        connections.append(conn)
-        conn.connect()                                      # and the TLS handshake
-        conn.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
-        conn.request(method, target, body=data, headers=headers)
-        response = conn.getresponse()
-        status = response.status
-        body = response.read(max_bytes + 1)
-        response_headers = response.msg
-        conn.close()
-    except ValueError as e:
-        import ssl
-        if not isinstance(e, ssl.CertificateError):     # 3.6: not an OSError
-            # http.client refuses a header value (a passcode with a line break):
-            # its message quotes the value, so it is not repeated.
-            raise ConfigError("cannot send the request to %s: a header value holds "
-                              "characters HTTP does not allow (check the passcode and "
-                              "the header names in the profile)" % host)
-        failure, cause = _network_error(e, url), e
-    except OSError as e:        # refused, DNS, TLS, timeouts, a proxy's refusal
-        failure, cause = _network_error(e, url), e
-    except http.client.HTTPException as e:
-        failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, type(e).__name__),
-                               "broken")
+            ssl_context = ssl_context or make_ssl_context()
+            connection.sock = ssl_context.wrap_socket(connection.sock,
+                                                      server_hostname=parts.hostname)
+        connection.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
+        connection.sock.sendall(head + (data or b""))
+        answer = connection.sock.makefile("rb")
+        status, response_headers = _read_head(answer)
+        body = _read_body(answer, response_headers, max_bytes)
+    except _BrokenAnswer as e:
+        failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, e.reason), "broken")
         cause = e
+    except (OSError, ValueError) as e:  # refused, DNS, TLS, timeouts; CertificateError (3.6)
+        failure, cause = _network_error(e, url), e
     finally:
         watchdog.cancel()
+        for thing in (answer, connection.sock):
+            try:
+                if thing is not None:
+                    thing.close()
+            except OSError:
+                pass
     if hung_up:
         raise NetworkError("no complete answer from %s within %ds (timed out)"
                            % (host, round(stop_at - started)), "timeout")
     if failure is not None:
         raise failure from cause        # the cause stays in --debug's traceback
     if cookie_jar is not None:
-        cookie_jar.take(url, response_headers.get_all("Set-Cookie") or [])
+        cookie_jar.take(url, response_headers.get_all("Set-Cookie"))
     if len(body) > max_bytes:
         raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
     debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
