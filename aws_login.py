@@ -1839,13 +1839,10 @@ CLOCK_SKEW_MAX = 300        # seconds between this machine's clock and STS's tha
 
 
 def _http_date(value):
-    """Epoch seconds of an HTTP Date header, or None."""
-    import email.utils
-    try:
-        parsed = email.utils.parsedate_tz(value or "")
-        return float(email.utils.mktime_tz(parsed)) if parsed else None
-    except (TypeError, ValueError, OverflowError):
-        return None
+    """Epoch seconds of an HTTP Date header (``Wed, 03 Dec 2026 07:40:36 GMT``, or
+    the older forms cookies use too), or None."""
+    when = _cookie_expires(value or "")
+    return float(when) if when is not None else None
 
 
 def check_lifetime(credentials, sent_at, sts_date=None, now=None):
@@ -2307,13 +2304,20 @@ def _cookie_expires(text):
     import re
     m = re.search(r"(\d{1,2})[ -]([A-Za-z]{3})[A-Za-z]*[ -](\d{2,4}) (\d{1,2}):(\d\d):(\d\d)",
                   text)
-    if not m or m.group(2).lower() not in _MONTHS:
+    if m:
+        day, month, year, clock = m.group(1), m.group(2), m.group(3), m.groups()[3:]
+    else:       # asctime's: Sun Nov  6 08:49:37 1994
+        m = re.search(r"([A-Za-z]{3}) +(\d{1,2}) (\d{1,2}):(\d\d):(\d\d) (\d{4})", text)
+        if not m:
+            return None
+        day, month, year, clock = m.group(2), m.group(1), m.group(6), m.groups()[2:5]
+    if month.lower() not in _MONTHS:
         return None
-    year = int(m.group(3))
+    year = int(year)
     year += 2000 if year < 70 else 1900 if year < 100 else 0
     try:
-        return calendar.timegm((year, _MONTHS.index(m.group(2).lower()) + 1, int(m.group(1)),
-                                int(m.group(4)), int(m.group(5)), int(m.group(6))))
+        return calendar.timegm((year, _MONTHS.index(month.lower()) + 1, int(day),
+                                int(clock[0]), int(clock[1]), int(clock[2])))
     except (ValueError, OverflowError):
         return None
 

@@ -2233,7 +2233,8 @@ class IdPSessionTest(LoginTestCase):
         self.assert_logged_in(self.tool(["login"], terminal=False))
         code = ("import sys;sys.path.insert(0,%r);import aws_login;code=aws_login.main(["
                 "'login','--force','--no-refresh']);sys.stderr.write(' '.join(sorted(m for m in "
-                "('http.cookiejar','urllib.request','urllib.error') if m in sys.modules)));"
+                "('http.cookiejar','urllib.request','http.client','email.utils','email.parser') "
+                "if m in sys.modules)));"
                 "sys.exit(code)" % HERE)
         run = run_tool([], env=dict(os.environ), terminal=False,
                        argv_prefix=[sys.executable, "-c", code])
@@ -6066,6 +6067,8 @@ class StsLifetimeTest(LoginTestCase):
             with self.assertRaisesRegex(aws_login.STSError, words):
                 check(ok, sent, sts_date, now=now)
         self.assertEqual(aws_login._http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777.0)
+        self.assertEqual(aws_login._http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777.0)
+        self.assertEqual(aws_login._http_date("Sun Nov  6 08:49:37 1994"), 784111777.0)
         for garbage in (None, "", "yesterday", "Sun, 06 Nov 99999999999 08:49:37 GMT"):
             aws_login._http_date(garbage)       # None or a number, never an exception
 
