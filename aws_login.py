@@ -1922,18 +1922,20 @@ def login(profile, terminal=None, role_arn=None, force=False, interactive=True, 
 
     ``file`` mode writes the shared credentials file, ``process`` mode the
     credential_process cache.  Returns (Credentials, Role).  Nothing is
-    written unless every step succeeded."""
-    mode = mode or profile_mode(profile.name)
-    if mode == "file":
-        check_credentials_writable(profile.name, force)
-    credentials, role, session = fetch_credentials(profile, terminal, role_arn, interactive)
-    session.save()
-    if mode == "file":
-        write_credentials(profile.name, credentials, role.arn, force,
-                          chain_role_arn=profile.chain_role_arn)
-    else:
-        write_cache(profile.name, credentials, role.arn)
-    return credentials, role
+    written unless every step succeeded.  One login of a profile at a time."""
+    with _login_lock(profile.name):
+        mode = mode or profile_mode(profile.name)
+        if mode == "file":
+            check_credentials_writable(profile.name, force)
+        credentials, role, session = fetch_credentials(profile, terminal, role_arn,
+                                                       interactive)
+        session.save()
+        if mode == "file":
+            write_credentials(profile.name, credentials, role.arn, force,
+                              chain_role_arn=profile.chain_role_arn)
+        else:
+            write_cache(profile.name, credentials, role.arn)
+        return credentials, role
 
 
 def logout(name, all_profiles=False, forget=False, force=False, profile=None):
@@ -2190,31 +2192,66 @@ def credential_process(name):
     if (_read_text(cache_path(name)) or "").startswith(LOGGED_OUT):
         raise NotLoggedInError("profile %s is logged out: run  python3 aws_login.py "
                                "--profile %s login" % (name, name))
-    with _renewal_lock(name):
+    with _profile_lock(name):         # quiet: botocore hides our stderr anyway
         cached = read_cache(name)       # another process may have renewed meanwhile
         if cached and cached[0] - time.time() >= CACHE_MIN_LEFT:
             return cached[2]
         return _renew_for_process(name, cached)
 
 
-class _renewal_lock(object):
-    """One renewal per profile at a time: `aws` runs in parallel must not each
-    log in (one Duo push each)."""
+class _profile_lock(object):
+    """One login or renewal of a profile at a time: `aws` runs in parallel must
+    not each log in (one Duo push each), and two logins must not cross their
+    credentials and refreshers.  A flock on a 0600 file in our 0700 cache
+    folder, re-entrant within a thread; ``waiting()`` runs once when another
+    process holds it.  The refresher never takes it: it checks the role in
+    the credentials file before it writes."""
 
-    def __init__(self, name):
+    _held = {}      # (path, pid, thread) -> [fd, depth]
+
+    def __init__(self, name, waiting=None):
         self.path = os.path.join(cache_dir(), "." + _quote_name(name) + ".lock")
+        self.waiting = waiting
+
+    def _key(self):
+        import _thread
+        return self.path, os.getpid(), _thread.get_ident()
 
     def __enter__(self):
         import fcntl
+        held = self._held.get(self._key())
+        if held:
+            held[1] += 1
+            return self
         private_dir(login_root())
         private_dir(cache_dir())
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)     # the holder is bounded by its timeouts
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):
+                if self.waiting:
+                    self.waiting()
+                fcntl.flock(fd, fcntl.LOCK_EX)  # bounded by the holder's timeouts, or Ctrl-C
+        except BaseException:
+            os.close(fd)
+            raise
+        self._held[self._key()] = [fd, 1]
         return self
 
     def __exit__(self, *exc):
-        os.close(self.fd)
+        held = self._held[self._key()]
+        held[1] -= 1
+        if not held[1]:
+            del self._held[self._key()]
+            os.close(held[0])
         return False
+
+
+def _login_lock(name):
+    """The profile's lock for a login, which says on stderr when it waits."""
+    return _profile_lock(name, lambda: sys.stderr.write(
+        "Another login of profile %s is in progress; waiting for it to finish.\n" % name))
 
 
 def _renew_for_process(name, cached):
@@ -2900,7 +2937,8 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     the saved IdP session still stands; otherwise InteractionRequired (or
     another AwsLoginError) is raised at once.  With ``store`` the credentials
     are written where the profile's mode keeps them, as `login` does (no
-    refresher is started)."""
+    refresher is started).  Like `login`, it waits while another login of the
+    profile runs."""
     name = profile_name(profile)
     settings = read_profile(name)
     if password is not None:
@@ -2909,12 +2947,13 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     if passcode is not None:
         settings.passcode = passcode
     terminal = Terminal() if interactive else Terminal(None)
-    if store:
-        credentials, _ = login(settings, terminal, role_arn, interactive=interactive)
+    with _login_lock(name):
+        if store:
+            credentials, _ = login(settings, terminal, role_arn, interactive=interactive)
+            return credentials
+        credentials, _, session = fetch_credentials(settings, terminal, role_arn, interactive)
+        session.save()
         return credentials
-    credentials, _, session = fetch_credentials(settings, terminal, role_arn, interactive)
-    session.save()
-    return credentials
 
 
 def cached_credentials(profile=None, min_seconds_left=0):
@@ -3102,42 +3141,52 @@ def _cmd_login(args):
             raise UsageError("--password-stdin: no password on standard input")
         profile.password = line
         profile.password_source = "prompt"      # stored in the keyring if that is enabled
-    mode = profile_mode(profile.name)
-    if mode == "file" and not args.force:
-        state = refresher_state(profile.name)
-        current = _logged_in_section(profile.name)
-        if state and state.alive and current and current[1].timestamp() > time.time() + 60 \
-                and role_arn in (None, current[0].get(ROLE_KEY)):
-            sys.stderr.write(
-                "Already logged in to profile %s as %s until %s; the refresher (pid %d%s) "
-                "keeps the credentials fresh. Use --force to log in again.\n" % (
-                    profile.name, current[0].get(ROLE_KEY), _local_time(current[1]),
-                    state.pid, " on host %s" % state.host if state.local is False else ""))
+    with _login_lock(profile.name):     # a second login waits, then sees what this one did
+        mode = profile_mode(profile.name)
+        if mode == "file" and not args.force and _already_logged_in(profile.name, role_arn):
             return 0
-    _login_and_report(profile, role_arn, args.force, args.no_refresh, mode)
+        _login_and_report(profile, role_arn, args.force, args.no_refresh, mode)
+
+
+def _already_logged_in(name, role_arn):
+    """Say so and return True when a live refresher keeps valid credentials of
+    ``role_arn`` (any role when None) fresh."""
+    state = refresher_state(name)
+    current = _logged_in_section(name)
+    if not (state and state.alive and current and current[1].timestamp() > time.time() + 60
+            and role_arn in (None, current[0].get(ROLE_KEY))):
+        return False
+    sys.stderr.write(
+        "Already logged in to profile %s as %s until %s; the refresher (pid %d%s) "
+        "keeps the credentials fresh. Use --force to log in again.\n" % (
+            name, current[0].get(ROLE_KEY), _local_time(current[1]), state.pid,
+            " on host %s" % state.host if state.local is False else ""))
+    return True
 
 
 def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
-    """login, the refresher it starts in file mode, and the one line that says so."""
-    mode = mode or profile_mode(profile.name)
-    issued_at = time.time()
-    credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode)
-    if profile.chain_role_arn:
-        chained = Role(profile.chain_role_arn, None)
-        who = "%s in account %s through %s (account %s)" % (
-            chained.name, chained.account, role.name, role.account)
-    else:
-        who = "%s in account %s" % (role.name, role.account)
-    message = "Logged in as %s (profile %s); the credentials expire at %s." % (
-        who, profile.name, _local_time(credentials.expires_at))
-    if mode == "file" and profile.refresh and not no_refresh:
-        pid = start_refresher(profile.name, role.arn, issued_at,
-                              credentials.expires_at.timestamp())
-        if pid:
-            message += " A refresher (pid %d) renews them." % pid
-    elif mode == "file":
-        stop_refresher(profile.name)
-    sys.stderr.write(message + "\n")
+    """login, the refresher it starts in file mode, and the one line that says so,
+    all under the profile's lock: the refresher started serves what was written."""
+    with _login_lock(profile.name):
+        mode = mode or profile_mode(profile.name)
+        issued_at = time.time()
+        credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode)
+        if profile.chain_role_arn:
+            chained = Role(profile.chain_role_arn, None)
+            who = "%s in account %s through %s (account %s)" % (
+                chained.name, chained.account, role.name, role.account)
+        else:
+            who = "%s in account %s" % (role.name, role.account)
+        message = "Logged in as %s (profile %s); the credentials expire at %s." % (
+            who, profile.name, _local_time(credentials.expires_at))
+        if mode == "file" and profile.refresh and not no_refresh:
+            pid = start_refresher(profile.name, role.arn, issued_at,
+                                  credentials.expires_at.timestamp())
+            if pid:
+                message += " A refresher (pid %d) renews them." % pid
+        elif mode == "file":
+            stop_refresher(profile.name)
+        sys.stderr.write(message + "\n")
 
 
 def _cmd_logout(args):

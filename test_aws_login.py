@@ -3949,6 +3949,132 @@ class SharedHomeTest(LoginTestCase):
         self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
 
 
+def _someone_waits_for(path):
+    """Whether a process waits for the flock on ``path`` (a "->" line in /proc/locks)."""
+    inode = ":%d " % os.stat(path).st_ino
+    with open("/proc/locks") as f:
+        return any("->" in line and inode in line for line in f)
+
+
+class LoginLockTest(LoginTestCase):
+    """One login of a profile at a time: a second one waits, says so once, then
+    sees what the first did; the refresher alive serves the credentials written."""
+
+    WAITING = "Another login of profile default is in progress; waiting for it to finish.\n"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="bob", factor="auto", password="bob-pass", refresh="true")
+        self.lock_path = os.path.join(self.home, ".aws-login", "cache", ".default.lock")
+
+    def hold(self, path):
+        """flock ``path`` (made 0600 if missing); returns the fd to close."""
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def in_thread(self, function, *args, **kw):
+        result = {}
+
+        def run():
+            try:
+                result["value"] = function(*args, **kw)
+            except BaseException as e:
+                result["error"] = e
+        thread = threading.Thread(target=run)
+        thread.daemon = True
+        thread.start()
+        return thread, result
+
+    def test_two_logins_at_once_leave_the_last_ones_refresher(self):
+        for trial in range(5):
+            with self.subTest(trial=trial):
+                started = [self.in_thread(self.tool, ["login", "--force", "--role-arn", role],
+                                          terminal=False) for role in (ADMIN, DEV)]
+                runs = {}
+                for role, (thread, result) in zip((ADMIN, DEV), started):
+                    thread.join(120)
+                    runs[role] = result.get("value", result.get("error"))
+                    self.assertEqual(getattr(runs[role], "code", None), 0, runs[role])
+                role = self.credentials()["aws_login_role_arn"]
+                other = DEV if role == ADMIN else ADMIN
+                match = re.search(r"A refresher \(pid (\d+)\) renews them", runs[role].stderr)
+                self.assertTrue(match, runs)
+                pid = int(match.group(1))
+                state = aws_login.refresher_state("default")
+                self.assertEqual((state.pid, state.alive, state.role_arn), (pid, True, role),
+                                 runs)
+                self.assertNotIn(_process_state(pid), (None, "Z"))
+                match = re.search(r"A refresher \(pid (\d+)\) renews them", runs[other].stderr)
+                self.assertTrue(match, runs)
+                self.assertTrue(_wait_for(
+                    lambda: _process_state(int(match.group(1))) in (None, "Z"), 10), runs)
+                self.assertLessEqual(sum(r.stderr.count(self.WAITING) for r in runs.values()),
+                                     1, runs)
+
+    def test_a_second_login_waits_says_so_once_then_sees_the_first(self):
+        lock = self.hold(self.lock_path)
+        try:
+            thread, result = self.in_thread(self.tool, ["login", "--role-arn", ADMIN],
+                                            terminal=False)
+            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
+            self.assertEqual((self.idp.requests, os.path.exists(self.credentials_file)),
+                             ([], False))
+            # meanwhile the first login writes the credentials, starts its refresher
+            aws_login.write_credentials("default", _fake_credentials(), ADMIN)
+            sleeper = subprocess.Popen(["sleep", "120"])
+            self.addCleanup(sleeper.wait)
+            self.addCleanup(sleeper.kill)
+            pid_file = os.path.join(self.home, ".aws-login", "run", "default.pid")
+            os.makedirs(os.path.dirname(pid_file), 0o700)
+            self.addCleanup(os.close, self.hold(pid_file))
+            self.write(pid_file, "%d 1900000000\n" % sleeper.pid)
+        finally:
+            os.close(lock)
+        thread.join(60)
+        run = result.get("value", result.get("error"))
+        self.assertEqual(getattr(run, "code", None), 0, run)
+        self.assertTrue(run.stderr.startswith(self.WAITING + "Already logged in to profile "
+                                              "default as %s" % ADMIN), run)
+        self.assertEqual(run.stderr.count(self.WAITING), 1)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_credential_process_renews_under_the_same_lock_quietly(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code, 0)
+        lock = self.hold(self.lock_path)
+        try:
+            thread, result = self.in_thread(self.tool, ["credential-process"], terminal=False)
+            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
+            self.assertEqual(self.idp.requests, [])
+        finally:
+            os.close(lock)
+        thread.join(60)
+        run = result.get("value", result.get("error"))
+        self.assertEqual((getattr(run, "code", None), run.stderr), (0, ""), run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
+
+    def test_the_python_api_waits_too(self):
+        lock = self.hold(self.lock_path)
+        err = io.StringIO()
+        saved, sys.stderr = sys.stderr, err
+        try:
+            thread, result = self.in_thread(aws_login.get_credentials, "default", None, None,
+                                            DEV)
+            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
+            self.assertEqual((result, os.path.exists(self.credentials_file)), ({}, False))
+            os.close(lock)
+            thread.join(60)
+        finally:
+            sys.stderr = saved
+        self.assertEqual(result["value"].access_key_id, self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.credentials()["aws_login_role_arn"], DEV)
+        self.assertEqual(err.getvalue(), self.WAITING)
+        self.assertEqual(os.stat(self.lock_path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.lock_path)).st_mode & 0o777, 0o700)
+
+
 class RenewalTimeTest(unittest.TestCase):
     def test_sdks_never_see_under_15_minutes_and_short_sessions_renew_at_half(self):
         r = aws_login.renewal_time
