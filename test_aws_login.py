@@ -3846,6 +3846,21 @@ class SharedHomeTest(LoginTestCase):
         for data in (b"-1 0\n", b"0 0\n", b"", b"\n", b"x 1\n", b"12 x\n", b" \n12 1\n"):
             self.assertIsNone(aws_login.parse_pid_file(data, True), data)
 
+    def test_the_pid_file_is_rewritten_in_place_and_read_strictly(self):
+        path = os.path.join(self.home, "pid")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, fd)
+        aws_login._record(fd, 1900000000.4, "host a\nrole %s\n" % ADMIN)
+        self.assertEqual(self.read(path), "%d 1900000000\nhost a\nrole %s\n" % (os.getpid(), ADMIN))
+        aws_login._record(fd, None, "host b\n")
+        self.assertEqual(self.read(path), "%d 0\nhost b\n" % os.getpid())
+        state = aws_login.parse_pid_file(
+            b"12 5\nhost h1\nstart_time 99\nhost h2\nboot_id \x1b[2J\nrole r\nnoise x\n", False)
+        self.assertEqual((state.pid, state.next_at, state.alive, state.host, state.boot_id,
+                          state.start_time, state.role_arn), (12, 5, False, "h1", "", "99", "r"))
+        state = aws_login.parse_pid_file(b"12 5\nhost \x1b]0;x\x07\nstart_time 99\n", True)
+        self.assertEqual((state.host, state.start_time, state.local), (None, None, None))
+
     def test_a_pid_file_of_an_earlier_version_is_harmless(self):
         sleeper = self.process(["sleep", "120"])
         self.hold_pid_file("%d 1900000000\n" % sleeper.pid)
@@ -4055,24 +4070,52 @@ class LoginLockTest(LoginTestCase):
         self.assertEqual((getattr(run, "code", None), run.stderr), (0, ""), run)
         self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
 
-    def test_the_python_api_waits_too(self):
-        lock = self.hold(self.lock_path)
+    def test_the_python_api_waits_too_even_in_another_thread_of_the_holder(self):
+        profile = aws_login.read_profile("default")
+        for call, stored in [
+                (lambda: aws_login.get_credentials("default", role_arn=DEV), DEV),
+                (lambda: aws_login.get_credentials("default", role_arn=ADMIN, store=False), DEV),
+                (lambda: aws_login.login(profile, role_arn=ADMIN)[0], ADMIN)]:
+            err = io.StringIO()
+            saved, sys.stderr = sys.stderr, err
+            try:
+                with aws_login._profile_lock("default"):        # held by this thread
+                    thread, result = self.in_thread(call)
+                    self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30),
+                                    result)
+                    self.assertEqual(result, {})
+                thread.join(60)
+            finally:
+                sys.stderr = saved
+            self.assertEqual(result["value"].access_key_id, self.sts.issued[-1]["AccessKeyId"])
+            self.assertEqual(self.credentials()["aws_login_role_arn"], stored)
+            self.assertEqual(err.getvalue(), self.WAITING)
+        self.assertEqual(os.stat(self.lock_path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.lock_path)).st_mode & 0o777, 0o700)
+
+    def test_the_refresher_starts_before_the_lock_goes(self):
+        seen = []
+
+        def start_refresher(*args):
+            fd = os.open(self.lock_path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("free")
+            except OSError:
+                seen.append("held")
+            finally:
+                os.close(fd)
+            return 4242
+        self.addCleanup(setattr, aws_login, "start_refresher", aws_login.start_refresher)
+        aws_login.start_refresher = start_refresher
         err = io.StringIO()
         saved, sys.stderr = sys.stderr, err
         try:
-            thread, result = self.in_thread(aws_login.get_credentials, "default", None, None,
-                                            DEV)
-            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
-            self.assertEqual((result, os.path.exists(self.credentials_file)), ({}, False))
-            os.close(lock)
-            thread.join(60)
+            aws_login._login_and_report(aws_login.read_profile("default"), DEV, False, False)
         finally:
             sys.stderr = saved
-        self.assertEqual(result["value"].access_key_id, self.sts.issued[-1]["AccessKeyId"])
-        self.assertEqual(self.credentials()["aws_login_role_arn"], DEV)
-        self.assertEqual(err.getvalue(), self.WAITING)
-        self.assertEqual(os.stat(self.lock_path).st_mode & 0o777, 0o600)
-        self.assertEqual(os.stat(os.path.dirname(self.lock_path)).st_mode & 0o777, 0o700)
+        self.assertEqual(seen, ["held"])
+        self.assertIn("A refresher (pid 4242) renews them.", err.getvalue())
 
 
 class RenewalTimeTest(unittest.TestCase):
