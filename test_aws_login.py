@@ -3306,7 +3306,7 @@ class SharedFilesTest(LoginTestCase):
         self.assertEqual(self.read(self.credentials_file), "[x]\nk = v\n")
         os.chown(self.credentials_file, 0, 0)
         cache = os.path.join(self.home, ".aws-login", "cache")
-        os.makedirs(cache)
+        os.makedirs(cache, exist_ok=True)       # login's lock lives there
         os.chown(cache, 4242, 4242)
         run = self.tool(["configure", "--credential-process"], terminal=False)
         self.assertEqual(run.code, 0, run)
