@@ -3828,7 +3828,8 @@ class SharedHomeTest(LoginTestCase):
         self.assertEqual((row["refresher_pid"], row["refresher_alive"], row["refresher_host"],
                           row["refresher_local"]), (sleeper.pid, True, self.OTHER_HOST, False))
         self.assertRegex(self.tool(["status"], terminal=False).stdout,
-                         r"\ndefault .* pid %d on %s " % (sleeper.pid, re.escape(self.OTHER_HOST)))
+                         r"\ndefault .* pid %d on %s "
+                         % (sleeper.pid, re.escape(self.OTHER_HOST)))
         run = self.tool(["login"], terminal=False)     # refresh = false: it stops none
         self.assertEqual(run.code, 0, run)
         self.assertIn(warning + "\n", run.stderr)
@@ -3851,7 +3852,8 @@ class SharedHomeTest(LoginTestCase):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self.addCleanup(os.close, fd)
         aws_login._record(fd, 1900000000.4, "host a\nrole %s\n" % ADMIN)
-        self.assertEqual(self.read(path), "%d 1900000000\nhost a\nrole %s\n" % (os.getpid(), ADMIN))
+        self.assertEqual(self.read(path),
+                         "%d 1900000000\nhost a\nrole %s\n" % (os.getpid(), ADMIN))
         aws_login._record(fd, None, "host b\n")
         self.assertEqual(self.read(path), "%d 0\nhost b\n" % os.getpid())
         state = aws_login.parse_pid_file(
@@ -4068,7 +4070,8 @@ class LoginLockTest(LoginTestCase):
         thread.join(60)
         run = result.get("value", result.get("error"))
         self.assertEqual((getattr(run, "code", None), run.stderr), (0, ""), run)
-        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"],
+                         self.sts.issued[-1]["AccessKeyId"])
 
     def test_the_python_api_waits_too_even_in_another_thread_of_the_holder(self):
         profile = aws_login.read_profile("default")
