@@ -2753,19 +2753,20 @@ def login(profile, terminal=None, role_arn=None, force=False, interactive=True, 
 
     ``file`` mode writes the shared credentials file, ``process`` mode the
     credential_process cache.  Returns (Credentials, Role).  Nothing is
-    written unless every step succeeded."""
-    mode = mode or profile_mode(profile.name)
-    if mode == "file":
-        check_credentials_writable(profile.name, force)
-    credentials, role, session = fetch_credentials(profile, terminal, role_arn, interactive,
-                                                   deadline)
-    session.save()
-    if mode == "file":
-        write_credentials(profile.name, credentials, role.arn, force,
-                          chain_role_arn=profile.chain_role_arn)
-    else:
-        write_cache(profile.name, credentials, role.arn)
-    return credentials, role
+    written unless every step succeeded.  One login of a profile at a time."""
+    with _login_lock(profile.name):
+        mode = mode or profile_mode(profile.name)
+        if mode == "file":
+            check_credentials_writable(profile.name, force)
+        credentials, role, session = fetch_credentials(profile, terminal, role_arn,
+                                                       interactive, deadline)
+        session.save()
+        if mode == "file":
+            write_credentials(profile.name, credentials, role.arn, force,
+                              chain_role_arn=profile.chain_role_arn)
+        else:
+            write_cache(profile.name, credentials, role.arn)
+        return credentials, role
 
 
 def logout(name, all_profiles=False, forget=False, force=False, profile=None):
@@ -3102,31 +3103,66 @@ def credential_process(name):
         return cached[2]
     if (_read_text(cache_path(name)) or "").startswith(LOGGED_OUT):
         raise NotLoggedInError("profile %s is logged out: %s" % (name, run_hint(name)))
-    with _renewal_lock(name):
+    with _profile_lock(name):         # quiet: botocore hides our stderr anyway
         cached = read_cache(name)       # another process may have renewed meanwhile
         if cached and cached[0] - time.time() >= CACHE_MIN_LEFT:
             return cached[2]
         return _renew_for_process(name, cached)
 
 
-class _renewal_lock(object):
-    """One renewal per profile at a time: `aws` runs in parallel must not each
-    log in (one Duo push each)."""
+class _profile_lock(object):
+    """One login or renewal of a profile at a time: `aws` runs in parallel must
+    not each log in (one Duo push each), and two logins must not cross their
+    credentials and refreshers.  A flock on a 0600 file in our 0700 cache
+    folder, re-entrant within a thread; ``waiting()`` runs once when another
+    process holds it.  The refresher never takes it: it checks the role in
+    the credentials file before it writes."""
 
-    def __init__(self, name):
+    _held = {}      # (path, pid, thread) -> [fd, depth]
+
+    def __init__(self, name, waiting=None):
         self.path = os.path.join(cache_dir(), "." + _quote_name(name) + ".lock")
+        self.waiting = waiting
+
+    def _key(self):
+        import _thread
+        return self.path, os.getpid(), _thread.get_ident()
 
     def __enter__(self):
         import fcntl
+        held = self._held.get(self._key())
+        if held:
+            held[1] += 1
+            return self
         private_dir(login_root())
         private_dir(cache_dir())
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)     # the holder is bounded by its timeouts
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):
+                if self.waiting:
+                    self.waiting()
+                fcntl.flock(fd, fcntl.LOCK_EX)  # bounded by the holder's timeouts, or Ctrl-C
+        except BaseException:
+            os.close(fd)
+            raise
+        self._held[self._key()] = [fd, 1]
         return self
 
     def __exit__(self, *exc):
-        os.close(self.fd)
+        held = self._held[self._key()]
+        held[1] -= 1
+        if not held[1]:
+            del self._held[self._key()]
+            os.close(held[0])
         return False
+
+
+def _login_lock(name):
+    """The profile's lock for a login, which says on stderr when it waits."""
+    return _profile_lock(name, lambda: sys.stderr.write(
+        "Another login of profile %s is in progress; waiting for it to finish.\n" % name))
 
 
 def _renew_for_process(name, cached):
@@ -3186,7 +3222,7 @@ def log_path(name):
 
 
 def refresher_state(name):
-    """(pid, next renewal epoch, alive) from the pid file, or None when there is none.
+    """The profile's RefresherState from its pid file, or None when there is none.
 
     The refresher holds a lock on its pid file for its whole life, so a pid
     left by a dead one is never taken for a live process."""
@@ -3196,7 +3232,7 @@ def refresher_state(name):
     except OSError:
         return None
     try:
-        words = os.read(fd, 200).split()
+        data = os.read(fd, 8192)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             alive = False
@@ -3204,33 +3240,191 @@ def refresher_state(name):
             alive = True
     finally:
         os.close(fd)
+    return parse_pid_file(data, alive)
+
+
+class RefresherState(object):
+    """What a refresher's pid file says: ``pid``, ``next_at`` (its next renewal,
+    epoch seconds), ``alive`` (someone holds the file's lock: a refresher holds
+    it for its whole life, on whichever host shares this folder), ``host`` and
+    ``boot_id`` of the machine it runs on, its ``start_time`` there (see
+    process_start) and its ``role_arn``.  The last four are None in a file
+    that an earlier version wrote."""
+    __slots__ = ("pid", "next_at", "alive", "host", "boot_id", "start_time", "role_arn")
+
+    def __init__(self, pid, next_at, alive, host=None, boot_id=None, start_time=None,
+                 role_arn=None):
+        self.pid, self.next_at, self.alive = pid, next_at, alive
+        self.host, self.boot_id, self.start_time = host, boot_id, start_time
+        self.role_arn = role_arn
+
+    def __repr__(self):
+        return "RefresherState(%s)" % ", ".join(
+            "%s=%r" % (key, getattr(self, key)) for key in self.__slots__)
+
+    @property
+    def local(self):
+        """True: written on this machine since its last boot; False: on another
+        one; None: the file does not say."""
+        if self.host is None:
+            return None
+        return (self.host, self.boot_id) == this_machine()
+
+
+PID_FILE_KEYS = ("host", "boot_id", "start_time", "role")
+
+
+def parse_pid_file(data, alive):
+    """RefresherState from a pid file's bytes (see _record), or None when they
+    name no process.  A file of an earlier version is its first line alone."""
+    lines = data.decode("ascii", "replace").split("\n")
+    words = lines[0].split()
+    if not words or not words[0].isdigit() or int(words[0]) <= 0:
+        return None             # kill() takes 0 and -1 for groups of processes
     try:
-        return int(words[0]), float(words[1]) if len(words) > 1 else None, alive
-    except (ValueError, IndexError):
+        next_at = float(words[1]) if len(words) > 1 else None
+    except ValueError:
         return None
+    fields = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(" ")
+        if key in PID_FILE_KEYS and key not in fields and \
+                all(" " <= c <= "~" for c in value):
+            fields[key] = value
+    host = fields.get("host") or None
+    return RefresherState(int(words[0]), next_at, alive, host,
+                          fields.get("boot_id", "") if host else None,
+                          fields.get("start_time") if host else None, fields.get("role"))
+
+
+PROC = "/proc"      # Linux's process table; where there is none, `ps` answers
+
+
+def this_machine():
+    """(host name, boot id) of the machine we run on.  The boot id changes at
+    every boot (pids start over); it is "" where the system offers none."""
+    try:
+        with open(os.path.join(PROC, "sys/kernel/random/boot_id")) as f:
+            boot_id = f.read().strip()
+    except OSError:
+        boot_id = ""
+    return os.uname().nodename, boot_id
+
+
+def process_start(pid):
+    """When process ``pid`` of this machine started, as text, or None (no such
+    process, or no way to tell): clock ticks since boot (field 22 of
+    /proc/PID/stat) on Linux, else what `ps -o lstart=` says (to the second)."""
+    if not os.path.isdir(PROC):
+        return _ps_column(pid, "lstart")
+    try:
+        with open("%s/%d/stat" % (PROC, pid), "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()    # after the name, field 3
+        return fields[22 - 3].decode("ascii")
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def _ps_column(pid, column):
+    import subprocess
+    try:
+        out = subprocess.check_output(["ps", "-o", column + "=", "-p", str(pid)],
+                                      stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.decode("utf-8", "replace").strip() or None
+
+
+def _runs_refresher(pid, name):
+    """Whether process ``pid`` of this machine is profile ``name``'s refresher:
+    its command line runs _refresher_loop for the profile, or it holds the
+    profile's pid file open (piped into `python3 -`, or before its exec, the
+    refresher has the login's command line)."""
+    if not os.path.isdir(PROC):
+        command = _ps_column(pid, "command") or ""
+        return "_refresher_loop(" in command and (" %s " % name) in command
+    try:
+        with open("%s/%d/cmdline" % (PROC, pid), "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    for i in range(len(argv) - 2):
+        if argv[i] == b"-c" and b"_refresher_loop(" in argv[i + 1] and \
+                argv[i + 2] == name.encode("utf-8"):
+            return True
+    return _holds_open(pid, pid_path(name))
+
+
+def _holds_open(pid, path):
+    try:
+        target = os.stat(path)
+        fds = os.listdir("%s/%d/fd" % (PROC, pid))
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat("%s/%d/fd/%s" % (PROC, pid, fd))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
+
+
+def _may_signal(state, name):
+    """Only a process of this machine that started when the pid file says and
+    that is the profile's refresher (_runs_refresher).  A file of an earlier
+    version names no machine: there only /proc can prove it."""
+    local = state.local
+    if local is None:
+        return os.path.isdir(PROC) and _runs_refresher(state.pid, name)
+    if not local or not state.start_time or process_start(state.pid) != state.start_time:
+        return False
+    return _runs_refresher(state.pid, name)
+
+
+def _left_running(name, state):
+    if state.local is False:
+        where = ("runs on host %s, not here" % state.host if state.host != this_machine()[0]
+                 else "runs on another machine also named %s" % state.host)
+    else:
+        where = "cannot be proved to run here"
+    return ("profile %s's refresher (pid %d) %s: it was not signalled; it stops by itself "
+            "within %d s of finding its credentials removed or replaced by another role"
+            % (name, state.pid, where, REFRESH_SLICE))
 
 
 def stop_refresher(name, wait=2.0):
-    """SIGTERM the profile's refresher and wait (up to ``wait`` s) for it to go."""
+    """Stop the profile's refresher when it provably runs here (_may_signal):
+    SIGTERM, then, if /proc still shows it after ``wait`` seconds, SIGKILL.
+    Another live refresher is left alone with a warning: it stops by itself
+    within REFRESH_SLICE of finding its credentials gone.  Returns the pid
+    stopped, or None."""
     import signal
     state = refresher_state(name)
-    if not state or not state[2]:
+    if not state or not state.alive:
+        return None
+    if not _may_signal(state, name):
+        warn(_left_running(name, state))
         return None
     try:
-        os.kill(state[0], signal.SIGTERM)
+        os.kill(state.pid, signal.SIGTERM)
     except OSError:
         return None
     deadline = time.time() + wait
     while time.time() < deadline:
         current = refresher_state(name)
-        if not current or not current[2]:
-            return state[0]
+        if not current or not current.alive:
+            return state.pid
         time.sleep(0.02)
-    try:
-        os.kill(state[0], signal.SIGKILL)
-    except OSError:
-        pass
-    return state[0]
+    current = refresher_state(name)
+    if os.path.isdir(PROC) and current and current.alive and current.pid == state.pid \
+            and _may_signal(current, name):
+        try:
+            os.kill(state.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return state.pid
 
 
 class Refresher(object):
@@ -3436,35 +3630,56 @@ def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
     env = dict((k, v) for k, v in os.environ.items() if k not in (
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
         "AWS_SECURITY_TOKEN"))
-    _record(lock_fd, renewal_time(issued_at, expires_at))
+    start_time = process_start(os.getpid()) or ""
+    _record(lock_fd, renewal_time(issued_at, expires_at), _about(role_arn, start_time))
     os.write(ready_w, str(os.getpid()).encode())
     os.close(ready_w)
     try:
         argv = bootstrap_argv("_refresher_loop(*sys.argv[1:])", [
-            name, role_arn, repr(issued_at), repr(expires_at), str(lock_fd)])
+            name, role_arn, repr(issued_at), repr(expires_at), str(lock_fd), start_time])
         os.set_inheritable(lock_fd, True)
         os.execve(argv[0], argv, env)       # a small refresher, from cached bytecode
     except (ConfigError, OSError):
         pass                                # piped in: the loop runs right here
     os.environ.clear()
     os.environ.update(env)
-    _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd)
+    _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time)
 
 
-def _record(lock_fd, next_at):
-    """The pid file: ``PID NEXT_RENEWAL_EPOCH`` (status reads it)."""
+def _about(role_arn, start_time):
+    """The pid file's lines after the first: which process on which machine
+    (logout signals only that one), and for which role."""
+    host, boot_id = this_machine()
+    return "".join("%s %s\n" % (key, value) for key, value in (
+        ("host", host), ("boot_id", boot_id), ("start_time", start_time), ("role", role_arn))
+        if value and value.isprintable())
+
+
+def _record(lock_fd, next_at, about):
+    """The pid file, which status and logout read:
+
+        PID NEXT_RENEWAL_EPOCH
+        host HOST_NAME
+        boot_id BOOT_ID
+        start_time START_TIME
+        role ROLE_ARN
+
+    (earlier versions wrote the first line alone).  Written over in place,
+    then cut to length, so a reader never finds it empty."""
+    data = ("%d %.0f\n%s" % (os.getpid(), next_at or 0, about)).encode("ascii", "replace")
     os.lseek(lock_fd, 0, 0)
-    os.ftruncate(lock_fd, 0)
-    os.write(lock_fd, ("%d %.0f\n" % (os.getpid(), next_at or 0)).encode())
+    os.write(lock_fd, data)
+    os.ftruncate(lock_fd, len(data))
 
 
-def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd):
+def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time=""):
     """Sleep, wake, step, until the Refresher says stop; renewals run in children."""
     import signal
     global _stamp_messages
     _stamp_messages = True
     _no_core_dumps()
     issued_at, expires_at, lock_fd = float(issued_at), float(expires_at), int(lock_fd)
+    about = _about(role_arn, start_time or process_start(os.getpid()) or "")
 
     def log(message):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -3495,7 +3710,7 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd):
                 delay = None
             if delay is None:
                 break
-            _record(lock_fd, refresher.next_at)
+            _record(lock_fd, refresher.next_at, about)
             time.sleep(delay)
     finally:
         try:
@@ -3790,7 +4005,8 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     the saved IdP session still stands; otherwise InteractionRequired (or
     another AwsLoginError) is raised at once.  With ``store`` the credentials
     are written where the profile's mode keeps them, as `login` does (no
-    refresher is started)."""
+    refresher is started).  Like `login`, it waits while another login of the
+    profile runs."""
     name = profile_name(profile)
     settings = read_profile(name)
     if password is not None:
@@ -3799,12 +4015,13 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     if passcode is not None:
         settings.passcode = passcode
     terminal = Terminal() if interactive else Terminal(None)
-    if store:
-        credentials, _ = login(settings, terminal, role_arn, interactive=interactive)
+    with _login_lock(name):
+        if store:
+            credentials, _ = login(settings, terminal, role_arn, interactive=interactive)
+            return credentials
+        credentials, _, session = fetch_credentials(settings, terminal, role_arn, interactive)
+        session.save()
         return credentials
-    credentials, _, session = fetch_credentials(settings, terminal, role_arn, interactive)
-    session.save()
-    return credentials
 
 
 def cached_credentials(profile=None, min_seconds_left=0):
@@ -4358,42 +4575,52 @@ def _cmd_login(args):
             raise UsageError("--password-stdin: no password on standard input")
         profile.password = line
         profile.password_source = "prompt"      # stored in the keyring if that is enabled
-    mode = profile_mode(profile.name)
-    if mode == "file" and not args.force:
-        state = refresher_state(profile.name)
-        current = _logged_in_section(profile.name)
-        if state and state[2] and current and current[1].timestamp() > time.time() + 60 \
-                and role_arn in (None, current[0].get(ROLE_KEY)):
-            sys.stderr.write(
-                "Already logged in to profile %s as %s until %s; the refresher (pid %d) "
-                "keeps the credentials fresh. Use --force to log in again.\n" % (
-                    profile.name, current[0].get(ROLE_KEY), _local_time(current[1]),
-                    state[0]))
+    with _login_lock(profile.name):     # a second login waits, then sees what this one did
+        mode = profile_mode(profile.name)
+        if mode == "file" and not args.force and _already_logged_in(profile.name, role_arn):
             return 0
-    _login_and_report(profile, role_arn, args.force, args.no_refresh, mode)
+        _login_and_report(profile, role_arn, args.force, args.no_refresh, mode)
+
+
+def _already_logged_in(name, role_arn):
+    """Say so and return True when a live refresher keeps valid credentials of
+    ``role_arn`` (any role when None) fresh."""
+    state = refresher_state(name)
+    current = _logged_in_section(name)
+    if not (state and state.alive and current and current[1].timestamp() > time.time() + 60
+            and role_arn in (None, current[0].get(ROLE_KEY))):
+        return False
+    sys.stderr.write(
+        "Already logged in to profile %s as %s until %s; the refresher (pid %d%s) "
+        "keeps the credentials fresh. Use --force to log in again.\n" % (
+            name, current[0].get(ROLE_KEY), _local_time(current[1]), state.pid,
+            " on host %s" % state.host if state.local is False else ""))
+    return True
 
 
 def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
-    """login, the refresher it starts in file mode, and the one line that says so."""
-    mode = mode or profile_mode(profile.name)
-    issued_at = time.time()
-    credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode)
-    if profile.chain_role_arn:
-        chained = Role(profile.chain_role_arn, None)
-        who = "%s in account %s through %s (account %s)" % (
-            chained.name, chained.account, role.name, role.account)
-    else:
-        who = "%s in account %s" % (role.name, role.account)
-    message = "Logged in as %s (profile %s); the credentials expire at %s." % (
-        who, profile.name, _local_time(credentials.expires_at))
-    if mode == "file" and profile.refresh and not no_refresh:
-        pid = start_refresher(profile.name, role.arn, issued_at,
-                              credentials.expires_at.timestamp())
-        if pid:
-            message += " A refresher (pid %d) renews them." % pid
-    elif mode == "file":
-        stop_refresher(profile.name)
-    sys.stderr.write(message + "\n")
+    """login, the refresher it starts in file mode, and the one line that says so,
+    all under the profile's lock: the refresher started serves what was written."""
+    with _login_lock(profile.name):
+        mode = mode or profile_mode(profile.name)
+        issued_at = time.time()
+        credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode)
+        if profile.chain_role_arn:
+            chained = Role(profile.chain_role_arn, None)
+            who = "%s in account %s through %s (account %s)" % (
+                chained.name, chained.account, role.name, role.account)
+        else:
+            who = "%s in account %s" % (role.name, role.account)
+        message = "Logged in as %s (profile %s); the credentials expire at %s." % (
+            who, profile.name, _local_time(credentials.expires_at))
+        if mode == "file" and profile.refresh and not no_refresh:
+            pid = start_refresher(profile.name, role.arn, issued_at,
+                                  credentials.expires_at.timestamp())
+            if pid:
+                message += " A refresher (pid %d) renews them." % pid
+        elif mode == "file":
+            stop_refresher(profile.name)
+        sys.stderr.write(message + "\n")
 
 
 def _cmd_logout(args):
@@ -4482,14 +4709,28 @@ def profile_status(name):
         if cached:
             role_arn, expires = cached[1], _utc(cached[0])
     state = refresher_state(name)
-    alive = bool(state and state[2])
+    alive = bool(state and state.alive)
     logged_in = bool(expires and expires.timestamp() > time.time())
     return {"profile": name, "mode": mode, "logged_in": logged_in, "role_arn": role_arn,
             "account": role_arn.split(":")[4] if role_arn else None,
             "expiration": format_timestamp(expires) if expires else None,
-            "refresher_pid": state[0] if state else None, "refresher_alive": alive,
-            "next_renewal": format_timestamp(_utc(state[1]))
-            if alive and state[1] else None}
+            "refresher_pid": state.pid if state else None, "refresher_alive": alive,
+            # False: it runs on another host sharing this home; None: unknown
+            "refresher_host": state.host if state else None,
+            "refresher_local": state.local if state else None,
+            "next_renewal": format_timestamp(_utc(state.next_at))
+            if alive and state.next_at else None}
+
+
+def _refresher_cell(row):
+    pid = row["refresher_pid"]
+    if pid is None:
+        return "-"
+    if not row["refresher_alive"]:
+        return "pid %d (dead)" % pid
+    if row["refresher_local"] is False:
+        return "pid %d on %s" % (pid, row["refresher_host"])
+    return "pid %d" % pid
 
 
 def _cmd_status(args):
@@ -4504,16 +4745,13 @@ def _cmd_status(args):
               "NEXT RENEWAL")]
     for row in rows:
         local = lambda iso: _local_time(parse_timestamp(iso)) if iso else "-"
-        pid = row["refresher_pid"]
         table.append((
             row["profile"], row["mode"],
             "logged in" if row["logged_in"] else ("expired" if row["expiration"]
                                                   else "logged out"),
             row["role_arn"].split(":role/")[1] if row["role_arn"] else "-",
             row["account"] or "-", local(row["expiration"]),
-            "-" if pid is None else "pid %d%s" % (pid, "" if row["refresher_alive"]
-                                                  else " (dead)"),
-            local(row["next_renewal"])))
+            _refresher_cell(row), local(row["next_renewal"])))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")

@@ -12,6 +12,7 @@ import base64
 import binascii
 import calendar
 import datetime
+import fcntl
 import hashlib
 import hmac
 import http.server
@@ -1520,13 +1521,14 @@ class HomeTestCase(unittest.TestCase):
         os.environ.update(self.saved_env)
 
     def reap_refreshers(self):
-        """Kill every refresher this test started: the suite leaves no process behind."""
+        """Kill every refresher this test started (each holds its pid file open):
+        the suite leaves no process behind, and kills nothing else."""
         run_dir = os.path.join(self.home, ".aws-login", "run")
         for name in (os.listdir(run_dir) if os.path.isdir(run_dir) else []):
             state = aws_login.refresher_state(aws_login._unquote_name(name[:-4]))
-            if state and state[2]:
+            if state and state.alive and _holds_file(state.pid, os.path.join(run_dir, name)):
                 try:
-                    os.kill(state[0], 9)
+                    os.kill(state.pid, 9)
                 except OSError:
                     pass
 
@@ -4391,7 +4393,7 @@ class SharedFilesTest(LoginTestCase):
         self.assertEqual(self.read(self.credentials_file), "[x]\nk = v\n")
         os.chown(self.credentials_file, 0, 0)
         cache = os.path.join(self.home, ".aws-login", "cache")
-        os.makedirs(cache)
+        os.makedirs(cache, exist_ok=True)       # login's lock lives there
         os.chown(cache, 4242, 4242)
         run = self.tool(["configure", "--credential-process"], terminal=False)
         self.assertEqual(run.code, 0, run)
@@ -5058,6 +5060,23 @@ def _process_state(pid):
         return None
 
 
+def _holds_file(pid, path):
+    """Whether process ``pid`` has ``path`` open (a refresher holds its pid file)."""
+    try:
+        target = os.stat(path)
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
+
+
 def _wait_for(predicate, timeout, step=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -5065,6 +5084,413 @@ def _wait_for(predicate, timeout, step=0.1):
             return True
         time.sleep(step)
     return predicate()
+
+
+def _start_ticks(pid):
+    """Field 22 of /proc/PID/stat: when the process started, in ticks since boot."""
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[19].decode()
+
+
+def _boot_id():
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        return f.read().strip()
+
+
+# Stands in for a refresher: its command line runs "_refresher_loop(" for the
+# profile in argv[1]; it notes each SIGTERM and SIGWINCH in the file argv[2]
+# and keeps running.
+FAKE_REFRESHER = ("import signal, sys, time\n"
+                  "def note(signum, frame):\n"
+                  "    with open(sys.argv[2], 'a') as f:\n"
+                  "        f.write('%d\\n' % signum)\n"
+                  "signal.signal(signal.SIGTERM, note)\n"
+                  "signal.signal(signal.SIGWINCH, note)\n"
+                  "open(sys.argv[2], 'a').close()\n"
+                  "while True:\n"
+                  "    time.sleep(1)  # stands in for m._refresher_loop(")
+
+
+class SharedHomeTest(LoginTestCase):
+    """A home that several hosts share (NFS): logout signals only a refresher
+    that provably runs here, and names the host where another one runs."""
+
+    OTHER_HOST = "login2.cluster.example.edu"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.run_dir = os.path.join(self.home, ".aws-login", "run")
+        self.locked = set()
+
+    def process(self, argv):
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        self.addCleanup(self._end, proc)
+        return proc
+
+    @staticmethod
+    def _end(proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+    def fake_refresher(self, profile="default"):
+        marker = tempfile.mktemp(prefix="signals-", dir=self.home)
+        proc = self.process([sys.executable, "-c", FAKE_REFRESHER, profile, marker])
+        self.assertTrue(_wait_for(lambda: os.path.exists(marker), 20))
+        proc.marker = marker
+        return proc
+
+    def signals(self, fake):
+        """The signals ``fake`` got so far but SIGWINCH.  A SIGWINCH sent now is
+        noted after any signal sent before it (the lowest number comes first)."""
+        winch = "%d" % signal.SIGWINCH
+        seen = lambda: self.read(fake.marker).split()
+        before = seen().count(winch)
+        os.kill(fake.pid, signal.SIGWINCH)
+        self.assertTrue(_wait_for(lambda: seen().count(winch) > before, 20))
+        return [int(s) for s in seen() if s != winch]
+
+    def hold_pid_file(self, text, profile="default"):
+        """The profile's pid file holding ``text``, locked as a live refresher's is."""
+        os.makedirs(self.run_dir, 0o700, exist_ok=True)
+        path = os.path.join(self.run_dir, profile + ".pid")
+        self.write(path, text)
+        if path not in self.locked:
+            fd = os.open(path, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.addCleanup(os.close, fd)
+            self.locked.add(path)
+
+    def record(self, pid, host=None, boot_id=None, start_time=None):
+        return "%d 1900000000\nhost %s\nboot_id %s\nstart_time %s\nrole %s\n" % (
+            pid, host or os.uname().nodename, boot_id or _boot_id(),
+            start_time or _start_ticks(pid), ADMIN)
+
+    def logout(self):
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("Logged out of profile default.\n", run.stderr)
+        self.assertIsNone(self.credentials())
+        return run
+
+    def stop(self, wait=0.5):
+        """stop_refresher in this process: (its answer, what it said on stderr)."""
+        err = io.StringIO()
+        saved, sys.stderr = sys.stderr, err
+        try:
+            return aws_login.stop_refresher("default", wait), err.getvalue()
+        finally:
+            sys.stderr = saved
+
+    def test_a_refresher_on_another_host_is_named_and_never_signalled(self):
+        sleeper = self.process(["sleep", "120"])
+        self.hold_pid_file(self.record(sleeper.pid, host=self.OTHER_HOST))
+        warning = ("aws_login: warning: profile default's refresher (pid %d) runs on host %s, "
+                   "not here: it was not signalled; it stops by itself within 30 s of finding "
+                   "its credentials removed or replaced by another role"
+                   % (sleeper.pid, self.OTHER_HOST))
+        run = self.logout()
+        self.assertIsNone(sleeper.poll())
+        self.assertEqual([line for line in run.stderr.splitlines()
+                          if line.startswith("aws_login:")], [warning])
+        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
+        self.assertEqual((row["refresher_pid"], row["refresher_alive"], row["refresher_host"],
+                          row["refresher_local"]), (sleeper.pid, True, self.OTHER_HOST, False))
+        self.assertRegex(self.tool(["status"], terminal=False).stdout,
+                         r"\ndefault .* pid %d on %s "
+                         % (sleeper.pid, re.escape(self.OTHER_HOST)))
+        run = self.tool(["login"], terminal=False)     # refresh = false: it stops none
+        self.assertEqual(run.code, 0, run)
+        self.assertIn(warning + "\n", run.stderr)
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("Already logged in to profile default as %s until " % ADMIN, run.stderr)
+        self.assertIn("the refresher (pid %d on host %s) keeps" % (sleeper.pid, self.OTHER_HOST),
+                      run.stderr)
+        self.assertIsNone(sleeper.poll())
+
+    def test_pid_zero_or_garbage_signals_nothing(self):
+        self.hold_pid_file("0 0\n")                 # kill(0) would hit logout's own group
+        self.logout()
+        for data in (b"-1 0\n", b"0 0\n", b"", b"\n", b"x 1\n", b"12 x\n", b" \n12 1\n"):
+            self.assertIsNone(aws_login.parse_pid_file(data, True), data)
+
+    def test_the_pid_file_is_rewritten_in_place_and_read_strictly(self):
+        path = os.path.join(self.home, "pid")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, fd)
+        aws_login._record(fd, 1900000000.4, "host a\nrole %s\n" % ADMIN)
+        self.assertEqual(self.read(path),
+                         "%d 1900000000\nhost a\nrole %s\n" % (os.getpid(), ADMIN))
+        aws_login._record(fd, None, "host b\n")
+        self.assertEqual(self.read(path), "%d 0\nhost b\n" % os.getpid())
+        state = aws_login.parse_pid_file(
+            b"12 5\nhost h1\nstart_time 99\nhost h2\nboot_id \x1b[2J\nrole r\nnoise x\n", False)
+        self.assertEqual((state.pid, state.next_at, state.alive, state.host, state.boot_id,
+                          state.start_time, state.role_arn), (12, 5, False, "h1", "", "99", "r"))
+        state = aws_login.parse_pid_file(b"12 5\nhost \x1b]0;x\x07\nstart_time 99\n", True)
+        self.assertEqual((state.host, state.start_time, state.local), (None, None, None))
+
+    def test_a_pid_file_of_an_earlier_version_is_harmless(self):
+        sleeper = self.process(["sleep", "120"])
+        self.hold_pid_file("%d 1900000000\n" % sleeper.pid)
+        state = aws_login.refresher_state("default")
+        self.assertEqual((state.pid, state.next_at, state.alive, state.host, state.boot_id,
+                          state.start_time, state.role_arn, state.local),
+                         (sleeper.pid, 1900000000, True, None, None, None, None, None))
+        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
+        self.assertEqual((row["refresher_pid"], row["refresher_host"], row["refresher_local"]),
+                         (sleeper.pid, None, None))
+        run = self.logout()
+        self.assertIn("refresher (pid %d) cannot be proved to run here" % sleeper.pid,
+                      run.stderr)
+        self.assertIsNone(sleeper.poll())
+
+    def test_an_earlier_versions_file_naming_our_refresher_still_stops_it(self):
+        fake = self.fake_refresher()
+        self.hold_pid_file("%d 1900000000\n" % fake.pid)
+        self.assertEqual(self.stop()[0], fake.pid)
+        self.assertEqual(fake.wait(20), -signal.SIGKILL)    # it ignored SIGTERM
+        self.assertEqual(self.read(fake.marker).split(), ["%d" % signal.SIGTERM])
+
+    def test_only_a_process_started_when_the_file_says_and_running_our_refresher(self):
+        fake, other = self.fake_refresher(), self.fake_refresher("other")
+        sleeper = self.process(["sleep", "120"])
+        for pid, kw, why in [
+                (fake.pid, dict(host=self.OTHER_HOST), "runs on host %s, not here"
+                 % self.OTHER_HOST),
+                (fake.pid, dict(boot_id=str(uuid.uuid4())), "runs on another machine also "
+                 "named %s" % os.uname().nodename),
+                (fake.pid, dict(start_time=str(int(_start_ticks(fake.pid)) + 1)),
+                 "cannot be proved to run here"),
+                (other.pid, {}, "cannot be proved to run here"),
+                (sleeper.pid, {}, "cannot be proved to run here")]:
+            with self.subTest(why=why, pid=pid):
+                self.hold_pid_file(self.record(pid, **kw))
+                self.assertEqual(self.stop(), (None, "aws_login: warning: profile default's "
+                                               "refresher (pid %d) %s: it was not signalled; "
+                                               "it stops by itself within 30 s of finding its "
+                                               "credentials removed or replaced by another "
+                                               "role\n" % (pid, why)))
+                self.assertEqual((self.signals(fake), self.signals(other), sleeper.poll()),
+                                 ([], [], None))
+        self.hold_pid_file(self.record(fake.pid))
+        self.assertEqual(self.stop(), (fake.pid, ""))
+        self.assertEqual(fake.wait(20), -signal.SIGKILL)
+        self.assertEqual(self.read(fake.marker).split(), ["%d" % signal.SIGWINCH] * 5 +
+                         ["%d" % signal.SIGTERM])
+
+    def test_without_proc_ps_decides_and_nothing_is_killed(self):
+        ps = lambda pid, column: subprocess.check_output(
+            ["ps", "-o", column + "=", "-p", str(pid)]).decode().strip()
+        fake = self.fake_refresher()
+        self.addCleanup(setattr, aws_login, "PROC", aws_login.PROC)
+        aws_login.PROC = os.path.join(self.home, "no-proc")
+        lstart = ps(fake.pid, "lstart")
+        for text in ["%d 0\n" % fake.pid,                          # earlier version
+                     "%d 0\nhost %s\nstart_time %s\n" % (fake.pid, self.OTHER_HOST, lstart),
+                     "%d 0\nhost %s\nstart_time Thu Jan  1 00:00:00 2015\n"
+                     % (fake.pid, os.uname().nodename)]:
+            with self.subTest(text=text):
+                self.hold_pid_file(text)
+                self.assertIsNone(self.stop()[0])
+                self.assertEqual(self.signals(fake), [])
+        self.hold_pid_file("%d 0\nhost %s\nstart_time %s\n" % (fake.pid, os.uname().nodename,
+                                                             lstart))
+        self.assertEqual(self.stop(), (fake.pid, ""))
+        self.assertEqual(self.signals(fake), [signal.SIGTERM])      # and no SIGKILL
+        self.assertIsNone(fake.poll())
+
+    def test_this_hosts_refresher_records_where_it_runs_and_logout_stops_it(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        run = self.tool(["login", "--force"], terminal=False)
+        pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
+        with open(os.path.join(self.run_dir, "default.pid")) as f:
+            lines = f.read().splitlines()
+        self.assertRegex(lines[0], r"^%d \d{10}$" % pid)
+        self.assertEqual(lines[1:], ["host " + os.uname().nodename, "boot_id " + _boot_id(),
+                                     "start_time " + _start_ticks(pid), "role " + ADMIN])
+        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
+        self.assertEqual((row["refresher_pid"], row["refresher_host"], row["refresher_local"]),
+                         (pid, os.uname().nodename, True))
+        # an earlier version's file names the same process: /proc proves it ours
+        self.assertTrue(aws_login._may_signal(
+            aws_login.parse_pid_file(b"%d 0\n" % pid, True), "default"))
+        run = self.logout()
+        self.assertNotIn("warning", run.stderr)
+        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
+
+    def test_a_piped_refresher_is_known_by_its_open_pid_file(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        with open(SCRIPT, "rb") as f:
+            source = f.read()
+        run = self.tool(["login", "--force"], stdin=source, argv_prefix=[sys.executable, "-"],
+                        terminal=False)
+        pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            self.assertNotIn(b"_refresher_loop", f.read())
+        run = self.logout()
+        self.assertNotIn("warning", run.stderr)
+        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
+
+
+def _someone_waits_for(path):
+    """Whether a process waits for the flock on ``path`` (a "->" line in /proc/locks)."""
+    inode = ":%d " % os.stat(path).st_ino
+    with open("/proc/locks") as f:
+        return any("->" in line and inode in line for line in f)
+
+
+class LoginLockTest(LoginTestCase):
+    """One login of a profile at a time: a second one waits, says so once, then
+    sees what the first did; the refresher alive serves the credentials written."""
+
+    WAITING = "Another login of profile default is in progress; waiting for it to finish.\n"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="bob", factor="auto", password="bob-pass", refresh="true")
+        self.lock_path = os.path.join(self.home, ".aws-login", "cache", ".default.lock")
+
+    def hold(self, path):
+        """flock ``path`` (made 0600 if missing); returns the fd to close."""
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def in_thread(self, function, *args, **kw):
+        result = {}
+
+        def run():
+            try:
+                result["value"] = function(*args, **kw)
+            except BaseException as e:
+                result["error"] = e
+        thread = threading.Thread(target=run)
+        thread.daemon = True
+        thread.start()
+        return thread, result
+
+    def test_two_logins_at_once_leave_the_last_ones_refresher(self):
+        for trial in range(5):
+            with self.subTest(trial=trial):
+                started = [self.in_thread(self.tool, ["login", "--force", "--role-arn", role],
+                                          terminal=False) for role in (ADMIN, DEV)]
+                runs = {}
+                for role, (thread, result) in zip((ADMIN, DEV), started):
+                    thread.join(120)
+                    runs[role] = result.get("value", result.get("error"))
+                    self.assertEqual(getattr(runs[role], "code", None), 0, runs[role])
+                role = self.credentials()["aws_login_role_arn"]
+                other = DEV if role == ADMIN else ADMIN
+                match = re.search(r"A refresher \(pid (\d+)\) renews them", runs[role].stderr)
+                self.assertTrue(match, runs)
+                pid = int(match.group(1))
+                state = aws_login.refresher_state("default")
+                self.assertEqual((state.pid, state.alive, state.role_arn), (pid, True, role),
+                                 runs)
+                self.assertNotIn(_process_state(pid), (None, "Z"))
+                match = re.search(r"A refresher \(pid (\d+)\) renews them", runs[other].stderr)
+                self.assertTrue(match, runs)
+                self.assertTrue(_wait_for(
+                    lambda: _process_state(int(match.group(1))) in (None, "Z"), 10), runs)
+                self.assertLessEqual(sum(r.stderr.count(self.WAITING) for r in runs.values()),
+                                     1, runs)
+
+    def test_a_second_login_waits_says_so_once_then_sees_the_first(self):
+        lock = self.hold(self.lock_path)
+        try:
+            thread, result = self.in_thread(self.tool, ["login", "--role-arn", ADMIN],
+                                            terminal=False)
+            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
+            self.assertEqual((self.idp.requests, os.path.exists(self.credentials_file)),
+                             ([], False))
+            # meanwhile the first login writes the credentials, starts its refresher
+            aws_login.write_credentials("default", _fake_credentials(), ADMIN)
+            sleeper = subprocess.Popen(["sleep", "120"])
+            self.addCleanup(sleeper.wait)
+            self.addCleanup(sleeper.kill)
+            pid_file = os.path.join(self.home, ".aws-login", "run", "default.pid")
+            os.makedirs(os.path.dirname(pid_file), 0o700)
+            self.addCleanup(os.close, self.hold(pid_file))
+            self.write(pid_file, "%d 1900000000\n" % sleeper.pid)
+        finally:
+            os.close(lock)
+        thread.join(60)
+        run = result.get("value", result.get("error"))
+        self.assertEqual(getattr(run, "code", None), 0, run)
+        self.assertTrue(run.stderr.startswith(self.WAITING + "Already logged in to profile "
+                                              "default as %s" % ADMIN), run)
+        self.assertEqual(run.stderr.count(self.WAITING), 1)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_credential_process_renews_under_the_same_lock_quietly(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code, 0)
+        lock = self.hold(self.lock_path)
+        try:
+            thread, result = self.in_thread(self.tool, ["credential-process"], terminal=False)
+            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
+            self.assertEqual(self.idp.requests, [])
+        finally:
+            os.close(lock)
+        thread.join(60)
+        run = result.get("value", result.get("error"))
+        self.assertEqual((getattr(run, "code", None), run.stderr), (0, ""), run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"],
+                         self.sts.issued[-1]["AccessKeyId"])
+
+    def test_the_python_api_waits_too_even_in_another_thread_of_the_holder(self):
+        profile = aws_login.read_profile("default")
+        for call, stored in [
+                (lambda: aws_login.get_credentials("default", role_arn=DEV), DEV),
+                (lambda: aws_login.get_credentials("default", role_arn=ADMIN, store=False), DEV),
+                (lambda: aws_login.login(profile, role_arn=ADMIN)[0], ADMIN)]:
+            err = io.StringIO()
+            saved, sys.stderr = sys.stderr, err
+            try:
+                with aws_login._profile_lock("default"):        # held by this thread
+                    thread, result = self.in_thread(call)
+                    self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30),
+                                    result)
+                    self.assertEqual(result, {})
+                thread.join(60)
+            finally:
+                sys.stderr = saved
+            self.assertEqual(result["value"].access_key_id, self.sts.issued[-1]["AccessKeyId"])
+            self.assertEqual(self.credentials()["aws_login_role_arn"], stored)
+            self.assertEqual(err.getvalue(), self.WAITING)
+        self.assertEqual(os.stat(self.lock_path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.lock_path)).st_mode & 0o777, 0o700)
+
+    def test_the_refresher_starts_before_the_lock_goes(self):
+        seen = []
+
+        def start_refresher(*args):
+            fd = os.open(self.lock_path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("free")
+            except OSError:
+                seen.append("held")
+            finally:
+                os.close(fd)
+            return 4242
+        self.addCleanup(setattr, aws_login, "start_refresher", aws_login.start_refresher)
+        aws_login.start_refresher = start_refresher
+        err = io.StringIO()
+        saved, sys.stderr = sys.stderr, err
+        try:
+            aws_login._login_and_report(aws_login.read_profile("default"), DEV, False, False)
+        finally:
+            sys.stderr = saved
+        self.assertEqual(seen, ["held"])
+        self.assertIn("A refresher (pid 4242) renews them.", err.getvalue())
 
 
 class RenewalTimeTest(unittest.TestCase):
@@ -5246,7 +5672,7 @@ class RefresherProcessTest(LoginTestCase):
         self.assertNotEqual(pid, second)
         self.assertIn(_process_state(pid), (None, "Z"))
         self.assertNotIn(_process_state(second), (None, "Z"))
-        self.assertEqual(aws_login.refresher_state("default")[:1], (second,))
+        self.assertEqual(aws_login.refresher_state("default").pid, second)
 
     def test_exits_when_another_login_takes_another_role(self):
         self.idp.users["alice"]["roles"].append(DEV + "," + PROVIDER_A)

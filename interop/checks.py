@@ -340,7 +340,25 @@ def proc_stat(pid):
     except (OSError, IndexError):
         return None
     return {"state": fields[0], "ppid": int(fields[1]), "pgrp": int(fields[2]),
-            "sid": int(fields[3]), "tty_nr": int(fields[4])}
+            "sid": int(fields[3]), "tty_nr": int(fields[4]),
+            "starttime": fields[22 - 3]}      # clock ticks since boot
+
+
+def ns_pids(pid):
+    """``pid``'s number in each PID namespace it is in, outermost first (NSpid)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return [int(n) for n in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+def boot_id():
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        return f.read().strip()
 
 
 def proc_alive(pid):
@@ -459,7 +477,8 @@ class Home(object):
         return os.path.join(self.root, "run", profile + ".pid")
 
     def refresher(self, profile):
-        """(pid, next renewal epoch, locked) from the profile's pid file, or None."""
+        """(pid, next renewal epoch, locked, fields) from the profile's pid file, or
+        None; fields: host, boot_id, start_time, role (the lines after the first)."""
         import fcntl
         try:
             fd = os.open(self.pid_file(profile), os.O_RDONLY)
@@ -474,10 +493,11 @@ class Home(object):
                 locked = True
         finally:
             os.close(fd)
-        m = re.match(r"(\d+) (\d+)\n?$", text)
-        need(m is not None, "pid file %s is not 'PID NEXT_RENEWAL_EPOCH': %r"
-             % (self.pid_file(profile), text))
-        return int(m.group(1)), int(m.group(2)), locked
+        m = re.match(r"(\d+) (\d+)\n((?:(?:host|boot_id|start_time|role) [ -~]+\n)*)$", text)
+        need(m is not None, "pid file %s is not 'PID NEXT_RENEWAL_EPOCH' and 'KEY VALUE' "
+             "lines: %r" % (self.pid_file(profile), text))
+        fields = dict(line.split(" ", 1) for line in m.group(3).splitlines())
+        return int(m.group(1)), int(m.group(2)), locked, fields
 
     def owns(self, pid):
         return proc_env(pid).get("AWSCLI_LOGIN_ROOT") == self.dir
@@ -1266,6 +1286,10 @@ def tool_13_refresher(py):
     pid = refresher_pid_from(t)
     state = need_refresher(home, "p13", pid)
     need_detached(pid, home, t)
+    # which process on which machine: logout signals only that one
+    want = {"host": os.uname().nodename, "boot_id": boot_id(),
+            "start_time": proc_stat(pid)["starttime"], "role": "arn:aws:iam::123456789012:role/Admin"}
+    need(state[3] == want, "pid file fields %r, expected %r" % (state[3], want))
     expires = iso_epoch(creds_value(home, "p13", "aws_login_expiration") or "")
     # alice's session is 3600 s: renewal 20 minutes before expiry
     need(abs(state[1] - (expires - 1200)) <= 5, "next renewal at %d, expected %d (20 min before "
@@ -2127,6 +2151,114 @@ def check_fuzz():
         raise CheckFailed(summary, *detail)
     return summary
 
+OTHER_HOST = "interop-other-host"
+
+# pid 1 of the other "host" (a new UTS + PID namespace, /proc of its own):
+# names itself, steers its next pids so that the refresher (the login's
+# grandchild: sh forks python, python forks, that forks) gets the pid of the
+# decoy outside, logs in, then waits, out of the way, until the refresher
+# has removed its pid file (the namespace ends with its pid 1).
+OTHER_HOST_SH = r"""
+host=$1 decoy=$2 py=$3 tool=$4 pw=$5 out=$6 err=$7 rc=$8 pidfile=$9
+hostname "$host" || exit 90
+echo $((decoy - 3)) > /proc/sys/kernel/ns_last_pid 2>/dev/null
+"$py" "$tool" --profile p21 login --password-stdin < "$pw" > "$out" 2> "$err"
+echo $? > "$rc"
+exec </dev/null >/dev/null 2>&1
+while [ -e "$pidfile" ]; do sleep 0.2; done
+"""
+
+
+def tool_21_two_hosts(py):
+    """A home shared with another host: login (with its refresher) runs in another
+    UTS + PID namespace, named interop-other-host; `logout` here signals nothing
+    (a decoy process here has the pid the pid file names), says where the
+    refresher runs and removes the credentials; the refresher there stops by
+    itself within its 30 s slice."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        raise Skip("needs root and unshare(1) for a second UTS + PID namespace")
+    home = Home("t21", py)
+    configure_flags(home, "p21", IDP_A, "alice", "--factor", "auto")
+    os.makedirs(home.root, 0o700, exist_ok=True)
+    files = dict((name, os.path.join(home.dir, name)) for name in ("pw", "out", "err", "rc"))
+    fd = os.open(files["pw"], os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"alice-pass\n")
+    os.close(fd)
+    decoy = subprocess.Popen(["sleep", "600"], env={"PATH": "/usr/bin:/bin"},
+                             start_new_session=True)
+    other = None
+    try:
+        other = subprocess.Popen(
+            ["unshare", "--uts", "--pid", "--fork", "--mount-proc", "sh", "-c", OTHER_HOST_SH,
+             "sh", OTHER_HOST, str(decoy.pid), py, TOOL, files["pw"], files["out"],
+             files["err"], files["rc"], home.pid_file("p21")],
+            env=home.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.time() + 90
+        while not (home.read(files["rc"]) or b"").strip():
+            if other.poll() is not None:
+                raise CheckFailed("the other host's shell exited %s before the login ended"
+                                  % other.returncode, other.stderr.read().decode())
+            need(time.time() < deadline, "the login on the other host did not end in 90 s")
+            time.sleep(0.1)
+        err = (home.read(files["err"]) or b"").decode()
+        need(home.read(files["rc"]).strip() == b"0", "login on the other host: exit %s"
+             % home.read(files["rc"]).decode().strip(), err)
+        m = re.search(REFRESHER_RX, err)
+        need(m is not None, "the other host's login started no refresher", err)
+        pid = int(m.group(1))       # its pid there
+        state = home.refresher("p21")
+        need(state is not None and state[0] == pid and state[2],
+             "pid file %r, the login said pid %d" % (state, pid))
+        need(state[3].get("host") == OTHER_HOST and state[3].get("boot_id") == boot_id()
+             and state[3].get("start_time", "").isdigit()
+             and state[3].get("role") == "arn:aws:iam::123456789012:role/Admin",
+             "pid file fields %r" % (state[3],))
+        outer = [p for p in _pids() if home.owns(p) and ns_pids(p)[1:] == [pid]]
+        need(len(outer) == 1 and "_refresher_loop" in proc_cmdline(outer[0]),
+             "the refresher (pid %d on the other host) is not seen here: %r" % (pid, outer))
+        arranged = pid == decoy.pid
+        row = status_row(home, "p21")
+        need((row["refresher_pid"], row["refresher_alive"], row["refresher_host"],
+              row["refresher_local"]) == (pid, True, OTHER_HOST, False),
+             "status here", json.dumps(row, indent=1))
+
+        t = home.run_tool("--profile", "p21", "logout")
+        stopped_at = time.time()
+        need(t.rc == 0, "logout exit %s" % t.rc, t.transcript())
+        need("Logged out of profile p21." in t.stderr, "logout did not say it logged out",
+             t.transcript())
+        need("refresher (pid %d) runs on host %s, not here: it was not signalled" % (
+            pid, OTHER_HOST) in t.stderr, "logout did not name the other host", t.transcript())
+        need(proc_alive(decoy.pid), "the decoy (pid %d here) was killed" % decoy.pid)
+        need(creds_section(home, "p21") is None, "section still there after logout")
+
+        log = os.path.join(home.root, "log", "p21.log")
+        while proc_alive(outer[0]) or os.path.exists(home.pid_file("p21")):
+            need(time.time() - stopped_at < 45, "the refresher on the other host still runs "
+                 "45 s after logout (its slice is 30 s)", (home.read(log) or b"").decode())
+            time.sleep(0.2)
+        waited = time.time() - stopped_at
+        text = (home.read(log) or b"").decode()
+        need(re.search(r"p21\[%d\] profile p21 was logged out; stopping" % pid, text),
+             "the refresher did not stop by itself (signalled?)", text)
+        need(proc_alive(decoy.pid), "the decoy (pid %d here) was killed" % decoy.pid)
+        try:
+            other.wait(10)
+        except subprocess.TimeoutExpired:
+            raise CheckFailed("the other host's pid 1 did not end after the refresher")
+        return "refresher pid %d on %s %s; stopped by itself %.0f s after logout" % (
+            pid, OTHER_HOST, "= the decoy's pid here, which lives" if arranged
+            else "(no decoy at that pid: %d)" % decoy.pid, waited)
+    finally:
+        for proc in (decoy, other):
+            if proc is not None and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                proc.wait()
+
 
 def tool_checks(py):
     ver = python_version(py)
@@ -2161,6 +2293,8 @@ def tool_checks(py):
          tool_19_role_chaining),
         ("20 exec -- aws / sh (exit status passes through); eval \"$(env)\"; aws",
          tool_20_exec_env),
+        ("21 two hosts (UTS + PID namespace): logout here signals nothing; the refresher "
+         "there stops by itself", tool_21_two_hosts),
     ]:
         run_check("tool py%s: %s" % (ver, name), fn, py)
 
