@@ -3400,13 +3400,13 @@ def stop_refresher(name, wait=2.0):
     Another live refresher is left alone with a warning: it stops by itself
     within REFRESH_SLICE of finding its credentials gone.  Returns the pid
     stopped, or None."""
-    import signal
     state = refresher_state(name)
     if not state or not state.alive:
         return None
     if not _may_signal(state, name):
         warn(_left_running(name, state))
         return None
+    import signal
     try:
         os.kill(state.pid, signal.SIGTERM)
     except OSError:
