@@ -2338,6 +2338,104 @@ def check_awscli_plugin():
     return "aws login / login configure / logout through AWS CLI v1"
 
 
+def _throwaway_aws(name, flags=""):
+    """An AWS CLI v1 in a throwaway venv of its own: its `aws` script runs the
+    venv's Python (with ``flags``), which finds awscli and its packages in the
+    interop venv through a .pth file (nothing of ours on its path, no
+    PYTHONPATH).  Returns (aws script, the venv's site-packages)."""
+    base = os.path.join(os.path.dirname(AWS), "python")
+    venv = os.path.join(STATE, name)
+    subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
+    python = os.path.join(venv, "bin", "python")
+    site = subprocess.check_output([python, "-c", "import sysconfig;print(sysconfig.get_paths()"
+                                    "['purelib'])"]).decode().strip()
+    shared = subprocess.check_output([base, "-c", "import awscli,os;print(os.path.dirname("
+                                      "os.path.dirname(awscli.__file__)))"]).decode().strip()
+    with open(os.path.join(site, "interop-awscli.pth"), "w") as f:
+        f.write(shared + "\n")
+    aws = os.path.join(venv, "bin", "aws")
+    with open(aws, "w") as f:
+        f.write("#!%s%s\nimport sys\nsys.path.append(%r)\nfrom awscli.clidriver import main\n"
+                "sys.exit(main())\n" % (python, " " + flags if flags else "", shared))
+    os.chmod(aws, 0o755)
+    return aws, site
+
+
+def check_plugin_enable():
+    """`plugin enable` the way a user arrives (issue 12): no PYTHONPATH, a fresh
+    HOME, the real AWS CLI v1 in a throwaway venv.  Then `aws login` (TLS
+    refused without a CA; `aws --ca-bundle CA login` works), `aws sts
+    get-caller-identity`, an awscli-login config with `factor = off` and
+    `duration = 0` that asks only the password, `plugin disable` restoring
+    ~/.aws/config byte for byte (with no `aws` on PATH), and an AWS CLI whose
+    Python cannot import the module (-S: its site-packages are not on its path)
+    left as it was."""
+    py = PYTHONS[-1]
+    aws, site = _throwaway_aws("plugin-venv")
+    home = Home("plugin-enable", py)
+    before = b"# mine\n[default]\nregion = us-east-1\n"
+    home.write(home.awsconf, before)
+    t = home.run_tool("--profile", "pe", "configure", "--ecp-endpoint-url", IDP_A,
+                      "--username", "alice", "--factor", "auto")
+    need(t.rc == 0, "configure: exit %s" % t.rc, t.transcript())
+    p = tool_plain(home, "plugin", "enable", "--aws", aws)
+    need(p.rc == 0, "plugin enable: exit %s" % p.rc, p.transcript())
+    module = os.path.join(site, "aws_login.py")
+    need(os.path.isfile(module), "plugin enable put no aws_login.py in %s" % site, p.transcript())
+    p = run_plain([aws, "--version"], home.env)
+    need(p.rc == 0, "aws --version after enable: exit %s" % p.rc, p.transcript())
+    # the IdP's CA is not in the profile: --ca-bundle, a global option of the AWS CLI
+    t = Terminal([aws, "--profile", "pe", "login", "--no-refresh"], home.env)
+    seen = t.interact(answers_for(password="alice-pass"), timeout=90)
+    t.wait()
+    need(t.rc == 8 and "not trusted" in t.stderr and not seen,
+         "aws login without the CA: exit %s, prompts %r (want 8, none)" % (t.rc, seen),
+         t.transcript())
+    t = Terminal([aws, "--ca-bundle", CA, "--profile", "pe", "login", "--no-refresh"], home.env)
+    seen = t.interact(answers_for(password="alice-pass"), timeout=90)
+    t.wait()
+    need(t.rc == 0 and seen == ["password"], "aws --ca-bundle CA login: exit %s, prompts %r"
+         % (t.rc, seen), t.transcript())
+    p = run_plain([aws, "sts", "get-caller-identity", "--profile", "pe", "--output", "json"],
+                  home.env)
+    need(p.rc == 0 and json.loads(p.stdout)["Arn"] == ALICE_ARN,
+         "aws sts get-caller-identity: exit %s" % p.rc, p.transcript())
+    # awscli-login 1.0's own defaults: duration = 0 (not set), factor = off (no Duo)
+    home.write(os.path.join(home.root, "config"),
+               home.read(os.path.join(home.root, "config")) +
+               ("\n[pe2]\necp_endpoint_url = %s\nusername = alice\nenable_keyring = False\n"
+                "factor = off\nrole_arn = \nduration = 0\n" % IDP_A).encode())
+    before_records = records()
+    t = Terminal([aws, "--ca-bundle", CA, "--profile", "pe2", "login", "--no-refresh"],
+                 home.env)
+    seen = t.interact(answers_for(password="alice-pass"), timeout=90)
+    t.wait()
+    need(t.rc == 0 and seen == ["password"], "awscli-login config (factor off, duration 0): "
+         "exit %s, prompts %r" % (t.rc, seen), t.transcript())
+    sent = new_records(before_records, "AssumeRoleWithSAML")
+    # none from the profile: only the assertion's SessionDuration (alice: 3600) may go
+    need(sent and all(r["form"].get("DurationSeconds") in (None, "3600") for r in sent),
+         "duration = 0 reached STS as a duration", json.dumps(sent)[:2000])
+    # disable never runs aws: no aws on PATH
+    p = tool_plain(home, "plugin", "disable", env=dict(home.env, PATH="/nonexistent"))
+    need(p.rc == 0, "plugin disable: exit %s" % p.rc, p.transcript())
+    need(home.read(home.awsconf) == before, "plugin disable did not restore ~/.aws/config "
+         "byte for byte", repr(home.read(home.awsconf)))
+    need(not os.path.exists(module), "plugin disable left %s" % module)
+    # an AWS CLI whose Python cannot take the module
+    broken, broken_site = _throwaway_aws("plugin-venv-nosite", flags="-S")
+    p = tool_plain(home, "plugin", "enable", "--aws", broken)
+    need(p.rc == 3 and "undone" in p.stderr and len(p.stderr.strip().splitlines()) == 1,
+         "enable against an AWS CLI that cannot import it: exit %s" % p.rc, p.transcript())
+    need(home.read(home.awsconf) == before, "a failed enable changed ~/.aws/config",
+         repr(home.read(home.awsconf)))
+    need(not os.path.exists(os.path.join(broken_site, "aws_login.py")),
+         "a failed enable left the module behind")
+    p = run_plain([broken, "--version"], home.env)
+    need(p.rc == 0, "aws --version after the failed enable: exit %s" % p.rc, p.transcript())
+    return "enable, aws login (--ca-bundle), get-caller-identity, factor=off, disable, rollback"
+
+
 def check_pip_install():
     """`pip install .` in a fresh venv gives an `aws-login` command; the module stays
     one file and nothing else is installed with it."""
@@ -2435,6 +2533,8 @@ def _main():
             continue
         tool_checks(py)
     run_check("plugin: AWS CLI v1 with plugins.login = aws_login", check_awscli_plugin)
+    run_check("plugin enable/disable: throwaway venv, no PYTHONPATH, --ca-bundle, factor=off, "
+              "rollback", check_plugin_enable)
     run_check("pip: pip install . in a fresh venv gives aws-login", check_pip_install)
     run_check("fuzz: atheris on parse_ecp_answer + parse_sts_answer (%d s, live seeds)"
               % FUZZ_SECONDS, check_fuzz)
