@@ -359,8 +359,9 @@ def check_factor(value):
 
 def _role_arn_match(value):
     import re
-    return re.match(r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/([\w+=,.@/-]{1,512})$",
-                    value)
+    # ASCII: a Python \w or \d also takes letters and digits of every script
+    return re.fullmatch(r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/([\w+=,.@/-]{1,512})",
+                        value, flags=re.ASCII)
 
 
 def check_role_arn(value):
@@ -398,7 +399,7 @@ def check_duration(value):
 def check_region(value):
     import re
     region = value.strip()
-    if not re.match(r"[a-z]{2}(-[a-z]+)+-\d{1,2}$", region):
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", region, flags=re.ASCII):
         raise ConfigError("region %r is not an AWS region name (like us-east-1)" % value)
     return region
 
@@ -412,7 +413,7 @@ def check_ca_bundle(value):
 
 def check_external_id(value):
     import re
-    if not re.match(r"[\w+=,.@:/-]{2,1224}$", value.strip()):
+    if not re.fullmatch(r"[\w+=,.@:/-]{2,1224}", value.strip(), flags=re.ASCII):
         raise ConfigError("%r is not a valid external ID" % value)
     return value.strip()
 
@@ -1377,9 +1378,9 @@ def parse_role_value(value):
     parts = [p.strip() for p in value.split(",")]
     if len(parts) != 2:
         return None
-    provider_re = r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):saml-provider/[\w+=,.@-]{1,128}$"
+    provider_re = r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):saml-provider/[\w+=,.@-]{1,128}"
     for role, provider in (parts, parts[::-1]):
-        r, p = _role_arn_match(role), re.match(provider_re, provider)
+        r, p = _role_arn_match(role), re.fullmatch(provider_re, provider, flags=re.ASCII)
         if r and p and r.group(1) == p.group(1) and r.group(2) == p.group(2):
             return Role(role, provider)
     return None
@@ -2743,7 +2744,7 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, d
 
 def _session_name(name):
     import re
-    cleaned = re.sub(r"[^\w+=,.@-]", "-", name or "aws_login")[:64]
+    cleaned = re.sub(r"[^\w+=,.@-]", "-", name or "aws_login", flags=re.ASCII)[:64]
     return cleaned if len(cleaned) >= 2 else "aws_login"
 
 

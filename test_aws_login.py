@@ -2814,6 +2814,78 @@ def _parse_suite_request(text):
     return method, path, dict((k, ",".join(v)) for k, v in headers.items()), body.encode()
 
 
+class GuardTest(LoginTestCase):
+    """Guards a mutation trial found unguarded: each test fails if its guard is
+    made a no-op or loosened."""
+
+    def test_a_killed_writers_temp_files_are_removed_but_a_live_ones_kept(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        folder = os.path.dirname(self.credentials_file)
+        os.makedirs(folder)
+        stale = os.path.join(folder, ".credentials.dead.tmp")
+        young = os.path.join(folder, ".credentials.live.tmp")
+        other = os.path.join(folder, ".config.dead.tmp")
+        for path in (stale, young, other):
+            self.write(path, "aws_secret_access_key = leaked\n")
+        for path in (stale, other):
+            os.utime(path, (time.time() - 120, time.time() - 120))
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertFalse(os.path.exists(stale))
+        self.assertTrue(os.path.exists(young))      # a writer may still be busy with it
+        self.assertTrue(os.path.exists(other))      # another file's
+
+    @unittest.skipUnless(os.getuid() == 0, "needs root to make a file another user's")
+    def test_a_cache_another_user_owns_is_never_read(self):
+        aws_login.write_cache("default", _fake_credentials(1), ADMIN)
+        self.assertIsNotNone(aws_login.read_cache("default"))
+        os.chown(aws_login.cache_path("default"), 4242, 4242)
+        self.assertIsNone(aws_login.read_cache("default"))
+        run = self.tool(["credential-process"], terminal=False)
+        self.assertNotIn(_fake_credentials(1).secret_access_key, run.stdout)
+
+    def test_session_names_are_cleaned_for_sts(self):
+        clean = aws_login._session_name
+        self.assertEqual(clean("alice"), "alice")
+        self.assertEqual(clean("jos\u00e9 m\u00fcller/x"), "jos--m-ller-x")
+        self.assertEqual(clean("a" * 100), "a" * 64)
+        self.assertEqual(clean("x"), "aws_login")
+        self.assertEqual(clean(None), "aws_login")
+        self.assertEqual(clean("a=b,c.d@e-f+g_h"), "a=b,c.d@e-f+g_h")
+
+    def test_arns_and_regions_are_ascii(self):
+        digits = "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662"
+        for bad in ("arn:aws:iam::%s:role/Admin" % digits, "arn:aws:iam::123456789012:role/\u00e9",
+                    ADMIN + "\n"):
+            self.assertIsNone(aws_login._role_arn_match(bad), repr(bad))
+        self.assertIsNone(aws_login.parse_role_value(
+            ADMIN + ",arn:aws:iam::123456789012:saml-provider/\u00e9"))
+        self.assertEqual(aws_login.parse_role_value(ADMIN + "," + PROVIDER_A),
+                         aws_login.Role(ADMIN, PROVIDER_A))
+        self.assertRaises(aws_login.ConfigError, aws_login.check_region, "us-east-\u0661")
+        self.assertEqual(aws_login.check_region("us-east-1"), "us-east-1")
+
+    def test_external_ids_are_checked(self):
+        for bad in ("x", "has space", "semi;colon", "\u00e9t\u00e9", "a" * 1225, "new\nline"):
+            with self.assertRaises(aws_login.ConfigError, msg=repr(bad)):
+                aws_login.check_external_id(bad)
+        for good in ("ab", "id-123_x+=,.@:/", "a" * 1224):
+            self.assertEqual(aws_login.check_external_id(good), good)
+
+    def test_a_menu_number_past_the_last_is_asked_again(self):
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        run = self.tool(["login"], [("Selection", "3"), ("Please enter a number from 0 to 2",
+                                                         "2")])
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.sts.requests[-1]["form"]["RoleArn"], READONLY)    # the last
+
+    def test_a_chained_role_refused_gets_its_own_advice(self):
+        advice = aws_login._sts_advice("AccessDenied", "not authorized", "AssumeRole")
+        self.assertIn("chain_external_id", advice)
+        self.assertIn("trust policy", advice)
+        self.assertNotEqual(advice, aws_login._sts_advice("AccessDenied", "x",
+                                                          "AssumeRoleWithSAML"))
+
+
 class SigV4OrderTest(unittest.TestCase):
     def test_query_is_sorted_after_encoding(self):
         canonical, _ = aws_login.canonical_request("GET", "https://sts.amazonaws.com/?Z=1&%5B=2&a=",
