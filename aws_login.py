@@ -127,7 +127,14 @@ class NoTerminalError(AwsLoginError):
 
 
 class InteractionRequired(NoTerminalError):
-    """Renewing needs a person (the IdP session ended and no password is stored)."""
+    """Renewing needs a person (the IdP session ended and no password is stored).
+
+    ``reason`` is what is missing, without the hint of what to run: a
+    terminal that can ask right away says only that."""
+
+    def __init__(self, message, reason=None):
+        NoTerminalError.__init__(self, message)
+        self.reason = reason or message
 
 
 class CommandNotFoundError(AwsLoginError):
@@ -576,7 +583,7 @@ class Terminal(object):
         while True:
             chunk = os.read(self._fd, 1024)
             if not chunk:
-                raise AwsLoginError("input ended before an answer was given")
+                raise NoTerminalError("the terminal closed before an answer was given")
             chunks.append(chunk)
             if chunk.endswith(b"\n"):
                 return b"".join(chunks).decode("utf-8", "replace").rstrip("\r\n")
@@ -2486,11 +2493,11 @@ def clear_refused(profile, source):
 def _refused_error(profile, source, refusal=None):
     """InteractionRequired for a stored password refused now (``refusal``, the
     AuthenticationError) or earlier."""
-    return InteractionRequired(
-        "the IdP refused the password stored in %s%s, so it is not sent again until you "
-        "log in (repeated refusals can lock the account): %s%s"
-        % (_stored_where(profile, source), "" if refusal else " earlier",
-           run_hint(profile.name), "; %s" % refusal if refusal else ""))
+    reason = ("the IdP refused the password stored in %s%s, so it is not sent again until "
+              "you log in (repeated refusals can lock the account)"
+              % (_stored_where(profile, source), "" if refusal else " earlier"))
+    return InteractionRequired("%s: %s%s" % (reason, run_hint(profile.name),
+                                             "; %s" % refusal if refusal else ""), reason)
 
 
 def _person_password_worked(profile, username, password):
@@ -2627,8 +2634,7 @@ def _password_login(session, profile, terminal, interactive=True):
     username = session.username
     what = "the password of %s" % keyring_user(profile, username)
     need_person = ("the IdP session of %s has ended and no password is stored (see "
-                   "enable_keyring): %s" % (keyring_user(profile, username),
-                                            run_hint(profile.name)))
+                   "enable_keyring)" % keyring_user(profile, username))
     password, source = profile.password, getattr(profile, "password_source", "profile")
     if password is None:
         password, source = keyring_get(profile, username), "keyring"
@@ -2641,7 +2647,8 @@ def _password_login(session, profile, terminal, interactive=True):
         password = None
     if password is None:
         if not interactive:
-            raise InteractionRequired(need_person)
+            raise InteractionRequired("%s: %s" % (need_person, run_hint(profile.name)),
+                                      need_person)
         password, source = terminal.secret("Password: ", what), "prompt"
     # Unset and nobody to ask (a pipe, CI): auto, as awscli-login does.
     factor = profile.factor or (_ask_factor(terminal) if interactive and terminal.available()
@@ -2649,8 +2656,9 @@ def _password_login(session, profile, terminal, interactive=True):
     passcode = profile.passcode
     if factor == "passcode" and not passcode:
         if not interactive:
-            raise InteractionRequired("the Duo factor of profile %s is passcode, which needs "
-                                      "a person: %s" % (profile.name, run_hint(profile.name)))
+            reason = "the Duo factor of profile %s is passcode, which needs a person" % (
+                profile.name)
+            raise InteractionRequired("%s: %s" % (reason, run_hint(profile.name)), reason)
         passcode = terminal.secret("Code: ", "the Duo passcode")
     try:
         saml = session.authenticate(password, factor, passcode)
@@ -3177,8 +3185,7 @@ def _renew_for_process(name, cached):
         if not terminal.available():
             raise
         # botocore swallows our stderr: say it where the person is looking.
-        terminal.tell("aws_login: profile %s needs you to log in again (%s)"
-                      % (name, str(e).split(":")[0]))
+        terminal.tell("aws_login: profile %s needs you to log in again (%s)" % (name, e.reason))
         credentials, _ = login(profile, terminal, role_arn=role_arn, mode="process")
     return credential_process_json(credentials)
 
@@ -4177,7 +4184,10 @@ def configure(name, terminal=None, values=None):
     update_file(path, lambda old: ini_set_options(old, name, text))
     if set(checked) & {"role_arn", "chain_role_arn", "ecp_endpoint_url", "username"}:
         if read_cache(name) is not None:
-            os.unlink(cache_path(name))     # it holds credentials for the old settings
+            try:
+                os.unlink(cache_path(name))     # it holds credentials for the old settings
+            except FileNotFoundError:
+                pass                            # another process was quicker
     if mode:
         set_mode(name, mode)
     elif profile_mode(name) == "process":
