@@ -23,19 +23,21 @@ import time
 
 __version__ = "0.1.0"
 
+# The API for vendoring (README, "From Python"); every other name may change.
 __all__ = [
-    "AwsLoginError", "UsageError", "ConfigError", "AuthenticationError",
-    "IdPError", "RoleError", "STSError", "NetworkError",
-    "CredentialsFileError", "NotLoggedInError", "NoTerminalError", "InteractionRequired",
-    "CommandNotFoundError", "sign_request", "get_caller_identity", "assume_role",
-    "stored_credentials", "console_url", "env_lines", "get_credentials",
-    "cached_credentials", "awscli_initialize",
-    "Profile", "Role", "Credentials", "SamlAnswer", "Terminal",
-    "read_profile", "build_authn_request", "parse_ecp_answer",
-    "parse_role_value", "choose_role", "sts_endpoint",
-    "assume_role_with_saml", "parse_sts_answer", "ini_replace_section",
-    "ini_remove_section", "ini_set_options", "write_credentials",
-    "remove_credentials", "login", "logout", "configure", "main",
+    # log in and get credentials
+    "get_credentials", "cached_credentials", "login", "logout", "configure",
+    "read_profile", "stored_credentials",
+    # use them
+    "sign_request", "get_caller_identity", "assume_role", "console_url", "env_lines",
+    # the records these take and give
+    "Profile", "Credentials", "Role", "Terminal",
+    # errors
+    "AwsLoginError", "UsageError", "ConfigError", "AuthenticationError", "IdPError",
+    "RoleError", "STSError", "NetworkError", "CredentialsFileError", "NotLoggedInError",
+    "NoTerminalError", "InteractionRequired", "CommandNotFoundError",
+    # entry points
+    "main", "awscli_initialize",
 ]
 
 
@@ -2756,13 +2758,23 @@ def _session_name(name):
     return cleaned if len(cleaned) >= 2 else "aws_login"
 
 
-def login(profile, terminal=None, role_arn=None, force=False, interactive=True, mode=None,
-          deadline=None):
-    """Log ``profile`` in and store the credentials where its mode says.
+def _as_profile(profile, require_endpoint=True):
+    """A Profile from what the API takes: a Profile, a name, or None (AWS_PROFILE,
+    AWS_DEFAULT_PROFILE, else default)."""
+    if isinstance(profile, Profile):
+        return profile
+    return read_profile(profile_name(profile), require_endpoint)
+
+
+def login(profile=None, terminal=None, role_arn=None, force=False, interactive=True,
+          mode=None, deadline=None):
+    """Log ``profile`` (a Profile, or its name) in and store the credentials
+    where its mode says.
 
     ``file`` mode writes the shared credentials file, ``process`` mode the
     credential_process cache.  Returns (Credentials, Role).  Nothing is
     written unless every step succeeded.  One login of a profile at a time."""
+    profile = _as_profile(profile)
     with _login_lock(profile.name):
         mode = mode or profile_mode(profile.name)
         if mode == "file":
@@ -2778,9 +2790,16 @@ def login(profile, terminal=None, role_arn=None, force=False, interactive=True, 
         return credentials, role
 
 
-def logout(name, all_profiles=False, forget=False, force=False, profile=None):
-    """Stop the refresher, remove credentials and cache (and with ``forget`` the IdP
-    session).  Returns (profiles logged out, IdP sessions forgotten)."""
+def logout(profile=None, all_profiles=False, forget=False, force=False):
+    """Stop the refresher, remove credentials and cache of ``profile`` (a Profile,
+    or its name), and with ``forget`` the IdP session.  Returns (profiles logged
+    out, IdP sessions forgotten)."""
+    if isinstance(profile, Profile):
+        name = profile.name
+    else:
+        name = profile_name(profile)
+        profile = read_profile(name, require_endpoint=False) if forget and not all_profiles \
+            else None
     names = ([_unquote_name(n[:-4]) for n in _listdir(run_dir()) if n.endswith(".pid")]
              if all_profiles else [name])
     for each in names:
@@ -4132,11 +4151,13 @@ def _awscli_subcommands(command_table, session, **kwargs):
     command_table["configure"] = configure_command(session)
 
 
-def configure(name, terminal=None, values=None):
-    """Set a profile's options: from ``values`` (flags) or by asking, awscli-login style.
+def configure(profile=None, terminal=None, values=None):
+    """Set the options of ``profile`` (a Profile, or its name): from ``values``
+    (flags) or by asking, awscli-login style.
 
     Returns the options set; ``mode`` among them puts the profile in file or
     process mode."""
+    name = profile.name if isinstance(profile, Profile) else profile_name(profile)
     path = config_path()
     parser = _parse_ini(_read_text(path) or "", path)
     # Raw values: one bad old value must not keep the user from fixing it here.
@@ -4635,10 +4656,7 @@ def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
 
 
 def _cmd_logout(args):
-    profile = None
-    if args.forget and not args.all:
-        profile = read_profile(args.profile, require_endpoint=False)
-    removed, forgotten = logout(args.profile, args.all, args.forget, args.force, profile)
+    removed, forgotten = logout(args.profile, args.all, args.forget, args.force)
     for name in removed:
         sys.stderr.write("Logged out of profile %s.\n" % name)
     if forgotten:

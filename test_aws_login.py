@@ -4703,12 +4703,33 @@ class PythonApiTest(LoginTestCase):
         self.assertEqual(aws_login.get_credentials(password=PASSWORD, store=False)
                          .access_key_id, self.sts.issued[-1]["AccessKeyId"])
 
-    def test_all_lists_the_api(self):
-        for name in ("get_credentials", "cached_credentials", "Credentials", "AwsLoginError",
-                     "InteractionRequired", "login", "logout", "awscli_initialize"):
-            self.assertIn(name, aws_login.__all__)
+    def test_all_lists_the_api_and_the_readme_documents_exactly_it(self):
         for name in aws_login.__all__:
             self.assertTrue(hasattr(aws_login, name), name)
+        self.assertEqual(len(set(aws_login.__all__)), len(aws_login.__all__))
+        with open(os.path.join(HERE, "README.md")) as f:
+            readme = f.read()
+        section = readme.split("### From Python (vendoring)")[1].split("\n## ")[0]
+        documented = set()
+        for row in section.splitlines():
+            if row.startswith("| `"):
+                documented.update(re.findall(r"`(\w+)[(`]", row.split(" | ")[0]))
+        self.assertEqual(documented, set(aws_login.__all__))
+
+    def test_login_logout_and_configure_take_a_profile_or_its_name(self):
+        self.configure("api", username="alice", factor="auto", password=PASSWORD)
+        profile = aws_login.read_profile("api")
+        for which in (profile, "api"):
+            credentials, role = aws_login.login(which, aws_login.Terminal(None),
+                                                interactive=False, mode="file")
+            self.assertEqual(self.credentials("api")["aws_access_key_id"],
+                             credentials.access_key_id)
+            self.assertEqual(aws_login.logout(which, forget=True)[0], ["api"])
+            self.assertIsNone(self.credentials("api"))
+        aws_login.configure(profile, values={"region": "eu-west-1"})
+        aws_login.configure("api", values={"duration": "3600"})
+        self.assertEqual((aws_login.read_profile("api").region,
+                          aws_login.read_profile("api").duration), ("eu-west-1", 3600))
 
     def test_import_from_elsewhere_writes_opens_and_starts_nothing(self):
         probe = (
