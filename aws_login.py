@@ -179,7 +179,8 @@ PARTITIONS = {
                    "us-gov-west-1"),
 }
 REGION_PREFIX = {"aws-cn": "cn-", "aws-us-gov": "us-gov-"}
-# partition -> (federation endpoint, console) for the sign-in URL (PROTOCOL §4)
+# partition -> (federation endpoint, console): the sign-in URL is built from a
+# getSigninToken call to the partition's federation endpoint
 CONSOLES = {
     "aws": ("https://signin.aws.amazon.com/federation", "https://console.aws.amazon.com/"),
     "aws-cn": ("https://signin.amazonaws.cn/federation", "https://console.amazonaws.cn/"),
@@ -1323,7 +1324,9 @@ def _xml_attribute(value):
 
 
 def build_authn_request(acs_url, request_id, issue_instant):
-    """The SOAP envelope holding the AuthnRequest we send on AWS's behalf (PROTOCOL §1)."""
+    """The SOAP envelope holding the AuthnRequest we send on AWS's behalf: PAOS
+    binding, AWS's sign-in URL as the ACS, urn:amazon:webservices as the issuer
+    (SAML ECP profile, section 4.2.4)."""
     quoteattr = _xml_attribute
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -1510,7 +1513,7 @@ def _response_bytes(body, span):
     """The samlp:Response's original bytes, from _scan_xml's span of it.
 
     STS checks the IdP's XML signature on what it receives; re-serialising
-    with ElementTree renames prefixes and breaks it (PROTOCOL §2).  So we cut
+    with ElementTree renames prefixes and breaks it.  So we cut
     the element's original bytes and add only the namespace declarations it
     inherits from the envelope (exclusive C14N renders those the same way)."""
     start_at, end_at = span["start"], span["end"]
@@ -1644,7 +1647,7 @@ def read_aliases():
 
 
 def role_menu(roles, aliases=None, chain_role_arn=None):
-    """The seed's menu, grouped by account: (lines, roles in menu order)."""
+    """awscli-login's menu, grouped by account: (lines, roles in menu order)."""
     groups = []
     for role in roles:
         key = (role.partition, role.account)
@@ -3054,7 +3057,8 @@ def _cached_answer_code(name):
 
 
 def credential_process_json(credentials):
-    """The credential_process contract (PROTOCOL §5): Version 1, UTC Expiration with Z."""
+    """The credential_process contract of the AWS CLI and SDKs: Version 1, and an
+    ISO 8601 UTC Expiration ending in Z."""
     import json
     return json.dumps({"Version": 1, "AccessKeyId": credentials.access_key_id,
                        "SecretAccessKey": credentials.secret_access_key,
@@ -3461,7 +3465,10 @@ class Refresher(object):
     ``clock`` is the wall clock, read afresh at every step, so a laptop that
     slept past the renewal time renews as soon as it wakes."""
 
-    def __init__(self, name, role_arn, issued_at, expires_at, clock=time.time, log=None):
+    def __init__(self, name, role_arn, issued_at, expires_at, clock=time.time, log=None,
+                 in_child=False, close_in_child=()):
+        """``in_child``: each renewal runs in a child process (renew_in_child),
+        which first closes the descriptors ``close_in_child``."""
         self.name = name
         self.role_arn = role_arn
         self.issued_at = issued_at
@@ -3471,13 +3478,14 @@ class Refresher(object):
         self.next_at = renewal_time(issued_at, expires_at)
         self.failures = 0
         self.child = None           # pid of a renewal in progress (renew_in_child)
-        self.close_in_child = ()
+        self.close_in_child = tuple(close_in_child)
+        self.renew = self.renew_in_child if in_child else self.renew_here
 
     def _section(self):
         path = credentials_path()
         return read_credentials_section(self.name, path)
 
-    def renew(self):
+    def renew_here(self):
         """Renew and store; return the new expiry (epoch seconds)."""
         profile = read_profile(self.name)
         credentials, role, session = fetch_credentials(
@@ -3507,7 +3515,7 @@ class Refresher(object):
                         self.name, self.role_arn, str(write_end)], isolated=False)
                     os.execv(argv[0], argv)
                 code = _renew_and_report(self.name, self.role_arn, write_end,
-                                         renew=lambda: Refresher.renew(self))
+                                         renew=self.renew_here)
             finally:
                 os._exit(code)
         self.child = pid
@@ -3567,7 +3575,7 @@ def _renew_and_report(name, role_arn, fd, renew=None):
     fd = int(fd)
     code = 0
     try:
-        answer = "ok %r" % (renew or Refresher(name, role_arn, 0.0, 0.0).renew)()
+        answer = "ok %r" % (renew or Refresher(name, role_arn, 0.0, 0.0).renew_here)()
     except AwsLoginError as e:
         answer = "err %d %s" % (e.transient, e)
     except BaseException as e:
@@ -3713,9 +3721,8 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time="
         os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), visible(message)))
                  .encode("utf-8"))
 
-    refresher = Refresher(name, role_arn, issued_at, expires_at, log=log)
-    refresher.renew = refresher.renew_in_child
-    refresher.close_in_child = (lock_fd,)
+    refresher = Refresher(name, role_arn, issued_at, expires_at, log=log, in_child=True,
+                          close_in_child=(lock_fd,))
 
     def on_term(signum, frame):
         if refresher.child:
@@ -3883,7 +3890,8 @@ def exec_environment(credentials, region=None, environ=None, profile=None):
 
 
 def console_url(credentials, partition="aws", destination=None, ssl_context=None):
-    """The federation sign-in URL for the console (PROTOCOL §4)."""
+    """The federation sign-in URL for the console: getSigninToken with the
+    session's credentials, then a login URL carrying the token."""
     import json
     from urllib.parse import urlencode
     federation, console = CONSOLES[partition]
