@@ -3846,9 +3846,13 @@ def _powershell_quote(value):
     return "'%s'" % "".join(c * 2 if c in _POWERSHELL_QUOTES else c for c in value)
 
 
-def env_lines(credentials, region=None, shell="sh"):
-    """What `eval "$(aws_login.py env)"` needs, quoted for ``shell``."""
-    import json
+# Unset by `env` and `exec`: a profile would make the AWS CLI ignore the keys.
+ENV_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+
+def credential_variables(credentials, region=None):
+    """[(name, value)] of the variables `env` prints and `exec` sets, in order.
+    Refuses credentials that are not printable ASCII."""
     check_credentials_text(credentials)
     values = [("AWS_ACCESS_KEY_ID", credentials.access_key_id),
               ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key),
@@ -3857,7 +3861,14 @@ def env_lines(credentials, region=None, shell="sh"):
         values.append(("AWS_CREDENTIAL_EXPIRATION", format_timestamp(credentials.expires_at)))
     if region:
         values += [("AWS_REGION", region), ("AWS_DEFAULT_REGION", region)]
-    unset = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+    return values
+
+
+def env_lines(credentials, region=None, shell="sh"):
+    """What `eval "$(aws_login.py env)"` needs, quoted for ``shell``."""
+    import json
+    values = credential_variables(credentials, region)
+    unset = ENV_UNSET
     if shell == "json":
         return [json.dumps(dict(values), indent=2)]
     if shell == "fish":
@@ -3873,17 +3884,13 @@ def env_lines(credentials, region=None, shell="sh"):
 
 
 def exec_environment(credentials, region=None, environ=None, profile=None):
-    check_credentials_text(credentials)
+    """The environment `exec` gives its command: ``environ`` (ours by default)
+    with the variables env_lines() prints, and no profile or old token."""
+    values = credential_variables(credentials, region)
     env = dict(os.environ if environ is None else environ)
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"):
+    for name in ENV_UNSET + ("AWS_SECURITY_TOKEN",):
         env.pop(name, None)
-    env.update({"AWS_ACCESS_KEY_ID": credentials.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
-                "AWS_SESSION_TOKEN": credentials.session_token or ""})
-    if credentials.expires_at is not None:
-        env["AWS_CREDENTIAL_EXPIRATION"] = format_timestamp(credentials.expires_at)
-    if region:
-        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+    env.update(values)
     if profile:
         env["AWS_LOGIN_EXEC"] = profile     # how a nested exec is recognised
     return env
