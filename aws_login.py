@@ -278,6 +278,18 @@ def warn(message):
     sys.stderr.write("%saws_login: warning: %s\n" % (stamp, visible(message)))
 
 
+def _named_tuple(name, fields, doc):
+    """A tuple class whose items have names (collections.namedtuple, which the
+    isolated start would have to import)."""
+    namespace = {"__slots__": (), "__doc__": doc, "_fields": fields,
+                 "__new__": lambda cls, *values: tuple.__new__(cls, values),
+                 "__repr__": lambda self: "%s(%s)" % (name, ", ".join(
+                     "%s=%r" % pair for pair in zip(fields, self)))}
+    for index, field in enumerate(fields):
+        namespace[field] = property(lambda self, index=index: self[index])
+    return type(name, (tuple,), namespace)
+
+
 # ---------------------------------------------------------------------------
 # Settings (profiles)
 # ---------------------------------------------------------------------------
@@ -477,6 +489,7 @@ class Profile(object):
         self.role_arn = self.duration = self.ca_bundle = self.region = None
         self.http_header_factor = self.http_header_passcode = None
         self.password = self.passcode = None
+        self.password_source = "profile"    # "prompt": a person gave it (kept in the keyring)
         self.enable_keyring = False
         self.verify_ssl_certificate = True
         self.refresh = True
@@ -1189,8 +1202,13 @@ def _is_content(line):
     return bool(stripped) and not stripped.startswith(("#", ";"))
 
 
+SectionSpan = _named_tuple("SectionSpan", ("header", "last", "end"), """Where a section
+    lies in a file's lines: its header line, the end of its last key line, the end of
+    its block.""")
+
+
 def _sections(lines, name):
-    """(header, end of the last key line, end of block) for each section ``name``."""
+    """A SectionSpan for each section ``name``, in file order."""
     spans = []
     for i, line in enumerate(lines):
         if _header_name(line) == name:
@@ -1201,7 +1219,7 @@ def _sections(lines, name):
             for j in range(i + 1, end):
                 if _is_content(lines[j]):
                     last = j + 1
-            spans.append((i, last, end))
+            spans.append(SectionSpan(i, last, end))
     return spans
 
 
@@ -1249,9 +1267,9 @@ def ini_replace_section(text, name, values):
     spans = _sections(lines, name)
     if not spans:
         return _append(text, rendered)
-    for start, last, _ in reversed(spans[1:]):      # a duplicate section would shadow ours
-        _delete_span(lines, start, last)
-    start, last, _ = spans[0]
+    for span in reversed(spans[1:]):      # a duplicate section would shadow ours
+        _delete_span(lines, span.header, span.last)
+    start, last = spans[0].header, spans[0].last
     if last == len(lines) and not lines[-1].endswith(("\n", "\r")):
         rendered = rendered[:-len(newline)]         # keep a missing final newline missing
     lines[start:last] = [rendered]
@@ -1261,8 +1279,8 @@ def ini_replace_section(text, name, values):
 def ini_remove_section(text, name):
     """``text`` without section ``name`` (every copy of it)."""
     lines = _lines(text)
-    for start, last, _ in reversed(_sections(lines, name)):
-        _delete_span(lines, start, last)
+    for span in reversed(_sections(lines, name)):
+        _delete_span(lines, span.header, span.last)
     return "".join(lines)
 
 
@@ -1287,7 +1305,7 @@ def ini_set_options(text, name, values):
     if not spans:
         present = [(k, v) for k, v in values.items() if v is not None]
         return _append(text, render_section(name, present, newline)) if present else text
-    start, last, _ = spans[0]
+    start, last = spans[0].header, spans[0].last
     kept, done = [], set()
     i = start + 1
     while i < last:
@@ -2160,8 +2178,12 @@ def cookie_path(endpoint_url, username):
                                                  quote(_host_port(endpoint_url), safe="")))
 
 
+SavedSession = _named_tuple("SavedSession", ("mtime", "username", "path"),
+                       """A saved IdP session (cookie jar) of one user at one IdP.""")
+
+
 def _jars_for(endpoint_url):
-    """(mtime, username, path) of the saved IdP sessions for this IdP, newest first."""
+    """The SavedSessions for this IdP, newest first."""
     from urllib.parse import quote, unquote
     suffix = "@" + quote(_host_port(endpoint_url), safe="")
     found = []
@@ -2172,7 +2194,8 @@ def _jars_for(endpoint_url):
     for name in names:
         if name.endswith(suffix) and not name.startswith("."):
             path = os.path.join(cookie_dir(), name)
-            found.append((os.path.getmtime(path), unquote(name[:-len(suffix)]), path))
+            found.append(SavedSession(os.path.getmtime(path), unquote(name[:-len(suffix)]),
+                                      path))
     return sorted(found, reverse=True)
 
 
@@ -2608,7 +2631,7 @@ def _username(profile, terminal, interactive):
     if profile.username:
         return profile.username
     jars = _jars_for(profile.ecp_endpoint_url)
-    default = jars[0][1] if jars else None
+    default = jars[0].username if jars else None
     if not interactive:
         if default:
             return default
@@ -2640,7 +2663,7 @@ def _password_login(session, profile, terminal, interactive=True):
     what = "the password of %s" % keyring_user(profile, username)
     need_person = ("the IdP session of %s has ended and no password is stored (see "
                    "enable_keyring)" % keyring_user(profile, username))
-    password, source = profile.password, getattr(profile, "password_source", "profile")
+    password, source = profile.password, profile.password_source
     if password is None:
         password, source = keyring_get(profile, username), "keyring"
     if (password is not None and source in PASSWORD_SOURCES
@@ -2824,7 +2847,7 @@ def logout(profile=None, all_profiles=False, forget=False, force=False):
         elif profile is not None and profile.ecp_endpoint_url:
             jars = ([cookie_path(profile.ecp_endpoint_url, profile.username)]
                     if profile.username else
-                    [path for _, _, path in _jars_for(profile.ecp_endpoint_url)])
+                    [saved.path for saved in _jars_for(profile.ecp_endpoint_url)])
         else:
             jars = []
         for path in jars:
@@ -3076,8 +3099,14 @@ def write_cache(name, credentials, role_arn):
     update_file(cache_path(name), lambda old: text)
 
 
+CacheEntry = _named_tuple("CacheEntry", ("expires", "role_arn", "json"), """The
+    credential_process cache of a profile: expiry (epoch seconds), the role, the JSON
+    line to print.""")
+
+
 def read_cache(name):
-    """(expires epoch, role ARN, JSON line) from the cache, or None.  Imports nothing."""
+    """The profile's CacheEntry, or None (none, not ours, not ours to read).
+    Imports nothing."""
     try:
         with open(cache_path(name)) as f:
             if os.fstat(f.fileno()).st_uid != os.getuid():
@@ -3089,7 +3118,7 @@ def read_cache(name):
             or not lines[2].startswith("role ") or not lines[3].startswith("{")):
         return None
     try:
-        return int(lines[1][len("expires "):]), lines[2][len("role "):], lines[3]
+        return CacheEntry(int(lines[1][len("expires "):]), lines[2][len("role "):], lines[3])
     except ValueError:
         return None
 
@@ -3117,7 +3146,7 @@ def set_mode(name, mode):
             text = ini_set_options(text, section, {"credential_process": None})
             lines = _lines(text)
             spans = _sections(lines, section)
-            if spans and spans[0][1] == spans[0][0] + 1:
+            if spans and spans[0].last == spans[0].header + 1:
                 text = ini_remove_section(text, section)    # the header we added, alone
             return text
         update_file(path, edit)
@@ -3131,14 +3160,14 @@ def credential_process(name):
     """The JSON for credential_process: from the cache while 15 minutes or more
     are left, else renewed as the refresher does, else (on a terminal) by asking."""
     cached = read_cache(name)
-    if cached and cached[0] - time.time() >= CACHE_MIN_LEFT:
-        return cached[2]
+    if cached and cached.expires - time.time() >= CACHE_MIN_LEFT:
+        return cached.json
     if (_read_text(cache_path(name)) or "").startswith(LOGGED_OUT):
         raise NotLoggedInError("profile %s is logged out: %s" % (name, run_hint(name)))
     with _profile_lock(name):         # quiet: botocore hides our stderr anyway
         cached = read_cache(name)       # another process may have renewed meanwhile
-        if cached and cached[0] - time.time() >= CACHE_MIN_LEFT:
-            return cached[2]
+        if cached and cached.expires - time.time() >= CACHE_MIN_LEFT:
+            return cached.json
         return _renew_for_process(name, cached)
 
 
@@ -3199,7 +3228,7 @@ def _login_lock(name):
 
 def _renew_for_process(name, cached):
     profile = read_profile(name)
-    role_arn = (cached[1] if cached else None) or profile.role_arn
+    role_arn = (cached.role_arn if cached else None) or profile.role_arn
     try:
         credentials, _ = login(profile, role_arn=role_arn, interactive=False, mode="process",
                                deadline=time.monotonic() + RENEWAL_TIME_LIMIT)
@@ -3771,10 +3800,10 @@ def stored_credentials(name):
         cached = read_cache(name)
         if not cached:
             return None
-        data = json.loads(cached[2])
+        data = json.loads(cached.json)
         return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"],
                            parse_timestamp(data["Expiration"]),
-                           assumed_role_arn=cached[1])
+                           assumed_role_arn=cached.role_arn)
     path = credentials_path()
     section = read_credentials_section(name, path)
     if not section or not section.get("aws_access_key_id") or not section.get(
@@ -4487,7 +4516,7 @@ def _undo_plugin(record):
         text = ini_set_options(text, PLUGIN_SECTION, previous)
         spans = _sections(_lines(text), PLUGIN_SECTION)
         if record["section_added"] and spans and not any(
-                _is_content(line) for line in _lines(text)[spans[0][0] + 1:spans[0][2]]):
+                _is_content(line) for line in _lines(text)[spans[0].header + 1:spans[0].end]):
             text = ini_remove_section(text, PLUGIN_SECTION)     # the header we added
         return text
 
@@ -4591,7 +4620,12 @@ def _cmd_configure(args):
         "process (%s runs aws_login as credential_process)" % aws_config_path()))
 
 
+LoggedIn = _named_tuple("LoggedIn", ("section", "expires"),
+                   """The profile's section of ours in the credentials file and its expiry.""")
+
+
 def _logged_in_section(name):
+    """The profile's LoggedIn, or None when the file holds nothing of ours for it."""
     path = credentials_path()
     section = read_credentials_section(name, path)
     if section is None or not is_ours(section):
@@ -4600,7 +4634,7 @@ def _logged_in_section(name):
         expires = parse_timestamp(section.get(EXPIRATION_KEY))
     except ValueError:
         return None
-    return section, expires
+    return LoggedIn(section, expires)
 
 
 def _cmd_login(args):
@@ -4634,13 +4668,13 @@ def _already_logged_in(name, role_arn):
     ``role_arn`` (any role when None) fresh."""
     state = refresher_state(name)
     current = _logged_in_section(name)
-    if not (state and state.alive and current and current[1].timestamp() > time.time() + 60
-            and role_arn in (None, current[0].get(ROLE_KEY))):
+    if not (state and state.alive and current and current.expires.timestamp() > time.time() + 60
+            and role_arn in (None, current.section.get(ROLE_KEY))):
         return False
     sys.stderr.write(
         "Already logged in to profile %s as %s until %s; the refresher (pid %d%s) "
         "keeps the credentials fresh. Use --force to log in again.\n" % (
-            name, current[0].get(ROLE_KEY), _local_time(current[1]), state.pid,
+            name, current.section.get(ROLE_KEY), _local_time(current.expires), state.pid,
             " on host %s" % state.host if state.local is False else ""))
     return True
 
@@ -4747,11 +4781,11 @@ def profile_status(name):
     if mode == "file":
         current = _logged_in_section(name)
         if current:
-            role_arn, expires = current[0].get(ROLE_KEY), current[1]
+            role_arn, expires = current.section.get(ROLE_KEY), current.expires
     else:
         cached = read_cache(name)
         if cached:
-            role_arn, expires = cached[1], _utc(cached[0])
+            role_arn, expires = cached.role_arn, _utc(cached.expires)
     state = refresher_state(name)
     alive = bool(state and state.alive)
     logged_in = bool(expires and expires.timestamp() > time.time())
@@ -4992,9 +5026,9 @@ def _serve_cached(argv):
         cached = read_cache(profile_name(name))
     except AwsLoginError:
         return None
-    if cached is None or cached[0] - time.time() < CACHE_MIN_LEFT:
+    if cached is None or cached.expires - time.time() < CACHE_MIN_LEFT:
         return None
-    sys.stdout.write(cached[2] + "\n")
+    sys.stdout.write(cached.json + "\n")
     return 0
 
 

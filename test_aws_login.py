@@ -2843,6 +2843,19 @@ class GuardTest(LoginTestCase):
         run = self.tool(["credential-process"], terminal=False)
         self.assertNotIn(_fake_credentials(1).secret_access_key, run.stdout)
 
+    def test_records_have_names(self):
+        entry = aws_login.CacheEntry(5, ADMIN, "{}")
+        self.assertEqual((entry.expires, entry.role_arn, entry.json), (5, ADMIN, "{}"))
+        self.assertEqual(entry, (5, ADMIN, "{}"))
+        self.assertEqual(repr(entry), "CacheEntry(expires=5, role_arn=%r, json='{}')" % ADMIN)
+        aws_login.write_cache("default", _fake_credentials(2), ADMIN)
+        cached = aws_login.read_cache("default")
+        self.assertEqual(cached.role_arn, ADMIN)
+        self.assertEqual(json.loads(cached.json)["AccessKeyId"],
+                         _fake_credentials(2).access_key_id)
+        spans = aws_login._sections(aws_login._lines("[a]\nk = v\n\n[b]\n[a]\n"), "a")
+        self.assertEqual([(s.header, s.last, s.end) for s in spans], [(0, 2, 3), (4, 5, 5)])
+
     def test_session_names_are_cleaned_for_sts(self):
         clean = aws_login._session_name
         self.assertEqual(clean("alice"), "alice")
