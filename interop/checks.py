@@ -1656,9 +1656,12 @@ def tool_16_short_lived(py):
          % (keys, [issued_key(r) for r in sts]))
     port = urllib.parse.urlsplit(IDP_B).port
     idp = [a for a in access_log()[idp_before:] if a["port"] == port]
-    need(len(idp) >= 3 and idp[0]["user"] == "erin" and all(a["user"] == "-" for a in idp[1:]),
-         "IdP B requests (user per request) %r: expected one password login, then the saved "
-         "session only" % [a["user"] for a in idp])
+    users = [a["user"] for a in idp]
+    # a first login, with no saved session, first reaches the IdP with no
+    # password (so TLS fails before anyone types one); then the password once
+    need(len(idp) >= 4 and users[:2] == ["-", "erin"] and all(u == "-" for u in users[2:]),
+         "IdP B requests (user per request) %r: expected a probe, one password login, then "
+         "the saved session only" % users)
     with open(os.path.join(home.root, "log", "p16.log")) as f:
         text = f.read()
     need(text.count("renewed;") >= 2, "refresher log lacks the renewals", text)
