@@ -646,6 +646,19 @@ class Terminal(object):
         return _Spinner(self if self.available() else None, label)
 
 
+def _ask_until_valid(terminal, prompt, what, check, empty=None):
+    """``check(answer)`` of the first answer it accepts: a ConfigError is shown
+    and the question asked again; an empty answer gives ``empty``, unchecked."""
+    while True:
+        answer = terminal.ask(prompt, what)
+        if not answer:
+            return empty
+        try:
+            return check(answer)
+        except ConfigError as e:
+            terminal.write("%s\n" % e)
+
+
 class _Spinner(object):
     def __init__(self, terminal, label):
         self.terminal = terminal
@@ -2644,12 +2657,7 @@ def _username(profile, terminal, interactive):
 
 
 def _ask_factor(terminal):
-    while True:
-        answer = terminal.ask("Factor: ", "the Duo factor") or "auto"
-        try:
-            return check_factor(answer)
-        except ConfigError as e:
-            terminal.write("%s\n" % e)
+    return _ask_until_valid(terminal, "Factor: ", "the Duo factor", check_factor, "auto")
 
 
 def _password_login(session, profile, terminal, interactive=True):
@@ -4195,6 +4203,28 @@ def _awscli_subcommands(command_table, session, **kwargs):
     command_table["configure"] = configure_command(session)
 
 
+_KEEP = object()     # an empty answer: the value in brackets stays
+
+
+def _configure_by_asking(name, current, terminal):
+    """awscli-login's five questions, then the mode: (options set, mode or None)."""
+    checked = {}
+    for key, prompt, check in OPTIONS:
+        if prompt is None:
+            continue
+        shown = current.get(key) or None
+        if key == "enable_keyring":
+            shown = current.get(key, "").strip().lower() in ("1", "true", "yes", "on", "y")
+        value = _ask_until_valid(terminal, "%s [%s]: " % (prompt, shown), prompt, check, _KEEP)
+        if value is not _KEEP:
+            checked[key] = value
+    process = profile_mode(name) == "process"
+    mode = _ask_until_valid(terminal, "Use credential_process [%s]: " % process,
+                           "credential_process",
+                           lambda answer: "process" if check_bool(answer, "answer") else "file")
+    return checked, mode
+
+
 def configure(profile=None, terminal=None, values=None):
     """Set the options of ``profile`` (a Profile, or its name): from ``values``
     (flags) or by asking, awscli-login style.
@@ -4209,37 +4239,10 @@ def configure(profile=None, terminal=None, values=None):
     values = dict(values or {})
     mode = values.pop("mode", None)
     if values or mode:
-        checked = {}
-        for key, value in values.items():
-            checked[key] = CHECKS[key](value) if value != "" else None
+        checked = dict((key, CHECKS[key](value) if value != "" else None)
+                       for key, value in values.items())
     else:
-        terminal = terminal or Terminal()
-        checked = {}
-        for key, prompt, check in OPTIONS:
-            if prompt is None:
-                continue
-            shown = current.get(key) or None
-            if key == "enable_keyring":
-                shown = current.get(key, "").strip().lower() in ("1", "true", "yes", "on", "y")
-            while True:
-                answer = terminal.ask("%s [%s]: " % (prompt, shown), prompt)
-                if not answer:
-                    break
-                try:
-                    checked[key] = check(answer)
-                    break
-                except ConfigError as e:
-                    terminal.write("%s\n" % e)
-        process = profile_mode(name) == "process"
-        while True:
-            answer = terminal.ask("Use credential_process [%s]: " % process,
-                                  "credential_process")
-            try:
-                mode = ("process" if check_bool(answer, "answer") else "file") \
-                    if answer else None
-                break
-            except ConfigError as e:
-                terminal.write("%s\n" % e)
+        checked, mode = _configure_by_asking(name, current, terminal or Terminal())
     if checked.get("enable_keyring"):
         _keyring()
     text = dict((k, None if v is None else
