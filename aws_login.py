@@ -607,12 +607,16 @@ class Terminal(object):
             termios.tcsetattr(self._fd, termios.TCSAFLUSH, old)
             self.write("\n")
 
-    def choose(self, lines, count):
-        """Show a menu and return the index chosen, asking again on a bad answer."""
+    def choose(self, lines, count, default=None):
+        """Show a menu and return the index chosen, asking again on a bad answer;
+        Enter alone chooses ``default`` when there is one."""
         self._open("a role")
         self.write("".join(line + "\n" for line in lines))
+        prompt = "Selection: " if default is None else "Selection [%d]: " % default
         while True:
-            answer = self.ask("Selection: ", "a role")
+            answer = self.ask(prompt, "a role")
+            if not answer and default is not None:
+                return default
             if answer and all(c in "0123456789" for c in answer) and int(answer) < count:
                 return int(answer)
             self.write("Please enter a number from 0 to %d.\n" % (count - 1))
@@ -1448,8 +1452,9 @@ def read_aliases():
     return dict(parser.items("accounts")) if parser.has_section("accounts") else {}
 
 
-def role_menu(roles, aliases=None, chain_role_arn=None):
-    """The seed's menu, grouped by account: (lines, roles in menu order)."""
+def role_menu(roles, aliases=None, chain_role_arn=None, last=None):
+    """The seed's menu, grouped by account: (lines, roles in menu order).  The role
+    whose ARN is ``last`` (chosen the time before) is marked."""
     groups = []
     for role in roles:
         key = (role.partition, role.account)
@@ -1470,27 +1475,95 @@ def role_menu(roles, aliases=None, chain_role_arn=None):
         shown = "%s (%s)" % (name, account) if name else account
         lines.append("    Account: %s%s" % (shown, suffix))
         for role in members:
-            lines.append("        [ %d ]: %s" % (len(ordered), role.name))
+            mark = " (last chosen)" if last and role.arn.lower() == last.lower() else ""
+            lines.append("        [ %d ]: %s%s" % (len(ordered), role.name, mark))
             ordered.append(role)
     return lines, ordered
 
 
-def choose_role(roles, wanted=None, terminal=None, chain_role_arn=None):
-    """The role to assume: the one asked for, the only one, or the user's pick."""
+def _names_role(role, words, aliases):
+    """True when ``words`` (lower case) name ``role``: its ARN; its name with or
+    without the path; or ACCOUNT/NAME or ALIAS/NAME, the name again with or
+    without the path."""
+    names = (role.name.lower(), role.name.rsplit("/", 1)[-1].lower())
+    if words == role.arn.lower() or words in names:
+        return True
+    owner, _, rest = words.partition("/")
+    alias = (aliases.get(role.account) or "").strip().lower()
+    return rest in names and (owner == role.account or bool(alias) and owner == alias)
+
+
+def match_role(roles, wanted, aliases=None):
+    """The one role of ``roles`` that ``wanted`` names (see _names_role), in any
+    case.  RoleError when none does (listing the roles offered) or several do
+    (listing them)."""
+    words = wanted.strip().lower()
+    found = [role for role in roles if _names_role(role, words, aliases or {})]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise RoleError("role %s is ambiguous: it names %s; give ACCOUNT/NAME or the ARN"
+                        % (wanted, ", ".join(r.arn for r in found)))
+    raise RoleError("the IdP does not offer role %s; it offers: %s"
+                    % (wanted, ", ".join(r.arn for r in roles)))
+
+
+def check_role_name(value):
+    """A role as `login --role` takes it: an ARN (checked), or a name that
+    match_role reads.  A name goes into error messages: one line of printable text."""
+    value = value.strip()
+    if value.lower().startswith("arn:"):
+        check_role_arn(value.lower())
+        return value
+    if not value or _breaks_lines(value) or len(value) > 1024:
+        raise UsageError("--role: %r is not a role name, ACCOUNT/NAME, ALIAS/NAME or ARN"
+                         % value[:100])
+    return value
+
+
+def choose_role(roles, wanted=None, terminal=None, chain_role_arn=None, last=None):
+    """The role to assume: the one asked for (match_role), the only one, or the
+    user's pick, where Enter picks the role whose ARN is ``last``."""
     if not roles:
         raise RoleError("the IdP's answer lists no AWS roles for this user: ask the IdP "
                         "admin to release the https://aws.amazon.com/SAML/Attributes/Role "
                         "attribute")
     if wanted:
-        for role in roles:
-            if role.arn == wanted:
-                return role
-        raise RoleError("the IdP does not offer role %s; it offers: %s"
-                        % (wanted, ", ".join(r.arn for r in roles)))
+        exact = [role for role in roles if role.arn == wanted]
+        return exact[0] if exact else match_role(roles, wanted, read_aliases())
     if len(roles) == 1:
         return roles[0]
-    lines, ordered = role_menu(roles, read_aliases(), chain_role_arn)
-    return ordered[(terminal or Terminal()).choose(lines, len(ordered))]
+    lines, ordered = role_menu(roles, read_aliases(), chain_role_arn, last)
+    default = [i for i, role in enumerate(ordered) if last and role.arn.lower() == last.lower()]
+    return ordered[(terminal or Terminal()).choose(lines, len(ordered),
+                                                   default[0] if default else None)]
+
+
+def last_role_path(name):
+    return os.path.join(login_root(), "role", _quote_name(name))
+
+
+def last_role(name):
+    """The ARN of the role last chosen for profile ``name`` at the menu or with
+    `login --role`, or None."""
+    try:
+        with open(last_role_path(name)) as f:
+            if os.fstat(f.fileno()).st_uid != os.getuid():
+                return None
+            arn = f.read(2048).strip()
+    except (OSError, ValueError):
+        return None
+    return arn if _role_arn_match(arn) else None
+
+
+def remember_role(name, arn):
+    """Keep ``arn`` as profile ``name``'s menu default; failing that is only a warning."""
+    try:
+        private_dir(login_root())
+        private_dir(os.path.dirname(last_role_path(name)))
+        update_file(last_role_path(name), lambda old: arn + "\n")
+    except (AwsLoginError, OSError) as e:
+        warn("cannot remember the role chosen (%s); the menu will have no default" % e)
 
 
 # ---------------------------------------------------------------------------
@@ -2304,9 +2377,9 @@ def profile_region(profile):
 def profile_partition(profile, role_arn=None):
     """The partition whose sign-in URL the AuthnRequest names: the role's, else the
     region's (cn-..., us-gov-...), else aws."""
-    wanted = role_arn or profile.role_arn
-    if wanted:
-        return wanted.split(":")[1]
+    match = _role_arn_match((role_arn or profile.role_arn or "").lower())
+    if match:
+        return match.group(1)
     region = profile_region(profile) or ""
     for partition, prefix in REGION_PREFIX.items():
         if region.startswith(prefix):
@@ -2344,7 +2417,10 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, d
         raise InteractionRequired("the IdP offers %d roles and profile %s names none (set "
                                   "role_arn): log in on a terminal to choose"
                                   % (len(saml.roles), profile.name))
-    role = choose_role(saml.roles, wanted, terminal, profile.chain_role_arn)
+    last = last_role(profile.name) if interactive else None
+    role = choose_role(saml.roles, wanted, terminal, profile.chain_role_arn, last)
+    if interactive and len(saml.roles) > 1 and (role_arn or not wanted) and role.arn != last:
+        remember_role(profile.name, role.arn)       # a person chose it: the menu's next default
     duration = profile.duration
     if duration is None and saml.session_duration:
         duration = min(max(saml.session_duration, DURATION_MIN), DURATION_MAX)
@@ -3444,7 +3520,9 @@ def _awscli_commands(command_table, session, **kwargs):
     login_command = _awscli_command(
         "login", "Log in through your SAML ECP identity provider and write temporary "
         "credentials (aws_login.py).",
-        [{"name": "role-arn", "help_text": "assume this role"},
+        [{"name": "role", "help_text": "assume this role: NAME, ACCOUNT/NAME, ALIAS/NAME "
+                                       "or ARN"},
+         {"name": "role-arn", "help_text": "assume this role (as --role)"},
          {"name": "force", "action": "store_true", "help_text": "log in again"},
          {"name": "no-refresh", "action": "store_true", "help_text": "start no refresher"}],
         ["login"])
@@ -3883,7 +3961,7 @@ def _logged_in_section(name):
 
 def _cmd_login(args):
     profile = read_profile(args.profile)
-    role_arn = check_role_arn(args.role_arn) if args.role_arn else None
+    role = check_role_name(args.role) if args.role else None
     # This login's choices; the refresher it starts inherits the environment.
     if args.ca_bundle:
         profile.ca_bundle = os.environ["AWS_CA_BUNDLE"] = check_ca_bundle(args.ca_bundle)
@@ -3905,14 +3983,25 @@ def _cmd_login(args):
         state = refresher_state(profile.name)
         current = _logged_in_section(profile.name)
         if state and state[2] and current and current[1].timestamp() > time.time() + 60 \
-                and role_arn in (None, current[0].get(ROLE_KEY)):
+                and _names_current_role(role, current[0].get(ROLE_KEY)):
             sys.stderr.write(
                 "Already logged in to profile %s as %s until %s; the refresher (pid %d) "
                 "keeps the credentials fresh. Use --force to log in again.\n" % (
                     profile.name, current[0].get(ROLE_KEY), _local_time(current[1]),
                     state[0]))
             return 0
-    _login_and_report(profile, role_arn, args.force, args.no_refresh, mode)
+    _login_and_report(profile, role, args.force, args.no_refresh, mode)
+
+
+def _names_current_role(wanted, current_arn):
+    """True when `login --role` asks for no role, or for the one logged in to."""
+    if wanted is None:
+        return True
+    try:
+        return bool(current_arn) and bool(match_role([Role(current_arn, None)], wanted,
+                                                     read_aliases()))
+    except RoleError:
+        return False
 
 
 def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
@@ -4125,8 +4214,10 @@ def build_parser():
     p = commands.add_parser("login", parents=[common], help="log in and write credentials",
                             description="Authenticate to the IdP, choose a role and write "
                             "temporary credentials for the profile.")
-    p.add_argument("--role-arn", dest="role_arn", metavar="ARN",
-                   help="assume this role (it must be in the assertion)")
+    p.add_argument("--role", "--role-arn", dest="role", metavar="NAME",
+                   help="assume this role: its name (Admin, team/Dev), ACCOUNT/NAME, "
+                        "ALIAS/NAME (~/.aws-login/alias) or ARN, in any case; it must be "
+                        "in the assertion")
     p.add_argument("--force", action="store_true",
                    help="log in even if logged in; overwrite a section holding long-term keys")
     p.add_argument("--no-refresh", dest="no_refresh", action="store_true",

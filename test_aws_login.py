@@ -2137,7 +2137,7 @@ class IdPSessionTest(LoginTestCase):
         self.assert_logged_in(self.tool(["login"], [("Password: ", "bob-pass"),
                                                     ("Selection: ", "0")]))
         self.assertEqual(self.tool(["logout"]).code, 0)
-        run = self.tool(["login"], [("Selection: ", "1")])
+        run = self.tool(["login"], [("Selection [0]: ", "1")])     # Enter would take Admin
         self.assert_logged_in(run, DEV)
         self.assertNotIn("Password", run.tty)
         self.assertEqual(self.idp.logins[-1], ("bob", "session"))
@@ -5133,6 +5133,163 @@ class CoreDumpTest(LoginTestCase):
         self.assertEqual(run.code, 0, run)
         line = [l for l in run.stdout.splitlines() if l.startswith("Max core file size")][0]
         self.assertEqual(line.split()[4], str(1 << 20))
+
+
+# ---------------------------------------------------------------------------
+# Roles by name, and the role chosen last time
+# ---------------------------------------------------------------------------
+
+ADMIN_B = "arn:aws:iam::%s:role/Admin" % ACCOUNT_B
+
+
+class RoleNameTest(unittest.TestCase):
+    ROLES = [aws_login.Role(ADMIN, PROVIDER_A), aws_login.Role(DEV, PROVIDER_A),
+             aws_login.Role(READONLY, PROVIDER_B), aws_login.Role(ADMIN_B, PROVIDER_B)]
+    ALIASES = {ACCOUNT_A: "prod", ACCOUNT_B: "Staging"}
+
+    def match(self, wanted):
+        return aws_login.match_role(self.ROLES, wanted, self.ALIASES).arn
+
+    def test_every_form_in_any_case(self):
+        for wanted, arn in [
+                (DEV, DEV), (DEV.upper(), DEV), (ADMIN_B.lower(), ADMIN_B),
+                ("team/Dev", DEV), ("TEAM/DEV", DEV), ("dev", DEV), ("Dev ", DEV),
+                ("ReadOnly", READONLY), ("readonly", READONLY),
+                ("%s/admin" % ACCOUNT_A, ADMIN), ("%s/ADMIN" % ACCOUNT_B, ADMIN_B),
+                ("%s/team/dev" % ACCOUNT_A, DEV), ("%s/Dev" % ACCOUNT_A, DEV),
+                ("PROD/Admin", ADMIN), ("staging/admin", ADMIN_B), ("prod/team/Dev", DEV),
+                ("prod/dev", DEV), ("STAGING/readonly", READONLY)]:
+            self.assertEqual(self.match(wanted), arn, wanted)
+
+    def test_ambiguous_names_list_the_matches(self):
+        for wanted in ("Admin", "admin", "ADMIN"):
+            with self.assertRaises(aws_login.RoleError) as caught:
+                self.match(wanted)
+            self.assertEqual(str(caught.exception),
+                             "role %s is ambiguous: it names %s, %s; give ACCOUNT/NAME or the "
+                             "ARN" % (wanted, ADMIN, ADMIN_B))
+            self.assertEqual(caught.exception.exit_code, 6)
+
+    def test_unknown_names_list_the_roles_offered(self):
+        offered = ", ".join(r.arn for r in self.ROLES)
+        for wanted in ("Nope", "/Admin", "team", "999999999999/Admin", "prod/ReadOnly",
+                       "staging/team/Dev", "dev/Admin", "arn:aws:iam::%s:role/Dev" % ACCOUNT_A,
+                       "Admin/prod", "%s/Admin" % ACCOUNT_A[:-1], "eam/Dev"):
+            with self.assertRaises(aws_login.RoleError) as caught:
+                self.match(wanted)
+            self.assertEqual(str(caught.exception), "the IdP does not offer role %s; it "
+                             "offers: %s" % (wanted, offered))
+        # no alias file: an alias is only an alias when the file says so
+        with self.assertRaises(aws_login.RoleError):
+            aws_login.match_role(self.ROLES, "prod/Admin")
+        self.assertEqual(aws_login.match_role(self.ROLES, "%s/Admin" % ACCOUNT_A).arn, ADMIN)
+
+    def test_an_empty_alias_names_nothing(self):
+        aliases = {ACCOUNT_A: "", ACCOUNT_B: " "}
+        for wanted in ("/Admin", " /ReadOnly"):
+            with self.assertRaises(aws_login.RoleError):
+                aws_login.match_role(self.ROLES, wanted, aliases)
+
+    def test_choose_role_prefers_the_exact_arn_and_matches_names(self):
+        self.assertEqual(aws_login.choose_role(self.ROLES, DEV).arn, DEV)
+        self.assertEqual(aws_login.choose_role(self.ROLES, "readonly").arn, READONLY)
+        with self.assertRaisesRegex(aws_login.RoleError, "ambiguous"):
+            aws_login.choose_role(self.ROLES, "Admin")
+
+    def test_role_names_from_the_command_line_are_checked(self):
+        self.assertEqual(aws_login.check_role_name(" team/Dev "), "team/Dev")
+        self.assertEqual(aws_login.check_role_name(DEV), DEV)
+        self.assertEqual(aws_login.check_role_name(DEV.upper()), DEV.upper())
+        with self.assertRaises(aws_login.ConfigError):
+            aws_login.check_role_name("arn:aws:iam::1:role/X")
+        for bad in ("", "  ", "Ad\nmin", "Ad\x1bmin", "a" * 1025):
+            with self.assertRaises(aws_login.UsageError):
+                aws_login.check_role_name(bad)
+        self.assertEqual(aws_login.check_role_name("a" * 1024), "a" * 1024)
+
+    def test_the_menu_marks_the_last_role(self):
+        lines, ordered = aws_login.role_menu(self.ROLES[:3], last=READONLY.lower())
+        self.assertEqual(lines[1:], ["    Account: %s" % ACCOUNT_A, "        [ 0 ]: Admin",
+                                     "        [ 1 ]: team/Dev", "    Account: %s" % ACCOUNT_B,
+                                     "        [ 2 ]: ReadOnly (last chosen)"])
+        self.assertEqual(aws_login.role_menu(self.ROLES[:3])[0],
+                         aws_login.role_menu(self.ROLES[:3], last=ADMIN_B)[0])
+
+
+class RoleChoiceTest(LoginTestCase):
+    """`login --role` and the menu's default, with bob (three roles) on the terminal."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        self.last_file = os.path.join(self.home, ".aws-login", "role", "default")
+
+    def test_login_role_takes_every_form(self):
+        self.write(os.path.join(self.home, ".aws-login", "alias"),
+                   "[accounts]\n%s = Staging\n" % ACCOUNT_B)
+        for flag, wanted, arn in [("--role", "readonly", READONLY),
+                                  ("--role", "%s/TEAM/dev" % ACCOUNT_A, DEV),
+                                  ("--role", "staging/READONLY", READONLY),
+                                  ("--role", "Admin", ADMIN),
+                                  ("--role-arn", DEV.lower(), DEV),
+                                  ("--role-arn", "dev", DEV)]:
+            run = self.tool(["login", flag, wanted], terminal=False)
+            self.assert_logged_in(run, arn)
+        self.assertNotIn("Selection", run.tty)
+
+    def test_ambiguous_or_unknown_exit_6_in_one_line_and_write_nothing(self):
+        self.idp.users["bob"]["roles"].append(PROVIDER_B + "," + ADMIN_B)
+        run = self.tool(["login", "--role", "admin"])
+        self.assert_nothing_written(run, 6)
+        self.assertIn("role admin is ambiguous: it names %s, %s" % (ADMIN, ADMIN_B), run.stderr)
+        self.assertEqual(self.sts.requests, [])
+        run = self.tool(["login", "--role", "Nope"])
+        self.assert_nothing_written(run, 6)
+        self.assertIn("the IdP does not offer role Nope; it offers: %s, %s, %s, %s"
+                      % (ADMIN, READONLY, DEV, ADMIN_B), run.stderr)
+        asked = len(self.idp.requests)
+        run = self.tool(["login", "--role", "Ad\x1bmin"], terminal=False)
+        self.assert_nothing_written(run, 2)
+        self.assertIn("'Ad\\x1bmin'", run.stderr)
+        self.assertEqual(len(self.idp.requests), asked)
+
+    def test_the_menu_offers_the_role_chosen_last_time(self):
+        run = self.tool(["login"], [("Selection: ", ""), ("Selection: ", "2")])
+        self.assert_logged_in(run, READONLY)
+        self.assertIn("Please enter a number from 0 to 2.", run.tty)     # no default yet
+        self.assertNotIn("last chosen", run.tty)
+        self.assertEqual(self.read(self.last_file), READONLY + "\n")
+        self.assertEqual(os.stat(self.last_file).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.last_file)).st_mode & 0o777, 0o700)
+        run = self.tool(["login"], [("Selection [2]: ", "")])
+        self.assert_logged_in(run, READONLY)
+        self.assertIn("        [ 2 ]: ReadOnly (last chosen)\r\n", run.tty)
+        self.assertEqual(run.tty.count("last chosen"), 1)
+        self.assertNotIn("Please enter", run.tty)
+        run = self.tool(["login"], [("Selection [2]: ", "x"), ("Selection [2]: ", "1")])
+        self.assert_logged_in(run, DEV)
+        self.assertIn("Please enter a number from 0 to 2.", run.tty)
+        self.assertEqual(self.read(self.last_file), DEV + "\n")
+        run = self.tool(["login"], [("Selection [1]: ", "")])
+        self.assert_logged_in(run, DEV)
+        # --role is a choice too; another profile has a default of its own
+        self.assert_logged_in(self.tool(["login", "--role", "admin"]), ADMIN)
+        self.assert_logged_in(self.tool(["login"], [("Selection [0]: ", "")]), ADMIN)
+        self.configure("other", username="bob", factor="auto", password="bob-pass")
+        run = self.tool(["--profile", "other", "login"], [("Selection: ", "2")])
+        self.assert_logged_in(run, READONLY, profile="other")
+        self.assertEqual(self.read(self.last_file), ADMIN + "\n")
+
+    def test_a_configured_role_or_a_role_no_longer_offered_sets_no_default(self):
+        self.configure("cfg", username="bob", factor="auto", password="bob-pass", role_arn=DEV)
+        self.assert_logged_in(self.tool(["--profile", "cfg", "login"]), DEV, profile="cfg")
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "role", "cfg")))
+        self.write(self.last_file, ADMIN_B + "\n")
+        run = self.tool(["login"], [("Selection: ", "0")])
+        self.assert_logged_in(run, ADMIN)
+        self.assertNotIn("last chosen", run.tty)
+        self.write(self.last_file, "not an arn\n")
+        self.assert_logged_in(self.tool(["login"], [("Selection: ", "1")]), DEV)
 
 
 class CredentialProcessTest(LoginTestCase):
