@@ -3884,10 +3884,13 @@ def exec_with_server(name, command):
     env = server_environment(port, token, profile.region, profile=name)
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals + (signal.SIGCHLD,))
+    import resource     # here: in_child runs between fork and exec, and imports nothing
 
     def in_child():
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        _give_back_core_limit()
+        if _core_limit:
+            resource.setrlimit(resource.RLIMIT_CORE, (
+                _core_limit[0], resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
     sys.stdout.flush()
     sys.stderr.flush()

@@ -5577,6 +5577,22 @@ class ServerTest(ServerTestCase):
         self.assertIsNotNone(_process_state(int(pid)))      # the command goes on, alone
         os.kill(int(pid), 9)
 
+    @unittest.skipUnless(os.path.exists("/proc/self/limits"), "needs /proc")
+    def test_the_server_makes_no_core_dump_and_the_command_gets_the_limit_it_had(self):
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        if hard != resource.RLIM_INFINITY and hard < 1 << 20:
+            self.skipTest("the hard core limit is too low to tell")
+        resource.setrlimit(resource.RLIMIT_CORE, (1 << 20, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_CORE, (soft, hard))
+        started = os.path.join(self.home, "w")
+        proc = self.start("wait", started)
+        pid = int(self.wait_lines(started, 1, proc)[0].split()[0])
+        self.assertEqual((_core_soft_limit(proc.pid), _core_soft_limit(pid)),
+                         ("0", str(1 << 20)))
+        self.write(started + ".go", "")
+        self.assertEqual(proc.wait(30), 0)
+
     def test_status_lists_running_servers_and_ignores_dead_ones(self):
         os.makedirs(self.records, 0o700)
         self.write(os.path.join(self.records, "999999"), "1234 0 srv\n")     # a killed one's
