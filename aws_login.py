@@ -631,12 +631,16 @@ class Terminal(object):
             termios.tcsetattr(self._fd, termios.TCSAFLUSH, old)
             self.write("\n")
 
-    def choose(self, lines, count):
-        """Show a menu and return the index chosen, asking again on a bad answer."""
+    def choose(self, lines, count, default=None):
+        """Show a menu and return the index chosen, asking again on a bad answer;
+        Enter alone chooses ``default`` when there is one."""
         self._open("a role")
         self.write("".join(line + "\n" for line in lines))
+        prompt = "Selection: " if default is None else "Selection [%d]: " % default
         while True:
-            answer = self.ask("Selection: ", "a role")
+            answer = self.ask(prompt, "a role")
+            if not answer and default is not None:
+                return default
             if answer and all(c in "0123456789" for c in answer) and int(answer) < count:
                 return int(answer)
             self.write("Please enter a number from 0 to %d.\n" % (count - 1))
@@ -1677,8 +1681,9 @@ def read_aliases():
     return dict(parser.items("accounts")) if parser.has_section("accounts") else {}
 
 
-def role_menu(roles, aliases=None, chain_role_arn=None):
-    """awscli-login's menu, grouped by account: (lines, roles in menu order)."""
+def role_menu(roles, aliases=None, chain_role_arn=None, last=None):
+    """awscli-login's menu, grouped by account: (lines, roles in menu order).  The
+    role whose ARN is ``last`` (chosen the time before) is marked."""
     groups = []
     for role in roles:
         key = (role.partition, role.account)
@@ -1699,27 +1704,95 @@ def role_menu(roles, aliases=None, chain_role_arn=None):
         shown = "%s (%s)" % (name, account) if name else account
         lines.append("    Account: %s%s" % (shown, suffix))
         for role in members:
-            lines.append("        [ %d ]: %s" % (len(ordered), role.name))
+            mark = " (last chosen)" if last and role.arn.lower() == last.lower() else ""
+            lines.append("        [ %d ]: %s%s" % (len(ordered), role.name, mark))
             ordered.append(role)
     return lines, ordered
 
 
-def choose_role(roles, wanted=None, terminal=None, chain_role_arn=None):
-    """The role to assume: the one asked for, the only one, or the user's pick."""
+def _names_role(role, words, aliases):
+    """True when ``words`` (lower case) name ``role``: its ARN; its name with or
+    without the path; or ACCOUNT/NAME or ALIAS/NAME, the name again with or
+    without the path."""
+    names = (role.name.lower(), role.name.rsplit("/", 1)[-1].lower())
+    if words == role.arn.lower() or words in names:
+        return True
+    owner, _, rest = words.partition("/")
+    alias = (aliases.get(role.account) or "").strip().lower()
+    return rest in names and (owner == role.account or bool(alias) and owner == alias)
+
+
+def match_role(roles, wanted, aliases=None):
+    """The one role of ``roles`` that ``wanted`` names (see _names_role), in any
+    case.  RoleError when none does (listing the roles offered) or several do
+    (listing them)."""
+    words = wanted.strip().lower()
+    found = [role for role in roles if _names_role(role, words, aliases or {})]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise RoleError("role %s is ambiguous: it names %s; give ACCOUNT/NAME or the ARN"
+                        % (wanted, ", ".join(r.arn for r in found)))
+    raise RoleError("the IdP does not offer role %s; it offers: %s"
+                    % (wanted, ", ".join(r.arn for r in roles)))
+
+
+def check_role_name(value):
+    """A role as `login --role` takes it: an ARN (checked), or a name that
+    match_role reads.  A name goes into error messages: one line of printable text."""
+    value = value.strip()
+    if value.lower().startswith("arn:"):
+        check_role_arn(value.lower())
+        return value
+    if not value or _breaks_lines(value) or len(value) > 1024:
+        raise UsageError("--role: %r is not a role name, ACCOUNT/NAME, ALIAS/NAME or ARN"
+                         % value[:100])
+    return value
+
+
+def choose_role(roles, wanted=None, terminal=None, chain_role_arn=None, last=None):
+    """The role to assume: the one asked for (match_role), the only one, or the
+    user's pick, where Enter picks the role whose ARN is ``last``."""
     if not roles:
         raise RoleError("the IdP's answer lists no AWS roles for this user: ask the IdP "
                         "admin to release the https://aws.amazon.com/SAML/Attributes/Role "
                         "attribute")
     if wanted:
-        for role in roles:
-            if role.arn == wanted:
-                return role
-        raise RoleError("the IdP does not offer role %s; it offers: %s"
-                        % (wanted, ", ".join(r.arn for r in roles)))
+        exact = [role for role in roles if role.arn == wanted]
+        return exact[0] if exact else match_role(roles, wanted, read_aliases())
     if len(roles) == 1:
         return roles[0]
-    lines, ordered = role_menu(roles, read_aliases(), chain_role_arn)
-    return ordered[(terminal or Terminal()).choose(lines, len(ordered))]
+    lines, ordered = role_menu(roles, read_aliases(), chain_role_arn, last)
+    default = [i for i, role in enumerate(ordered) if last and role.arn.lower() == last.lower()]
+    return ordered[(terminal or Terminal()).choose(lines, len(ordered),
+                                                   default[0] if default else None)]
+
+
+def last_role_path(name):
+    return os.path.join(login_root(), "role", _quote_name(name))
+
+
+def last_role(name):
+    """The ARN of the role last chosen for profile ``name`` at the menu or with
+    `login --role`, or None."""
+    try:
+        with open(last_role_path(name)) as f:
+            if os.fstat(f.fileno()).st_uid != os.getuid():
+                return None
+            arn = f.read(2048).strip()
+    except (OSError, ValueError):
+        return None
+    return arn if _role_arn_match(arn) else None
+
+
+def remember_role(name, arn):
+    """Keep ``arn`` as profile ``name``'s menu default; failing that is only a warning."""
+    try:
+        private_dir(login_root())
+        private_dir(os.path.dirname(last_role_path(name)))
+        update_file(last_role_path(name), lambda old: arn + "\n")
+    except (AwsLoginError, OSError) as e:
+        warn("cannot remember the role chosen (%s); the menu will have no default" % e)
 
 
 # ---------------------------------------------------------------------------
@@ -2726,9 +2799,9 @@ def profile_region(profile):
 def profile_partition(profile, role_arn=None):
     """The partition whose sign-in URL the AuthnRequest names: the role's, else the
     region's (cn-..., us-gov-...), else aws."""
-    wanted = role_arn or profile.role_arn
-    if wanted:
-        return wanted.split(":")[1]
+    match = _role_arn_match((role_arn or profile.role_arn or "").lower())
+    if match:
+        return match.group(1)
     region = profile_region(profile) or ""
     for partition, prefix in REGION_PREFIX.items():
         if region.startswith(prefix):
@@ -2766,7 +2839,10 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, d
         raise InteractionRequired("the IdP offers %d roles and profile %s names none (set "
                                   "role_arn): log in on a terminal to choose"
                                   % (len(saml.roles), profile.name))
-    role = choose_role(saml.roles, wanted, terminal, profile.chain_role_arn)
+    last = last_role(profile.name) if interactive else None
+    role = choose_role(saml.roles, wanted, terminal, profile.chain_role_arn, last)
+    if interactive and len(saml.roles) > 1 and (role_arn or not wanted) and role.arn != last:
+        remember_role(profile.name, role.arn)       # a person chose it: the menu's next default
     duration = profile.duration
     if duration is None and saml.session_duration:
         duration = min(max(saml.session_duration, DURATION_MIN), DURATION_MAX)
@@ -4071,6 +4147,537 @@ def open_console(url):
 
 
 # ---------------------------------------------------------------------------
+# Credential server: `exec --server` and `serve`
+# ---------------------------------------------------------------------------
+# The AWS SDKs' container provider reads AWS_CONTAINER_CREDENTIALS_FULL_URI and
+# AWS_CONTAINER_AUTHORIZATION_TOKEN, asks that URL for credentials (the token is
+# its Authorization header) and asks again before they expire, so a job that
+# runs for hours never holds dead keys.  botocore takes plain http from a
+# loopback address only and waits 2 s for an answer: the server answers from
+# memory and renews ahead of time in a thread of its own.  Both are threads of
+# the process that waits for the command, so neither can outlive it.
+
+SERVER_PATH = "/credentials"
+SERVER_WAIT = 1.5           # a request finding expired credentials waits this long
+# Out of the command's environment: what the SDKs would use before the server,
+# and the container provider's other settings (a relative URI or a token file
+# wins over ours in botocore).
+SERVER_UNSET = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "AWS_PROFILE",
+                "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME")
+# Options of the default profile (the one the command's SDKs read) that give
+# them credentials before they ask a credential server.
+SHADOWING_OPTIONS = ("aws_access_key_id", "credential_process", "role_arn",
+                     "web_identity_token_file", "sso_session", "sso_start_url")
+
+
+def stored_role(name):
+    """The SAML role ARN of profile ``name``'s stored credentials (ours only), or None."""
+    if profile_mode(name) == "process":
+        cached = read_cache(name)
+        return cached.role_arn if cached else None
+    section = read_credentials_section(name)
+    return section.get(ROLE_KEY) if section and is_ours(section) else None
+
+
+class ServedCredentials(object):
+    """What a credential server hands out: one profile's credentials, in memory.
+
+    ``renew()`` takes the stored credentials when they are fresh (a login or
+    the refresher renewed them), else logs in again without asking anyone,
+    under the profile's renewal lock, as the refresher does; it writes nothing
+    but the IdP session.  ``step()`` is one wake-up of the renewal thread: it
+    renews at renewal_time() and returns how long to sleep.  ``clock`` is the
+    wall clock; ``tell`` takes the one line a person must read."""
+
+    def __init__(self, name, clock=time.time, tell=None):
+        import threading
+        self.name = name
+        self.clock = clock
+        self.tell = tell or (lambda line: None)
+        self.role_arn = None        # the SAML role, asked for again at every renewal
+        self.served_role = None     # RoleArn in the answer: the chained role, if any
+        self.credentials = None
+        self.next_at = None         # when to renew next (epoch seconds)
+        self.failure = None         # the last renewal's error, until one succeeds
+        self.failures = 0
+        self.told = False
+        self.changed = threading.Condition()
+        self.wake = threading.Event()
+
+    def _take(self, credentials, role_arn, chain_role_arn, issued_at):
+        with self.changed:
+            self.credentials, self.role_arn = credentials, role_arn
+            self.served_role = chain_role_arn or role_arn
+            self.next_at = max(renewal_time(issued_at, credentials.expires_at.timestamp()),
+                               issued_at + MIN_RENEW_INTERVAL)
+            self.failure, self.failures, self.told = None, 0, False
+            self.changed.notify_all()
+
+    def _take_stored(self, profile):
+        """Take the stored credentials if they are of our role, have 15 minutes or
+        more left and outlive ours.  True when taken."""
+        now = self.clock()
+        try:
+            stored, role_arn = stored_credentials(self.name), stored_role(self.name)
+        except AwsLoginError as e:
+            debug("stored credentials of %s not used: %s" % (self.name, e))
+            return False
+        if stored is None or stored.expires_at is None or role_arn is None or (
+                self.role_arn is not None and role_arn != self.role_arn):
+            return False
+        expires = stored.expires_at.timestamp()
+        if expires - now < CACHE_MIN_LEFT or (
+                self.credentials is not None
+                and expires <= self.credentials.expires_at.timestamp()):
+            return False
+        self._take(stored, role_arn, profile.chain_role_arn, now)
+        return True
+
+    def renew(self, terminal=None):
+        """New credentials now: stored ones when fresh, else from the IdP without
+        asking; given a ``terminal`` (the first credentials), asking there when
+        only a person can go on."""
+        profile = read_profile(self.name)
+        if self._take_stored(profile):
+            return
+        with _profile_lock(self.name):
+            if self._take_stored(profile):      # another process renewed meanwhile
+                return
+            issued_at = self.clock()
+            try:
+                credentials, role, session = fetch_credentials(
+                    profile, Terminal(None), self.role_arn, interactive=False,
+                    deadline=time.monotonic() + RENEWAL_TIME_LIMIT)
+            except InteractionRequired:
+                if terminal is None or not terminal.available():
+                    raise
+                issued_at = self.clock()
+                credentials, role, session = fetch_credentials(profile, terminal,
+                                                               self.role_arn)
+            session.save()
+        self._take(credentials, role.arn, profile.chain_role_arn, issued_at)
+
+    def _failed(self, error, now):
+        """Back off as the refresher does, but never give up: a person may log in
+        meanwhile.  The first failure a person must act on is told, once."""
+        with self.changed:
+            self.failure = error
+            self.failures += 1
+            expires = self.credentials.expires_at.timestamp() if self.credentials else now
+            delay = min(RETRY_MAX, 5.0 * 2 ** self.failures)
+            if expires > now:
+                delay = min(delay, expires - now)
+            self.next_at = now + max(MIN_RENEW_INTERVAL, delay)
+            tell = not self.told and (not error.transient or expires <= now)
+            self.told = self.told or tell
+            self.changed.notify_all()
+        if tell:
+            self.tell("aws_login: the credential server of profile %s cannot renew the "
+                      "credentials%s: %s" % (self.name, " (they have expired)"
+                                             if expires <= now else "", error))
+
+    def step(self):
+        now = self.clock()
+        if self.next_at is not None and now < self.next_at:
+            return min(REFRESH_SLICE, self.next_at - now)
+        try:
+            self.renew()
+        except AwsLoginError as e:
+            self._failed(e, now)
+        return max(0.0, min(REFRESH_SLICE, self.next_at - self.clock()))
+
+    def run(self, stop):
+        """The renewal thread: step and sleep until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                delay = self.step()
+            except Exception as e:      # a bug must not end the renewals in silence
+                self._failed(AwsLoginError("unexpected %s: %s" % (type(e).__name__, e)),
+                             self.clock())
+                delay = self.next_at - self.clock()
+            self.wake.wait(max(0.0, delay))
+            self.wake.clear()
+
+    def _valid(self):
+        return (self.credentials is not None
+                and self.credentials.expires_at.timestamp() > self.clock())
+
+    def current(self, wait=SERVER_WAIT):
+        """(Credentials, role ARN to serve), valid now; else the error that keeps
+        them from being.  Credentials past their renewal time are served while
+        valid; expired ones make the request wait up to ``wait`` seconds for a
+        renewal that is due (the machine slept), not for one that backs off."""
+        deadline = time.monotonic() + wait
+        with self.changed:
+            while not self._valid():
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.failure is not None and self.clock() < self.next_at):
+                    break
+                self.wake.set()
+                self.changed.wait(left)
+            if self._valid():
+                return self.credentials, self.served_role
+            failure = self.failure
+        try:
+            if self._take_stored(read_profile(self.name)):     # a person logged in again
+                return self.current(0)
+        except AwsLoginError:
+            pass
+        raise failure or AwsLoginError("the credentials expired and are being renewed; "
+                                       "ask again", transient=True)
+
+
+def container_credentials(credentials, role_arn):
+    """The container-credentials document, as ECS's agent serves it."""
+    return {"AccessKeyId": credentials.access_key_id,
+            "SecretAccessKey": credentials.secret_access_key,
+            "Token": credentials.session_token or "",
+            "Expiration": format_timestamp(credentials.expires_at),
+            "RoleArn": role_arn}
+
+
+def credential_server(source, token, port=0):
+    """An HTTP server on 127.0.0.1:``port`` (0: a free one) that answers GET
+    SERVER_PATH with ``source``'s credentials when the Authorization header is
+    ``token`` (compared in constant time): 403 without it, 404 elsewhere, 503
+    with the reason when there are no valid credentials.  Not yet serving."""
+    import hmac
+    import http.server
+    import json
+    import socketserver
+    from urllib.parse import urlsplit
+    expected = token.encode("ascii")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "aws_login"
+        sys_version = ""
+        timeout = 10
+
+        def log_message(self, format, *args):
+            pass        # the terminal is the command's
+
+        def answer(self, status, document):
+            body = json.dumps(document).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            given = (self.headers.get("Authorization") or "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, expected):
+                return self.answer(403, {"Code": "AccessDenied", "Message":
+                                         "the Authorization header is not this server's token"})
+            if urlsplit(self.path).path != SERVER_PATH:
+                return self.answer(404, {"Code": "NotFound",
+                                         "Message": "the credentials are at %s" % SERVER_PATH})
+            try:
+                credentials, role_arn = source.current()
+            except AwsLoginError as e:
+                return self.answer(503, {"Code": type(e).__name__, "Message": visible(e)})
+            self.answer(200, container_credentials(credentials, role_arn))
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+        block_on_close = False      # 3.7+
+
+        def server_bind(self):      # HTTPServer's looks the host name up: slow, not needed
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = self.server_address[:2]
+
+        def handle_error(self, request, client_address):
+            debug("credential server: %s" % (sys.exc_info()[1],))
+
+    try:
+        return Server(("127.0.0.1", port), Handler)
+    except OSError as e:
+        raise UsageError("cannot listen on 127.0.0.1:%d: %s" % (port, e.strerror or e))
+
+
+def server_url(port):
+    return "http://127.0.0.1:%d%s" % (port, SERVER_PATH)
+
+
+def server_environment(port, token, region=None, environ=None, profile=None):
+    """The command's environment: the server's URL and token, and nothing the
+    SDKs would use before them."""
+    env = dict(os.environ if environ is None else environ)
+    for name in SERVER_UNSET:
+        env.pop(name, None)
+    env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = server_url(port)
+    env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
+    if region:
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+    if profile:
+        env["AWS_LOGIN_EXEC"] = profile     # how a nested exec is recognised
+    return env
+
+
+def server_shadowed(name):
+    """What the SDKs of a command served profile ``name``'s credentials would use
+    instead: credentials in the default profile (the command's, with
+    AWS_PROFILE taken out), as (where, same), ``same`` when they are this very
+    profile's own; or None."""
+    path = credentials_path()
+    section = read_credentials_section("default", path)
+    if section and section.get("aws_access_key_id"):
+        return "[default] in %s holds keys" % path, name == "default" and is_ours(section)
+    path = aws_config_path()
+    parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
+    for header in ("default", "profile default"):
+        for option in SHADOWING_OPTIONS:
+            if parser.has_section(header) and parser.get(header, option, fallback=""):
+                same = (name == "default" and option == "credential_process"
+                        and profile_mode(name) == "process")
+                return "[%s] in %s sets %s" % (header, path, option), same
+    return None
+
+
+def servers_dir():
+    return os.path.join(login_root(), "servers")
+
+
+class _ServerRecord(object):
+    """servers/PID, ``PORT STARTED PROFILE`` (no token), 0600: locked while the
+    server lives, removed when it stops; a killed server's is ignored, then swept."""
+
+    def __init__(self, name, port):
+        self.name, self.port = name, port
+
+    def __enter__(self):
+        import fcntl
+        private_dir(login_root())
+        private_dir(servers_dir())
+        _sweep_server_records()
+        self.path = os.path.join(servers_dir(), str(os.getpid()))
+        temp = os.path.join(servers_dir(), ".%d.tmp" % os.getpid())
+        self.fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)     # locked before anyone can see it
+        os.write(self.fd, ("%d %d %s\n" % (self.port, time.time(), _quote_name(self.name)))
+                 .encode("ascii"))
+        os.rename(temp, self.path)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            os.unlink(self.path)        # before the lock goes, as the refresher does
+        except OSError:
+            pass
+        os.close(self.fd)
+        return False
+
+
+def _server_records():
+    """(path, words, alive) for each record in servers/ that is ours."""
+    import fcntl
+    records = []
+    for file_name in _listdir(servers_dir()):
+        path = os.path.join(servers_dir(), file_name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if os.fstat(fd).st_uid != os.getuid():
+                continue
+            words = os.read(fd, 1000).decode("ascii", "replace").split()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                alive = False
+            except OSError:
+                alive = True
+        finally:
+            os.close(fd)
+        records.append((path, [os.path.basename(path)] + words, alive))
+    return records
+
+
+def _sweep_server_records():
+    for path, _, alive in _server_records():
+        if not alive:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def running_servers():
+    """{"pid", "port", "profile", "started"} of every credential server running now."""
+    found = []
+    for _, words, alive in _server_records():
+        try:
+            if alive:
+                found.append({"pid": int(words[0]), "port": int(words[1]),
+                              "started": format_timestamp(_utc(float(words[2]))),
+                              "profile": _unquote_name(words[3])})
+        except (ValueError, IndexError):
+            pass
+    return found
+
+
+def _tell_person(line):
+    """One line where the person is: the terminal, else standard error."""
+    terminal = Terminal()
+    try:
+        if terminal.available():
+            terminal.tell(line)
+            return
+    finally:
+        terminal.close()
+    sys.stderr.write(visible(line) + "\n")
+    sys.stderr.flush()
+
+
+def start_serving(name):
+    """(ServedCredentials holding profile ``name``'s first credentials, a new token).
+    The first credentials may be asked for on the terminal."""
+    import secrets
+    source = ServedCredentials(name, tell=_tell_person)
+    terminal = Terminal()
+    try:
+        source.renew(terminal)
+    finally:
+        terminal.close()
+    return source, secrets.token_urlsafe(32)
+
+
+def _serve_in_threads(source, server):
+    """Serve and renew, each in a daemon thread; returns the Event that stops them."""
+    import threading
+    stop = threading.Event()
+
+    def serve():
+        try:
+            server.serve_forever(REFRESH_SLICE)
+        except Exception:
+            if not stop.is_set():
+                raise
+
+    for target, args in ((serve, ()), (source.run, (stop,))):
+        thread = threading.Thread(target=target, args=args, name="credential server")
+        thread.daemon = True
+        thread.start()
+    return stop
+
+
+def _stop_serving(server, stop, source):
+    """Close the port at once (the serving thread's select is woken by the
+    shutdown of the listening socket), and stop the renewals."""
+    import socket
+    stop.set()
+    source.wake.set()
+    try:
+        server.socket.shutdown(socket.SHUT_RDWR)
+        server.shutdown()
+    except OSError:
+        pass
+    server.server_close()
+
+
+def _wait_for_child(child, signals):
+    """Wait for ``child``, passing on each of ``signals`` that a process sent us.
+    The terminal's (Ctrl-C, a hang-up) reached it already, as it shares our
+    process group: sent twice, a second Ctrl-C makes some programs (terraform)
+    abort their clean-up.  The signals are blocked in every thread and taken
+    here.  Returns the child's exit status as Popen gives it."""
+    import signal
+    waited = tuple(signals) + (signal.SIGCHLD,)
+    while child.poll() is None:
+        if hasattr(signal, "sigtimedwait"):
+            info = signal.sigtimedwait(waited, 60)
+            signum, by_process = (info.si_signo, info.si_code <= 0) if info else (None, False)
+        else:       # no siginfo here (macOS): every one is passed on
+            signum, by_process = signal.sigwait(waited), True
+        if signum in signals and by_process and child.poll() is None:
+            try:
+                os.kill(child.pid, signum)
+            except OSError:
+                pass
+    return child.returncode
+
+
+def exec_with_server(name, command):
+    """Run ``command`` as our child with profile ``name``'s credential server,
+    for as long as it runs; return its exit status (128 + N for signal N)."""
+    import signal
+    import subprocess
+    profile = read_profile(name)
+    shadow = server_shadowed(name)
+    if shadow and not shadow[1]:
+        raise ConfigError("the command would not ask the credential server: %s, which the "
+                          "AWS CLI and SDKs read first; remove them, or run exec without "
+                          "--server" % shadow[0])
+    if shadow:
+        warn("%s: the command's AWS SDKs use those before asking the credential server"
+             % shadow[0])
+    source, token = start_serving(name)
+    server = credential_server(source, token)
+    port = server.server_address[1]
+    env = server_environment(port, token, profile.region, profile=name)
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals + (signal.SIGCHLD,))
+    import resource     # here: in_child runs between fork and exec, and imports nothing
+
+    def in_child():
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        if _core_limit:
+            resource.setrlimit(resource.RLIMIT_CORE, (
+                _core_limit[0], resource.getrlimit(resource.RLIMIT_CORE)[1]))
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with _ServerRecord(name, port):
+        try:
+            # No thread runs yet: in_child runs safely between fork and exec.
+            child = subprocess.Popen(command, env=env, preexec_fn=in_child)
+        except FileNotFoundError:
+            raise CommandNotFoundError("%s: command not found" % command[0])
+        except PermissionError:
+            raise CommandNotFoundError("%s: permission denied" % command[0])
+        stop = _serve_in_threads(source, server)
+        try:
+            status = _wait_for_child(child, signals)
+        finally:
+            _stop_serving(server, stop, source)
+    return 128 - status if status < 0 else status
+
+
+def serve(name, port=0):
+    """Serve profile ``name``'s credentials in the foreground until SIGINT, SIGTERM
+    or SIGHUP; print the two variables to export."""
+    import signal
+    read_profile(name)
+    shadow = server_shadowed(name)
+    if shadow:
+        warn("%s: AWS SDKs that read this machine's files use those before asking the "
+             "credential server" % shadow[0])
+    source, token = start_serving(name)
+    server = credential_server(source, token, port)
+    port = server.server_address[1]
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    with _ServerRecord(name, port):
+        stop = _serve_in_threads(source, server)
+        try:
+            sys.stdout.write("export AWS_CONTAINER_CREDENTIALS_FULL_URI=%s\n"
+                             "export AWS_CONTAINER_AUTHORIZATION_TOKEN=%s\n"
+                             % (server_url(port), token))
+            sys.stdout.flush()
+            sys.stderr.write("Serving the credentials of profile %s on 127.0.0.1:%d (pid %d) "
+                             "until Ctrl-C. The token is a secret: it gives the credentials "
+                             "to whoever holds it.\n" % (name, port, os.getpid()))
+            sys.stderr.flush()
+            signal.sigwait(signals)
+        finally:
+            _stop_serving(server, stop, source)
+
+
+# ---------------------------------------------------------------------------
 # Python API (for vendoring) and the AWS CLI plugin hook
 # ---------------------------------------------------------------------------
 
@@ -4183,7 +4790,9 @@ def _awscli_commands(command_table, session, **kwargs):
     login_command = _awscli_command(
         "login", "Log in through your SAML ECP identity provider and write temporary "
         "credentials (aws_login.py).",
-        [{"name": "role-arn", "help_text": "assume this role"},
+        [{"name": "role", "help_text": "assume this role: NAME, ACCOUNT/NAME, ALIAS/NAME "
+                                       "or ARN"},
+         {"name": "role-arn", "help_text": "assume this role (as --role)"},
          {"name": "force", "action": "store_true", "help_text": "log in again"},
          {"name": "no-refresh", "action": "store_true", "help_text": "start no refresher"}],
         ["login"])
@@ -4642,7 +5251,7 @@ def _logged_in_section(name):
 
 def _cmd_login(args):
     profile = read_profile(args.profile)
-    role_arn = check_role_arn(args.role_arn) if args.role_arn else None
+    role = check_role_name(args.role) if args.role else None
     # This login's choices; the refresher it starts inherits the environment.
     if args.ca_bundle:
         profile.ca_bundle = os.environ["AWS_CA_BUNDLE"] = check_ca_bundle(args.ca_bundle)
@@ -4661,18 +5270,18 @@ def _cmd_login(args):
         profile.password_source = "prompt"      # stored in the keyring if that is enabled
     with _login_lock(profile.name):     # a second login waits, then sees what this one did
         mode = profile_mode(profile.name)
-        if mode == "file" and not args.force and _already_logged_in(profile.name, role_arn):
+        if mode == "file" and not args.force and _already_logged_in(profile.name, role):
             return 0
-        _login_and_report(profile, role_arn, args.force, args.no_refresh, mode)
+        _login_and_report(profile, role, args.force, args.no_refresh, mode)
 
 
-def _already_logged_in(name, role_arn):
-    """Say so and return True when a live refresher keeps valid credentials of
-    ``role_arn`` (any role when None) fresh."""
+def _already_logged_in(name, wanted):
+    """Say so and return True when a live refresher keeps valid credentials of the
+    role ``wanted`` names (any role when None) fresh."""
     state = refresher_state(name)
     current = _logged_in_section(name)
     if not (state and state.alive and current and current.expires.timestamp() > time.time() + 60
-            and role_arn in (None, current.section.get(ROLE_KEY))):
+            and _names_current_role(wanted, current.section.get(ROLE_KEY))):
         return False
     sys.stderr.write(
         "Already logged in to profile %s as %s until %s; the refresher (pid %d%s) "
@@ -4680,6 +5289,17 @@ def _already_logged_in(name, role_arn):
             name, current.section.get(ROLE_KEY), _local_time(current.expires), state.pid,
             " on host %s" % state.host if state.local is False else ""))
     return True
+
+
+def _names_current_role(wanted, current_arn):
+    """True when `login --role` asks for no role, or for the one logged in to."""
+    if wanted is None:
+        return True
+    try:
+        return bool(current_arn) and bool(match_role([Role(current_arn, None)], wanted,
+                                                     read_aliases()))
+    except RoleError:
+        return False
 
 
 def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
@@ -4744,22 +5364,35 @@ def _cmd_exec(args):
     if outer and not args.allow_nested:
         raise UsageError("already inside `aws_login.py exec` (profile %s); running another "
                          "would mix credentials (use --allow-nested to do it anyway)" % outer)
+    command = command or [os.environ.get("SHELL") or "/bin/sh"]
+    if args.server:
+        return exec_with_server(args.profile, command)
     credentials = fresh_credentials(args.profile)
     region = read_profile(args.profile, require_endpoint=False).region
     env = exec_environment(credentials, region, profile=args.profile)
-    command = command or [os.environ.get("SHELL") or "/bin/sh"]
     sys.stdout.flush()
     sys.stderr.flush()
-    if _core_limit:
-        import resource
-        resource.setrlimit(resource.RLIMIT_CORE,
-                           (_core_limit[0], resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    _give_back_core_limit()
     try:
         os.execvpe(command[0], command, env)    # the command's exit status is ours
     except FileNotFoundError:
         raise CommandNotFoundError("%s: command not found" % command[0])
     except PermissionError:
         raise CommandNotFoundError("%s: permission denied" % command[0])
+
+
+def _give_back_core_limit():
+    """The soft core limit we started with, for a command about to be run."""
+    if _core_limit:
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE,
+                           (_core_limit[0], resource.getrlimit(resource.RLIMIT_CORE)[1]))
+
+
+def _cmd_serve(args):
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port %d is not a TCP port" % args.port)
+    serve(args.profile, args.port)
 
 
 def _cmd_console(args):
@@ -4777,8 +5410,9 @@ def _cmd_credential_process(args):
     sys.stdout.write(credential_process(args.profile) + "\n")
 
 
-def profile_status(name):
-    """What `status` shows for one profile, as a dict of plain values."""
+def profile_status(name, servers=()):
+    """What `status` shows for one profile, as a dict of plain values; ``servers``
+    are the running credential servers (running_servers())."""
     mode = profile_mode(name)
     role_arn = expires = None
     if mode == "file":
@@ -4800,7 +5434,9 @@ def profile_status(name):
             "refresher_host": state.host if state else None,
             "refresher_local": state.local if state else None,
             "next_renewal": format_timestamp(_utc(state.next_at))
-            if alive and state.next_at else None}
+            if alive and state.next_at else None,
+            "servers": [dict((k, v) for k, v in server.items() if k != "profile")
+                        for server in servers if server["profile"] == name]}
 
 
 def _refresher_cell(row):
@@ -4818,7 +5454,8 @@ def _cmd_status(args):
     import json
     path = config_path()
     names = _parse_ini(_read_text(path) or "", path).sections()
-    rows = [profile_status(name) for name in names]
+    servers = running_servers()
+    rows = [profile_status(name, servers) for name in names]
     if args.output == "json":
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -4833,6 +5470,16 @@ def _cmd_status(args):
             row["role_arn"].split(":role/")[1] if row["role_arn"] else "-",
             row["account"] or "-", local(row["expiration"]),
             _refresher_cell(row), local(row["next_renewal"])))
+    _write_table(table)
+    if servers:
+        sys.stdout.write("\nCredential servers:\n")
+        _write_table([("PROFILE", "PID", "PORT", "STARTED")] + [
+            (server["profile"], str(server["pid"]), str(server["port"]),
+             _local_time(parse_timestamp(server["started"]))) for server in servers])
+
+
+def _write_table(table):
+    table = [[visible(c) for c in r] for r in table]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
@@ -4854,8 +5501,8 @@ def _cmd_plugin(args):
                              record["config"]))
 
 
-COMMANDS = ("configure", "login", "logout", "credential-process", "whoami", "exec", "env",
-            "console", "status", "plugin")
+COMMANDS = ("configure", "login", "logout", "credential-process", "whoami", "exec", "serve",
+            "env", "console", "status", "plugin")
 
 
 class _UnusedParser(object):
@@ -4930,8 +5577,10 @@ def build_parser(only=None):
     p = command("login", parents=[common], help="log in and write credentials",
                             description="Authenticate to the IdP, choose a role and write "
                             "temporary credentials for the profile.")
-    p.add_argument("--role-arn", dest="role_arn", metavar="ARN",
-                   help="assume this role (it must be in the assertion)")
+    p.add_argument("--role", "--role-arn", dest="role", metavar="NAME",
+                   help="assume this role: its name (Admin, team/Dev), ACCOUNT/NAME, "
+                        "ALIAS/NAME (~/.aws-login/alias) or ARN, in any case; it must be "
+                        "in the assertion")
     p.add_argument("--force", action="store_true",
                    help="log in even if logged in; overwrite a section holding long-term keys")
     p.add_argument("--no-refresh", dest="no_refresh", action="store_true",
@@ -4974,11 +5623,29 @@ def build_parser(only=None):
                             "AWS_CREDENTIAL_EXPIRATION (and AWS_REGION, AWS_DEFAULT_REGION "
                             "when the profile has a region) set, AWS_PROFILE and "
                             "AWS_DEFAULT_PROFILE removed; logs in first when needed.  The "
-                            "command's exit status is returned.")
+                            "command's exit status is returned.  With --server, no keys: "
+                            "AWS_CONTAINER_CREDENTIALS_FULL_URI and "
+                            "AWS_CONTAINER_AUTHORIZATION_TOKEN name a credential server on "
+                            "127.0.0.1 that renews the credentials before they expire, for as "
+                            "long as the command runs.")
     p.add_argument("--allow-nested", dest="allow_nested", action="store_true",
                    help="run even inside another aws_login exec")
+    p.add_argument("--server", action="store_true",
+                   help="give the command a local credential server instead of keys (the "
+                        "AWS SDKs renew through it)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
     p.set_defaults(func=_cmd_exec)
+
+    p = command("serve", parents=[common], help="run a credential server in the foreground",
+                description="Serve the profile's credentials on 127.0.0.1 in the "
+                "container-credentials format, renewed before they expire, until "
+                "Ctrl-C or SIGTERM.  Prints the two lines to export in the shell or "
+                "container that uses it (AWS_CONTAINER_CREDENTIALS_FULL_URI and "
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN).  The token is a secret: "
+                "whoever holds it gets the credentials.")
+    p.add_argument("--port", type=int, default=0, metavar="N",
+                   help="listen on this port (default: a free one)")
+    p.set_defaults(func=_cmd_serve)
 
     p = command("env", parents=[common], help="print the credentials for a shell",
                             description='Print lines for  eval "$(python3 aws_login.py env)"; '

@@ -35,6 +35,8 @@ import traceback
 import unittest
 import uuid
 import xml.etree.ElementTree as ET
+import urllib.error as urllib_error
+import urllib.request as urllib_request
 from urllib.parse import parse_qsl, urlsplit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -2249,7 +2251,7 @@ class IdPSessionTest(LoginTestCase):
         self.assert_logged_in(self.tool(["login"], [("Password: ", "bob-pass"),
                                                     ("Selection: ", "0")]))
         self.assertEqual(self.tool(["logout"]).code, 0)
-        run = self.tool(["login"], [("Selection: ", "1")])
+        run = self.tool(["login"], [("Selection [0]: ", "1")])     # Enter would take Admin
         self.assert_logged_in(run, DEV)
         self.assertNotIn("Password", run.tty)
         self.assertEqual(self.idp.logins[-1], ("bob", "session"))
@@ -6063,6 +6065,776 @@ class CoreDumpTest(LoginTestCase):
         self.assertEqual(run.code, 0, run)
         line = [l for l in run.stdout.splitlines() if l.startswith("Max core file size")][0]
         self.assertEqual(line.split()[4], str(1 << 20))
+
+
+# ---------------------------------------------------------------------------
+# Roles by name, and the role chosen last time
+# ---------------------------------------------------------------------------
+
+ADMIN_B = "arn:aws:iam::%s:role/Admin" % ACCOUNT_B
+
+
+class RoleNameTest(unittest.TestCase):
+    ROLES = [aws_login.Role(ADMIN, PROVIDER_A), aws_login.Role(DEV, PROVIDER_A),
+             aws_login.Role(READONLY, PROVIDER_B), aws_login.Role(ADMIN_B, PROVIDER_B)]
+    ALIASES = {ACCOUNT_A: "prod", ACCOUNT_B: "Staging"}
+
+    def match(self, wanted):
+        return aws_login.match_role(self.ROLES, wanted, self.ALIASES).arn
+
+    def test_every_form_in_any_case(self):
+        for wanted, arn in [
+                (DEV, DEV), (DEV.upper(), DEV), (ADMIN_B.lower(), ADMIN_B),
+                ("team/Dev", DEV), ("TEAM/DEV", DEV), ("dev", DEV), ("Dev ", DEV),
+                ("ReadOnly", READONLY), ("readonly", READONLY),
+                ("%s/admin" % ACCOUNT_A, ADMIN), ("%s/ADMIN" % ACCOUNT_B, ADMIN_B),
+                ("%s/team/dev" % ACCOUNT_A, DEV), ("%s/Dev" % ACCOUNT_A, DEV),
+                ("PROD/Admin", ADMIN), ("staging/admin", ADMIN_B), ("prod/team/Dev", DEV),
+                ("prod/dev", DEV), ("STAGING/readonly", READONLY)]:
+            self.assertEqual(self.match(wanted), arn, wanted)
+
+    def test_ambiguous_names_list_the_matches(self):
+        for wanted in ("Admin", "admin", "ADMIN"):
+            with self.assertRaises(aws_login.RoleError) as caught:
+                self.match(wanted)
+            self.assertEqual(str(caught.exception),
+                             "role %s is ambiguous: it names %s, %s; give ACCOUNT/NAME or the "
+                             "ARN" % (wanted, ADMIN, ADMIN_B))
+            self.assertEqual(caught.exception.exit_code, 6)
+
+    def test_unknown_names_list_the_roles_offered(self):
+        offered = ", ".join(r.arn for r in self.ROLES)
+        for wanted in ("Nope", "/Admin", "team", "999999999999/Admin", "prod/ReadOnly",
+                       "staging/team/Dev", "dev/Admin", "arn:aws:iam::%s:role/Dev" % ACCOUNT_A,
+                       "Admin/prod", "%s/Admin" % ACCOUNT_A[:-1], "eam/Dev"):
+            with self.assertRaises(aws_login.RoleError) as caught:
+                self.match(wanted)
+            self.assertEqual(str(caught.exception), "the IdP does not offer role %s; it "
+                             "offers: %s" % (wanted, offered))
+        # no alias file: an alias is only an alias when the file says so
+        with self.assertRaises(aws_login.RoleError):
+            aws_login.match_role(self.ROLES, "prod/Admin")
+        self.assertEqual(aws_login.match_role(self.ROLES, "%s/Admin" % ACCOUNT_A).arn, ADMIN)
+
+    def test_an_empty_alias_names_nothing(self):
+        aliases = {ACCOUNT_A: "", ACCOUNT_B: " "}
+        for wanted in ("/Admin", " /ReadOnly"):
+            with self.assertRaises(aws_login.RoleError):
+                aws_login.match_role(self.ROLES, wanted, aliases)
+
+    def test_choose_role_prefers_the_exact_arn_and_matches_names(self):
+        self.assertEqual(aws_login.choose_role(self.ROLES, DEV).arn, DEV)
+        self.assertEqual(aws_login.choose_role(self.ROLES, "readonly").arn, READONLY)
+        with self.assertRaisesRegex(aws_login.RoleError, "ambiguous"):
+            aws_login.choose_role(self.ROLES, "Admin")
+
+    def test_role_names_from_the_command_line_are_checked(self):
+        self.assertEqual(aws_login.check_role_name(" team/Dev "), "team/Dev")
+        self.assertEqual(aws_login.check_role_name(DEV), DEV)
+        self.assertEqual(aws_login.check_role_name(DEV.upper()), DEV.upper())
+        with self.assertRaises(aws_login.ConfigError):
+            aws_login.check_role_name("arn:aws:iam::1:role/X")
+        for bad in ("", "  ", "Ad\nmin", "Ad\x1bmin", "a" * 1025):
+            with self.assertRaises(aws_login.UsageError):
+                aws_login.check_role_name(bad)
+        self.assertEqual(aws_login.check_role_name("a" * 1024), "a" * 1024)
+
+    def test_the_menu_marks_the_last_role(self):
+        lines, ordered = aws_login.role_menu(self.ROLES[:3], last=READONLY.lower())
+        self.assertEqual(lines[1:], ["    Account: %s" % ACCOUNT_A, "        [ 0 ]: Admin",
+                                     "        [ 1 ]: team/Dev", "    Account: %s" % ACCOUNT_B,
+                                     "        [ 2 ]: ReadOnly (last chosen)"])
+        self.assertEqual(aws_login.role_menu(self.ROLES[:3])[0],
+                         aws_login.role_menu(self.ROLES[:3], last=ADMIN_B)[0])
+
+
+class RoleChoiceTest(LoginTestCase):
+    """`login --role` and the menu's default, with bob (three roles) on the terminal."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        self.last_file = os.path.join(self.home, ".aws-login", "role", "default")
+
+    def test_login_role_takes_every_form(self):
+        self.write(os.path.join(self.home, ".aws-login", "alias"),
+                   "[accounts]\n%s = Staging\n" % ACCOUNT_B)
+        for flag, wanted, arn in [("--role", "readonly", READONLY),
+                                  ("--role", "%s/TEAM/dev" % ACCOUNT_A, DEV),
+                                  ("--role", "staging/READONLY", READONLY),
+                                  ("--role", "Admin", ADMIN),
+                                  ("--role-arn", DEV.lower(), DEV),
+                                  ("--role-arn", "dev", DEV)]:
+            run = self.tool(["login", flag, wanted], terminal=False)
+            self.assert_logged_in(run, arn)
+        self.assertNotIn("Selection", run.tty)
+
+    def test_ambiguous_or_unknown_exit_6_in_one_line_and_write_nothing(self):
+        self.idp.users["bob"]["roles"].append(PROVIDER_B + "," + ADMIN_B)
+        run = self.tool(["login", "--role", "admin"])
+        self.assert_nothing_written(run, 6)
+        self.assertIn("role admin is ambiguous: it names %s, %s" % (ADMIN, ADMIN_B), run.stderr)
+        self.assertEqual(self.sts.requests, [])
+        run = self.tool(["login", "--role", "Nope"])
+        self.assert_nothing_written(run, 6)
+        self.assertIn("the IdP does not offer role Nope; it offers: %s, %s, %s, %s"
+                      % (ADMIN, READONLY, DEV, ADMIN_B), run.stderr)
+        asked = len(self.idp.requests)
+        run = self.tool(["login", "--role", "Ad\x1bmin"], terminal=False)
+        self.assert_nothing_written(run, 2)
+        self.assertIn("'Ad\\x1bmin'", run.stderr)
+        self.assertEqual(len(self.idp.requests), asked)
+
+    def test_the_menu_offers_the_role_chosen_last_time(self):
+        run = self.tool(["login"], [("Selection: ", ""), ("Selection: ", "2")])
+        self.assert_logged_in(run, READONLY)
+        self.assertIn("Please enter a number from 0 to 2.", run.tty)     # no default yet
+        self.assertNotIn("last chosen", run.tty)
+        self.assertEqual(self.read(self.last_file), READONLY + "\n")
+        self.assertEqual(os.stat(self.last_file).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.last_file)).st_mode & 0o777, 0o700)
+        run = self.tool(["login"], [("Selection [2]: ", "")])
+        self.assert_logged_in(run, READONLY)
+        self.assertIn("        [ 2 ]: ReadOnly (last chosen)\r\n", run.tty)
+        self.assertEqual(run.tty.count("last chosen"), 1)
+        self.assertNotIn("Please enter", run.tty)
+        run = self.tool(["login"], [("Selection [2]: ", "x"), ("Selection [2]: ", "1")])
+        self.assert_logged_in(run, DEV)
+        self.assertIn("Please enter a number from 0 to 2.", run.tty)
+        self.assertEqual(self.read(self.last_file), DEV + "\n")
+        run = self.tool(["login"], [("Selection [1]: ", "")])
+        self.assert_logged_in(run, DEV)
+        # --role is a choice too; another profile has a default of its own
+        self.assert_logged_in(self.tool(["login", "--role", "admin"]), ADMIN)
+        self.assert_logged_in(self.tool(["login"], [("Selection [0]: ", "")]), ADMIN)
+        self.configure("other", username="bob", factor="auto", password="bob-pass")
+        run = self.tool(["--profile", "other", "login"], [("Selection: ", "2")])
+        self.assert_logged_in(run, READONLY, profile="other")
+        self.assertEqual(self.read(self.last_file), ADMIN + "\n")
+
+    def test_a_configured_role_or_a_role_no_longer_offered_sets_no_default(self):
+        self.configure("cfg", username="bob", factor="auto", password="bob-pass", role_arn=DEV)
+        self.assert_logged_in(self.tool(["--profile", "cfg", "login"]), DEV, profile="cfg")
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "role", "cfg")))
+        self.write(self.last_file, ADMIN_B + "\n")
+        run = self.tool(["login"], [("Selection: ", "0")])
+        self.assert_logged_in(run, ADMIN)
+        self.assertNotIn("last chosen", run.tty)
+        self.write(self.last_file, "not an arn\n")
+        self.assert_logged_in(self.tool(["login"], [("Selection: ", "1")]), DEV)
+
+
+# ---------------------------------------------------------------------------
+# Credential server: exec --server and serve
+# ---------------------------------------------------------------------------
+
+# The command exec --server runs in these tests: it asks the server with urllib.
+SERVER_CHILD = r'''
+import json, os, signal, sys, time, urllib.error, urllib.request
+URI = os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+TOKEN = os.environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+def get(url=URI, token=TOKEN):
+    headers = {} if token is None else {"Authorization": token}
+    try:
+        with OPENER.open(urllib.request.Request(url, headers=headers), timeout=30) as r:
+            return r.status, json.loads(r.read().decode())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode())
+
+def note(path, text):
+    with open(path, "a") as f:
+        f.write(text + "\n")
+
+mode, args = sys.argv[1], sys.argv[2:]
+if mode == "probe":
+    names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+             "AWS_DEFAULT_PROFILE", "AWS_CREDENTIAL_EXPIRATION", "AWS_LOGIN_EXEC",
+             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]
+    print(json.dumps({"uri": URI, "token": TOKEN,
+                      "env": dict((n, os.environ.get(n)) for n in names),
+                      "right": get(), "none": get(token=None), "wrong": get(token=TOKEN[:-1]),
+                      "lower": get(token=TOKEN.lower()), "longer": get(token=TOKEN + "x"),
+                      "other_path": get(URI.rsplit("/", 1)[0] + "/other"),
+                      "query": get(URI + "?x=1")}))
+elif mode == "exit":
+    print(URI, flush=True)
+    sys.exit(int(args[0]))
+elif mode == "kill":
+    print(URI, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+elif mode == "signals":
+    record = args[0]
+    def on(signum, frame):
+        note(record, signal.Signals(signum).name)
+        if signum == signal.SIGTERM:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+    for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(s, on)
+    note(record, "ready %d %s" % (os.getpid(), URI))
+    for _ in range(600):
+        time.sleep(0.1)
+    sys.exit(3)
+elif mode == "ctrl-c":
+    seen = []
+    signal.signal(signal.SIGINT, lambda signum, frame: seen.append(time.time()))
+    fd = os.open("/dev/tty", os.O_WRONLY)
+    os.write(fd, b"ready> ")
+    while not seen:
+        time.sleep(0.05)
+    time.sleep(1.0)         # a second SIGINT, forwarded, would come within this
+    sys.exit(10 + len(seen))
+elif mode == "wait":
+    note(args[0], "%d %s" % (os.getpid(), URI))
+    for _ in range(600):
+        if os.path.exists(args[0] + ".go"):
+            break
+        time.sleep(0.05)
+elif mode == "poll":
+    seconds, interval, out = float(args[0]), float(args[1]), []
+    end = time.time() + seconds
+    while time.time() < end:
+        asked = time.time()
+        status, doc = get()
+        out.append([asked, status, doc])
+        time.sleep(interval)
+    print(json.dumps(out))
+'''
+
+BOTOCORE_CHILD = r'''
+import json, os, sys, time
+import botocore.session
+session = botocore.session.get_session()
+credentials = session.get_credentials()
+client = session.create_client("sts", region_name="us-east-1",
+                               endpoint_url=os.environ["AWS_ENDPOINT_URL_STS"],
+                               verify=os.environ["AWS_CA_BUNDLE"])
+arns, end = [], time.time() + float(sys.argv[1])
+while True:
+    arns.append(client.get_caller_identity()["Arn"])
+    if time.time() > end:
+        break
+    time.sleep(0.5)
+print(json.dumps([credentials.method, sorted(set(arns))]))
+'''
+
+
+def _port_of(uri):
+    return urlsplit(uri).port
+
+
+def _port_closed(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def _listening_addresses(port):
+    """Local addresses of the TCP sockets listening on ``port`` (/proc/net/tcp, tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            address, hex_port = fields[1].split(":")
+            if int(hex_port, 16) == port and fields[3] == "0A":
+                found.append(address)
+    return found
+
+
+class ServerTestCase(LoginTestCase):
+    """Profile srv (alice, password configured, so nothing is asked)."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure("srv", username="alice", factor="auto", password=PASSWORD)
+        self.child = os.path.join(self.home, "child.py")
+        self.write(self.child, SERVER_CHILD)
+        self.records = os.path.join(self.home, ".aws-login", "servers")
+
+    def command(self, *words):
+        return [sys.executable, SCRIPT, "--profile", "srv", "exec", "--server", "--",
+                sys.executable, self.child] + list(words)
+
+    def start(self, *words, **kw):
+        """exec --server in a session of its own, no terminal."""
+        proc = subprocess.Popen(kw.pop("argv", None) or self.command(*words),
+                                env=dict(os.environ), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        self.addCleanup(self.finish, proc)
+        return proc
+
+    def finish(self, proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
+
+    def wait_lines(self, path, count, proc=None, timeout=30):
+        def ready():
+            return os.path.exists(path) and len(self.read(path).splitlines()) >= count
+        self.assertTrue(_wait_for(ready, timeout),
+                        proc and proc.poll() is not None and proc.communicate())
+        return self.read(path).splitlines()
+
+    def assert_record_gone(self):
+        self.assertEqual(os.listdir(self.records) if os.path.isdir(self.records) else [], [])
+
+
+class ServerTest(ServerTestCase):
+    def test_the_token_is_checked_and_the_answer_is_the_container_format(self):
+        before = sorted(os.listdir(self.home))
+        run = self.tool(self.command("probe")[2:], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stderr, "")
+        probe = json.loads(run.stdout)
+        issued = self.sts.issued[-1]
+        self.assertEqual(probe["right"], [200, {
+            "AccessKeyId": issued["AccessKeyId"], "SecretAccessKey": issued["SecretAccessKey"],
+            "Token": issued["SessionToken"], "Expiration": issued["Expiration"],
+            "RoleArn": ADMIN}])
+        self.assertRegex(probe["right"][1]["Expiration"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        for case in ("none", "wrong", "lower", "longer"):
+            self.assertEqual(probe[case][0], 403, case)
+            self.assertNotIn("AccessKeyId", probe[case][1])
+        self.assertEqual(probe["other_path"][0], 404)
+        self.assertEqual(probe["query"][0], 200)
+        self.assertRegex(probe["uri"], r"^http://127\.0\.0\.1:\d+/credentials$")
+        self.assertRegex(probe["token"], r"^[A-Za-z0-9_-]{43}$")
+        self.assertEqual(probe["env"].pop("AWS_LOGIN_EXEC"), "srv")
+        self.assertEqual(set(probe["env"].values()), {None}, probe["env"])
+        self.assertFalse(os.path.exists(self.credentials_file))     # in memory only
+        self.assertEqual(os.listdir(os.path.join(self.home, ".aws-login", "cache")),
+                         [".srv.lock"])
+        self.assertEqual(sorted(os.listdir(self.home)), before)
+        self.assert_record_gone()
+
+    def test_keys_profiles_and_other_container_settings_stay_out_of_the_command(self):
+        env = {"AWS_ACCESS_KEY_ID": "AKIAOUTER", "AWS_SECRET_ACCESS_KEY": "outer",
+               "AWS_SESSION_TOKEN": "outer", "AWS_PROFILE": "srv", "AWS_DEFAULT_PROFILE": "x",
+               "AWS_CREDENTIAL_EXPIRATION": "2000-01-01T00:00:00Z",
+               "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials",
+               "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "/etc/passwd"}
+        run = self.tool(self.command("probe")[2:], terminal=False, env=env)
+        self.assertEqual(run.code, 0, run)
+        probe = json.loads(run.stdout)
+        self.assertEqual(probe["env"].pop("AWS_LOGIN_EXEC"), "srv")
+        self.assertEqual(set(probe["env"].values()), {None})
+        self.assertEqual(probe["right"][0], 200)
+        # nested: refused unless asked for, like exec
+        code = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+        run = self.tool(["--profile", "srv", "exec", "--server", "--", sys.executable, "-c",
+                         code] + self.command("exit", "0"), terminal=False)
+        self.assertEqual(run.code, 2, run)
+        self.assertIn("already inside `aws_login.py exec` (profile srv)", run.stderr)
+
+    def test_it_listens_on_loopback_only_and_the_token_is_nowhere_else(self):
+        proc = self.start("wait", os.path.join(self.home, "w"))
+        pid, uri = self.wait_lines(os.path.join(self.home, "w"), 1, proc)[0].split(" ", 1)
+        port = _port_of(uri)
+        self.assertEqual(_listening_addresses(port), ["0100007F"])
+        with open("/proc/%d/environ" % int(pid), "rb") as f:
+            token = [v for v in f.read().split(b"\0")
+                     if v.startswith(b"AWS_CONTAINER_AUTHORIZATION_TOKEN=")][0].split(b"=", 1)[1]
+        for who in (proc.pid, int(pid)):
+            with open("/proc/%d/cmdline" % who, "rb") as f:
+                self.assertNotIn(token, f.read())
+        with open("/proc/%d/environ" % proc.pid, "rb") as f:
+            self.assertNotIn(token, f.read())
+        for folder, _, files in os.walk(self.home):
+            for name in files:
+                with open(os.path.join(folder, name), "rb") as f:
+                    self.assertNotIn(token, f.read(), os.path.join(folder, name))
+        self.write(os.path.join(self.home, "w.go"), "")
+        self.assertEqual(proc.wait(30), 0)
+        self.assertTrue(_port_closed(port))
+
+    def test_the_exit_status_passes_through_and_no_server_stays(self):
+        for words, status in ((("exit", "0"), 0), (("exit", "42"), 42), (("kill",), 137)):
+            proc = self.start(*words)
+            out, err = proc.communicate(timeout=60)
+            self.assertEqual(proc.returncode, status, err)
+            self.assertEqual(err, b"")
+            self.assertTrue(_port_closed(_port_of(out.decode().strip())))
+            self.assert_record_gone()
+        run = self.tool(["--profile", "srv", "exec", "--server", "--", "no-such-command-here"],
+                        terminal=False)
+        self.assertEqual(run.code, 127, run)
+        self.assertEqual(run.stderr, "aws_login: error: no-such-command-here: command not "
+                                     "found\n")
+        self.assert_record_gone()
+
+    def test_signals_reach_the_command_once_each(self):
+        record = os.path.join(self.home, "signals")
+        proc = self.start("signals", record)
+        port = _port_of(self.wait_lines(record, 1, proc)[0].split()[2])
+        for number, name in enumerate(("SIGHUP", "SIGINT", "SIGHUP"), 2):
+            os.kill(proc.pid, getattr(signal, name))
+            self.assertEqual(self.wait_lines(record, number, proc)[-1], name)
+        self.assertIsNone(proc.poll())
+        self.assertFalse(_port_closed(port))
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 128 + signal.SIGTERM)
+        self.assertEqual(self.read(record).splitlines()[1:], ["SIGHUP", "SIGINT", "SIGHUP",
+                                                              "SIGTERM"])
+        self.assertTrue(_port_closed(port))
+        self.assert_record_gone()
+
+    def test_ctrl_c_on_the_terminal_reaches_the_command_once(self):
+        run = self.tool(self.command("ctrl-c")[2:], [("ready> ", b"\x03")])
+        self.assertEqual(run.code, 11, run)       # one SIGINT: the terminal's, not forwarded
+
+    def test_a_killed_exec_leaves_no_server(self):
+        started = os.path.join(self.home, "w")
+        proc = self.start("wait", started)
+        pid, uri = self.wait_lines(started, 1, proc)[0].split(" ", 1)
+        self.addCleanup(lambda: _process_state(int(pid)) and os.kill(int(pid), 9))
+        self.assertFalse(_port_closed(_port_of(uri)))
+        proc.kill()
+        proc.wait(30)
+        self.assertTrue(_port_closed(_port_of(uri)))
+        self.assertIsNotNone(_process_state(int(pid)))      # the command goes on, alone
+        os.kill(int(pid), 9)
+
+    @unittest.skipUnless(os.path.exists("/proc/self/limits"), "needs /proc")
+    def test_the_server_makes_no_core_dump_and_the_command_gets_the_limit_it_had(self):
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        if hard != resource.RLIM_INFINITY and hard < 1 << 20:
+            self.skipTest("the hard core limit is too low to tell")
+        resource.setrlimit(resource.RLIMIT_CORE, (1 << 20, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_CORE, (soft, hard))
+        started = os.path.join(self.home, "w")
+        proc = self.start("wait", started)
+        pid = int(self.wait_lines(started, 1, proc)[0].split()[0])
+        self.assertEqual((_core_soft_limit(proc.pid), _core_soft_limit(pid)),
+                         ("0", str(1 << 20)))
+        self.write(started + ".go", "")
+        self.assertEqual(proc.wait(30), 0)
+
+    def test_status_lists_running_servers_and_ignores_dead_ones(self):
+        os.makedirs(self.records, 0o700)
+        self.write(os.path.join(self.records, "999999"), "1234 0 srv\n")     # a killed one's
+        started = os.path.join(self.home, "w")
+        proc = self.start("wait", started)
+        port = _port_of(self.wait_lines(started, 1, proc)[0].split(" ", 1)[1])
+        self.assertEqual(os.listdir(self.records), [str(proc.pid)])         # swept
+        self.assertEqual(os.stat(self.records).st_mode & 0o777, 0o700)
+        path = os.path.join(self.records, str(proc.pid))
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertRegex(self.read(path), r"^%d \d+ srv\n$" % port)
+        rows = dict((row["profile"], row) for row in json.loads(
+            self.tool(["status", "--output", "json"], terminal=False).stdout))
+        self.assertEqual([(s["pid"], s["port"]) for s in rows["srv"]["servers"]],
+                         [(proc.pid, port)])
+        text = self.tool(["status"], terminal=False).stdout
+        self.assertRegex(text, r"\n\nCredential servers:\nPROFILE +PID +PORT +STARTED\n"
+                               r"srv +%d +%d +\d{4}-" % (proc.pid, port))
+        self.write(os.path.join(self.records, "999998"), "1234 0 srv\n")
+        self.assertEqual(len(json.loads(self.tool(["status", "--output", "json"],
+                                                  terminal=False).stdout)[0]["servers"]), 1)
+        self.write(started + ".go", "")
+        self.assertEqual(proc.wait(30), 0)
+        self.assertEqual(os.listdir(self.records), ["999998"])
+        self.assertNotIn("Credential servers", self.tool(["status"], terminal=False).stdout)
+
+    def test_keys_in_the_default_profile_would_win_so_exec_refuses(self):
+        self.write(self.credentials_file, "[default]\naws_access_key_id = AKIAOTHER\n"
+                                          "aws_secret_access_key = other\n")
+        run = self.tool(self.command("exit", "0")[2:], terminal=False)
+        self.assertEqual(run.code, 3, run)
+        self.assertEqual(run.stderr, "aws_login: error: the command would not ask the "
+                         "credential server: [default] in %s holds keys, which the AWS CLI "
+                         "and SDKs read first; remove them, or run exec without --server\n"
+                         % self.credentials_file)
+        self.assertEqual(self.sts.requests, [])
+        os.unlink(self.credentials_file)
+        self.write(os.environ["AWS_CONFIG_FILE"], "[default]\nregion = eu-west-1\n\n"
+                   "[profile default]\ncredential_process = other-tool\n")
+        run = self.tool(self.command("exit", "0")[2:], terminal=False)
+        self.assertEqual(run.code, 3, run)
+        self.assertIn("[profile default] in %s sets credential_process"
+                      % os.environ["AWS_CONFIG_FILE"], run.stderr)
+        self.write(os.environ["AWS_CONFIG_FILE"], "[default]\nregion = eu-west-1\n")
+        self.assertEqual(self.tool(self.command("exit", "0")[2:], terminal=False).code, 0)
+        # the default profile's own credentials: the same role, said in a warning
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        run = self.tool(["exec", "--server", "--", sys.executable, self.child, "exit", "5"],
+                        terminal=False)
+        self.assertEqual(run.code, 5, run)
+        self.assertEqual(run.stderr, "aws_login: warning: [default] in %s holds keys: the "
+                         "command's AWS SDKs use those before asking the credential server\n"
+                         % self.credentials_file)
+
+    def test_renewals_across_expiry_without_writing_a_file(self):
+        self.sts.clock = lambda: time.time() - 3600 + 8     # credentials live 8 seconds
+        self.assert_logged_in(self.tool(["--profile", "srv", "login"], terminal=False),
+                              profile="srv")
+        before = self.read(self.credentials_file)
+        stat = os.stat(self.credentials_file)
+        logins = len(self.idp.logins)
+        run = self.tool(self.command("poll", "13", "0.1")[2:], terminal=False, timeout=60)
+        self.assertEqual(run.code, 0, run)
+        answers = json.loads(run.stdout)
+        keys = []
+        for asked, status, doc in answers:
+            self.assertEqual(status, 200, doc)
+            expires = aws_login.parse_timestamp(doc["Expiration"]).timestamp()
+            # renewed at half their life, never served in their last second
+            self.assertGreater(expires - asked, 1.0, "served credentials about to expire")
+            if doc["AccessKeyId"] not in keys:
+                keys.append(doc["AccessKeyId"])
+        self.assertGreaterEqual(len(keys), 3, keys)
+        issued = [c["AccessKeyId"] for c in self.sts.issued]
+        self.assertEqual(issued[-len(keys):], keys)
+        self.assertNotIn(issued[0], keys)           # the login's, too short to take
+        self.assertEqual(set(self.idp.logins[logins:]), {("alice", "session")})
+        self.assertEqual(self.read(self.credentials_file), before)
+        self.assertEqual(os.stat(self.credentials_file).st_mtime_ns, stat.st_mtime_ns)
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "cache", "srv")))
+
+    def test_a_renewal_that_needs_a_person_is_an_error_the_sdk_shows_and_told_once(self):
+        self.sts.clock = lambda: time.time() - 3600 + 8
+        self.configure("srv", username="alice", factor="auto", password=None)
+        run = self.tool(["--profile", "srv", "login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run, profile="srv")
+        # after the server's first credentials, the IdP session ends
+        self.idp.override = lambda handler: (
+            self.idp.expire_sessions() if len(self.sts.issued) >= 2 else None)
+        run = self.tool(self.command("poll", "13", "0.4")[2:], timeout=60)
+        self.assertEqual(run.code, 0, run)
+        answers = json.loads(run.stdout)
+        statuses = [status for _, status, _ in answers]
+        self.assertEqual(statuses[0], 200)
+        self.assertIn(503, statuses)
+        first = statuses.index(503)
+        self.assertEqual(set(statuses[first:]), {503})
+        for asked, status, doc in answers[:first]:
+            self.assertGreater(aws_login.parse_timestamp(doc["Expiration"]).timestamp(), asked)
+        error = answers[-1][2]
+        self.assertEqual(error["Code"], "InteractionRequired")
+        self.assertIn("no password is stored", error["Message"])
+        self.assertEqual(len(self.sts.issued), 2)
+        self.assertEqual(run.tty.count("aws_login: the credential server of profile srv cannot "
+                                       "renew the credentials: the IdP session of alice@"), 1,
+                         run.tty)
+        self.assertEqual(run.tty.count("\n"), 1, run.tty)
+
+    def test_botocore_takes_the_server_and_renews_through_it(self):
+        try:
+            import botocore.session     # noqa: F401
+        except ImportError:
+            self.skipTest("botocore is not importable by %s" % sys.executable)
+        self.sts.clock = lambda: time.time() - 3600 + 8
+        self.write(self.child, BOTOCORE_CHILD)
+        run = self.tool(self.command("10")[2:], terminal=False, timeout=90)
+        self.assertEqual(run.code, 0, run)
+        method, arns = json.loads(run.stdout.splitlines()[-1])
+        self.assertEqual((method, arns), ("container-role",
+                                          ["arn:aws:sts::%s:assumed-role/Admin/alice"
+                                           % ACCOUNT_A]))
+        signed = [r["headers"]["Authorization"].split("Credential=")[1].split("/")[0]
+                  for r in self.sts.requests if r["form"].get("Action") == "GetCallerIdentity"]
+        self.assertGreaterEqual(len(set(signed)), 2, "botocore never renewed")
+        self.assertTrue(set(signed) <= set(c["AccessKeyId"] for c in self.sts.issued))
+
+
+class ServeTest(ServerTestCase):
+    def serve(self, *args):
+        proc = self.start(argv=[sys.executable, SCRIPT, "--profile", "srv", "serve"]
+                          + list(args))
+        lines = []
+
+        def read():
+            for _ in range(2):
+                lines.append(proc.stdout.readline().decode())
+        reader = threading.Thread(target=read)
+        reader.daemon = True
+        reader.start()
+        reader.join(30)
+        self.assertEqual(len(lines), 2, proc.poll() is not None and proc.communicate())
+        exports = dict(re.match(r"^export (\w+)=(\S+)\n$", line).groups() for line in lines)
+        self.assertEqual(sorted(exports), ["AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                           "AWS_CONTAINER_CREDENTIALS_FULL_URI"])
+        return proc, exports["AWS_CONTAINER_CREDENTIALS_FULL_URI"], \
+            exports["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+
+    def get(self, uri, token):
+        opener = urllib_request.build_opener(urllib_request.ProxyHandler({}))
+        request = urllib_request.Request(uri, headers={"Authorization": token} if token else {})
+        try:
+            with opener.open(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read().decode())
+        except urllib_error.HTTPError as e:
+            return e.code, json.loads(e.read().decode())
+
+    def test_serve_prints_the_exports_serves_and_stops(self):
+        free = socket.socket()
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+        free.close()
+        for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            proc, uri, token = self.serve("--port", str(port))
+            self.assertEqual(uri, "http://127.0.0.1:%d/credentials" % port)
+            status, doc = self.get(uri, token)
+            self.assertEqual((status, doc["AccessKeyId"], doc["RoleArn"]),
+                             (200, self.sts.issued[-1]["AccessKeyId"], ADMIN))
+            self.assertEqual(self.get(uri, None)[0], 403)
+            self.assertEqual(self.get(uri, token + "A")[0], 403)
+            self.assertEqual(_listening_addresses(port), ["0100007F"])
+            rows = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)
+            self.assertEqual([s["port"] for s in rows[0]["servers"]], [port])
+            os.kill(proc.pid, stop)
+            out, err = proc.communicate(timeout=30)
+            self.assertEqual(proc.returncode, 0, err)
+            self.assertRegex(err.decode(), r"^Serving the credentials of profile srv on "
+                             r"127\.0\.0\.1:%d \(pid %d\) until Ctrl-C\. The token is a secret"
+                             % (port, proc.pid))
+            self.assertEqual(len(err.splitlines()), 1)
+            self.assertTrue(_port_closed(port))
+            self.assert_record_gone()
+        self.assertEqual(len(self.sts.issued), 3)
+
+    def test_a_port_in_use_is_a_usage_error(self):
+        proc, uri, token = self.serve()
+        run = self.tool(["--profile", "srv", "serve", "--port", str(_port_of(uri))],
+                        terminal=False)
+        self.assertEqual(run.code, 2, run)
+        self.assertRegex(run.stderr, r"^aws_login: error: cannot listen on 127\.0\.0\.1:%d: "
+                                     % _port_of(uri))
+        self.assertEqual(run.stdout, "")
+        for bad in ("-1", "65536"):
+            self.assertEqual(self.tool(["--profile", "srv", "serve", "--port", bad],
+                                       terminal=False).code, 2)
+        self.assertEqual(self.get(uri, token)[0], 200)
+        self.assertIn("The token is a secret", self.tool(["serve", "--help"],
+                                                           terminal=False).stdout)
+
+
+class ServedCredentialsTest(LoginTestCase):
+    """The server's renewals in this process, its wall clock in the test's hands."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure("srv", username="alice", factor="auto", password=PASSWORD)
+        self.now = [time.time()]
+        self.told = []
+        self.source = aws_login.ServedCredentials("srv", clock=lambda: self.now[0],
+                                                  tell=self.told.append)
+
+    def test_renews_at_renewal_time_and_serves_in_between(self):
+        self.source.renew()
+        first = self.sts.issued[-1]["AccessKeyId"]
+        expires = self.source.credentials.expires_at.timestamp()
+        self.assertEqual(self.source.next_at, aws_login.renewal_time(self.now[0], expires))
+        self.assertEqual(self.source.step(), aws_login.REFRESH_SLICE)
+        self.now[0] = self.source.next_at - 1
+        self.assertEqual(self.source.step(), 1)
+        self.assertEqual(self.source.current()[0].access_key_id, first)
+        self.now[0] += 1
+        self.assertGreater(self.source.step(), 0)
+        self.assertEqual(len(self.sts.issued), 2)
+        self.assertEqual(self.source.current(), (self.source.credentials, ADMIN))
+        self.assertNotEqual(self.source.credentials.access_key_id, first)
+        self.assertFalse(os.path.exists(self.credentials_file))
+
+    def test_fresh_stored_credentials_are_taken_not_renewed(self):
+        self.assert_logged_in(self.tool(["--profile", "srv", "login"], terminal=False),
+                              profile="srv")
+        self.source.renew()
+        self.assertEqual(len(self.sts.issued), 1)
+        self.assertEqual(self.source.credentials.access_key_id,
+                         self.sts.issued[0]["AccessKeyId"])
+        # under 15 minutes left: not taken
+        source = aws_login.ServedCredentials("srv", clock=lambda: self.now[0] + 2701 + 900)
+        source.renew()
+        self.assertEqual(len(self.sts.issued), 2)
+        # another role's are not taken either
+        self.source.role_arn = DEV
+        self.assertFalse(self.source._take_stored(aws_login.read_profile("srv")))
+
+    def test_a_renewal_that_needs_a_person_backs_off_and_is_told_once(self):
+        self.sts.clock = lambda: time.time() - 3600 + 60    # the server's live a minute
+        self.source.renew()
+        expires = self.source.credentials.expires_at.timestamp()
+        self.configure("srv", username="alice", factor="auto", password=None)
+        self.idp.expire_sessions()
+        self.now[0] = self.source.next_at
+        self.assertEqual(self.source.step(), 10)
+        self.assertIsInstance(self.source.failure, aws_login.InteractionRequired)
+        self.assertEqual(len(self.told), 1)
+        self.assertIn("cannot renew the credentials: the IdP session of alice@", self.told[0])
+        self.assertNotIn("expired", self.told[0])
+        self.assertEqual(self.source.current()[0].expires_at.timestamp(), expires)
+        asked = len(self.idp.requests)
+        self.assertEqual(self.source.step(), 10)        # backing off: no new try
+        self.assertEqual(len(self.idp.requests), asked)
+        self.now[0] = expires
+        with self.assertRaises(aws_login.InteractionRequired):
+            self.source.current(0)
+        self.now[0] += 10
+        self.assertEqual(self.source.step(), 20)
+        self.assertEqual(len(self.told), 1)
+        started = time.monotonic()
+        with self.assertRaises(aws_login.InteractionRequired):
+            self.source.current()                       # no wait while backing off
+        self.assertLess(time.monotonic() - started, 1)
+        # a person logs in elsewhere: those credentials are served at once
+        self.sts.clock = time.time
+        self.configure("srv", username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["--profile", "srv", "login"], terminal=False),
+                              profile="srv")
+        self.assertEqual(self.source.current()[0].access_key_id,
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertIsNone(self.source.failure)
+
+    def test_a_network_failure_is_told_only_once_the_credentials_expired(self):
+        self.sts.clock = lambda: time.time() - 3600 + 60
+        self.source.renew()
+        expires = self.source.credentials.expires_at.timestamp()
+        self.idp.override = (503, {"Content-Type": "text/html"}, b"<html>down</html>")
+        self.now[0] = self.source.next_at
+        self.source.step()
+        self.assertEqual(self.told, [])
+        self.now[0] = expires + 1
+        self.source.step()
+        self.assertEqual(len(self.told), 1)
+        self.assertIn("(they have expired)", self.told[0])
+        self.idp.override = None
+        self.sts.clock = time.time
+        self.now[0] = self.source.next_at
+        self.source.step()
+        self.assertIsNone(self.source.failure)
+        self.assertEqual(self.source.current()[0].access_key_id,
+                         self.sts.issued[-1]["AccessKeyId"])
+
+    def test_the_document_is_the_container_format(self):
+        credentials = _fake_credentials()
+        self.assertEqual(aws_login.container_credentials(credentials, DEV), {
+            "AccessKeyId": credentials.access_key_id,
+            "SecretAccessKey": credentials.secret_access_key,
+            "Token": credentials.session_token,
+            "Expiration": aws_login.format_timestamp(credentials.expires_at),
+            "RoleArn": DEV})
+        env = aws_login.server_environment(4242, "tok", "eu-west-1", {
+            "AWS_PROFILE": "x", "AWS_ACCESS_KEY_ID": "k", "AWS_ROLE_ARN": "r", "KEEP": "1"}, "p")
+        self.assertEqual(env, {"KEEP": "1", "AWS_LOGIN_EXEC": "p",
+                               "AWS_CONTAINER_CREDENTIALS_FULL_URI":
+                               "http://127.0.0.1:4242/credentials",
+                               "AWS_CONTAINER_AUTHORIZATION_TOKEN": "tok",
+                               "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"})
 
 
 class CredentialProcessTest(LoginTestCase):

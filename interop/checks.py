@@ -2479,6 +2479,251 @@ def check_pip_install():
     return "pip install . -> %s, module %s" % (added[0], os.path.basename(site))
 
 
+# --------------------------------------------------------------------------
+# The credential server (exec --server): the AWS CLI and boto3 as consumers
+# --------------------------------------------------------------------------
+
+# The command of check 23 (stdlib only, run with the Python under test):
+# "probe" asks the server with and without the token; "hold MODE FILE" writes
+# "PID URI" to FILE, then exits (exit), dies by SIGTERM (term) or SIGKILL
+# (kill), or waits to be killed (wait).
+SERVER_CHILD = r'''
+import json, os, signal, sys, time, urllib.error, urllib.request
+uri = os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+token = os.environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def ask(headers):
+    try:
+        with opener.open(urllib.request.Request(uri, headers=headers), timeout=30) as r:
+            return [r.status, json.loads(r.read().decode())]
+    except urllib.error.HTTPError as e:
+        return [e.code, None]
+if sys.argv[1] == "probe":
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+    wrong = token[:-1] + ("A" if token[-1:] != "A" else "B")
+    print(json.dumps({"uri": uri, "env": [n for n in names if n in os.environ],
+                      "right": ask({"Authorization": token}), "none": ask({}),
+                      "wrong": ask({"Authorization": wrong})}))
+    sys.exit(0)
+mode, path = sys.argv[2], sys.argv[3]
+with open(path + ".tmp", "w") as f:
+    f.write("%d %s\n" % (os.getpid(), uri))
+os.rename(path + ".tmp", path)
+if mode == "term":
+    os.kill(os.getpid(), signal.SIGTERM)
+elif mode == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+elif mode == "wait":
+    time.sleep(600)
+'''
+
+# The command of check 22 (the venv's Python, boto3): GetCallerIdentity every
+# second for SECONDS; the credentials come from the container provider.
+BOTO3_CHILD = r'''
+import json, sys, time
+import boto3
+session = boto3.session.Session()
+sts = session.client("sts")
+arns, errors, end = [], [], time.time() + float(sys.argv[1])
+while time.time() < end:
+    try:
+        arns.append(sts.get_caller_identity()["Arn"])
+    except Exception as e:
+        errors.append("%s: %s" % (type(e).__name__, e))
+    time.sleep(1)
+print(json.dumps({"method": session.get_credentials().method, "arns": sorted(set(arns)),
+                  "calls": len(arns), "errors": errors}))
+'''
+
+
+def server_env(home):
+    """The venv's AWS CLI on PATH; keys and a profile in the environment that
+    must not reach the command (the server's credentials must)."""
+    env = dict(home.env)
+    env["PATH"] = os.path.dirname(AWS) + os.pathsep + env["PATH"]
+    env["AWS_PROFILE"] = "no-such-profile"
+    env["AWS_ACCESS_KEY_ID"] = "AKIAOUTSIDEXXXXXXXXX"
+    env["AWS_SECRET_ACCESS_KEY"] = "outside-secret"
+    return env
+
+
+def port_closed(port):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def listening_on(port):
+    """Local addresses of TCP sockets listening on ``port`` (/proc/net/tcp, tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in f.read().splitlines()[1:]:
+                fields = row.split()
+                address, hex_port = fields[1].split(":")
+                if int(hex_port, 16) == port and fields[3] == "0A":
+                    found.append(address)
+    return found
+
+
+def sts_expiration(rec):
+    m = re.search(r"<Expiration>([^<]+)</Expiration>", rec.get("response", ""))
+    return iso_epoch(m.group(1)) if m else None
+
+
+def tool_21_exec_server(py):
+    """exec --server -- aws sts get-caller-identity: the AWS CLI, with other keys and a
+    missing profile in its environment, gets the profile's credentials from the server."""
+    home = Home("t21", py)
+    configure_flags(home, "p21", IDP_A, "alice")
+    login_ok(home, "p21", answers_for(password="alice-pass"), "--no-refresh")
+    key = creds_value(home, "p21", "aws_access_key_id")
+    env = server_env(home)
+    before = records()
+    p = tool_plain(home, "--profile", "p21", "exec", "--server", "--", "aws", "sts",
+                   "get-caller-identity", "--output", "json", env=env)
+    need(p.rc == 0, "exec --server -- aws sts get-caller-identity: exit %s" % p.rc, p.transcript())
+    need(json.loads(p.stdout or "{}").get("Arn") == ALICE_ARN, "not the assumed role",
+         p.transcript())
+    need(p.stderr == "", "exec --server said something", p.transcript())
+    gci = new_records(before, "GetCallerIdentity")
+    need(len(gci) == 1 and signing_key(gci[0]) == key, "the AWS CLI did not sign with the "
+         "profile's key (%r, expected %s)" % ([signing_key(r) for r in gci], key))
+    need(not new_records(before, "AssumeRoleWithSAML"), "fresh stored credentials, yet the "
+         "server logged in again")
+    p = tool_plain(home, "--profile", "p21", "exec", "--server", "--", "sh", "-c", "exit 3",
+                   env=env)
+    need(p.rc == 3, "exec --server -- sh -c 'exit 3': exit %s" % p.rc, p.transcript())
+    return "ARN %s" % ALICE_ARN
+
+
+def tool_22_exec_server_renews(py):
+    """erin's 20 s credentials (IdP B): boto3 in a command that runs 35 s keeps working
+    through the server's renewals (from the saved IdP session), every call signed with
+    credentials STS issued and not yet expired; no file is written."""
+    home = Home("t22", py)
+    configure_flags(home, "p22", IDP_B, "erin", "--factor", "auto")
+    login_ok(home, "p22", answers_for(password="erin-pass"), "--no-refresh")
+    creds_before = home.read(home.creds)
+    mtime = os.stat(home.creds).st_mtime_ns
+    child = os.path.join(home.dir, "boto3_child.py")
+    home.write(child, BOTO3_CHILD.encode())
+    before, idp_before = records(), len(access_log())
+    started = time.time()
+    p = tool_plain(home, "--profile", "p22", "exec", "--server", "--", sys.executable, child,
+                   "35", env=server_env(home), timeout=180)
+    need(p.rc == 0, "exec --server -- boto3 child: exit %s" % p.rc, p.transcript())
+    try:
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise CheckFailed("the boto3 child printed no JSON", p.transcript())
+    need(out["method"] == "container-role", "boto3 took its credentials from %r, not the "
+         "container provider" % out["method"], p.transcript())
+    need(not out["errors"] and out["arns"] == [ERIN_ARN] and out["calls"] >= 20,
+         "boto3 calls: %d, ARNs %r, errors %r" % (out["calls"], out["arns"], out["errors"][:3]))
+    issued = [r for r in new_records(before, "AssumeRoleWithSAML")
+              if r["form"].get("RoleArn") == SHORT_LIVED_ROLE]
+    keys = dict((issued_key(r), sts_expiration(r)) for r in issued)
+    gci = new_records(before, "GetCallerIdentity")
+    need(len(gci) == out["calls"], "%d GetCallerIdentity at the proxy, boto3 made %d"
+         % (len(gci), out["calls"]))
+    used = [signing_key(r) for r in gci]
+    need(set(used) <= set(keys), "signed with keys STS did not issue after the login: %r"
+         % sorted(set(used) - set(keys)))
+    late = [(k, round(r["time"] - keys[k], 1)) for k, r in zip(used, gci) if r["time"] >= keys[k]]
+    need(not late, "calls signed with expired credentials (key, seconds late): %r" % late)
+    need(len(set(used)) >= 3, "only %d distinct keys in 35 s of 20 s credentials: the server "
+         "did not renew" % len(set(used)))
+    port = urllib.parse.urlsplit(IDP_B).port
+    idp = [a for a in access_log()[idp_before:] if a["port"] == port]
+    need(idp and all(a["user"] == "-" for a in idp), "IdP B requests (user per request) %r: "
+         "expected the saved session only" % [a["user"] for a in idp])
+    need(home.read(home.creds) == creds_before and os.stat(home.creds).st_mtime_ns == mtime,
+         "the credentials file was written")
+    need(not os.path.exists(os.path.join(home.root, "cache", "p22")), "a cache file was written")
+    return "%d calls over %.0f s, %d keys, %d renewals" % (out["calls"], time.time() - started,
+                                                         len(set(used)), len(issued))
+
+
+def tool_23_server_token_and_lifetime(py):
+    """The server answers only with the token (403 without it or with a wrong one), on
+    127.0.0.1 only; when the command ends (exit, SIGTERM, SIGKILL) or exec itself is
+    killed, no server process remains and the port is closed."""
+    home = Home("t23", py)
+    configure_flags(home, "p23", IDP_A, "alice")
+    login_ok(home, "p23", answers_for(password="alice-pass"), "--no-refresh")
+    key = creds_value(home, "p23", "aws_access_key_id")
+    env = server_env(home)
+    child = os.path.join(home.dir, "server_child.py")
+    home.write(child, SERVER_CHILD.encode())
+    p = tool_plain(home, "--profile", "p23", "exec", "--server", "--", py, child, "probe",
+                   env=env)
+    need(p.rc == 0, "probe: exit %s" % p.rc, p.transcript())
+    probe = json.loads(p.stdout)
+    need(probe["env"] == [], "the command's environment holds %r" % probe["env"])
+    need(probe["right"][0] == 200 and probe["right"][1]["AccessKeyId"] == key
+         and probe["right"][1]["RoleArn"] == "arn:aws:iam::123456789012:role/Admin"
+         and re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", probe["right"][1]["Expiration"]),
+         "with the token: %r" % (probe["right"],))
+    need(probe["none"][0] == 403 and probe["wrong"][0] == 403,
+         "without the token %s, with a wrong one %s (expected 403)"
+         % (probe["none"][0], probe["wrong"][0]))
+    need(re.match(r"http://127\.0\.0\.1:\d+/", probe["uri"]), "URI %r" % probe["uri"])
+    for mode, status in (("exit", 0), ("term", 128 + signal.SIGTERM),
+                         ("kill", 128 + signal.SIGKILL), ("wait", None)):
+        started = os.path.join(home.dir, "started-" + mode)
+        proc = subprocess.Popen([py, TOOL, "--profile", "p23", "exec", "--server", "--", py,
+                                 child, "hold", mode, started], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            deadline = time.time() + 60
+            while not os.path.exists(started) and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            need(os.path.exists(started), "%s: the command never started" % mode,
+                 proc.poll() is not None and proc.communicate())
+            child_pid, uri = open(started).read().split()
+            port = urllib.parse.urlsplit(uri).port
+            if mode == "wait":
+                need(listening_on(port) == ["0100007F"], "the server listens on %r, not "
+                     "127.0.0.1 only" % listening_on(port))
+                proc.kill()     # exec itself killed: the server dies with it
+                proc.wait(60)
+                need(port_closed(port), "port %d still open after exec was killed" % port)
+                # the command goes on alone (it holds the pipes): stopped here
+                need(proc_alive(int(child_pid)), "the command died with exec")
+                stop_pid(int(child_pid))
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        if status is not None:
+            need(proc.returncode == status, "%s: exit %s, expected %s" % (mode, proc.returncode,
+                                                                          status), err.decode())
+        need(port_closed(port), "%s: port %d still open after exec ended" % (mode, port))
+        left = home.leftover_pids()
+        need(not left, "%s: processes left: %s" % (mode, ", ".join(
+            "%d (%s)" % (pid, proc_cmdline(pid)) for pid in left)))
+    return "403 without/with a wrong token; nothing left after exit, SIGTERM, SIGKILL, exec killed"
+
+
+def server_checks(py):
+    ver = python_version(py)
+    for name, fn in [
+        ("21 exec --server -- aws sts get-caller-identity: credentials from the server",
+         tool_21_exec_server),
+        ("22 exec --server: boto3 through erin's 20 s renewals, nothing written",
+         tool_22_exec_server_renews),
+        ("23 exec --server: 403 without the token; no server left however the command ends",
+         tool_23_server_token_and_lifetime),
+    ]:
+        run_check("tool py%s: %s" % (ver, name), fn, py)
+
+
 def tool_available(py):
     if not os.path.isfile(TOOL):
         return "%s does not exist" % TOOL
@@ -2535,6 +2780,7 @@ def _main():
             run_check("tool %s" % py, lambda: (_ for _ in ()).throw(Skip(why)))
             continue
         tool_checks(py)
+        server_checks(py)
     run_check("plugin: AWS CLI v1 with plugins.login = aws_login", check_awscli_plugin)
     run_check("plugin enable/disable: throwaway venv, no PYTHONPATH, --ca-bundle, factor=off, "
               "rollback", check_plugin_enable)
