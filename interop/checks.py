@@ -2714,11 +2714,11 @@ def tool_23_server_token_and_lifetime(py):
 def server_checks(py):
     ver = python_version(py)
     for name, fn in [
-        ("21 exec --server -- aws sts get-caller-identity: credentials from the server",
+        ("22 exec --server -- aws sts get-caller-identity: credentials from the server",
          tool_21_exec_server),
-        ("22 exec --server: boto3 through erin's 20 s renewals, nothing written",
+        ("23 exec --server: boto3 through erin's 20 s renewals, nothing written",
          tool_22_exec_server_renews),
-        ("23 exec --server: 403 without the token; no server left however the command ends",
+        ("24 exec --server: 403 without the token; no server left however the command ends",
          tool_23_server_token_and_lifetime),
     ]:
         run_check("tool py%s: %s" % (ver, name), fn, py)
