@@ -34,8 +34,8 @@ __all__ = [
     "Profile", "Credentials", "Role", "Terminal",
     # errors
     "AwsLoginError", "UsageError", "ConfigError", "AuthenticationError", "IdPError",
-    "RoleError", "STSError", "NetworkError", "CredentialsFileError", "NotLoggedInError",
-    "NoTerminalError", "InteractionRequired", "CommandNotFoundError",
+    "RoleError", "STSError", "SignInError", "NetworkError", "CredentialsFileError",
+    "NotLoggedInError", "NoTerminalError", "InteractionRequired", "CommandNotFoundError",
     # entry points
     "main", "awscli_initialize",
 ]
@@ -99,6 +99,10 @@ class STSError(AwsLoginError):
     def __init__(self, message, code=None, transient=None):
         AwsLoginError.__init__(self, message, transient)
         self.code = code
+
+
+class SignInError(STSError):
+    """AWS sign-in (the console's federation endpoint) gave no sign-in token."""
 
 
 class NetworkError(AwsLoginError):
@@ -4018,7 +4022,7 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
     federation = check_url(os.environ.get("AWS_LOGIN_FEDERATION_URL") or federation,
                            "federation URL")
     if not credentials.session_token:
-        raise CredentialsFileError("the console sign-in needs temporary credentials "
+        raise ConfigError("the console sign-in needs temporary credentials "
                                    "(these have no session token)")
     session = json.dumps({"sessionId": credentials.access_key_id,
                           "sessionKey": credentials.secret_access_key,
@@ -4032,7 +4036,7 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
     except (ValueError, KeyError, TypeError):
         token = None
     if not token:
-        raise STSError("AWS sign-in gave no sign-in token (HTTP %d); the credentials may "
+        raise SignInError("AWS sign-in gave no sign-in token (HTTP %d); the credentials may "
                        "have expired" % answer.status)
     return federation + "?" + urlencode({"Action": "login", "Issuer": "aws_login",
                                          "Destination": destination or console,

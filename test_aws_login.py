@@ -3091,6 +3091,19 @@ class CommandsTest(LoginTestCase):
                         env={"AWS_LOGIN_FEDERATION_URL": federation.url})
         self.assertIn("Destination=https%3A%2F%2Fconsole.aws.amazon.com%2Fs3%2F", run.stdout)
 
+    def test_console_errors_by_kind(self):
+        federation = FakeFederation().start()
+        self.addCleanup(federation.stop)
+        federation.override = (403, {"Content-Type": "application/json"}, b"{}")
+        run = self.tool(["console", "--print"], terminal=False,
+                        env={"AWS_LOGIN_FEDERATION_URL": federation.url})
+        self.assertEqual(run.code, aws_login.SignInError.exit_code, run)
+        self.assertIn("AWS sign-in gave no sign-in token (HTTP 403)", run.stderr)
+        self.assertTrue(issubclass(aws_login.SignInError, aws_login.STSError))
+        long_term = aws_login.Credentials("AKIALONGTERM", "secret", None, None)
+        with self.assertRaises(aws_login.ConfigError):
+            aws_login.console_url(long_term)
+
     def test_debug_console_shows_no_secret(self):
         federation = FakeFederation().start()
         self.addCleanup(federation.stop)
