@@ -3908,18 +3908,6 @@ def stored_credentials(name):
                        assumed_role_arn=section.get(CHAIN_KEY) or section.get(ROLE_KEY))
 
 
-def fresh_credentials(name, terminal=None):
-    """Stored credentials with 15 minutes or more left, else a login first."""
-    credentials = stored_credentials(name)
-    if credentials is not None and (credentials.expires_at is None or
-                                    credentials.expires_at.timestamp() - time.time()
-                                    >= CACHE_MIN_LEFT):
-        return credentials
-    profile = read_profile(name)
-    _login_and_report(profile, None, False, False)
-    return stored_credentials(name)
-
-
 def _partition_of(credentials):
     arn = credentials.assumed_role_arn or ""
     return arn.split(":")[1] if arn.count(":") >= 5 and arn.split(":")[1] in PARTITIONS \
@@ -5331,6 +5319,19 @@ def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
         sys.stderr.write(message + "\n")
 
 
+def _fresh_credentials(name):
+    """Stored credentials with 15 minutes or more left, else a login first, as the
+    `login` command does it (refresher, report): env, exec and console."""
+    credentials = stored_credentials(name)
+    if credentials is not None and (credentials.expires_at is None or
+                                    credentials.expires_at.timestamp() - time.time()
+                                    >= CACHE_MIN_LEFT):
+        return credentials
+    profile = read_profile(name)
+    _login_and_report(profile, None, False, False)
+    return stored_credentials(name)
+
+
 def _cmd_logout(args):
     removed, forgotten = logout(args.profile, args.all, args.forget, args.force)
     for name in removed:
@@ -5355,7 +5356,7 @@ def _cmd_whoami(args):
 
 
 def _cmd_env(args):
-    credentials = fresh_credentials(args.profile)
+    credentials = _fresh_credentials(args.profile)
     region = read_profile(args.profile, require_endpoint=False).region
     sys.stdout.write("\n".join(env_lines(credentials, region, args.format)) + "\n")
 
@@ -5371,7 +5372,7 @@ def _cmd_exec(args):
     command = command or [os.environ.get("SHELL") or "/bin/sh"]
     if args.server:
         return exec_with_server(args.profile, command)
-    credentials = fresh_credentials(args.profile)
+    credentials = _fresh_credentials(args.profile)
     region = read_profile(args.profile, require_endpoint=False).region
     env = exec_environment(credentials, region, profile=args.profile)
     sys.stdout.flush()
@@ -5400,7 +5401,7 @@ def _cmd_serve(args):
 
 
 def _cmd_console(args):
-    credentials = fresh_credentials(args.profile)
+    credentials = _fresh_credentials(args.profile)
     profile = read_profile(args.profile, require_endpoint=False)
     url = console_url(credentials, _partition_of(credentials), args.destination,
                       make_ssl_context(profile))
