@@ -2890,17 +2890,12 @@ def login(profile=None, terminal=None, role_arn=None, force=False, interactive=T
     written unless every step succeeded.  One login of a profile at a time."""
     profile = _as_profile(profile)
     with _login_lock(profile.name):
-        mode = mode or profile_mode(profile.name)
-        if mode == "file":
-            check_credentials_writable(profile.name, force)
+        store = credential_store(profile.name, mode)
+        store.check_writable(force)
         credentials, role, session = fetch_credentials(profile, terminal, role_arn,
                                                        interactive, deadline)
         session.save()
-        if mode == "file":
-            write_credentials(profile.name, credentials, role.arn, force,
-                              chain_role_arn=profile.chain_role_arn)
-        else:
-            write_cache(profile.name, credentials, role.arn)
+        store.write(credentials, role.arn, force, profile.chain_role_arn)
         return credentials, role
 
 
@@ -2918,16 +2913,13 @@ def logout(profile=None, all_profiles=False, forget=False, force=False):
              if all_profiles else [name])
     for each in names:
         stop_refresher(each)
+    # Both stores, whatever the mode: a profile that switched modes may hold both.
     removed = []
-    caches = _listdir(cache_dir()) if all_profiles else [_quote_name(name)]
-    for file_name in caches:
-        each = _unquote_name(file_name)
-        if read_cache(each) is not None:
-            # Not just deleted: credential_process would quietly log in again
-            # from the IdP session.  Logged out stays out until `login`.
-            update_file(cache_path(each), lambda old: LOGGED_OUT + "\n")
-            removed.append(each)
-    removed += remove_credentials(None if all_profiles else name, force=force)
+    for each in ([_unquote_name(n) for n in _listdir(cache_dir())] if all_profiles
+                 else [name]):
+        removed += ProcessStore(each).remove()
+    removed += (remove_credentials(None, force=force) if all_profiles
+                else FileStore(name).remove(force))
     forgotten = []
     if forget:
         if all_profiles:
@@ -3209,6 +3201,113 @@ def read_cache(name):
         return CacheEntry(int(lines[1][len("expires "):]), lines[2][len("role "):], lines[3])
     except ValueError:
         return None
+
+
+LoggedIn = _named_tuple("LoggedIn", ("section", "expires"),
+                   """The profile's section of ours in the credentials file and its expiry.""")
+
+
+def _logged_in_section(name):
+    """The profile's LoggedIn, or None when the file holds nothing of ours for it."""
+    path = credentials_path()
+    section = read_credentials_section(name, path)
+    if section is None or not is_ours(section):
+        return None
+    try:
+        expires = parse_timestamp(section.get(EXPIRATION_KEY))
+    except ValueError:
+        return None
+    return LoggedIn(section, expires)
+
+
+StoredRole = _named_tuple("StoredRole", ("role_arn", "expires"), """The SAML role of
+    credentials we stored for a profile, and when they expire (an aware datetime).""")
+
+
+class FileStore(object):
+    """File mode: the profile's section of the shared credentials file."""
+
+    mode = "file"
+
+    def __init__(self, name):
+        self.name = name
+
+    def check_writable(self, force=False):
+        """Refuse, before anything is asked, to overwrite long-term keys."""
+        check_credentials_writable(self.name, force)
+
+    def write(self, credentials, role_arn, force=False, chain_role_arn=None):
+        write_credentials(self.name, credentials, role_arn, force,
+                          chain_role_arn=chain_role_arn)
+
+    def read(self):
+        """Credentials in the section (ours or not: whoami signs with any), or None."""
+        section = read_credentials_section(self.name, credentials_path())
+        if not section or not section.get("aws_access_key_id") or not section.get(
+                "aws_secret_access_key"):
+            return None
+        expires = None
+        if section.get(EXPIRATION_KEY):
+            try:
+                expires = parse_timestamp(section[EXPIRATION_KEY])
+            except ValueError:
+                pass
+        return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"],
+                           section.get("aws_session_token"), expires,
+                           assumed_role_arn=section.get(CHAIN_KEY) or section.get(ROLE_KEY))
+
+    def role(self):
+        """The StoredRole of credentials we wrote, or None."""
+        current = _logged_in_section(self.name)
+        return StoredRole(current.section.get(ROLE_KEY), current.expires) if current else None
+
+    def remove(self, force=False):
+        """Remove the section (ours, or any with ``force``): the names removed."""
+        return remove_credentials(self.name, force=force)
+
+
+class ProcessStore(object):
+    """Process mode: the credential_process cache in ~/.aws-login/cache."""
+
+    mode = "process"
+
+    def __init__(self, name):
+        self.name = name
+
+    def check_writable(self, force=False):
+        return None         # the cache is ours alone
+
+    def write(self, credentials, role_arn, force=False, chain_role_arn=None):
+        write_cache(self.name, credentials, role_arn)
+
+    def read(self):
+        import json
+        cached = read_cache(self.name)
+        if not cached:
+            return None
+        data = json.loads(cached.json)
+        return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"],
+                           parse_timestamp(data["Expiration"]),
+                           assumed_role_arn=cached.role_arn)
+
+    def role(self):
+        cached = read_cache(self.name)
+        return StoredRole(cached.role_arn, _utc(cached.expires)) if cached else None
+
+    def remove(self, force=False):
+        """Mark the cache logged out, not delete it: credential_process would
+        quietly log in again from the IdP session.  Logged out stays out until
+        `login`.  The names removed."""
+        if read_cache(self.name) is None:
+            return []
+        update_file(cache_path(self.name), lambda old: LOGGED_OUT + "\n")
+        return [self.name]
+
+
+def credential_store(name, mode=None):
+    """Where profile ``name``'s credentials live (its mode, or ``mode``): the one
+    place that decides; login, logout, status and the readers ask the store."""
+    return (ProcessStore if (mode or profile_mode(name)) == "process" else FileStore)(name)
 
 
 def set_mode(name, mode):
@@ -3883,29 +3982,7 @@ def _open_fds():
 
 def stored_credentials(name):
     """The profile's credentials where its mode keeps them, or None."""
-    if profile_mode(name) == "process":
-        import json
-        cached = read_cache(name)
-        if not cached:
-            return None
-        data = json.loads(cached.json)
-        return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"],
-                           parse_timestamp(data["Expiration"]),
-                           assumed_role_arn=cached.role_arn)
-    path = credentials_path()
-    section = read_credentials_section(name, path)
-    if not section or not section.get("aws_access_key_id") or not section.get(
-            "aws_secret_access_key"):
-        return None
-    expires = None
-    if section.get(EXPIRATION_KEY):
-        try:
-            expires = parse_timestamp(section[EXPIRATION_KEY])
-        except ValueError:
-            pass
-    return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"],
-                       section.get("aws_session_token"), expires,
-                       assumed_role_arn=section.get(CHAIN_KEY) or section.get(ROLE_KEY))
+    return credential_store(name).read()
 
 
 def _partition_of(credentials):
@@ -4167,11 +4244,8 @@ SHADOWING_OPTIONS = ("aws_access_key_id", "credential_process", "role_arn",
 
 def stored_role(name):
     """The SAML role ARN of profile ``name``'s stored credentials (ours only), or None."""
-    if profile_mode(name) == "process":
-        cached = read_cache(name)
-        return cached.role_arn if cached else None
-    section = read_credentials_section(name)
-    return section.get(ROLE_KEY) if section and is_ours(section) else None
+    stored = credential_store(name).role()
+    return stored.role_arn if stored else None
 
 
 class ServedCredentials(object):
@@ -5224,23 +5298,6 @@ def _cmd_configure(args):
         "process (%s runs aws_login as credential_process)" % aws_config_path()))
 
 
-LoggedIn = _named_tuple("LoggedIn", ("section", "expires"),
-                   """The profile's section of ours in the credentials file and its expiry.""")
-
-
-def _logged_in_section(name):
-    """The profile's LoggedIn, or None when the file holds nothing of ours for it."""
-    path = credentials_path()
-    section = read_credentials_section(name, path)
-    if section is None or not is_ours(section):
-        return None
-    try:
-        expires = parse_timestamp(section.get(EXPIRATION_KEY))
-    except ValueError:
-        return None
-    return LoggedIn(section, expires)
-
-
 def _cmd_login(args):
     profile = read_profile(args.profile)
     role = check_role_name(args.role) if args.role else None
@@ -5418,16 +5475,9 @@ def _cmd_credential_process(args):
 def profile_status(name, servers=()):
     """What `status` shows for one profile, as a dict of plain values; ``servers``
     are the running credential servers (running_servers())."""
-    mode = profile_mode(name)
-    role_arn = expires = None
-    if mode == "file":
-        current = _logged_in_section(name)
-        if current:
-            role_arn, expires = current.section.get(ROLE_KEY), current.expires
-    else:
-        cached = read_cache(name)
-        if cached:
-            role_arn, expires = cached.role_arn, _utc(cached.expires)
+    store = credential_store(name)
+    mode = store.mode
+    role_arn, expires = store.role() or (None, None)
     state = refresher_state(name)
     alive = bool(state and state.alive)
     logged_in = bool(expires and expires.timestamp() > time.time())
