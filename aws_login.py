@@ -1585,7 +1585,27 @@ def parse_ecp_answer(answer, expected_acs):
     Wrong credentials come back as 401 (Shibboleth), a SAML Responder status
     with 200 (SimpleSAMLphp), a SOAP Fault, or an HTML login page; all are
     AuthenticationError.  Anything else unusable is IdPError."""
-    host = _host_port(answer.url)
+    _classify_http(answer)
+    try:
+        root, span = _read_server_xml(answer.body, IdPError, "the IdP's answer", RESPONSE_PATH)
+        response_xml = _response_bytes(answer.body, span) if span else None
+    except IdPError:
+        if answer.status >= 500:
+            raise IdPError("the IdP failed (HTTP %d) and sent no SAML" % answer.status,
+                           transient=True)
+        raise
+    assertion = _checked_assertion(root, response_xml is not None, answer.status,
+                                   expected_acs)
+    saml = _read_attributes(assertion, response_xml)
+    debug("IdP %s: %d role(s), %d skipped, session name %r, session duration %s" % (
+        _host_port(answer.url), len(saml.roles), len(saml.skipped), saml.session_name,
+        saml.session_duration))
+    return saml
+
+
+def _classify_http(answer):
+    """Raise for an answer that is no SAML by its HTTP alone: a redirect, a 401,
+    an HTML page, nothing at all."""
     if 300 <= answer.status < 400:
         target = answer.headers.get("Location") or "?"
         raise IdPError("the IdP redirected to %s instead of answering; the redirect was not "
@@ -1607,25 +1627,22 @@ def parse_ecp_answer(answer, expected_acs):
     if not answer.body.strip():
         raise IdPError("the IdP sent an empty answer (HTTP %d)" % answer.status,
                        transient=answer.status >= 500)
-    try:
-        root, span = _read_server_xml(answer.body, IdPError, "the IdP's answer", RESPONSE_PATH)
-        response_xml = _response_bytes(answer.body, span) if span else None
-    except IdPError:
-        if answer.status >= 500:
-            raise IdPError("the IdP failed (HTTP %d) and sent no SAML" % answer.status,
-                           transient=True)
-        raise
+
+
+def _checked_assertion(root, has_response_bytes, status, expected_acs):
+    """The saml:Assertion of a SOAP envelope whose ECP header names
+    ``expected_acs`` and whose Response succeeded; else the refusal or fault."""
     soap = "{%s}" % SOAP_NS
     if root.tag != soap + "Envelope":
-        raise IdPError("the IdP's answer is not a SOAP envelope (HTTP %d)" % answer.status)
+        raise IdPError("the IdP's answer is not a SOAP envelope (HTTP %d)" % status)
     fault = root.find(soap + "Body/" + soap + "Fault")
     if fault is not None:
         reason = (fault.findtext("faultstring") or fault.findtext("faultcode") or "").strip()
         raise AuthenticationError("the IdP refused the login: %s" % (reason or "SOAP Fault"),
                                   kind="refused")
     response = root.find("%sBody/{%s}Response" % (soap, SAMLP_NS))
-    if response is None or response_xml is None:
-        raise IdPError("the IdP's answer (HTTP %d) holds no SAML Response" % answer.status)
+    if response is None or not has_response_bytes:
+        raise IdPError("the IdP's answer (HTTP %d) holds no SAML Response" % status)
     ecp = root.find("%sHeader/{%s}Response" % (soap, ECP_NS))
     acs = ecp.get("AssertionConsumerServiceURL") if ecp is not None else None
     if ecp is not None and acs != expected_acs:
@@ -1636,7 +1653,8 @@ def parse_ecp_answer(answer, expected_acs):
     if value != STATUS_SUCCESS:
         message = (response.findtext("{%s}Status/{%s}StatusMessage" % (SAMLP_NS, SAMLP_NS))
                    or "").strip()
-        codes = [c.get("Value", "").rpartition(":")[2] for c in code.iter()] if code is not None else []
+        codes = ([c.get("Value", "").rpartition(":")[2] for c in code.iter()]
+                 if code is not None else [])
         detail = "/".join(c for c in codes if c) or "no status"
         text = "the IdP refused the login (%s%s)" % (detail, ": " + message if message else "")
         if codes and codes[0] in ("Requester", "VersionMismatch"):
@@ -1650,7 +1668,14 @@ def parse_ecp_answer(answer, expected_acs):
     assertion = response.find("{%s}Assertion" % SAML_NS)
     if assertion is None:
         raise IdPError("the IdP reported success but sent no assertion")
-    attributes = {}     # only the signed assertion's own statements, not Advice or ds:Object
+    return assertion
+
+
+def _read_attributes(assertion, response_xml):
+    """The SamlAnswer of an assertion: roles (malformed ones skipped), session
+    duration and name, from its own AttributeStatement only (not Advice or
+    ds:Object, which STS does not read as the assertion's)."""
+    attributes = {}
     for attribute in assertion.findall("{%s}AttributeStatement/{%s}Attribute"
                                        % (SAML_NS, SAML_NS)):
         attributes.setdefault(attribute.get("Name"), []).extend(
@@ -1666,8 +1691,6 @@ def parse_ecp_answer(answer, expected_acs):
     for value in attributes.get(SESSION_DURATION_ATTRIBUTE, [])[:1]:
         duration = int(value) if value and all(c in "0123456789" for c in value) else None
     names = attributes.get(SESSION_NAME_ATTRIBUTE) or [None]
-    debug("IdP %s: %d role(s), %d skipped, session name %r, session duration %s" % (
-        host, len(roles), len(skipped), names[0], duration))
     return SamlAnswer(response_xml, roles, skipped, duration, names[0])
 
 
