@@ -968,6 +968,33 @@ def _open_tunnel(sock, host, port, authorization):
         raise OSError("the proxy refused the tunnel (HTTP %d)" % status)
 
 
+def _request_bytes(url, method, data, headers, cookie_jar):
+    """The request line and header fields for ``url`` as bytes: ours (Host,
+    User-Agent, length, the jar's cookies) added to ``headers``.  ConfigError
+    for what HTTP cannot carry; the value itself is not repeated (a passcode)."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    host = _host_port(url)
+    headers = dict(headers or {})
+    headers.setdefault("Host", host)
+    headers.setdefault("User-Agent", "aws_login/%s" % __version__)
+    headers.setdefault("Accept-Encoding", "identity")
+    headers.setdefault("Connection", "close")
+    if data is not None:
+        headers["Content-Length"] = str(len(data))
+    if cookie_jar is not None:
+        cookie = cookie_jar.header_for(url)
+        if cookie:
+            headers["Cookie"] = cookie
+    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    try:
+        return _request_head(method, target, headers)
+    except (ValueError, UnicodeError):
+        raise ConfigError("cannot send the request to %s: a header value holds "
+                          "characters HTTP does not allow (check the passcode and "
+                          "the header names in the profile)" % host)
+
+
 def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
                  read_timeout=READ_TIMEOUT, max_bytes=MAX_ANSWER_BYTES,
                  connect_timeout=CONNECT_TIMEOUT, deadline=None):
@@ -996,26 +1023,8 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     parts = urlsplit(url)
     https = parts.scheme.lower() == "https"
     proxy = _proxy_for(url)
-    headers = dict(headers or {})
-    headers.setdefault("Host", host)
-    headers.setdefault("User-Agent", "aws_login/%s" % __version__)
-    headers.setdefault("Accept-Encoding", "identity")
-    headers.setdefault("Connection", "close")
-    if data is not None:
-        headers["Content-Length"] = str(len(data))
-    if cookie_jar is not None:
-        cookie = cookie_jar.header_for(url)
-        if cookie:
-            headers["Cookie"] = cookie
     method = "POST" if data is not None else "GET"
-    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    try:
-        head = _request_head(method, target, headers)
-    except (ValueError, UnicodeError):
-        # e.g. a passcode with a line break; the value itself is not repeated
-        raise ConfigError("cannot send the request to %s: a header value holds "
-                          "characters HTTP does not allow (check the passcode and "
-                          "the header names in the profile)" % host)
+    head = _request_bytes(url, method, data, headers, cookie_jar)
     debug("%s %s" % (method, url.split("?")[0] + ("?..." if "?" in url else "")))
     port = parts.port or (443 if https else 80)
     connection = type("Connection", (), {"sock": None})()     # what _hang_up shuts
