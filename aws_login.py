@@ -2669,7 +2669,7 @@ def _person_password_worked(profile, username, password):
 
 
 # ---------------------------------------------------------------------------
-# Login: the story from IdP to credentials file
+# Fetching credentials: IdP (saved session, else password and Duo), role, STS
 # ---------------------------------------------------------------------------
 
 class IdPSession(object):
@@ -2904,73 +2904,6 @@ def _session_name(name):
     return cleaned if len(cleaned) >= 2 else "aws_login"
 
 
-def _as_profile(profile, require_endpoint=True):
-    """A Profile from what the API takes: a Profile, a name, or None (AWS_PROFILE,
-    AWS_DEFAULT_PROFILE, else default)."""
-    if isinstance(profile, Profile):
-        return profile
-    return read_profile(profile_name(profile), require_endpoint)
-
-
-def login(profile=None, terminal=None, role_arn=None, force=False, interactive=True,
-          mode=None, deadline=None):
-    """Log ``profile`` (a Profile, or its name) in and store the credentials
-    where its mode says.
-
-    ``file`` mode writes the shared credentials file, ``process`` mode the
-    credential_process cache.  Returns (Credentials, Role).  Nothing is
-    written unless every step succeeded.  One login of a profile at a time."""
-    profile = _as_profile(profile)
-    with _login_lock(profile.name):
-        store = credential_store(profile.name, mode)
-        store.check_writable(force)
-        credentials, role, session = fetch_credentials(profile, terminal, role_arn,
-                                                       interactive, deadline)
-        session.save()
-        store.write(credentials, role.arn, force, profile.chain_role_arn)
-        return credentials, role
-
-
-def logout(profile=None, all_profiles=False, forget=False, force=False):
-    """Stop the refresher, remove credentials and cache of ``profile`` (a Profile,
-    or its name), and with ``forget`` the IdP session.  Returns (profiles logged
-    out, IdP sessions forgotten)."""
-    if isinstance(profile, Profile):
-        name = profile.name
-    else:
-        name = profile_name(profile)
-        profile = read_profile(name, require_endpoint=False) if forget and not all_profiles \
-            else None
-    names = ([_unquote_name(n[:-4]) for n in _listdir(run_dir()) if n.endswith(".pid")]
-             if all_profiles else [name])
-    for each in names:
-        stop_refresher(each)
-    # Both stores, whatever the mode: a profile that switched modes may hold both.
-    removed = []
-    for each in ([_unquote_name(n) for n in _listdir(cache_dir())] if all_profiles
-                 else [name]):
-        removed += ProcessStore(each).remove()
-    removed += (remove_credentials(None, force=force) if all_profiles
-                else FileStore(name).remove(force))
-    forgotten = []
-    if forget:
-        if all_profiles:
-            jars = [os.path.join(cookie_dir(), n) for n in _listdir(cookie_dir())]
-        elif profile is not None and profile.ecp_endpoint_url:
-            jars = ([cookie_path(profile.ecp_endpoint_url, profile.username)]
-                    if profile.username else
-                    [saved.path for saved in _jars_for(profile.ecp_endpoint_url)])
-        else:
-            jars = []
-        for path in jars:
-            try:
-                os.unlink(path)
-                forgotten.append(path)
-            except FileNotFoundError:
-                pass
-    return sorted(set(removed)), forgotten
-
-
 def _listdir(path):
     try:
         return sorted(n for n in os.listdir(path) if not n.startswith("."))
@@ -2979,55 +2912,10 @@ def _listdir(path):
 
 
 # ---------------------------------------------------------------------------
-# Modes: the shared credentials file, or credential_process and its cache
+# Starting ourselves again: the bootstrap of the refresher and credential_process
 # ---------------------------------------------------------------------------
-# A profile is in `process` mode when ~/.aws/config runs us as its
-# credential_process; otherwise in `file` mode.  Never both: keys in the
-# shared credentials file would shadow the credential_process.
-
-CACHE_HEADER = "# aws_login credential cache 1"
-LOGGED_OUT = "# aws_login: logged out; `login` logs in again"
-CACHE_MIN_LEFT = 15 * 60        # botocore re-runs the process under 15 minutes left
-
-
-def _quote_name(name):
-    """A profile name as a file name, without importing urllib (the fast path)."""
-    safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
-    return "".join(c if c in safe else "%%%02X" % b for c, b in
-                   ((chr(b), b) for b in name.encode("utf-8")))
-
-
-def _unquote_name(file_name):
-    from urllib.parse import unquote
-    return unquote(file_name)
-
-
-def cache_dir():
-    return os.path.join(login_root(), "cache")
-
-
-def cache_path(name):
-    return os.path.join(cache_dir(), _quote_name(name))
-
-
-def aws_config_path():
-    path = os.environ.get("AWS_CONFIG_FILE")
-    return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/config")
-
-
-def aws_config_section(name):
-    return name if name == "default" else "profile " + name
-
-
-def profile_mode(name):
-    """``process`` when ~/.aws/config runs aws_login as the credential_process, else ``file``."""
-    path = aws_config_path()
-    parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
-    section = aws_config_section(name)
-    command = parser.get(section, "credential_process", fallback="") \
-        if parser.has_section(section) else ""
-    return "process" if "aws_login" in command and "credential-process" in command else "file"
-
+# The refresher and the configured credential_process command start a fresh
+# interpreter that loads this very file, from bytecode of our own.
 
 def _own_file():
     """(path, module name) of this file when it can be imported by a fresh
@@ -3189,6 +3077,57 @@ def _cached_answer_code(name):
             ' pass\n') % (json.dumps(name), repr(_quote_name(name).encode("ascii")),
                           json.dumps(CACHE_HEADER), CACHE_MIN_LEFT)
     return "import posix as p,time;exec(%s);" % json.dumps(body)
+
+
+# ---------------------------------------------------------------------------
+# Modes: the shared credentials file, or credential_process and its cache
+# ---------------------------------------------------------------------------
+# A profile is in `process` mode when ~/.aws/config runs us as its
+# credential_process; otherwise in `file` mode.  Never both: keys in the
+# shared credentials file would shadow the credential_process.
+
+CACHE_HEADER = "# aws_login credential cache 1"
+LOGGED_OUT = "# aws_login: logged out; `login` logs in again"
+CACHE_MIN_LEFT = 15 * 60        # botocore re-runs the process under 15 minutes left
+
+
+def _quote_name(name):
+    """A profile name as a file name, without importing urllib (the fast path)."""
+    safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+    return "".join(c if c in safe else "%%%02X" % b for c, b in
+                   ((chr(b), b) for b in name.encode("utf-8")))
+
+
+def _unquote_name(file_name):
+    from urllib.parse import unquote
+    return unquote(file_name)
+
+
+def cache_dir():
+    return os.path.join(login_root(), "cache")
+
+
+def cache_path(name):
+    return os.path.join(cache_dir(), _quote_name(name))
+
+
+def aws_config_path():
+    path = os.environ.get("AWS_CONFIG_FILE")
+    return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/config")
+
+
+def aws_config_section(name):
+    return name if name == "default" else "profile " + name
+
+
+def profile_mode(name):
+    """``process`` when ~/.aws/config runs aws_login as the credential_process, else ``file``."""
+    path = aws_config_path()
+    parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
+    section = aws_config_section(name)
+    command = parser.get(section, "credential_process", fallback="") \
+        if parser.has_section(section) else ""
+    return "process" if "aws_login" in command and "credential-process" in command else "file"
 
 
 def credential_process_json(credentials):
@@ -4009,6 +3948,150 @@ def _open_fds():
 
 
 # ---------------------------------------------------------------------------
+# Login, logout, configure: what the commands do, for a profile
+# ---------------------------------------------------------------------------
+
+def _as_profile(profile, require_endpoint=True):
+    """A Profile from what the API takes: a Profile, a name, or None (AWS_PROFILE,
+    AWS_DEFAULT_PROFILE, else default)."""
+    if isinstance(profile, Profile):
+        return profile
+    return read_profile(profile_name(profile), require_endpoint)
+
+
+def login(profile=None, terminal=None, role_arn=None, force=False, interactive=True,
+          mode=None, deadline=None):
+    """Log ``profile`` (a Profile, or its name) in and store the credentials
+    where its mode says.
+
+    ``file`` mode writes the shared credentials file, ``process`` mode the
+    credential_process cache.  Returns (Credentials, Role).  Nothing is
+    written unless every step succeeded.  One login of a profile at a time."""
+    profile = _as_profile(profile)
+    with _login_lock(profile.name):
+        store = credential_store(profile.name, mode)
+        store.check_writable(force)
+        credentials, role, session = fetch_credentials(profile, terminal, role_arn,
+                                                       interactive, deadline)
+        session.save()
+        store.write(credentials, role.arn, force, profile.chain_role_arn)
+        return credentials, role
+
+
+def logout(profile=None, all_profiles=False, forget=False, force=False):
+    """Stop the refresher, remove credentials and cache of ``profile`` (a Profile,
+    or its name), and with ``forget`` the IdP session.  Returns (profiles logged
+    out, IdP sessions forgotten)."""
+    if isinstance(profile, Profile):
+        name = profile.name
+    else:
+        name = profile_name(profile)
+        profile = read_profile(name, require_endpoint=False) if forget and not all_profiles \
+            else None
+    names = ([_unquote_name(n[:-4]) for n in _listdir(run_dir()) if n.endswith(".pid")]
+             if all_profiles else [name])
+    for each in names:
+        stop_refresher(each)
+    # Both stores, whatever the mode: a profile that switched modes may hold both.
+    removed = []
+    for each in ([_unquote_name(n) for n in _listdir(cache_dir())] if all_profiles
+                 else [name]):
+        removed += ProcessStore(each).remove()
+    removed += (remove_credentials(None, force=force) if all_profiles
+                else FileStore(name).remove(force))
+    forgotten = []
+    if forget:
+        if all_profiles:
+            jars = [os.path.join(cookie_dir(), n) for n in _listdir(cookie_dir())]
+        elif profile is not None and profile.ecp_endpoint_url:
+            jars = ([cookie_path(profile.ecp_endpoint_url, profile.username)]
+                    if profile.username else
+                    [saved.path for saved in _jars_for(profile.ecp_endpoint_url)])
+        else:
+            jars = []
+        for path in jars:
+            try:
+                os.unlink(path)
+                forgotten.append(path)
+            except FileNotFoundError:
+                pass
+    return sorted(set(removed)), forgotten
+
+
+_KEEP = object()     # an empty answer: the value in brackets stays
+
+
+def _configure_by_asking(name, current, terminal):
+    """awscli-login's five questions, then the mode: (options set, mode or None)."""
+    checked = {}
+    for key, prompt, check in OPTIONS:
+        if prompt is None:
+            continue
+        shown = current.get(key) or None
+        if key == "enable_keyring":
+            shown = current.get(key, "").strip().lower() in ("1", "true", "yes", "on", "y")
+        value = _ask_until_valid(terminal, "%s [%s]: " % (prompt, shown), prompt, check, _KEEP)
+        if value is not _KEEP:
+            checked[key] = value
+    process = profile_mode(name) == "process"
+    mode = _ask_until_valid(terminal, "Use credential_process [%s]: " % process,
+                           "credential_process",
+                           lambda answer: "process" if check_bool(answer, "answer") else "file")
+    return checked, mode
+
+
+def configure(profile=None, terminal=None, values=None):
+    """Set the options of ``profile`` (a Profile, or its name): from ``values``
+    (flags) or by asking, awscli-login style.
+
+    Returns the options set; ``mode`` among them puts the profile in file or
+    process mode."""
+    name = profile.name if isinstance(profile, Profile) else profile_name(profile)
+    path = config_path()
+    parser = _parse_ini(_read_text(path) or "", path)
+    # Raw values: one bad old value must not keep the user from fixing it here.
+    current = dict(parser.items(name)) if parser.has_section(name) else {}
+    values = dict(values or {})
+    mode = values.pop("mode", None)
+    if values or mode:
+        checked = dict((key, CHECKS[key](value) if value != "" else None)
+                       for key, value in values.items())
+    else:
+        checked, mode = _configure_by_asking(name, current, terminal or Terminal())
+    if checked.get("enable_keyring"):
+        _keyring()
+    text = dict((k, None if v is None else
+                 ("true" if v is True else "false" if v is False else str(v)))
+                for k, v in checked.items())
+    private_dir(login_root())
+    update_file(path, lambda old: ini_set_options(old, name, text))
+    if set(checked) & {"role_arn", "chain_role_arn", "ecp_endpoint_url", "username"}:
+        if read_cache(name) is not None:
+            try:
+                os.unlink(cache_path(name))     # it holds credentials for the old settings
+            except FileNotFoundError:
+                pass                            # another process was quicker
+    if mode:
+        set_mode(name, mode)
+    elif profile_mode(name) == "process":
+        _upgrade_credential_process(name)
+    return checked
+
+
+def _upgrade_credential_process(name):
+    """An older version's credential_process line still works; configure writes
+    the current one (isolated start, bytecode of our own) in its place."""
+    path = aws_config_path()
+    section = aws_config_section(name)
+    try:
+        command = credential_process_command(name)
+    except ConfigError:
+        return          # piped: there is no file to name
+    update_file(path, lambda text: ini_set_options(text, section,
+                                                   {"credential_process": command}))
+
+
+# ---------------------------------------------------------------------------
 # Using the credentials: whoami, exec, env, console
 # ---------------------------------------------------------------------------
 
@@ -4776,7 +4859,7 @@ def serve(name, port=0):
 
 
 # ---------------------------------------------------------------------------
-# Python API (for vendoring) and the AWS CLI plugin hook
+# Python API (for vendoring)
 # ---------------------------------------------------------------------------
 
 def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
@@ -4817,491 +4900,6 @@ def cached_credentials(profile=None, min_seconds_left=0):
     if credentials.expires_at.timestamp() - time.time() < min_seconds_left:
         return None
     return credentials
-
-
-def awscli_initialize(cli):
-    """AWS CLI plugin entry point: `aws configure set plugins.login aws_login` gives
-    `aws login`, `aws login configure` and `aws logout`.  awscli is imported here
-    only, when the AWS CLI itself calls us."""
-    cli.register("building-command-table.main", _awscli_commands)
-    cli.register("building-command-table.login", _awscli_subcommands)
-
-
-def _awscli_command(name, description, arguments, argv, subcommands=()):
-    from awscli.customizations.commands import BasicCommand
-
-    class Command(BasicCommand):
-        NAME = name
-        DESCRIPTION = description
-        SYNOPSIS = "aws %s [options]" % name
-        ARG_TABLE = [dict(a) for a in arguments]
-        SUBCOMMANDS = list(subcommands)
-
-        def _run_main(self, parsed_args, parsed_globals):
-            if os.environ.get(PLUGIN_PROBE_VARIABLE):     # `plugin enable` proving us
-                sys.stdout.write("%s %s %s\n" % (os.environ[PLUGIN_PROBE_VARIABLE], __version__,
-                                                 os.path.abspath(__file__)))
-                return 0
-            words = []
-            if getattr(parsed_globals, "profile", None):
-                words += ["--profile", parsed_globals.profile]
-            words += argv
-            for argument in arguments:
-                value = getattr(parsed_args, argument["name"].replace("-", "_"), None)
-                if value is True:
-                    words.append("--" + argument["name"])
-                elif value not in (None, False):
-                    words += ["--" + argument["name"], str(value)]
-            return main(words + _awscli_global_options(argv[0], parsed_globals),
-                        how_run="aws")
-
-    return Command
-
-
-def _awscli_global_options(command, parsed_globals):
-    """The AWS CLI's own --ca-bundle, --region and --no-verify-ssl, which it
-    parses before our command sees its arguments, as our options: for
-    `login` this run only, for `configure` the profile's settings."""
-    words = []
-    ca_bundle = getattr(parsed_globals, "ca_bundle", None)
-    region = getattr(parsed_globals, "region", None)
-    no_verify = getattr(parsed_globals, "verify_ssl", True) is False
-    if command in ("login", "configure"):
-        words += ["--ca-bundle", ca_bundle] if ca_bundle else []
-        words += ["--region", region] if region else []
-    if no_verify and command == "login":
-        words.append("--no-verify-ssl")
-    elif no_verify and command == "configure":
-        words += ["--verify-ssl-certificate", "false"]
-    return words
-
-
-# --ca-bundle and --region are the AWS CLI's global options (_awscli_global_options).
-_AWSCLI_CONFIGURE_ARGS = [
-    {"name": n, "help_text": h} for n, h in (
-        ("ecp-endpoint-url", "the IdP's ECP endpoint"), ("username", "IdP username"),
-        ("enable-keyring", "true or false"), ("factor", "Duo factor"),
-        ("role-arn", "the role to assume"), ("duration", "seconds"))]
-
-
-def _awscli_commands(command_table, session, **kwargs):
-    login_command = _awscli_command(
-        "login", "Log in through your SAML ECP identity provider and write temporary "
-        "credentials (aws_login.py).",
-        [{"name": "role", "help_text": "assume this role: NAME, ACCOUNT/NAME, ALIAS/NAME "
-                                       "or ARN"},
-         {"name": "role-arn", "help_text": "assume this role (as --role)"},
-         {"name": "force", "action": "store_true", "help_text": "log in again"},
-         {"name": "no-refresh", "action": "store_true", "help_text": "start no refresher"}],
-        ["login"])
-    logout_command = _awscli_command(
-        "logout", "Remove the profile's temporary credentials (aws_login.py).",
-        [{"name": "all", "action": "store_true", "help_text": "every profile"},
-         {"name": "forget", "action": "store_true", "help_text": "forget the IdP session"}],
-        ["logout"])
-    command_table["login"] = login_command(session)
-    command_table["logout"] = logout_command(session)
-
-
-def _awscli_subcommands(command_table, session, **kwargs):
-    configure_command = _awscli_command(
-        "configure", "Set the profile's aws_login options (asks when no option is given).",
-        _AWSCLI_CONFIGURE_ARGS, ["configure"])
-    command_table["configure"] = configure_command(session)
-
-
-_KEEP = object()     # an empty answer: the value in brackets stays
-
-
-def _configure_by_asking(name, current, terminal):
-    """awscli-login's five questions, then the mode: (options set, mode or None)."""
-    checked = {}
-    for key, prompt, check in OPTIONS:
-        if prompt is None:
-            continue
-        shown = current.get(key) or None
-        if key == "enable_keyring":
-            shown = current.get(key, "").strip().lower() in ("1", "true", "yes", "on", "y")
-        value = _ask_until_valid(terminal, "%s [%s]: " % (prompt, shown), prompt, check, _KEEP)
-        if value is not _KEEP:
-            checked[key] = value
-    process = profile_mode(name) == "process"
-    mode = _ask_until_valid(terminal, "Use credential_process [%s]: " % process,
-                           "credential_process",
-                           lambda answer: "process" if check_bool(answer, "answer") else "file")
-    return checked, mode
-
-
-def configure(profile=None, terminal=None, values=None):
-    """Set the options of ``profile`` (a Profile, or its name): from ``values``
-    (flags) or by asking, awscli-login style.
-
-    Returns the options set; ``mode`` among them puts the profile in file or
-    process mode."""
-    name = profile.name if isinstance(profile, Profile) else profile_name(profile)
-    path = config_path()
-    parser = _parse_ini(_read_text(path) or "", path)
-    # Raw values: one bad old value must not keep the user from fixing it here.
-    current = dict(parser.items(name)) if parser.has_section(name) else {}
-    values = dict(values or {})
-    mode = values.pop("mode", None)
-    if values or mode:
-        checked = dict((key, CHECKS[key](value) if value != "" else None)
-                       for key, value in values.items())
-    else:
-        checked, mode = _configure_by_asking(name, current, terminal or Terminal())
-    if checked.get("enable_keyring"):
-        _keyring()
-    text = dict((k, None if v is None else
-                 ("true" if v is True else "false" if v is False else str(v)))
-                for k, v in checked.items())
-    private_dir(login_root())
-    update_file(path, lambda old: ini_set_options(old, name, text))
-    if set(checked) & {"role_arn", "chain_role_arn", "ecp_endpoint_url", "username"}:
-        if read_cache(name) is not None:
-            try:
-                os.unlink(cache_path(name))     # it holds credentials for the old settings
-            except FileNotFoundError:
-                pass                            # another process was quicker
-    if mode:
-        set_mode(name, mode)
-    elif profile_mode(name) == "process":
-        _upgrade_credential_process(name)
-    return checked
-
-
-def _upgrade_credential_process(name):
-    """An older version's credential_process line still works; configure writes
-    the current one (isolated start, bytecode of our own) in its place."""
-    path = aws_config_path()
-    section = aws_config_section(name)
-    try:
-        command = credential_process_command(name)
-    except ConfigError:
-        return          # piped: there is no file to name
-    update_file(path, lambda text: ini_set_options(text, section,
-                                                   {"credential_process": command}))
-
-
-# ---------------------------------------------------------------------------
-# The AWS CLI plugin: enable, disable, status
-# ---------------------------------------------------------------------------
-# `aws configure set plugins.login aws_login` alone breaks every `aws` command
-# (`aws configure set` included) when the AWS CLI's Python cannot import the
-# module.  `plugin enable` puts the module where that CLI imports plugins
-# from, writes the config lines, proves them by running `aws`, and undoes it
-# all if the proof fails; `plugin disable` takes back exactly that and never
-# runs `aws`.
-
-PLUGIN_PROBE_VARIABLE = "AWS_LOGIN_PLUGIN_PROBE"
-PLUGIN_SECTION = "plugins"
-BUILTIN_LOGIN_SINCE = (2, 32, 0)    # AWS CLI v2 with its own `aws login`
-
-# What the AWS CLI v1's Python says of itself: where to put a module it imports.
-_SITE_QUERY = ("import json,site,sys,sysconfig;print(json.dumps([sysconfig.get_paths()"
-               "['purelib'],bool(site.ENABLE_USER_SITE),site.getusersitepackages(),"
-               "list(sys.version_info[:2])]))")
-
-
-def plugin_record_path():
-    """What `plugin enable` did, for `plugin disable` and `plugin status`."""
-    return os.path.join(login_root(), "plugin.json")
-
-
-def _plain_environment():
-    """The environment a user's `aws` runs with: no PYTHONPATH of ours, no profile
-    that might not exist."""
-    return dict((k, v) for k, v in os.environ.items() if k not in (
-        "PYTHONPATH", "PYTHONHOME", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-        PLUGIN_PROBE_VARIABLE))
-
-
-def _run_quietly(argv, env=None, timeout=60):
-    """(exit status or None, output) of a helper command: no terminal, no input."""
-    import subprocess
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd="/")
-    except (OSError, subprocess.SubprocessError) as e:
-        return None, str(e)
-    return done.returncode, done.stdout.decode("utf-8", "replace")
-
-
-def _last_line(output):
-    lines = [line.strip() for line in (output or "").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no output"
-
-
-def find_aws(aws=None):
-    """The AWS CLI to work with: ``aws`` (a path), else the one on PATH."""
-    import shutil
-    path = os.path.expanduser(aws) if aws else shutil.which("aws")
-    if not path or not os.path.isfile(path):
-        raise ConfigError("no AWS CLI at %s" % aws if aws else
-                          "no `aws` on PATH: install the AWS CLI, or name it with --aws PATH")
-    return os.path.abspath(path)
-
-
-def aws_cli_version(aws):
-    """(major, minor, patch) from `aws --version`, run with an empty config so
-    that a broken plugin line cannot stop it."""
-    import re
-    code, out = _run_quietly([aws, "--version"], dict(_plain_environment(),
-                                                      AWS_CONFIG_FILE=os.devnull))
-    m = re.search(r"aws-cli/(\d+)\.(\d+)\.(\d+)", out or "")
-    if not m:
-        raise ConfigError("cannot tell which AWS CLI %s is (`aws --version`: %s)"
-                          % (aws, _last_line(out)))
-    return tuple(int(x) for x in m.groups())
-
-
-def _cli_python(aws, follow=True):
-    """The Python that runs an AWS CLI v1 script: its #! line, pip's
-    ``exec' "PYTHON"`` trampoline, or, for a pyenv shim, the script it runs."""
-    import re
-    import shutil
-    try:
-        with open(aws, "rb") as f:
-            head = f.read(4096).decode("utf-8", "replace")
-    except OSError as e:
-        raise ConfigError("cannot read %s: %s" % (aws, e.strerror))
-    first = head.split("\n")[0]
-    words = first[2:].split() if first.startswith("#!") else []
-    if words and os.path.basename(words[0]) == "env":
-        words = [shutil.which(w) or w for w in words[1:] if not w.startswith("-")]
-    trampoline = re.search(r"""exec' "?([^"\s]*python[^"\s]*)"?""", head)
-    if words and os.path.basename(words[0]).startswith("python"):
-        return words[0]
-    if trampoline:
-        return trampoline.group(1)
-    if follow and "pyenv" in head and shutil.which("pyenv"):
-        code, out = _run_quietly(["pyenv", "which", "aws"])
-        real = _last_line(out) if code == 0 else None
-        if real and os.path.isfile(real):
-            return _cli_python(os.path.abspath(real), follow=False)
-    raise ConfigError("cannot tell which Python runs %s (its first line: %r): name the AWS "
-                      "CLI's own script with --aws PATH" % (aws, first[:100]))
-
-
-def _v1_plugin_folder(python):
-    """Where the AWS CLI v1's Python imports a module we add: its site-packages
-    when we may write there, else its user site-packages when it reads them."""
-    import json
-    code, out = _run_quietly([python, "-c", _SITE_QUERY], _plain_environment())
-    try:
-        purelib, user_site_on, user_site, version = json.loads(_last_line(out))
-    except ValueError:
-        raise ConfigError("cannot ask %s where it imports modules from: %s"
-                          % (python, _last_line(out)))
-    if tuple(version) < (3, 6):
-        raise ConfigError("the AWS CLI runs on Python %d.%d; aws_login needs 3.6 or later"
-                          % tuple(version))
-    if os.access(purelib, os.W_OK):
-        return purelib
-    if user_site_on:
-        return user_site
-    raise ConfigError("cannot add a module for %s: %s is not writable and that Python "
-                      "reads no user site-packages (pip install aws_login into it, or run "
-                      "this as its owner)" % (python, purelib))
-
-
-def _importable_from(python):
-    """Where the AWS CLI v1's Python finds ``aws_login`` already, or None."""
-    code, out = _run_quietly([python, "-c", "import aws_login;print(aws_login.__file__)"],
-                             _plain_environment())
-    return os.path.abspath(_last_line(out)) if code == 0 else None
-
-
-def _file_digest(path):
-    import hashlib
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
-    except OSError:
-        return None
-
-
-def _install_module(folder, source):
-    """Copy this file into ``folder`` as aws_login.py (0644: the AWS CLI may
-    import it in any user's process that names the plugin)."""
-    import shutil
-    import tempfile
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, "aws_login.py")
-    fd, temp = tempfile.mkstemp(prefix=".aws_login.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as f:
-            shutil.copyfileobj(f, out)
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-    return target
-
-
-def _plugin_section(path):
-    text = _read_text(path) or ""
-    parser = _parse_ini(text, path, default_section="\x00")
-    return dict(parser.items(PLUGIN_SECTION)) if parser.has_section(PLUGIN_SECTION) else None
-
-
-def _prove_plugin(aws):
-    """None when `aws --version` runs and `aws login` reaches this plugin (a
-    probe it answers without logging in), else what went wrong."""
-    import secrets
-    env = _plain_environment()
-    code, out = _run_quietly([aws, "--version"], env)
-    if code != 0:
-        return "`aws --version` failed: %s" % _last_line(out)
-    token = "aws_login-probe-" + secrets.token_hex(8)
-    code, out = _run_quietly([aws, "login"], dict(env, **{PLUGIN_PROBE_VARIABLE: token}),
-                             timeout=30)
-    if token not in (out or ""):
-        return "`aws login` did not reach the plugin: %s" % _last_line(out)
-    return None
-
-
-def plugin_enable(aws=None):
-    """Install the `aws login` plugin for the AWS CLI ``aws`` (the one on PATH by
-    default) and prove it works; on failure nothing stays changed.  Returns the
-    record of what was done."""
-    import json
-    source, _ = _own_file()
-    if source is None:
-        raise ConfigError("the plugin needs aws_login.py saved as a file: save it and run "
-                          "`python3 aws_login.py plugin enable`")
-    aws = find_aws(aws)
-    version = aws_cli_version(aws)
-    config = aws_config_path()
-    if os.path.exists(plugin_record_path()):
-        plugin_disable()        # enabling again replaces what was done before
-    current = _plugin_section(config) or {}
-    values = {"login": "aws_login"}
-    found = None
-    if version[0] == 1:
-        python = _cli_python(aws)
-        found = _importable_from(python)
-        folder = None if found else _v1_plugin_folder(python)
-    else:
-        folder = current.get("cli_legacy_plugin_path") or os.path.join(login_root(), "plugin")
-        if not current.get("cli_legacy_plugin_path"):
-            values["cli_legacy_plugin_path"] = folder
-        private_dir(login_root())
-    record = {"aws": aws, "aws_version": ".".join(map(str, version)), "config": config,
-              "config_existed": os.path.exists(config),
-              "section_added": _plugin_section(config) is None,
-              "previous": dict((k, current.get(k)) for k in values),
-              "module": None, "module_sha256": None, "already_importable": found}
-    update_file(plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
-    try:
-        if folder is not None:
-            record["module"] = _install_module(folder, source)
-            record["module_sha256"] = _file_digest(record["module"])
-            update_file(plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
-        if not os.path.isdir(os.path.dirname(config)):
-            private_dir(os.path.dirname(config))
-        update_file(config, lambda text: ini_set_options(text, PLUGIN_SECTION, values))
-        problem = _prove_plugin(aws)
-    except BaseException:
-        _undo_plugin(record)
-        raise
-    if problem:
-        _undo_plugin(record)
-        raise ConfigError("the AWS CLI at %s could not use the plugin (%s); everything "
-                          "enable did is undone and `aws` works as before" % (aws, problem))
-    return record
-
-
-def _undo_plugin(record):
-    """Take back what ``record`` says enable did: the config lines (restoring
-    the values they replaced), the module it copied, the record itself."""
-    config = record["config"]
-    previous = record["previous"]
-
-    def edit(text):
-        text = ini_set_options(text, PLUGIN_SECTION, previous)
-        spans = _sections(_lines(text), PLUGIN_SECTION)
-        if record["section_added"] and spans and not any(
-                _is_content(line) for line in _lines(text)[spans[0].header + 1:spans[0].end]):
-            text = ini_remove_section(text, PLUGIN_SECTION)     # the header we added
-        return text
-
-    if os.path.exists(config):
-        update_file(config, edit)
-        if not record["config_existed"] and (_read_text(config) or "") == "":
-            os.unlink(config)
-    module = record.get("module")
-    if module and _file_digest(module) == record.get("module_sha256"):
-        os.unlink(module)       # ours, unchanged: anything else is left alone
-    try:
-        os.unlink(plugin_record_path())
-    except FileNotFoundError:
-        pass
-
-
-def plugin_disable():
-    """Undo `plugin enable` without running `aws` (a broken plugin line breaks
-    `aws configure set` itself).  Without a record, a ``login = aws_login``
-    line (the README's manual way) is removed.  Returns what was done, in words."""
-    import json
-    path = plugin_record_path()
-    if os.path.exists(path):
-        try:
-            record = json.loads(_read_text(path))
-        except ValueError:
-            raise CredentialsFileError("%s is not the record `plugin enable` writes; "
-                                       "remove it and edit %s by hand"
-                                       % (path, aws_config_path()))
-        _undo_plugin(record)
-        return ["removed the plugin lines from %s" % record["config"]] + (
-            ["removed %s" % record["module"]] if record.get("module") else [])
-    config = aws_config_path()
-    if (_plugin_section(config) or {}).get("login") == "aws_login":
-        update_file(config, lambda text: ini_set_options(text, PLUGIN_SECTION,
-                                                         {"login": None}))
-        return ["removed `login = aws_login` from [plugins] in %s" % config]
-    return []
-
-
-def plugin_status(aws=None):
-    """What is installed where, as lines for a person."""
-    import json
-    lines = []
-    record = None
-    if os.path.exists(plugin_record_path()):
-        try:
-            record = json.loads(_read_text(plugin_record_path()))
-        except ValueError:
-            lines.append("%s is unreadable" % plugin_record_path())
-    try:
-        aws = find_aws(aws)
-        version = aws_cli_version(aws)
-        lines.append("AWS CLI: %s (aws-cli/%s)" % (aws, ".".join(map(str, version))))
-    except ConfigError as e:
-        aws, version = None, None
-        lines.append("AWS CLI: %s" % e)
-    section = _plugin_section(aws_config_path()) or {}
-    if section.get("login") == "aws_login":
-        lines.append("plugin: on (%s: [plugins] login = aws_login%s)" % (
-            aws_config_path(), ", cli_legacy_plugin_path = %s" % section[
-                "cli_legacy_plugin_path"] if section.get("cli_legacy_plugin_path") else ""))
-    else:
-        lines.append("plugin: off")
-    if record:
-        where = record.get("module") or record.get("already_importable") or "?"
-        lines.append("enabled by `plugin enable` for %s (aws-cli/%s); module: %s"
-                     % (record["aws"], record["aws_version"], where))
-    elif section.get("login") == "aws_login":
-        lines.append("not enabled by `plugin enable`: if `aws` fails to import aws_login, "
-                     "run `plugin disable`, or remove `login = aws_login` from [plugins]")
-    if version and version >= BUILTIN_LOGIN_SINCE:
-        lines.append("warning: this AWS CLI has a built-in `aws login` (console sign-in); "
-                     "with the plugin on, `aws login` is aws_login's")
-    return lines
 
 
 # ---------------------------------------------------------------------------
@@ -5828,6 +5426,418 @@ def main(argv=None, how_run=None):
         sys.stderr.write("aws_login: unexpected error: %s (run with --debug for the "
                          "traceback)\n" % type(e).__name__)
         return 1
+
+
+# ---------------------------------------------------------------------------
+# The AWS CLI plugin: its hook, and enable, disable, status
+# ---------------------------------------------------------------------------
+# `aws configure set plugins.login aws_login` alone breaks every `aws` command
+# (`aws configure set` included) when the AWS CLI's Python cannot import the
+# module.  `plugin enable` puts the module where that CLI imports plugins
+# from, writes the config lines, proves them by running `aws`, and undoes it
+# all if the proof fails; `plugin disable` takes back exactly that and never
+# runs `aws`.
+
+def awscli_initialize(cli):
+    """AWS CLI plugin entry point: `aws configure set plugins.login aws_login` gives
+    `aws login`, `aws login configure` and `aws logout`.  awscli is imported here
+    only, when the AWS CLI itself calls us."""
+    cli.register("building-command-table.main", _awscli_commands)
+    cli.register("building-command-table.login", _awscli_subcommands)
+
+
+def _awscli_command(name, description, arguments, argv, subcommands=()):
+    from awscli.customizations.commands import BasicCommand
+
+    class Command(BasicCommand):
+        NAME = name
+        DESCRIPTION = description
+        SYNOPSIS = "aws %s [options]" % name
+        ARG_TABLE = [dict(a) for a in arguments]
+        SUBCOMMANDS = list(subcommands)
+
+        def _run_main(self, parsed_args, parsed_globals):
+            if os.environ.get(PLUGIN_PROBE_VARIABLE):     # `plugin enable` proving us
+                sys.stdout.write("%s %s %s\n" % (os.environ[PLUGIN_PROBE_VARIABLE], __version__,
+                                                 os.path.abspath(__file__)))
+                return 0
+            words = []
+            if getattr(parsed_globals, "profile", None):
+                words += ["--profile", parsed_globals.profile]
+            words += argv
+            for argument in arguments:
+                value = getattr(parsed_args, argument["name"].replace("-", "_"), None)
+                if value is True:
+                    words.append("--" + argument["name"])
+                elif value not in (None, False):
+                    words += ["--" + argument["name"], str(value)]
+            return main(words + _awscli_global_options(argv[0], parsed_globals),
+                        how_run="aws")
+
+    return Command
+
+
+def _awscli_global_options(command, parsed_globals):
+    """The AWS CLI's own --ca-bundle, --region and --no-verify-ssl, which it
+    parses before our command sees its arguments, as our options: for
+    `login` this run only, for `configure` the profile's settings."""
+    words = []
+    ca_bundle = getattr(parsed_globals, "ca_bundle", None)
+    region = getattr(parsed_globals, "region", None)
+    no_verify = getattr(parsed_globals, "verify_ssl", True) is False
+    if command in ("login", "configure"):
+        words += ["--ca-bundle", ca_bundle] if ca_bundle else []
+        words += ["--region", region] if region else []
+    if no_verify and command == "login":
+        words.append("--no-verify-ssl")
+    elif no_verify and command == "configure":
+        words += ["--verify-ssl-certificate", "false"]
+    return words
+
+
+# --ca-bundle and --region are the AWS CLI's global options (_awscli_global_options).
+_AWSCLI_CONFIGURE_ARGS = [
+    {"name": n, "help_text": h} for n, h in (
+        ("ecp-endpoint-url", "the IdP's ECP endpoint"), ("username", "IdP username"),
+        ("enable-keyring", "true or false"), ("factor", "Duo factor"),
+        ("role-arn", "the role to assume"), ("duration", "seconds"))]
+
+
+def _awscli_commands(command_table, session, **kwargs):
+    login_command = _awscli_command(
+        "login", "Log in through your SAML ECP identity provider and write temporary "
+        "credentials (aws_login.py).",
+        [{"name": "role", "help_text": "assume this role: NAME, ACCOUNT/NAME, ALIAS/NAME "
+                                       "or ARN"},
+         {"name": "role-arn", "help_text": "assume this role (as --role)"},
+         {"name": "force", "action": "store_true", "help_text": "log in again"},
+         {"name": "no-refresh", "action": "store_true", "help_text": "start no refresher"}],
+        ["login"])
+    logout_command = _awscli_command(
+        "logout", "Remove the profile's temporary credentials (aws_login.py).",
+        [{"name": "all", "action": "store_true", "help_text": "every profile"},
+         {"name": "forget", "action": "store_true", "help_text": "forget the IdP session"}],
+        ["logout"])
+    command_table["login"] = login_command(session)
+    command_table["logout"] = logout_command(session)
+
+
+def _awscli_subcommands(command_table, session, **kwargs):
+    configure_command = _awscli_command(
+        "configure", "Set the profile's aws_login options (asks when no option is given).",
+        _AWSCLI_CONFIGURE_ARGS, ["configure"])
+    command_table["configure"] = configure_command(session)
+
+
+PLUGIN_PROBE_VARIABLE = "AWS_LOGIN_PLUGIN_PROBE"
+PLUGIN_SECTION = "plugins"
+BUILTIN_LOGIN_SINCE = (2, 32, 0)    # AWS CLI v2 with its own `aws login`
+
+# What the AWS CLI v1's Python says of itself: where to put a module it imports.
+_SITE_QUERY = ("import json,site,sys,sysconfig;print(json.dumps([sysconfig.get_paths()"
+               "['purelib'],bool(site.ENABLE_USER_SITE),site.getusersitepackages(),"
+               "list(sys.version_info[:2])]))")
+
+
+def plugin_record_path():
+    """What `plugin enable` did, for `plugin disable` and `plugin status`."""
+    return os.path.join(login_root(), "plugin.json")
+
+
+def _plain_environment():
+    """The environment a user's `aws` runs with: no PYTHONPATH of ours, no profile
+    that might not exist."""
+    return dict((k, v) for k, v in os.environ.items() if k not in (
+        "PYTHONPATH", "PYTHONHOME", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+        PLUGIN_PROBE_VARIABLE))
+
+
+def _run_quietly(argv, env=None, timeout=60):
+    """(exit status or None, output) of a helper command: no terminal, no input."""
+    import subprocess
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd="/")
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, str(e)
+    return done.returncode, done.stdout.decode("utf-8", "replace")
+
+
+def _last_line(output):
+    lines = [line.strip() for line in (output or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def find_aws(aws=None):
+    """The AWS CLI to work with: ``aws`` (a path), else the one on PATH."""
+    import shutil
+    path = os.path.expanduser(aws) if aws else shutil.which("aws")
+    if not path or not os.path.isfile(path):
+        raise ConfigError("no AWS CLI at %s" % aws if aws else
+                          "no `aws` on PATH: install the AWS CLI, or name it with --aws PATH")
+    return os.path.abspath(path)
+
+
+def aws_cli_version(aws):
+    """(major, minor, patch) from `aws --version`, run with an empty config so
+    that a broken plugin line cannot stop it."""
+    import re
+    code, out = _run_quietly([aws, "--version"], dict(_plain_environment(),
+                                                      AWS_CONFIG_FILE=os.devnull))
+    m = re.search(r"aws-cli/(\d+)\.(\d+)\.(\d+)", out or "")
+    if not m:
+        raise ConfigError("cannot tell which AWS CLI %s is (`aws --version`: %s)"
+                          % (aws, _last_line(out)))
+    return tuple(int(x) for x in m.groups())
+
+
+def _cli_python(aws, follow=True):
+    """The Python that runs an AWS CLI v1 script: its #! line, pip's
+    ``exec' "PYTHON"`` trampoline, or, for a pyenv shim, the script it runs."""
+    import re
+    import shutil
+    try:
+        with open(aws, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except OSError as e:
+        raise ConfigError("cannot read %s: %s" % (aws, e.strerror))
+    first = head.split("\n")[0]
+    words = first[2:].split() if first.startswith("#!") else []
+    if words and os.path.basename(words[0]) == "env":
+        words = [shutil.which(w) or w for w in words[1:] if not w.startswith("-")]
+    trampoline = re.search(r"""exec' "?([^"\s]*python[^"\s]*)"?""", head)
+    if words and os.path.basename(words[0]).startswith("python"):
+        return words[0]
+    if trampoline:
+        return trampoline.group(1)
+    if follow and "pyenv" in head and shutil.which("pyenv"):
+        code, out = _run_quietly(["pyenv", "which", "aws"])
+        real = _last_line(out) if code == 0 else None
+        if real and os.path.isfile(real):
+            return _cli_python(os.path.abspath(real), follow=False)
+    raise ConfigError("cannot tell which Python runs %s (its first line: %r): name the AWS "
+                      "CLI's own script with --aws PATH" % (aws, first[:100]))
+
+
+def _v1_plugin_folder(python):
+    """Where the AWS CLI v1's Python imports a module we add: its site-packages
+    when we may write there, else its user site-packages when it reads them."""
+    import json
+    code, out = _run_quietly([python, "-c", _SITE_QUERY], _plain_environment())
+    try:
+        purelib, user_site_on, user_site, version = json.loads(_last_line(out))
+    except ValueError:
+        raise ConfigError("cannot ask %s where it imports modules from: %s"
+                          % (python, _last_line(out)))
+    if tuple(version) < (3, 6):
+        raise ConfigError("the AWS CLI runs on Python %d.%d; aws_login needs 3.6 or later"
+                          % tuple(version))
+    if os.access(purelib, os.W_OK):
+        return purelib
+    if user_site_on:
+        return user_site
+    raise ConfigError("cannot add a module for %s: %s is not writable and that Python "
+                      "reads no user site-packages (pip install aws_login into it, or run "
+                      "this as its owner)" % (python, purelib))
+
+
+def _importable_from(python):
+    """Where the AWS CLI v1's Python finds ``aws_login`` already, or None."""
+    code, out = _run_quietly([python, "-c", "import aws_login;print(aws_login.__file__)"],
+                             _plain_environment())
+    return os.path.abspath(_last_line(out)) if code == 0 else None
+
+
+def _file_digest(path):
+    import hashlib
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _install_module(folder, source):
+    """Copy this file into ``folder`` as aws_login.py (0644: the AWS CLI may
+    import it in any user's process that names the plugin)."""
+    import shutil
+    import tempfile
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, "aws_login.py")
+    fd, temp = tempfile.mkstemp(prefix=".aws_login.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as f:
+            shutil.copyfileobj(f, out)
+        os.chmod(temp, 0o644)
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def _plugin_section(path):
+    text = _read_text(path) or ""
+    parser = _parse_ini(text, path, default_section="\x00")
+    return dict(parser.items(PLUGIN_SECTION)) if parser.has_section(PLUGIN_SECTION) else None
+
+
+def _prove_plugin(aws):
+    """None when `aws --version` runs and `aws login` reaches this plugin (a
+    probe it answers without logging in), else what went wrong."""
+    import secrets
+    env = _plain_environment()
+    code, out = _run_quietly([aws, "--version"], env)
+    if code != 0:
+        return "`aws --version` failed: %s" % _last_line(out)
+    token = "aws_login-probe-" + secrets.token_hex(8)
+    code, out = _run_quietly([aws, "login"], dict(env, **{PLUGIN_PROBE_VARIABLE: token}),
+                             timeout=30)
+    if token not in (out or ""):
+        return "`aws login` did not reach the plugin: %s" % _last_line(out)
+    return None
+
+
+def plugin_enable(aws=None):
+    """Install the `aws login` plugin for the AWS CLI ``aws`` (the one on PATH by
+    default) and prove it works; on failure nothing stays changed.  Returns the
+    record of what was done."""
+    import json
+    source, _ = _own_file()
+    if source is None:
+        raise ConfigError("the plugin needs aws_login.py saved as a file: save it and run "
+                          "`python3 aws_login.py plugin enable`")
+    aws = find_aws(aws)
+    version = aws_cli_version(aws)
+    config = aws_config_path()
+    if os.path.exists(plugin_record_path()):
+        plugin_disable()        # enabling again replaces what was done before
+    current = _plugin_section(config) or {}
+    values = {"login": "aws_login"}
+    found = None
+    if version[0] == 1:
+        python = _cli_python(aws)
+        found = _importable_from(python)
+        folder = None if found else _v1_plugin_folder(python)
+    else:
+        folder = current.get("cli_legacy_plugin_path") or os.path.join(login_root(), "plugin")
+        if not current.get("cli_legacy_plugin_path"):
+            values["cli_legacy_plugin_path"] = folder
+        private_dir(login_root())
+    record = {"aws": aws, "aws_version": ".".join(map(str, version)), "config": config,
+              "config_existed": os.path.exists(config),
+              "section_added": _plugin_section(config) is None,
+              "previous": dict((k, current.get(k)) for k in values),
+              "module": None, "module_sha256": None, "already_importable": found}
+    update_file(plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
+    try:
+        if folder is not None:
+            record["module"] = _install_module(folder, source)
+            record["module_sha256"] = _file_digest(record["module"])
+            update_file(plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
+        if not os.path.isdir(os.path.dirname(config)):
+            private_dir(os.path.dirname(config))
+        update_file(config, lambda text: ini_set_options(text, PLUGIN_SECTION, values))
+        problem = _prove_plugin(aws)
+    except BaseException:
+        _undo_plugin(record)
+        raise
+    if problem:
+        _undo_plugin(record)
+        raise ConfigError("the AWS CLI at %s could not use the plugin (%s); everything "
+                          "enable did is undone and `aws` works as before" % (aws, problem))
+    return record
+
+
+def _undo_plugin(record):
+    """Take back what ``record`` says enable did: the config lines (restoring
+    the values they replaced), the module it copied, the record itself."""
+    config = record["config"]
+    previous = record["previous"]
+
+    def edit(text):
+        text = ini_set_options(text, PLUGIN_SECTION, previous)
+        spans = _sections(_lines(text), PLUGIN_SECTION)
+        if record["section_added"] and spans and not any(
+                _is_content(line) for line in _lines(text)[spans[0].header + 1:spans[0].end]):
+            text = ini_remove_section(text, PLUGIN_SECTION)     # the header we added
+        return text
+
+    if os.path.exists(config):
+        update_file(config, edit)
+        if not record["config_existed"] and (_read_text(config) or "") == "":
+            os.unlink(config)
+    module = record.get("module")
+    if module and _file_digest(module) == record.get("module_sha256"):
+        os.unlink(module)       # ours, unchanged: anything else is left alone
+    try:
+        os.unlink(plugin_record_path())
+    except FileNotFoundError:
+        pass
+
+
+def plugin_disable():
+    """Undo `plugin enable` without running `aws` (a broken plugin line breaks
+    `aws configure set` itself).  Without a record, a ``login = aws_login``
+    line (the README's manual way) is removed.  Returns what was done, in words."""
+    import json
+    path = plugin_record_path()
+    if os.path.exists(path):
+        try:
+            record = json.loads(_read_text(path))
+        except ValueError:
+            raise CredentialsFileError("%s is not the record `plugin enable` writes; "
+                                       "remove it and edit %s by hand"
+                                       % (path, aws_config_path()))
+        _undo_plugin(record)
+        return ["removed the plugin lines from %s" % record["config"]] + (
+            ["removed %s" % record["module"]] if record.get("module") else [])
+    config = aws_config_path()
+    if (_plugin_section(config) or {}).get("login") == "aws_login":
+        update_file(config, lambda text: ini_set_options(text, PLUGIN_SECTION,
+                                                         {"login": None}))
+        return ["removed `login = aws_login` from [plugins] in %s" % config]
+    return []
+
+
+def plugin_status(aws=None):
+    """What is installed where, as lines for a person."""
+    import json
+    lines = []
+    record = None
+    if os.path.exists(plugin_record_path()):
+        try:
+            record = json.loads(_read_text(plugin_record_path()))
+        except ValueError:
+            lines.append("%s is unreadable" % plugin_record_path())
+    try:
+        aws = find_aws(aws)
+        version = aws_cli_version(aws)
+        lines.append("AWS CLI: %s (aws-cli/%s)" % (aws, ".".join(map(str, version))))
+    except ConfigError as e:
+        aws, version = None, None
+        lines.append("AWS CLI: %s" % e)
+    section = _plugin_section(aws_config_path()) or {}
+    if section.get("login") == "aws_login":
+        lines.append("plugin: on (%s: [plugins] login = aws_login%s)" % (
+            aws_config_path(), ", cli_legacy_plugin_path = %s" % section[
+                "cli_legacy_plugin_path"] if section.get("cli_legacy_plugin_path") else ""))
+    else:
+        lines.append("plugin: off")
+    if record:
+        where = record.get("module") or record.get("already_importable") or "?"
+        lines.append("enabled by `plugin enable` for %s (aws-cli/%s); module: %s"
+                     % (record["aws"], record["aws_version"], where))
+    elif section.get("login") == "aws_login":
+        lines.append("not enabled by `plugin enable`: if `aws` fails to import aws_login, "
+                     "run `plugin disable`, or remove `login = aws_login` from [plugins]")
+    if version and version >= BUILTIN_LOGIN_SINCE:
+        lines.append("warning: this AWS CLI has a built-in `aws login` (console sign-in); "
+                     "with the plugin on, `aws login` is aws_login's")
+    return lines
 
 
 if __name__ == "__main__":
