@@ -2159,12 +2159,13 @@ OTHER_HOST = "interop-other-host"
 # pid 1 of the other "host" (a new UTS + PID namespace, /proc of its own):
 # names itself, steers its next pids so that the refresher (the login's
 # grandchild: sh forks python, python forks, that forks) gets the pid of the
-# decoy outside, logs in, then waits, out of the way, until the refresher
+# decoy outside (threads take pids too: the login's requests
+# each have a deadline watchdog), logs in, then waits until the refresher
 # has removed its pid file (the namespace ends with its pid 1).
 OTHER_HOST_SH = r"""
 host=$1 decoy=$2 py=$3 tool=$4 pw=$5 out=$6 err=$7 rc=$8 pidfile=$9
 hostname "$host" || exit 90
-echo $((decoy - 3)) > /proc/sys/kernel/ns_last_pid 2>/dev/null
+echo $((decoy - 5)) > /proc/sys/kernel/ns_last_pid 2>/dev/null
 "$py" "$tool" --profile p21 login --password-stdin < "$pw" > "$out" 2> "$err"
 echo $? > "$rc"
 exec </dev/null >/dev/null 2>&1
@@ -2217,7 +2218,14 @@ def tool_21_two_hosts(py):
              and state[3].get("start_time", "").isdigit()
              and state[3].get("role") == "arn:aws:iam::123456789012:role/Admin",
              "pid file fields %r" % (state[3],))
-        outer = [p for p in _pids() if home.owns(p) and ns_pids(p)[1:] == [pid]]
+        # it reports its pid, then execs its own small interpreter: wait for that
+        deadline = time.time() + 15
+        while True:
+            outer = [p for p in _pids() if home.owns(p) and ns_pids(p)[1:] == [pid]]
+            if (len(outer) == 1 and "_refresher_loop" in proc_cmdline(outer[0])) or \
+                    time.time() > deadline:
+                break
+            time.sleep(0.1)
         need(len(outer) == 1 and "_refresher_loop" in proc_cmdline(outer[0]),
              "the refresher (pid %d on the other host) is not seen here: %r" % (pid, outer))
         arranged = pid == decoy.pid
