@@ -3444,18 +3444,13 @@ def refresher_state(name):
 
     The refresher holds a lock on its pid file for its whole life, so a pid
     left by a dead one is never taken for a live process."""
-    import fcntl
     try:
         fd = os.open(pid_path(name), os.O_RDONLY)
     except OSError:
         return None
     try:
         data = os.read(fd, 8192)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            alive = False
-        except OSError:
-            alive = True
+        alive = _locked_by_another(fd)
     finally:
         os.close(fd)
     return parse_pid_file(data, alive)
@@ -3490,6 +3485,17 @@ class RefresherState(object):
 
 
 PID_FILE_KEYS = ("host", "boot_id", "start_time", "role")
+
+
+def _locked_by_another(fd):
+    """True when another process holds a lock on ``fd``'s file: a live
+    refresher or server holds its record's for its whole life."""
+    import fcntl
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
 
 
 def parse_pid_file(data, alive):
@@ -4655,7 +4661,6 @@ class _ServerRecord(object):
 
 def _server_records():
     """(path, words, alive) for each record in servers/ that is ours."""
-    import fcntl
     records = []
     for file_name in _listdir(servers_dir()):
         path = os.path.join(servers_dir(), file_name)
@@ -4667,11 +4672,7 @@ def _server_records():
             if os.fstat(fd).st_uid != os.getuid():
                 continue
             words = os.read(fd, 1000).decode("ascii", "replace").split()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                alive = False
-            except OSError:
-                alive = True
+            alive = _locked_by_another(fd)
         finally:
             os.close(fd)
         records.append((path, [os.path.basename(path)] + words, alive))
