@@ -903,6 +903,12 @@ def need_stopped(home, profile, pid, what):
 
 def need_detached(pid, home, term):
     """Nothing of the login's terminal, pipes, session or working directory."""
+    # it reports its pid, then execs its own small interpreter: look once that
+    # one runs (mid-exec, the dynamic loader holds libc open for a moment)
+    deadline = time.time() + 15
+    while "_refresher_loop" not in proc_cmdline(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.2)
     st = proc_stat(pid)
     need(st is not None, "refresher pid %d does not exist" % pid)
     need(st["tty_nr"] == 0, "refresher %d has a controlling terminal (tty_nr %#x)" % (pid, st["tty_nr"]))
