@@ -1148,16 +1148,17 @@ def _remove_stale_temps(directory, base):
                 pass
 
 
-def atomic_write(path, text):
-    """Replace ``path`` with ``text`` (mode 0600) so that no reader ever sees half of it."""
+def atomic_write(path, text, mode=0o600):
+    """Replace ``path`` with ``text`` (str or bytes; mode 0600 unless ``mode``) so
+    that no reader ever sees half of it."""
     import tempfile
     directory = os.path.dirname(path)
     fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                 dir=directory)
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
+            f.write(text if isinstance(text, bytes) else text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
@@ -5661,22 +5662,10 @@ def _file_digest(path):
 def _install_module(folder, source):
     """Copy this file into ``folder`` as aws_login.py (0644: the AWS CLI may
     import it in any user's process that names the plugin)."""
-    import shutil
-    import tempfile
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, "aws_login.py")
-    fd, temp = tempfile.mkstemp(prefix=".aws_login.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as f:
-            shutil.copyfileobj(f, out)
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
+    with open(source, "rb") as f:
+        atomic_write(target, f.read(), mode=0o644)
     return target
 
 

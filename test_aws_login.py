@@ -1967,6 +1967,19 @@ class FakeKeyring(object):
             json.dump(data, f)
 
 
+def in_process_keyring(test, store):
+    """A ``keyring`` module in sys.modules for ``test``, kept in ``store``
+    ({(service, user): password}); the test's cleanup takes it out again."""
+    class Module(object):
+        get_password = staticmethod(lambda s, u: store.get((s, u)))
+        set_password = staticmethod(lambda s, u, p: store.__setitem__((s, u), p))
+    saved = sys.modules.get("keyring")
+    sys.modules["keyring"] = Module
+    test.addCleanup(lambda: sys.modules.pop("keyring") if saved is None
+                    else sys.modules.__setitem__("keyring", saved))
+    return store
+
+
 class LoginTestCase(HomeTestCase):
     """A fake IdP and STS on loopback with the test CA; alice has one role."""
 
@@ -2318,15 +2331,7 @@ class KeyringTest(LoginTestCase):
         self.assertEqual(run.stderr.count("keyring module is not available"), 1)
 
     def test_in_process_with_keyring_in_sys_modules(self):
-        store = {("awscli_login", self.user): PASSWORD}
-
-        class Module(object):
-            get_password = staticmethod(lambda s, u: store.get((s, u)))
-            set_password = staticmethod(lambda s, u, p: store.__setitem__((s, u), p))
-        saved = sys.modules.get("keyring")
-        sys.modules["keyring"] = Module
-        self.addCleanup(lambda: sys.modules.pop("keyring") if saved is None
-                        else sys.modules.__setitem__("keyring", saved))
+        in_process_keyring(self, {("awscli_login", self.user): PASSWORD})
         master, slave = os.openpty()
         self.addCleanup(os.close, master)
         self.addCleanup(os.close, slave)
@@ -5714,13 +5719,7 @@ class RefresherStepTest(LoginTestCase):
         self.assertEqual(len(self.sts.requests), 1)
 
     def test_keyring_password_with_the_configured_factor(self):
-        store = {("awscli_login", "alice@" + self.idp.host_port): PASSWORD}
-
-        class Module(object):
-            get_password = staticmethod(lambda s, u: store.get((s, u)))
-            set_password = staticmethod(lambda s, u, p: store.__setitem__((s, u), p))
-        sys.modules["keyring"] = Module
-        self.addCleanup(sys.modules.pop, "keyring")
+        in_process_keyring(self, {("awscli_login", "alice@" + self.idp.host_port): PASSWORD})
         self.configure(username="alice", factor="push", enable_keyring="true")
         self.idp.expire_sessions()
         self.now[0] = self.refresher.next_at
@@ -7210,16 +7209,7 @@ class RefusedPasswordTest(LoginTestCase):
         self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
 
     def in_process_keyring(self, password):
-        store = {("awscli_login", self.user): password}
-
-        class Module(object):
-            get_password = staticmethod(lambda s, u: store.get((s, u)))
-            set_password = staticmethod(lambda s, u, p: store.__setitem__((s, u), p))
-        saved = sys.modules.get("keyring")
-        sys.modules["keyring"] = Module
-        self.addCleanup(lambda: sys.modules.pop("keyring") if saved is None
-                        else sys.modules.__setitem__("keyring", saved))
-        return store
+        return in_process_keyring(self, {("awscli_login", self.user): password})
 
     def test_python_api_raises_and_sends_nothing_after_the_mark(self):
         store = self.in_process_keyring("old password")
