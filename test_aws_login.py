@@ -1432,7 +1432,9 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
     master = slave = None
     if terminal:
         master, slave = os.openpty()
-        command = [sys.executable, "-c", PTY_SHIM, os.ttyname(slave)] + command
+        # -I -S: the shim itself skips site (tens of ms a run); the tool it
+        # execs starts as the command line says.
+        command = [sys.executable, "-I", "-S", "-c", PTY_SHIM, os.ttyname(slave)] + command
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
     out = {}
@@ -3498,9 +3500,12 @@ class ConsoleTest(LoginTestCase):
         self.addCleanup(lambda: _process_state(record["pid"]) and os.kill(record["pid"], 9))
         self.assert_no_token_on_a_command_line(record)
         self.assertTrue(os.path.exists(record["path"]))
-        waiter = self.waiter(proc)
-        self.assertTrue(_wait_for(lambda: [os.readlink("/proc/%d/fd/%d" % (waiter, fd))
-                                           for fd in (0, 1, 2)] == [os.devnull] * 3, 10))
+        # the waiter is the fork's fork (the fork between exits at once); it
+        # holds /dev/null as 0, 1 and 2
+        found = []
+        self.assertTrue(_wait_for(lambda: found.extend(self.waiters(proc, null_fds=True))
+                                  or found, 10))
+        waiter = found[0]
         with open("/proc/%d/stat" % waiter) as f:     # a session of its own
             self.assertNotIn(int(f.read().rsplit(")", 1)[1].split()[3]),
                              (proc.pid, os.getsid(0)))
@@ -3511,18 +3516,24 @@ class ConsoleTest(LoginTestCase):
         self.assert_no_pages()
         self.assertTrue(_wait_for(lambda: _process_state(waiter) in (None, "Z"), 10))
 
-    def waiter(self, proc):
-        """The detached process that removes the page: a fork of the tool."""
+    def waiters(self, proc, null_fds=False):
+        """Forks of the tool (the detached process that removes the page), or
+        only those whose 0, 1 and 2 are /dev/null."""
         with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
             cmdline = f.read()
+        found = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open("/proc/%s/cmdline" % pid, "rb") as f:
-                    if f.read() == cmdline and int(pid) != proc.pid:
-                        return int(pid)
-            except OSError:
-                pass
-        self.fail("no waiter process")
+                    if f.read() != cmdline or int(pid) == proc.pid:
+                        continue
+                if null_fds and [os.readlink("/proc/%s/fd/%d" % (pid, fd))
+                                 for fd in (0, 1, 2)] != [os.devnull] * 3:
+                    continue
+            except OSError:                 # gone meanwhile
+                continue
+            found.append(int(pid))
+        return found
 
     def test_without_a_browser_the_url_is_printed_and_no_page_stays(self):
         run = self.console("fail")
@@ -3705,6 +3716,8 @@ class HostileIdPTest(LoginTestCase):
 
 
 class StsAnswersTest(LoginTestCase):
+    SLOW = True         # waits on real time: the runner starts it first
+
     def setUp(self):
         LoginTestCase.setUp(self)
         self.configure(username="alice", factor="auto", password=PASSWORD)
@@ -4158,6 +4171,7 @@ class TrickleServer(object):
 
 class DeadlineTest(LoginTestCase):
     """A server that sends a byte now and then must not hold us past a deadline."""
+    SLOW = True         # waits on real time: the runner starts it first
 
     def trickle(self, **kw):
         server = TrickleServer(**kw)
@@ -4508,6 +4522,7 @@ class SharedFilesTest(LoginTestCase):
 
 class SecretsTest(LoginTestCase):
     """A whole life with --debug; no secret anywhere it should not be."""
+    SLOW = True         # waits on real time: the runner starts it first
 
     def test_no_secret_leaks(self):
         self.idp.require_factor = {"passcode"}
@@ -5634,6 +5649,7 @@ class RenewalTimeTest(unittest.TestCase):
 
 class RefresherStepTest(LoginTestCase):
     """One Refresher in this process, its wall clock in the test's hands."""
+    SLOW = True         # waits on real time: the runner starts it first
 
     def setUp(self):
         LoginTestCase.setUp(self)
@@ -5731,6 +5747,7 @@ class RefresherStepTest(LoginTestCase):
 
 class RefresherProcessTest(LoginTestCase):
     """The real forked refresher, with credentials that live 8 seconds."""
+    SLOW = True         # waits on real time: the runner starts it first
 
     def setUp(self):
         LoginTestCase.setUp(self)
@@ -5820,6 +5837,7 @@ class RefresherProcessTest(LoginTestCase):
 class IsolatedStartTest(LoginTestCase):
     """The configured command starts at the interpreter's floor (-I -S) and
     starts again normally when a renewal may need site-packages."""
+    SLOW = True         # waits on real time: the runner starts it first
 
     HEAVY = ("ssl", "urllib.request", "xml", "http.cookiejar", "argparse")
 
@@ -6404,6 +6422,8 @@ class ServerTestCase(LoginTestCase):
 
 
 class ServerTest(ServerTestCase):
+    SLOW = True         # waits on real time: the runner starts it first
+
     def test_the_token_is_checked_and_the_answer_is_the_container_format(self):
         before = sorted(os.listdir(self.home))
         run = self.tool(self.command("probe")[2:], terminal=False)
@@ -6998,6 +7018,7 @@ class CredentialProcessTest(LoginTestCase):
 
 class ErrorKindTest(LoginTestCase):
     """Decisions read an error's kind, set where it is raised, never its text."""
+    SLOW = True         # waits on real time: the runner starts it first
 
     def session(self, url=None):
         profile = aws_login.Profile("default", {"ecp_endpoint_url": url or self.idp.url,
@@ -7382,6 +7403,7 @@ class StsLifetimeTest(LoginTestCase):
 
 class RefresherLifetimeTest(LoginTestCase):
     """The refresher backs off from credentials it cannot use, and never spins."""
+    SLOW = True         # waits on real time: the runner starts it first
 
     setUp = RefresherStepTest.setUp     # logged in; a Refresher on the test's clock
 
@@ -7465,21 +7487,146 @@ class StatusTest(LoginTestCase):
 
 
 # ---------------------------------------------------------------------------
-# Runner: a plain closing line for CI
+# Runner: tests in parallel processes, a plain closing line for CI
 # ---------------------------------------------------------------------------
+# Most of a test's time is spent waiting for the tool (a process on a pty, a
+# renewal due in a few seconds), so independent tests run in JOBS worker
+# processes: each worker is this file run with --worker, takes test names one
+# at a time on a pipe and answers each with a JSON line on another.  Every
+# test still gets its own home, servers and environment; workers share
+# nothing but the machine.  Classes that mark themselves SLOW start first.
 
-def run_all(names=()):
-    """All tests, or those named (``python3 test_aws_login.py IniTest``)."""
+def _all_tests(names=()):
     loader = unittest.defaultTestLoader
     module = sys.modules[__name__]
     suite = (loader.loadTestsFromNames(names, module) if names
              else loader.loadTestsFromModule(module))
-    result = unittest.TextTestRunner(verbosity=int(os.environ.get("VERBOSE", "1"))).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    tests, stack = [], [suite]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, unittest.TestSuite):
+            stack[:0] = list(item)
+        else:
+            tests.append(item)
+    return tests
+
+
+def _test_name(test):
+    return "%s.%s" % (type(test).__name__, test._testMethodName)
+
+
+def _run_one(name):
+    """Run one test here: ("pass"|"fail"|"skip", report text)."""
+    stream = io.StringIO()
+    result = unittest.TextTestRunner(stream=stream, verbosity=0).run(
+        unittest.TestSuite(_all_tests([name])))
+    problems = result.failures + result.errors
+    if problems or result.unexpectedSuccesses:
+        text = "".join("%s\n%s\n%s\n" % ("=" * 70, what, trace) for what, trace in
+                       [(str(t), tr) for t, tr in problems])
+        return "fail", text or "unexpected success: %s\n" % name
+    if result.skipped:
+        return "skip", result.skipped[0][1]
+    return "pass", ""
+
+
+def _worker(requests_fd, answers_fd):
+    """--worker: run the test named on each line of requests_fd."""
+    os.set_inheritable(requests_fd, False)
+    os.set_inheritable(answers_fd, False)
+    requests = os.fdopen(requests_fd, "r")
+    for line in requests:
+        name = line.strip()
+        try:
+            outcome, text = _run_one(name)
+        except BaseException:                  # the runner itself broke: say so
+            outcome, text = "fail", traceback.format_exc()
+        os.write(answers_fd, (json.dumps([name, outcome, text]) + "\n").encode())
+    return 0
+
+
+def _jobs():
+    try:
+        return max(1, int(os.environ.get("JOBS", "")))
+    except ValueError:
+        return min(8, 3 * (os.cpu_count() or 1))
+
+
+def run_all(argv=()):
+    """All tests, or those named (``python3 test_aws_login.py IniTest``), in
+    JOBS parallel workers; --failfast stops at the first failure, --list
+    prints the names.  Ends with ``pythonX.Y.Z: N passed, M failed, K skipped``."""
+    args = list(argv)
+    if args[:1] == ["--worker"]:
+        return _worker(int(args[1]), int(args[2]))
+    failfast = "--failfast" in args
+    names = [a for a in args if not a.startswith("--")]
+    tests = _all_tests(names)
+    if "--list" in args:
+        print("\n".join(_test_name(t) for t in tests))
+        return 0
+    queue = ([_test_name(t) for t in tests if getattr(t, "SLOW", False)] +
+             [_test_name(t) for t in tests if not getattr(t, "SLOW", False)])
+    started, counts, reports = time.time(), {"pass": 0, "fail": 0, "skip": 0}, []
+    workers = []                       # [process, request pipe, answers reader, busy]
+    for _ in range(min(_jobs(), len(queue))):
+        request_r, request_w = os.pipe()
+        answer_r, answer_w = os.pipe()
+        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker",
+                                 str(request_r), str(answer_w)],
+                                pass_fds=(request_r, answer_w), stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        os.close(request_r)
+        os.close(answer_w)
+        workers.append([proc, os.fdopen(request_w, "w", 1), os.fdopen(answer_r, "r"), None])
+    try:
+        while True:
+            for worker in workers:
+                if worker[3] is None and queue:
+                    worker[3] = queue.pop(0)
+                    worker[1].write(worker[3] + "\n")
+            busy = [w for w in workers if w[3] is not None]
+            if not busy:
+                break
+            for worker in select.select([w[2] for w in busy], [], [])[0]:
+                worker = next(w for w in busy if w[2] is worker)
+                line = worker[2].readline()
+                if not line:
+                    name, outcome, text = worker[3], "fail", "the worker died running it\n"
+                else:
+                    name, outcome, text = json.loads(line)
+                worker[3] = None
+                counts[outcome] += 1
+                sys.stderr.write({"pass": ".", "fail": "F", "skip": "s"}[outcome])
+                sys.stderr.flush()
+                if outcome == "fail":
+                    reports.append(text)
+                    if failfast:
+                        queue = []
+                        break
+                if not line:
+                    workers.remove(worker)
+            if failfast and reports:
+                break
+    finally:
+        for proc, request, answers, _ in workers:
+            request.close()
+            answers.close()
+            if failfast and reports:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            proc.wait()
+    for name in ([] if failfast and reports else queue):
+        counts["fail"] += 1                    # every worker died: not run is not passed
+        reports.append("%s\nnot run: no worker left\n" % name)
+    sys.stderr.write("\n" + "".join(reports))
+    sys.stderr.write("-" * 70 + "\nRan %d tests in %.1fs with %d workers\n" % (
+        sum(counts.values()), time.time() - started, len(workers) or 1))
     print("python%s: %d passed, %d failed, %d skipped" % (
-        sys.version.split()[0], result.testsRun - failed - len(result.skipped), failed,
-        len(result.skipped)))
-    return 0 if result.wasSuccessful() else 1
+        sys.version.split()[0], counts["pass"], counts["fail"], counts["skip"]))
+    return 1 if counts["fail"] else 0
 
 
 if __name__ == "__main__":
