@@ -1809,8 +1809,8 @@ class ErrorKindTest(LoginTestCase):
     def test_network_errors_carry_their_kind(self):
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
+        self.addCleanup(sock.close)     # bound, not listening: refused, and not reused
         closed = "http://127.0.0.1:%d/" % sock.getsockname()[1]
-        sock.close()
         for url, context, kind in (
                 (closed, None, "refused"),
                 (self.silent_server(), None, "timeout"),
@@ -1826,8 +1826,8 @@ class ErrorKindTest(LoginTestCase):
     def test_sts_retries_only_a_refused_connection(self):
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
+        self.addCleanup(sock.close)     # bound, not listening: refused, and not reused
         port = sock.getsockname()[1]
-        sock.close()
         import contextlib
         self.short_read_timeout()
         self.addCleanup(setattr, aws_login, "_debug_enabled", aws_login._debug_enabled)
@@ -4426,10 +4426,12 @@ class FailureTest(LoginTestCase):
         self.assertIn("TLS CERTIFICATE CHECKING IS OFF", run.stderr)
 
     def test_connection_refused_and_timeout(self):
+        # Bound but not listening: connections are refused, and no other test's
+        # server (they run in parallel) can take the port while this one holds it.
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
+        self.addCleanup(sock.close)
         port = sock.getsockname()[1]
-        sock.close()
         self.configure(ecp_endpoint_url="https://127.0.0.1:%d/ecp" % port)
         run = self.login_fails(8, ".*connection refused", answers=())
         self.assertNotIn("Password", run.tty)
