@@ -4005,6 +4005,22 @@ class CredentialStoreTest(HomeTestCase):
         spans = aws_login._sections(aws_login._lines("[a]\nk = v\n\n[b]\n[a]\n"), "a")
         self.assertEqual([(s.header, s.last, s.end) for s in spans], [(0, 2, 3), (4, 5, 5)])
 
+    def test_a_cache_is_served_only_when_every_line_is_as_written(self):
+        aws_login.write_cache("default", _fake_credentials(2), ADMIN)
+        path = aws_login.cache_path("default")
+        good = self.read(path)
+        header, expires, role, doc, _ = good.split("\n")
+        self.write(path, good[:-1])             # no final newline: still whole
+        self.assertEqual(aws_login.read_cache("default").role_arn, ADMIN)
+        for bad in ("", header + "\n", "\n".join((header, expires, role)) + "\n",
+                    "\n".join(("# other", expires, role, doc)),
+                    "\n".join((header, "expiry" + expires[7:], role, doc)),
+                    "\n".join((header, expires, "rol " + role[5:], doc)),
+                    "\n".join((header, expires, role, "[" + doc[1:])),
+                    "\n".join((header, "expires soon", role, doc))):
+            self.write(path, bad)
+            self.assertIsNone(aws_login.read_cache("default"), repr(bad))
+
 
 # ---------------------------------------------------------------------------
 # IdP session (cookie jar) and keyring
@@ -4487,7 +4503,8 @@ class FetchingTest(LoginTestCase):
         self.assertEqual(clean("alice"), "alice")
         self.assertEqual(clean("jos\u00e9 m\u00fcller/x"), "jos--m-ller-x")
         self.assertEqual(clean("a" * 100), "a" * 64)
-        self.assertEqual(clean("x"), "aws_login")
+        self.assertEqual(clean("x"), "aws_login")       # STS wants 2 to 64 characters
+        self.assertEqual(clean("ab"), "ab")
         self.assertEqual(clean(None), "aws_login")
         self.assertEqual(clean("a=b,c.d@e-f+g_h"), "a=b,c.d@e-f+g_h")
 
