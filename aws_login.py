@@ -148,68 +148,68 @@ class CommandNotFoundError(AwsLoginError):
     exit_code = 127
 
 
-EXIT_INTERRUPTED = 130
+_EXIT_INTERRUPTED = 130
 
 
 # ---------------------------------------------------------------------------
 # Constants
 # ---------------------------------------------------------------------------
 
-KEYRING_SERVICE = "awscli_login"        # awscli-login's, so entries carry over
-FACTORS = ("auto", "push", "passcode", "sms", "phone")
+_KEYRING_SERVICE = "awscli_login"        # awscli-login's, so entries carry over
+_FACTORS = ("auto", "push", "passcode", "sms", "phone")
 # awscli-login's words for "no Duo factor at all" (no header, no prompt): factor = off
-FACTOR_OFF_WORDS = ("off", "0", "no", "false", "disable")
+_FACTOR_OFF_WORDS = ("off", "0", "no", "false", "disable")
 # The Shibboleth Duo plugin reads the first spelling, older IdPs the second.
-DUO_FACTOR_HEADERS = ("X-Shibboleth-Duo-Factor", "X-Shiboleth-Duo-Factor")
-DUO_PASSCODE_HEADERS = ("X-Shibboleth-Duo-Passcode", "X-Shiboleth-Duo-Passcode")
+_DUO_FACTOR_HEADERS = ("X-Shibboleth-Duo-Factor", "X-Shiboleth-Duo-Factor")
+_DUO_PASSCODE_HEADERS = ("X-Shibboleth-Duo-Passcode", "X-Shiboleth-Duo-Passcode")
 
-SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
-SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
-ECP_NS = "urn:oasis:names:tc:SAML:2.0:profiles:SSO:ecp"
-STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
-PAOS_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:PAOS"
-STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+_SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+_SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
+_SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
+_ECP_NS = "urn:oasis:names:tc:SAML:2.0:profiles:SSO:ecp"
+_STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+_PAOS_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:PAOS"
+_STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
-ROLE_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Role"
-SESSION_NAME_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/RoleSessionName"
-SESSION_DURATION_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/SessionDuration"
+_ROLE_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/Role"
+_SESSION_NAME_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/RoleSessionName"
+_SESSION_DURATION_ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/SessionDuration"
 
 # partition -> (SAML ACS URL, STS host suffix, region used when none is set)
-PARTITIONS = {
+_PARTITIONS = {
     "aws": ("https://signin.aws.amazon.com/saml", "amazonaws.com", None),
     "aws-cn": ("https://signin.amazonaws.cn/saml", "amazonaws.com.cn", "cn-north-1"),
     "aws-us-gov": ("https://signin.amazonaws-us-gov.com/saml", "amazonaws.com",
                    "us-gov-west-1"),
 }
-REGION_PREFIX = {"aws-cn": "cn-", "aws-us-gov": "us-gov-"}
+_REGION_PREFIX = {"aws-cn": "cn-", "aws-us-gov": "us-gov-"}
 # partition -> (federation endpoint, console): the sign-in URL is built from a
 # getSigninToken call to the partition's federation endpoint
-CONSOLES = {
+_CONSOLES = {
     "aws": ("https://signin.aws.amazon.com/federation", "https://console.aws.amazon.com/"),
     "aws-cn": ("https://signin.amazonaws.cn/federation", "https://console.amazonaws.cn/"),
     "aws-us-gov": ("https://signin.amazonaws-us-gov.com/federation",
                    "https://console.amazonaws-us-gov.com/"),
 }
 
-CONNECT_TIMEOUT = 15        # seconds to reach a server
-READ_TIMEOUT = 180          # a Duo push or phone call holds the IdP's answer
-RENEWAL_TIME_LIMIT = 90     # a renewal nobody started (refresher, credential_process), in all
-MAX_ANSWER_BYTES = 4 << 20  # real ECP answers are tens of KB
+_CONNECT_TIMEOUT = 15        # seconds to reach a server
+_READ_TIMEOUT = 180          # a Duo push or phone call holds the IdP's answer
+_RENEWAL_TIME_LIMIT = 90     # a renewal nobody started (refresher, credential_process), in all
+_MAX_ANSWER_BYTES = 4 << 20  # real ECP answers are tens of KB
 # Bounds on the XML a server sends, far above any real answer (a SAML answer
 # nests about 10 deep and has tens of namespace declarations in scope; a
 # user in 10,000 groups gets about 10,000 elements).
-MAX_XML_DEPTH = 100         # elements open at once
-MAX_XML_NAMESPACES = 256    # namespace declarations in scope at once
-MAX_XML_ELEMENTS = 100000   # elements in one answer
-STS_ATTEMPTS = 4            # throttling and 5xx are retried with backoff
-LOCK_TIMEOUT = 30
-DURATION_MIN, DURATION_MAX = 900, 43200
+_MAX_XML_DEPTH = 100         # elements open at once
+_MAX_XML_NAMESPACES = 256    # namespace declarations in scope at once
+_MAX_XML_ELEMENTS = 100000   # elements in one answer
+_STS_ATTEMPTS = 4            # throttling and 5xx are retried with backoff
+_LOCK_TIMEOUT = 30
+_DURATION_MIN, _DURATION_MAX = 900, 43200
 
 # Our own keys in a credentials section: they mark it as ours.
-EXPIRATION_KEY = "aws_login_expiration"
-ROLE_KEY = "aws_login_role_arn"
-CHAIN_KEY = "aws_login_chained_role_arn"
+_EXPIRATION_KEY = "aws_login_expiration"
+_ROLE_KEY = "aws_login_role_arn"
+_CHAIN_KEY = "aws_login_chained_role_arn"
 
 # Characters a terminal obeys or that rearrange what it shows: C0 controls
 # (ESC, CR, LF, BS...), DEL, C1 controls (CSI is U+009B), the Unicode line and
@@ -220,7 +220,7 @@ _ESCAPES = dict((c, "\\x%02x" % c if c < 0x100 else "\\u%04x" % c) for c in _CON
 _ESCAPES.update({9: "\\t", 10: "\\n", 13: "\\r"})
 
 
-def visible(text):
+def _visible(text):
     """``text`` with every control, line-breaking and bidi character written as an
     escape (ESC becomes the four characters \\x1b): a server's words reach a
     terminal or a log as one inert line."""
@@ -230,10 +230,10 @@ def visible(text):
 _debug_enabled = False
 
 
-def debug(message):
+def _debug(message):
     """Trace to stderr under --debug.  Never pass a secret here."""
     if _debug_enabled:
-        sys.stderr.write("aws_login: debug: %s\n" % visible(message))
+        sys.stderr.write("aws_login: debug: %s\n" % _visible(message))
 
 
 _stamp_messages = False     # the refresher's log: every line timestamped
@@ -257,7 +257,7 @@ def _no_core_dumps():
 _how_run = []       # "aws" while the AWS CLI plugin runs us (main() sets it)
 
 
-def run_hint(profile, command="login"):
+def _run_hint(profile, command="login"):
     """``run `...` `` naming the command as the user runs this tool: the AWS
     CLI plugin, the installed ``aws-login``, or ``python3 FILE``; piped into
     ``python3 -`` there is no file to name, so it says to save one."""
@@ -277,9 +277,9 @@ def run_hint(profile, command="login"):
     return "run `python3 %s %s%s`" % (shlex.quote(path), profile_words, command)
 
 
-def warn(message):
+def _warn(message):
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) if _stamp_messages else ""
-    sys.stderr.write("%saws_login: warning: %s\n" % (stamp, visible(message)))
+    sys.stderr.write("%saws_login: warning: %s\n" % (stamp, _visible(message)))
 
 
 def _named_tuple(name, fields, doc):
@@ -299,7 +299,7 @@ def _named_tuple(name, fields, doc):
 # ---------------------------------------------------------------------------
 # ~/.aws-login/config, awscli-login's format: one section per profile name.
 
-def login_root():
+def _login_root():
     """awscli-login's state folder: ``~/.aws-login``, or ``$AWSCLI_LOGIN_ROOT/.aws-login``
     (awscli-login reads that variable as a stand-in for the home folder)."""
     root = os.environ.get("AWSCLI_LOGIN_ROOT")
@@ -307,11 +307,11 @@ def login_root():
                         ".aws-login")
 
 
-def config_path():
-    return os.path.join(login_root(), "config")
+def _config_path():
+    return os.path.join(_login_root(), "config")
 
 
-def credentials_path():
+def _credentials_path():
     path = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
     return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/credentials")
 
@@ -324,7 +324,7 @@ def _breaks_lines(text):
     return any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in text)
 
 
-def profile_name(explicit=None):
+def _profile_name(explicit=None):
     name = (explicit or os.environ.get("AWS_PROFILE")
             or os.environ.get("AWS_DEFAULT_PROFILE") or "default")
     if (any(c in name for c in "[]") or _breaks_lines(name) or name != name.strip()
@@ -351,7 +351,7 @@ def _is_loopback(host):
         return False
 
 
-def check_url(value, what="ECP endpoint URL"):
+def _check_url(value, what="ECP endpoint URL"):
     """https, or http only to this machine (a password must not cross a network in clear)."""
     from urllib.parse import urlsplit
     try:
@@ -371,15 +371,15 @@ def check_url(value, what="ECP endpoint URL"):
     return value
 
 
-def check_factor(value):
+def _check_factor(value):
     """A Duo factor, or ``off`` (no Duo header is sent) for any of awscli-login's
     words that turn it off."""
     factor = value.strip().lower()
-    if factor in FACTOR_OFF_WORDS:
+    if factor in _FACTOR_OFF_WORDS:
         return "off"
-    if factor not in FACTORS:
+    if factor not in _FACTORS:
         raise ConfigError("Duo factor %r is not one of %s, or off"
-                          % (value, ", ".join(FACTORS)))
+                          % (value, ", ".join(_FACTORS)))
     return factor
 
 
@@ -390,7 +390,7 @@ def _role_arn_match(value):
                         value, flags=re.ASCII)
 
 
-def check_role_arn(value):
+def _check_role_arn(value):
     value = value.strip()
     if not _role_arn_match(value):
         raise ConfigError("%r is not a role ARN (arn:aws:iam::123456789012:role/Name; "
@@ -398,7 +398,7 @@ def check_role_arn(value):
     return value
 
 
-def check_bool(value, what="value"):
+def _check_bool(value, what="value"):
     word = str(value).strip().lower()
     if word in ("1", "true", "yes", "on", "y"):
         return True
@@ -407,7 +407,7 @@ def check_bool(value, what="value"):
     raise ConfigError("%s %r is not true or false" % (what, value))
 
 
-def check_duration(value):
+def _check_duration(value):
     """Seconds, or None for 0: awscli-login writes ``duration = 0`` for "not set"
     (STS then uses the role's default, or the assertion's SessionDuration)."""
     try:
@@ -416,13 +416,13 @@ def check_duration(value):
         raise ConfigError("duration %r is not a whole number of seconds" % (value,))
     if seconds == 0:
         return None
-    if not DURATION_MIN <= seconds <= DURATION_MAX:
+    if not _DURATION_MIN <= seconds <= _DURATION_MAX:
         raise ConfigError("duration %d is outside %d..%d seconds"
-                          % (seconds, DURATION_MIN, DURATION_MAX))
+                          % (seconds, _DURATION_MIN, _DURATION_MAX))
     return seconds
 
 
-def check_region(value):
+def _check_region(value):
     import re
     region = value.strip()
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", region, flags=re.ASCII):
@@ -430,21 +430,21 @@ def check_region(value):
     return region
 
 
-def check_ca_bundle(value):
+def _check_ca_bundle(value):
     path = os.path.expanduser(value.strip())
     if not os.path.isfile(path):
         raise ConfigError("CA bundle %s is not a file" % path)
     return path
 
 
-def check_external_id(value):
+def _check_external_id(value):
     import re
     if not re.fullmatch(r"[\w+=,.@:/-]{2,1224}", value.strip(), flags=re.ASCII):
         raise ConfigError("%r is not a valid external ID" % value)
     return value.strip()
 
 
-def check_passcode(value):
+def _check_passcode(value):
     """A Duo passcode travels as an HTTP header value: printable ASCII, no spaces.
     The value is never repeated in the error (it is a secret)."""
     code = value.strip()
@@ -453,7 +453,7 @@ def check_passcode(value):
     return code
 
 
-def check_header_name(value):
+def _check_header_name(value):
     import re
     if not re.match(r"[A-Za-z0-9-]+$", value.strip()):
         raise ConfigError("%r is not an HTTP header name" % value)
@@ -462,25 +462,25 @@ def check_header_name(value):
 
 # option -> (configure prompt or None, checker).  The five prompts are
 # awscli-login's, word for word.
-OPTIONS = [
-    ("ecp_endpoint_url", "ECP Endpoint URL", check_url),
+_OPTIONS = [
+    ("ecp_endpoint_url", "ECP Endpoint URL", _check_url),
     ("username", "Username", lambda v: v.strip()),
-    ("enable_keyring", "Enable Keyring", lambda v: check_bool(v, "enable_keyring")),
-    ("factor", "Duo Factor", check_factor),
-    ("role_arn", "Role ARN", check_role_arn),
-    ("duration", None, check_duration),
-    ("ca_bundle", None, check_ca_bundle),
-    ("region", None, check_region),
-    ("http_header_factor", None, check_header_name),
-    ("http_header_passcode", None, check_header_name),
-    ("verify_ssl_certificate", None, lambda v: check_bool(v, "verify_ssl_certificate")),
+    ("enable_keyring", "Enable Keyring", lambda v: _check_bool(v, "enable_keyring")),
+    ("factor", "Duo Factor", _check_factor),
+    ("role_arn", "Role ARN", _check_role_arn),
+    ("duration", None, _check_duration),
+    ("ca_bundle", None, _check_ca_bundle),
+    ("region", None, _check_region),
+    ("http_header_factor", None, _check_header_name),
+    ("http_header_passcode", None, _check_header_name),
+    ("verify_ssl_certificate", None, lambda v: _check_bool(v, "verify_ssl_certificate")),
     ("password", None, lambda v: v),
-    ("passcode", None, check_passcode),
-    ("refresh", None, lambda v: check_bool(v, "refresh")),
-    ("chain_role_arn", None, check_role_arn),
-    ("chain_external_id", None, lambda v: check_external_id(v)),
+    ("passcode", None, _check_passcode),
+    ("refresh", None, lambda v: _check_bool(v, "refresh")),
+    ("chain_role_arn", None, _check_role_arn),
+    ("chain_external_id", None, lambda v: _check_external_id(v)),
 ]
-CHECKS = dict((name, check) for name, _, check in OPTIONS)
+_CHECKS = dict((name, check) for name, _, check in _OPTIONS)
 
 
 class Profile(object):
@@ -499,9 +499,9 @@ class Profile(object):
         self.refresh = True
         self.chain_role_arn = self.chain_external_id = None
         for key, value in (options or {}).items():
-            if key in CHECKS and value is not None and (value.strip() or key == "password"):
+            if key in _CHECKS and value is not None and (value.strip() or key == "password"):
                 try:
-                    setattr(self, key, CHECKS[key](value))
+                    setattr(self, key, _CHECKS[key](value))
                 except ConfigError as e:
                     raise ConfigError("%s, in [%s] of %s" % (e, name, source or "settings"))
 
@@ -537,19 +537,19 @@ def _read_text(path):
 
 def read_profile(name, require_endpoint=True):
     """The named profile's settings from ~/.aws-login/config."""
-    path = config_path()
-    check_owner(path)           # it decides where the password goes
+    path = _config_path()
+    _check_owner(path)           # it decides where the password goes
     text = _read_text(path) or ""
     parser = _parse_ini(text, path)
     if not parser.has_section(name):
         if require_endpoint:
             raise ConfigError("profile %r is not configured: %s"
-                              % (name, run_hint(name, "configure")))
+                              % (name, _run_hint(name, "configure")))
         return Profile(name, source=path)
     profile = Profile(name, dict(parser.items(name)), source=path)
     if require_endpoint and not profile.ecp_endpoint_url:
         raise ConfigError("profile %r has no ecp_endpoint_url: %s"
-                          % (name, run_hint(name, "configure")))
+                          % (name, _run_hint(name, "configure")))
     return profile
 
 
@@ -596,7 +596,7 @@ class Terminal(object):
 
     def tell(self, line):
         """One line that may carry a server's words: escaped, then a newline."""
-        self.write(visible(line) + "\n")
+        self.write(_visible(line) + "\n")
 
     def _readline(self):
         chunks = []
@@ -700,7 +700,7 @@ class _Spinner(object):
 # HTTP (TLS, cookies, timeouts)
 # ---------------------------------------------------------------------------
 
-class HttpHeaders(object):
+class _HttpHeaders(object):
     """An answer's header fields: names case-insensitive, repeats kept (Set-Cookie)."""
 
     def __init__(self, fields):
@@ -726,13 +726,13 @@ class _BrokenAnswer(Exception):
         self.reason = reason
 
 
-MAX_LINE = 65536        # one status or header line
-MAX_HEADERS = 100
+_MAX_LINE = 65536        # one status or header line
+_MAX_HEADERS = 100
 
 
 def _read_line(answer):
-    line = answer.readline(MAX_LINE + 1)
-    if len(line) > MAX_LINE:
+    line = answer.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
         raise _BrokenAnswer("LineTooLong")
     if not line:
         raise _BrokenAnswer("RemoteDisconnected", "the connection closed mid-answer")
@@ -740,7 +740,7 @@ def _read_line(answer):
 
 
 def _read_head(answer):
-    """(status, HttpHeaders) of an answer, past any 1xx interim answer."""
+    """(status, _HttpHeaders) of an answer, past any 1xx interim answer."""
     while True:
         line = _read_line(answer).decode("iso-8859-1")
         words = line.rstrip("\r\n").split(None, 2)
@@ -752,7 +752,7 @@ def _read_head(answer):
             line = _read_line(answer)
             if line in (b"\r\n", b"\n"):
                 break
-            if len(fields) >= MAX_HEADERS:
+            if len(fields) >= _MAX_HEADERS:
                 raise _BrokenAnswer("TooManyHeaders")
             text = line.decode("iso-8859-1").rstrip("\r\n")
             if text[:1] in (" ", "\t") and fields:         # an obsolete folded line
@@ -763,7 +763,7 @@ def _read_head(answer):
                 raise _BrokenAnswer("BadHeaderLine", text)
             fields.append((name.strip(), value.strip()))
         if not 100 <= int(words[1]) < 200:
-            return int(words[1]), HttpHeaders(fields)
+            return int(words[1]), _HttpHeaders(fields)
 
 
 def _read_body(answer, headers, limit):
@@ -815,7 +815,7 @@ def _request_head(method, target, headers):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-class HttpAnswer(object):
+class _HttpAnswer(object):
     def __init__(self, status, headers, body, url):
         self.status = status
         self.headers = headers
@@ -850,7 +850,7 @@ def _system_roots(ssl):
     return cafile, None
 
 
-def make_ssl_context(profile=None):
+def _make_ssl_context(profile=None):
     """System roots, plus ca_bundle or AWS_CA_BUNDLE; verification off only when asked."""
     import ssl
     cafile, capath = _system_roots(ssl)
@@ -948,7 +948,7 @@ def _proxy_for(url):
     authorization = None
     if parts.username is not None:
         from urllib.parse import unquote
-        authorization = basic_authorization(unquote(parts.username),
+        authorization = _basic_authorization(unquote(parts.username),
                                             unquote(parts.password or ""))
     return parts.hostname, parts.port or 1080, authorization     # curl's default port
 
@@ -995,9 +995,9 @@ def _request_bytes(url, method, data, headers, cookie_jar):
                           "the header names in the profile)" % host)
 
 
-def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
-                 read_timeout=READ_TIMEOUT, max_bytes=MAX_ANSWER_BYTES,
-                 connect_timeout=CONNECT_TIMEOUT, deadline=None):
+def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
+                 read_timeout=_READ_TIMEOUT, max_bytes=_MAX_ANSWER_BYTES,
+                 connect_timeout=_CONNECT_TIMEOUT, deadline=None):
     """POST (or GET) once; never follows a redirect; any status comes back as an answer.
 
     Connect and read have separate timeouts: reaching the server should be
@@ -1008,7 +1008,7 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     the renewal lock, forever.  HTTPS goes through HTTPS_PROXY unless NO_PROXY
     names the host; plain http (allowed only to this machine) never goes
     through a proxy, which would see the password or the assertion in clear.
-    ``cookie_jar`` (a CookieJar) sends its cookies and keeps the answer's."""
+    ``cookie_jar`` (a _CookieJar) sends its cookies and keeps the answer's."""
     import socket
     import threading
     from urllib.parse import urlsplit
@@ -1025,7 +1025,7 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
     proxy = _proxy_for(url)
     method = "POST" if data is not None else "GET"
     head = _request_bytes(url, method, data, headers, cookie_jar)
-    debug("%s %s" % (method, url.split("?")[0] + ("?..." if "?" in url else "")))
+    _debug("%s %s" % (method, url.split("?")[0] + ("?..." if "?" in url else "")))
     port = parts.port or (443 if https else 80)
     connection = type("Connection", (), {"sock": None})()     # what _hang_up shuts
     hung_up = []
@@ -1041,7 +1041,7 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
         if proxy:
             _open_tunnel(connection.sock, parts.hostname, port, proxy[2])
         if https:
-            ssl_context = ssl_context or make_ssl_context()
+            ssl_context = ssl_context or _make_ssl_context()
             connection.sock = ssl_context.wrap_socket(connection.sock,
                                                       server_hostname=parts.hostname)
         connection.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
@@ -1071,16 +1071,16 @@ def http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None
         cookie_jar.take(url, response_headers.get_all("Set-Cookie"))
     if len(body) > max_bytes:
         raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
-    debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
+    _debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
                                                 time.monotonic() - started))
-    return HttpAnswer(status, response_headers, body, url)
+    return _HttpAnswer(status, response_headers, body, url)
 
 
 # ---------------------------------------------------------------------------
 # Files: atomic, locked, private writes
 # ---------------------------------------------------------------------------
 
-def private_dir(path):
+def _private_dir(path):
     """Create ``path`` (0700) if needed; refuse one that another user owns."""
     try:
         os.makedirs(path, 0o700)
@@ -1099,7 +1099,7 @@ def private_dir(path):
 class _DirectoryLock(object):
     """flock on the directory itself: no stray lock file beside the user's files."""
 
-    def __init__(self, directory, timeout=LOCK_TIMEOUT):
+    def __init__(self, directory, timeout=_LOCK_TIMEOUT):
         self.directory = directory
         self.timeout = timeout
         self.fd = None
@@ -1124,7 +1124,7 @@ class _DirectoryLock(object):
         return False
 
 
-def check_owner(path):
+def _check_owner(path):
     """Refuse a file or folder that another user owns: never follow or write theirs."""
     try:
         owner = os.stat(path).st_uid
@@ -1148,7 +1148,7 @@ def _remove_stale_temps(directory, base):
                 pass
 
 
-def atomic_write(path, text, mode=0o600):
+def _atomic_write(path, text, mode=0o600):
     """Replace ``path`` with ``text`` (str or bytes; mode 0600 unless ``mode``) so
     that no reader ever sees half of it."""
     import tempfile
@@ -1175,7 +1175,7 @@ def atomic_write(path, text, mode=0o600):
         os.close(dir_fd)
 
 
-def update_file(path, edit):
+def _update_file(path, edit):
     """Apply ``edit(text) -> text`` to a file under a lock, atomically, mode 0600.
 
     A symlink is followed to its target, so the link stays a link.  ``edit``
@@ -1184,9 +1184,9 @@ def update_file(path, edit):
     real = os.path.realpath(path)
     directory = os.path.dirname(real)
     if not os.path.isdir(directory):
-        private_dir(directory)
+        _private_dir(directory)
     for mine in (directory, real):
-        check_owner(mine)
+        _check_owner(mine)
     try:
         with _DirectoryLock(directory):
             _remove_stale_temps(directory, os.path.basename(real))
@@ -1194,7 +1194,7 @@ def update_file(path, edit):
             new = edit(old or "")
             if new == old or (old is None and new == ""):
                 return False
-            atomic_write(real, new)
+            _atomic_write(real, new)
             return True
     except OSError as e:
         raise CredentialsFileError("cannot write %s: %s" % (path, e.strerror or e))
@@ -1233,13 +1233,13 @@ def _is_content(line):
     return bool(stripped) and not stripped.startswith(("#", ";"))
 
 
-SectionSpan = _named_tuple("SectionSpan", ("header", "last", "end"), """Where a section
+_SectionSpan = _named_tuple("_SectionSpan", ("header", "last", "end"), """Where a section
     lies in a file's lines: its header line, the end of its last key line, the end of
     its block.""")
 
 
 def _sections(lines, name):
-    """A SectionSpan for each section ``name``, in file order."""
+    """A _SectionSpan for each section ``name``, in file order."""
     spans = []
     for i, line in enumerate(lines):
         if _header_name(line) == name:
@@ -1250,7 +1250,7 @@ def _sections(lines, name):
             for j in range(i + 1, end):
                 if _is_content(lines[j]):
                     last = j + 1
-            spans.append(SectionSpan(i, last, end))
+            spans.append(_SectionSpan(i, last, end))
     return spans
 
 
@@ -1264,7 +1264,7 @@ def _delete_span(lines, start, stop):
     del lines[start:stop]
 
 
-def render_section(name, values, newline="\n"):
+def _render_section(name, values, newline="\n"):
     """A section's text as configparser writes it, with the file's line ending."""
     import configparser
     import io
@@ -1290,10 +1290,10 @@ def _append(text, section_text):
     return text + section_text
 
 
-def ini_replace_section(text, name, values):
+def _ini_replace_section(text, name, values):
     """``text`` with section ``name`` holding exactly ``values`` (pairs), in place."""
     newline = _newline(text)
-    rendered = render_section(name, values, newline)
+    rendered = _render_section(name, values, newline)
     lines = _lines(text)
     spans = _sections(lines, name)
     if not spans:
@@ -1307,7 +1307,7 @@ def ini_replace_section(text, name, values):
     return "".join(lines)
 
 
-def ini_remove_section(text, name):
+def _ini_remove_section(text, name):
     """``text`` without section ``name`` (every copy of it)."""
     lines = _lines(text)
     for span in reversed(_sections(lines, name)):
@@ -1322,7 +1322,7 @@ def _option_key(line):
     return line[:cut].strip().lower() if cut > 0 else None
 
 
-def ini_set_options(text, name, values):
+def _ini_set_options(text, name, values):
     """``text`` with options set (value) or removed (None) in section ``name``.
 
     Other options, comments and their order stay; a new option goes after the
@@ -1335,7 +1335,7 @@ def ini_set_options(text, name, values):
     spans = _sections(lines, name)
     if not spans:
         present = [(k, v) for k, v in values.items() if v is not None]
-        return _append(text, render_section(name, present, newline)) if present else text
+        return _append(text, _render_section(name, present, newline)) if present else text
     start, last = spans[0].header, spans[0].last
     kept, done = [], set()
     i = start + 1
@@ -1372,7 +1372,7 @@ def _xml_attribute(value):
     return '"%s"' % value
 
 
-def build_authn_request(acs_url, request_id, issue_instant):
+def _build_authn_request(acs_url, request_id, issue_instant):
     """The SOAP envelope holding the AuthnRequest we send on AWS's behalf: PAOS
     binding, AWS's sign-in URL as the ACS, urn:amazon:webservices as the issuer
     (SAML ECP profile, section 4.2.4)."""
@@ -1387,26 +1387,26 @@ def build_authn_request(acs_url, request_id, issue_instant):
         '<samlp:NameIDPolicy AllowCreate="1"/>'
         '</samlp:AuthnRequest>'
         '</S:Body>'
-        '</S:Envelope>' % (SOAP_NS, SAMLP_NS, SAML_NS, quoteattr(request_id),
-                           quoteattr(issue_instant), quoteattr(acs_url), PAOS_BINDING)
+        '</S:Envelope>' % (_SOAP_NS, _SAMLP_NS, _SAML_NS, quoteattr(request_id),
+                           quoteattr(issue_instant), quoteattr(acs_url), _PAOS_BINDING)
     ).encode("utf-8")
 
 
-def duo_headers(factor, passcode=None, factor_header=None, passcode_header=None):
+def _duo_headers(factor, passcode=None, factor_header=None, passcode_header=None):
     """Duo's factor (and code) as HTTP headers, both spellings unless the profile names one."""
     headers = {}
     if passcode:
-        passcode = check_passcode(passcode)
+        passcode = _check_passcode(passcode)
     if factor and factor != "off":
-        for name in ([factor_header] if factor_header else DUO_FACTOR_HEADERS):
+        for name in ([factor_header] if factor_header else _DUO_FACTOR_HEADERS):
             headers[name] = factor
     if passcode:
-        for name in ([passcode_header] if passcode_header else DUO_PASSCODE_HEADERS):
+        for name in ([passcode_header] if passcode_header else _DUO_PASSCODE_HEADERS):
             headers[name] = passcode
     return headers
 
 
-def basic_authorization(username, password):
+def _basic_authorization(username, password):
     import base64
     token = base64.b64encode(("%s:%s" % (username, password)).encode("utf-8"))
     return "Basic " + token.decode("ascii")
@@ -1433,7 +1433,7 @@ class Role(tuple):
         return "Role(%r, %r)" % self
 
 
-def parse_role_value(value):
+def _parse_role_value(value):
     """``role,provider`` or ``provider,role`` -> Role, or None when malformed."""
     import re
     parts = [p.strip() for p in value.split(",")]
@@ -1447,7 +1447,7 @@ def parse_role_value(value):
     return None
 
 
-class SamlAnswer(object):
+class _SamlAnswer(object):
     """What a successful ECP exchange yields."""
 
     def __init__(self, response_xml, roles, skipped, session_duration, session_name):
@@ -1463,15 +1463,15 @@ class SamlAnswer(object):
 # expand and what would cost memory out of proportion to the bytes, then
 # ElementTree on the same bytes.
 
-RESPONSE_PATH = ((SOAP_NS, "Envelope"), (SOAP_NS, "Body"), (SAMLP_NS, "Response"))
+_RESPONSE_PATH = ((_SOAP_NS, "Envelope"), (_SOAP_NS, "Body"), (_SAMLP_NS, "Response"))
 
 
 def _scan_xml(body, error, who, path=None):
     """Expat pass over a server's answer; raises ``error`` (the caller's class).
 
     Refuses a DTD in any encoding (so no entity is ever declared, let alone
-    expanded), nesting deeper than MAX_XML_DEPTH, more than MAX_XML_NAMESPACES
-    declarations in scope, and more than MAX_XML_ELEMENTS elements.  Prefixes
+    expanded), nesting deeper than _MAX_XML_DEPTH, more than _MAX_XML_NAMESPACES
+    declarations in scope, and more than _MAX_XML_ELEMENTS elements.  Prefixes
     are bound in one dict with an undo list per open element, so memory
     follows the answer's size, not prefixes times depth.  With ``path`` (a
     tuple of (namespace, local name) from the root), returns where the first
@@ -1497,18 +1497,18 @@ def _scan_xml(body, error, who, path=None):
 
     def start(name, attrs):
         count["elements"] += 1
-        if len(names) >= MAX_XML_DEPTH:
+        if len(names) >= _MAX_XML_DEPTH:
             raise error("%s nests elements more than %d deep; refusing it"
-                        % (who, MAX_XML_DEPTH))
-        if count["elements"] > MAX_XML_ELEMENTS:
+                        % (who, _MAX_XML_DEPTH))
+        if count["elements"] > _MAX_XML_ELEMENTS:
             raise error("%s holds more than %d elements; refusing it"
-                        % (who, MAX_XML_ELEMENTS))
+                        % (who, _MAX_XML_ELEMENTS))
         own = [(key[6:], value) for key, value in attrs.items()
                if key == "xmlns" or key.startswith("xmlns:")]
         count["declarations"] += len(own)
-        if count["declarations"] > MAX_XML_NAMESPACES:
+        if count["declarations"] > _MAX_XML_NAMESPACES:
             raise error("%s declares more than %d XML namespaces at once; refusing it"
-                        % (who, MAX_XML_NAMESPACES))
+                        % (who, _MAX_XML_NAMESPACES))
         undo.append([(prefix, bindings.get(prefix)) for prefix, _ in own])
         bindings.update(own)
         prefix, _, local = name.rpartition(":")
@@ -1589,15 +1589,15 @@ def _looks_like_html(answer):
             or start.startswith((b"<!doctype html", b"<html")))
 
 
-def parse_ecp_answer(answer, expected_acs):
-    """Classify the IdP's answer; return a SamlAnswer or raise.
+def _parse_ecp_answer(answer, expected_acs):
+    """Classify the IdP's answer; return a _SamlAnswer or raise.
 
     Wrong credentials come back as 401 (Shibboleth), a SAML Responder status
     with 200 (SimpleSAMLphp), a SOAP Fault, or an HTML login page; all are
     AuthenticationError.  Anything else unusable is IdPError."""
     _classify_http(answer)
     try:
-        root, span = _read_server_xml(answer.body, IdPError, "the IdP's answer", RESPONSE_PATH)
+        root, span = _read_server_xml(answer.body, IdPError, "the IdP's answer", _RESPONSE_PATH)
         response_xml = _response_bytes(answer.body, span) if span else None
     except IdPError:
         if answer.status >= 500:
@@ -1607,7 +1607,7 @@ def parse_ecp_answer(answer, expected_acs):
     assertion = _checked_assertion(root, response_xml is not None, answer.status,
                                    expected_acs)
     saml = _read_attributes(assertion, response_xml)
-    debug("IdP %s: %d role(s), %d skipped, session name %r, session duration %s" % (
+    _debug("IdP %s: %d role(s), %d skipped, session name %r, session duration %s" % (
         _host_port(answer.url), len(saml.roles), len(saml.skipped), saml.session_name,
         saml.session_duration))
     return saml
@@ -1642,7 +1642,7 @@ def _classify_http(answer):
 def _checked_assertion(root, has_response_bytes, status, expected_acs):
     """The saml:Assertion of a SOAP envelope whose ECP header names
     ``expected_acs`` and whose Response succeeded; else the refusal or fault."""
-    soap = "{%s}" % SOAP_NS
+    soap = "{%s}" % _SOAP_NS
     if root.tag != soap + "Envelope":
         raise IdPError("the IdP's answer is not a SOAP envelope (HTTP %d)" % status)
     fault = root.find(soap + "Body/" + soap + "Fault")
@@ -1650,18 +1650,18 @@ def _checked_assertion(root, has_response_bytes, status, expected_acs):
         reason = (fault.findtext("faultstring") or fault.findtext("faultcode") or "").strip()
         raise AuthenticationError("the IdP refused the login: %s" % (reason or "SOAP Fault"),
                                   kind="refused")
-    response = root.find("%sBody/{%s}Response" % (soap, SAMLP_NS))
+    response = root.find("%sBody/{%s}Response" % (soap, _SAMLP_NS))
     if response is None or not has_response_bytes:
         raise IdPError("the IdP's answer (HTTP %d) holds no SAML Response" % status)
-    ecp = root.find("%sHeader/{%s}Response" % (soap, ECP_NS))
+    ecp = root.find("%sHeader/{%s}Response" % (soap, _ECP_NS))
     acs = ecp.get("AssertionConsumerServiceURL") if ecp is not None else None
     if ecp is not None and acs != expected_acs:
         raise IdPError("the IdP would deliver the assertion to %s, not %s: refusing it "
                        "(ECP guards against this)" % (acs, expected_acs))
-    code = response.find("{%s}Status/{%s}StatusCode" % (SAMLP_NS, SAMLP_NS))
+    code = response.find("{%s}Status/{%s}StatusCode" % (_SAMLP_NS, _SAMLP_NS))
     value = code.get("Value", "") if code is not None else ""
-    if value != STATUS_SUCCESS:
-        message = (response.findtext("{%s}Status/{%s}StatusMessage" % (SAMLP_NS, SAMLP_NS))
+    if value != _STATUS_SUCCESS:
+        message = (response.findtext("{%s}Status/{%s}StatusMessage" % (_SAMLP_NS, _SAMLP_NS))
                    or "").strip()
         codes = ([c.get("Value", "").rpartition(":")[2] for c in code.iter()]
                  if code is not None else [])
@@ -1672,53 +1672,53 @@ def _checked_assertion(root, has_response_bytes, status, expected_acs):
         raise AuthenticationError(text, kind="refused")
     if ecp is None:
         raise IdPError("the IdP's answer has no ecp:Response header; refusing it")
-    if response.find("{%s}EncryptedAssertion" % SAML_NS) is not None:
+    if response.find("{%s}EncryptedAssertion" % _SAML_NS) is not None:
         raise IdPError("the IdP encrypted the assertion, which this tool cannot read: ask "
                        "the IdP admin not to encrypt assertions for urn:amazon:webservices")
-    assertion = response.find("{%s}Assertion" % SAML_NS)
+    assertion = response.find("{%s}Assertion" % _SAML_NS)
     if assertion is None:
         raise IdPError("the IdP reported success but sent no assertion")
     return assertion
 
 
 def _read_attributes(assertion, response_xml):
-    """The SamlAnswer of an assertion: roles (malformed ones skipped), session
+    """The _SamlAnswer of an assertion: roles (malformed ones skipped), session
     duration and name, from its own AttributeStatement only (not Advice or
     ds:Object, which STS does not read as the assertion's)."""
     attributes = {}
     for attribute in assertion.findall("{%s}AttributeStatement/{%s}Attribute"
-                                       % (SAML_NS, SAML_NS)):
+                                       % (_SAML_NS, _SAML_NS)):
         attributes.setdefault(attribute.get("Name"), []).extend(
-            (v.text or "").strip() for v in attribute.findall("{%s}AttributeValue" % SAML_NS))
+            (v.text or "").strip() for v in attribute.findall("{%s}AttributeValue" % _SAML_NS))
     roles, skipped = [], []
-    for value in attributes.get(ROLE_ATTRIBUTE, []):
-        role = parse_role_value(value)
+    for value in attributes.get(_ROLE_ATTRIBUTE, []):
+        role = _parse_role_value(value)
         if role is None:
             skipped.append(value)
         elif role not in roles:
             roles.append(role)
     duration = None
-    for value in attributes.get(SESSION_DURATION_ATTRIBUTE, [])[:1]:
+    for value in attributes.get(_SESSION_DURATION_ATTRIBUTE, [])[:1]:
         duration = int(value) if value and all(c in "0123456789" for c in value) else None
-    names = attributes.get(SESSION_NAME_ATTRIBUTE) or [None]
-    return SamlAnswer(response_xml, roles, skipped, duration, names[0])
+    names = attributes.get(_SESSION_NAME_ATTRIBUTE) or [None]
+    return _SamlAnswer(response_xml, roles, skipped, duration, names[0])
 
 
-def read_aliases():
+def _read_aliases():
     """Account names from ~/.aws-login/alias (awscli-login's: [accounts] ID = name)."""
-    path = os.path.join(login_root(), "alias")
+    path = os.path.join(_login_root(), "alias")
     text = _read_text(path)
     if not text:
         return {}
     try:
         parser = _parse_ini(text, path, default_section="\x00")
     except CredentialsFileError as e:
-        warn("ignoring %s (%s)" % (path, e))
+        _warn("ignoring %s (%s)" % (path, e))
         return {}
     return dict(parser.items("accounts")) if parser.has_section("accounts") else {}
 
 
-def role_menu(roles, aliases=None, chain_role_arn=None, last=None):
+def _role_menu(roles, aliases=None, chain_role_arn=None, last=None):
     """awscli-login's menu, grouped by account: (lines, roles in menu order).  The
     role whose ARN is ``last`` (chosen the time before) is marked."""
     groups = []
@@ -1759,7 +1759,7 @@ def _names_role(role, words, aliases):
     return rest in names and (owner == role.account or bool(alias) and owner == alias)
 
 
-def match_role(roles, wanted, aliases=None):
+def _match_role(roles, wanted, aliases=None):
     """The one role of ``roles`` that ``wanted`` names (see _names_role), in any
     case.  RoleError when none does (listing the roles offered) or several do
     (listing them)."""
@@ -1774,12 +1774,12 @@ def match_role(roles, wanted, aliases=None):
                     % (wanted, ", ".join(r.arn for r in roles)))
 
 
-def check_role_name(value):
+def _check_role_name(value):
     """A role as `login --role` takes it: an ARN (checked), or a name that
-    match_role reads.  A name goes into error messages: one line of printable text."""
+    _match_role reads.  A name goes into error messages: one line of printable text."""
     value = value.strip()
     if value.lower().startswith("arn:"):
-        check_role_arn(value.lower())
+        _check_role_arn(value.lower())
         return value
     if not value or _breaks_lines(value) or len(value) > 1024:
         raise UsageError("--role: %r is not a role name, ACCOUNT/NAME, ALIAS/NAME or ARN"
@@ -1787,8 +1787,8 @@ def check_role_name(value):
     return value
 
 
-def choose_role(roles, wanted=None, terminal=None, chain_role_arn=None, last=None):
-    """The role to assume: the one asked for (match_role), the only one, or the
+def _choose_role(roles, wanted=None, terminal=None, chain_role_arn=None, last=None):
+    """The role to assume: the one asked for (_match_role), the only one, or the
     user's pick, where Enter picks the role whose ARN is ``last``."""
     if not roles:
         raise RoleError("the IdP's answer lists no AWS roles for this user: ask the IdP "
@@ -1796,24 +1796,24 @@ def choose_role(roles, wanted=None, terminal=None, chain_role_arn=None, last=Non
                         "attribute")
     if wanted:
         exact = [role for role in roles if role.arn == wanted]
-        return exact[0] if exact else match_role(roles, wanted, read_aliases())
+        return exact[0] if exact else _match_role(roles, wanted, _read_aliases())
     if len(roles) == 1:
         return roles[0]
-    lines, ordered = role_menu(roles, read_aliases(), chain_role_arn, last)
+    lines, ordered = _role_menu(roles, _read_aliases(), chain_role_arn, last)
     default = [i for i, role in enumerate(ordered) if last and role.arn.lower() == last.lower()]
     return ordered[(terminal or Terminal()).choose(lines, len(ordered),
                                                    default[0] if default else None)]
 
 
-def last_role_path(name):
-    return os.path.join(login_root(), "role", _quote_name(name))
+def _last_role_path(name):
+    return os.path.join(_login_root(), "role", _quote_name(name))
 
 
-def last_role(name):
+def _last_role(name):
     """The ARN of the role last chosen for profile ``name`` at the menu or with
     `login --role`, or None."""
     try:
-        with open(last_role_path(name)) as f:
+        with open(_last_role_path(name)) as f:
             if os.fstat(f.fileno()).st_uid != os.getuid():
                 return None
             arn = f.read(2048).strip()
@@ -1822,14 +1822,14 @@ def last_role(name):
     return arn if _role_arn_match(arn) else None
 
 
-def remember_role(name, arn):
+def _remember_role(name, arn):
     """Keep ``arn`` as profile ``name``'s menu default; failing that is only a warning."""
     try:
-        private_dir(login_root())
-        private_dir(os.path.dirname(last_role_path(name)))
-        update_file(last_role_path(name), lambda old: arn + "\n")
+        _private_dir(_login_root())
+        _private_dir(os.path.dirname(_last_role_path(name)))
+        _update_file(_last_role_path(name), lambda old: arn + "\n")
     except (AwsLoginError, OSError) as e:
-        warn("cannot remember the role chosen (%s); the menu will have no default" % e)
+        _warn("cannot remember the role chosen (%s); the menu will have no default" % e)
 
 
 # ---------------------------------------------------------------------------
@@ -1852,7 +1852,7 @@ class Credentials(object):
         return "Credentials(%r, expires_at=%s)" % (self.access_key_id, self.expires_at)
 
 
-def parse_timestamp(text):
+def _parse_timestamp(text):
     """ISO 8601 in UTC, with or without fractions (real STS: whole seconds; moto: µs)."""
     import datetime
     import re
@@ -1874,18 +1874,18 @@ def parse_timestamp(text):
     return when
 
 
-def format_timestamp(when):
+def _format_timestamp(when):
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def sts_endpoint(partition="aws", region=None, environ=None):
+def _sts_endpoint(partition="aws", region=None, environ=None):
     """STS URL: AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL, else by partition and region."""
     environ = os.environ if environ is None else environ
     custom = environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL")
     if custom:
-        return check_url(custom, "STS endpoint URL")
-    _, suffix, default_region = PARTITIONS[partition]
-    prefix = REGION_PREFIX.get(partition)
+        return _check_url(custom, "STS endpoint URL")
+    _, suffix, default_region = _PARTITIONS[partition]
+    prefix = _REGION_PREFIX.get(partition)
     if region and prefix and not region.startswith(prefix):
         region = None           # a region of another partition: use this one's
     if region and not prefix and region.startswith(("cn-", "us-gov-")):
@@ -1912,7 +1912,7 @@ def _sts_advice(code, message, action="AssumeRoleWithSAML"):
     return None
 
 
-def parse_sts_answer(status, body, action="AssumeRoleWithSAML", headers=None):
+def _parse_sts_answer(status, body, action="AssumeRoleWithSAML", headers=None):
     """Credentials from an STS XML answer, or STSError with AWS's code and message."""
     error_type = _error_type(headers)
     if status >= 500 and b"Error" not in body[:500] and not error_type:
@@ -1955,8 +1955,8 @@ def _sts_error_element(root):
 
 
 def _sts_credentials(root, status, action, error_type=None):
-    """parse_sts_answer's reading of the parsed answer."""
-    ns = "{%s}" % STS_NS
+    """_parse_sts_answer's reading of the parsed answer."""
+    ns = "{%s}" % _STS_NS
     error = _sts_error_element(root)
     if error is not None or status >= 400:
         def get(tag):
@@ -1969,7 +1969,7 @@ def _sts_credentials(root, status, action, error_type=None):
         text = "STS refused %s: %s%s" % (action, code, ": " + message if message else "")
         advice = _sts_advice(code, message, action)
         raise STSError(text + (" (%s)" % advice if advice else ""), code,
-                       transient=status >= 500 or code in STS_TRANSIENT_CODES)
+                       transient=status >= 500 or code in _STS_TRANSIENT_CODES)
     result = root.find("%s%sResult" % (ns, action))
     creds = result.find(ns + "Credentials") if result is not None else None
     if creds is None:
@@ -1979,17 +1979,17 @@ def _sts_credentials(root, status, action, error_type=None):
     if not all(fields):
         raise STSError("STS's answer to %s lacks part of the credentials" % action)
     try:
-        expires_at = parse_timestamp(fields[3])
+        expires_at = _parse_timestamp(fields[3])
     except ValueError:
         raise STSError("STS sent an expiration time that is not a time: %r" % fields[3])
     arn = (result.findtext("%sAssumedRoleUser/%sArn" % (ns, ns)) or "").strip() or None
     return Credentials(fields[0], fields[1], fields[2], expires_at, arn)
 
 
-STS_TRANSIENT_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
+_STS_TRANSIENT_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
                        "ServiceUnavailable", "InternalFailure", "IDPCommunicationError")
-MIN_LIFETIME = 5            # seconds; real STS issues 900 at least
-CLOCK_SKEW_MAX = 300        # seconds between this machine's clock and STS's that pass unremarked
+_MIN_LIFETIME = 5            # seconds; real STS issues 900 at least
+_CLOCK_SKEW_MAX = 300        # seconds between this machine's clock and STS's that pass unremarked
 
 
 def _http_date(value):
@@ -1999,8 +1999,8 @@ def _http_date(value):
     return float(when) if when is not None else None
 
 
-def check_lifetime(credentials, sent_at, sts_date=None, now=None):
-    """``credentials``, if they are still valid ``now`` and expire MIN_LIFETIME
+def _check_lifetime(credentials, sent_at, sts_date=None, now=None):
+    """``credentials``, if they are still valid ``now`` and expire _MIN_LIFETIME
     seconds or more after the request for them was sent (``sent_at``, so a slow
     answer does not shorten them).  Otherwise a transient STSError, since renewing
     such credentials at once would only get more of them: it names this
@@ -2008,11 +2008,11 @@ def check_lifetime(credentials, sent_at, sts_date=None, now=None):
     it, else STS."""
     now = time.time() if now is None else now
     expires = credentials.expires_at.timestamp()
-    if expires > now and expires - sent_at >= MIN_LIFETIME:
+    if expires > now and expires - sent_at >= _MIN_LIFETIME:
         return credentials
-    when = format_timestamp(credentials.expires_at)
+    when = _format_timestamp(credentials.expires_at)
     skew = now - sts_date if sts_date is not None else 0.0
-    if abs(skew) > CLOCK_SKEW_MAX:
+    if abs(skew) > _CLOCK_SKEW_MAX:
         text = ("this machine's clock is %d s %s STS's: by this clock the credentials STS "
                 "sent, which expire at %s, %s; set the clock right (NTP)" % (
                     round(abs(skew)), "ahead of" if skew > 0 else "behind", when,
@@ -2022,11 +2022,11 @@ def check_lifetime(credentials, sent_at, sts_date=None, now=None):
             when, " (STS's clock agrees with this machine's)" if sts_date is not None else "")
     else:
         text = ("STS sent credentials that expire at %s, %d s after they were asked for "
-                "(%d s at least are needed)" % (when, expires - sent_at, MIN_LIFETIME))
+                "(%d s at least are needed)" % (when, expires - sent_at, _MIN_LIFETIME))
     raise STSError(text, transient=True)
 
 
-def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
+def _assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
                           ssl_context=None, deadline=None):
     """STS AssumeRoleWithSAML (an unsigned call), retrying throttling with backoff
     (never past ``deadline``, a time.monotonic() value)."""
@@ -2038,29 +2038,29 @@ def assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
             ("SAMLAssertion", base64.b64encode(saml_response).decode("ascii"))]
     if duration:
         form.append(("DurationSeconds", str(duration)))
-    endpoint = endpoint or sts_endpoint(role.partition)
+    endpoint = endpoint or _sts_endpoint(role.partition)
     body = urlencode(form).encode("ascii")
     headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
                "Accept": "text/xml"}
-    for attempt in range(STS_ATTEMPTS):
+    for attempt in range(_STS_ATTEMPTS):
         sent_at = time.time()
         try:
-            answer = http_request(endpoint, body, headers, ssl_context=ssl_context,
+            answer = _http_request(endpoint, body, headers, ssl_context=ssl_context,
                                   read_timeout=60, deadline=deadline)
-            credentials = parse_sts_answer(answer.status, answer.body, headers=answer.headers)
+            credentials = _parse_sts_answer(answer.status, answer.body, headers=answer.headers)
             break
         except (STSError, NetworkError) as e:
             # A refused connection never reached STS; a timeout might have.
             delay = min(8.0, 0.5 * 2 ** attempt) * random.uniform(0.5, 1.0)
-            if attempt + 1 == STS_ATTEMPTS or not e.transient or (
+            if attempt + 1 == _STS_ATTEMPTS or not e.transient or (
                     isinstance(e, NetworkError) and e.kind != "refused") or (
                     deadline is not None and time.monotonic() + delay >= deadline):
                 raise
-            debug("STS: %s; retrying in %.1fs" % (e, delay))
+            _debug("STS: %s; retrying in %.1fs" % (e, delay))
             time.sleep(delay)
     # Checked once, not retried here: the caller backs off (the refresher does).
     credentials.sts_date = _http_date(answer.headers.get("Date"))
-    return check_lifetime(credentials, sent_at, credentials.sts_date)
+    return _check_lifetime(credentials, sent_at, credentials.sts_date)
 
 
 # SigV4, by hand (hmac, hashlib).  Checked against AWS's own test suite and,
@@ -2084,7 +2084,7 @@ def _normalize_path(path):
     return normal
 
 
-def canonical_request(method, url, headers, body):
+def _canonical_request(method, url, headers, body):
     """(canonical request, signed header names) per SigV4; ``headers`` is a dict."""
     import hashlib
     from urllib.parse import urlsplit, parse_qsl
@@ -2106,7 +2106,7 @@ def canonical_request(method, url, headers, body):
     return text, ";".join(names)
 
 
-def string_to_sign(amz_date, scope, canonical):
+def _string_to_sign(amz_date, scope, canonical):
     import hashlib
     return "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
                       hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
@@ -2129,12 +2129,12 @@ def sign_request(method, url, headers, body, credentials, region, service, when=
     out["X-Amz-Date"] = amz_date
     if credentials.session_token:
         out["X-Amz-Security-Token"] = credentials.session_token
-    canonical, signed = canonical_request(method, url, out, body)
+    canonical, signed = _canonical_request(method, url, out, body)
     scope = "%s/%s/%s/aws4_request" % (amz_date[:8], region, service)
     key = ("AWS4" + credentials.secret_access_key).encode("utf-8")
     for part in (amz_date[:8], region, service, "aws4_request"):
         key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
-    signature = hmac.new(key, string_to_sign(amz_date, scope, canonical).encode("utf-8"),
+    signature = hmac.new(key, _string_to_sign(amz_date, scope, canonical).encode("utf-8"),
                          hashlib.sha256).hexdigest()
     out["Authorization"] = ("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, "
                             "Signature=%s" % (credentials.access_key_id, scope, signed,
@@ -2146,10 +2146,10 @@ def _signing_region(endpoint, partition, region):
     """The region STS signatures name: the endpoint's own, else the partition's."""
     import re
     m = re.match(r"https?://sts\.([a-z0-9-]+)\.amazonaws\.com", endpoint)
-    return (m.group(1) if m else None) or region or PARTITIONS[partition][2] or "us-east-1"
+    return (m.group(1) if m else None) or region or _PARTITIONS[partition][2] or "us-east-1"
 
 
-def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=None,
+def _sts_signed_call(action, params, credentials, endpoint, region, ssl_context=None,
                     deadline=None):
     """A SigV4-signed STS query (form POST); returns the parsed XML root."""
     from urllib.parse import urlencode
@@ -2158,18 +2158,18 @@ def sts_signed_call(action, params, credentials, endpoint, region, ssl_context=N
         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, body,
         credentials, region, "sts")
     headers.pop("Host", None)       # urllib sends the same one
-    answer = http_request(endpoint, body, headers, ssl_context=ssl_context, read_timeout=60,
+    answer = _http_request(endpoint, body, headers, ssl_context=ssl_context, read_timeout=60,
                           deadline=deadline)
     if answer.status >= 400:
-        parse_sts_answer(answer.status, answer.body, action, answer.headers)  # AWS's words
+        _parse_sts_answer(answer.status, answer.body, action, answer.headers)  # AWS's words
     root, _ = _read_server_xml(answer.body, STSError,
                                "STS's answer to %s (HTTP %d)" % (action, answer.status))
     return root
 
 
 def get_caller_identity(credentials, endpoint, region, ssl_context=None):
-    ns = "{%s}" % STS_NS
-    root = sts_signed_call("GetCallerIdentity", [], credentials, endpoint, region, ssl_context)
+    ns = "{%s}" % _STS_NS
+    root = _sts_signed_call("GetCallerIdentity", [], credentials, endpoint, region, ssl_context)
     result = root.find(ns + "GetCallerIdentityResult")
     if result is None:
         raise STSError("STS's answer to GetCallerIdentity holds no identity")
@@ -2185,7 +2185,7 @@ def assume_role(credentials, role_arn, session_name, endpoint, region, duration=
         params.append(("DurationSeconds", str(duration)))
     if external_id:
         params.append(("ExternalId", external_id))
-    root = sts_signed_call("AssumeRole", params, credentials, endpoint, region, ssl_context,
+    root = _sts_signed_call("AssumeRole", params, credentials, endpoint, region, ssl_context,
                            deadline)
     return _sts_credentials(root, 200, "AssumeRole")
 
@@ -2199,9 +2199,9 @@ def _credentials_section(text, profile, path):
     return dict(parser.items(profile)) if parser.has_section(profile) else None
 
 
-def read_credentials_section(profile, path=None):
+def _read_credentials_section(profile, path=None):
     """[profile] of the shared credentials file as a dict, or None."""
-    path = path or credentials_path()
+    path = path or _credentials_path()
     return _credentials_section(_read_text(path) or "", profile, path)
 
 
@@ -2211,58 +2211,58 @@ def _long_term_keys_error(profile, path):
         "refusing to overwrite them (use another profile, or --force)" % (profile, path))
 
 
-def is_ours(section):
-    return EXPIRATION_KEY in section or ROLE_KEY in section
+def _is_ours(section):
+    return _EXPIRATION_KEY in section or _ROLE_KEY in section
 
 
-def holds_long_term_keys(section):
+def _holds_long_term_keys(section):
     """A section with an access key and no session token that we did not write."""
     return bool(section and "aws_access_key_id" in section
-                and not section.get("aws_session_token") and not is_ours(section))
+                and not section.get("aws_session_token") and not _is_ours(section))
 
 
-def check_credentials_writable(profile, force=False, path=None):
+def _check_credentials_writable(profile, force=False, path=None):
     """Refuse, before anything is asked, to overwrite someone's long-term keys."""
-    path = path or credentials_path()
-    if holds_long_term_keys(read_credentials_section(profile, path)) and not force:
+    path = path or _credentials_path()
+    if _holds_long_term_keys(_read_credentials_section(profile, path)) and not force:
         raise _long_term_keys_error(profile, path)
 
 
-def write_credentials(profile, credentials, role_arn, force=False, path=None,
+def _write_credentials(profile, credentials, role_arn, force=False, path=None,
                       expect_role=None, chain_role_arn=None):
     """Write [profile] into the shared credentials file; every other byte stays.
 
     With ``expect_role`` (the refresher), write only while the section still
     holds our credentials for that role: a logout or another login wins."""
-    path = path or credentials_path()
+    path = path or _credentials_path()
     values = [("aws_access_key_id", credentials.access_key_id),
               ("aws_secret_access_key", credentials.secret_access_key),
               ("aws_session_token", credentials.session_token),
               ("aws_security_token", credentials.session_token),   # for old boto
-              (EXPIRATION_KEY, format_timestamp(credentials.expires_at)),
-              (ROLE_KEY, role_arn)]
+              (_EXPIRATION_KEY, _format_timestamp(credentials.expires_at)),
+              (_ROLE_KEY, role_arn)]
     if chain_role_arn:
-        values.append((CHAIN_KEY, chain_role_arn))
+        values.append((_CHAIN_KEY, chain_role_arn))
 
     def edit(text):
         current = _credentials_section(text, profile, path)
-        if expect_role and (current is None or current.get(ROLE_KEY) != expect_role):
+        if expect_role and (current is None or current.get(_ROLE_KEY) != expect_role):
             raise NotLoggedInError("profile %s was logged out or logged in to another role"
                                    % profile)
-        if holds_long_term_keys(current) and not force:
+        if _holds_long_term_keys(current) and not force:
             raise _long_term_keys_error(profile, path)
-        new = ini_replace_section(text, profile, values)
+        new = _ini_replace_section(text, profile, values)
         written = _credentials_section(new, profile, path) or {}
         if any(written.get(k) != v for k, v in values):     # never write what won't read back
             raise CredentialsFileError("cannot write [%s] cleanly into %s" % (profile, path))
         return new
 
-    update_file(path, edit)
+    _update_file(path, edit)
 
 
-def remove_credentials(profile=None, path=None, force=False):
+def _remove_credentials(profile=None, path=None, force=False):
     """Remove [profile] (or, with profile None, every section we wrote); return the names."""
-    path = path or credentials_path()
+    path = path or _credentials_path()
     removed = []
 
     def edit(text):
@@ -2272,8 +2272,8 @@ def remove_credentials(profile=None, path=None, force=False):
             if not parser.has_section(name):
                 continue
             section = dict(parser.items(name))
-            if is_ours(section) or (force and profile is not None):
-                text = ini_remove_section(text, name)
+            if _is_ours(section) or (force and profile is not None):
+                text = _ini_remove_section(text, name)
                 removed.append(name)
             elif profile is not None:
                 raise CredentialsFileError(
@@ -2282,7 +2282,7 @@ def remove_credentials(profile=None, path=None, force=False):
         return text
 
     if os.path.exists(path):
-        update_file(path, edit)
+        _update_file(path, edit)
     return removed
 
 
@@ -2290,18 +2290,18 @@ def remove_credentials(profile=None, path=None, force=False):
 # IdP session (cookie jar) and keyring
 # ---------------------------------------------------------------------------
 
-def cookie_dir():
-    return os.path.join(login_root(), "cookies")
+def _cookie_dir():
+    return os.path.join(_login_root(), "cookies")
 
 
-def cookie_path(endpoint_url, username):
+def _cookie_path(endpoint_url, username):
     """One jar per (IdP host, username): ``cookies/user@host%3Aport``."""
     from urllib.parse import quote
-    return os.path.join(cookie_dir(), "%s@%s" % (quote(username, safe=""),
+    return os.path.join(_cookie_dir(), "%s@%s" % (quote(username, safe=""),
                                                  quote(_host_port(endpoint_url), safe="")))
 
 
-SavedSession = _named_tuple("SavedSession", ("mtime", "username", "path"),
+_SavedSession = _named_tuple("_SavedSession", ("mtime", "username", "path"),
                        """A saved IdP session (cookie jar) of one user at one IdP.""")
 
 
@@ -2311,18 +2311,18 @@ def _jars_for(endpoint_url):
     suffix = "@" + quote(_host_port(endpoint_url), safe="")
     found = []
     try:
-        names = os.listdir(cookie_dir())
+        names = os.listdir(_cookie_dir())
     except OSError:
         return found
     for name in names:
         if name.endswith(suffix) and not name.startswith("."):
-            path = os.path.join(cookie_dir(), name)
-            found.append(SavedSession(os.path.getmtime(path), unquote(name[:-len(suffix)]),
+            path = os.path.join(_cookie_dir(), name)
+            found.append(_SavedSession(os.path.getmtime(path), unquote(name[:-len(suffix)]),
                                       path))
     return sorted(found, reverse=True)
 
 
-class Cookie(object):
+class _Cookie(object):
     """One cookie the IdP set: ``domain`` is a host (``host_only``) or a domain."""
 
     def __init__(self, name, value, domain, host_only, path, secure, expires):
@@ -2339,7 +2339,7 @@ class Cookie(object):
         return path == self.path or path.startswith(self.path.rstrip("/") + "/")
 
 
-class CookieJar(object):
+class _CookieJar(object):
     """The IdP session: the cookies an IdP sets, sent back to it.
 
     RFC 6265's rules, as far as a single IdP needs them (host-only and domain
@@ -2419,7 +2419,7 @@ class CookieJar(object):
                 expires = _iso_epoch(attrs["expires"])
                 if expires is None:
                     continue
-            cookie = Cookie(name, value, domain.lstrip("."), not domain.startswith("."),
+            cookie = _Cookie(name, value, domain.lstrip("."), not domain.startswith("."),
                             attrs.get("path") or "/", "secure" in attrs, expires)
             self.cookies[(cookie.domain, cookie.path, name)] = cookie
 
@@ -2507,35 +2507,35 @@ def _parse_set_cookie(header, host, request_path, now):
         expires = now + int(attrs["max-age"])
     elif attrs.get("expires"):
         expires = _cookie_expires(attrs["expires"])
-    return Cookie(name, value, domain, host_only, path, "secure" in attrs, expires)
+    return _Cookie(name, value, domain, host_only, path, "secure" in attrs, expires)
 
 
-def load_cookies(path):
+def _load_cookies(path):
     """The IdP session saved at ``path`` (an empty jar when there is none)."""
-    jar = CookieJar()
+    jar = _CookieJar()
     try:
         if os.stat(path).st_uid != os.getuid():
-            warn("ignoring %s: it belongs to another user" % path)
+            _warn("ignoring %s: it belongs to another user" % path)
             return jar
     except OSError:
         return jar
     try:
         text = _read_text(path) or ""
     except CredentialsFileError as e:
-        warn("ignoring the unreadable IdP session %s (%s)" % (path, e))
+        _warn("ignoring the unreadable IdP session %s (%s)" % (path, e))
         return jar
     if not text.startswith("#LWP-Cookies-2.0"):
-        warn("ignoring the unreadable IdP session %s (not an LWP cookie file)" % path)
+        _warn("ignoring the unreadable IdP session %s (not an LWP cookie file)" % path)
         return jar
     jar.load_lwp(text)
     return jar
 
 
-def save_cookies(jar, path):
+def _save_cookies(jar, path):
     """Mode 0600 in a 0700 directory, written atomically; session cookies included."""
-    private_dir(os.path.dirname(path))
+    _private_dir(os.path.dirname(path))
     text = jar.lwp_text()
-    update_file(path, lambda old: text)
+    _update_file(path, lambda old: text)
 
 
 _keyring_missing_said = []
@@ -2547,36 +2547,36 @@ def _keyring():
         return keyring
     except Exception:       # not installed, or a broken backend that fails on import
         if not _keyring_missing_said:
-            warn("enable_keyring is set but the keyring module is not available; "
+            _warn("enable_keyring is set but the keyring module is not available; "
                  "asking for the password instead")
             _keyring_missing_said.append(True)
         return None
 
 
-def keyring_user(profile, username):
+def _keyring_user(profile, username):
     return "%s@%s" % (username, _host_port(profile.ecp_endpoint_url))
 
 
-def keyring_get(profile, username):
+def _keyring_get(profile, username):
     module = _keyring() if profile.enable_keyring else None
     if module is None:
         return None
     try:
-        return module.get_password(KEYRING_SERVICE, keyring_user(profile, username))
+        return module.get_password(_KEYRING_SERVICE, _keyring_user(profile, username))
     except Exception as e:
-        warn("cannot read the keyring (%s); asking for the password" % type(e).__name__)
+        _warn("cannot read the keyring (%s); asking for the password" % type(e).__name__)
         return None
 
 
-def keyring_set(profile, username, password):
+def _keyring_set(profile, username, password):
     """Store the password; True when the keyring took it."""
     module = _keyring() if profile.enable_keyring else None
     if module is not None:
         try:
-            module.set_password(KEYRING_SERVICE, keyring_user(profile, username), password)
+            module.set_password(_KEYRING_SERVICE, _keyring_user(profile, username), password)
             return True
         except Exception as e:
-            warn("cannot store the password in the keyring (%s)" % type(e).__name__)
+            _warn("cannot store the password in the keyring (%s)" % type(e).__name__)
     return False
 
 
@@ -2586,32 +2586,32 @@ def keyring_set(profile, username, password):
 # names the profile, the source and user@host; it holds no password and no
 # hash of one.
 
-REFUSED_HEADER = "# aws_login: the IdP refused this stored password; `login` asks for it"
-PASSWORD_SOURCES = ("keyring", "profile")      # where a stored password comes from
+_REFUSED_HEADER = "# aws_login: the IdP refused this stored password; `login` asks for it"
+_PASSWORD_SOURCES = ("keyring", "profile")      # where a stored password comes from
 
 
-def refused_dir():
-    return os.path.join(login_root(), "refused")
+def _refused_dir():
+    return os.path.join(_login_root(), "refused")
 
 
-def refused_path(name, source):
+def _refused_path(name, source):
     """The mark on profile ``name``'s password from ``source`` (keyring or profile)."""
-    return os.path.join(refused_dir(), "%s.%s" % (_quote_name(name), source))
+    return os.path.join(_refused_dir(), "%s.%s" % (_quote_name(name), source))
 
 
 def _refused_text(profile, username):
-    return "%s\nuser %s\n" % (REFUSED_HEADER, keyring_user(profile, username))
+    return "%s\nuser %s\n" % (_REFUSED_HEADER, _keyring_user(profile, username))
 
 
 def _stored_where(profile, source):
     return "the keyring" if source == "keyring" else "the settings of profile %s" % profile.name
 
 
-def refused_earlier(profile, username, source):
+def _refused_earlier(profile, username, source):
     """True when the IdP refused this stored password and no person has given
     one since.  A mark on the profile's own password lapses once the settings
     file changes after it: a person edited the password there."""
-    path = refused_path(profile.name, source)
+    path = _refused_path(profile.name, source)
     try:
         marked = os.stat(path).st_mtime_ns
     except FileNotFoundError:
@@ -2620,23 +2620,23 @@ def refused_earlier(profile, username, source):
         return False            # another user or IdP: not this password
     if source == "profile":
         try:
-            return os.stat(config_path()).st_mtime_ns <= marked
+            return os.stat(_config_path()).st_mtime_ns <= marked
         except FileNotFoundError:
             pass
     return True
 
 
-def mark_refused(profile, username, source):
-    private_dir(login_root())
-    private_dir(refused_dir())
-    path = refused_path(profile.name, source)
-    update_file(path, lambda old: _refused_text(profile, username))
+def _mark_refused(profile, username, source):
+    _private_dir(_login_root())
+    _private_dir(_refused_dir())
+    path = _refused_path(profile.name, source)
+    _update_file(path, lambda old: _refused_text(profile, username))
     os.utime(path)      # newer than the settings file, even when the text was already there
 
 
-def clear_refused(profile, source):
+def _clear_refused(profile, source):
     try:
-        os.unlink(refused_path(profile.name, source))
+        os.unlink(_refused_path(profile.name, source))
     except FileNotFoundError:
         pass
 
@@ -2647,24 +2647,24 @@ def _refused_error(profile, source, refusal=None):
     reason = ("the IdP refused the password stored in %s%s, so it is not sent again until "
               "you log in (repeated refusals can lock the account)"
               % (_stored_where(profile, source), "" if refusal else " earlier"))
-    return InteractionRequired("%s: %s%s" % (reason, run_hint(profile.name),
+    return InteractionRequired("%s: %s%s" % (reason, _run_hint(profile.name),
                                              "; %s" % refusal if refusal else ""), reason)
 
 
 def _person_password_worked(profile, username, password):
     """A password a person gave was accepted: keep it in the keyring (when enabled)
     and lift the marks it answers."""
-    if profile.enable_keyring and keyring_set(profile, username, password):
-        clear_refused(profile, "keyring")
-    if os.path.exists(refused_path(profile.name, "profile")):
+    if profile.enable_keyring and _keyring_set(profile, username, password):
+        _clear_refused(profile, "keyring")
+    if os.path.exists(_refused_path(profile.name, "profile")):
         try:
             configured = read_profile(profile.name, require_endpoint=False).password
         except AwsLoginError:
             configured = None
         if configured == password:
-            clear_refused(profile, "profile")
-        elif configured is not None and refused_earlier(profile, username, "profile"):
-            warn("the password in the settings of profile %s is still the one the IdP "
+            _clear_refused(profile, "profile")
+        elif configured is not None and _refused_earlier(profile, username, "profile"):
+            _warn("the password in the settings of profile %s is still the one the IdP "
                  "refused, and is not sent again: change or remove it there"
                  % profile.name)
 
@@ -2673,7 +2673,7 @@ def _person_password_worked(profile, username, password):
 # Fetching credentials: IdP (saved session, else password and Duo), role, STS
 # ---------------------------------------------------------------------------
 
-class IdPSession(object):
+class _IdPSession(object):
     """An ECP conversation with one IdP for one user, with its cookie jar."""
 
     def __init__(self, profile, username, terminal, ssl_context, acs_url, deadline=None):
@@ -2683,22 +2683,22 @@ class IdPSession(object):
         self.terminal = terminal
         self.ssl_context = ssl_context
         self.acs_url = acs_url
-        self.jar_path = cookie_path(profile.ecp_endpoint_url, username)
-        self.jar = load_cookies(self.jar_path)
+        self.jar_path = _cookie_path(profile.ecp_endpoint_url, username)
+        self.jar = _load_cookies(self.jar_path)
 
     def _post(self, headers, label=None):
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        envelope = build_authn_request(self.acs_url, "_" + os.urandom(16).hex(), now)
+        envelope = _build_authn_request(self.acs_url, "_" + os.urandom(16).hex(), now)
         headers = dict(headers, **{"Content-Type": "text/xml"})
         url = self.profile.ecp_endpoint_url
         if label:
             with self.terminal.waiting(label):
-                answer = http_request(url, envelope, headers, self.ssl_context, self.jar,
+                answer = _http_request(url, envelope, headers, self.ssl_context, self.jar,
                                       deadline=self.deadline)
         else:
-            answer = http_request(url, envelope, headers, self.ssl_context, self.jar,
+            answer = _http_request(url, envelope, headers, self.ssl_context, self.jar,
                                   deadline=self.deadline)
-        return parse_ecp_answer(answer, self.acs_url)
+        return _parse_ecp_answer(answer, self.acs_url)
 
     def reuse(self, probe=False):
         """The saved IdP session, with no password and no Duo header; None if refused.
@@ -2710,17 +2710,17 @@ class IdPSession(object):
             return None
         try:
             saml = self._post({})
-            debug("IdP session reused")
+            _debug("IdP session reused")
             return saml
         except (AuthenticationError, IdPError) as e:
             if e.transient and len(self.jar):
                 raise           # the IdP is down: asking for a password would not help
-            debug("IdP session not accepted: %s" % e)
+            _debug("IdP session not accepted: %s" % e)
             return None
 
     def authenticate(self, password, factor, passcode):
-        headers = {"Authorization": basic_authorization(self.username, password)}
-        headers.update(duo_headers(factor, passcode, self.profile.http_header_factor,
+        headers = {"Authorization": _basic_authorization(self.username, password)}
+        headers.update(_duo_headers(factor, passcode, self.profile.http_header_factor,
                                    self.profile.http_header_passcode))
         label = ("Waiting for Duo approval" if factor in ("auto", "push", "phone")
                  else "Waiting for the IdP")
@@ -2744,9 +2744,9 @@ class IdPSession(object):
     def save(self):
         """Keep the IdP session for the next login; failing that is only a warning."""
         try:
-            save_cookies(self.jar, self.jar_path)
+            _save_cookies(self.jar, self.jar_path)
         except (AwsLoginError, OSError) as e:
-            warn("cannot save the IdP session (%s); the next login will ask again" % e)
+            _warn("cannot save the IdP session (%s); the next login will ask again" % e)
 
 
 def _username(profile, terminal, interactive):
@@ -2767,7 +2767,7 @@ def _username(profile, terminal, interactive):
 
 
 def _ask_factor(terminal):
-    return _ask_until_valid(terminal, "Factor: ", "the Duo factor", check_factor, "auto")
+    return _ask_until_valid(terminal, "Factor: ", "the Duo factor", _check_factor, "auto")
 
 
 def _password_login(session, profile, terminal, interactive=True):
@@ -2776,24 +2776,24 @@ def _password_login(session, profile, terminal, interactive=True):
     Without a person (``interactive`` false) only a stored password will do,
     with the configured factor (a push then reaches the user's phone).  A
     stored password the IdP refuses is marked and not sent again until a
-    person gives one (refused_earlier)."""
+    person gives one (_refused_earlier)."""
     username = session.username
-    what = "the password of %s" % keyring_user(profile, username)
+    what = "the password of %s" % _keyring_user(profile, username)
     need_person = ("the IdP session of %s has ended and no password is stored (see "
-                   "enable_keyring)" % keyring_user(profile, username))
+                   "enable_keyring)" % _keyring_user(profile, username))
     password, source = profile.password, profile.password_source
     if password is None:
-        password, source = keyring_get(profile, username), "keyring"
-    if (password is not None and source in PASSWORD_SOURCES
-            and refused_earlier(profile, username, source)):
+        password, source = _keyring_get(profile, username), "keyring"
+    if (password is not None and source in _PASSWORD_SOURCES
+            and _refused_earlier(profile, username, source)):
         if not interactive or not terminal.available():
             raise _refused_error(profile, source)
-        warn("the IdP refused the password stored in %s earlier, so it is not sent "
+        _warn("the IdP refused the password stored in %s earlier, so it is not sent "
              "again; enter the current one" % _stored_where(profile, source))
         password = None
     if password is None:
         if not interactive:
-            raise InteractionRequired("%s: %s" % (need_person, run_hint(profile.name)),
+            raise InteractionRequired("%s: %s" % (need_person, _run_hint(profile.name)),
                                       need_person)
         password, source = terminal.secret("Password: ", what), "prompt"
     # Unset and nobody to ask (a pipe, CI): auto, as awscli-login does.
@@ -2804,17 +2804,17 @@ def _password_login(session, profile, terminal, interactive=True):
         if not interactive:
             reason = "the Duo factor of profile %s is passcode, which needs a person" % (
                 profile.name)
-            raise InteractionRequired("%s: %s" % (reason, run_hint(profile.name)), reason)
+            raise InteractionRequired("%s: %s" % (reason, _run_hint(profile.name)), reason)
         passcode = terminal.secret("Code: ", "the Duo passcode")
     try:
         saml = session.authenticate(password, factor, passcode)
     except AuthenticationError as e:
-        if source not in PASSWORD_SOURCES or e.kind != "refused":
+        if source not in _PASSWORD_SOURCES or e.kind != "refused":
             raise           # a person's typo, or a Duo push nobody approved
-        mark_refused(profile, username, source)
+        _mark_refused(profile, username, source)
         if not interactive or not terminal.available():
             raise _refused_error(profile, source, e)
-        warn("the IdP refused the password stored in %s (%s); enter the current one"
+        _warn("the IdP refused the password stored in %s (%s); enter the current one"
              % (_stored_where(profile, source), e))
         password, source = terminal.secret("Password: ", what), "prompt"
         if factor == "passcode" and not profile.passcode:
@@ -2825,45 +2825,45 @@ def _password_login(session, profile, terminal, interactive=True):
     return saml
 
 
-def profile_region(profile):
+def _profile_region(profile):
     """The profile's region, else AWS_REGION, else AWS_DEFAULT_REGION (checked: it
     becomes part of the STS host name)."""
     region = profile.region or os.environ.get("AWS_REGION") or os.environ.get(
         "AWS_DEFAULT_REGION")
-    return check_region(region) if region else None
+    return _check_region(region) if region else None
 
 
-def profile_partition(profile, role_arn=None):
+def _profile_partition(profile, role_arn=None):
     """The partition whose sign-in URL the AuthnRequest names: the role's, else the
     region's (cn-..., us-gov-...), else aws."""
     match = _role_arn_match((role_arn or profile.role_arn or "").lower())
     if match:
         return match.group(1)
-    region = profile_region(profile) or ""
-    for partition, prefix in REGION_PREFIX.items():
+    region = _profile_region(profile) or ""
+    for partition, prefix in _REGION_PREFIX.items():
         if region.startswith(prefix):
             return partition
     return "aws"
 
 
-def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, deadline=None):
+def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, deadline=None):
     """IdP (session reuse, else password and Duo), role, STS.  Writes nothing.
 
     ``deadline`` (a time.monotonic() value) bounds every request of the
     login; without it each request has its own time limit.
 
-    Returns (Credentials, Role, IdPSession); save the session once the
+    Returns (Credentials, Role, _IdPSession); save the session once the
     credentials are stored."""
     terminal = terminal or Terminal()
     wanted = role_arn or profile.role_arn
-    partition = profile_partition(profile, role_arn)
-    ssl_context = make_ssl_context(profile)
+    partition = _profile_partition(profile, role_arn)
+    ssl_context = _make_ssl_context(profile)
     if not profile.verify_ssl_certificate:
-        warn("TLS CERTIFICATE CHECKING IS OFF for profile %r (verify_ssl_certificate = "
+        _warn("TLS CERTIFICATE CHECKING IS OFF for profile %r (verify_ssl_certificate = "
              "false): anyone on the network path can read your password and your "
              "credentials" % profile.name)
     username = _username(profile, terminal, interactive)
-    session = IdPSession(profile, username, terminal, ssl_context, PARTITIONS[partition][0],
+    session = _IdPSession(profile, username, terminal, ssl_context, _PARTITIONS[partition][0],
                          deadline)
     probe = interactive and terminal.available()     # someone may be asked for a password
     saml = session.reuse(probe) or _password_login(session, profile, terminal, interactive)
@@ -2871,21 +2871,21 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, d
         raise RoleError("the IdP's answer lists no usable AWS role: %d malformed Role "
                         "value(s), the first %r" % (len(saml.skipped), saml.skipped[0][:100]))
     for value in saml.skipped:
-        warn("skipping a malformed Role value from the IdP: %r" % value[:200])
+        _warn("skipping a malformed Role value from the IdP: %r" % value[:200])
     if not interactive and not wanted and len(saml.roles) > 1:
         raise InteractionRequired("the IdP offers %d roles and profile %s names none (set "
                                   "role_arn): log in on a terminal to choose"
                                   % (len(saml.roles), profile.name))
-    last = last_role(profile.name) if interactive else None
-    role = choose_role(saml.roles, wanted, terminal, profile.chain_role_arn, last)
+    last = _last_role(profile.name) if interactive else None
+    role = _choose_role(saml.roles, wanted, terminal, profile.chain_role_arn, last)
     if interactive and len(saml.roles) > 1 and (role_arn or not wanted) and role.arn != last:
-        remember_role(profile.name, role.arn)       # a person chose it: the menu's next default
+        _remember_role(profile.name, role.arn)       # a person chose it: the menu's next default
     duration = profile.duration
     if duration is None and saml.session_duration:
-        duration = min(max(saml.session_duration, DURATION_MIN), DURATION_MAX)
-    region = profile_region(profile)
-    endpoint = sts_endpoint(role.partition, region)
-    credentials = assume_role_with_saml(role, saml.response_xml, duration, endpoint,
+        duration = min(max(saml.session_duration, _DURATION_MIN), _DURATION_MAX)
+    region = _profile_region(profile)
+    endpoint = _sts_endpoint(role.partition, region)
+    credentials = _assume_role_with_saml(role, saml.response_xml, duration, endpoint,
                                         ssl_context, deadline)
     if profile.chain_role_arn:
         # AWS caps a chained session at one hour.
@@ -2895,7 +2895,7 @@ def fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, d
             endpoint, _signing_region(endpoint, role.partition, region),
             min(duration or 3600, 3600), profile.chain_external_id, ssl_context, deadline)
         # The same STS told its clock a moment ago, in the SAML call's answer.
-        credentials = check_lifetime(chained, sent_at, credentials.sts_date)
+        credentials = _check_lifetime(chained, sent_at, credentials.sts_date)
     return credentials, role, session
 
 
@@ -2928,7 +2928,7 @@ def _own_file():
     return None, None
 
 
-def python_executable():
+def _python_executable():
     """A Python to start: ours, unless we run inside a frozen program (AWS CLI v2)."""
     exe = sys.executable or ""
     if os.path.basename(exe).startswith("python"):
@@ -2937,7 +2937,7 @@ def python_executable():
     return shutil.which("python3") or shutil.which("python") or exe
 
 
-def bootstrap_argv(call, args=(), isolated=True, prelude=""):
+def _bootstrap_argv(call, args=(), isolated=True, prelude=""):
     """argv for a fresh interpreter that loads this very file (from cached
     bytecode) and runs ``module.call``.
 
@@ -2959,9 +2959,9 @@ def bootstrap_argv(call, args=(), isolated=True, prelude=""):
         raise ConfigError("this needs aws_login.py saved as a file with an importable name; "
                           "save it and run it from that copy")
     try:
-        cache = ensure_bytecode(path)
+        cache = _ensure_bytecode(path)
     except Exception as e:      # a slower start, but a start
-        debug("no cached bytecode: %s" % e)
+        _debug("no cached bytecode: %s" % e)
         cache = False
     name, where = json.dumps(module), json.dumps(path)
     # importlib.machinery is loaded already; importlib.util would cost milliseconds.
@@ -2977,7 +2977,7 @@ def bootstrap_argv(call, args=(), isolated=True, prelude=""):
         load += "exec(l.get_code(%s),m.__dict__);" % name
     code = "import sys;sys.path[:]=[p for p in sys.path if p];%s%ssys.exit(m.%s)" % (
         prelude, load, call)
-    return [python_executable()] + (["-I", "-S"] if isolated else []) + ["-c", code] + list(args)
+    return [_python_executable()] + (["-I", "-S"] if isolated else []) + ["-c", code] + list(args)
 
 
 def _restart_with_site(argv):
@@ -2986,7 +2986,7 @@ def _restart_with_site(argv):
     an interpreter with the normal start-up.  Does nothing otherwise."""
     if not (sys.flags.no_site and sys.argv[:1] == ["-c"] and _own_file()[0]):
         return
-    again = bootstrap_argv("main()", argv, isolated=False)
+    again = _bootstrap_argv("main()", argv, isolated=False)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(again[0], again)
@@ -3001,7 +3001,7 @@ def _others_can_write(directory):
     return st.st_uid not in (0, os.getuid()) or bool(st.st_mode & 0o022)
 
 
-def ensure_bytecode(path):
+def _ensure_bytecode(path):
     """Compile ``path`` once so that a fresh interpreter loads it from cache,
     even under PYTHONDONTWRITEBYTECODE.  Compiling costs tens of milliseconds
     and megabytes on every start otherwise.
@@ -3020,15 +3020,15 @@ def ensure_bytecode(path):
             return False
         target, prefix = importlib.util.cache_from_source(path), None
     else:
-        prefix = os.path.join(login_root(), "pycache")
+        prefix = os.path.join(_login_root(), "pycache")
         saved = sys.pycache_prefix
         try:
             sys.pycache_prefix = prefix
             target = importlib.util.cache_from_source(path)
         finally:
             sys.pycache_prefix = saved
-        private_dir(login_root())
-        private_dir(prefix)
+        _private_dir(_login_root())
+        _private_dir(prefix)
         folder = os.path.dirname(target)
         os.makedirs(folder, 0o700, exist_ok=True)
         while folder.startswith(prefix + os.sep):     # makedirs leaves the umask's modes
@@ -3040,32 +3040,32 @@ def ensure_bytecode(path):
             if prefix is not None:
                 os.chmod(target, 0o600)
     except (OSError, py_compile.PyCompileError) as e:
-        debug("cannot cache bytecode at %s: %s" % (target, e))
+        _debug("cannot cache bytecode at %s: %s" % (target, e))
     return prefix
 
 
-def credential_process_command(name):
+def _credential_process_command(name):
     """The credential_process line for ``name``: an isolated interpreter that
     answers from a fresh cache by itself (_cached_answer_code), else loads this
     file's cached bytecode and runs main().
 
     ``python3 aws_login.py`` would compile the whole file on every `aws` call."""
     import shlex
-    return " ".join(shlex.quote(word) for word in bootstrap_argv(
+    return " ".join(shlex.quote(word) for word in _bootstrap_argv(
         "main()", ["--profile", name, "credential-process"],
         prelude=_cached_answer_code(name)))
 
 
 def _cached_answer_code(name):
     """Code for the configured command to run before it loads this file: it
-    prints the cache and exits when read_cache() would return it with
-    CACHE_MIN_LEFT or more to go, as _serve_cached() does; anything else (no
+    prints the cache and exits when _read_cache() would return it with
+    _CACHE_MIN_LEFT or more to go, as _serve_cached() does; anything else (no
     cache, stale, logged out, not ours, malformed) falls through to main().
     Loading this file costs about as much as the rest of the isolated start,
     and this is the answer to nearly every `aws` call."""
     import json
     # posix, not os: importing os is a third of what this saves.  The folder is
-    # login_root()'s when that needs no expanduser(); otherwise main() answers.
+    # _login_root()'s when that needs no expanduser(); otherwise main() answers.
     body = ('try:\n'
             ' e=p.environ;r=e.get(b"AWSCLI_LOGIN_ROOT") or e.get(b"HOME")\n'
             ' if r and r[:1]!=b"~" and sys.argv[1:]==["--profile",%s,"credential-process"]:\n'
@@ -3076,7 +3076,7 @@ def _cached_answer_code(name):
             '   sys.stdout.write(l[3]+"\\n");sys.exit(0)\n'
             'except (OSError,ValueError):\n'
             ' pass\n') % (json.dumps(name), repr(_quote_name(name).encode("ascii")),
-                          json.dumps(CACHE_HEADER), CACHE_MIN_LEFT)
+                          json.dumps(_CACHE_HEADER), _CACHE_MIN_LEFT)
     return "import posix as p,time;exec(%s);" % json.dumps(body)
 
 
@@ -3087,9 +3087,9 @@ def _cached_answer_code(name):
 # credential_process; otherwise in `file` mode.  Never both: keys in the
 # shared credentials file would shadow the credential_process.
 
-CACHE_HEADER = "# aws_login credential cache 1"
-LOGGED_OUT = "# aws_login: logged out; `login` logs in again"
-CACHE_MIN_LEFT = 15 * 60        # botocore re-runs the process under 15 minutes left
+_CACHE_HEADER = "# aws_login credential cache 1"
+_LOGGED_OUT = "# aws_login: logged out; `login` logs in again"
+_CACHE_MIN_LEFT = 15 * 60        # botocore re-runs the process under 15 minutes left
 
 
 def _quote_name(name):
@@ -3104,99 +3104,99 @@ def _unquote_name(file_name):
     return unquote(file_name)
 
 
-def cache_dir():
-    return os.path.join(login_root(), "cache")
+def _cache_dir():
+    return os.path.join(_login_root(), "cache")
 
 
-def cache_path(name):
-    return os.path.join(cache_dir(), _quote_name(name))
+def _cache_path(name):
+    return os.path.join(_cache_dir(), _quote_name(name))
 
 
-def aws_config_path():
+def _aws_config_path():
     path = os.environ.get("AWS_CONFIG_FILE")
     return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/config")
 
 
-def aws_config_section(name):
+def _aws_config_section(name):
     return name if name == "default" else "profile " + name
 
 
-def profile_mode(name):
+def _profile_mode(name):
     """``process`` when ~/.aws/config runs aws_login as the credential_process, else ``file``."""
-    path = aws_config_path()
+    path = _aws_config_path()
     parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
-    section = aws_config_section(name)
+    section = _aws_config_section(name)
     command = parser.get(section, "credential_process", fallback="") \
         if parser.has_section(section) else ""
     return "process" if "aws_login" in command and "credential-process" in command else "file"
 
 
-def credential_process_json(credentials):
+def _credential_process_json(credentials):
     """The credential_process contract of the AWS CLI and SDKs: Version 1, and an
     ISO 8601 UTC Expiration ending in Z."""
     import json
     return json.dumps({"Version": 1, "AccessKeyId": credentials.access_key_id,
                        "SecretAccessKey": credentials.secret_access_key,
                        "SessionToken": credentials.session_token,
-                       "Expiration": format_timestamp(credentials.expires_at)})
+                       "Expiration": _format_timestamp(credentials.expires_at)})
 
 
-def write_cache(name, credentials, role_arn):
+def _write_cache(name, credentials, role_arn):
     """The credential_process cache: 0600, atomic and locked like every write."""
-    private_dir(login_root())
-    private_dir(cache_dir())
+    _private_dir(_login_root())
+    _private_dir(_cache_dir())
     text = "%s\nexpires %d\nrole %s\n%s\n" % (
-        CACHE_HEADER, credentials.expires_at.timestamp(), role_arn,
-        credential_process_json(credentials))
-    update_file(cache_path(name), lambda old: text)
+        _CACHE_HEADER, credentials.expires_at.timestamp(), role_arn,
+        _credential_process_json(credentials))
+    _update_file(_cache_path(name), lambda old: text)
 
 
-CacheEntry = _named_tuple("CacheEntry", ("expires", "role_arn", "json"), """The
+_CacheEntry = _named_tuple("_CacheEntry", ("expires", "role_arn", "json"), """The
     credential_process cache of a profile: expiry (epoch seconds), the role, the JSON
     line to print.""")
 
 
-def read_cache(name):
-    """The profile's CacheEntry, or None (none, not ours, not ours to read).
+def _read_cache(name):
+    """The profile's _CacheEntry, or None (none, not ours, not ours to read).
     Imports nothing."""
     try:
-        with open(cache_path(name)) as f:
+        with open(_cache_path(name)) as f:
             if os.fstat(f.fileno()).st_uid != os.getuid():
                 return None     # not ours: never serve it
             lines = f.read().split("\n")
     except (OSError, ValueError):
         return None
-    if (len(lines) < 4 or lines[0] != CACHE_HEADER or not lines[1].startswith("expires ")
+    if (len(lines) < 4 or lines[0] != _CACHE_HEADER or not lines[1].startswith("expires ")
             or not lines[2].startswith("role ") or not lines[3].startswith("{")):
         return None
     try:
-        return CacheEntry(int(lines[1][len("expires "):]), lines[2][len("role "):], lines[3])
+        return _CacheEntry(int(lines[1][len("expires "):]), lines[2][len("role "):], lines[3])
     except ValueError:
         return None
 
 
-LoggedIn = _named_tuple("LoggedIn", ("section", "expires"),
+_LoggedIn = _named_tuple("_LoggedIn", ("section", "expires"),
                    """The profile's section of ours in the credentials file and its expiry.""")
 
 
 def _logged_in_section(name):
-    """The profile's LoggedIn, or None when the file holds nothing of ours for it."""
-    path = credentials_path()
-    section = read_credentials_section(name, path)
-    if section is None or not is_ours(section):
+    """The profile's _LoggedIn, or None when the file holds nothing of ours for it."""
+    path = _credentials_path()
+    section = _read_credentials_section(name, path)
+    if section is None or not _is_ours(section):
         return None
     try:
-        expires = parse_timestamp(section.get(EXPIRATION_KEY))
+        expires = _parse_timestamp(section.get(_EXPIRATION_KEY))
     except ValueError:
         return None
-    return LoggedIn(section, expires)
+    return _LoggedIn(section, expires)
 
 
-StoredRole = _named_tuple("StoredRole", ("role_arn", "expires"), """The SAML role of
+_StoredRole = _named_tuple("_StoredRole", ("role_arn", "expires"), """The SAML role of
     credentials we stored for a profile, and when they expire (an aware datetime).""")
 
 
-class FileStore(object):
+class _FileStore(object):
     """File mode: the profile's section of the shared credentials file."""
 
     mode = "file"
@@ -3206,39 +3206,39 @@ class FileStore(object):
 
     def check_writable(self, force=False):
         """Refuse, before anything is asked, to overwrite long-term keys."""
-        check_credentials_writable(self.name, force)
+        _check_credentials_writable(self.name, force)
 
     def write(self, credentials, role_arn, force=False, chain_role_arn=None):
-        write_credentials(self.name, credentials, role_arn, force,
+        _write_credentials(self.name, credentials, role_arn, force,
                           chain_role_arn=chain_role_arn)
 
     def read(self):
         """Credentials in the section (ours or not: whoami signs with any), or None."""
-        section = read_credentials_section(self.name, credentials_path())
+        section = _read_credentials_section(self.name, _credentials_path())
         if not section or not section.get("aws_access_key_id") or not section.get(
                 "aws_secret_access_key"):
             return None
         expires = None
-        if section.get(EXPIRATION_KEY):
+        if section.get(_EXPIRATION_KEY):
             try:
-                expires = parse_timestamp(section[EXPIRATION_KEY])
+                expires = _parse_timestamp(section[_EXPIRATION_KEY])
             except ValueError:
                 pass
         return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"],
                            section.get("aws_session_token"), expires,
-                           assumed_role_arn=section.get(CHAIN_KEY) or section.get(ROLE_KEY))
+                           assumed_role_arn=section.get(_CHAIN_KEY) or section.get(_ROLE_KEY))
 
     def role(self):
-        """The StoredRole of credentials we wrote, or None."""
+        """The _StoredRole of credentials we wrote, or None."""
         current = _logged_in_section(self.name)
-        return StoredRole(current.section.get(ROLE_KEY), current.expires) if current else None
+        return _StoredRole(current.section.get(_ROLE_KEY), current.expires) if current else None
 
     def remove(self, force=False):
         """Remove the section (ours, or any with ``force``): the names removed."""
-        return remove_credentials(self.name, force=force)
+        return _remove_credentials(self.name, force=force)
 
 
-class ProcessStore(object):
+class _ProcessStore(object):
     """Process mode: the credential_process cache in ~/.aws-login/cache."""
 
     mode = "process"
@@ -3250,82 +3250,82 @@ class ProcessStore(object):
         return None         # the cache is ours alone
 
     def write(self, credentials, role_arn, force=False, chain_role_arn=None):
-        write_cache(self.name, credentials, role_arn)
+        _write_cache(self.name, credentials, role_arn)
 
     def read(self):
         import json
-        cached = read_cache(self.name)
+        cached = _read_cache(self.name)
         if not cached:
             return None
         data = json.loads(cached.json)
         return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"],
-                           parse_timestamp(data["Expiration"]),
+                           _parse_timestamp(data["Expiration"]),
                            assumed_role_arn=cached.role_arn)
 
     def role(self):
-        cached = read_cache(self.name)
-        return StoredRole(cached.role_arn, _utc(cached.expires)) if cached else None
+        cached = _read_cache(self.name)
+        return _StoredRole(cached.role_arn, _utc(cached.expires)) if cached else None
 
     def remove(self, force=False):
         """Mark the cache logged out, not delete it: credential_process would
         quietly log in again from the IdP session.  Logged out stays out until
         `login`.  The names removed."""
-        if read_cache(self.name) is None:
+        if _read_cache(self.name) is None:
             return []
-        update_file(cache_path(self.name), lambda old: LOGGED_OUT + "\n")
+        _update_file(_cache_path(self.name), lambda old: _LOGGED_OUT + "\n")
         return [self.name]
 
 
-def credential_store(name, mode=None):
+def _credential_store(name, mode=None):
     """Where profile ``name``'s credentials live (its mode, or ``mode``): the one
     place that decides; login, logout, status and the readers ask the store."""
-    return (ProcessStore if (mode or profile_mode(name)) == "process" else FileStore)(name)
+    return (_ProcessStore if (mode or _profile_mode(name)) == "process" else _FileStore)(name)
 
 
-def set_mode(name, mode):
+def _set_mode(name, mode):
     """Put profile ``name`` in ``file`` or ``process`` mode, cleaning up after the other."""
-    path = aws_config_path()
-    section = aws_config_section(name)
+    path = _aws_config_path()
+    section = _aws_config_section(name)
     if mode == "process":
-        command = credential_process_command(name)
+        command = _credential_process_command(name)
         if not os.path.isdir(os.path.dirname(path)):
-            private_dir(os.path.dirname(path))
-        update_file(path, lambda text: ini_set_options(text, section,
+            _private_dir(os.path.dirname(path))
+        _update_file(path, lambda text: _ini_set_options(text, section,
                                                        {"credential_process": command}))
-        stop_refresher(name)
-        cpath = credentials_path()
-        current = read_credentials_section(name, cpath)
-        if current is not None and is_ours(current):
-            remove_credentials(name)
+        _stop_refresher(name)
+        cpath = _credentials_path()
+        current = _read_credentials_section(name, cpath)
+        if current is not None and _is_ours(current):
+            _remove_credentials(name)
         elif current is not None:
-            warn("[%s] in %s holds keys; they shadow the credential_process for this "
+            _warn("[%s] in %s holds keys; they shadow the credential_process for this "
                  "profile until you remove them" % (name, cpath))
-    elif profile_mode(name) == "process":
+    elif _profile_mode(name) == "process":
         def edit(text):
-            text = ini_set_options(text, section, {"credential_process": None})
+            text = _ini_set_options(text, section, {"credential_process": None})
             lines = _lines(text)
             spans = _sections(lines, section)
             if spans and spans[0].last == spans[0].header + 1:
-                text = ini_remove_section(text, section)    # the header we added, alone
+                text = _ini_remove_section(text, section)    # the header we added, alone
             return text
-        update_file(path, edit)
+        _update_file(path, edit)
         try:
-            os.unlink(cache_path(name))
+            os.unlink(_cache_path(name))
         except FileNotFoundError:
             pass
 
 
-def credential_process(name):
+def _credential_process(name):
     """The JSON for credential_process: from the cache while 15 minutes or more
     are left, else renewed as the refresher does, else (on a terminal) by asking."""
-    cached = read_cache(name)
-    if cached and cached.expires - time.time() >= CACHE_MIN_LEFT:
+    cached = _read_cache(name)
+    if cached and cached.expires - time.time() >= _CACHE_MIN_LEFT:
         return cached.json
-    if (_read_text(cache_path(name)) or "").startswith(LOGGED_OUT):
-        raise NotLoggedInError("profile %s is logged out: %s" % (name, run_hint(name)))
+    if (_read_text(_cache_path(name)) or "").startswith(_LOGGED_OUT):
+        raise NotLoggedInError("profile %s is logged out: %s" % (name, _run_hint(name)))
     with _profile_lock(name):         # quiet: botocore hides our stderr anyway
-        cached = read_cache(name)       # another process may have renewed meanwhile
-        if cached and cached.expires - time.time() >= CACHE_MIN_LEFT:
+        cached = _read_cache(name)       # another process may have renewed meanwhile
+        if cached and cached.expires - time.time() >= _CACHE_MIN_LEFT:
             return cached.json
         return _renew_for_process(name, cached)
 
@@ -3341,7 +3341,7 @@ class _profile_lock(object):
     _held = {}      # (path, pid, thread) -> [fd, depth]
 
     def __init__(self, name, waiting=None):
-        self.path = os.path.join(cache_dir(), "." + _quote_name(name) + ".lock")
+        self.path = os.path.join(_cache_dir(), "." + _quote_name(name) + ".lock")
         self.waiting = waiting
 
     def _key(self):
@@ -3354,8 +3354,8 @@ class _profile_lock(object):
         if held:
             held[1] += 1
             return self
-        private_dir(login_root())
-        private_dir(cache_dir())
+        _private_dir(_login_root())
+        _private_dir(_cache_dir())
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
@@ -3390,7 +3390,7 @@ def _renew_for_process(name, cached):
     role_arn = (cached.role_arn if cached else None) or profile.role_arn
     try:
         credentials, _ = login(profile, role_arn=role_arn, interactive=False, mode="process",
-                               deadline=time.monotonic() + RENEWAL_TIME_LIMIT)
+                               deadline=time.monotonic() + _RENEWAL_TIME_LIMIT)
     except InteractionRequired as e:
         terminal = Terminal()
         if not terminal.available():
@@ -3398,20 +3398,20 @@ def _renew_for_process(name, cached):
         # botocore swallows our stderr: say it where the person is looking.
         terminal.tell("aws_login: profile %s needs you to log in again (%s)" % (name, e.reason))
         credentials, _ = login(profile, terminal, role_arn=role_arn, mode="process")
-    return credential_process_json(credentials)
+    return _credential_process_json(credentials)
 
 
 # ---------------------------------------------------------------------------
-# Refresher: a forked loop that renews before expiry
+# _Refresher: a forked loop that renews before expiry
 # ---------------------------------------------------------------------------
 
-RENEW_BEFORE = 20 * 60      # seconds before expiry; botocore renews at 15, fails at 10
-REFRESH_SLICE = 30.0        # longest sleep: the wall clock is re-read after each
-RETRY_MAX = 300.0
-MIN_RENEW_INTERVAL = 2.0    # between two renewals whatever happens; <= MIN_LIFETIME / 2
+_RENEW_BEFORE = 20 * 60      # seconds before expiry; botocore renews at 15, fails at 10
+_REFRESH_SLICE = 30.0        # longest sleep: the wall clock is re-read after each
+_RETRY_MAX = 300.0
+_MIN_RENEW_INTERVAL = 2.0    # between two renewals whatever happens; <= _MIN_LIFETIME / 2
 
 
-def renewal_time(issued_at, expires_at):
+def _renewal_time(issued_at, expires_at):
     """When to renew credentials issued at ``issued_at`` that expire at ``expires_at``.
 
     botocore renews when 15 minutes are left and fails under 10, so the SDKs
@@ -3419,34 +3419,34 @@ def renewal_time(issued_at, expires_at):
     5 minutes for retries.  A session shorter than 40 minutes renews at half
     its lifetime instead (the two rules meet at 40 minutes)."""
     lifetime = expires_at - issued_at
-    if lifetime >= 2 * RENEW_BEFORE:
-        return expires_at - RENEW_BEFORE
+    if lifetime >= 2 * _RENEW_BEFORE:
+        return expires_at - _RENEW_BEFORE
     return issued_at + lifetime / 2.0
 
 
-def run_dir():
-    return os.path.join(login_root(), "run")
+def _run_dir():
+    return os.path.join(_login_root(), "run")
 
 
-def log_dir():
-    return os.path.join(login_root(), "log")
+def _log_dir():
+    return os.path.join(_login_root(), "log")
 
 
-def pid_path(name):
-    return os.path.join(run_dir(), _quote_name(name) + ".pid")
+def _pid_path(name):
+    return os.path.join(_run_dir(), _quote_name(name) + ".pid")
 
 
-def log_path(name):
-    return os.path.join(log_dir(), _quote_name(name) + ".log")
+def _log_path(name):
+    return os.path.join(_log_dir(), _quote_name(name) + ".log")
 
 
-def refresher_state(name):
-    """The profile's RefresherState from its pid file, or None when there is none.
+def _refresher_state(name):
+    """The profile's _RefresherState from its pid file, or None when there is none.
 
     The refresher holds a lock on its pid file for its whole life, so a pid
     left by a dead one is never taken for a live process."""
     try:
-        fd = os.open(pid_path(name), os.O_RDONLY)
+        fd = os.open(_pid_path(name), os.O_RDONLY)
     except OSError:
         return None
     try:
@@ -3454,15 +3454,15 @@ def refresher_state(name):
         alive = _locked_by_another(fd)
     finally:
         os.close(fd)
-    return parse_pid_file(data, alive)
+    return _parse_pid_file(data, alive)
 
 
-class RefresherState(object):
+class _RefresherState(object):
     """What a refresher's pid file says: ``pid``, ``next_at`` (its next renewal,
     epoch seconds), ``alive`` (someone holds the file's lock: a refresher holds
     it for its whole life, on whichever host shares this folder), ``host`` and
     ``boot_id`` of the machine it runs on, its ``start_time`` there (see
-    process_start) and its ``role_arn``.  The last four are None in a file
+    _process_start) and its ``role_arn``.  The last four are None in a file
     that an earlier version wrote."""
     __slots__ = ("pid", "next_at", "alive", "host", "boot_id", "start_time", "role_arn")
 
@@ -3473,7 +3473,7 @@ class RefresherState(object):
         self.role_arn = role_arn
 
     def __repr__(self):
-        return "RefresherState(%s)" % ", ".join(
+        return "_RefresherState(%s)" % ", ".join(
             "%s=%r" % (key, getattr(self, key)) for key in self.__slots__)
 
     @property
@@ -3482,10 +3482,10 @@ class RefresherState(object):
         one; None: the file does not say."""
         if self.host is None:
             return None
-        return (self.host, self.boot_id) == this_machine()
+        return (self.host, self.boot_id) == _this_machine()
 
 
-PID_FILE_KEYS = ("host", "boot_id", "start_time", "role")
+_PID_FILE_KEYS = ("host", "boot_id", "start_time", "role")
 
 
 def _locked_by_another(fd):
@@ -3499,8 +3499,8 @@ def _locked_by_another(fd):
         return True
 
 
-def parse_pid_file(data, alive):
-    """RefresherState from a pid file's bytes (see _record), or None when they
+def _parse_pid_file(data, alive):
+    """_RefresherState from a pid file's bytes (see _record), or None when they
     name no process.  A file of an earlier version is its first line alone."""
     lines = data.decode("ascii", "replace").split("\n")
     words = lines[0].split()
@@ -3513,37 +3513,37 @@ def parse_pid_file(data, alive):
     fields = {}
     for line in lines[1:]:
         key, _, value = line.partition(" ")
-        if key in PID_FILE_KEYS and key not in fields and \
+        if key in _PID_FILE_KEYS and key not in fields and \
                 all(" " <= c <= "~" for c in value):
             fields[key] = value
     host = fields.get("host") or None
-    return RefresherState(int(words[0]), next_at, alive, host,
+    return _RefresherState(int(words[0]), next_at, alive, host,
                           fields.get("boot_id", "") if host else None,
                           fields.get("start_time") if host else None, fields.get("role"))
 
 
-PROC = "/proc"      # Linux's process table; where there is none, `ps` answers
+_PROC = "/proc"      # Linux's process table; where there is none, `ps` answers
 
 
-def this_machine():
+def _this_machine():
     """(host name, boot id) of the machine we run on.  The boot id changes at
     every boot (pids start over); it is "" where the system offers none."""
     try:
-        with open(os.path.join(PROC, "sys/kernel/random/boot_id")) as f:
+        with open(os.path.join(_PROC, "sys/kernel/random/boot_id")) as f:
             boot_id = f.read().strip()
     except OSError:
         boot_id = ""
     return os.uname().nodename, boot_id
 
 
-def process_start(pid):
+def _process_start(pid):
     """When process ``pid`` of this machine started, as text, or None (no such
     process, or no way to tell): clock ticks since boot (field 22 of
     /proc/PID/stat) on Linux, else what `ps -o lstart=` says (to the second)."""
-    if not os.path.isdir(PROC):
+    if not os.path.isdir(_PROC):
         return _ps_column(pid, "lstart")
     try:
-        with open("%s/%d/stat" % (PROC, pid), "rb") as f:
+        with open("%s/%d/stat" % (_PROC, pid), "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()    # after the name, field 3
         return fields[22 - 3].decode("ascii")
     except (OSError, IndexError, UnicodeDecodeError):
@@ -3565,11 +3565,11 @@ def _runs_refresher(pid, name):
     its command line runs _refresher_loop for the profile, or it holds the
     profile's pid file open (piped into `python3 -`, or before its exec, the
     refresher has the login's command line)."""
-    if not os.path.isdir(PROC):
+    if not os.path.isdir(_PROC):
         command = _ps_column(pid, "command") or ""
         return "_refresher_loop(" in command and (" %s " % name) in command
     try:
-        with open("%s/%d/cmdline" % (PROC, pid), "rb") as f:
+        with open("%s/%d/cmdline" % (_PROC, pid), "rb") as f:
             argv = f.read().split(b"\0")
     except OSError:
         return False
@@ -3577,18 +3577,18 @@ def _runs_refresher(pid, name):
         if argv[i] == b"-c" and b"_refresher_loop(" in argv[i + 1] and \
                 argv[i + 2] == name.encode("utf-8"):
             return True
-    return _holds_open(pid, pid_path(name))
+    return _holds_open(pid, _pid_path(name))
 
 
 def _holds_open(pid, path):
     try:
         target = os.stat(path)
-        fds = os.listdir("%s/%d/fd" % (PROC, pid))
+        fds = os.listdir("%s/%d/fd" % (_PROC, pid))
     except OSError:
         return False
     for fd in fds:
         try:
-            st = os.stat("%s/%d/fd/%s" % (PROC, pid, fd))
+            st = os.stat("%s/%d/fd/%s" % (_PROC, pid, fd))
         except OSError:
             continue
         if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
@@ -3602,34 +3602,34 @@ def _may_signal(state, name):
     version names no machine: there only /proc can prove it."""
     local = state.local
     if local is None:
-        return os.path.isdir(PROC) and _runs_refresher(state.pid, name)
-    if not local or not state.start_time or process_start(state.pid) != state.start_time:
+        return os.path.isdir(_PROC) and _runs_refresher(state.pid, name)
+    if not local or not state.start_time or _process_start(state.pid) != state.start_time:
         return False
     return _runs_refresher(state.pid, name)
 
 
 def _left_running(name, state):
     if state.local is False:
-        where = ("runs on host %s, not here" % state.host if state.host != this_machine()[0]
+        where = ("runs on host %s, not here" % state.host if state.host != _this_machine()[0]
                  else "runs on another machine also named %s" % state.host)
     else:
         where = "cannot be proved to run here"
     return ("profile %s's refresher (pid %d) %s: it was not signalled; it stops by itself "
             "within %d s of finding its credentials removed or replaced by another role"
-            % (name, state.pid, where, REFRESH_SLICE))
+            % (name, state.pid, where, _REFRESH_SLICE))
 
 
-def stop_refresher(name, wait=2.0):
+def _stop_refresher(name, wait=2.0):
     """Stop the profile's refresher when it provably runs here (_may_signal):
     SIGTERM, then, if /proc still shows it after ``wait`` seconds, SIGKILL.
     Another live refresher is left alone with a warning: it stops by itself
-    within REFRESH_SLICE of finding its credentials gone.  Returns the pid
+    within _REFRESH_SLICE of finding its credentials gone.  Returns the pid
     stopped, or None."""
-    state = refresher_state(name)
+    state = _refresher_state(name)
     if not state or not state.alive:
         return None
     if not _may_signal(state, name):
-        warn(_left_running(name, state))
+        _warn(_left_running(name, state))
         return None
     import signal
     try:
@@ -3638,12 +3638,12 @@ def stop_refresher(name, wait=2.0):
         return None
     deadline = time.time() + wait
     while time.time() < deadline:
-        current = refresher_state(name)
+        current = _refresher_state(name)
         if not current or not current.alive:
             return state.pid
         time.sleep(0.02)
-    current = refresher_state(name)
-    if os.path.isdir(PROC) and current and current.alive and current.pid == state.pid \
+    current = _refresher_state(name)
+    if os.path.isdir(_PROC) and current and current.alive and current.pid == state.pid \
             and _may_signal(current, name):
         try:
             os.kill(state.pid, signal.SIGKILL)
@@ -3652,7 +3652,7 @@ def stop_refresher(name, wait=2.0):
     return state.pid
 
 
-class Refresher(object):
+class _Refresher(object):
     """Renews one profile's credentials before they expire, never asking anyone.
 
     ``step()`` is one wake-up and returns how long to sleep (None: stop);
@@ -3669,24 +3669,24 @@ class Refresher(object):
         self.expires_at = expires_at
         self.clock = clock
         self.log = log or (lambda message: None)
-        self.next_at = renewal_time(issued_at, expires_at)
+        self.next_at = _renewal_time(issued_at, expires_at)
         self.failures = 0
         self.child = None           # pid of a renewal in progress (renew_in_child)
         self.close_in_child = tuple(close_in_child)
         self.renew = self.renew_in_child if in_child else self.renew_here
 
     def _section(self):
-        path = credentials_path()
-        return read_credentials_section(self.name, path)
+        path = _credentials_path()
+        return _read_credentials_section(self.name, path)
 
     def renew_here(self):
         """Renew and store; return the new expiry (epoch seconds)."""
         profile = read_profile(self.name)
-        credentials, role, session = fetch_credentials(
+        credentials, role, session = _fetch_credentials(
             profile, Terminal(), self.role_arn, interactive=False,
-            deadline=time.monotonic() + RENEWAL_TIME_LIMIT)
+            deadline=time.monotonic() + _RENEWAL_TIME_LIMIT)
         session.save()
-        write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn,
+        _write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn,
                           chain_role_arn=profile.chain_role_arn)
         return credentials.expires_at.timestamp()
 
@@ -3705,7 +3705,7 @@ class Refresher(object):
                     # The loop sleeps in an isolated interpreter (-I -S); a renewal
                     # may need site-packages (keyring), so a normal one does it.
                     os.set_inheritable(write_end, True)
-                    argv = bootstrap_argv("_renew_and_report(*sys.argv[1:])", [
+                    argv = _bootstrap_argv("_renew_and_report(*sys.argv[1:])", [
                         self.name, self.role_arn, str(write_end)], isolated=False)
                     os.execv(argv[0], argv)
                 code = _renew_and_report(self.name, self.role_arn, write_end,
@@ -3730,37 +3730,37 @@ class Refresher(object):
             section = self._section()
         except CredentialsFileError as e:
             self.log("cannot read the credentials file (%s); looking again later" % e)
-            return REFRESH_SLICE
-        if section is None or not is_ours(section):
+            return _REFRESH_SLICE
+        if section is None or not _is_ours(section):
             self.log("profile %s was logged out; stopping" % self.name)
             return None
-        if section.get(ROLE_KEY) != self.role_arn:
+        if section.get(_ROLE_KEY) != self.role_arn:
             self.log("another login replaced the credentials (role %s); stopping"
-                     % section.get(ROLE_KEY))
+                     % section.get(_ROLE_KEY))
             return None
         if now < self.next_at:
-            return min(REFRESH_SLICE, self.next_at - now)
+            return min(_REFRESH_SLICE, self.next_at - now)
         try:
             expires_at = self.renew()
         except AwsLoginError as e:
             if not e.transient or now >= self.expires_at:
                 self.log("cannot renew: %s; stopping (the credentials %s at %s)" % (
                     e, "expired" if now >= self.expires_at else "expire",
-                    format_timestamp(_utc(self.expires_at))))
+                    _format_timestamp(_utc(self.expires_at))))
                 return None
             self.failures += 1
-            delay = max(MIN_RENEW_INTERVAL, min(RETRY_MAX, 5.0 * 2 ** self.failures,
+            delay = max(_MIN_RENEW_INTERVAL, min(_RETRY_MAX, 5.0 * 2 ** self.failures,
                                                 self.expires_at - now))
             self.next_at = now + delay
             self.log("renewal failed (%s); trying again in %ds" % (e, delay))
-            return min(REFRESH_SLICE, delay)
+            return min(_REFRESH_SLICE, delay)
         self.failures = 0
         self.issued_at, self.expires_at = now, expires_at
-        self.next_at = max(renewal_time(self.issued_at, self.expires_at),
-                           now + MIN_RENEW_INTERVAL)
+        self.next_at = max(_renewal_time(self.issued_at, self.expires_at),
+                           now + _MIN_RENEW_INTERVAL)
         self.log("renewed; the credentials expire at %s; next renewal at %s" % (
-            format_timestamp(_utc(expires_at)), format_timestamp(_utc(self.next_at))))
-        return max(0.0, min(REFRESH_SLICE, self.next_at - now))
+            _format_timestamp(_utc(expires_at)), _format_timestamp(_utc(self.next_at))))
+        return max(0.0, min(_REFRESH_SLICE, self.next_at - now))
 
 
 def _renew_and_report(name, role_arn, fd, renew=None):
@@ -3769,7 +3769,7 @@ def _renew_and_report(name, role_arn, fd, renew=None):
     fd = int(fd)
     code = 0
     try:
-        answer = "ok %r" % (renew or Refresher(name, role_arn, 0.0, 0.0).renew_here)()
+        answer = "ok %r" % (renew or _Refresher(name, role_arn, 0.0, 0.0).renew_here)()
     except AwsLoginError as e:
         answer = "err %d %s" % (e.transient, e)
     except BaseException as e:
@@ -3799,15 +3799,15 @@ def _utc(epoch):
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
 
 
-def start_refresher(name, role_arn, issued_at, expires_at):
+def _start_refresher(name, role_arn, issued_at, expires_at):
     """Fork a detached refresher for profile ``name`` (replacing any); return its pid.
 
     Double fork and setsid, cwd /, stdin /dev/null, stdout and stderr to its
     log: it keeps none of the caller's terminal or pipes, so `login` in a
     script or behind `curl | python3 -` returns at once."""
-    stop_refresher(name)
-    for directory in (login_root(), run_dir(), log_dir()):
-        private_dir(directory)
+    _stop_refresher(name)
+    for directory in (_login_root(), _run_dir(), _log_dir()):
+        _private_dir(directory)
     sys.stdout.flush()
     sys.stderr.flush()
     ready_r, ready_w = os.pipe()
@@ -3840,11 +3840,11 @@ def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
     import fcntl
     os.chdir("/")
     null = os.open(os.devnull, os.O_RDWR)
-    log_fd = os.open(log_path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log_fd = os.open(_log_path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.fchmod(log_fd, 0o600)
     for fd, target in ((0, null), (1, log_fd), (2, log_fd)):
         os.dup2(target, fd)
-    lock_fd = os.open(pid_path(name), os.O_RDWR | os.O_CREAT, 0o600)
+    lock_fd = os.open(_pid_path(name), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -3859,12 +3859,12 @@ def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
     env = dict((k, v) for k, v in os.environ.items() if k not in (
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
         "AWS_SECURITY_TOKEN"))
-    start_time = process_start(os.getpid()) or ""
-    _record(lock_fd, renewal_time(issued_at, expires_at), _about(role_arn, start_time))
+    start_time = _process_start(os.getpid()) or ""
+    _record(lock_fd, _renewal_time(issued_at, expires_at), _about(role_arn, start_time))
     os.write(ready_w, str(os.getpid()).encode())
     os.close(ready_w)
     try:
-        argv = bootstrap_argv("_refresher_loop(*sys.argv[1:])", [
+        argv = _bootstrap_argv("_refresher_loop(*sys.argv[1:])", [
             name, role_arn, repr(issued_at), repr(expires_at), str(lock_fd), start_time])
         os.set_inheritable(lock_fd, True)
         os.execve(argv[0], argv, env)       # a small refresher, from cached bytecode
@@ -3878,7 +3878,7 @@ def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
 def _about(role_arn, start_time):
     """The pid file's lines after the first: which process on which machine
     (logout signals only that one), and for which role."""
-    host, boot_id = this_machine()
+    host, boot_id = _this_machine()
     return "".join("%s %s\n" % (key, value) for key, value in (
         ("host", host), ("boot_id", boot_id), ("start_time", start_time), ("role", role_arn))
         if value and value.isprintable())
@@ -3902,20 +3902,20 @@ def _record(lock_fd, next_at, about):
 
 
 def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time=""):
-    """Sleep, wake, step, until the Refresher says stop; renewals run in children."""
+    """Sleep, wake, step, until the _Refresher says stop; renewals run in children."""
     import signal
     global _stamp_messages
     _stamp_messages = True
     _no_core_dumps()
     issued_at, expires_at, lock_fd = float(issued_at), float(expires_at), int(lock_fd)
-    about = _about(role_arn, start_time or process_start(os.getpid()) or "")
+    about = _about(role_arn, start_time or _process_start(os.getpid()) or "")
 
     def log(message):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), visible(message)))
+        os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), _visible(message)))
                  .encode("utf-8"))
 
-    refresher = Refresher(name, role_arn, issued_at, expires_at, log=log, in_child=True,
+    refresher = _Refresher(name, role_arn, issued_at, expires_at, log=log, in_child=True,
                           close_in_child=(lock_fd,))
 
     def on_term(signum, frame):
@@ -3928,7 +3928,7 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time="
 
     signal.signal(signal.SIGTERM, on_term)
     log("started for role %s; next renewal at %s" % (
-        role_arn, format_timestamp(_utc(refresher.next_at))))
+        role_arn, _format_timestamp(_utc(refresher.next_at))))
     try:
         while True:
             try:
@@ -3942,7 +3942,7 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time="
             time.sleep(delay)
     finally:
         try:
-            os.unlink(pid_path(name))   # before the lock goes, so a successor's file stays
+            os.unlink(_pid_path(name))   # before the lock goes, so a successor's file stays
         except OSError:
             pass
 
@@ -3963,7 +3963,7 @@ def _as_profile(profile, require_endpoint=True):
     AWS_DEFAULT_PROFILE, else default)."""
     if isinstance(profile, Profile):
         return profile
-    return read_profile(profile_name(profile), require_endpoint)
+    return read_profile(_profile_name(profile), require_endpoint)
 
 
 def login(profile=None, terminal=None, role_arn=None, force=False, interactive=True,
@@ -3976,9 +3976,9 @@ def login(profile=None, terminal=None, role_arn=None, force=False, interactive=T
     written unless every step succeeded.  One login of a profile at a time."""
     profile = _as_profile(profile)
     with _login_lock(profile.name):
-        store = credential_store(profile.name, mode)
+        store = _credential_store(profile.name, mode)
         store.check_writable(force)
-        credentials, role, session = fetch_credentials(profile, terminal, role_arn,
+        credentials, role, session = _fetch_credentials(profile, terminal, role_arn,
                                                        interactive, deadline)
         session.save()
         store.write(credentials, role.arn, force, profile.chain_role_arn)
@@ -3992,26 +3992,26 @@ def logout(profile=None, all_profiles=False, forget=False, force=False):
     if isinstance(profile, Profile):
         name = profile.name
     else:
-        name = profile_name(profile)
+        name = _profile_name(profile)
         profile = read_profile(name, require_endpoint=False) if forget and not all_profiles \
             else None
-    names = ([_unquote_name(n[:-4]) for n in _listdir(run_dir()) if n.endswith(".pid")]
+    names = ([_unquote_name(n[:-4]) for n in _listdir(_run_dir()) if n.endswith(".pid")]
              if all_profiles else [name])
     for each in names:
-        stop_refresher(each)
+        _stop_refresher(each)
     # Both stores, whatever the mode: a profile that switched modes may hold both.
     removed = []
-    for each in ([_unquote_name(n) for n in _listdir(cache_dir())] if all_profiles
+    for each in ([_unquote_name(n) for n in _listdir(_cache_dir())] if all_profiles
                  else [name]):
-        removed += ProcessStore(each).remove()
-    removed += (remove_credentials(None, force=force) if all_profiles
-                else FileStore(name).remove(force))
+        removed += _ProcessStore(each).remove()
+    removed += (_remove_credentials(None, force=force) if all_profiles
+                else _FileStore(name).remove(force))
     forgotten = []
     if forget:
         if all_profiles:
-            jars = [os.path.join(cookie_dir(), n) for n in _listdir(cookie_dir())]
+            jars = [os.path.join(_cookie_dir(), n) for n in _listdir(_cookie_dir())]
         elif profile is not None and profile.ecp_endpoint_url:
-            jars = ([cookie_path(profile.ecp_endpoint_url, profile.username)]
+            jars = ([_cookie_path(profile.ecp_endpoint_url, profile.username)]
                     if profile.username else
                     [saved.path for saved in _jars_for(profile.ecp_endpoint_url)])
         else:
@@ -4031,7 +4031,7 @@ _KEEP = object()     # an empty answer: the value in brackets stays
 def _configure_by_asking(name, current, terminal):
     """awscli-login's five questions, then the mode: (options set, mode or None)."""
     checked = {}
-    for key, prompt, check in OPTIONS:
+    for key, prompt, check in _OPTIONS:
         if prompt is None:
             continue
         shown = current.get(key) or None
@@ -4040,10 +4040,10 @@ def _configure_by_asking(name, current, terminal):
         value = _ask_until_valid(terminal, "%s [%s]: " % (prompt, shown), prompt, check, _KEEP)
         if value is not _KEEP:
             checked[key] = value
-    process = profile_mode(name) == "process"
+    process = _profile_mode(name) == "process"
     mode = _ask_until_valid(terminal, "Use credential_process [%s]: " % process,
                            "credential_process",
-                           lambda answer: "process" if check_bool(answer, "answer") else "file")
+                           lambda answer: "process" if _check_bool(answer, "answer") else "file")
     return checked, mode
 
 
@@ -4053,15 +4053,15 @@ def configure(profile=None, terminal=None, values=None):
 
     Returns the options set; ``mode`` among them puts the profile in file or
     process mode."""
-    name = profile.name if isinstance(profile, Profile) else profile_name(profile)
-    path = config_path()
+    name = profile.name if isinstance(profile, Profile) else _profile_name(profile)
+    path = _config_path()
     parser = _parse_ini(_read_text(path) or "", path)
     # Raw values: one bad old value must not keep the user from fixing it here.
     current = dict(parser.items(name)) if parser.has_section(name) else {}
     values = dict(values or {})
     mode = values.pop("mode", None)
     if values or mode:
-        checked = dict((key, CHECKS[key](value) if value != "" else None)
+        checked = dict((key, _CHECKS[key](value) if value != "" else None)
                        for key, value in values.items())
     else:
         checked, mode = _configure_by_asking(name, current, terminal or Terminal())
@@ -4070,17 +4070,17 @@ def configure(profile=None, terminal=None, values=None):
     text = dict((k, None if v is None else
                  ("true" if v is True else "false" if v is False else str(v)))
                 for k, v in checked.items())
-    private_dir(login_root())
-    update_file(path, lambda old: ini_set_options(old, name, text))
+    _private_dir(_login_root())
+    _update_file(path, lambda old: _ini_set_options(old, name, text))
     if set(checked) & {"role_arn", "chain_role_arn", "ecp_endpoint_url", "username"}:
-        if read_cache(name) is not None:
+        if _read_cache(name) is not None:
             try:
-                os.unlink(cache_path(name))     # it holds credentials for the old settings
+                os.unlink(_cache_path(name))     # it holds credentials for the old settings
             except FileNotFoundError:
                 pass                            # another process was quicker
     if mode:
-        set_mode(name, mode)
-    elif profile_mode(name) == "process":
+        _set_mode(name, mode)
+    elif _profile_mode(name) == "process":
         _upgrade_credential_process(name)
     return checked
 
@@ -4088,13 +4088,13 @@ def configure(profile=None, terminal=None, values=None):
 def _upgrade_credential_process(name):
     """An older version's credential_process line still works; configure writes
     the current one (isolated start, bytecode of our own) in its place."""
-    path = aws_config_path()
-    section = aws_config_section(name)
+    path = _aws_config_path()
+    section = _aws_config_section(name)
     try:
-        command = credential_process_command(name)
+        command = _credential_process_command(name)
     except ConfigError:
         return          # piped: there is no file to name
-    update_file(path, lambda text: ini_set_options(text, section,
+    _update_file(path, lambda text: _ini_set_options(text, section,
                                                    {"credential_process": command}))
 
 
@@ -4104,30 +4104,30 @@ def _upgrade_credential_process(name):
 
 def stored_credentials(name):
     """The profile's credentials where its mode keeps them, or None."""
-    return credential_store(name).read()
+    return _credential_store(name).read()
 
 
 def _partition_of(credentials):
     arn = credentials.assumed_role_arn or ""
-    return arn.split(":")[1] if arn.count(":") >= 5 and arn.split(":")[1] in PARTITIONS \
+    return arn.split(":")[1] if arn.count(":") >= 5 and arn.split(":")[1] in _PARTITIONS \
         else "aws"
 
 
-def whoami(name):
+def _whoami(name):
     """STS GetCallerIdentity, signed with the profile's credentials."""
     credentials = stored_credentials(name)
     if credentials is None:
-        raise NotLoggedInError("not logged in to profile %s: %s" % (name, run_hint(name)))
+        raise NotLoggedInError("not logged in to profile %s: %s" % (name, _run_hint(name)))
     profile = read_profile(name, require_endpoint=False)
     partition = _partition_of(credentials)
-    region = profile_region(profile)
-    endpoint = sts_endpoint(partition, region)
+    region = _profile_region(profile)
+    endpoint = _sts_endpoint(partition, region)
     return get_caller_identity(credentials, endpoint,
                                _signing_region(endpoint, partition, region),
-                               make_ssl_context(profile))
+                               _make_ssl_context(profile))
 
 
-def check_credentials_text(credentials):
+def _check_credentials_text(credentials):
     """Refuse a key id, secret or token that is not printable ASCII: AWS sends
     nothing else, and a quote of another kind, a line break or a NUL would end a
     shell's string or an environment variable early."""
@@ -4151,18 +4151,18 @@ def _powershell_quote(value):
 
 
 # Unset by `env` and `exec`: a profile would make the AWS CLI ignore the keys.
-ENV_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+_ENV_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
-def credential_variables(credentials, region=None):
+def _credential_variables(credentials, region=None):
     """[(name, value)] of the variables `env` prints and `exec` sets, in order.
     Refuses credentials that are not printable ASCII."""
-    check_credentials_text(credentials)
+    _check_credentials_text(credentials)
     values = [("AWS_ACCESS_KEY_ID", credentials.access_key_id),
               ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key),
               ("AWS_SESSION_TOKEN", credentials.session_token or "")]
     if credentials.expires_at is not None:
-        values.append(("AWS_CREDENTIAL_EXPIRATION", format_timestamp(credentials.expires_at)))
+        values.append(("AWS_CREDENTIAL_EXPIRATION", _format_timestamp(credentials.expires_at)))
     if region:
         values += [("AWS_REGION", region), ("AWS_DEFAULT_REGION", region)]
     return values
@@ -4171,8 +4171,8 @@ def credential_variables(credentials, region=None):
 def env_lines(credentials, region=None, shell="sh"):
     """What `eval "$(aws_login.py env)"` needs, quoted for ``shell``."""
     import json
-    values = credential_variables(credentials, region)
-    unset = ENV_UNSET
+    values = _credential_variables(credentials, region)
+    unset = _ENV_UNSET
     if shell == "json":
         return [json.dumps(dict(values), indent=2)]
     if shell == "fish":
@@ -4187,12 +4187,12 @@ def env_lines(credentials, region=None, shell="sh"):
         "export %s=%s" % (n, shlex.quote(v)) for n, v in values]
 
 
-def exec_environment(credentials, region=None, environ=None, profile=None):
+def _exec_environment(credentials, region=None, environ=None, profile=None):
     """The environment `exec` gives its command: ``environ`` (ours by default)
     with the variables env_lines() prints, and no profile or old token."""
-    values = credential_variables(credentials, region)
+    values = _credential_variables(credentials, region)
     env = dict(os.environ if environ is None else environ)
-    for name in ENV_UNSET + ("AWS_SECURITY_TOKEN",):
+    for name in _ENV_UNSET + ("AWS_SECURITY_TOKEN",):
         env.pop(name, None)
     env.update(values)
     if profile:
@@ -4205,8 +4205,8 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
     session's credentials, then a login URL carrying the token."""
     import json
     from urllib.parse import urlencode
-    federation, console = CONSOLES[partition]
-    federation = check_url(os.environ.get("AWS_LOGIN_FEDERATION_URL") or federation,
+    federation, console = _CONSOLES[partition]
+    federation = _check_url(os.environ.get("AWS_LOGIN_FEDERATION_URL") or federation,
                            "federation URL")
     if not credentials.session_token:
         raise ConfigError("the console sign-in needs temporary credentials "
@@ -4214,7 +4214,7 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
     session = json.dumps({"sessionId": credentials.access_key_id,
                           "sessionKey": credentials.secret_access_key,
                           "sessionToken": credentials.session_token})
-    answer = http_request(federation + "?" + urlencode(
+    answer = _http_request(federation + "?" + urlencode(
         {"Action": "getSigninToken", "Session": session}), ssl_context=ssl_context,
         read_timeout=60)
     try:
@@ -4233,14 +4233,14 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
 # The sign-in URL holds a token that signs in as the role: on a command line
 # `ps` would show it to every user of the host, so the browser is given a
 # private page that sends it on, and the page is removed once read.
-CONSOLE_PAGE_WAIT = 60      # seconds a page waits for the browser to read it
+_CONSOLE_PAGE_WAIT = 60      # seconds a page waits for the browser to read it
 
 
-def console_dir():
-    return os.path.join(login_root(), "console")
+def _console_dir():
+    return os.path.join(_login_root(), "console")
 
 
-def console_page(url):
+def _console_page(url):
     """HTML that sends the browser on to ``url`` at once (location.replace keeps
     the page out of the history; the meta refresh works without JavaScript)."""
     import html
@@ -4263,12 +4263,12 @@ def _remove(path):
 def _write_console_page(url):
     """A new 0600 page in our 0700 folder; returns (path, access time it was given)."""
     import tempfile
-    private_dir(login_root())
-    directory = private_dir(console_dir())
+    _private_dir(_login_root())
+    directory = _private_dir(_console_dir())
     for name in os.listdir(directory):     # left by a waiter that was killed
         old = os.path.join(directory, name)
         try:
-            if time.time() - os.lstat(old).st_mtime > 2 * CONSOLE_PAGE_WAIT:
+            if time.time() - os.lstat(old).st_mtime > 2 * _CONSOLE_PAGE_WAIT:
                 os.unlink(old)
         except OSError:
             pass
@@ -4276,7 +4276,7 @@ def _write_console_page(url):
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o600)
-            f.write(console_page(url).encode("utf-8"))
+            f.write(_console_page(url).encode("utf-8"))
         # An access time before the modification time: the first read sets it
         # anew, even on a relatime mount and within one tick of the clock.
         mtime = os.stat(path).st_mtime_ns
@@ -4290,7 +4290,7 @@ def _write_console_page(url):
 
 def _remove_page_when_read(path, marked):
     """Fork a detached waiter that removes the page once its access time moves
-    (the browser read it) or after CONSOLE_PAGE_WAIT seconds, whichever is
+    (the browser read it) or after _CONSOLE_PAGE_WAIT seconds, whichever is
     first; it holds none of our terminal or pipes."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -4312,7 +4312,7 @@ def _remove_page_when_read(path, marked):
                     os.close(fd)
                 except OSError:
                     pass
-        deadline = time.monotonic() + CONSOLE_PAGE_WAIT
+        deadline = time.monotonic() + _CONSOLE_PAGE_WAIT
         while time.monotonic() < deadline and os.stat(path).st_atime_ns == marked:
             time.sleep(0.1)
         _remove(path)
@@ -4320,7 +4320,7 @@ def _remove_page_when_read(path, marked):
         os._exit(0)         # also when the page is gone already (stat raised)
 
 
-def open_console(url):
+def _open_console(url):
     """Open ``url`` in the browser through a private page; False when no browser
     could be started (the page is then gone already)."""
     import webbrowser
@@ -4348,36 +4348,36 @@ def open_console(url):
 # memory and renews ahead of time in a thread of its own.  Both are threads of
 # the process that waits for the command, so neither can outlive it.
 
-SERVER_PATH = "/credentials"
-SERVER_WAIT = 1.5           # a request finding expired credentials waits this long
+_SERVER_PATH = "/credentials"
+_SERVER_WAIT = 1.5           # a request finding expired credentials waits this long
 # Out of the command's environment: what the SDKs would use before the server,
 # and the container provider's other settings (a relative URI or a token file
 # wins over ours in botocore).
-SERVER_UNSET = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+_SERVER_UNSET = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                 "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "AWS_PROFILE",
                 "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
                 "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
                 "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME")
 # Options of the default profile (the one the command's SDKs read) that give
 # them credentials before they ask a credential server.
-SHADOWING_OPTIONS = ("aws_access_key_id", "credential_process", "role_arn",
+_SHADOWING_OPTIONS = ("aws_access_key_id", "credential_process", "role_arn",
                      "web_identity_token_file", "sso_session", "sso_start_url")
 
 
-def stored_role(name):
+def _stored_role(name):
     """The SAML role ARN of profile ``name``'s stored credentials (ours only), or None."""
-    stored = credential_store(name).role()
+    stored = _credential_store(name).role()
     return stored.role_arn if stored else None
 
 
-class ServedCredentials(object):
+class _ServedCredentials(object):
     """What a credential server hands out: one profile's credentials, in memory.
 
     ``renew()`` takes the stored credentials when they are fresh (a login or
     the refresher renewed them), else logs in again without asking anyone,
     under the profile's renewal lock, as the refresher does; it writes nothing
     but the IdP session.  ``step()`` is one wake-up of the renewal thread: it
-    renews at renewal_time() and returns how long to sleep.  ``clock`` is the
+    renews at _renewal_time() and returns how long to sleep.  ``clock`` is the
     wall clock; ``tell`` takes the one line a person must read."""
 
     def __init__(self, name, clock=time.time, tell=None):
@@ -4399,8 +4399,8 @@ class ServedCredentials(object):
         with self.changed:
             self.credentials, self.role_arn = credentials, role_arn
             self.served_role = chain_role_arn or role_arn
-            self.next_at = max(renewal_time(issued_at, credentials.expires_at.timestamp()),
-                               issued_at + MIN_RENEW_INTERVAL)
+            self.next_at = max(_renewal_time(issued_at, credentials.expires_at.timestamp()),
+                               issued_at + _MIN_RENEW_INTERVAL)
             self.failure, self.failures, self.told = None, 0, False
             self.changed.notify_all()
 
@@ -4409,15 +4409,15 @@ class ServedCredentials(object):
         more left and outlive ours.  True when taken."""
         now = self.clock()
         try:
-            stored, role_arn = stored_credentials(self.name), stored_role(self.name)
+            stored, role_arn = stored_credentials(self.name), _stored_role(self.name)
         except AwsLoginError as e:
-            debug("stored credentials of %s not used: %s" % (self.name, e))
+            _debug("stored credentials of %s not used: %s" % (self.name, e))
             return False
         if stored is None or stored.expires_at is None or role_arn is None or (
                 self.role_arn is not None and role_arn != self.role_arn):
             return False
         expires = stored.expires_at.timestamp()
-        if expires - now < CACHE_MIN_LEFT or (
+        if expires - now < _CACHE_MIN_LEFT or (
                 self.credentials is not None
                 and expires <= self.credentials.expires_at.timestamp()):
             return False
@@ -4436,14 +4436,14 @@ class ServedCredentials(object):
                 return
             issued_at = self.clock()
             try:
-                credentials, role, session = fetch_credentials(
+                credentials, role, session = _fetch_credentials(
                     profile, Terminal(None), self.role_arn, interactive=False,
-                    deadline=time.monotonic() + RENEWAL_TIME_LIMIT)
+                    deadline=time.monotonic() + _RENEWAL_TIME_LIMIT)
             except InteractionRequired:
                 if terminal is None or not terminal.available():
                     raise
                 issued_at = self.clock()
-                credentials, role, session = fetch_credentials(profile, terminal,
+                credentials, role, session = _fetch_credentials(profile, terminal,
                                                                self.role_arn)
             session.save()
         self._take(credentials, role.arn, profile.chain_role_arn, issued_at)
@@ -4455,10 +4455,10 @@ class ServedCredentials(object):
             self.failure = error
             self.failures += 1
             expires = self.credentials.expires_at.timestamp() if self.credentials else now
-            delay = min(RETRY_MAX, 5.0 * 2 ** self.failures)
+            delay = min(_RETRY_MAX, 5.0 * 2 ** self.failures)
             if expires > now:
                 delay = min(delay, expires - now)
-            self.next_at = now + max(MIN_RENEW_INTERVAL, delay)
+            self.next_at = now + max(_MIN_RENEW_INTERVAL, delay)
             tell = not self.told and (not error.transient or expires <= now)
             self.told = self.told or tell
             self.changed.notify_all()
@@ -4470,12 +4470,12 @@ class ServedCredentials(object):
     def step(self):
         now = self.clock()
         if self.next_at is not None and now < self.next_at:
-            return min(REFRESH_SLICE, self.next_at - now)
+            return min(_REFRESH_SLICE, self.next_at - now)
         try:
             self.renew()
         except AwsLoginError as e:
             self._failed(e, now)
-        return max(0.0, min(REFRESH_SLICE, self.next_at - self.clock()))
+        return max(0.0, min(_REFRESH_SLICE, self.next_at - self.clock()))
 
     def run(self, stop):
         """The renewal thread: step and sleep until ``stop`` is set."""
@@ -4493,7 +4493,7 @@ class ServedCredentials(object):
         return (self.credentials is not None
                 and self.credentials.expires_at.timestamp() > self.clock())
 
-    def current(self, wait=SERVER_WAIT):
+    def current(self, wait=_SERVER_WAIT):
         """(Credentials, role ARN to serve), valid now; else the error that keeps
         them from being.  Credentials past their renewal time are served while
         valid; expired ones make the request wait up to ``wait`` seconds for a
@@ -4518,18 +4518,18 @@ class ServedCredentials(object):
                                        "ask again", transient=True)
 
 
-def container_credentials(credentials, role_arn):
+def _container_credentials(credentials, role_arn):
     """The container-credentials document, as ECS's agent serves it."""
     return {"AccessKeyId": credentials.access_key_id,
             "SecretAccessKey": credentials.secret_access_key,
             "Token": credentials.session_token or "",
-            "Expiration": format_timestamp(credentials.expires_at),
+            "Expiration": _format_timestamp(credentials.expires_at),
             "RoleArn": role_arn}
 
 
-def credential_server(source, token, port=0):
+def _credential_server(source, token, port=0):
     """An HTTP server on 127.0.0.1:``port`` (0: a free one) that answers GET
-    SERVER_PATH with ``source``'s credentials when the Authorization header is
+    _SERVER_PATH with ``source``'s credentials when the Authorization header is
     ``token`` (compared in constant time): 403 without it, 404 elsewhere, 503
     with the reason when there are no valid credentials.  Not yet serving."""
     import hmac
@@ -4561,14 +4561,14 @@ def credential_server(source, token, port=0):
             if not hmac.compare_digest(given, expected):
                 return self.answer(403, {"Code": "AccessDenied", "Message":
                                          "the Authorization header is not this server's token"})
-            if urlsplit(self.path).path != SERVER_PATH:
+            if urlsplit(self.path).path != _SERVER_PATH:
                 return self.answer(404, {"Code": "NotFound",
-                                         "Message": "the credentials are at %s" % SERVER_PATH})
+                                         "Message": "the credentials are at %s" % _SERVER_PATH})
             try:
                 credentials, role_arn = source.current()
             except AwsLoginError as e:
-                return self.answer(503, {"Code": type(e).__name__, "Message": visible(e)})
-            self.answer(200, container_credentials(credentials, role_arn))
+                return self.answer(503, {"Code": type(e).__name__, "Message": _visible(e)})
+            self.answer(200, _container_credentials(credentials, role_arn))
 
     class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         daemon_threads = True
@@ -4579,7 +4579,7 @@ def credential_server(source, token, port=0):
             self.server_name, self.server_port = self.server_address[:2]
 
         def handle_error(self, request, client_address):
-            debug("credential server: %s" % (sys.exc_info()[1],))
+            _debug("credential server: %s" % (sys.exc_info()[1],))
 
     try:
         return Server(("127.0.0.1", port), Handler)
@@ -4587,17 +4587,17 @@ def credential_server(source, token, port=0):
         raise UsageError("cannot listen on 127.0.0.1:%d: %s" % (port, e.strerror or e))
 
 
-def server_url(port):
-    return "http://127.0.0.1:%d%s" % (port, SERVER_PATH)
+def _server_url(port):
+    return "http://127.0.0.1:%d%s" % (port, _SERVER_PATH)
 
 
-def server_environment(port, token, region=None, environ=None, profile=None):
+def _server_environment(port, token, region=None, environ=None, profile=None):
     """The command's environment: the server's URL and token, and nothing the
     SDKs would use before them."""
     env = dict(os.environ if environ is None else environ)
-    for name in SERVER_UNSET:
+    for name in _SERVER_UNSET:
         env.pop(name, None)
-    env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = server_url(port)
+    env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = _server_url(port)
     env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
     if region:
         env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
@@ -4606,28 +4606,28 @@ def server_environment(port, token, region=None, environ=None, profile=None):
     return env
 
 
-def server_shadowed(name):
+def _server_shadowed(name):
     """What the SDKs of a command served profile ``name``'s credentials would use
     instead: credentials in the default profile (the command's, with
     AWS_PROFILE taken out), as (where, same), ``same`` when they are this very
     profile's own; or None."""
-    path = credentials_path()
-    section = read_credentials_section("default", path)
+    path = _credentials_path()
+    section = _read_credentials_section("default", path)
     if section and section.get("aws_access_key_id"):
-        return "[default] in %s holds keys" % path, name == "default" and is_ours(section)
-    path = aws_config_path()
+        return "[default] in %s holds keys" % path, name == "default" and _is_ours(section)
+    path = _aws_config_path()
     parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
     for header in ("default", "profile default"):
-        for option in SHADOWING_OPTIONS:
+        for option in _SHADOWING_OPTIONS:
             if parser.has_section(header) and parser.get(header, option, fallback=""):
                 same = (name == "default" and option == "credential_process"
-                        and profile_mode(name) == "process")
+                        and _profile_mode(name) == "process")
                 return "[%s] in %s sets %s" % (header, path, option), same
     return None
 
 
-def servers_dir():
-    return os.path.join(login_root(), "servers")
+def _servers_dir():
+    return os.path.join(_login_root(), "servers")
 
 
 class _ServerRecord(object):
@@ -4639,11 +4639,11 @@ class _ServerRecord(object):
 
     def __enter__(self):
         import fcntl
-        private_dir(login_root())
-        private_dir(servers_dir())
+        _private_dir(_login_root())
+        _private_dir(_servers_dir())
         _sweep_server_records()
-        self.path = os.path.join(servers_dir(), str(os.getpid()))
-        temp = os.path.join(servers_dir(), ".%d.tmp" % os.getpid())
+        self.path = os.path.join(_servers_dir(), str(os.getpid()))
+        temp = os.path.join(_servers_dir(), ".%d.tmp" % os.getpid())
         self.fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX)     # locked before anyone can see it
         os.write(self.fd, ("%d %d %s\n" % (self.port, time.time(), _quote_name(self.name)))
@@ -4663,8 +4663,8 @@ class _ServerRecord(object):
 def _server_records():
     """(path, words, alive) for each record in servers/ that is ours."""
     records = []
-    for file_name in _listdir(servers_dir()):
-        path = os.path.join(servers_dir(), file_name)
+    for file_name in _listdir(_servers_dir()):
+        path = os.path.join(_servers_dir(), file_name)
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
@@ -4689,14 +4689,14 @@ def _sweep_server_records():
                 pass
 
 
-def running_servers():
+def _running_servers():
     """{"pid", "port", "profile", "started"} of every credential server running now."""
     found = []
     for _, words, alive in _server_records():
         try:
             if alive:
                 found.append({"pid": int(words[0]), "port": int(words[1]),
-                              "started": format_timestamp(_utc(float(words[2]))),
+                              "started": _format_timestamp(_utc(float(words[2]))),
                               "profile": _unquote_name(words[3])})
         except (ValueError, IndexError):
             pass
@@ -4712,15 +4712,15 @@ def _tell_person(line):
             return
     finally:
         terminal.close()
-    sys.stderr.write(visible(line) + "\n")
+    sys.stderr.write(_visible(line) + "\n")
     sys.stderr.flush()
 
 
-def start_serving(name):
-    """(ServedCredentials holding profile ``name``'s first credentials, a new token).
+def _start_serving(name):
+    """(_ServedCredentials holding profile ``name``'s first credentials, a new token).
     The first credentials may be asked for on the terminal."""
     import secrets
-    source = ServedCredentials(name, tell=_tell_person)
+    source = _ServedCredentials(name, tell=_tell_person)
     terminal = Terminal()
     try:
         source.renew(terminal)
@@ -4736,7 +4736,7 @@ def _serve_in_threads(source, server):
 
     def serve():
         try:
-            server.serve_forever(REFRESH_SLICE)
+            server.serve_forever(_REFRESH_SLICE)
         except Exception:
             if not stop.is_set():
                 raise
@@ -4784,24 +4784,24 @@ def _wait_for_child(child, signals):
     return child.returncode
 
 
-def exec_with_server(name, command):
+def _exec_with_server(name, command):
     """Run ``command`` as our child with profile ``name``'s credential server,
     for as long as it runs; return its exit status (128 + N for signal N)."""
     import signal
     import subprocess
     profile = read_profile(name)
-    shadow = server_shadowed(name)
+    shadow = _server_shadowed(name)
     if shadow and not shadow[1]:
         raise ConfigError("the command would not ask the credential server: %s, which the "
                           "AWS CLI and SDKs read first; remove them, or run exec without "
                           "--server" % shadow[0])
     if shadow:
-        warn("%s: the command's AWS SDKs use those before asking the credential server"
+        _warn("%s: the command's AWS SDKs use those before asking the credential server"
              % shadow[0])
-    source, token = start_serving(name)
-    server = credential_server(source, token)
+    source, token = _start_serving(name)
+    server = _credential_server(source, token)
     port = server.server_address[1]
-    env = server_environment(port, token, profile.region, profile=name)
+    env = _server_environment(port, token, profile.region, profile=name)
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals + (signal.SIGCHLD,))
     import resource     # here: in_child runs between fork and exec, and imports nothing
@@ -4830,17 +4830,17 @@ def exec_with_server(name, command):
     return 128 - status if status < 0 else status
 
 
-def serve(name, port=0):
+def _serve(name, port=0):
     """Serve profile ``name``'s credentials in the foreground until SIGINT, SIGTERM
     or SIGHUP; print the two variables to export."""
     import signal
     read_profile(name)
-    shadow = server_shadowed(name)
+    shadow = _server_shadowed(name)
     if shadow:
-        warn("%s: AWS SDKs that read this machine's files use those before asking the "
+        _warn("%s: AWS SDKs that read this machine's files use those before asking the "
              "credential server" % shadow[0])
-    source, token = start_serving(name)
-    server = credential_server(source, token, port)
+    source, token = _start_serving(name)
+    server = _credential_server(source, token, port)
     port = server.server_address[1]
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
@@ -4849,7 +4849,7 @@ def serve(name, port=0):
         try:
             sys.stdout.write("export AWS_CONTAINER_CREDENTIALS_FULL_URI=%s\n"
                              "export AWS_CONTAINER_AUTHORIZATION_TOKEN=%s\n"
-                             % (server_url(port), token))
+                             % (_server_url(port), token))
             sys.stdout.flush()
             sys.stderr.write("Serving the credentials of profile %s on 127.0.0.1:%d (pid %d) "
                              "until Ctrl-C. The token is a secret: it gives the credentials "
@@ -4876,7 +4876,7 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     are written where the profile's mode keeps them, as `login` does (no
     refresher is started).  Like `login`, it waits while another login of the
     profile runs."""
-    name = profile_name(profile)
+    name = _profile_name(profile)
     settings = read_profile(name)
     if password is not None:
         settings.password = password
@@ -4888,7 +4888,7 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
         if store:
             credentials, _ = login(settings, terminal, role_arn, interactive=interactive)
             return credentials
-        credentials, _, session = fetch_credentials(settings, terminal, role_arn, interactive)
+        credentials, _, session = _fetch_credentials(settings, terminal, role_arn, interactive)
         session.save()
         return credentials
 
@@ -4896,7 +4896,7 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
 def cached_credentials(profile=None, min_seconds_left=0):
     """The profile's stored credentials if they have ``min_seconds_left`` or more,
     else None.  No network, no prompt."""
-    credentials = stored_credentials(profile_name(profile))
+    credentials = stored_credentials(_profile_name(profile))
     if credentials is None or credentials.expires_at is None:
         return credentials
     if credentials.expires_at.timestamp() - time.time() < min_seconds_left:
@@ -4914,30 +4914,30 @@ def _local_time(when):
 
 def _cmd_configure(args):
     flags = {}
-    for key, _, _ in OPTIONS:
+    for key, _, _ in _OPTIONS:
         value = getattr(args, key, None)
         if value is not None:
             flags[key] = value
     if args.credential_process is not None:
-        flags["mode"] = ("process" if check_bool(args.credential_process,
+        flags["mode"] = ("process" if _check_bool(args.credential_process,
                                                  "--credential-process") else "file")
     configure(args.profile, values=flags)
-    mode = profile_mode(args.profile)
+    mode = _profile_mode(args.profile)
     sys.stderr.write("Saved profile %s in %s. Mode: %s.\n" % (
-        args.profile, config_path(),
-        "file (login writes %s and starts a refresher)" % credentials_path()
+        args.profile, _config_path(),
+        "file (login writes %s and starts a refresher)" % _credentials_path()
         if mode == "file" else
-        "process (%s runs aws_login as credential_process)" % aws_config_path()))
+        "process (%s runs aws_login as credential_process)" % _aws_config_path()))
 
 
 def _cmd_login(args):
     profile = read_profile(args.profile)
-    role = check_role_name(args.role) if args.role else None
+    role = _check_role_name(args.role) if args.role else None
     # This login's choices; the refresher it starts inherits the environment.
     if args.ca_bundle:
-        profile.ca_bundle = os.environ["AWS_CA_BUNDLE"] = check_ca_bundle(args.ca_bundle)
+        profile.ca_bundle = os.environ["AWS_CA_BUNDLE"] = _check_ca_bundle(args.ca_bundle)
     if args.region:
-        profile.region = os.environ["AWS_REGION"] = check_region(args.region)
+        profile.region = os.environ["AWS_REGION"] = _check_region(args.region)
     if args.no_verify_ssl:
         profile.verify_ssl_certificate = False
     if args.password_stdin:
@@ -4950,7 +4950,7 @@ def _cmd_login(args):
         profile.password = line
         profile.password_source = "prompt"      # stored in the keyring if that is enabled
     with _login_lock(profile.name):     # a second login waits, then sees what this one did
-        mode = profile_mode(profile.name)
+        mode = _profile_mode(profile.name)
         if mode == "file" and not args.force and _already_logged_in(profile.name, role):
             return 0
         _login_and_report(profile, role, args.force, args.no_refresh, mode)
@@ -4959,15 +4959,15 @@ def _cmd_login(args):
 def _already_logged_in(name, wanted):
     """Say so and return True when a live refresher keeps valid credentials of the
     role ``wanted`` names (any role when None) fresh."""
-    state = refresher_state(name)
+    state = _refresher_state(name)
     current = _logged_in_section(name)
     if not (state and state.alive and current and current.expires.timestamp() > time.time() + 60
-            and _names_current_role(wanted, current.section.get(ROLE_KEY))):
+            and _names_current_role(wanted, current.section.get(_ROLE_KEY))):
         return False
     sys.stderr.write(
         "Already logged in to profile %s as %s until %s; the refresher (pid %d%s) "
         "keeps the credentials fresh. Use --force to log in again.\n" % (
-            name, current.section.get(ROLE_KEY), _local_time(current.expires), state.pid,
+            name, current.section.get(_ROLE_KEY), _local_time(current.expires), state.pid,
             " on host %s" % state.host if state.local is False else ""))
     return True
 
@@ -4977,8 +4977,8 @@ def _names_current_role(wanted, current_arn):
     if wanted is None:
         return True
     try:
-        return bool(current_arn) and bool(match_role([Role(current_arn, None)], wanted,
-                                                     read_aliases()))
+        return bool(current_arn) and bool(_match_role([Role(current_arn, None)], wanted,
+                                                     _read_aliases()))
     except RoleError:
         return False
 
@@ -4987,7 +4987,7 @@ def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
     """login, the refresher it starts in file mode, and the one line that says so,
     all under the profile's lock: the refresher started serves what was written."""
     with _login_lock(profile.name):
-        mode = mode or profile_mode(profile.name)
+        mode = mode or _profile_mode(profile.name)
         issued_at = time.time()
         credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode)
         if profile.chain_role_arn:
@@ -4999,12 +4999,12 @@ def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
         message = "Logged in as %s (profile %s); the credentials expire at %s." % (
             who, profile.name, _local_time(credentials.expires_at))
         if mode == "file" and profile.refresh and not no_refresh:
-            pid = start_refresher(profile.name, role.arn, issued_at,
+            pid = _start_refresher(profile.name, role.arn, issued_at,
                                   credentials.expires_at.timestamp())
             if pid:
                 message += " A refresher (pid %d) renews them." % pid
         elif mode == "file":
-            stop_refresher(profile.name)
+            _stop_refresher(profile.name)
         sys.stderr.write(message + "\n")
 
 
@@ -5014,7 +5014,7 @@ def _fresh_credentials(name):
     credentials = stored_credentials(name)
     if credentials is not None and (credentials.expires_at is None or
                                     credentials.expires_at.timestamp() - time.time()
-                                    >= CACHE_MIN_LEFT):
+                                    >= _CACHE_MIN_LEFT):
         return credentials
     profile = read_profile(name)
     _login_and_report(profile, None, False, False)
@@ -5036,12 +5036,12 @@ def _cmd_logout(args):
 
 def _cmd_whoami(args):
     import json
-    identity = whoami(args.profile)
+    identity = _whoami(args.profile)
     if args.output == "json":
         sys.stdout.write(json.dumps(identity, indent=4) + "\n")
     else:
         for key in ("Account", "Arn", "UserId"):
-            sys.stdout.write("%-8s %s\n" % (key, visible(identity[key])))
+            sys.stdout.write("%-8s %s\n" % (key, _visible(identity[key])))
 
 
 def _cmd_env(args):
@@ -5060,10 +5060,10 @@ def _cmd_exec(args):
                          "would mix credentials (use --allow-nested to do it anyway)" % outer)
     command = command or [os.environ.get("SHELL") or "/bin/sh"]
     if args.server:
-        return exec_with_server(args.profile, command)
+        return _exec_with_server(args.profile, command)
     credentials = _fresh_credentials(args.profile)
     region = read_profile(args.profile, require_endpoint=False).region
-    env = exec_environment(credentials, region, profile=args.profile)
+    env = _exec_environment(credentials, region, profile=args.profile)
     sys.stdout.flush()
     sys.stderr.flush()
     _give_back_core_limit()
@@ -5086,41 +5086,41 @@ def _give_back_core_limit():
 def _cmd_serve(args):
     if not 0 <= args.port <= 65535:
         raise UsageError("--port %d is not a TCP port" % args.port)
-    serve(args.profile, args.port)
+    _serve(args.profile, args.port)
 
 
 def _cmd_console(args):
     credentials = _fresh_credentials(args.profile)
     profile = read_profile(args.profile, require_endpoint=False)
     url = console_url(credentials, _partition_of(credentials), args.destination,
-                      make_ssl_context(profile))
-    if args.print_url or not open_console(url):
+                      _make_ssl_context(profile))
+    if args.print_url or not _open_console(url):
         sys.stdout.write(url + "\n")
     else:
         sys.stderr.write("Opened the AWS console in your browser.\n")
 
 
 def _cmd_credential_process(args):
-    sys.stdout.write(credential_process(args.profile) + "\n")
+    sys.stdout.write(_credential_process(args.profile) + "\n")
 
 
-def profile_status(name, servers=()):
+def _profile_status(name, servers=()):
     """What `status` shows for one profile, as a dict of plain values; ``servers``
-    are the running credential servers (running_servers())."""
-    store = credential_store(name)
+    are the running credential servers (_running_servers())."""
+    store = _credential_store(name)
     mode = store.mode
     role_arn, expires = store.role() or (None, None)
-    state = refresher_state(name)
+    state = _refresher_state(name)
     alive = bool(state and state.alive)
     logged_in = bool(expires and expires.timestamp() > time.time())
     return {"profile": name, "mode": mode, "logged_in": logged_in, "role_arn": role_arn,
             "account": role_arn.split(":")[4] if role_arn else None,
-            "expiration": format_timestamp(expires) if expires else None,
+            "expiration": _format_timestamp(expires) if expires else None,
             "refresher_pid": state.pid if state else None, "refresher_alive": alive,
             # False: it runs on another host sharing this home; None: unknown
             "refresher_host": state.host if state else None,
             "refresher_local": state.local if state else None,
-            "next_renewal": format_timestamp(_utc(state.next_at))
+            "next_renewal": _format_timestamp(_utc(state.next_at))
             if alive and state.next_at else None,
             "servers": [dict((k, v) for k, v in server.items() if k != "profile")
                         for server in servers if server["profile"] == name]}
@@ -5139,17 +5139,17 @@ def _refresher_cell(row):
 
 def _cmd_status(args):
     import json
-    path = config_path()
+    path = _config_path()
     names = _parse_ini(_read_text(path) or "", path).sections()
-    servers = running_servers()
-    rows = [profile_status(name, servers) for name in names]
+    servers = _running_servers()
+    rows = [_profile_status(name, servers) for name in names]
     if args.output == "json":
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = [("PROFILE", "MODE", "STATE", "ROLE", "ACCOUNT", "EXPIRES", "REFRESHER",
               "NEXT RENEWAL")]
     for row in rows:
-        local = lambda iso: _local_time(parse_timestamp(iso)) if iso else "-"
+        local = lambda iso: _local_time(_parse_timestamp(iso)) if iso else "-"
         table.append((
             row["profile"], row["mode"],
             "logged in" if row["logged_in"] else ("expired" if row["expiration"]
@@ -5162,11 +5162,11 @@ def _cmd_status(args):
         sys.stdout.write("\nCredential servers:\n")
         _write_table([("PROFILE", "PID", "PORT", "STARTED")] + [
             (server["profile"], str(server["pid"]), str(server["port"]),
-             _local_time(parse_timestamp(server["started"]))) for server in servers])
+             _local_time(_parse_timestamp(server["started"]))) for server in servers])
 
 
 def _write_table(table):
-    table = [[visible(c) for c in r] for r in table]
+    table = [[_visible(c) for c in r] for r in table]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
@@ -5174,13 +5174,13 @@ def _write_table(table):
 
 def _cmd_plugin(args):
     if args.action == "status":
-        sys.stdout.write("".join(line + "\n" for line in plugin_status(args.aws)))
+        sys.stdout.write("".join(line + "\n" for line in _plugin_status(args.aws)))
     elif args.action == "disable":
-        done = plugin_disable()
+        done = _plugin_disable()
         sys.stderr.write("".join("%s%s.\n" % (line[:1].upper(), line[1:]) for line in done)
                          or "The plugin was not enabled: nothing to remove.\n")
     else:
-        record = plugin_enable(args.aws)
+        record = _plugin_enable(args.aws)
         sys.stderr.write("Enabled `aws login` for %s (aws-cli/%s): module %s; %s now has "
                          "[plugins] login = aws_login. Undo with `plugin disable`.\n" % (
                              record["aws"], record["aws_version"],
@@ -5188,13 +5188,13 @@ def _cmd_plugin(args):
                              record["config"]))
 
 
-COMMANDS = ("configure", "login", "logout", "credential-process", "whoami", "exec", "serve",
+_COMMANDS = ("configure", "login", "logout", "credential-process", "whoami", "exec", "serve",
             "env", "console", "status", "plugin")
 
 
 class _UnusedParser(object):
     """Stands in for the parser of a command not being run: building all of them
-    costs more than the rest of a login's start (build_parser's ``only``)."""
+    costs more than the rest of a login's start (_build_parser's ``only``)."""
 
     def add_argument(self, *args, **kwargs):
         return None
@@ -5211,7 +5211,7 @@ def _command_word(argv):
     return words[0] if words and not words[0].startswith("-") else None
 
 
-def build_parser(only=None):
+def _build_parser(only=None):
     """The command line; with ``only``, the parser of that command alone is built."""
     import argparse
     common = argparse.ArgumentParser(add_help=False)
@@ -5242,7 +5242,7 @@ def build_parser(only=None):
     p.add_argument("--username")
     p.add_argument("--enable-keyring", dest="enable_keyring", nargs="?", const="true",
                    metavar="BOOL")
-    p.add_argument("--factor", choices=FACTORS + ("off",))
+    p.add_argument("--factor", choices=_FACTORS + ("off",))
     p.add_argument("--role-arn", dest="role_arn", metavar="ARN")
     p.add_argument("--duration", metavar="SECONDS")
     p.add_argument("--ca-bundle", dest="ca_bundle", metavar="PATH")
@@ -5380,10 +5380,10 @@ def _serve_cached(argv):
     if words != ["credential-process"]:
         return None
     try:
-        cached = read_cache(profile_name(name))
+        cached = _read_cache(_profile_name(name))
     except AwsLoginError:
         return None
-    if cached is None or cached.expires - time.time() < CACHE_MIN_LEFT:
+    if cached is None or cached.expires - time.time() < _CACHE_MIN_LEFT:
         return None
     sys.stdout.write(cached.json + "\n")
     return 0
@@ -5402,26 +5402,26 @@ def main(argv=None, how_run=None):
         return served
     _restart_with_site(argv)
     word = _command_word(argv)
-    parser = build_parser(word if word in COMMANDS else None)
+    parser = _build_parser(word if word in _COMMANDS else None)
     args = parser.parse_args(argv)
     _debug_enabled = getattr(args, "debug", False)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return UsageError.exit_code
     try:
-        args.profile = profile_name(getattr(args, "profile", None))
+        args.profile = _profile_name(getattr(args, "profile", None))
         return args.func(args) or 0
     except AwsLoginError as e:
         if _debug_enabled:
             import traceback
-            e.args = (visible(e),)      # the traceback's last line stays one line
+            e.args = (_visible(e),)      # the traceback's last line stays one line
             for line in traceback.format_exc().rstrip("\n").split("\n"):
-                sys.stderr.write(visible(line) + "\n")
-        sys.stderr.write(("%s\n" if e.calm else "aws_login: error: %s\n") % visible(e))
+                sys.stderr.write(_visible(line) + "\n")
+        sys.stderr.write(("%s\n" if e.calm else "aws_login: error: %s\n") % _visible(e))
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("\naws_login: interrupted\n")
-        return EXIT_INTERRUPTED
+        return _EXIT_INTERRUPTED
     except Exception as e:
         if _debug_enabled:
             raise
@@ -5459,8 +5459,8 @@ def _awscli_command(name, description, arguments, argv, subcommands=()):
         SUBCOMMANDS = list(subcommands)
 
         def _run_main(self, parsed_args, parsed_globals):
-            if os.environ.get(PLUGIN_PROBE_VARIABLE):     # `plugin enable` proving us
-                sys.stdout.write("%s %s %s\n" % (os.environ[PLUGIN_PROBE_VARIABLE], __version__,
+            if os.environ.get(_PLUGIN_PROBE_VARIABLE):     # `plugin enable` proving us
+                sys.stdout.write("%s %s %s\n" % (os.environ[_PLUGIN_PROBE_VARIABLE], __version__,
                                                  os.path.abspath(__file__)))
                 return 0
             words = []
@@ -5531,9 +5531,9 @@ def _awscli_subcommands(command_table, session, **kwargs):
     command_table["configure"] = configure_command(session)
 
 
-PLUGIN_PROBE_VARIABLE = "AWS_LOGIN_PLUGIN_PROBE"
-PLUGIN_SECTION = "plugins"
-BUILTIN_LOGIN_SINCE = (2, 32, 0)    # AWS CLI v2 with its own `aws login`
+_PLUGIN_PROBE_VARIABLE = "AWS_LOGIN_PLUGIN_PROBE"
+_PLUGIN_SECTION = "plugins"
+_BUILTIN_LOGIN_SINCE = (2, 32, 0)    # AWS CLI v2 with its own `aws login`
 
 # What the AWS CLI v1's Python says of itself: where to put a module it imports.
 _SITE_QUERY = ("import json,site,sys,sysconfig;print(json.dumps([sysconfig.get_paths()"
@@ -5541,9 +5541,9 @@ _SITE_QUERY = ("import json,site,sys,sysconfig;print(json.dumps([sysconfig.get_p
                "list(sys.version_info[:2])]))")
 
 
-def plugin_record_path():
+def _plugin_record_path():
     """What `plugin enable` did, for `plugin disable` and `plugin status`."""
-    return os.path.join(login_root(), "plugin.json")
+    return os.path.join(_login_root(), "plugin.json")
 
 
 def _plain_environment():
@@ -5551,7 +5551,7 @@ def _plain_environment():
     that might not exist."""
     return dict((k, v) for k, v in os.environ.items() if k not in (
         "PYTHONPATH", "PYTHONHOME", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-        PLUGIN_PROBE_VARIABLE))
+        _PLUGIN_PROBE_VARIABLE))
 
 
 def _run_quietly(argv, env=None, timeout=60):
@@ -5570,7 +5570,7 @@ def _last_line(output):
     return lines[-1][:300] if lines else "no output"
 
 
-def find_aws(aws=None):
+def _find_aws(aws=None):
     """The AWS CLI to work with: ``aws`` (a path), else the one on PATH."""
     import shutil
     path = os.path.expanduser(aws) if aws else shutil.which("aws")
@@ -5580,7 +5580,7 @@ def find_aws(aws=None):
     return os.path.abspath(path)
 
 
-def aws_cli_version(aws):
+def _aws_cli_version(aws):
     """(major, minor, patch) from `aws --version`, run with an empty config so
     that a broken plugin line cannot stop it."""
     import re
@@ -5665,14 +5665,14 @@ def _install_module(folder, source):
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, "aws_login.py")
     with open(source, "rb") as f:
-        atomic_write(target, f.read(), mode=0o644)
+        _atomic_write(target, f.read(), mode=0o644)
     return target
 
 
 def _plugin_section(path):
     text = _read_text(path) or ""
     parser = _parse_ini(text, path, default_section="\x00")
-    return dict(parser.items(PLUGIN_SECTION)) if parser.has_section(PLUGIN_SECTION) else None
+    return dict(parser.items(_PLUGIN_SECTION)) if parser.has_section(_PLUGIN_SECTION) else None
 
 
 def _prove_plugin(aws):
@@ -5684,14 +5684,14 @@ def _prove_plugin(aws):
     if code != 0:
         return "`aws --version` failed: %s" % _last_line(out)
     token = "aws_login-probe-" + secrets.token_hex(8)
-    code, out = _run_quietly([aws, "login"], dict(env, **{PLUGIN_PROBE_VARIABLE: token}),
+    code, out = _run_quietly([aws, "login"], dict(env, **{_PLUGIN_PROBE_VARIABLE: token}),
                              timeout=30)
     if token not in (out or ""):
         return "`aws login` did not reach the plugin: %s" % _last_line(out)
     return None
 
 
-def plugin_enable(aws=None):
+def _plugin_enable(aws=None):
     """Install the `aws login` plugin for the AWS CLI ``aws`` (the one on PATH by
     default) and prove it works; on failure nothing stays changed.  Returns the
     record of what was done."""
@@ -5700,11 +5700,11 @@ def plugin_enable(aws=None):
     if source is None:
         raise ConfigError("the plugin needs aws_login.py saved as a file: save it and run "
                           "`python3 aws_login.py plugin enable`")
-    aws = find_aws(aws)
-    version = aws_cli_version(aws)
-    config = aws_config_path()
-    if os.path.exists(plugin_record_path()):
-        plugin_disable()        # enabling again replaces what was done before
+    aws = _find_aws(aws)
+    version = _aws_cli_version(aws)
+    config = _aws_config_path()
+    if os.path.exists(_plugin_record_path()):
+        _plugin_disable()        # enabling again replaces what was done before
     current = _plugin_section(config) or {}
     values = {"login": "aws_login"}
     found = None
@@ -5713,24 +5713,24 @@ def plugin_enable(aws=None):
         found = _importable_from(python)
         folder = None if found else _v1_plugin_folder(python)
     else:
-        folder = current.get("cli_legacy_plugin_path") or os.path.join(login_root(), "plugin")
+        folder = current.get("cli_legacy_plugin_path") or os.path.join(_login_root(), "plugin")
         if not current.get("cli_legacy_plugin_path"):
             values["cli_legacy_plugin_path"] = folder
-        private_dir(login_root())
+        _private_dir(_login_root())
     record = {"aws": aws, "aws_version": ".".join(map(str, version)), "config": config,
               "config_existed": os.path.exists(config),
               "section_added": _plugin_section(config) is None,
               "previous": dict((k, current.get(k)) for k in values),
               "module": None, "module_sha256": None, "already_importable": found}
-    update_file(plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
+    _update_file(_plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
     try:
         if folder is not None:
             record["module"] = _install_module(folder, source)
             record["module_sha256"] = _file_digest(record["module"])
-            update_file(plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
+            _update_file(_plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
         if not os.path.isdir(os.path.dirname(config)):
-            private_dir(os.path.dirname(config))
-        update_file(config, lambda text: ini_set_options(text, PLUGIN_SECTION, values))
+            _private_dir(os.path.dirname(config))
+        _update_file(config, lambda text: _ini_set_options(text, _PLUGIN_SECTION, values))
         problem = _prove_plugin(aws)
     except BaseException:
         _undo_plugin(record)
@@ -5749,71 +5749,71 @@ def _undo_plugin(record):
     previous = record["previous"]
 
     def edit(text):
-        text = ini_set_options(text, PLUGIN_SECTION, previous)
-        spans = _sections(_lines(text), PLUGIN_SECTION)
+        text = _ini_set_options(text, _PLUGIN_SECTION, previous)
+        spans = _sections(_lines(text), _PLUGIN_SECTION)
         if record["section_added"] and spans and not any(
                 _is_content(line) for line in _lines(text)[spans[0].header + 1:spans[0].end]):
-            text = ini_remove_section(text, PLUGIN_SECTION)     # the header we added
+            text = _ini_remove_section(text, _PLUGIN_SECTION)     # the header we added
         return text
 
     if os.path.exists(config):
-        update_file(config, edit)
+        _update_file(config, edit)
         if not record["config_existed"] and (_read_text(config) or "") == "":
             os.unlink(config)
     module = record.get("module")
     if module and _file_digest(module) == record.get("module_sha256"):
         os.unlink(module)       # ours, unchanged: anything else is left alone
     try:
-        os.unlink(plugin_record_path())
+        os.unlink(_plugin_record_path())
     except FileNotFoundError:
         pass
 
 
-def plugin_disable():
+def _plugin_disable():
     """Undo `plugin enable` without running `aws` (a broken plugin line breaks
     `aws configure set` itself).  Without a record, a ``login = aws_login``
     line (the README's manual way) is removed.  Returns what was done, in words."""
     import json
-    path = plugin_record_path()
+    path = _plugin_record_path()
     if os.path.exists(path):
         try:
             record = json.loads(_read_text(path))
         except ValueError:
             raise CredentialsFileError("%s is not the record `plugin enable` writes; "
                                        "remove it and edit %s by hand"
-                                       % (path, aws_config_path()))
+                                       % (path, _aws_config_path()))
         _undo_plugin(record)
         return ["removed the plugin lines from %s" % record["config"]] + (
             ["removed %s" % record["module"]] if record.get("module") else [])
-    config = aws_config_path()
+    config = _aws_config_path()
     if (_plugin_section(config) or {}).get("login") == "aws_login":
-        update_file(config, lambda text: ini_set_options(text, PLUGIN_SECTION,
+        _update_file(config, lambda text: _ini_set_options(text, _PLUGIN_SECTION,
                                                          {"login": None}))
         return ["removed `login = aws_login` from [plugins] in %s" % config]
     return []
 
 
-def plugin_status(aws=None):
+def _plugin_status(aws=None):
     """What is installed where, as lines for a person."""
     import json
     lines = []
     record = None
-    if os.path.exists(plugin_record_path()):
+    if os.path.exists(_plugin_record_path()):
         try:
-            record = json.loads(_read_text(plugin_record_path()))
+            record = json.loads(_read_text(_plugin_record_path()))
         except ValueError:
-            lines.append("%s is unreadable" % plugin_record_path())
+            lines.append("%s is unreadable" % _plugin_record_path())
     try:
-        aws = find_aws(aws)
-        version = aws_cli_version(aws)
+        aws = _find_aws(aws)
+        version = _aws_cli_version(aws)
         lines.append("AWS CLI: %s (aws-cli/%s)" % (aws, ".".join(map(str, version))))
     except ConfigError as e:
         aws, version = None, None
         lines.append("AWS CLI: %s" % e)
-    section = _plugin_section(aws_config_path()) or {}
+    section = _plugin_section(_aws_config_path()) or {}
     if section.get("login") == "aws_login":
         lines.append("plugin: on (%s: [plugins] login = aws_login%s)" % (
-            aws_config_path(), ", cli_legacy_plugin_path = %s" % section[
+            _aws_config_path(), ", cli_legacy_plugin_path = %s" % section[
                 "cli_legacy_plugin_path"] if section.get("cli_legacy_plugin_path") else ""))
     else:
         lines.append("plugin: off")
@@ -5824,7 +5824,7 @@ def plugin_status(aws=None):
     elif section.get("login") == "aws_login":
         lines.append("not enabled by `plugin enable`: if `aws` fails to import aws_login, "
                      "run `plugin disable`, or remove `login = aws_login` from [plugins]")
-    if version and version >= BUILTIN_LOGIN_SINCE:
+    if version and version >= _BUILTIN_LOGIN_SINCE:
         lines.append("warning: this AWS CLI has a built-in `aws login` (console sign-in); "
                      "with the plugin on, `aws login` is aws_login's")
     return lines

@@ -1529,7 +1529,7 @@ class HomeTestCase(unittest.TestCase):
         the suite leaves no process behind, and kills nothing else."""
         run_dir = os.path.join(self.home, ".aws-login", "run")
         for name in (os.listdir(run_dir) if os.path.isdir(run_dir) else []):
-            state = aws_login.refresher_state(aws_login._unquote_name(name[:-4]))
+            state = aws_login._refresher_state(aws_login._unquote_name(name[:-4]))
             if state and state.alive and _holds_file(state.pid, os.path.join(run_dir, name)):
                 try:
                     os.kill(state.pid, 9)
@@ -1645,7 +1645,7 @@ class LoginTestCase(HomeTestCase):
         options.setdefault("ecp_endpoint_url", self.idp.url)
         options.setdefault("refresh", "false")      # RefresherTest turns it on
         text = self.read(self.config_file) if os.path.exists(self.config_file) else ""
-        self.write(self.config_file, aws_login.ini_set_options(text, profile, options))
+        self.write(self.config_file, aws_login._ini_set_options(text, profile, options))
 
     def tool(self, args, answers=(), env=None, **kw):
         full = dict(os.environ)
@@ -1683,7 +1683,7 @@ class LoginTestCase(HomeTestCase):
 
 def _fake_credentials(n=0):
     return aws_login.Credentials("ASIA%016d" % n, "secret%d" % n, "token%d" % n,
-                                 aws_login.parse_timestamp("2030-01-01T00:00:00Z"))
+                                 aws_login._parse_timestamp("2030-01-01T00:00:00Z"))
 
 
 def _process_state(pid):
@@ -1742,17 +1742,17 @@ class ErrorsTest(unittest.TestCase):
         codes = [c.exit_code for c in classes]
         self.assertEqual(len(codes), len(set(codes)))
         readme = open(os.path.join(HERE, "README.md")).read()
-        for code in codes + [aws_login.EXIT_INTERRUPTED]:
+        for code in codes + [aws_login._EXIT_INTERRUPTED]:
             self.assertTrue(re.search(r"\|\s*%d\s*\|" % code, readme),
                             "exit code %d is not in the README's table" % code)
 
     def test_every_command_is_known_to_the_quick_parser(self):
         import argparse
-        parser = aws_login.build_parser()
+        parser = aws_login._build_parser()
         choices = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)][0]
-        self.assertEqual(sorted(choices.choices), sorted(aws_login.COMMANDS))
-        for word in aws_login.COMMANDS:
-            only = aws_login.build_parser(word)
+        self.assertEqual(sorted(choices.choices), sorted(aws_login._COMMANDS))
+        for word in aws_login._COMMANDS:
+            only = aws_login._build_parser(word)
             sub = [a for a in only._actions if isinstance(a, argparse._SubParsersAction)][0]
             self.assertEqual(list(sub.choices), [word])
         self.assertEqual(aws_login._command_word(["--profile", "p", "--debug", "login", "-x"]),
@@ -1776,14 +1776,14 @@ class ErrorKindTest(LoginTestCase):
     def session(self, url=None):
         profile = aws_login.Profile("default", {"ecp_endpoint_url": url or self.idp.url,
                                                 "factor": "push"})
-        return aws_login.IdPSession(profile, "alice", aws_login.Terminal(None),
-                                    aws_login.make_ssl_context(),
-                                    aws_login.PARTITIONS["aws"][0])
+        return aws_login._IdPSession(profile, "alice", aws_login.Terminal(None),
+                                    aws_login._make_ssl_context(),
+                                    aws_login._PARTITIONS["aws"][0])
 
     def short_read_timeout(self):
-        real = aws_login.http_request
-        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
-        self.addCleanup(setattr, aws_login, "http_request", real)
+        real = aws_login._http_request
+        aws_login._http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
+        self.addCleanup(setattr, aws_login, "_http_request", real)
 
     def silent_server(self):
         server = socket.socket()
@@ -1816,7 +1816,7 @@ class ErrorKindTest(LoginTestCase):
                 (self.silent_server(), None, "timeout"),
                 (self.idp.url, ssl.create_default_context(), "untrusted")):
             with self.assertRaises(aws_login.NetworkError) as caught:
-                aws_login.http_request(url, b"x", ssl_context=context, read_timeout=0.5)
+                aws_login._http_request(url, b"x", ssl_context=context, read_timeout=0.5)
             self.assertEqual(caught.exception.kind, kind, caught.exception)
         self.assertEqual(aws_login._network_error_kind(socket.gaierror(-2, "unknown")), "dns")
         # A connection the IdP refuses is not a login it refused: no AuthenticationError.
@@ -1832,12 +1832,12 @@ class ErrorKindTest(LoginTestCase):
         self.short_read_timeout()
         self.addCleanup(setattr, aws_login, "_debug_enabled", aws_login._debug_enabled)
         aws_login._debug_enabled = True
-        for endpoint, retries in (("http://127.0.0.1:%d/" % port, aws_login.STS_ATTEMPTS - 1),
+        for endpoint, retries in (("http://127.0.0.1:%d/" % port, aws_login._STS_ATTEMPTS - 1),
                                   (self.silent_server(), 0)):   # it may have reached STS
             said = io.StringIO()
             with contextlib.redirect_stderr(said):
                 with self.assertRaises(aws_login.NetworkError):
-                    aws_login.assume_role_with_saml(aws_login.Role(ADMIN, PROVIDER_A), b"<x/>",
+                    aws_login._assume_role_with_saml(aws_login.Role(ADMIN, PROVIDER_A), b"<x/>",
                                                     endpoint=endpoint)
             self.assertEqual(said.getvalue().count("; retrying in "), retries, said.getvalue())
 
@@ -1848,43 +1848,43 @@ class ErrorKindTest(LoginTestCase):
 
 class SettingsTest(HomeTestCase):
     def test_url_must_be_https_or_loopback_http(self):
-        self.assertEqual(aws_login.check_url("https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"),
+        self.assertEqual(aws_login._check_url("https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"),
                          "https://idp.example.edu/idp/profile/SAML2/SOAP/ECP")
         for ok in ("http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]:80/x",
                    "http://127.3.4.5/x"):
-            aws_login.check_url(ok)
+            aws_login._check_url(ok)
         for bad in ("http://idp.example.edu/x", "ftp://idp.example.edu/", "idp.example.edu",
                     "https://", "http://10.0.0.1/x", "https://idp:notaport/"):
-            self.assertRaises(aws_login.ConfigError, aws_login.check_url, bad)
+            self.assertRaises(aws_login.ConfigError, aws_login._check_url, bad)
 
     def test_factor_must_be_a_duo_factor(self):
         for f in ("auto", "push", "passcode", "sms", "phone", " Push "):
-            self.assertEqual(aws_login.check_factor(f), f.strip().lower())
-        self.assertRaises(aws_login.ConfigError, aws_login.check_factor, "yubikey")
+            self.assertEqual(aws_login._check_factor(f), f.strip().lower())
+        self.assertRaises(aws_login.ConfigError, aws_login._check_factor, "yubikey")
 
     def test_role_arn_in_the_three_partitions_with_paths(self):
         for arn in ("arn:aws:iam::123456789012:role/Admin",
                     "arn:aws-cn:iam::123456789012:role/team/Admin",
                     "arn:aws-us-gov:iam::123456789012:role/a/b/ReadOnly"):
-            self.assertEqual(aws_login.check_role_arn(arn), arn)
+            self.assertEqual(aws_login._check_role_arn(arn), arn)
         for bad in ("arn:aws:iam::12345678901:role/Admin", "arn:aws:iam::123456789012:user/x",
                     "arn:aws-iso:iam::123456789012:role/Admin", "Admin",
                     "arn:aws:iam::123456789012:saml-provider/IdP"):
-            self.assertRaises(aws_login.ConfigError, aws_login.check_role_arn, bad)
+            self.assertRaises(aws_login.ConfigError, aws_login._check_role_arn, bad)
 
     def test_duration_limits(self):
-        self.assertEqual(aws_login.check_duration("3600"), 3600)
+        self.assertEqual(aws_login._check_duration("3600"), 3600)
         for bad in ("899", "43201", "one hour", "-5"):
-            self.assertRaises(aws_login.ConfigError, aws_login.check_duration, bad)
+            self.assertRaises(aws_login.ConfigError, aws_login._check_duration, bad)
 
     def test_profile_name_from_flag_then_environment(self):
-        self.assertEqual(aws_login.profile_name(), "default")
+        self.assertEqual(aws_login._profile_name(), "default")
         os.environ["AWS_DEFAULT_PROFILE"] = "dp"
-        self.assertEqual(aws_login.profile_name(), "dp")
+        self.assertEqual(aws_login._profile_name(), "dp")
         os.environ["AWS_PROFILE"] = "p"
-        self.assertEqual(aws_login.profile_name(), "p")
-        self.assertEqual(aws_login.profile_name("flag"), "flag")
-        self.assertRaises(aws_login.UsageError, aws_login.profile_name, "a]b")
+        self.assertEqual(aws_login._profile_name(), "p")
+        self.assertEqual(aws_login._profile_name("flag"), "flag")
+        self.assertRaises(aws_login.UsageError, aws_login._profile_name, "a]b")
 
     def test_reads_an_awscli_login_config_unchanged(self):
         self.write(self.config_file,
@@ -1913,14 +1913,14 @@ class SettingsTest(HomeTestCase):
             aws_login.read_profile("x")
 
     def test_urls_carry_no_userinfo(self):
-        self.assertRaises(aws_login.ConfigError, aws_login.check_url,
+        self.assertRaises(aws_login.ConfigError, aws_login._check_url,
                           "https://alice:secret@idp.example.edu/ecp")
 
     def test_profile_names_with_line_breaks_or_controls_are_refused(self):
         for bad in ("a\x0cb", "a\u2028b", "a\x85b", "a\x1cb", "a\x1b[2Jb", "a\tb", "a]b"):
             with self.assertRaises(aws_login.UsageError, msg=repr(bad)):
-                aws_login.profile_name(bad)
-        self.assertEqual(aws_login.profile_name("caf\u00e9-1"), "caf\u00e9-1")
+                aws_login._profile_name(bad)
+        self.assertEqual(aws_login._profile_name("caf\u00e9-1"), "caf\u00e9-1")
 
     def test_the_real_file_refuses_such_a_profile_name(self):
         home = tempfile.mkdtemp(prefix="aws-login-test-")
@@ -1939,19 +1939,19 @@ class SettingsTest(HomeTestCase):
         for bad in ("arn:aws:iam::%s:role/Admin" % digits, "arn:aws:iam::123456789012:role/\u00e9",
                     ADMIN + "\n"):
             self.assertIsNone(aws_login._role_arn_match(bad), repr(bad))
-        self.assertIsNone(aws_login.parse_role_value(
+        self.assertIsNone(aws_login._parse_role_value(
             ADMIN + ",arn:aws:iam::123456789012:saml-provider/\u00e9"))
-        self.assertEqual(aws_login.parse_role_value(ADMIN + "," + PROVIDER_A),
+        self.assertEqual(aws_login._parse_role_value(ADMIN + "," + PROVIDER_A),
                          aws_login.Role(ADMIN, PROVIDER_A))
-        self.assertRaises(aws_login.ConfigError, aws_login.check_region, "us-east-\u0661")
-        self.assertEqual(aws_login.check_region("us-east-1"), "us-east-1")
+        self.assertRaises(aws_login.ConfigError, aws_login._check_region, "us-east-\u0661")
+        self.assertEqual(aws_login._check_region("us-east-1"), "us-east-1")
 
     def test_external_ids_are_checked(self):
         for bad in ("x", "has space", "semi;colon", "\u00e9t\u00e9", "a" * 1225, "new\nline"):
             with self.assertRaises(aws_login.ConfigError, msg=repr(bad)):
-                aws_login.check_external_id(bad)
+                aws_login._check_external_id(bad)
         for good in ("ab", "id-123_x+=,.@:/", "a" * 1224):
-            self.assertEqual(aws_login.check_external_id(good), good)
+            self.assertEqual(aws_login._check_external_id(good), good)
 
 
 # ---------------------------------------------------------------------------
@@ -2094,7 +2094,7 @@ class PromptsTest(LoginTestCase):
         self.configure(username="alice", factor="auto", password=PASSWORD)
         run = self.tool(["login"], terminal=False, env={"TZ": "JST-9"})
         self.assert_logged_in(run)
-        expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        expires = aws_login._parse_timestamp(self.credentials()["aws_login_expiration"])
         local = (expires + datetime.timedelta(hours=9)).strftime("%Y-%m-%d %H:%M JST")
         self.assertIn("expire at %s." % local, run.stderr)
 
@@ -2146,16 +2146,16 @@ class ServerTextTest(LoginTestCase):
         self.assertEqual(run.stderr.count("\n"), 1, ascii(run.stderr))
         self.assert_inert_lines(run.stderr, ("aws_login: error: ",))
         # rendered visibly, not dropped: the user sees what the server sent
-        self.assertIn(aws_login.visible(hostile), run.stderr)
+        self.assertIn(aws_login._visible(hostile), run.stderr)
 
     def test_visible_escapes_exactly_the_control_characters(self):
         escaped = "\x00\x09\x0a\x0d\x1b\x1f\x7f\x80\x85\x9b\x9f\u2028\u2029\u202a\u202e\u2066\u2069"
-        self.assertEqual(aws_login.visible(escaped),
+        self.assertEqual(aws_login._visible(escaped),
                          "\\x00\\t\\n\\r\\x1b\\x1f\\x7f\\x80\\x85\\x9b\\x9f\\u2028\\u2029"
                          "\\u202a\\u202e\\u2066\\u2069")
         kept = " !~\xa0\xe9\u2019\u2027\u202f\u2065\u206a\u4e2d"
-        self.assertEqual(aws_login.visible(kept), kept)
-        self.assertEqual(aws_login.visible(aws_login.IdPError("a\nb")), "a\\nb")
+        self.assertEqual(aws_login._visible(kept), kept)
+        self.assertEqual(aws_login._visible(aws_login.IdPError("a\nb")), "a\\nb")
 
     def test_idp_redirect_location_with_escapes(self):
         self.idp.override = (302, {"Location": HOSTILE_HEADER}, b"")
@@ -2183,7 +2183,7 @@ class ServerTextTest(LoginTestCase):
         run = self.tool(["--debug", "login"], terminal=False)
         self.assertEqual(run.code, 7, run)
         self.assertIn("aws_login: debug: STS: STS refused AssumeRoleWithSAML: Throttling: "
-                      "Slow down" + aws_login.visible(HOSTILE_XML), run.stderr)
+                      "Slow down" + aws_login._visible(HOSTILE_XML), run.stderr)
         self.assertIn("Traceback", run.stderr)
         self.assertIsNone(RAW_CONTROL.search(run.stderr.replace("\n", "")), ascii(run.stderr))
         last = run.stderr.rstrip("\n").split("\n")
@@ -2215,7 +2215,7 @@ class ServerTextTest(LoginTestCase):
     def test_warning_with_a_refused_keyring_password(self):
         keyring = FakeKeyring(self.home)
         self.configure(username="alice", factor="auto", password=None, enable_keyring="true")
-        keyring.set(aws_login.keyring_user(aws_login.Profile(
+        keyring.set(aws_login._keyring_user(aws_login.Profile(
             "default", {"ecp_endpoint_url": self.idp.url}), "alice"), "stale")
         faults = [soap_fault("Bad password" + HOSTILE_XML)]
         self.idp.override = lambda handler: (faults.pop() if faults and handler.headers.get(
@@ -2224,7 +2224,7 @@ class ServerTextTest(LoginTestCase):
         self.assertEqual(run.code, 0, run)
         self.assertIn("aws_login: warning: the IdP refused the password stored in the "
                       "keyring (the IdP refused the login: Bad password"
-                      + aws_login.visible(HOSTILE_XML), run.stderr)
+                      + aws_login._visible(HOSTILE_XML), run.stderr)
         self.assert_inert_lines(run.stderr, ("aws_login: ", "Logged in as"))
 
     def test_whoami_prints_the_identity_escaped(self):
@@ -2238,19 +2238,19 @@ class ServerTextTest(LoginTestCase):
         self.assertEqual(run.code, 0, run)
         self.assertEqual(run.stdout.count("\n"), 3, ascii(run.stdout))
         self.assertIsNone(RAW_CONTROL.search(run.stdout.replace("\n", "")), ascii(run.stdout))
-        self.assertIn("alice" + aws_login.visible(HOSTILE_XML), run.stdout)
+        self.assertIn("alice" + aws_login._visible(HOSTILE_XML), run.stdout)
 
     def test_warn_debug_and_terminal_lines_are_escaped(self):
         saved, aws_login.sys.stderr = aws_login.sys.stderr, io.StringIO()
         saved_debug, aws_login._debug_enabled = aws_login._debug_enabled, True
         try:
-            aws_login.warn("a" + HOSTILE)
-            aws_login.debug("b" + HOSTILE)
+            aws_login._warn("a" + HOSTILE)
+            aws_login._debug("b" + HOSTILE)
             out = aws_login.sys.stderr.getvalue()
         finally:
             aws_login.sys.stderr, aws_login._debug_enabled = saved, saved_debug
         self.assertEqual(out, "aws_login: warning: a%s\naws_login: debug: b%s\n" % (
-            aws_login.visible(HOSTILE), aws_login.visible(HOSTILE)))
+            aws_login._visible(HOSTILE), aws_login._visible(HOSTILE)))
         master, slave = os.openpty()
         self.addCleanup(os.close, master)
         self.addCleanup(os.close, slave)
@@ -2262,20 +2262,20 @@ class ServerTextTest(LoginTestCase):
         while not shown.endswith(b"\n"):
             self.assertTrue(select.select([master], [], [], 10)[0], shown)
             shown += os.read(master, 4096)
-        self.assertEqual(shown.decode("utf-8"), "c%s\r\n" % aws_login.visible(HOSTILE))
+        self.assertEqual(shown.decode("utf-8"), "c%s\r\n" % aws_login._visible(HOSTILE))
 
     def test_refresher_log_lines_are_escaped(self):
         log = os.path.join(self.home, "refresher.log")
-        aws_login.private_dir(os.path.join(self.home, ".aws-login"))
-        aws_login.private_dir(os.path.join(self.home, ".aws-login", "run"))
+        aws_login._private_dir(os.path.join(self.home, ".aws-login"))
+        aws_login._private_dir(os.path.join(self.home, ".aws-login", "run"))
         code = ("import os, sys; sys.path.insert(0, %r); import aws_login; "
-                "fd = os.open(aws_login.pid_path('default'), os.O_RDWR | os.O_CREAT, 0o600); "
+                "fd = os.open(aws_login._pid_path('default'), os.O_RDWR | os.O_CREAT, 0o600); "
                 "aws_login._refresher_loop('default', sys.argv[1], 0, 1e10, fd)" % HERE)
         with open(log, "wb") as f:
             subprocess.check_call([sys.executable, "-c", code, ADMIN + HOSTILE],
                                   stderr=f, timeout=30)
         text = self.read(log)
-        self.assertIn("started for role %s%s" % (ADMIN, aws_login.visible(HOSTILE)), text)
+        self.assertIn("started for role %s%s" % (ADMIN, aws_login._visible(HOSTILE)), text)
         self.assertIn("was logged out; stopping", text)
         self.assert_inert_lines(text, (time.strftime("%Y-"),))
 
@@ -2290,7 +2290,7 @@ class CookieJarTest(unittest.TestCase):
     URL = "https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"
 
     def jar(self, *headers, **kw):
-        jar = aws_login.CookieJar()
+        jar = aws_login._CookieJar()
         jar.take(kw.get("url", self.URL), list(headers), now=kw.get("now", time.time()))
         return jar
 
@@ -2338,7 +2338,7 @@ class CookieJarTest(unittest.TestCase):
                           ("c", "3", "idp.example.edu", "/idp/profile/SAML2/SOAP", False)])
         theirs.save(path, ignore_discard=True)                 # and we read theirs
         with open(path) as f:
-            again = aws_login.CookieJar()
+            again = aws_login._CookieJar()
             again.load_lwp(f.read())
         self.assertEqual(again.header_for(self.URL), jar.header_for(self.URL))
         self.assertEqual(again.lwp_text(), jar.lwp_text())
@@ -2346,15 +2346,15 @@ class CookieJarTest(unittest.TestCase):
     def test_hostile_values_are_dropped(self):
         jar = self.jar("a=1\x1b[2J", "=nameless", "novalue", "b=2; Path=relative")
         self.assertEqual(jar.header_for(self.URL), "b=2")     # default path of the request
-        jar = aws_login.CookieJar()
+        jar = aws_login._CookieJar()
         jar.load_lwp("#LWP-Cookies-2.0\nSet-Cookie3: x=1; path=/; domain=idp.example.edu; "
                      "expires=\"never\"\nSet-Cookie3: ; garbage\nnot a line\n")
         self.assertEqual(len(jar), 0)
 
     def test_the_login_path_imports_no_cookie_jar_module_nor_urllib_request(self):
-        code = ("import sys;sys.path.insert(0,%r);import aws_login;jar=aws_login.CookieJar();"
-                "jar.take(%r,['a=1']);jar.header_for(%r);aws_login.make_ssl_context();"
-                "aws_login.load_cookies('/nonexistent');"
+        code = ("import sys;sys.path.insert(0,%r);import aws_login;jar=aws_login._CookieJar();"
+                "jar.take(%r,['a=1']);jar.header_for(%r);aws_login._make_ssl_context();"
+                "aws_login._load_cookies('/nonexistent');"
                 "print(sorted(m for m in ('http.cookiejar','urllib.request') if m in "
                 "sys.modules))" % (HERE, self.URL, self.URL))
         env = dict((k, v) for k, v in os.environ.items() if k.lower() not in (
@@ -2403,15 +2403,15 @@ class RawHttpTest(unittest.TestCase):
                 ("to the end", b"HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n" + body),
                 ("interim first", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
                                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))):
-            answer = aws_login.http_request(self.serve(raw), b"data")
+            answer = aws_login._http_request(self.serve(raw), b"data")
             self.assertEqual((answer.status, answer.body), (200, body), name)
 
     def test_the_request_as_sent(self):
         requests = []
         url = self.serve(b"HTTP/1.1 204 No Content\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
                          b"Content-Length: 0\r\n\r\n", requests)
-        jar = aws_login.CookieJar()
-        answer = aws_login.http_request(url, b"<body/>", {"Content-Type": "text/xml"},
+        jar = aws_login._CookieJar()
+        answer = aws_login._http_request(url, b"<body/>", {"Content-Type": "text/xml"},
                                         cookie_jar=jar)
         self.assertEqual(answer.status, 204)
         self.assertEqual(answer.headers.get_all("set-cookie"), ["a=1", "b=2"])
@@ -2442,7 +2442,7 @@ class RawHttpTest(unittest.TestCase):
                 ("bad chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                  "IncompleteRead")):
             with self.assertRaises(aws_login.NetworkError, msg=name) as caught:
-                aws_login.http_request(self.serve(raw), b"x")
+                aws_login._http_request(self.serve(raw), b"x")
             self.assertEqual(caught.exception.kind, "broken", name)
             self.assertIn("(%s)" % reason, str(caught.exception), name)
 
@@ -2453,21 +2453,21 @@ class RawHttpTest(unittest.TestCase):
                     b"bb8\r\n" + big + b"\r\n0\r\n\r\n",
                     b"HTTP/1.1 200 OK\r\n\r\n" + big):
             with self.assertRaisesRegex(aws_login.IdPError, "over 1000 bytes"):
-                aws_login.http_request(self.serve(raw), b"x", max_bytes=1000)
+                aws_login._http_request(self.serve(raw), b"x", max_bytes=1000)
 
     def test_header_values_http_cannot_carry(self):
         for headers in ({"X-Code": "1\r\nX-Evil: 1"}, {"X-Code": "1\n"}, {"Bad Name": "1"},
                         {"X-Code": "\u0663"}):
             with self.assertRaises(aws_login.ConfigError):
-                aws_login.http_request("http://127.0.0.1:9/", b"x", headers)
+                aws_login._http_request("http://127.0.0.1:9/", b"x", headers)
 
     def test_a_proxy_that_refuses_the_tunnel(self):
         url = self.serve(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
         os.environ["HTTPS_PROXY"] = url.rsplit("/", 1)[0]
         self.addCleanup(os.environ.pop, "HTTPS_PROXY")
         with self.assertRaisesRegex(aws_login.NetworkError, "refused the tunnel \\(HTTP 403\\)"):
-            aws_login.http_request("https://idp.example.edu/ecp", b"x",
-                                   ssl_context=aws_login.make_ssl_context())
+            aws_login._http_request("https://idp.example.edu/ecp", b"x",
+                                   ssl_context=aws_login._make_ssl_context())
 
 
 class ConnectProxy(object):
@@ -2677,11 +2677,11 @@ class DeadlineTest(LoginTestCase):
     def test_a_trickling_answer_ends_at_the_request_deadline(self):
         for tls in (False, True):
             server = self.trickle(tls=tls)
-            context = aws_login.make_ssl_context() if tls else None
+            context = aws_login._make_ssl_context() if tls else None
             started = time.monotonic()
             with self.assertRaises(aws_login.NetworkError) as caught:
                 # Each byte comes well within the read timeout; only the total can end it.
-                aws_login.http_request(server.url, b"x", ssl_context=context,
+                aws_login._http_request(server.url, b"x", ssl_context=context,
                                        connect_timeout=1, read_timeout=1.5)
             elapsed = time.monotonic() - started
             self.assertEqual(caught.exception.kind, "timeout", caught.exception)
@@ -2693,11 +2693,11 @@ class DeadlineTest(LoginTestCase):
         server = self.trickle()
         started = time.monotonic()
         with self.assertRaises(aws_login.NetworkError) as caught:
-            aws_login.http_request(server.url, b"x", deadline=time.monotonic() + 1)
+            aws_login._http_request(server.url, b"x", deadline=time.monotonic() + 1)
         self.assertEqual(caught.exception.kind, "timeout")
         self.assertLess(time.monotonic() - started, 10)
         with self.assertRaises(aws_login.NetworkError) as caught:   # no time left at all
-            aws_login.http_request(server.url, b"x", deadline=time.monotonic() - 1)
+            aws_login._http_request(server.url, b"x", deadline=time.monotonic() - 1)
         self.assertEqual(caught.exception.kind, "timeout")
 
     def test_credential_process_renewal_has_its_own_time_limit(self):
@@ -2706,9 +2706,9 @@ class DeadlineTest(LoginTestCase):
         server = self.trickle(tls=True)
         self.configure(ecp_endpoint_url=server.url, username="alice", factor="auto",
                        password=PASSWORD)
-        saved = aws_login.RENEWAL_TIME_LIMIT
-        aws_login.RENEWAL_TIME_LIMIT = 1.5
-        self.addCleanup(setattr, aws_login, "RENEWAL_TIME_LIMIT", saved)
+        saved = aws_login._RENEWAL_TIME_LIMIT
+        aws_login._RENEWAL_TIME_LIMIT = 1.5
+        self.addCleanup(setattr, aws_login, "_RENEWAL_TIME_LIMIT", saved)
         started = time.monotonic()
         with self.assertRaises(aws_login.AwsLoginError) as caught:
             aws_login._renew_for_process("default", None)
@@ -2821,7 +2821,7 @@ class PasscodeHeaderTest(LoginTestCase):
         server = TrickleServer()
         self.addCleanup(server.stop)
         with self.assertRaises(aws_login.ConfigError) as caught:
-            aws_login.http_request(server.url, b"x", {"X-Code": "246810\nSECRET"})
+            aws_login._http_request(server.url, b"x", {"X-Code": "246810\nSECRET"})
         self.assertNotIn("SECRET", str(caught.exception))
         self.assertNotIn("246810", str(caught.exception))
         self.assertFalse(caught.exception.transient)
@@ -2835,11 +2835,11 @@ class SharedFilesTest(LoginTestCase):
     WRITER = ("import sys, time; sys.path.insert(0, %r); import aws_login\n"
               "name = sys.argv[1]\n"
               "c = aws_login.Credentials('ASIA' + name, 's', 't', "
-              "aws_login.parse_timestamp('2100-01-01T00:00:00Z'))\n"
+              "aws_login._parse_timestamp('2100-01-01T00:00:00Z'))\n"
               "for i in range(int(sys.argv[2])):\n"
-              "    aws_login.write_credentials(name, c, %r)\n"
-              "    aws_login.remove_credentials(name)\n"
-              "aws_login.write_credentials(name, c, %r)\n" % (HERE, ADMIN, ADMIN))
+              "    aws_login._write_credentials(name, c, %r)\n"
+              "    aws_login._remove_credentials(name)\n"
+              "aws_login._write_credentials(name, c, %r)\n" % (HERE, ADMIN, ADMIN))
 
     def test_twenty_writers_and_a_refresher_lose_nothing(self):
         before = ("# keep this comment\r\n[keep]\r\naws_access_key_id = AKIAKEEP\r\n"
@@ -2883,10 +2883,10 @@ class SharedFilesTest(LoginTestCase):
         self.write(self.credentials_file, big)
         loop = ("import sys; sys.path.insert(0, %r); import aws_login\n"
                 "c = aws_login.Credentials('ASIA', 's' * 5000, 't' * 5000, "
-                "aws_login.parse_timestamp('2100-01-01T00:00:00Z'))\n"
+                "aws_login._parse_timestamp('2100-01-01T00:00:00Z'))\n"
                 "while True:\n"
-                "    aws_login.write_credentials('p', c, %r)\n"
-                "    aws_login.remove_credentials('p')\n" % (HERE, ADMIN))
+                "    aws_login._write_credentials('p', c, %r)\n"
+                "    aws_login._remove_credentials('p')\n" % (HERE, ADMIN))
         rng = random.Random(7)
         for _ in range(15):
             proc = subprocess.Popen([sys.executable, "-c", loop])
@@ -2908,10 +2908,10 @@ class SharedFilesTest(LoginTestCase):
                   "[a]\nk = v", "\n\n[a]\n\tk = v\n\n\n"]
         for shape in shapes:
             self.write(self.credentials_file, shape)
-            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+            aws_login._write_credentials("p", _fake_credentials(), ADMIN)
             text = self.read(self.credentials_file)
             self.assertIn(shape.rstrip("\r\n"), text)
-            aws_login.remove_credentials("p")
+            aws_login._remove_credentials("p")
             self.assertEqual(self.read(self.credentials_file), shape, repr(shape))
 
     def test_modes_whatever_the_umask(self):
@@ -2973,7 +2973,7 @@ class IniTest(unittest.TestCase):
         text = ("# my keys\n[default]\naws_access_key_id=AKIAOLD\n\n; note\n"
                 "[p]\n aws_access_key_id = old \naws_session_token=x\n# trailing comment\n\n"
                 "[other]\nk   =   v\n")
-        new = aws_login.ini_replace_section(text, "p", VALUES)
+        new = aws_login._ini_replace_section(text, "p", VALUES)
         self.assertEqual(new, "# my keys\n[default]\naws_access_key_id=AKIAOLD\n\n; note\n"
                          "[p]\naws_access_key_id = ASIANEW\naws_secret_access_key = sek\n"
                          "aws_session_token = tok\n# trailing comment\n\n[other]\nk   =   v\n")
@@ -2981,50 +2981,50 @@ class IniTest(unittest.TestCase):
     def test_append_then_remove_gives_back_the_original(self):
         for text in ("", "[a]\nx = 1\n", "[a]\nx = 1\n\n\n", "# only a comment\n", "[a]\nx = 1",
                      "[a]\r\nx = 1\r\n", "[default]\nk = v\n"):
-            added = aws_login.ini_replace_section(text, "p", VALUES)
+            added = aws_login._ini_replace_section(text, "p", VALUES)
             self.assertIn("[p]", added)
-            self.assertEqual(aws_login.ini_remove_section(added, "p"), text, repr(text))
+            self.assertEqual(aws_login._ini_remove_section(added, "p"), text, repr(text))
 
     def test_crlf_files_stay_crlf(self):
         text = "[a]\r\nx = 1\r\n\r\n[p]\r\nold = 1\r\n"
-        new = aws_login.ini_replace_section(text, "p", VALUES)
+        new = aws_login._ini_replace_section(text, "p", VALUES)
         self.assertNotIn("\n", new.replace("\r\n", ""))
         self.assertTrue(new.startswith("[a]\r\nx = 1\r\n\r\n[p]\r\naws_access_key_id"))
 
     def test_missing_final_newline_stays_missing(self):
-        new = aws_login.ini_replace_section("[a]\nx = 1\n\n[p]\nold = 1", "p", VALUES)
+        new = aws_login._ini_replace_section("[a]\nx = 1\n\n[p]\nold = 1", "p", VALUES)
         self.assertTrue(new.endswith("aws_session_token = tok"))
-        self.assertEqual(aws_login.ini_replace_section("[p]\nold = 1\n\n[a]\nx = 1", "p",
+        self.assertEqual(aws_login._ini_replace_section("[p]\nold = 1\n\n[a]\nx = 1", "p",
                                                        VALUES)[-9:], "[a]\nx = 1")
 
     def test_duplicate_sections_collapse_into_one(self):
         text = "[p]\na = 1\n\n[q]\nb = 2\n\n[p]\nc = 3\n"
-        new = aws_login.ini_replace_section(text, "p", VALUES)
+        new = aws_login._ini_replace_section(text, "p", VALUES)
         self.assertEqual(new.count("[p]"), 1)
         self.assertIn("[q]\nb = 2\n", new)
-        self.assertEqual(aws_login.ini_remove_section(text, "p"), "[q]\nb = 2\n")
+        self.assertEqual(aws_login._ini_remove_section(text, "p"), "[q]\nb = 2\n")
 
     def test_section_names_match_exactly(self):
         text = "[profile p]\na = 1\n[pp]\nb = 2\n"
-        self.assertEqual(aws_login.ini_remove_section(text, "p"), text)
+        self.assertEqual(aws_login._ini_remove_section(text, "p"), text)
 
     def test_set_options_updates_in_place_and_keeps_comments(self):
         text = ("[default]\n# my IdP\necp_endpoint_url = https://old/\nfactor: push\n"
                 "username = a\n  continued\nother = kept\n\n[x]\ny = 1\n")
-        new = aws_login.ini_set_options(text, "default", {
+        new = aws_login._ini_set_options(text, "default", {
             "ecp_endpoint_url": "https://new/", "username": None, "role_arn": "arn:x"})
         self.assertEqual(new, "[default]\n# my IdP\necp_endpoint_url = https://new/\n"
                          "factor: push\nother = kept\nrole_arn = arn:x\n\n[x]\ny = 1\n")
-        self.assertEqual(aws_login.ini_set_options("", "n", {"a": "1", "b": None}),
+        self.assertEqual(aws_login._ini_set_options("", "n", {"a": "1", "b": None}),
                          "[n]\na = 1\n")
 
     def test_values_with_line_breaks_are_refused(self):
-        self.assertRaises(aws_login.CredentialsFileError, aws_login.ini_replace_section,
+        self.assertRaises(aws_login.CredentialsFileError, aws_login._ini_replace_section,
                           "", "p", [("k", "a\n[evil]")])
 
     def test_indented_header_and_bom_are_sections_as_configparser_reads_them(self):
         text = "\ufeff[a]\nx = 1\n  [p]\nold = 1\n"
-        new = aws_login.ini_replace_section(text, "p", VALUES)
+        new = aws_login._ini_replace_section(text, "p", VALUES)
         self.assertEqual(new.count("[p]"), 1)
         self.assertTrue(new.startswith("\ufeff[a]\nx = 1\n[p]\n"))
         parser = aws_login._parse_ini(new, "t", "\x00")
@@ -3035,27 +3035,27 @@ class IniTest(unittest.TestCase):
         # cut at it, "[two]" inside [one]'s token looked like a section header.
         for sep in ("\u2028", "\x0c", "\x1c", "\x85", "\x0b"):
             text = "[one]\naws_session_token = tok%s[two]\nx = 1\n" % sep
-            new = aws_login.ini_replace_section(text, "two", VALUES)
+            new = aws_login._ini_replace_section(text, "two", VALUES)
             self.assertTrue(new.startswith(text), repr(new))
             parser = aws_login._parse_ini(new, "t", "\x00")
             self.assertEqual(parser.get("one", "aws_session_token"), "tok%s[two]" % sep)
             self.assertEqual(parser.get("one", "x"), "1")
             self.assertEqual(parser.get("two", "aws_session_token"), "tok")
-            self.assertEqual(aws_login.ini_remove_section(new, "two"), text)
-            self.assertEqual(aws_login.ini_remove_section(text, "two"), text)
-            options = aws_login.ini_set_options(text, "two", {"k": "v"})
+            self.assertEqual(aws_login._ini_remove_section(new, "two"), text)
+            self.assertEqual(aws_login._ini_remove_section(text, "two"), text)
+            options = aws_login._ini_set_options(text, "two", {"k": "v"})
             self.assertTrue(options.startswith(text), repr(options))
-            self.assertEqual(aws_login.ini_set_options(text, "one", {"x": "2"}),
+            self.assertEqual(aws_login._ini_set_options(text, "one", {"x": "2"}),
                              text.replace("x = 1", "x = 2"))
 
     def test_values_with_line_breaks_or_controls_are_refused(self):
         for bad in ("a\nb", "a\rb", "a\x0cb", "a\u2028b", "a\u2029b", "a\x85b", "a\x1bb",
                     "a\x00b", "a\x7fb", "a\tb"):
             with self.assertRaises(aws_login.CredentialsFileError, msg=repr(bad)):
-                aws_login.render_section("p", [("k", bad)])
+                aws_login._render_section("p", [("k", bad)])
             with self.assertRaises(aws_login.ConfigError, msg=repr(bad)):
-                aws_login.ini_set_options("", "p", {"k": bad})
-        self.assertIn("k = caf\u00e9 \u2014 ok", aws_login.render_section("p", [("k", "caf\u00e9 \u2014 ok")]))
+                aws_login._ini_set_options("", "p", {"k": bad})
+        self.assertIn("k = caf\u00e9 \u2014 ok", aws_login._render_section("p", [("k", "caf\u00e9 \u2014 ok")]))
 
 
 # ---------------------------------------------------------------------------
@@ -3065,7 +3065,7 @@ class IniTest(unittest.TestCase):
 class AuthnRequestTest(unittest.TestCase):
     def test_envelope_matches_the_ecp_profile(self):
         import xml.etree.ElementTree as ET
-        body = aws_login.build_authn_request("https://signin.aws.amazon.com/saml", "_abc",
+        body = aws_login._build_authn_request("https://signin.aws.amazon.com/saml", "_abc",
                                              "2026-11-27T10:00:00Z")
         root = ET.fromstring(body)
         self.assertEqual(root.tag, "{http://schemas.xmlsoap.org/soap/envelope/}Envelope")
@@ -3081,13 +3081,13 @@ class AuthnRequestTest(unittest.TestCase):
                          "urn:amazon:webservices")
 
     def test_duo_headers_both_spellings_or_the_profiles_own(self):
-        self.assertEqual(aws_login.duo_headers("passcode", "123"), {
+        self.assertEqual(aws_login._duo_headers("passcode", "123"), {
             "X-Shibboleth-Duo-Factor": "passcode", "X-Shiboleth-Duo-Factor": "passcode",
             "X-Shibboleth-Duo-Passcode": "123", "X-Shiboleth-Duo-Passcode": "123"})
-        self.assertEqual(aws_login.duo_headers("push", None, "X-F", "X-P"), {"X-F": "push"})
+        self.assertEqual(aws_login._duo_headers("push", None, "X-F", "X-P"), {"X-F": "push"})
 
     def test_basic_authorization_is_utf8(self):
-        self.assertEqual(aws_login.basic_authorization("jos\u00e9", "p\u00e4ss:word"),
+        self.assertEqual(aws_login._basic_authorization("jos\u00e9", "p\u00e4ss:word"),
                          "Basic " + base64.b64encode("jos\u00e9:p\u00e4ss:word".encode()).decode())
 
 
@@ -3147,17 +3147,17 @@ class RoleTest(unittest.TestCase):
     def test_either_order_and_spaces(self):
         for value in (self.ROLE + "," + self.IDP, self.IDP + "," + self.ROLE,
                       " %s , %s " % (self.ROLE, self.IDP)):
-            role = aws_login.parse_role_value(value)
+            role = aws_login._parse_role_value(value)
             self.assertEqual((role.arn, role.principal_arn), (self.ROLE, self.IDP))
             self.assertEqual((role.account, role.name, role.partition),
                              ("123456789012", "Admin", "aws"))
 
     def test_partitions_and_paths(self):
-        role = aws_login.parse_role_value(
+        role = aws_login._parse_role_value(
             "arn:aws-us-gov:iam::210987654321:role/team/Admin,"
             "arn:aws-us-gov:iam::210987654321:saml-provider/Gov")
         self.assertEqual((role.partition, role.name), ("aws-us-gov", "team/Admin"))
-        self.assertIsNotNone(aws_login.parse_role_value(
+        self.assertIsNotNone(aws_login._parse_role_value(
             "arn:aws-cn:iam::210987654321:saml-provider/C,arn:aws-cn:iam::210987654321:role/R"))
 
     def test_garbage_is_none(self):
@@ -3166,14 +3166,14 @@ class RoleTest(unittest.TestCase):
                       self.ROLE + ",arn:aws-cn:iam::123456789012:saml-provider/IdP",
                       self.ROLE + ",arn:aws:iam::999999999999:saml-provider/IdP",
                       "<script>,alert(1)"):
-            self.assertIsNone(aws_login.parse_role_value(value), value)
+            self.assertIsNone(aws_login._parse_role_value(value), value)
 
     def test_menu_is_grouped_by_account_in_first_seen_order(self):
         roles = [aws_login.Role("arn:aws:iam::978517677611:role/Admin", "p1"),
                  aws_login.Role("arn:aws:iam::520135271718:role/ReadOnlyUser", "p2"),
                  aws_login.Role("arn:aws:iam::978517677611:role/team/Dev", "p1"),
                  aws_login.Role("arn:aws:iam::520135271718:role/S3Admin", "p2")]
-        lines, ordered = aws_login.role_menu(roles)
+        lines, ordered = aws_login._role_menu(roles)
         self.assertEqual(lines, [
             "Please choose the role you would like to assume:",
             "    Account: 978517677611",
@@ -3187,12 +3187,12 @@ class RoleTest(unittest.TestCase):
 
     def test_choice_by_arn_single_or_none(self):
         one = [aws_login.Role(self.ROLE, self.IDP)]
-        self.assertEqual(aws_login.choose_role(one), one[0])
-        self.assertEqual(aws_login.choose_role(one, self.ROLE), one[0])
+        self.assertEqual(aws_login._choose_role(one), one[0])
+        self.assertEqual(aws_login._choose_role(one, self.ROLE), one[0])
         with self.assertRaisesRegex(aws_login.RoleError, "does not offer"):
-            aws_login.choose_role(one, "arn:aws:iam::123456789012:role/Other")
+            aws_login._choose_role(one, "arn:aws:iam::123456789012:role/Other")
         with self.assertRaisesRegex(aws_login.RoleError, "no AWS roles"):
-            aws_login.choose_role([])
+            aws_login._choose_role([])
 
 
 class EcpAnswerTest(unittest.TestCase):
@@ -3205,7 +3205,7 @@ class EcpAnswerTest(unittest.TestCase):
         latin = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + envelope
 
         def extracted(body):
-            return aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+            return aws_login._parse_ecp_answer(aws_login._HttpAnswer(
                 200, {"Content-Type": "text/xml"}, body, "https://idp/ecp"),
                 AWS_ACS_URLS[0]).response_xml
         self.assertTrue(extracted(latin).startswith(
@@ -3302,7 +3302,7 @@ class HostileIdPTest(LoginTestCase):
         url = "https://127.0.0.1:%d/ecp" % server.getsockname()[1]
         started = time.time()           # a TLS handshake that never comes: connect timeout
         with self.assertRaisesRegex(aws_login.NetworkError, "timed out"):
-            aws_login.http_request(url, b"x", ssl_context=aws_login.make_ssl_context(),
+            aws_login._http_request(url, b"x", ssl_context=aws_login._make_ssl_context(),
                                    connect_timeout=0.5)
         self.assertLess(time.time() - started, 3)
 
@@ -3379,11 +3379,11 @@ class HostileXmlTest(LoginTestCase):
         return aws_login._scan_xml(body, aws_login.IdPError, "the answer", path)
 
     def test_each_bound_holds_at_its_limit_and_refuses_one_more(self):
-        depth = aws_login.MAX_XML_DEPTH
+        depth = aws_login._MAX_XML_DEPTH
         self.assertIsNone(self.scan(b"<a>" * depth + b"</a>" * depth))
         with self.assertRaisesRegex(aws_login.IdPError, "more than %d deep" % depth):
             self.scan(b"<a>" * (depth + 1) + b"</a>" * (depth + 1))
-        most = aws_login.MAX_XML_NAMESPACES
+        most = aws_login._MAX_XML_NAMESPACES
 
         def declaring(k, name="a"):
             return ("<%s%s>" % (name, "".join(' xmlns:p%d="u"' % i for i in range(k)))).encode()
@@ -3395,7 +3395,7 @@ class HostileXmlTest(LoginTestCase):
                 self.scan(too_many)
         # In scope at once, not in the whole answer: siblings each declare many.
         self.scan(b"<r>" + (declaring(most) + b"</a>") * 3 + b"</r>")
-        elements = aws_login.MAX_XML_ELEMENTS
+        elements = aws_login._MAX_XML_ELEMENTS
         self.scan(b"<r>" + b"<a/>" * (elements - 1) + b"</r>")
         with self.assertRaisesRegex(aws_login.IdPError, "more than %d elements" % elements):
             self.scan(b"<r>" + b"<a/>" * elements + b"</r>")
@@ -3423,7 +3423,7 @@ class HostileXmlTest(LoginTestCase):
         root, _ = aws_login._read_server_xml(_utf16("<r>\u00e9</r>"), aws_login.STSError, "who")
         self.assertEqual(root.text, "\u00e9")
         with self.assertRaisesRegex(aws_login.STSError, "HTTP 403 with an HTML page"):
-            aws_login.parse_sts_answer(403, b"<!DOCTYPE html>\n<html>Forbidden</html>")
+            aws_login._parse_sts_answer(403, b"<!DOCTYPE html>\n<html>Forbidden</html>")
 
     def test_an_sts_answer_in_utf16_with_a_dtd_is_refused(self):
         issued = ('<!DOCTYPE AssumeRoleWithSAMLResponse [<!ENTITY t "%s">]>'
@@ -3461,7 +3461,7 @@ class HostileXmlTest(LoginTestCase):
     def test_roles_come_only_from_the_signed_assertions_attribute_statement(self):
         for where in ("Advice", "ds:Object"):
             envelope = build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A])[0]
-            saml = aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+            saml = aws_login._parse_ecp_answer(aws_login._HttpAnswer(
                 200, {"Content-Type": "text/xml"}, _with_role_elsewhere(envelope, where),
                 "https://idp/ecp"), AWS_ACS_URLS[0])
             self.assertEqual(saml.roles, [aws_login.Role(ADMIN, PROVIDER_A)], where)
@@ -3523,9 +3523,9 @@ class FuzzTest(HomeTestCase):
         seeds.append(build_status_envelope("_r", AWS_ACS_URLS[0])[0])
 
         def target(body):
-            answer = aws_login.HttpAnswer(200, {"Content-Type": "text/xml"}, body,
+            answer = aws_login._HttpAnswer(200, {"Content-Type": "text/xml"}, body,
                                           "https://idp.example.edu/ecp")
-            saml = aws_login.parse_ecp_answer(answer, AWS_ACS_URLS[0])
+            saml = aws_login._parse_ecp_answer(answer, AWS_ACS_URLS[0])
             self.assertIsInstance(saml.response_xml, bytes)
         self.fuzz(seeds, target)
 
@@ -3537,7 +3537,7 @@ class FuzzTest(HomeTestCase):
                   b'<AssumedRoleUser><Arn>arn:aws:sts::1:assumed-role/A/b</Arn></AssumedRoleUser>'
                   b'</AssumeRoleWithSAMLResult></AssumeRoleWithSAMLResponse>')
         error = sts_error("ValidationError", "DurationSeconds too long")[2]
-        self.fuzz([issued, error], lambda body: aws_login.parse_sts_answer(200, body))
+        self.fuzz([issued, error], lambda body: aws_login._parse_sts_answer(200, body))
 
     def test_config_and_credentials_files(self):
         seeds = [b"# c\r\n[default]\r\necp_endpoint_url = https://idp/ecp\r\nusername = a\r\n"
@@ -3552,9 +3552,9 @@ class FuzzTest(HomeTestCase):
             except aws_login.AwsLoginError:
                 pass
             self.write(self.credentials_file, text)
-            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
-            aws_login.remove_credentials("p")
-            aws_login.ini_set_options(text, "default", {"username": "x", "factor": None})
+            aws_login._write_credentials("p", _fake_credentials(), ADMIN)
+            aws_login._remove_credentials("p")
+            aws_login._ini_set_options(text, "default", {"username": "x", "factor": None})
         self.fuzz(seeds, target)
 
 
@@ -3564,7 +3564,7 @@ class FuzzTest(HomeTestCase):
 
 class StsPureTest(unittest.TestCase):
     def test_endpoints_by_partition_region_and_environment(self):
-        e = aws_login.sts_endpoint
+        e = aws_login._sts_endpoint
         self.assertEqual(e("aws", None, {}), "https://sts.amazonaws.com/")
         self.assertEqual(e("aws", "eu-west-1", {}), "https://sts.eu-west-1.amazonaws.com/")
         self.assertEqual(e("aws-cn", None, {}), "https://sts.cn-north-1.amazonaws.com.cn/")
@@ -3586,7 +3586,7 @@ class StsPureTest(unittest.TestCase):
     def test_timestamps_from_real_sts_and_moto(self):
         import datetime
         utc = datetime.timezone.utc
-        p = aws_login.parse_timestamp
+        p = aws_login._parse_timestamp
         self.assertEqual(p("2026-11-27T10:33:19Z"), datetime.datetime(2026, 11, 27, 10, 33, 19,
                                                                       tzinfo=utc))
         self.assertEqual(p("2026-11-27T10:33:19.392466Z"),
@@ -3605,7 +3605,7 @@ class StsPureTest(unittest.TestCase):
                      b"</Response>"):
             for action in ("AssumeRoleWithSAML", "GetCallerIdentity"):
                 with self.assertRaises(aws_login.STSError) as cm:
-                    aws_login.parse_sts_answer(403, body, action)
+                    aws_login._parse_sts_answer(403, body, action)
                 self.assertEqual(cm.exception.code, "SignatureDoesNotMatch", body)
                 self.assertIn("STS refused %s: SignatureDoesNotMatch: The request signature"
                               % action, str(cm.exception))
@@ -3614,10 +3614,10 @@ class StsPureTest(unittest.TestCase):
         headers = {"X-Amzn-ErrorType": "ExpiredTokenException:http://internal.amazon.com/"}
         for body in (b"", b"<ErrorResponse><Unknown/></ErrorResponse>"):
             with self.assertRaises(aws_login.STSError) as cm:
-                aws_login.parse_sts_answer(400, body, "GetCallerIdentity", headers)
+                aws_login._parse_sts_answer(400, body, "GetCallerIdentity", headers)
             self.assertEqual(cm.exception.code, "ExpiredTokenException")
         with self.assertRaises(aws_login.STSError) as cm:
-            aws_login.parse_sts_answer(400, b"<ErrorResponse/>", "GetCallerIdentity")
+            aws_login._parse_sts_answer(400, b"<ErrorResponse/>", "GetCallerIdentity")
         self.assertEqual(cm.exception.code, "HTTP 400")
 
     def test_error_shapes_keep_code_and_message(self):
@@ -3626,33 +3626,33 @@ class StsPureTest(unittest.TestCase):
                 b'DurationSeconds exceeds the MaxSessionDuration set for this role.</Message>'
                 b'</Error><RequestId>r</RequestId></ErrorResponse>')
         with self.assertRaises(aws_login.STSError) as cm:
-            aws_login.parse_sts_answer(400, body)
+            aws_login._parse_sts_answer(400, body)
         self.assertEqual(cm.exception.code, "ValidationError")
         self.assertIn("MaxSessionDuration", str(cm.exception))
         self.assertIn("lower `duration`", str(cm.exception))
         bare = b"<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"
         with self.assertRaises(aws_login.STSError) as cm:
-            aws_login.parse_sts_answer(400, bare)
+            aws_login._parse_sts_answer(400, bare)
         self.assertEqual(cm.exception.code, "Throttling")
         for status, junk in ((403, b"Forbidden"), (200, b""), (200, b"<a/>"),
                              (200, b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')):
-            self.assertRaises(aws_login.STSError, aws_login.parse_sts_answer, status, junk)
+            self.assertRaises(aws_login.STSError, aws_login._parse_sts_answer, status, junk)
 
     def test_what_atheris_and_reading_found(self):
-        p = aws_login.parse_timestamp
+        p = aws_login._parse_timestamp
         for text in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"):
             self.assertRaises(ValueError, p, text)              # not OverflowError
         multibyte = b'<?xml version="1.0" encoding="UTF-7"?><a/>'
-        self.assertRaises(aws_login.IdPError, aws_login.parse_ecp_answer, aws_login.HttpAnswer(
+        self.assertRaises(aws_login.IdPError, aws_login._parse_ecp_answer, aws_login._HttpAnswer(
             200, {"Content-Type": "text/xml"}, multibyte, "https://idp/ecp"), "https://x/saml")
-        self.assertRaises(aws_login.STSError, aws_login.parse_sts_answer, 200, multibyte)
+        self.assertRaises(aws_login.STSError, aws_login._parse_sts_answer, 200, multibyte)
         with self.assertRaises(aws_login.STSError) as cm:
-            aws_login.parse_sts_answer(503, b"<!DOCTYPE html><html>down</html>")
+            aws_login._parse_sts_answer(503, b"<!DOCTYPE html><html>down</html>")
         self.assertTrue(cm.exception.transient)
         envelope = build_success_envelope("_r", AWS_ACS_URLS[0], [ADMIN + "," + PROVIDER_A],
                                           session_duration=3600)[0]
         odd = envelope.replace(b">3600<", b">\xc2\xb2<")          # a superscript two
-        saml = aws_login.parse_ecp_answer(aws_login.HttpAnswer(
+        saml = aws_login._parse_ecp_answer(aws_login._HttpAnswer(
             200, {"Content-Type": "text/xml"}, odd, "https://idp/ecp"), AWS_ACS_URLS[0])
         self.assertIsNone(saml.session_duration)
 
@@ -3688,7 +3688,7 @@ class StsAnswersTest(LoginTestCase):
         started = time.time()
         run = self.tool(["login"], terminal=False)
         self.assert_nothing_written(run, 7)
-        self.assertEqual(len(self.sts.requests), aws_login.STS_ATTEMPTS)
+        self.assertEqual(len(self.sts.requests), aws_login._STS_ATTEMPTS)
         self.assertLess(time.time() - started, 15)
 
 
@@ -3752,21 +3752,21 @@ class StsLifetimeTest(LoginTestCase):
                          ["AssumeRoleWithSAML", "AssumeRole"])
 
     def test_lifetime_counts_from_the_request_not_the_answer(self):
-        check = aws_login.check_lifetime
+        check = aws_login._check_lifetime
         sent = 1000000000.0
         ok = _fake_credentials()
-        ok.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME)
-        self.assertIs(check(ok, sent, now=sent + aws_login.MIN_LIFETIME - 0.5), ok)
+        ok.expires_at = aws_login._utc(sent + aws_login._MIN_LIFETIME)
+        self.assertIs(check(ok, sent, now=sent + aws_login._MIN_LIFETIME - 0.5), ok)
         with self.assertRaisesRegex(aws_login.STSError, r"which is not in the future$"):
-            check(ok, sent, now=sent + aws_login.MIN_LIFETIME)
+            check(ok, sent, now=sent + aws_login._MIN_LIFETIME)
         short = _fake_credentials()
-        short.expires_at = aws_login._utc(sent + aws_login.MIN_LIFETIME - 1)
+        short.expires_at = aws_login._utc(sent + aws_login._MIN_LIFETIME - 1)
         with self.assertRaisesRegex(aws_login.STSError, r", %d s after they were asked for "
-                                    r"\(%d s at least" % (aws_login.MIN_LIFETIME - 1,
-                                                          aws_login.MIN_LIFETIME)) as caught:
+                                    r"\(%d s at least" % (aws_login._MIN_LIFETIME - 1,
+                                                          aws_login._MIN_LIFETIME)) as caught:
             check(short, sent, now=sent + 0.1)
         self.assertTrue(caught.exception.transient)
-        now = sent + aws_login.MIN_LIFETIME
+        now = sent + aws_login._MIN_LIFETIME
         for sts_date, words in ((now - 301, "clock is 301 s ahead of STS's"),
                                 (now + 400, "clock is 400 s behind STS's"),
                                 (now - 299, "not in the future .STS's clock agrees")):
@@ -3781,7 +3781,7 @@ class StsLifetimeTest(LoginTestCase):
 
 class SigV4OrderTest(unittest.TestCase):
     def test_query_is_sorted_after_encoding(self):
-        canonical, _ = aws_login.canonical_request("GET", "https://sts.amazonaws.com/?Z=1&%5B=2&a=",
+        canonical, _ = aws_login._canonical_request("GET", "https://sts.amazonaws.com/?Z=1&%5B=2&a=",
                                                    {"Host": "sts.amazonaws.com"}, b"")
         self.assertEqual(canonical.split("\n")[2], "%5B=2&Z=1&a=")
 
@@ -3926,11 +3926,11 @@ class SigV4SuiteTest(unittest.TestCase):
             url = "https://" + headers["Host"] + path
             signed = aws_login.sign_request(method, url, headers, body, credentials,
                                             "us-east-1", "service", self.WHEN)
-            canonical, _ = aws_login.canonical_request(
+            canonical, _ = aws_login._canonical_request(
                 method, url, dict((k, v) for k, v in signed.items() if k != "Authorization"),
                 body)
             self.assertEqual(canonical, case["creq"], name)
-            self.assertEqual(aws_login.string_to_sign(
+            self.assertEqual(aws_login._string_to_sign(
                 "20150830T123600Z", "20150830/us-east-1/service/aws4_request", canonical),
                 case["sts"], name)
             self.assertEqual(signed["Authorization"], case["authz"], name)
@@ -3945,12 +3945,12 @@ class CredentialStoreTest(HomeTestCase):
     def test_mode_is_0600_whatever_the_umask(self):
         old = os.umask(0)
         try:
-            aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+            aws_login._write_credentials("p", _fake_credentials(), ADMIN)
         finally:
             os.umask(old)
         self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
         self.write(self.credentials_file, "[x]\nk = v\n", mode=0o644)
-        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        aws_login._write_credentials("p", _fake_credentials(), ADMIN)
         self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
 
     def test_symlinked_file_is_followed_and_stays_a_link(self):
@@ -3958,7 +3958,7 @@ class CredentialStoreTest(HomeTestCase):
         self.write(target, "[other]\nk = v\n")
         os.makedirs(os.path.dirname(self.credentials_file))
         os.symlink(target, self.credentials_file)
-        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
+        aws_login._write_credentials("p", _fake_credentials(), ADMIN)
         self.assertTrue(os.path.islink(self.credentials_file))
         self.assertIn("[p]", self.read(target))
         self.assertTrue(self.read(target).startswith("[other]\nk = v\n"))
@@ -3967,15 +3967,15 @@ class CredentialStoreTest(HomeTestCase):
         original = ("# comment\r\n[default]\r\naws_access_key_id=AKIA1\r\n"
                     "aws_secret_access_key =x\r\n\r\n[z]  \r\nk:v")
         self.write(self.credentials_file, original)
-        aws_login.write_credentials("p", _fake_credentials(), ADMIN)
-        aws_login.write_credentials("p", _fake_credentials(1), ADMIN)
-        self.assertEqual(aws_login.remove_credentials("p"), ["p"])
+        aws_login._write_credentials("p", _fake_credentials(), ADMIN)
+        aws_login._write_credentials("p", _fake_credentials(1), ADMIN)
+        self.assertEqual(aws_login._remove_credentials("p"), ["p"])
         self.assertEqual(self.read(self.credentials_file), original)
 
     def test_processes_writing_different_profiles_at_once_lose_nothing(self):
         code = ("import sys; sys.path.insert(0, %r); import aws_login, datetime\n"
                 "for i in range(15):\n"
-                "    aws_login.write_credentials(sys.argv[1], aws_login.Credentials("
+                "    aws_login._write_credentials(sys.argv[1], aws_login.Credentials("
                 "'ASIA' + sys.argv[1], 's', 't%%d' %% i, datetime.datetime(2030, 1, 1, "
                 "tzinfo=datetime.timezone.utc)), %r)\n" % (HERE, ADMIN))
         procs = [subprocess.Popen([sys.executable, "-c", code, "p%d" % i], env=os.environ)
@@ -3988,17 +3988,17 @@ class CredentialStoreTest(HomeTestCase):
 
     def test_unparseable_file_is_left_alone(self):
         self.write(self.credentials_file, "no section header\nk = v\n")
-        self.assertRaises(aws_login.CredentialsFileError, aws_login.write_credentials, "p",
+        self.assertRaises(aws_login.CredentialsFileError, aws_login._write_credentials, "p",
                           _fake_credentials(), ADMIN)
         self.assertEqual(self.read(self.credentials_file), "no section header\nk = v\n")
 
     def test_records_have_names(self):
-        entry = aws_login.CacheEntry(5, ADMIN, "{}")
+        entry = aws_login._CacheEntry(5, ADMIN, "{}")
         self.assertEqual((entry.expires, entry.role_arn, entry.json), (5, ADMIN, "{}"))
         self.assertEqual(entry, (5, ADMIN, "{}"))
-        self.assertEqual(repr(entry), "CacheEntry(expires=5, role_arn=%r, json='{}')" % ADMIN)
-        aws_login.write_cache("default", _fake_credentials(2), ADMIN)
-        cached = aws_login.read_cache("default")
+        self.assertEqual(repr(entry), "_CacheEntry(expires=5, role_arn=%r, json='{}')" % ADMIN)
+        aws_login._write_cache("default", _fake_credentials(2), ADMIN)
+        cached = aws_login._read_cache("default")
         self.assertEqual(cached.role_arn, ADMIN)
         self.assertEqual(json.loads(cached.json)["AccessKeyId"],
                          _fake_credentials(2).access_key_id)
@@ -4006,12 +4006,12 @@ class CredentialStoreTest(HomeTestCase):
         self.assertEqual([(s.header, s.last, s.end) for s in spans], [(0, 2, 3), (4, 5, 5)])
 
     def test_a_cache_is_served_only_when_every_line_is_as_written(self):
-        aws_login.write_cache("default", _fake_credentials(2), ADMIN)
-        path = aws_login.cache_path("default")
+        aws_login._write_cache("default", _fake_credentials(2), ADMIN)
+        path = aws_login._cache_path("default")
         good = self.read(path)
         header, expires, role, doc, _ = good.split("\n")
         self.write(path, good[:-1])             # no final newline: still whole
-        self.assertEqual(aws_login.read_cache("default").role_arn, ADMIN)
+        self.assertEqual(aws_login._read_cache("default").role_arn, ADMIN)
         for bad in ("", header + "\n", "\n".join((header, expires, role)) + "\n",
                     "\n".join(("# other", expires, role, doc)),
                     "\n".join((header, "expiry" + expires[7:], role, doc)),
@@ -4019,7 +4019,7 @@ class CredentialStoreTest(HomeTestCase):
                     "\n".join((header, expires, role, "[" + doc[1:])),
                     "\n".join((header, "expires soon", role, doc))):
             self.write(path, bad)
-            self.assertIsNone(aws_login.read_cache("default"), repr(bad))
+            self.assertIsNone(aws_login._read_cache("default"), repr(bad))
 
 
 # ---------------------------------------------------------------------------
@@ -4129,7 +4129,7 @@ class KeyringTest(LoginTestCase):
         credentials, role = aws_login.login(aws_login.read_profile("default"), terminal)
         self.assertEqual((role.arn, credentials.access_key_id),
                          (ADMIN, self.sts.issued[-1]["AccessKeyId"]))
-        self.assertEqual(aws_login.parse_role_value(self.idp.users["alice"]["roles"][0]), role)
+        self.assertEqual(aws_login._parse_role_value(self.idp.users["alice"]["roles"][0]), role)
 
 
 class RefusedPasswordTest(LoginTestCase):
@@ -4196,7 +4196,7 @@ class RefusedPasswordTest(LoginTestCase):
         mark = os.path.join(self.refused, "default.keyring")
         self.assertEqual(os.stat(mark).st_mode & 0o777, 0o600)
         self.assertEqual(os.stat(self.refused).st_mode & 0o777, 0o700)
-        self.assertEqual(self.read(mark), aws_login.REFUSED_HEADER + "\nuser %s\n" % self.user)
+        self.assertEqual(self.read(mark), aws_login._REFUSED_HEADER + "\nuser %s\n" % self.user)
         self.sts.clock = lambda: time.time() - 3600 + 14 * 60   # the cache wants renewing
         run = self.tool(["login"], [("Password: ", PASSWORD)])
         self.assertEqual(run.code, 0, run)
@@ -4228,7 +4228,7 @@ class RefusedPasswordTest(LoginTestCase):
         self.configure(username="alice", factor="auto", password=PASSWORD)   # a person fixes it
         self.sts.clock = lambda: time.time() - 3600 + 14 * 60
         self.assert_renews_without_a_person(PASSWORD)
-        self.assertFalse(aws_login.refused_earlier(
+        self.assertFalse(aws_login._refused_earlier(
             aws_login.read_profile("default"), "alice", "profile"))
 
     def test_the_same_password_typed_again_lifts_the_mark(self):
@@ -4326,13 +4326,13 @@ class RefusedPasswordTest(LoginTestCase):
     def test_refresher_stops_and_logs_a_refused_renewal(self):
         self.configure(username="alice", factor="auto")
         self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
-        expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        expires = aws_login._parse_timestamp(self.credentials()["aws_login_expiration"])
         self.in_process_keyring("old password")
         self.configure(username="alice", factor="auto", enable_keyring="true")
         self.idp.expire_sessions()
         for _ in range(2):
             lines = []
-            refresher = aws_login.Refresher("default", ADMIN, time.time(),
+            refresher = aws_login._Refresher("default", ADMIN, time.time(),
                                             expires.timestamp(), log=lines.append)
             refresher.next_at = time.time()
             self.assertIsNone(refresher.step())
@@ -4344,9 +4344,9 @@ class RefusedPasswordTest(LoginTestCase):
     def test_a_duo_timeout_or_a_network_failure_marks_nothing(self):
         self.in_process_keyring(PASSWORD)
         self.configure(username="alice", factor="push", enable_keyring="true")
-        real = aws_login.http_request
-        aws_login.http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
-        self.addCleanup(setattr, aws_login, "http_request", real)
+        real = aws_login._http_request
+        aws_login._http_request = lambda *a, **kw: real(*a, **dict(kw, read_timeout=0.5))
+        self.addCleanup(setattr, aws_login, "_http_request", real)
         self.idp.delay = 5          # the push is never approved
         with self.assertRaises(aws_login.AuthenticationError) as caught:
             aws_login.get_credentials()
@@ -4454,7 +4454,7 @@ class FailureTest(LoginTestCase):
 
     def test_ctrl_c_at_a_prompt_exits_130_and_writes_nothing(self):
         run = self.tool(["login"], [("Password: ", b"\x03")])
-        self.assertEqual(run.code, aws_login.EXIT_INTERRUPTED, run)
+        self.assertEqual(run.code, aws_login._EXIT_INTERRUPTED, run)
         self.assertEqual(run.stderr.strip(), "aws_login: interrupted")
         self.assertEqual(self.read(self.credentials_file), self.BEFORE)
 
@@ -4466,7 +4466,7 @@ class FailureTest(LoginTestCase):
         url = "http://127.0.0.1:%d/ecp" % server.getsockname()[1]
         started = time.time()
         with self.assertRaisesRegex(aws_login.NetworkError, "timed out"):
-            aws_login.http_request(url, b"x", read_timeout=0.5)
+            aws_login._http_request(url, b"x", read_timeout=0.5)
         self.assertLess(time.time() - started, 5)
 
     def test_debug_shows_a_traceback_but_no_secret(self):
@@ -4491,12 +4491,12 @@ class FetchingTest(LoginTestCase):
 
     def test_partition_from_the_role_or_the_region(self):
         p = aws_login.Profile("p", {"ecp_endpoint_url": "https://idp/"})
-        self.assertEqual(aws_login.profile_partition(p), "aws")
+        self.assertEqual(aws_login._profile_partition(p), "aws")
         os.environ["AWS_REGION"] = "cn-northwest-1"
-        self.assertEqual(aws_login.profile_partition(p), "aws-cn")
+        self.assertEqual(aws_login._profile_partition(p), "aws-cn")
         p.region = "us-gov-east-1"
-        self.assertEqual(aws_login.profile_partition(p), "aws-us-gov")
-        self.assertEqual(aws_login.profile_partition(p, ADMIN), "aws")
+        self.assertEqual(aws_login._profile_partition(p), "aws-us-gov")
+        self.assertEqual(aws_login._profile_partition(p, ADMIN), "aws")
 
     def test_session_names_are_cleaned_for_sts(self):
         clean = aws_login._session_name
@@ -4548,7 +4548,7 @@ class ChainingTest(LoginTestCase):
         self.configure(username="alice", factor="auto", password=PASSWORD,
                        chain_role_arn=self.TARGET, chain_external_id="ext-42")
         self.assertEqual(self.tool(["login"], terminal=False).code, 0)
-        refresher = aws_login.Refresher("default", ADMIN, 0, 1)
+        refresher = aws_login._Refresher("default", ADMIN, 0, 1)
         self.assertIsNotNone(refresher.step())
         self.assertEqual(self.credentials()["aws_access_key_id"],
                          self.sts.issued[-1]["AccessKeyId"])
@@ -4585,7 +4585,7 @@ class RoleNameTest(unittest.TestCase):
     ALIASES = {ACCOUNT_A: "prod", ACCOUNT_B: "Staging"}
 
     def match(self, wanted):
-        return aws_login.match_role(self.ROLES, wanted, self.ALIASES).arn
+        return aws_login._match_role(self.ROLES, wanted, self.ALIASES).arn
 
     def test_every_form_in_any_case(self):
         for wanted, arn in [
@@ -4618,39 +4618,39 @@ class RoleNameTest(unittest.TestCase):
                              "offers: %s" % (wanted, offered))
         # no alias file: an alias is only an alias when the file says so
         with self.assertRaises(aws_login.RoleError):
-            aws_login.match_role(self.ROLES, "prod/Admin")
-        self.assertEqual(aws_login.match_role(self.ROLES, "%s/Admin" % ACCOUNT_A).arn, ADMIN)
+            aws_login._match_role(self.ROLES, "prod/Admin")
+        self.assertEqual(aws_login._match_role(self.ROLES, "%s/Admin" % ACCOUNT_A).arn, ADMIN)
 
     def test_an_empty_alias_names_nothing(self):
         aliases = {ACCOUNT_A: "", ACCOUNT_B: " "}
         for wanted in ("/Admin", " /ReadOnly"):
             with self.assertRaises(aws_login.RoleError):
-                aws_login.match_role(self.ROLES, wanted, aliases)
+                aws_login._match_role(self.ROLES, wanted, aliases)
 
     def test_choose_role_prefers_the_exact_arn_and_matches_names(self):
-        self.assertEqual(aws_login.choose_role(self.ROLES, DEV).arn, DEV)
-        self.assertEqual(aws_login.choose_role(self.ROLES, "readonly").arn, READONLY)
+        self.assertEqual(aws_login._choose_role(self.ROLES, DEV).arn, DEV)
+        self.assertEqual(aws_login._choose_role(self.ROLES, "readonly").arn, READONLY)
         with self.assertRaisesRegex(aws_login.RoleError, "ambiguous"):
-            aws_login.choose_role(self.ROLES, "Admin")
+            aws_login._choose_role(self.ROLES, "Admin")
 
     def test_role_names_from_the_command_line_are_checked(self):
-        self.assertEqual(aws_login.check_role_name(" team/Dev "), "team/Dev")
-        self.assertEqual(aws_login.check_role_name(DEV), DEV)
-        self.assertEqual(aws_login.check_role_name(DEV.upper()), DEV.upper())
+        self.assertEqual(aws_login._check_role_name(" team/Dev "), "team/Dev")
+        self.assertEqual(aws_login._check_role_name(DEV), DEV)
+        self.assertEqual(aws_login._check_role_name(DEV.upper()), DEV.upper())
         with self.assertRaises(aws_login.ConfigError):
-            aws_login.check_role_name("arn:aws:iam::1:role/X")
+            aws_login._check_role_name("arn:aws:iam::1:role/X")
         for bad in ("", "  ", "Ad\nmin", "Ad\x1bmin", "a" * 1025):
             with self.assertRaises(aws_login.UsageError):
-                aws_login.check_role_name(bad)
-        self.assertEqual(aws_login.check_role_name("a" * 1024), "a" * 1024)
+                aws_login._check_role_name(bad)
+        self.assertEqual(aws_login._check_role_name("a" * 1024), "a" * 1024)
 
     def test_the_menu_marks_the_last_role(self):
-        lines, ordered = aws_login.role_menu(self.ROLES[:3], last=READONLY.lower())
+        lines, ordered = aws_login._role_menu(self.ROLES[:3], last=READONLY.lower())
         self.assertEqual(lines[1:], ["    Account: %s" % ACCOUNT_A, "        [ 0 ]: Admin",
                                      "        [ 1 ]: team/Dev", "    Account: %s" % ACCOUNT_B,
                                      "        [ 2 ]: ReadOnly (last chosen)"])
-        self.assertEqual(aws_login.role_menu(self.ROLES[:3])[0],
-                         aws_login.role_menu(self.ROLES[:3], last=ADMIN_B)[0])
+        self.assertEqual(aws_login._role_menu(self.ROLES[:3])[0],
+                         aws_login._role_menu(self.ROLES[:3], last=ADMIN_B)[0])
 
 
 class RoleChoiceTest(LoginTestCase):
@@ -4789,7 +4789,7 @@ class BootstrapTest(HomeTestCase):
         plain = subprocess.run([sys.executable, "-c", "import aws_login"], cwd=folder,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.assertEqual(plain.returncode, 97)
-        aws_login.write_cache("default", _fake_credentials(), ADMIN)
+        aws_login._write_cache("default", _fake_credentials(), ADMIN)
         for cwd in (folder, self.home):
             proc = subprocess.run(command, cwd=cwd, env=dict(os.environ),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -4885,8 +4885,8 @@ class IsolatedStartTest(LoginTestCase):
         self.assertEqual(run.code, 0, run)
         command = self.configured_command()
         cache = os.path.join(self.home, ".aws-login", "cache", "default")
-        fresh = aws_login.credential_process_json(_fake_credentials(1))
-        good = "%s\nexpires %d\nrole %s\n%s\n" % (aws_login.CACHE_HEADER,
+        fresh = aws_login._credential_process_json(_fake_credentials(1))
+        good = "%s\nexpires %d\nrole %s\n%s\n" % (aws_login._CACHE_HEADER,
                                                 time.time() + 3600, ADMIN, fresh)
         self.write(cache, good)
         self.assertEqual(self.serve(command).stdout.decode(), fresh + "\n")
@@ -5044,7 +5044,7 @@ class CredentialProcessTest(LoginTestCase):
         self.assertIs(type(data["Version"]), int)
         self.assertEqual(data["Version"], 1)
         self.assertRegex(data["Expiration"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-        self.assertGreater(aws_login.parse_timestamp(data["Expiration"]).timestamp(),
+        self.assertGreater(aws_login._parse_timestamp(data["Expiration"]).timestamp(),
                            time.time() + 3000)
         issued = self.sts.issued[-1]
         self.assertEqual((data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"]),
@@ -5148,10 +5148,10 @@ class CredentialProcessTest(LoginTestCase):
 
     @unittest.skipUnless(os.getuid() == 0, "needs root to make a file another user's")
     def test_a_cache_another_user_owns_is_never_read(self):
-        aws_login.write_cache("default", _fake_credentials(1), ADMIN)
-        self.assertIsNotNone(aws_login.read_cache("default"))
-        os.chown(aws_login.cache_path("default"), 4242, 4242)
-        self.assertIsNone(aws_login.read_cache("default"))
+        aws_login._write_cache("default", _fake_credentials(1), ADMIN)
+        self.assertIsNotNone(aws_login._read_cache("default"))
+        os.chown(aws_login._cache_path("default"), 4242, 4242)
+        self.assertIsNone(aws_login._read_cache("default"))
         run = self.tool(["credential-process"], terminal=False)
         self.assertNotIn(_fake_credentials(1).secret_access_key, run.stdout)
 
@@ -5162,7 +5162,7 @@ class CredentialProcessTest(LoginTestCase):
 
 class RenewalTimeTest(unittest.TestCase):
     def test_sdks_never_see_under_15_minutes_and_short_sessions_renew_at_half(self):
-        r = aws_login.renewal_time
+        r = aws_login._renewal_time
         self.assertEqual(r(0, 3600), 3600 - 20 * 60)
         self.assertEqual(r(0, 43200), 43200 - 20 * 60)
         self.assertEqual(r(0, 900), 450)
@@ -5182,16 +5182,16 @@ class RefresherStepTest(LoginTestCase):
         self.configure(username="alice", factor="push")
         run = self.tool(["login"], [("Password: ", PASSWORD)])
         self.assert_logged_in(run)
-        self.expires = aws_login.parse_timestamp(self.credentials()["aws_login_expiration"])
+        self.expires = aws_login._parse_timestamp(self.credentials()["aws_login_expiration"])
         self.now = [time.time()]
         self.lines = []
-        self.refresher = aws_login.Refresher("default", ADMIN, self.now[0],
+        self.refresher = aws_login._Refresher("default", ADMIN, self.now[0],
                                              self.expires.timestamp(),
                                              clock=lambda: self.now[0], log=self.lines.append)
 
     def test_sleeps_in_slices_then_renews_before_expiry(self):
         delay = self.refresher.step()
-        self.assertEqual(delay, aws_login.REFRESH_SLICE)
+        self.assertEqual(delay, aws_login._REFRESH_SLICE)
         self.assertEqual(len(self.sts.requests), 1)
         self.now[0] = self.expires.timestamp() - 20 * 60 - 1
         self.assertEqual(self.refresher.step(), 1)
@@ -5207,7 +5207,7 @@ class RefresherStepTest(LoginTestCase):
                                          r"renewal at \S+Z$")
 
     def test_a_wall_clock_jump_renews_at_once(self):
-        self.assertEqual(self.refresher.step(), aws_login.REFRESH_SLICE)
+        self.assertEqual(self.refresher.step(), aws_login._REFRESH_SLICE)
         self.now[0] += 5 * 3600             # the laptop slept through the renewal time
         self.refresher.step()
         self.assertEqual(len(self.sts.requests), 2)
@@ -5240,16 +5240,16 @@ class RefresherStepTest(LoginTestCase):
         self.assertIn("Throttling", self.lines[-1])
 
     def test_stops_when_logged_out_or_replaced(self):
-        aws_login.write_credentials("default", _fake_credentials(), DEV)
+        aws_login._write_credentials("default", _fake_credentials(), DEV)
         self.assertIsNone(self.refresher.step())
         self.assertIn("another login replaced the credentials (role %s)" % DEV, self.lines[-1])
-        aws_login.remove_credentials("default")
+        aws_login._remove_credentials("default")
         self.assertIsNone(self.refresher.step())
         self.assertIn("logged out", self.lines[-1])
 
     def test_a_logout_during_renewal_wins(self):
         self.now[0] = self.refresher.next_at
-        self.idp.override = lambda handler: aws_login.remove_credentials("default") and None
+        self.idp.override = lambda handler: aws_login._remove_credentials("default") and None
         self.assertIsNone(self.refresher.step())
         self.assertIsNone(self.credentials())
 
@@ -5335,14 +5335,14 @@ class RefresherProcessTest(LoginTestCase):
         self.assertNotEqual(pid, second)
         self.assertIn(_process_state(pid), (None, "Z"))
         self.assertNotIn(_process_state(second), (None, "Z"))
-        self.assertEqual(aws_login.refresher_state("default").pid, second)
+        self.assertEqual(aws_login._refresher_state("default").pid, second)
 
     def test_exits_when_another_login_takes_another_role(self):
         self.idp.users["alice"]["roles"].append(DEV + "," + PROVIDER_A)
         self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true",
                        role_arn=ADMIN)
         pid = self.refresher_pid(self.tool(["login"], terminal=False))
-        aws_login.write_credentials("default", _fake_credentials(), DEV)
+        aws_login._write_credentials("default", _fake_credentials(), DEV)
         self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
         self.assertIn("another login replaced the credentials", self.read(self.log))
 
@@ -5389,22 +5389,22 @@ class RefresherLifetimeTest(LoginTestCase):
     def test_renewals_keep_a_minimum_interval_whatever_renew_says(self):
         now = self.now[0] = self.refresher.next_at
         self.refresher.renew = lambda: now - 100        # as if nothing checked the answer
-        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
-        self.assertEqual(self.refresher.next_at, now + aws_login.MIN_RENEW_INTERVAL)
+        self.assertGreaterEqual(self.refresher.step(), aws_login._MIN_RENEW_INTERVAL)
+        self.assertEqual(self.refresher.next_at, now + aws_login._MIN_RENEW_INTERVAL)
 
         def fails():
             raise aws_login.AwsLoginError("down", transient=True)
         self.refresher.renew = fails
         self.now[0] = self.refresher.next_at
         self.refresher.expires_at = self.now[0] + 0.5       # the old ones nearly expired
-        self.assertGreaterEqual(self.refresher.step(), aws_login.MIN_RENEW_INTERVAL)
+        self.assertGreaterEqual(self.refresher.step(), aws_login._MIN_RENEW_INTERVAL)
 
     def test_the_forked_refresher_makes_few_calls_against_such_an_sts(self):
         self.sts.clock = lambda: time.time() - 7200
         log = os.path.join(self.home, ".aws-login", "log", "default.log")
         now = time.time()
         code = ("import sys; sys.path.insert(0, %r); import aws_login; "
-                "aws_login.start_refresher('default', %r, %r, %r)" % (HERE, ADMIN, now - 100,
+                "aws_login._start_refresher('default', %r, %r, %r)" % (HERE, ADMIN, now - 100,
                                                                      now + 50))
         subprocess.check_call([sys.executable, "-c", code], env=dict(os.environ))
         self.assertTrue(_wait_for(lambda: len(self.sts.requests) > 3 or (
@@ -5499,7 +5499,7 @@ class SharedHomeTest(LoginTestCase):
         err = io.StringIO()
         saved, sys.stderr = sys.stderr, err
         try:
-            return aws_login.stop_refresher("default", wait), err.getvalue()
+            return aws_login._stop_refresher("default", wait), err.getvalue()
         finally:
             sys.stderr = saved
 
@@ -5535,7 +5535,7 @@ class SharedHomeTest(LoginTestCase):
         self.hold_pid_file("0 0\n")                 # kill(0) would hit logout's own group
         self.logout()
         for data in (b"-1 0\n", b"0 0\n", b"", b"\n", b"x 1\n", b"12 x\n", b" \n12 1\n"):
-            self.assertIsNone(aws_login.parse_pid_file(data, True), data)
+            self.assertIsNone(aws_login._parse_pid_file(data, True), data)
 
     def test_the_pid_file_is_rewritten_in_place_and_read_strictly(self):
         path = os.path.join(self.home, "pid")
@@ -5546,17 +5546,17 @@ class SharedHomeTest(LoginTestCase):
                          "%d 1900000000\nhost a\nrole %s\n" % (os.getpid(), ADMIN))
         aws_login._record(fd, None, "host b\n")
         self.assertEqual(self.read(path), "%d 0\nhost b\n" % os.getpid())
-        state = aws_login.parse_pid_file(
+        state = aws_login._parse_pid_file(
             b"12 5\nhost h1\nstart_time 99\nhost h2\nboot_id \x1b[2J\nrole r\nnoise x\n", False)
         self.assertEqual((state.pid, state.next_at, state.alive, state.host, state.boot_id,
                           state.start_time, state.role_arn), (12, 5, False, "h1", "", "99", "r"))
-        state = aws_login.parse_pid_file(b"12 5\nhost \x1b]0;x\x07\nstart_time 99\n", True)
+        state = aws_login._parse_pid_file(b"12 5\nhost \x1b]0;x\x07\nstart_time 99\n", True)
         self.assertEqual((state.host, state.start_time, state.local), (None, None, None))
 
     def test_a_pid_file_of_an_earlier_version_is_harmless(self):
         sleeper = self.process(["sleep", "120"])
         self.hold_pid_file("%d 1900000000\n" % sleeper.pid)
-        state = aws_login.refresher_state("default")
+        state = aws_login._refresher_state("default")
         self.assertEqual((state.pid, state.next_at, state.alive, state.host, state.boot_id,
                           state.start_time, state.role_arn, state.local),
                          (sleeper.pid, 1900000000, True, None, None, None, None, None))
@@ -5606,8 +5606,8 @@ class SharedHomeTest(LoginTestCase):
         ps = lambda pid, column: subprocess.check_output(
             ["ps", "-o", column + "=", "-p", str(pid)]).decode().strip()
         fake = self.fake_refresher()
-        self.addCleanup(setattr, aws_login, "PROC", aws_login.PROC)
-        aws_login.PROC = os.path.join(self.home, "no-proc")
+        self.addCleanup(setattr, aws_login, "_PROC", aws_login._PROC)
+        aws_login._PROC = os.path.join(self.home, "no-proc")
         lstart = ps(fake.pid, "lstart")
         for text in ["%d 0\n" % fake.pid,                          # earlier version
                      "%d 0\nhost %s\nstart_time %s\n" % (fake.pid, self.OTHER_HOST, lstart),
@@ -5637,7 +5637,7 @@ class SharedHomeTest(LoginTestCase):
                          (pid, os.uname().nodename, True))
         # an earlier version's file names the same process: /proc proves it ours
         self.assertTrue(aws_login._may_signal(
-            aws_login.parse_pid_file(b"%d 0\n" % pid, True), "default"))
+            aws_login._parse_pid_file(b"%d 0\n" % pid, True), "default"))
         run = self.logout()
         self.assertNotIn("warning", run.stderr)
         self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
@@ -5713,7 +5713,7 @@ class LoginLockTest(LoginTestCase):
                 match = re.search(r"A refresher \(pid (\d+)\) renews them", runs[role].stderr)
                 self.assertTrue(match, runs)
                 pid = int(match.group(1))
-                state = aws_login.refresher_state("default")
+                state = aws_login._refresher_state("default")
                 self.assertEqual((state.pid, state.alive, state.role_arn), (pid, True, role),
                                  runs)
                 self.assertNotIn(_process_state(pid), (None, "Z"))
@@ -5733,7 +5733,7 @@ class LoginLockTest(LoginTestCase):
             self.assertEqual((self.idp.requests, os.path.exists(self.credentials_file)),
                              ([], False))
             # meanwhile the first login writes the credentials, starts its refresher
-            aws_login.write_credentials("default", _fake_credentials(), ADMIN)
+            aws_login._write_credentials("default", _fake_credentials(), ADMIN)
             sleeper = subprocess.Popen(["sleep", "120"])
             self.addCleanup(sleeper.wait)
             self.addCleanup(sleeper.kill)
@@ -5803,8 +5803,8 @@ class LoginLockTest(LoginTestCase):
             finally:
                 os.close(fd)
             return 4242
-        self.addCleanup(setattr, aws_login, "start_refresher", aws_login.start_refresher)
-        aws_login.start_refresher = start_refresher
+        self.addCleanup(setattr, aws_login, "_start_refresher", aws_login._start_refresher)
+        aws_login._start_refresher = start_refresher
         err = io.StringIO()
         saved, sys.stderr = sys.stderr, err
         try:
@@ -5909,9 +5909,9 @@ class MigrationTest(LoginTestCase):
                     self.assertNotIn(header, request["headers"], word)
             self.assertNotIn("DurationSeconds", self.sts.requests[-1]["form"])
             self.tool(["logout", "--forget"], terminal=False)
-        self.assertRaises(aws_login.ConfigError, aws_login.check_factor, "never")
-        self.assertRaises(aws_login.ConfigError, aws_login.check_duration, "899")
-        self.assertEqual(aws_login.check_duration("900"), 900)
+        self.assertRaises(aws_login.ConfigError, aws_login._check_factor, "never")
+        self.assertRaises(aws_login.ConfigError, aws_login._check_duration, "899")
+        self.assertEqual(aws_login._check_duration("900"), 900)
 
     def test_a_blank_factor_without_a_terminal_is_auto(self):
         self.write(self.config_file, "[default]\necp_endpoint_url = %s\nusername = alice\n"
@@ -5924,10 +5924,10 @@ class MigrationTest(LoginTestCase):
     def test_awscli_login_root_stands_for_the_home_folder(self):
         elsewhere = os.path.join(self.home, "elsewhere")
         os.environ["AWSCLI_LOGIN_ROOT"] = elsewhere
-        self.assertEqual(aws_login.config_path(),
+        self.assertEqual(aws_login._config_path(),
                          os.path.join(elsewhere, ".aws-login", "config"))
         del os.environ["AWSCLI_LOGIN_ROOT"]
-        self.assertEqual(aws_login.config_path(),
+        self.assertEqual(aws_login._config_path(),
                          os.path.join(self.home, ".aws-login", "config"))
 
 
@@ -6126,8 +6126,8 @@ class CommandsTest(LoginTestCase):
         self.assertEqual(len(self.sts.requests), 2)
 
     def write_awkward(self, secret):
-        aws_login.write_credentials("awk", aws_login.Credentials(
-            "ASIAAWKWARD", secret, "tok'en$", aws_login.parse_timestamp("2100-01-01T00:00:00Z")),
+        aws_login._write_credentials("awk", aws_login.Credentials(
+            "ASIAAWKWARD", secret, "tok'en$", aws_login._parse_timestamp("2100-01-01T00:00:00Z")),
             ADMIN)
         self.configure("awk", username="alice", factor="auto")
 
@@ -6203,10 +6203,10 @@ class CommandsTest(LoginTestCase):
         os.environ["AWS_LOGIN_FEDERATION_URL"] = federation.url
         gov = aws_login.Credentials("ASIA", "s", "t", None)
         url = aws_login.console_url(gov, "aws-us-gov",
-                                    ssl_context=aws_login.make_ssl_context())
+                                    ssl_context=aws_login._make_ssl_context())
         self.assertIn("Destination=https%3A%2F%2Fconsole.amazonaws-us-gov.com%2F", url)
         del os.environ["AWS_LOGIN_FEDERATION_URL"]
-        self.assertEqual(aws_login.CONSOLES["aws-cn"][0],
+        self.assertEqual(aws_login._CONSOLES["aws-cn"][0],
                          "https://signin.amazonaws.cn/federation")
 
 
@@ -6228,9 +6228,9 @@ class CredentialTextTest(LoginTestCase):
     def write_cache(self, name, key_id, secret, token):
         self.configure(name, username="alice", factor="auto")
         self.write(os.environ["AWS_CONFIG_FILE"], self.CONFIG % (name, name))
-        self.assertEqual(aws_login.profile_mode(name), "process")
-        self.write(aws_login.cache_path(name), "%s\nexpires %d\nrole %s\n%s\n" % (
-            aws_login.CACHE_HEADER, 4102444800, ADMIN, json.dumps({
+        self.assertEqual(aws_login._profile_mode(name), "process")
+        self.write(aws_login._cache_path(name), "%s\nexpires %d\nrole %s\n%s\n" % (
+            aws_login._CACHE_HEADER, 4102444800, ADMIN, json.dumps({
                 "Version": 1, "AccessKeyId": key_id, "SecretAccessKey": secret,
                 "SessionToken": token, "Expiration": "2100-01-01T00:00:00Z"})))
 
@@ -6272,7 +6272,7 @@ class CredentialTextTest(LoginTestCase):
         self.assertEqual(aws_login.env_lines(fine, shell="powershell")[3],
                          "$Env:AWS_SECRET_ACCESS_KEY = "
                          "'!\"#$%&''()*+,-./09:;<=>?@AZ[\\]^_`az{|}~'")
-        aws_login.exec_environment(aws_login.Credentials("A", "s", None, None), environ={})
+        aws_login._exec_environment(aws_login.Credentials("A", "s", None, None), environ={})
         for index in range(3):
             for bad in (" ", "\x7f", "\x00", "\n", "\u2019", "\u00e9"):
                 values = ["ASIA", "secret", "token"]
@@ -6282,7 +6282,7 @@ class CredentialTextTest(LoginTestCase):
                     with self.assertRaises(aws_login.CredentialsFileError):
                         aws_login.env_lines(credentials, shell=shell)
                 with self.assertRaises(aws_login.CredentialsFileError):
-                    aws_login.exec_environment(credentials, environ={})
+                    aws_login._exec_environment(credentials, environ={})
         self.assertEqual(aws_login._powershell_quote("a'b\u2018c\u2019d\u201ae\u201bf\"g"),
                          "'a''b\u2018\u2018c\u2019\u2019d\u201a\u201ae\u201b\u201bf\"g'")
         self.assertEqual(aws_login._powershell_quote(self.INJECTION),
@@ -6838,7 +6838,7 @@ class ServerTest(ServerTestCase):
         keys = []
         for asked, status, doc in answers:
             self.assertEqual(status, 200, doc)
-            expires = aws_login.parse_timestamp(doc["Expiration"]).timestamp()
+            expires = aws_login._parse_timestamp(doc["Expiration"]).timestamp()
             # renewed at half their life, never served in their last second
             self.assertGreater(expires - asked, 1.0, "served credentials about to expire")
             if doc["AccessKeyId"] not in keys:
@@ -6869,7 +6869,7 @@ class ServerTest(ServerTestCase):
         first = statuses.index(503)
         self.assertEqual(set(statuses[first:]), {503})
         for asked, status, doc in answers[:first]:
-            self.assertGreater(aws_login.parse_timestamp(doc["Expiration"]).timestamp(), asked)
+            self.assertGreater(aws_login._parse_timestamp(doc["Expiration"]).timestamp(), asked)
         error = answers[-1][2]
         self.assertEqual(error["Code"], "InteractionRequired")
         self.assertIn("no password is stored", error["Message"])
@@ -6978,15 +6978,15 @@ class ServedCredentialsTest(LoginTestCase):
         self.configure("srv", username="alice", factor="auto", password=PASSWORD)
         self.now = [time.time()]
         self.told = []
-        self.source = aws_login.ServedCredentials("srv", clock=lambda: self.now[0],
+        self.source = aws_login._ServedCredentials("srv", clock=lambda: self.now[0],
                                                   tell=self.told.append)
 
     def test_renews_at_renewal_time_and_serves_in_between(self):
         self.source.renew()
         first = self.sts.issued[-1]["AccessKeyId"]
         expires = self.source.credentials.expires_at.timestamp()
-        self.assertEqual(self.source.next_at, aws_login.renewal_time(self.now[0], expires))
-        self.assertEqual(self.source.step(), aws_login.REFRESH_SLICE)
+        self.assertEqual(self.source.next_at, aws_login._renewal_time(self.now[0], expires))
+        self.assertEqual(self.source.step(), aws_login._REFRESH_SLICE)
         self.now[0] = self.source.next_at - 1
         self.assertEqual(self.source.step(), 1)
         self.assertEqual(self.source.current()[0].access_key_id, first)
@@ -7005,7 +7005,7 @@ class ServedCredentialsTest(LoginTestCase):
         self.assertEqual(self.source.credentials.access_key_id,
                          self.sts.issued[0]["AccessKeyId"])
         # under 15 minutes left: not taken
-        source = aws_login.ServedCredentials("srv", clock=lambda: self.now[0] + 2701 + 900)
+        source = aws_login._ServedCredentials("srv", clock=lambda: self.now[0] + 2701 + 900)
         source.renew()
         self.assertEqual(len(self.sts.issued), 2)
         # another role's are not taken either
@@ -7069,13 +7069,13 @@ class ServedCredentialsTest(LoginTestCase):
 
     def test_the_document_is_the_container_format(self):
         credentials = _fake_credentials()
-        self.assertEqual(aws_login.container_credentials(credentials, DEV), {
+        self.assertEqual(aws_login._container_credentials(credentials, DEV), {
             "AccessKeyId": credentials.access_key_id,
             "SecretAccessKey": credentials.secret_access_key,
             "Token": credentials.session_token,
-            "Expiration": aws_login.format_timestamp(credentials.expires_at),
+            "Expiration": aws_login._format_timestamp(credentials.expires_at),
             "RoleArn": DEV})
-        env = aws_login.server_environment(4242, "tok", "eu-west-1", {
+        env = aws_login._server_environment(4242, "tok", "eu-west-1", {
             "AWS_PROFILE": "x", "AWS_ACCESS_KEY_ID": "k", "AWS_ROLE_ARN": "r", "KEEP": "1"}, "p")
         self.assertEqual(env, {"KEEP": "1", "AWS_LOGIN_EXEC": "p",
                                "AWS_CONTAINER_CREDENTIALS_FULL_URI":
@@ -7113,6 +7113,15 @@ class PythonApiTest(LoginTestCase):
             if row.startswith("| `"):
                 documented.update(re.findall(r"`(\w+)[(`]", row.split(" | ")[0]))
         self.assertEqual(documented, set(aws_login.__all__))
+
+    def test_every_name_outside_all_is_private(self):
+        import types
+        public = sorted(name for name, value in vars(aws_login).items()
+                        if not name.startswith("_") and name not in aws_login.__all__
+                        and not isinstance(value, types.ModuleType))
+        self.assertEqual(public, [])
+        for name in aws_login.__all__:      # and what the API gives has a public name
+            self.assertFalse(getattr(aws_login, name).__name__.startswith("_"), name)
 
     def test_login_logout_and_configure_take_a_profile_or_its_name(self):
         self.configure("api", username="alice", factor="auto", password=PASSWORD)
@@ -7228,8 +7237,8 @@ class StatusTest(LoginTestCase):
                           me["refresher_pid"], me["refresher_alive"]),
                          ("file", True, ADMIN, ACCOUNT_A, pid, True))
         self.assertEqual(me["expiration"], self.credentials()["aws_login_expiration"])
-        self.assertLess(aws_login.parse_timestamp(me["next_renewal"]),
-                        aws_login.parse_timestamp(me["expiration"]))
+        self.assertLess(aws_login._parse_timestamp(me["next_renewal"]),
+                        aws_login._parse_timestamp(me["expiration"]))
         self.assertEqual((rows["idle"]["logged_in"], rows["idle"]["refresher_pid"]),
                          (False, None))
         text = self.tool(["status"], terminal=False).stdout.splitlines()

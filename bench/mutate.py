@@ -51,23 +51,23 @@ TESTS = "test_aws_login.py"
 # The functions that guard the user, by what they guard.
 GUARDS = [
     # files: owner and mode checks, private folders, atomic writes, stale temps
-    "check_owner", "private_dir", "_remove_stale_temps", "atomic_write",
+    "_check_owner", "_private_dir", "_remove_stale_temps", "_atomic_write",
     # names and paths that become file names, URLs, ids
-    "profile_name", "check_url", "check_external_id", "check_role_name",
-    "check_passcode", "check_header_name", "_session_name", "_quote_name",
+    "_profile_name", "_check_url", "_check_external_id", "_check_role_name",
+    "_check_passcode", "_check_header_name", "_session_name", "_quote_name",
     # cache freshness and lifetimes
-    "read_cache", "check_lifetime", "renewal_time",
+    "_read_cache", "_check_lifetime", "_renewal_time",
     # the role menu and its bounds
-    "role_menu", "choose_role", "Terminal.choose",
+    "_role_menu", "_choose_role", "Terminal.choose",
     # STS advice a person acts on
     "_sts_advice",
     # the signature-preserving extraction of the SAML Response
     "_response_bytes", "_checked_assertion",
     # SigV4
-    "canonical_request", "string_to_sign", "sign_request",
+    "_canonical_request", "_string_to_sign", "sign_request",
     # locks, pids and the refresher
-    "refresher_state", "_locked_by_another", "process_start", "stop_refresher",
-    "_login_lock", "is_ours",
+    "_refresher_state", "_locked_by_another", "_process_start", "_stop_refresher",
+    "_login_lock", "_is_ours",
 ]
 
 FLIPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,

@@ -7,10 +7,10 @@
 
 Every input goes, as the body of the answer, to
 
-    aws_login.parse_ecp_answer(aws_login.HttpAnswer(200, {'Content-Type': 'text/xml'},
+    aws_login._parse_ecp_answer(aws_login._HttpAnswer(200, {'Content-Type': 'text/xml'},
                                data, 'https://idp.example/ecp'),
                                'https://signin.aws.amazon.com/saml')
-    aws_login.parse_sts_answer(200, data)
+    aws_login._parse_sts_answer(200, data)
 
 aws_login.AwsLoginError (and its subclasses) is the expected way to refuse an
 answer.  Anything else is a crash.  The target catches it itself, so one run
@@ -97,14 +97,14 @@ def _flush():
 
 def TestOneInput(data):
     try:
-        aws_login.parse_ecp_answer(
-            aws_login.HttpAnswer(200, {"Content-Type": "text/xml"}, data, ECP_URL), ACS)
+        aws_login._parse_ecp_answer(
+            aws_login._HttpAnswer(200, {"Content-Type": "text/xml"}, data, ECP_URL), ACS)
     except EXPECTED:
         pass
     except Exception as e:      # noqa: BLE001 - anything else is what we look for
         _record("parse_ecp_answer", data, e)
     try:
-        aws_login.parse_sts_answer(200, data)
+        aws_login._parse_sts_answer(200, data)
     except EXPECTED:
         pass
     except Exception as e:      # noqa: BLE001
@@ -118,10 +118,10 @@ def describe_seeds(dirs):
             with open(os.path.join(d, name), "rb") as f:
                 data = f.read()
             for target, call in (
-                    ("parse_ecp_answer", lambda: aws_login.parse_ecp_answer(
-                        aws_login.HttpAnswer(200, {"Content-Type": "text/xml"}, data, ECP_URL),
+                    ("parse_ecp_answer", lambda: aws_login._parse_ecp_answer(
+                        aws_login._HttpAnswer(200, {"Content-Type": "text/xml"}, data, ECP_URL),
                         ACS)),
-                    ("parse_sts_answer", lambda: aws_login.parse_sts_answer(200, data))):
+                    ("parse_sts_answer", lambda: aws_login._parse_sts_answer(200, data))):
                 try:
                     got = call()
                     what = "accepted"

@@ -170,7 +170,7 @@ def tool_sign(tool, case):
     out = tool.sign_request(case["method"], case["url"], dict(case["headers"]), body_of(case),
                             creds, case["region"], case["service"], when)
     unsigned = dict((k, v) for k, v in out.items() if k != "Authorization")
-    canonical = tool.canonical_request(case["method"], case["url"], unsigned, body_of(case))[0]
+    canonical = tool._canonical_request(case["method"], case["url"], unsigned, body_of(case))[0]
     return out["Authorization"], canonical
 
 
