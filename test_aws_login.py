@@ -2947,6 +2947,35 @@ class SharedFilesTest(LoginTestCase):
         run = self.tool(["credential-process"], terminal=False)
         self.assertEqual((run.code, run.stdout), (9, ""), run)
 
+    def test_a_folder_that_cannot_be_made_or_that_another_user_owns_is_refused(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        folder = os.path.dirname(self.credentials_file)
+        os.makedirs(folder, 0o755)
+        os.chmod(folder, 0o755)
+        os.chown(folder, 4242, 4242)
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual((run.code, run.stdout), (9, ""), run)
+        self.assertIn("belongs to another user", run.stderr)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+        self.assertEqual(os.listdir(folder), [])
+        self.assertEqual(os.stat(folder).st_mode & 0o777, 0o755)   # theirs: not even chmod
+        os.chown(folder, 0, 0)
+        logs = os.path.join(self.home, ".aws-login", "log")       # the refresher's log
+        os.makedirs(logs, 0o755)
+        os.chmod(logs, 0o755)
+        os.chown(logs, 4242, 4242)
+        self.configure(refresh="true")
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual((run.code, run.stdout), (9, ""), run)
+        self.assertIn("%s belongs to another user" % logs, run.stderr)
+        self.assertEqual(os.listdir(logs), [])
+        self.assertEqual(os.stat(logs).st_mode & 0o777, 0o755)
+        blocker = os.path.join(self.home, "a-file")
+        self.write(blocker, "")
+        with self.assertRaises(aws_login.CredentialsFileError) as caught:
+            aws_login._private_dir(os.path.join(blocker, "aws"))  # a file in the way
+        self.assertIn("cannot create %s" % os.path.join(blocker, "aws"), str(caught.exception))
+
     def test_a_killed_writers_temp_files_are_removed_but_a_live_ones_kept(self):
         self.configure(username="alice", factor="auto", password=PASSWORD)
         folder = os.path.dirname(self.credentials_file)
