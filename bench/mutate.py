@@ -18,8 +18,8 @@ extraction, SigV4) it makes mutants, one small edit each:
 Each mutant is a copy of the repository in a temporary folder with that one
 function rewritten (ast.unparse of the edited function; everything else is
 byte for byte the same).  The tests that mention the function run first, fail
-fast; a mutant they miss then meets the whole suite, fail fast (``--quick``
-skips that second round).  A mutant is killed when a test fails or the run
+fast (with the tests that killed its earlier mutants); a mutant they miss then
+meets the whole suite, fail fast (``--quick`` skips that second round).  A mutant is killed when a test fails or the run
 outlives ``--timeout`` (a hang is a mistake noticed).  Before any mutant, a
 control copy with every guard rewritten by ast.unparse but not edited must
 pass the whole suite, else the trial stops: the rewriting itself would be
@@ -249,6 +249,12 @@ def run_suite(where, names, timeout, log=None):
     return "killed", time.time() - started, first.strip()
 
 
+def failed_test(line):
+    """"Class.method" from unittest's "test_x (__main__.Class[.test_x])", or None."""
+    m = re.match(r"(test\w*) \(__main__\.(\w+)", line)
+    return m and "%s.%s" % (m.group(2), m.group(1))
+
+
 def test_sources(where):
     """[(Class.method, method source, class helpers' source)] of the suite."""
     source = open(os.path.join(where, TESTS)).read()
@@ -351,6 +357,9 @@ def main(argv=None):
             if outcome == "survived" and not args.quick:
                 outcome, more, first = run_suite(where, [], args.timeout, log)
                 seconds += more
+                killer = failed_test(first)
+                if killer and killer not in related[name]:
+                    related[name].insert(0, killer)     # the next mutant here tries it first
             results.append((name, description, text, outcome))
             print("%3d/%d %-9s %5.1fs  %s: %s  %s" % (
                 number, len(mutants), outcome, seconds, name, description, first[:60]),
