@@ -26,6 +26,7 @@ import signal
 import socket
 import socketserver
 import ssl
+import stat
 import subprocess
 import sys
 import tempfile
@@ -2991,6 +2992,49 @@ class SharedFilesTest(LoginTestCase):
         self.assertFalse(os.path.exists(stale))
         self.assertTrue(os.path.exists(young))      # a writer may still be busy with it
         self.assertTrue(os.path.exists(other))      # another file's
+
+
+class AtomicWriteTest(HomeTestCase):
+    """_atomic_write on the real file system; os.fsync is watched, not replaced."""
+
+    def watch_fsync(self, path):
+        """What each fsync saw: (a folder?, bytes of the file synced, ``path``'s text)."""
+        seen, real = [], os.fsync
+
+        def fsync(fd):
+            st = os.fstat(fd)
+            seen.append((stat.S_ISDIR(st.st_mode), None if stat.S_ISDIR(st.st_mode)
+                         else st.st_size, self.read(path)))
+            return real(fd)
+        os.fsync = fsync
+        self.addCleanup(setattr, os, "fsync", real)
+        return seen
+
+    def test_the_new_text_is_on_disk_before_it_replaces_the_old_and_the_folder_after(self):
+        path = os.path.join(self.home, "file")
+        self.write(path, "old")
+        seen = self.watch_fsync(path)
+        aws_login._atomic_write(path, "new text")
+        self.assertEqual(seen, [(False, 8, "old"), (True, None, "new text")])
+        self.assertEqual(self.read(path), "new text")
+        self.assertEqual(os.listdir(self.home), ["file"])
+
+    def test_the_mode_is_the_one_asked_whatever_the_umask(self):
+        old = os.umask(0)
+        self.addCleanup(os.umask, old)
+        for mode in (0o600, 0o644):
+            path = os.path.join(self.home, "file-%o" % mode)
+            aws_login._atomic_write(path, b"x", mode)
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), mode)
+        aws_login._atomic_write(path, "y")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+
+    def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(self):
+        path = os.path.join(self.home, "file")
+        self.write(path, "old")
+        self.assertRaises(AttributeError, aws_login._atomic_write, path, 12345)
+        self.assertEqual(self.read(path), "old")
+        self.assertEqual(os.listdir(self.home), ["file"])
 
 
 # ---------------------------------------------------------------------------
