@@ -1877,6 +1877,24 @@ class SettingsTest(HomeTestCase):
         self.assertEqual(aws_login._check_duration("3600"), 3600)
         for bad in ("899", "43201", "one hour", "-5"):
             self.assertRaises(aws_login.ConfigError, aws_login._check_duration, bad)
+        self.assertEqual((aws_login._check_duration("900"), aws_login._check_duration("43200")),
+                         (900, 43200))
+
+    def test_a_passcode_is_printable_ascii_without_spaces_and_never_repeated(self):
+        for code, checked in ((" 123456 ", "123456"), ("!x~", "!x~"), ("~", "~"), ("!", "!")):
+            self.assertEqual(aws_login._check_passcode(code), checked)
+        for bad in ("", "  ", "123 456", "12\t34", "1234\x7f", "12\x0034", "\u0661\u0662\u0663",
+                    "123\u00a0456"):
+            with self.assertRaises(aws_login.ConfigError) as caught:
+                aws_login._check_passcode(bad)
+            if bad.strip():
+                self.assertNotIn(bad.strip(), str(caught.exception))
+
+    def test_header_names_are_tokens_of_letters_digits_and_dashes(self):
+        for name in ("X-Shibboleth-Duo-Factor", " X-Duo-2 ", "a"):
+            self.assertEqual(aws_login._check_header_name(name), name.strip())
+        for bad in ("", "X Duo", "X:Duo", "X-Duo\r\nX-Evil", "X_Duo", "X-D\u00fco"):
+            self.assertRaises(aws_login.ConfigError, aws_login._check_header_name, bad)
 
     def test_profile_name_from_flag_then_environment(self):
         self.assertEqual(aws_login._profile_name(), "default")
