@@ -2125,6 +2125,58 @@ class PromptsTest(LoginTestCase):
         self.assertEqual(self.sts.requests[-1]["form"]["RoleArn"], READONLY)    # the last
 
 
+class GivenTerminalTest(LoginTestCase):
+    """Terminal(path) from the API: everything is shown and read on that terminal
+    (a pseudo-terminal here), never on the process's own."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.master, slave = os.openpty()
+        self.addCleanup(os.close, self.master)
+        self.addCleanup(os.close, slave)
+        self.terminal = aws_login.Terminal(os.ttyname(slave))
+        self.addCleanup(self.terminal.close)
+        self.shown = b""
+
+    def answer(self, prompt, text):
+        """Wait for ``prompt`` on the terminal (10 s at most), then type ``text``."""
+        deadline = time.time() + 10
+        while prompt.encode() not in self.shown:
+            ready = select.select([self.master], [], [], max(0.0, deadline - time.time()))[0]
+            self.assertTrue(ready, "no %r on the terminal; it shows %r" % (prompt, self.shown))
+            self.shown += os.read(self.master, 4096)
+        self.shown = self.shown.replace(prompt.encode(), b"<%s>" % prompt.strip().encode(), 1)
+        os.write(self.master, text.encode() + b"\n")
+
+    def in_thread(self, call):
+        result = []
+        thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        return thread, result
+
+    def test_choose_shows_the_menu_there_and_asks_again_until_the_answer_is_in_range(self):
+        thread, result = self.in_thread(
+            lambda: self.terminal.choose(["[ 0 ]: Admin", "[ 1 ]: Dev"], 2))
+        self.answer("Selection: ", "2")
+        self.answer("Selection: ", "1")
+        thread.join(10)
+        self.assertEqual(result, [1])
+        shown = self.shown.decode()
+        self.assertLess(shown.index("[ 1 ]: Dev"), shown.index("<Selection:>"))
+        self.assertIn("Please enter a number from 0 to 1.", shown)
+
+    def test_login_asks_for_the_role_on_the_terminal_it_is_given(self):
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        thread, result = self.in_thread(lambda: aws_login.login(
+            None, self.terminal, interactive=True, mode="file"))
+        self.answer("Selection: ", "1")
+        thread.join(20)
+        self.assertEqual(result[0][1].arn, DEV)
+        self.assertEqual(self.credentials()["aws_login_role_arn"], DEV)
+        self.assertIn("ReadOnly", self.shown.decode())
+
+
 # Characters that must never reach a terminal or a log raw (C0, DEL, C1, line
 # and paragraph separators, bidi embeddings, overrides and isolates).
 RAW_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -3858,11 +3910,14 @@ class StsLifetimeTest(LoginTestCase):
             check(short, sent, now=sent + 0.1)
         self.assertTrue(caught.exception.transient)
         now = sent + aws_login._MIN_LIFETIME
-        for sts_date, words in ((now - 301, "clock is 301 s ahead of STS's"),
+        for sts_date, words in ((now - 301, "clock is 301 s ahead of STS's: .* have expired;"),
                                 (now + 400, "clock is 400 s behind STS's"),
+                                (now - 300, "not in the future .STS's clock agrees"),
                                 (now - 299, "not in the future .STS's clock agrees")):
             with self.assertRaisesRegex(aws_login.STSError, words):
                 check(ok, sent, sts_date, now=now)
+        with self.assertRaisesRegex(aws_login.STSError, "ahead of STS's: .* are about to expire;"):
+            check(short, sent, sent - 400, now=sent + 0.1)
         self.assertEqual(aws_login._http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777.0)
         self.assertEqual(aws_login._http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777.0)
         self.assertEqual(aws_login._http_date("Sun Nov  6 08:49:37 1994"), 784111777.0)
