@@ -1566,7 +1566,13 @@ def _response_bytes(body, span):
     the element's original bytes and add only the namespace declarations it
     inherits from the envelope (exclusive C14N renders those the same way)."""
     start_at, end_at = span["start"], span["end"]
-    if body[end_at:end_at + 2] != b"</":
+    # An element with content ends where its end tag starts; expat puts the end
+    # of an empty element (<p:Response/>) after it, which may be another's end tag.
+    try:
+        end_tag = b"</" + span["name"].encode("ascii")
+    except UnicodeError:            # a prefix in another script: the bytes vary by encoding
+        end_tag = b"</"
+    if not body.startswith(end_tag, end_at):
         raise IdPError("the IdP's SAML Response is empty")
     end_at = body.index(b">", end_at) + 1
     quoteattr = _xml_attribute

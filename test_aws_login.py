@@ -610,6 +610,8 @@ PAOS_BINDING = 'urn:oasis:names:tc:SAML:2.0:bindings:PAOS'
 STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success'
 STATUS_RESPONDER = 'urn:oasis:names:tc:SAML:2.0:status:Responder'
 STATUS_AUTHN_FAILED = 'urn:oasis:names:tc:SAML:2.0:status:AuthnFailed'
+STATUS_REQUESTER = 'urn:oasis:names:tc:SAML:2.0:status:Requester'
+STATUS_VERSION_MISMATCH = 'urn:oasis:names:tc:SAML:2.0:status:VersionMismatch'
 ROLE_ATTR = 'https://aws.amazon.com/SAML/Attributes/Role'
 SESSION_NAME_ATTR = 'https://aws.amazon.com/SAML/Attributes/RoleSessionName'
 SESSION_DURATION_ATTR = 'https://aws.amazon.com/SAML/Attributes/SessionDuration'
@@ -3417,7 +3419,27 @@ class HostileIdPTest(LoginTestCase):
              "redirected to evil.example.*not followed"),
             ("HTTP 500", (500, {"Content-Type": "text/html"}, b"<html>oops</html>"), 5,
              "HTTP 500"),
+            ("not a SOAP envelope", (200, xml, b"<r xmlns='urn:x'><a/></r>"), 5,
+             "not a SOAP envelope"),
+            ("empty Response", (200, xml, soap % b"<p:Response xmlns:p="
+                                b"'urn:oasis:names:tc:SAML:2.0:protocol' ID='r'/>"), 5,
+             "SAML Response is empty"),
+            ("no ecp:Response header", _envelope_answer(self.idp, lambda e: e, ecp_header=False),
+             5, "no ecp:Response header"),
+            # the IdP blames the request, not the password: IdPError, nothing marked refused
+            ("Requester status", self.status_answer(STATUS_REQUESTER), 5,
+             r"refused the login \(Requester: unsupported request\)"),
+            ("VersionMismatch status", self.status_answer(STATUS_VERSION_MISMATCH), 5,
+             r"refused the login \(VersionMismatch: unsupported request\)"),
         ]
+
+    def status_answer(self, status):
+        def answer(handler):
+            request_id, acs = self.idp._parse_authn_request(handler.body)
+            return (200, {"Content-Type": "text/xml"}, build_status_envelope(
+                request_id, acs, status=status, sub_status=None,
+                message="unsupported request")[0])
+        return answer
 
     def test_corpus(self):
         self.configure(username="alice", factor="auto")
@@ -3706,6 +3728,18 @@ class FuzzTest(HomeTestCase):
 # ---------------------------------------------------------------------------
 
 class StsPureTest(unittest.TestCase):
+    def test_advice_only_where_it_applies(self):
+        advice = aws_login._sts_advice
+        self.assertIn("lower `duration`", advice(
+            "ValidationError", "Value '50000' at 'durationSeconds' failed; DurationSeconds "
+            "exceeds the MaxSessionDuration set for this role."))
+        for code, message in (("ValidationError", "Value at 'roleSessionName' failed"),
+                              ("InvalidParameterValue", "DurationSeconds is out of range"),
+                              ("Throttling", "Rate exceeded"), ("", "")):
+            self.assertIsNone(advice(code, message), code)
+        self.assertIn("clock", advice("ExpiredTokenException", "Token expired"))
+        self.assertIn("metadata", advice("InvalidIdentityToken", "x"))
+
     def test_endpoints_by_partition_region_and_environment(self):
         e = aws_login._sts_endpoint
         self.assertEqual(e("aws", None, {}), "https://sts.amazonaws.com/")
@@ -4137,6 +4171,15 @@ class CredentialStoreTest(HomeTestCase):
         self.assertRaises(aws_login.CredentialsFileError, aws_login._write_credentials, "p",
                           _fake_credentials(), ADMIN)
         self.assertEqual(self.read(self.credentials_file), "no section header\nk = v\n")
+
+    def test_either_of_our_keys_marks_a_section_as_ours(self):
+        expiry, role = aws_login._EXPIRATION_KEY, aws_login._ROLE_KEY
+        for section in ({expiry: "2100-01-01T00:00:00Z"}, {role: ADMIN},
+                        {expiry: "2100-01-01T00:00:00Z", role: ADMIN, "region": "x"}):
+            self.assertTrue(aws_login._is_ours(section), section)
+        for section in ({}, {"aws_access_key_id": "AKIA", "aws_session_token": "t"},
+                        {"aws_login": "x", "expiration": "y"}):
+            self.assertFalse(aws_login._is_ours(section), section)
 
     def test_records_have_names(self):
         entry = aws_login._CacheEntry(5, ADMIN, "{}")
