@@ -3086,7 +3086,9 @@ class AtomicWriteTest(HomeTestCase):
         path = os.path.join(self.home, "file")
         self.write(path, "old")
         seen = self.watch_fsync(path)
+        open_before = sorted(os.listdir("/proc/self/fd"))
         aws_login._atomic_write(path, "new text")
+        self.assertEqual(sorted(os.listdir("/proc/self/fd")), open_before)     # none leaked
         self.assertEqual(seen, [(False, 8, "old"), (True, None, "new text")])
         self.assertEqual(self.read(path), "new text")
         self.assertEqual(os.listdir(self.home), ["file"])
@@ -5075,13 +5077,13 @@ class IsolatedStartTest(LoginTestCase):
         command = self.configured_command()
         cache = os.path.join(self.home, ".aws-login", "cache", "default")
         fresh = aws_login._credential_process_json(_fake_credentials(1))
-        good = "%s\nexpires %d\nrole %s\n%s\n" % (aws_login._CACHE_HEADER,
-                                                time.time() + 3600, ADMIN, fresh)
+        expires = int(time.time() + 3600)       # once: a second may pass before the replace
+        good = "%s\nexpires %d\nrole %s\n%s\n" % (aws_login._CACHE_HEADER, expires, ADMIN, fresh)
         self.write(cache, good)
         self.assertEqual(self.serve(command).stdout.decode(), fresh + "\n")
         self.assertEqual(self.idp.requests, [])
         for name, text, owner in (
-                ("stale", good.replace("expires %d" % (time.time() + 3600),
+                ("stale", good.replace("expires %d" % expires,
                                        "expires %d" % (time.time() + 60)), None),
                 ("another header", good.replace("cache 1", "cache 2"), None),
                 ("not a number", good.replace("expires ", "expires x"), None),
