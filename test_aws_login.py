@@ -7884,4 +7884,8 @@ def run_all(argv=()):
 
 
 if __name__ == "__main__":
+    # Started in the background by a shell, we inherit SIGINT ignored, and the
+    # tool under test would too: the tests that press Ctrl-C would hang.  A
+    # handler (unlike "ignored") is reset to the default in every child.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(run_all(sys.argv[1:]))
