@@ -949,7 +949,7 @@ def _proxy_for(url):
     if parts.username is not None:
         from urllib.parse import unquote
         authorization = _basic_authorization(unquote(parts.username),
-                                            unquote(parts.password or ""))
+                                             unquote(parts.password or ""))
     return parts.hostname, parts.port or 1080, authorization     # curl's default port
 
 
@@ -996,8 +996,8 @@ def _request_bytes(url, method, data, headers, cookie_jar):
 
 
 def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
-                 read_timeout=_READ_TIMEOUT, max_bytes=_MAX_ANSWER_BYTES,
-                 connect_timeout=_CONNECT_TIMEOUT, deadline=None):
+                  read_timeout=_READ_TIMEOUT, max_bytes=_MAX_ANSWER_BYTES,
+                  connect_timeout=_CONNECT_TIMEOUT, deadline=None):
     """POST (or GET) once; never follows a redirect; any status comes back as an answer.
 
     Connect and read have separate timeouts: reaching the server should be
@@ -1072,7 +1072,7 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
     if len(body) > max_bytes:
         raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
     _debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
-                                                time.monotonic() - started))
+                                                 time.monotonic() - started))
     return _HttpAnswer(status, response_headers, body, url)
 
 
@@ -1993,7 +1993,7 @@ def _sts_credentials(root, status, action, error_type=None):
 
 
 _STS_TRANSIENT_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded",
-                       "ServiceUnavailable", "InternalFailure", "IDPCommunicationError")
+                        "ServiceUnavailable", "InternalFailure", "IDPCommunicationError")
 _MIN_LIFETIME = 5            # seconds; real STS issues 900 at least
 _CLOCK_SKEW_MAX = 300        # seconds between this machine's clock and STS's that pass unremarked
 
@@ -2033,7 +2033,7 @@ def _check_lifetime(credentials, sent_at, sts_date=None, now=None):
 
 
 def _assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
-                          ssl_context=None, deadline=None):
+                           ssl_context=None, deadline=None):
     """STS AssumeRoleWithSAML (an unsigned call), retrying throttling with backoff
     (never past ``deadline``, a time.monotonic() value)."""
     import base64
@@ -2052,7 +2052,7 @@ def _assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
         sent_at = time.time()
         try:
             answer = _http_request(endpoint, body, headers, ssl_context=ssl_context,
-                                  read_timeout=60, deadline=deadline)
+                                   read_timeout=60, deadline=deadline)
             credentials = _parse_sts_answer(answer.status, answer.body, headers=answer.headers)
             break
         except (STSError, NetworkError) as e:
@@ -2156,7 +2156,7 @@ def _signing_region(endpoint, partition, region):
 
 
 def _sts_signed_call(action, params, credentials, endpoint, region, ssl_context=None,
-                    deadline=None):
+                     deadline=None):
     """A SigV4-signed STS query (form POST); returns the parsed XML root."""
     from urllib.parse import urlencode
     body = urlencode([("Action", action), ("Version", "2011-06-15")] + list(params)).encode()
@@ -2165,7 +2165,7 @@ def _sts_signed_call(action, params, credentials, endpoint, region, ssl_context=
         credentials, region, "sts")
     headers.pop("Host", None)       # urllib sends the same one
     answer = _http_request(endpoint, body, headers, ssl_context=ssl_context, read_timeout=60,
-                          deadline=deadline)
+                           deadline=deadline)
     if answer.status >= 400:
         _parse_sts_answer(answer.status, answer.body, action, answer.headers)  # AWS's words
     root, _ = _read_server_xml(answer.body, STSError,
@@ -2192,7 +2192,7 @@ def assume_role(credentials, role_arn, session_name, endpoint, region, duration=
     if external_id:
         params.append(("ExternalId", external_id))
     root = _sts_signed_call("AssumeRole", params, credentials, endpoint, region, ssl_context,
-                           deadline)
+                            deadline)
     return _sts_credentials(root, 200, "AssumeRole")
 
 
@@ -2235,7 +2235,7 @@ def _check_credentials_writable(profile, force=False, path=None):
 
 
 def _write_credentials(profile, credentials, role_arn, force=False, path=None,
-                      expect_role=None, chain_role_arn=None):
+                       expect_role=None, chain_role_arn=None):
     """Write [profile] into the shared credentials file; every other byte stays.
 
     With ``expect_role`` (the refresher), write only while the section still
@@ -2304,7 +2304,7 @@ def _cookie_path(endpoint_url, username):
     """One jar per (IdP host, username): ``cookies/user@host%3Aport``."""
     from urllib.parse import quote
     return os.path.join(_cookie_dir(), "%s@%s" % (quote(username, safe=""),
-                                                 quote(_host_port(endpoint_url), safe="")))
+                                                  quote(_host_port(endpoint_url), safe="")))
 
 
 _SavedSession = _named_tuple("_SavedSession", ("mtime", "username", "path"),
@@ -2324,7 +2324,7 @@ def _jars_for(endpoint_url):
         if name.endswith(suffix) and not name.startswith("."):
             path = os.path.join(_cookie_dir(), name)
             found.append(_SavedSession(os.path.getmtime(path), unquote(name[:-len(suffix)]),
-                                      path))
+                                       path))
     return sorted(found, reverse=True)
 
 
@@ -2426,7 +2426,7 @@ class _CookieJar(object):
                 if expires is None:
                     continue
             cookie = _Cookie(name, value, domain.lstrip("."), not domain.startswith("."),
-                            attrs.get("path") or "/", "secure" in attrs, expires)
+                             attrs.get("path") or "/", "secure" in attrs, expires)
             self.cookies[(cookie.domain, cookie.path, name)] = cookie
 
 
@@ -2554,7 +2554,7 @@ def _keyring():
     except Exception:       # not installed, or a broken backend that fails on import
         if not _keyring_missing_said:
             _warn("enable_keyring is set but the keyring module is not available; "
-                 "asking for the password instead")
+                  "asking for the password instead")
             _keyring_missing_said.append(True)
         return None
 
@@ -2671,8 +2671,8 @@ def _person_password_worked(profile, username, password):
             _clear_refused(profile, "profile")
         elif configured is not None and _refused_earlier(profile, username, "profile"):
             _warn("the password in the settings of profile %s is still the one the IdP "
-                 "refused, and is not sent again: change or remove it there"
-                 % profile.name)
+                  "refused, and is not sent again: change or remove it there"
+                  % profile.name)
 
 
 # ---------------------------------------------------------------------------
@@ -2700,10 +2700,10 @@ class _IdPSession(object):
         if label:
             with self.terminal.waiting(label):
                 answer = _http_request(url, envelope, headers, self.ssl_context, self.jar,
-                                      deadline=self.deadline)
+                                       deadline=self.deadline)
         else:
             answer = _http_request(url, envelope, headers, self.ssl_context, self.jar,
-                                  deadline=self.deadline)
+                                   deadline=self.deadline)
         return _parse_ecp_answer(answer, self.acs_url)
 
     def reuse(self, probe=False):
@@ -2727,7 +2727,7 @@ class _IdPSession(object):
     def authenticate(self, password, factor, passcode):
         headers = {"Authorization": _basic_authorization(self.username, password)}
         headers.update(_duo_headers(factor, passcode, self.profile.http_header_factor,
-                                   self.profile.http_header_passcode))
+                                    self.profile.http_header_passcode))
         label = ("Waiting for Duo approval" if factor in ("auto", "push", "phone")
                  else "Waiting for the IdP")
         try:
@@ -2795,7 +2795,7 @@ def _password_login(session, profile, terminal, interactive=True):
         if not interactive or not terminal.available():
             raise _refused_error(profile, source)
         _warn("the IdP refused the password stored in %s earlier, so it is not sent "
-             "again; enter the current one" % _stored_where(profile, source))
+              "again; enter the current one" % _stored_where(profile, source))
         password = None
     if password is None:
         if not interactive:
@@ -2821,7 +2821,7 @@ def _password_login(session, profile, terminal, interactive=True):
         if not interactive or not terminal.available():
             raise _refused_error(profile, source, e)
         _warn("the IdP refused the password stored in %s (%s); enter the current one"
-             % (_stored_where(profile, source), e))
+              % (_stored_where(profile, source), e))
         password, source = terminal.secret("Password: ", what), "prompt"
         if factor == "passcode" and not profile.passcode:
             passcode = terminal.secret("Code: ", "the Duo passcode")
@@ -2866,11 +2866,11 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
     ssl_context = _make_ssl_context(profile)
     if not profile.verify_ssl_certificate:
         _warn("TLS CERTIFICATE CHECKING IS OFF for profile %r (verify_ssl_certificate = "
-             "false): anyone on the network path can read your password and your "
-             "credentials" % profile.name)
+              "false): anyone on the network path can read your password and your "
+              "credentials" % profile.name)
     username = _username(profile, terminal, interactive)
     session = _IdPSession(profile, username, terminal, ssl_context, _PARTITIONS[partition][0],
-                         deadline)
+                          deadline)
     probe = interactive and terminal.available()     # someone may be asked for a password
     saml = session.reuse(probe) or _password_login(session, profile, terminal, interactive)
     if saml.skipped and not saml.roles:
@@ -2892,7 +2892,7 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
     region = _profile_region(profile)
     endpoint = _sts_endpoint(role.partition, region)
     credentials = _assume_role_with_saml(role, saml.response_xml, duration, endpoint,
-                                        ssl_context, deadline)
+                                         ssl_context, deadline)
     if profile.chain_role_arn:
         # AWS caps a chained session at one hour.
         sent_at = time.time()
@@ -3216,7 +3216,7 @@ class _FileStore(object):
 
     def write(self, credentials, role_arn, force=False, chain_role_arn=None):
         _write_credentials(self.name, credentials, role_arn, force,
-                          chain_role_arn=chain_role_arn)
+                           chain_role_arn=chain_role_arn)
 
     def read(self):
         """Credentials in the section (ours or not: whoami signs with any), or None."""
@@ -3297,7 +3297,7 @@ def _set_mode(name, mode):
         if not os.path.isdir(os.path.dirname(path)):
             _private_dir(os.path.dirname(path))
         _update_file(path, lambda text: _ini_set_options(text, section,
-                                                       {"credential_process": command}))
+                                                         {"credential_process": command}))
         _stop_refresher(name)
         cpath = _credentials_path()
         current = _read_credentials_section(name, cpath)
@@ -3305,7 +3305,7 @@ def _set_mode(name, mode):
             _remove_credentials(name)
         elif current is not None:
             _warn("[%s] in %s holds keys; they shadow the credential_process for this "
-                 "profile until you remove them" % (name, cpath))
+                  "profile until you remove them" % (name, cpath))
     elif _profile_mode(name) == "process":
         def edit(text):
             text = _ini_set_options(text, section, {"credential_process": None})
@@ -3524,8 +3524,8 @@ def _parse_pid_file(data, alive):
             fields[key] = value
     host = fields.get("host") or None
     return _RefresherState(int(words[0]), next_at, alive, host,
-                          fields.get("boot_id", "") if host else None,
-                          fields.get("start_time") if host else None, fields.get("role"))
+                           fields.get("boot_id", "") if host else None,
+                           fields.get("start_time") if host else None, fields.get("role"))
 
 
 _PROC = "/proc"      # Linux's process table; where there is none, `ps` answers
@@ -3693,7 +3693,7 @@ class _Refresher(object):
             deadline=time.monotonic() + _RENEWAL_TIME_LIMIT)
         session.save()
         _write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn,
-                          chain_role_arn=profile.chain_role_arn)
+                           chain_role_arn=profile.chain_role_arn)
         return credentials.expires_at.timestamp()
 
     def renew_in_child(self):
@@ -3756,7 +3756,7 @@ class _Refresher(object):
                 return None
             self.failures += 1
             delay = max(_MIN_RENEW_INTERVAL, min(_RETRY_MAX, 5.0 * 2 ** self.failures,
-                                                self.expires_at - now))
+                                                 self.expires_at - now))
             self.next_at = now + delay
             self.log("renewal failed (%s); trying again in %ds" % (e, delay))
             return min(_REFRESH_SLICE, delay)
@@ -3922,7 +3922,7 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time="
                  .encode("utf-8"))
 
     refresher = _Refresher(name, role_arn, issued_at, expires_at, log=log, in_child=True,
-                          close_in_child=(lock_fd,))
+                           close_in_child=(lock_fd,))
 
     def on_term(signum, frame):
         if refresher.child:
@@ -3985,7 +3985,7 @@ def login(profile=None, terminal=None, role_arn=None, force=False, interactive=T
         store = _credential_store(profile.name, mode)
         store.check_writable(force)
         credentials, role, session = _fetch_credentials(profile, terminal, role_arn,
-                                                       interactive, deadline)
+                                                        interactive, deadline)
         session.save()
         store.write(credentials, role.arn, force, profile.chain_role_arn)
         return credentials, role
@@ -4101,7 +4101,7 @@ def _upgrade_credential_process(name):
     except ConfigError:
         return          # piped: there is no file to name
     _update_file(path, lambda text: _ini_set_options(text, section,
-                                                   {"credential_process": command}))
+                                                     {"credential_process": command}))
 
 
 # ---------------------------------------------------------------------------
@@ -4213,7 +4213,7 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
     from urllib.parse import urlencode
     federation, console = _CONSOLES[partition]
     federation = _check_url(os.environ.get("AWS_LOGIN_FEDERATION_URL") or federation,
-                           "federation URL")
+                            "federation URL")
     if not credentials.session_token:
         raise ConfigError("the console sign-in needs temporary credentials "
                                    "(these have no session token)")
@@ -4360,14 +4360,14 @@ _SERVER_WAIT = 1.5           # a request finding expired credentials waits this 
 # and the container provider's other settings (a relative URI or a token file
 # wins over ours in botocore).
 _SERVER_UNSET = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "AWS_PROFILE",
-                "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
-                "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME")
+                 "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "AWS_PROFILE",
+                 "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                 "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME")
 # Options of the default profile (the one the command's SDKs read) that give
 # them credentials before they ask a credential server.
 _SHADOWING_OPTIONS = ("aws_access_key_id", "credential_process", "role_arn",
-                     "web_identity_token_file", "sso_session", "sso_start_url")
+                      "web_identity_token_file", "sso_session", "sso_start_url")
 
 
 def _stored_role(name):
@@ -4450,7 +4450,7 @@ class _ServedCredentials(object):
                     raise
                 issued_at = self.clock()
                 credentials, role, session = _fetch_credentials(profile, terminal,
-                                                               self.role_arn)
+                                                                self.role_arn)
             session.save()
         self._take(credentials, role.arn, profile.chain_role_arn, issued_at)
 
@@ -4803,7 +4803,7 @@ def _exec_with_server(name, command):
                           "--server" % shadow[0])
     if shadow:
         _warn("%s: the command's AWS SDKs use those before asking the credential server"
-             % shadow[0])
+              % shadow[0])
     source, token = _start_serving(name)
     server = _credential_server(source, token)
     port = server.server_address[1]
@@ -4844,7 +4844,7 @@ def _serve(name, port=0):
     shadow = _server_shadowed(name)
     if shadow:
         _warn("%s: AWS SDKs that read this machine's files use those before asking the "
-             "credential server" % shadow[0])
+              "credential server" % shadow[0])
     source, token = _start_serving(name)
     server = _credential_server(source, token, port)
     port = server.server_address[1]
@@ -4926,7 +4926,7 @@ def _cmd_configure(args):
             flags[key] = value
     if args.credential_process is not None:
         flags["mode"] = ("process" if _check_bool(args.credential_process,
-                                                 "--credential-process") else "file")
+                                                  "--credential-process") else "file")
     configure(args.profile, values=flags)
     mode = _profile_mode(args.profile)
     sys.stderr.write("Saved profile %s in %s. Mode: %s.\n" % (
@@ -4984,7 +4984,7 @@ def _names_current_role(wanted, current_arn):
         return True
     try:
         return bool(current_arn) and bool(_match_role([Role(current_arn, None)], wanted,
-                                                     _read_aliases()))
+                                                      _read_aliases()))
     except RoleError:
         return False
 
@@ -5006,7 +5006,7 @@ def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
             who, profile.name, _local_time(credentials.expires_at))
         if mode == "file" and profile.refresh and not no_refresh:
             pid = _start_refresher(profile.name, role.arn, issued_at,
-                                  credentials.expires_at.timestamp())
+                                   credentials.expires_at.timestamp())
             if pid:
                 message += " A refresher (pid %d) renews them." % pid
         elif mode == "file":
@@ -5195,7 +5195,7 @@ def _cmd_plugin(args):
 
 
 _COMMANDS = ("configure", "login", "logout", "credential-process", "whoami", "exec", "serve",
-            "env", "console", "status", "plugin")
+             "env", "console", "status", "plugin")
 
 
 class _UnusedParser(object):
@@ -5794,7 +5794,7 @@ def _plugin_disable():
     config = _aws_config_path()
     if (_plugin_section(config) or {}).get("login") == "aws_login":
         _update_file(config, lambda text: _ini_set_options(text, _PLUGIN_SECTION,
-                                                         {"login": None}))
+                                                           {"login": None}))
         return ["removed `login = aws_login` from [plugins] in %s" % config]
     return []
 

@@ -1780,8 +1780,8 @@ class ErrorKindTest(LoginTestCase):
         profile = aws_login.Profile("default", {"ecp_endpoint_url": url or self.idp.url,
                                                 "factor": "push"})
         return aws_login._IdPSession(profile, "alice", aws_login.Terminal(None),
-                                    aws_login._make_ssl_context(),
-                                    aws_login._PARTITIONS["aws"][0])
+                                     aws_login._make_ssl_context(),
+                                     aws_login._PARTITIONS["aws"][0])
 
     def short_read_timeout(self):
         real = aws_login._http_request
@@ -1841,7 +1841,7 @@ class ErrorKindTest(LoginTestCase):
             with contextlib.redirect_stderr(said):
                 with self.assertRaises(aws_login.NetworkError):
                     aws_login._assume_role_with_saml(aws_login.Role(ADMIN, PROVIDER_A), b"<x/>",
-                                                    endpoint=endpoint)
+                                                     endpoint=endpoint)
             self.assertEqual(said.getvalue().count("; retrying in "), retries, said.getvalue())
 
 
@@ -2485,7 +2485,7 @@ class RawHttpTest(unittest.TestCase):
                          b"Content-Length: 0\r\n\r\n", requests)
         jar = aws_login._CookieJar()
         answer = aws_login._http_request(url, b"<body/>", {"Content-Type": "text/xml"},
-                                        cookie_jar=jar)
+                                         cookie_jar=jar)
         self.assertEqual(answer.status, 204)
         self.assertEqual(answer.headers.get_all("set-cookie"), ["a=1", "b=2"])
         self.assertEqual(jar.header_for(url), "a=1; b=2")
@@ -2540,7 +2540,7 @@ class RawHttpTest(unittest.TestCase):
         self.addCleanup(os.environ.pop, "HTTPS_PROXY")
         with self.assertRaisesRegex(aws_login.NetworkError, "refused the tunnel \\(HTTP 403\\)"):
             aws_login._http_request("https://idp.example.edu/ecp", b"x",
-                                   ssl_context=aws_login._make_ssl_context())
+                                    ssl_context=aws_login._make_ssl_context())
 
 
 class ConnectProxy(object):
@@ -2755,7 +2755,7 @@ class DeadlineTest(LoginTestCase):
             with self.assertRaises(aws_login.NetworkError) as caught:
                 # Each byte comes well within the read timeout; only the total can end it.
                 aws_login._http_request(server.url, b"x", ssl_context=context,
-                                       connect_timeout=1, read_timeout=1.5)
+                                        connect_timeout=1, read_timeout=1.5)
             elapsed = time.monotonic() - started
             self.assertEqual(caught.exception.kind, "timeout", caught.exception)
             self.assertIn("timed out", str(caught.exception))
@@ -3142,7 +3142,7 @@ class IniTest(unittest.TestCase):
         new = aws_login._ini_replace_section("[a]\nx = 1\n\n[p]\nold = 1", "p", VALUES)
         self.assertTrue(new.endswith("aws_session_token = tok"))
         self.assertEqual(aws_login._ini_replace_section("[p]\nold = 1\n\n[a]\nx = 1", "p",
-                                                       VALUES)[-9:], "[a]\nx = 1")
+                                                        VALUES)[-9:], "[a]\nx = 1")
 
     def test_duplicate_sections_collapse_into_one(self):
         text = "[p]\na = 1\n\n[q]\nb = 2\n\n[p]\nc = 3\n"
@@ -3213,7 +3213,7 @@ class AuthnRequestTest(unittest.TestCase):
     def test_envelope_matches_the_ecp_profile(self):
         import xml.etree.ElementTree as ET
         body = aws_login._build_authn_request("https://signin.aws.amazon.com/saml", "_abc",
-                                             "2026-11-27T10:00:00Z")
+                                              "2026-11-27T10:00:00Z")
         root = ET.fromstring(body)
         self.assertEqual(root.tag, "{http://schemas.xmlsoap.org/soap/envelope/}Envelope")
         req = root.find("{http://schemas.xmlsoap.org/soap/envelope/}Body/"
@@ -3470,7 +3470,7 @@ class HostileIdPTest(LoginTestCase):
         started = time.time()           # a TLS handshake that never comes: connect timeout
         with self.assertRaisesRegex(aws_login.NetworkError, "timed out"):
             aws_login._http_request(url, b"x", ssl_context=aws_login._make_ssl_context(),
-                                   connect_timeout=0.5)
+                                    connect_timeout=0.5)
         self.assertLess(time.time() - started, 3)
 
     def test_ecp_response_without_acs_url_is_refused(self):
@@ -3691,7 +3691,7 @@ class FuzzTest(HomeTestCase):
 
         def target(body):
             answer = aws_login._HttpAnswer(200, {"Content-Type": "text/xml"}, body,
-                                          "https://idp.example.edu/ecp")
+                                           "https://idp.example.edu/ecp")
             saml = aws_login._parse_ecp_answer(answer, AWS_ACS_URLS[0])
             self.assertIsInstance(saml.response_xml, bytes)
         self.fuzz(seeds, target)
@@ -3964,7 +3964,7 @@ class StsLifetimeTest(LoginTestCase):
 class SigV4OrderTest(unittest.TestCase):
     def test_query_is_sorted_after_encoding(self):
         canonical, _ = aws_login._canonical_request("GET", "https://sts.amazonaws.com/?Z=1&%5B=2&a=",
-                                                   {"Host": "sts.amazonaws.com"}, b"")
+                                                    {"Host": "sts.amazonaws.com"}, b"")
         self.assertEqual(canonical.split("\n")[2], "%5B=2&Z=1&a=")
 
 
@@ -4524,7 +4524,7 @@ class RefusedPasswordTest(LoginTestCase):
         for _ in range(2):
             lines = []
             refresher = aws_login._Refresher("default", ADMIN, time.time(),
-                                            expires.timestamp(), log=lines.append)
+                                             expires.timestamp(), log=lines.append)
             refresher.next_at = time.time()
             self.assertIsNone(refresher.step())
             self.assertRegex(lines[-1], r"^cannot renew: the IdP refused the password stored "
@@ -5377,8 +5377,8 @@ class RefresherStepTest(LoginTestCase):
         self.now = [time.time()]
         self.lines = []
         self.refresher = aws_login._Refresher("default", ADMIN, self.now[0],
-                                             self.expires.timestamp(),
-                                             clock=lambda: self.now[0], log=self.lines.append)
+                                              self.expires.timestamp(),
+                                              clock=lambda: self.now[0], log=self.lines.append)
 
     def test_sleeps_in_slices_then_renews_before_expiry(self):
         delay = self.refresher.step()
@@ -7170,7 +7170,7 @@ class ServedCredentialsTest(LoginTestCase):
         self.now = [time.time()]
         self.told = []
         self.source = aws_login._ServedCredentials("srv", clock=lambda: self.now[0],
-                                                  tell=self.told.append)
+                                                   tell=self.told.append)
 
     def test_renews_at_renewal_time_and_serves_in_between(self):
         self.source.renew()
