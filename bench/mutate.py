@@ -19,8 +19,9 @@ Each mutant is a copy of the repository in a temporary folder with that one
 function rewritten (ast.unparse of the edited function; everything else is
 byte for byte the same).  The tests that mention the function run first, fail
 fast (with the tests that killed its earlier mutants); a mutant they miss then
-meets the whole suite, fail fast (``--quick`` skips that second round).  A mutant is killed when a test fails or the run
-outlives ``--timeout`` (a hang is a mistake noticed).  Before any mutant, a
+meets the whole suite, fail fast (``--quick`` skips that second round).  A
+mutant is killed when a test fails or the run outlives ``--timeout`` (a hang
+is a mistake noticed).  Before any mutant, a
 control copy with every guard rewritten by ast.unparse but not edited must
 pass the whole suite, else the trial stops: the rewriting itself would be
 what the tests notice.
@@ -94,14 +95,16 @@ def find_function(tree, name):
     return found[0]
 
 
+def _docstring_count(body):
+    """1 when ``body`` starts with a docstring, else 0."""
+    return int(bool(body) and isinstance(body[0], ast.Expr) and
+               isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str))
+
+
 def _body_nodes(func):
     """Nodes of ``func`` in a fixed order, its docstring left out."""
-    body = func.body
-    if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)):
-        body = body[1:]
     nodes = []
-    for statement in body:
+    for statement in func.body[_docstring_count(func.body):]:
         nodes.extend(ast.walk(statement))
     return nodes
 
@@ -169,11 +172,8 @@ def _drop(index):
 
 
 def _return_early(func):
-    body = func.body
-    first = 1 if (body and isinstance(body[0], ast.Expr) and
-                  isinstance(body[0].value, ast.Constant) and
-                  isinstance(body[0].value.value, str)) else 0
-    func.body = body[:first] + [ast.Return(value=ast.Constant(value=None))] + body[first:]
+    first = _docstring_count(func.body)
+    func.body[first:first] = [ast.Return(value=ast.Constant(value=None))]
 
 
 def rewrite(source, tree, name, apply=None):
@@ -250,7 +250,8 @@ def run_suite(where, names, timeout, log=None):
 
 
 def failed_test(line):
-    """"Class.method" from unittest's "test_x (__main__.Class[.test_x])", or None."""
+    """The test as Class.method, from unittest's "test_x (__main__.Class[.test_x])",
+    or None."""
     m = re.match(r"(test\w*) \(__main__\.(\w+)", line)
     return m and "%s.%s" % (m.group(2), m.group(1))
 
@@ -305,9 +306,6 @@ def main(argv=None):
     parser.add_argument("--no-control", action="store_true",
                         help="skip the control run of the unparsed, unedited guards")
     args = parser.parse_args(argv)
-    # Started in the background by a shell, we inherit SIGINT ignored, and so
-    # would the tool under test: tests that press Ctrl-C would hang, a false kill.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     guards = args.only.split(",") if args.only else GUARDS
     unknown = sorted(set(guards) - set(GUARDS))
     if unknown:
