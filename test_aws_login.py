@@ -6781,6 +6781,33 @@ def _port_closed(port):
     return False
 
 
+def _listeners(port):
+    """Pids of the processes holding a TCP socket that listens on ``port``.
+
+    Only these can say whether a server stayed: another test's server may
+    have been given the same port since (the tests run in parallel)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":
+                inodes.add("socket:[%s]" % fields[9])
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc") if inodes else ()):
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+            if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) in inodes for fd in fds):
+                pids.add(int(pid))
+        except OSError:
+            continue                # gone, or not ours to read
+    return pids
+
+
 def _listening_addresses(port):
     """Local addresses of the TCP sockets listening on ``port`` (/proc/net/tcp, tcp6)."""
     found = []
@@ -6820,6 +6847,17 @@ class ServerTestCase(LoginTestCase):
                                 start_new_session=True)
         self.addCleanup(self.finish, proc)
         return proc
+
+    def assert_no_server(self, port):
+        """Nothing started by this test listens on ``port`` any more."""
+        for pid in _listeners(port):
+            try:
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    environ = f.read().split(b"\0")
+            except OSError:
+                continue
+            self.assertFalse(("HOME=" + self.home).encode() in environ,
+                             "pid %d, started by this test, still listens on %d" % (pid, port))
 
     def finish(self, proc):
         if proc.poll() is None:
@@ -6907,7 +6945,7 @@ class ServerTest(ServerTestCase):
                     self.assertNotIn(token, f.read(), os.path.join(folder, name))
         self.write(os.path.join(self.home, "w.go"), "")
         self.assertEqual(proc.wait(30), 0)
-        self.assertTrue(_port_closed(port))
+        self.assert_no_server(port)
 
     def test_the_exit_status_passes_through_and_no_server_stays(self):
         for words, status in ((("exit", "0"), 0), (("exit", "42"), 42), (("kill",), 137)):
@@ -6915,7 +6953,7 @@ class ServerTest(ServerTestCase):
             out, err = proc.communicate(timeout=60)
             self.assertEqual(proc.returncode, status, err)
             self.assertEqual(err, b"")
-            self.assertTrue(_port_closed(_port_of(out.decode().strip())))
+            self.assert_no_server(_port_of(out.decode().strip()))
             self.assert_record_gone()
         run = self.tool(["--profile", "srv", "exec", "--server", "--", "no-such-command-here"],
                         terminal=False)
@@ -6938,7 +6976,7 @@ class ServerTest(ServerTestCase):
         self.assertEqual(proc.returncode, 128 + signal.SIGTERM)
         self.assertEqual(self.read(record).splitlines()[1:], ["SIGHUP", "SIGINT", "SIGHUP",
                                                               "SIGTERM"])
-        self.assertTrue(_port_closed(port))
+        self.assert_no_server(port)
         self.assert_record_gone()
 
     def test_ctrl_c_on_the_terminal_reaches_the_command_once(self):
@@ -6953,7 +6991,7 @@ class ServerTest(ServerTestCase):
         self.assertFalse(_port_closed(_port_of(uri)))
         proc.kill()
         proc.wait(30)
-        self.assertTrue(_port_closed(_port_of(uri)))
+        self.assert_no_server(_port_of(uri))
         self.assertIsNotNone(_process_state(int(pid)))      # the command goes on, alone
         os.kill(int(pid), 9)
 
@@ -7153,7 +7191,7 @@ class ServeTest(ServerTestCase):
                              r"127\.0\.0\.1:%d \(pid %d\) until Ctrl-C\. The token is a secret"
                              % (port, proc.pid))
             self.assertEqual(len(err.splitlines()), 1)
-            self.assertTrue(_port_closed(port))
+            self.assert_no_server(port)
             self.assert_record_gone()
         self.assertEqual(len(self.sts.issued), 3)
 
