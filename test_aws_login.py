@@ -19,6 +19,7 @@ import http.server
 import io
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -2959,7 +2960,6 @@ class SharedFilesTest(LoginTestCase):
         self.assertTrue(renewed, "the refresher did not renew meanwhile")
 
     def test_sigkill_mid_write_never_tears_the_file(self):
-        import random
         big = "".join("[s%03d]\naws_access_key_id = AKIA%03d\naws_secret_access_key = %s\n\n"
                       % (i, i, "k" * 200) for i in range(300))
         self.write(self.credentials_file, big)
@@ -3679,7 +3679,6 @@ class FuzzTest(HomeTestCase):
         return bytes(data)
 
     def fuzz(self, seeds, target):
-        import random
         rng = random.Random(self.SEED)
         deadline = time.time() + 20
         for i in range(self.ROUNDS):
@@ -6781,6 +6780,27 @@ def _port_closed(port):
     return False
 
 
+def _port_nobody_is_given():
+    """A free port below the kernel's ephemeral range, which no bind to port 0
+    and no outgoing connection is given: it stays free while a test stops a
+    server on it and starts another (tests run in parallel)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for port in random.sample(range(max(1024, low - 8192), low), 64):
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            probe.close()
+    raise AssertionError("no free port below %d" % low)
+
+
 def _listeners(port):
     """Pids of the processes holding a TCP socket that listens on ``port``.
 
@@ -7169,10 +7189,7 @@ class ServeTest(ServerTestCase):
             return e.code, json.loads(e.read().decode())
 
     def test_serve_prints_the_exports_serves_and_stops(self):
-        free = socket.socket()
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-        free.close()
+        port = _port_nobody_is_given()
         for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             proc, uri, token = self.serve("--port", str(port))
             self.assertEqual(uri, "http://127.0.0.1:%d/credentials" % port)
