@@ -6801,35 +6801,9 @@ def _port_nobody_is_given():
     raise AssertionError("no free port below %d" % low)
 
 
-def _listeners(port):
-    """Pids of the processes holding a TCP socket that listens on ``port``.
-
-    Only these can say whether a server stayed: another test's server may
-    have been given the same port since (the tests run in parallel)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":
-                inodes.add("socket:[%s]" % fields[9])
-    pids = set()
-    for pid in filter(str.isdigit, os.listdir("/proc") if inodes else ()):
-        try:
-            fds = os.listdir("/proc/%s/fd" % pid)
-            if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) in inodes for fd in fds):
-                pids.add(int(pid))
-        except OSError:
-            continue                # gone, or not ours to read
-    return pids
-
-
-def _listening_addresses(port):
-    """Local addresses of the TCP sockets listening on ``port`` (/proc/net/tcp, tcp6)."""
+def _listening_sockets(port):
+    """(local address, inode) of each TCP socket listening on ``port``
+    (/proc/net/tcp, tcp6)."""
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -6841,8 +6815,30 @@ def _listening_addresses(port):
             fields = row.split()
             address, hex_port = fields[1].split(":")
             if int(hex_port, 16) == port and fields[3] == "0A":
-                found.append(address)
+                found.append((address, fields[9]))
     return found
+
+
+def _listening_addresses(port):
+    """Local addresses of the TCP sockets listening on ``port``."""
+    return [address for address, _ in _listening_sockets(port)]
+
+
+def _listeners(port):
+    """Pids of the processes holding a TCP socket that listens on ``port``.
+
+    Only these can say whether a server stayed: another test's server may
+    have been given the same port since (the tests run in parallel)."""
+    inodes = set("socket:[%s]" % inode for _, inode in _listening_sockets(port))
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc") if inodes else ()):
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+            if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) in inodes for fd in fds):
+                pids.add(int(pid))
+        except OSError:
+            continue                # gone, or not ours to read
+    return pids
 
 
 class ServerTestCase(LoginTestCase):
