@@ -194,7 +194,6 @@ _CONSOLES = {
 
 _CONNECT_TIMEOUT = 15        # seconds to reach a server
 _READ_TIMEOUT = 180          # a Duo push or phone call holds the IdP's answer
-_RENEWAL_TIME_LIMIT = 90     # a renewal nobody started (refresher, credential_process), in all
 _MAX_ANSWER_BYTES = 4 << 20  # real ECP answers are tens of KB
 # Bounds on the XML a server sends, far above any real answer (a SAML answer
 # nests about 10 deep and has tens of namespace declarations in scope; a
@@ -210,6 +209,33 @@ _DURATION_MIN, _DURATION_MAX = 900, 43200
 _EXPIRATION_KEY = "aws_login_expiration"
 _ROLE_KEY = "aws_login_role_arn"
 _CHAIN_KEY = "aws_login_chained_role_arn"
+
+
+# ---------------------------------------------------------------------------
+# Helpers: the run's own state, text for a terminal, messages, named records
+# ---------------------------------------------------------------------------
+
+class _Run(object):
+    """What this process knows of its own run, in one record: main() makes a
+    new one for each run (a library caller keeps the defaults); no other
+    module-level name changes while the tool runs.
+
+    ``program`` is how the person runs this tool, for the commands that hints
+    and help name: "aws" (the AWS CLI plugin), "aws-login" (the installed
+    command), a path to this file, or None (worked out from sys.argv)."""
+
+    def __init__(self, program=None, debug=False):
+        self.program = program
+        self.debug = debug              # --debug: a trace, and tracebacks
+        self.stamp = False              # the refresher's log: every line timestamped
+        self.core_limit = None          # the soft RLIMIT_CORE we started with, for `exec`
+        self.said = set()               # warnings given once in a run
+        self.locks = {}                 # profile locks held: (path, pid, thread) -> [fd, depth]
+        self.trust_hints = {}           # SSLContext -> what to do when it trusts no certificate
+        self.code_fd = None             # piped into python3 -: our code, marshalled (_code_fd)
+
+
+_run = _Run()
 
 # Characters a terminal obeys or that rearrange what it shows: C0 controls
 # (ESC, CR, LF, BS...), DEL, C1 controls (CSI is U+009B), the Unicode line and
@@ -227,19 +253,76 @@ def _visible(text):
     return str(text).translate(_ESCAPES)
 
 
-_debug_enabled = False
-
-
 def _debug(message):
     """Trace to stderr under --debug.  Never pass a secret here."""
-    if _debug_enabled:
+    if _run.debug:
         sys.stderr.write("aws_login: debug: %s\n" % _visible(message))
 
 
-_stamp_messages = False     # the refresher's log: every line timestamped
+def _warn(message, once=False):
+    """One line on stderr; with ``once``, only the first time in this run."""
+    if once:
+        if message in _run.said:
+            return
+        _run.said.add(message)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) if _run.stamp else ""
+    sys.stderr.write("%saws_login: warning: %s\n" % (stamp, _visible(message)))
 
 
-_core_limit = []    # the soft RLIMIT_CORE we started with, for `exec` to hand back
+def _own_file():
+    """(path, module name) of this file when it can be imported by a fresh
+    interpreter, else (None, None): piped into `python3 -` there is no file."""
+    path = os.path.abspath(__file__) if "__file__" in globals() else ""
+    module = os.path.splitext(os.path.basename(path))[0]
+    if os.path.isfile(path) and path.endswith(".py") and module.isidentifier():
+        return path, module
+    return None, None
+
+
+def _how_run(absolute=False):
+    """How the person runs this tool: "aws" (the AWS CLI plugin), "aws-login"
+    (the installed command), the path of this file (as typed, or
+    ``absolute``), or None when piped into ``python3 -``."""
+    how = _run.program
+    if how is None:
+        arg0 = sys.argv[0] if sys.argv else ""
+        own = _own_file()[0]
+        if os.path.basename(arg0) in ("aws-login", "aws-login.exe"):
+            how = "aws-login"
+        elif own and arg0.endswith(".py") and os.path.abspath(arg0) == own:
+            how = arg0
+        else:
+            how = own
+    if absolute and how not in (None, "aws", "aws-login"):
+        how = os.path.abspath(how)
+    return how
+
+
+def _program():
+    """The command that runs this tool, as hints and help name it: "aws" (the
+    plugin), "aws-login", ``python3 FILE``; None when piped (no file to name)."""
+    how = _how_run()
+    if how in (None, "aws", "aws-login"):
+        return how
+    import shlex
+    return "python3 " + shlex.quote(how)
+
+
+def _run_hint(profile, command="login"):
+    """``run `...` `` naming the command as the person runs this tool (the AWS
+    CLI plugin, the installed ``aws-login``, or ``python3 FILE``); piped into
+    ``python3 -`` there is no file to name, so it says to save one."""
+    import shlex
+    words = ("" if profile == "default" else "--profile %s " % shlex.quote(profile)) + command
+    program = _program()
+    if program == "aws":
+        if command in ("login", "logout", "configure"):
+            return "run `aws %s`" % words.replace("configure", "login configure")
+        program = "python3 " + shlex.quote(_own_file()[0] or "aws_login.py")
+    if program is None:
+        return ("save this script as aws_login.py and run `python3 aws_login.py %s`, or "
+                "pipe it again to `python3 - %s`" % (words, words))
+    return "run `%s %s`" % (program, words)
 
 
 def _no_core_dumps():
@@ -249,37 +332,19 @@ def _no_core_dumps():
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
         resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
-        _core_limit[:] = [soft]
+        _run.core_limit = soft
     except (ImportError, ValueError, OSError):
         pass
 
 
-_how_run = []       # "aws" while the AWS CLI plugin runs us (main() sets it)
-
-
-def _run_hint(profile, command="login"):
-    """``run `...` `` naming the command as the user runs this tool: the AWS
-    CLI plugin, the installed ``aws-login``, or ``python3 FILE``; piped into
-    ``python3 -`` there is no file to name, so it says to save one."""
-    profile_words = "" if profile == "default" else "--profile %s " % profile
-    if _how_run and command in ("login", "logout", "configure"):
-        words = {"configure": "login configure"}.get(command, command)
-        return "run `aws %s%s`" % (profile_words, words)
-    program = os.path.basename(sys.argv[0] if sys.argv else "")
-    if program in ("aws-login", "aws-login.exe"):
-        return "run `aws-login %s%s`" % (profile_words, command)
-    path = sys.argv[0] if program.endswith(".py") else _own_file()[0]
-    if path is None:
-        return ("save this script as aws_login.py and run `python3 aws_login.py %s%s`, or "
-                "pipe it again to `python3 - %s%s`" % (profile_words, command, profile_words,
-                                                       command))
-    import shlex
-    return "run `python3 %s %s%s`" % (shlex.quote(path), profile_words, command)
-
-
-def _warn(message):
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) if _stamp_messages else ""
-    sys.stderr.write("%saws_login: warning: %s\n" % (stamp, _visible(message)))
+def _give_back_core_limit(resource=None):
+    """The soft core limit we started with, for a command about to be run
+    (``resource``, imported already, between fork and exec)."""
+    if _run.core_limit is not None:
+        if resource is None:
+            import resource
+        resource.setrlimit(resource.RLIMIT_CORE,
+                           (_run.core_limit, resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
 
 def _named_tuple(name, fields, doc):
@@ -292,788 +357,6 @@ def _named_tuple(name, fields, doc):
     for index, field in enumerate(fields):
         namespace[field] = property(lambda self, index=index: self[index])
     return type(name, (tuple,), namespace)
-
-
-# ---------------------------------------------------------------------------
-# Settings (profiles)
-# ---------------------------------------------------------------------------
-# ~/.aws-login/config, awscli-login's format: one section per profile name.
-
-def _login_root():
-    """awscli-login's state folder: ``~/.aws-login``, or ``$AWSCLI_LOGIN_ROOT/.aws-login``
-    (awscli-login reads that variable as a stand-in for the home folder)."""
-    root = os.environ.get("AWSCLI_LOGIN_ROOT")
-    return os.path.join(os.path.expanduser(root) if root else os.path.expanduser("~"),
-                        ".aws-login")
-
-
-def _config_path():
-    return os.path.join(_login_root(), "config")
-
-
-def _credentials_path():
-    path = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
-    return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/credentials")
-
-
-def _breaks_lines(text):
-    """True when ``text`` holds a control character or anything that some reader
-    takes for the end of a line (str.splitlines splits on \\x0c, \\x1c, \\x85,
-    U+2028...): such a name or value would cut an INI file differently for
-    configparser, botocore and us."""
-    return any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in text)
-
-
-def _profile_name(explicit=None):
-    name = (explicit or os.environ.get("AWS_PROFILE")
-            or os.environ.get("AWS_DEFAULT_PROFILE") or "default")
-    if (any(c in name for c in "[]") or _breaks_lines(name) or name != name.strip()
-            or not name):
-        raise UsageError("invalid profile name %r" % name)
-    if name == "DEFAULT":
-        raise UsageError("DEFAULT is reserved (its options apply to every profile); "
-                         "choose another profile name")
-    return name
-
-
-def _host_port(url):
-    from urllib.parse import urlsplit
-    return urlsplit(url).netloc.rpartition("@")[2]
-
-
-def _is_loopback(host):
-    import ipaddress
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_url(value, what="ECP endpoint URL"):
-    """https, or http only to this machine (a password must not cross a network in clear)."""
-    from urllib.parse import urlsplit
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        parts.port      # raises on a bad port
-    except ValueError:
-        raise ConfigError("%s %r is not a valid URL" % (what, value))
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError("%s %r must start with https://" % (what, value))
-    if "@" in parts.netloc:
-        raise ConfigError("%s must not carry a username or password; set username in "
-                          "the profile instead" % what)
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise ConfigError("%s %r uses plain http; use https (http is allowed "
-                          "only for a server on this machine)" % (what, value))
-    return value
-
-
-def _check_factor(value):
-    """A Duo factor, or ``off`` (no Duo header is sent) for any of awscli-login's
-    words that turn it off."""
-    factor = value.strip().lower()
-    if factor in _FACTOR_OFF_WORDS:
-        return "off"
-    if factor not in _FACTORS:
-        raise ConfigError("Duo factor %r is not one of %s, or off"
-                          % (value, ", ".join(_FACTORS)))
-    return factor
-
-
-def _role_arn_match(value):
-    import re
-    # ASCII: a Python \w or \d also takes letters and digits of every script
-    return re.fullmatch(r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/([\w+=,.@/-]{1,512})",
-                        value, flags=re.ASCII)
-
-
-def _check_role_arn(value):
-    value = value.strip()
-    if not _role_arn_match(value):
-        raise ConfigError("%r is not a role ARN (arn:aws:iam::123456789012:role/Name; "
-                          "partitions aws, aws-cn, aws-us-gov)" % value)
-    return value
-
-
-def _check_bool(value, what="value"):
-    word = str(value).strip().lower()
-    if word in ("1", "true", "yes", "on", "y"):
-        return True
-    if word in ("0", "false", "no", "off", "n", ""):
-        return False
-    raise ConfigError("%s %r is not true or false" % (what, value))
-
-
-def _check_duration(value):
-    """Seconds, or None for 0: awscli-login writes ``duration = 0`` for "not set"
-    (STS then uses the role's default, or the assertion's SessionDuration)."""
-    try:
-        seconds = int(str(value).strip())
-    except ValueError:
-        raise ConfigError("duration %r is not a whole number of seconds" % (value,))
-    if seconds == 0:
-        return None
-    if not _DURATION_MIN <= seconds <= _DURATION_MAX:
-        raise ConfigError("duration %d is outside %d..%d seconds"
-                          % (seconds, _DURATION_MIN, _DURATION_MAX))
-    return seconds
-
-
-def _check_region(value):
-    import re
-    region = value.strip()
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", region, flags=re.ASCII):
-        raise ConfigError("region %r is not an AWS region name (like us-east-1)" % value)
-    return region
-
-
-def _check_ca_bundle(value):
-    path = os.path.expanduser(value.strip())
-    if not os.path.isfile(path):
-        raise ConfigError("CA bundle %s is not a file" % path)
-    return path
-
-
-def _check_external_id(value):
-    import re
-    if not re.fullmatch(r"[\w+=,.@:/-]{2,1224}", value.strip(), flags=re.ASCII):
-        raise ConfigError("%r is not a valid external ID" % value)
-    return value.strip()
-
-
-def _check_passcode(value):
-    """A Duo passcode travels as an HTTP header value: printable ASCII, no spaces.
-    The value is never repeated in the error (it is a secret)."""
-    code = value.strip()
-    if not code or not all("!" <= c <= "~" for c in code):
-        raise ConfigError("the Duo passcode must be printable ASCII without spaces")
-    return code
-
-
-def _check_header_name(value):
-    import re
-    if not re.match(r"[A-Za-z0-9-]+$", value.strip()):
-        raise ConfigError("%r is not an HTTP header name" % value)
-    return value.strip()
-
-
-# option -> (configure prompt or None, checker).  The five prompts are
-# awscli-login's, word for word.
-_OPTIONS = [
-    ("ecp_endpoint_url", "ECP Endpoint URL", _check_url),
-    ("username", "Username", lambda v: v.strip()),
-    ("enable_keyring", "Enable Keyring", lambda v: _check_bool(v, "enable_keyring")),
-    ("factor", "Duo Factor", _check_factor),
-    ("role_arn", "Role ARN", _check_role_arn),
-    ("duration", None, _check_duration),
-    ("ca_bundle", None, _check_ca_bundle),
-    ("region", None, _check_region),
-    ("http_header_factor", None, _check_header_name),
-    ("http_header_passcode", None, _check_header_name),
-    ("verify_ssl_certificate", None, lambda v: _check_bool(v, "verify_ssl_certificate")),
-    ("password", None, lambda v: v),
-    ("passcode", None, _check_passcode),
-    ("refresh", None, lambda v: _check_bool(v, "refresh")),
-    ("chain_role_arn", None, _check_role_arn),
-    ("chain_external_id", None, lambda v: _check_external_id(v)),
-]
-_CHECKS = dict((name, check) for name, _, check in _OPTIONS)
-
-
-class Profile(object):
-    """One profile's settings, checked and typed; unset options are None."""
-
-    def __init__(self, name, options=None, source=None):
-        self.name = name
-        self.source = source
-        self.ecp_endpoint_url = self.username = self.factor = None
-        self.role_arn = self.duration = self.ca_bundle = self.region = None
-        self.http_header_factor = self.http_header_passcode = None
-        self.password = self.passcode = None
-        self.password_source = "profile"    # "prompt": a person gave it (kept in the keyring)
-        self.enable_keyring = False
-        self.verify_ssl_certificate = True
-        self.refresh = True
-        self.chain_role_arn = self.chain_external_id = None
-        for key, value in (options or {}).items():
-            if key in _CHECKS and value is not None and (value.strip() or key == "password"):
-                try:
-                    setattr(self, key, _CHECKS[key](value))
-                except ConfigError as e:
-                    raise ConfigError("%s, in [%s] of %s" % (e, name, source or "settings"))
-
-    def __repr__(self):     # never show the password or passcode
-        return "Profile(%r, ecp_endpoint_url=%r, username=%r)" % (
-            self.name, self.ecp_endpoint_url, self.username)
-
-
-def _parse_ini(text, path, default_section="DEFAULT"):
-    import configparser
-    parser = configparser.RawConfigParser(strict=False, default_section=default_section)
-    try:
-        parser.read_string(text.lstrip("\ufeff"), source=path)
-    except configparser.Error as e:
-        raise CredentialsFileError("cannot parse %s: %s" % (path, str(e).splitlines()[0]))
-    return parser
-
-
-def _read_text(path):
-    """A file's text exactly as it is (CRLF kept), or None when it is absent."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise CredentialsFileError("cannot read %s: %s" % (path, e.strerror))
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CredentialsFileError("%s is not UTF-8 text; not touching it" % path)
-
-
-def read_profile(name, require_endpoint=True):
-    """The named profile's settings from ~/.aws-login/config."""
-    path = _config_path()
-    _check_owner(path)           # it decides where the password goes
-    text = _read_text(path) or ""
-    parser = _parse_ini(text, path)
-    if not parser.has_section(name):
-        if require_endpoint:
-            raise ConfigError("profile %r is not configured: %s"
-                              % (name, _run_hint(name, "configure")))
-        return Profile(name, source=path)
-    profile = Profile(name, dict(parser.items(name)), source=path)
-    if require_endpoint and not profile.ecp_endpoint_url:
-        raise ConfigError("profile %r has no ecp_endpoint_url: %s"
-                          % (name, _run_hint(name, "configure")))
-    return profile
-
-
-# ---------------------------------------------------------------------------
-# Terminal (prompts, menu, spinner)
-# ---------------------------------------------------------------------------
-# Prompts and menus go to the controlling terminal, never stdin or stdout, so
-# that `curl ... | python3 - login` works and stdout stays clean.
-
-class Terminal(object):
-    """The user's terminal (/dev/tty), opened only when something must be asked."""
-
-    def __init__(self, path="/dev/tty"):
-        self.path = path
-        self._fd = None
-
-    def _open(self, what):
-        if self._fd is None:
-            try:
-                if self.path is None:       # Terminal(None): a caller with nobody to ask
-                    raise OSError("no terminal")
-                self._fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY)
-            except OSError:
-                raise NoTerminalError("cannot ask for %s: there is no terminal; "
-                                      "set it in the profile or run on a terminal" % what)
-        return self._fd
-
-    def available(self):
-        try:
-            self._open("input")
-            return True
-        except NoTerminalError:
-            return False
-
-    def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def write(self, text):
-        """Our own prompt text, as it is (it may move the cursor)."""
-        if self._fd is not None:
-            os.write(self._fd, text.encode("utf-8", "replace"))
-
-    def tell(self, line):
-        """One line that may carry a server's words: escaped, then a newline."""
-        self.write(_visible(line) + "\n")
-
-    def _readline(self):
-        chunks = []
-        while True:
-            chunk = os.read(self._fd, 1024)
-            if not chunk:
-                raise NoTerminalError("the terminal closed before an answer was given")
-            chunks.append(chunk)
-            if chunk.endswith(b"\n"):
-                return b"".join(chunks).decode("utf-8", "replace").rstrip("\r\n")
-
-    def ask(self, prompt, what):
-        """One line of input after ``prompt``; leading and trailing space removed."""
-        self._open(what)
-        self.write(prompt)
-        return self._readline().strip()
-
-    def secret(self, prompt, what):
-        """Input without echo (getpass reads the terminal, as we do)."""
-        self._open(what)
-        if self.path != "/dev/tty":
-            return self._secret_on(prompt)
-        import getpass
-        return getpass.getpass(prompt)
-
-    def _secret_on(self, prompt):
-        import termios
-        old = termios.tcgetattr(self._fd)
-        new = list(old)
-        new[3] &= ~termios.ECHO
-        self.write(prompt)
-        termios.tcsetattr(self._fd, termios.TCSAFLUSH, new)
-        try:
-            return self._readline()
-        finally:
-            termios.tcsetattr(self._fd, termios.TCSAFLUSH, old)
-            self.write("\n")
-
-    def choose(self, lines, count, default=None):
-        """Show a menu and return the index chosen, asking again on a bad answer;
-        Enter alone chooses ``default`` when there is one."""
-        self._open("a role")
-        self.write("".join(line + "\n" for line in lines))
-        prompt = "Selection: " if default is None else "Selection [%d]: " % default
-        while True:
-            answer = self.ask(prompt, "a role")
-            if not answer and default is not None:
-                return default
-            if answer and all(c in "0123456789" for c in answer) and int(answer) < count:
-                return int(answer)
-            self.write("Please enter a number from 0 to %d.\n" % (count - 1))
-
-    def waiting(self, label):
-        """A context manager showing ``label... 12s`` while a slow call runs."""
-        return _Spinner(self if self.available() else None, label)
-
-
-def _ask_until_valid(terminal, prompt, what, check, empty=None):
-    """``check(answer)`` of the first answer it accepts: a ConfigError is shown
-    and the question asked again; an empty answer gives ``empty``, unchecked."""
-    while True:
-        answer = terminal.ask(prompt, what)
-        if not answer:
-            return empty
-        try:
-            return check(answer)
-        except ConfigError as e:
-            terminal.write("%s\n" % e)
-
-
-class _Spinner(object):
-    def __init__(self, terminal, label):
-        self.terminal = terminal
-        self.label = label
-        self._thread = None
-        self._stop = None
-
-    def __enter__(self):
-        if self.terminal is not None:
-            import threading
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._run, name="spinner")
-            self._thread.daemon = True
-            self._thread.start()
-        return self
-
-    def _run(self):
-        started = time.time()
-        while not self._stop.wait(1.0):
-            self.terminal.write("\r%s... %ds" % (self.label, time.time() - started))
-
-    def __exit__(self, *exc):
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self.terminal.write("\r\x1b[K")
-        return False
-
-
-# ---------------------------------------------------------------------------
-# HTTP (TLS, cookies, timeouts)
-# ---------------------------------------------------------------------------
-
-class _HttpHeaders(object):
-    """An answer's header fields: names case-insensitive, repeats kept (Set-Cookie)."""
-
-    def __init__(self, fields):
-        self.fields = fields        # [(name, value)] in the order received
-
-    def get(self, name, default=None):
-        values = self.get_all(name)
-        return values[0] if values else default
-
-    def get_all(self, name):
-        name = name.lower()
-        return [v for k, v in self.fields if k.lower() == name]
-
-    def items(self):
-        return list(self.fields)
-
-
-class _BrokenAnswer(Exception):
-    """An answer that is not HTTP/1.x; ``reason`` names what is wrong."""
-
-    def __init__(self, reason, detail=""):
-        Exception.__init__(self, "%s: %s" % (reason, detail) if detail else reason)
-        self.reason = reason
-
-
-_MAX_LINE = 65536        # one status or header line
-_MAX_HEADERS = 100
-
-
-def _read_line(answer):
-    line = answer.readline(_MAX_LINE + 1)
-    if len(line) > _MAX_LINE:
-        raise _BrokenAnswer("LineTooLong")
-    if not line:
-        raise _BrokenAnswer("RemoteDisconnected", "the connection closed mid-answer")
-    return line
-
-
-def _read_head(answer):
-    """(status, _HttpHeaders) of an answer, past any 1xx interim answer."""
-    while True:
-        line = _read_line(answer).decode("iso-8859-1")
-        words = line.rstrip("\r\n").split(None, 2)
-        if (len(words) < 2 or not words[0].startswith("HTTP/1.") or len(words[1]) != 3
-                or not words[1].isdigit()):
-            raise _BrokenAnswer("BadStatusLine", line)
-        fields = []
-        while True:
-            line = _read_line(answer)
-            if line in (b"\r\n", b"\n"):
-                break
-            if len(fields) >= _MAX_HEADERS:
-                raise _BrokenAnswer("TooManyHeaders")
-            text = line.decode("iso-8859-1").rstrip("\r\n")
-            if text[:1] in (" ", "\t") and fields:         # an obsolete folded line
-                fields[-1] = (fields[-1][0], fields[-1][1] + " " + text.strip())
-                continue
-            name, colon, value = text.partition(":")
-            if not colon or not name.strip():
-                raise _BrokenAnswer("BadHeaderLine", text)
-            fields.append((name.strip(), value.strip()))
-        if not 100 <= int(words[1]) < 200:
-            return int(words[1]), _HttpHeaders(fields)
-
-
-def _read_body(answer, headers, limit):
-    """The body, read to its framing's end or ``limit`` bytes (then one more,
-    so that the caller can tell it was over)."""
-    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
-        chunks, size = [], 0
-        while size <= limit:
-            line = _read_line(answer).split(b";")[0].strip()
-            try:
-                length = int(line, 16)
-            except ValueError:
-                raise _BrokenAnswer("IncompleteRead", "a bad chunk size")
-            if length == 0:
-                while _read_line(answer) not in (b"\r\n", b"\n"):
-                    pass        # trailer fields
-                break
-            chunk = answer.read(min(length, limit + 1 - size))
-            if len(chunk) < min(length, limit + 1 - size):
-                raise _BrokenAnswer("IncompleteRead")
-            chunks.append(chunk)
-            size += len(chunk)
-            if length == len(chunk):
-                _read_line(answer)
-        return b"".join(chunks)
-    length = headers.get("Content-Length")
-    if length is not None:
-        if not length.strip().isdigit():
-            raise _BrokenAnswer("BadContentLength", length)
-        body = answer.read(min(int(length), limit + 1))
-        if len(body) < min(int(length), limit + 1):
-            raise _BrokenAnswer("IncompleteRead")
-        return body
-    return answer.read(limit + 1)       # to the end of the connection
-
-
-def _request_head(method, target, headers):
-    """The request line and header fields as bytes; ValueError for what HTTP
-    cannot carry (a line break in a value: the value is not repeated)."""
-    if any(c <= " " or c == "\x7f" for c in target):
-        raise ValueError("the request target holds a space or a control character")
-    lines = ["%s %s HTTP/1.1" % (method, target)]
-    for name, value in headers.items():
-        value = str(value)
-        if (not name or any(c <= " " or c in ':\x7f' for c in name)
-                or any(c in "\r\n\x00" for c in value)):
-            raise ValueError("a header field HTTP cannot carry")
-        lines.append("%s: %s" % (name, value))
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-class _HttpAnswer(object):
-    def __init__(self, status, headers, body, url):
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.url = url
-
-    @property
-    def content_type(self):
-        return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-
-
-def _system_roots(ssl):
-    """(cafile, capath) of the system's CA certificates.
-
-    A hashed folder (update-ca-certificates, c_rehash) is read lazily, one
-    certificate per lookup, while the bundle file is parsed whole (tens of
-    milliseconds on every start).  So the folder serves alone when the bundle
-    lies in it (the same tool built both); otherwise both are loaded, as
-    OpenSSL's defaults are."""
-    paths = ssl.get_default_verify_paths()
-    capath = paths.capath and os.path.realpath(paths.capath)
-    cafile = paths.cafile and os.path.realpath(paths.cafile)
-    if capath and (cafile is None or os.path.dirname(cafile) == capath):
-        try:
-            names = os.listdir(capath)
-        except OSError:
-            names = []
-        hashed = any(len(n) > 9 and n[8] == "." and n[9:].isdigit()
-                     and all(c in "0123456789abcdef" for c in n[:8]) for n in names)
-        if hashed:
-            return cafile, capath
-    return cafile, None
-
-
-def _make_ssl_context(profile=None):
-    """System roots, plus ca_bundle or AWS_CA_BUNDLE; verification off only when asked."""
-    import ssl
-    cafile, capath = _system_roots(ssl)
-    context = ssl.create_default_context(capath=capath) if capath else \
-        ssl.create_default_context()
-    bundle = (profile and profile.ca_bundle) or os.environ.get("AWS_CA_BUNDLE")
-    if bundle and os.path.realpath(os.path.expanduser(bundle)) == cafile:
-        bundle = None           # the system's own bundle: trusted already
-    if bundle:
-        try:
-            context.load_verify_locations(cafile=os.path.expanduser(bundle))
-        except (OSError, ssl.SSLError) as e:
-            raise ConfigError("cannot load CA bundle %s: %s" % (bundle, e))
-    if profile is not None and not profile.verify_ssl_certificate:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _network_error_kind(reason):
-    """The NetworkError kind of a failed connection's ``reason`` (an exception)."""
-    import socket
-    import ssl
-    if isinstance(reason, socket.timeout):
-        return "timeout"
-    if isinstance(reason, ConnectionRefusedError):
-        return "refused"
-    if isinstance(reason, socket.gaierror):
-        return "dns"
-    if isinstance(reason, ssl.CertificateError) or getattr(reason, "verify_message", None) or (
-            isinstance(reason, ssl.SSLError)
-            and getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED"):
-        return "untrusted"
-    if isinstance(reason, ssl.SSLError):
-        return "tls"
-    return "other"
-
-
-def _describe_network_error(reason, url):
-    """One actionable sentence for a failed connection."""
-    host = _host_port(url)
-    kind = _network_error_kind(reason)
-    if kind == "timeout":
-        return "no answer from %s in time (timed out)" % host
-    if kind == "refused":
-        return "connection refused by %s: is the URL right and the server up?" % host
-    if kind == "dns":
-        return "cannot resolve the host name of %s: check the URL and DNS" % host
-    if kind == "untrusted":
-        detail = getattr(reason, "verify_message", None) or str(reason)
-        return ("TLS certificate of %s not trusted (%s): if your site uses a private CA, "
-                "set ca_bundle in the profile or AWS_CA_BUNDLE" % (host, detail))
-    if kind == "tls":
-        return "TLS failure talking to %s: %s" % (host, reason)
-    return "cannot reach %s: %s" % (host, getattr(reason, "strerror", None) or reason)
-
-
-def _network_error(reason, url):
-    return NetworkError(_describe_network_error(reason, url), _network_error_kind(reason))
-
-
-def _hang_up(connections, hung_up):
-    """The deadline passed: shut the sockets down so that a blocked read returns.
-    A duplicate of the descriptor is shut down and closed; the original stays
-    for its owner to close."""
-    import socket
-    hung_up.append(True)
-    for connection in connections:
-        sock = connection.sock
-        try:
-            duplicate = socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_STREAM)
-        except (AttributeError, OSError, ValueError):
-            continue        # not connected yet (the connect timeout bounds that) or closed
-        try:
-            duplicate.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        duplicate.close()
-
-
-def _proxy_for(url):
-    """(host, port, Proxy-Authorization or None) of the HTTPS proxy for ``url``
-    (HTTPS_PROXY or https_proxy, unless NO_PROXY names the host), else None.
-    urllib.request, which reads these the way curl does, is imported only when
-    a proxy is set."""
-    if not url.lower().startswith("https:") or not (
-            os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY")):
-        return None
-    import urllib.request
-    from urllib.parse import urlsplit
-    proxy = urllib.request.getproxies_environment().get("https")
-    if not proxy or urllib.request.proxy_bypass_environment(urlsplit(url).hostname or ""):
-        return None
-    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-    authorization = None
-    if parts.username is not None:
-        from urllib.parse import unquote
-        authorization = _basic_authorization(unquote(parts.username),
-                                             unquote(parts.password or ""))
-    return parts.hostname, parts.port or 1080, authorization     # curl's default port
-
-
-def _open_tunnel(sock, host, port, authorization):
-    """CONNECT through an HTTPS proxy; OSError when it refuses."""
-    request = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (host, port, host, port)
-    if authorization:
-        request += "Proxy-Authorization: %s\r\n" % authorization
-    sock.sendall((request + "\r\n").encode("ascii"))
-    answer = sock.makefile("rb")
-    try:
-        status, _ = _read_head(answer)
-    finally:
-        answer.close()
-    if status != 200:
-        raise OSError("the proxy refused the tunnel (HTTP %d)" % status)
-
-
-def _request_bytes(url, method, data, headers, cookie_jar):
-    """The request line and header fields for ``url`` as bytes: ours (Host,
-    User-Agent, length, the jar's cookies) added to ``headers``.  ConfigError
-    for what HTTP cannot carry; the value itself is not repeated (a passcode)."""
-    from urllib.parse import urlsplit
-    parts = urlsplit(url)
-    host = _host_port(url)
-    headers = dict(headers or {})
-    headers.setdefault("Host", host)
-    headers.setdefault("User-Agent", "aws_login/%s" % __version__)
-    headers.setdefault("Accept-Encoding", "identity")
-    headers.setdefault("Connection", "close")
-    if data is not None:
-        headers["Content-Length"] = str(len(data))
-    if cookie_jar is not None:
-        cookie = cookie_jar.header_for(url)
-        if cookie:
-            headers["Cookie"] = cookie
-    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    try:
-        return _request_head(method, target, headers)
-    except (ValueError, UnicodeError):
-        raise ConfigError("cannot send the request to %s: a header value holds "
-                          "characters HTTP does not allow (check the passcode and "
-                          "the header names in the profile)" % host)
-
-
-def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
-                  read_timeout=_READ_TIMEOUT, max_bytes=_MAX_ANSWER_BYTES,
-                  connect_timeout=_CONNECT_TIMEOUT, deadline=None):
-    """POST (or GET) once; never follows a redirect; any status comes back as an answer.
-
-    Connect and read have separate timeouts: reaching the server should be
-    quick, while a Duo push keeps the IdP's answer waiting for a person.  The
-    whole exchange must also end by a deadline on the monotonic clock (connect
-    plus read timeout from now, or ``deadline``, a time.monotonic() value, if
-    sooner): a server sending a byte now and then would otherwise hold us, and
-    the renewal lock, forever.  HTTPS goes through HTTPS_PROXY unless NO_PROXY
-    names the host; plain http (allowed only to this machine) never goes
-    through a proxy, which would see the password or the assertion in clear.
-    ``cookie_jar`` (a _CookieJar) sends its cookies and keeps the answer's."""
-    import socket
-    import threading
-    from urllib.parse import urlsplit
-    host = _host_port(url)
-    stop_at = time.monotonic() + connect_timeout + read_timeout
-    if deadline is not None:
-        stop_at = min(stop_at, deadline)
-    left = stop_at - time.monotonic()
-    if left <= 0:
-        raise NetworkError("no time left to ask %s: the time limit for this renewal is "
-                           "over" % host, "timeout")
-    parts = urlsplit(url)
-    https = parts.scheme.lower() == "https"
-    proxy = _proxy_for(url)
-    method = "POST" if data is not None else "GET"
-    head = _request_bytes(url, method, data, headers, cookie_jar)
-    _debug("%s %s" % (method, url.split("?")[0] + ("?..." if "?" in url else "")))
-    port = parts.port or (443 if https else 80)
-    connection = type("Connection", (), {"sock": None})()     # what _hang_up shuts
-    hung_up = []
-    started = time.monotonic()
-    watchdog = threading.Timer(left, _hang_up, ([connection], hung_up))
-    watchdog.daemon = True
-    watchdog.start()
-    failure = cause = None
-    answer = None
-    try:
-        connection.sock = socket.create_connection(
-            (proxy[0], proxy[1]) if proxy else (parts.hostname, port), min(connect_timeout, left))
-        if proxy:
-            _open_tunnel(connection.sock, parts.hostname, port, proxy[2])
-        if https:
-            ssl_context = ssl_context or _make_ssl_context()
-            connection.sock = ssl_context.wrap_socket(connection.sock,
-                                                      server_hostname=parts.hostname)
-        connection.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
-        connection.sock.sendall(head + (data or b""))
-        answer = connection.sock.makefile("rb")
-        status, response_headers = _read_head(answer)
-        body = _read_body(answer, response_headers, max_bytes)
-    except _BrokenAnswer as e:
-        failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, e.reason), "broken")
-        cause = e
-    except (OSError, ValueError) as e:  # refused, DNS, TLS, timeouts; CertificateError (3.6)
-        failure, cause = _network_error(e, url), e
-    finally:
-        watchdog.cancel()
-        for thing in (answer, connection.sock):
-            try:
-                if thing is not None:
-                    thing.close()
-            except OSError:
-                pass
-    if hung_up:
-        raise NetworkError("no complete answer from %s within %ds (timed out)"
-                           % (host, round(stop_at - started)), "timeout")
-    if failure is not None:
-        raise failure from cause        # the cause stays in --debug's traceback
-    if cookie_jar is not None:
-        cookie_jar.take(url, response_headers.get_all("Set-Cookie"))
-    if len(body) > max_bytes:
-        raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
-    _debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
-                                                 time.monotonic() - started))
-    return _HttpAnswer(status, response_headers, body, url)
 
 
 # ---------------------------------------------------------------------------
@@ -1094,6 +377,23 @@ def _private_dir(path):
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)       # ours: nobody else needs to list it
     return path
+
+
+def _listdir(path):
+    """The names in folder ``path`` that do not start with a dot, sorted; [] when
+    it cannot be listed."""
+    try:
+        return sorted(n for n in os.listdir(path) if not n.startswith("."))
+    except OSError:
+        return []
+
+
+def _remove(path):
+    """Delete ``path`` if it is there (and may be deleted)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class _DirectoryLock(object):
@@ -1357,6 +657,1055 @@ def _ini_set_options(text, name, values):
             kept.append("%s = %s%s" % (key, value, newline))
     lines[start + 1:last] = kept
     return "".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Settings (profiles)
+# ---------------------------------------------------------------------------
+# ~/.aws-login/config, awscli-login's format: one section per profile name.
+
+def _login_root():
+    """awscli-login's state folder: ``~/.aws-login``, or ``$AWSCLI_LOGIN_ROOT/.aws-login``
+    (awscli-login reads that variable as a stand-in for the home folder)."""
+    root = os.environ.get("AWSCLI_LOGIN_ROOT")
+    return os.path.join(os.path.expanduser(root) if root else os.path.expanduser("~"),
+                        ".aws-login")
+
+
+def _config_path():
+    return os.path.join(_login_root(), "config")
+
+
+def _breaks_lines(text):
+    """True when ``text`` holds a control character or anything that some reader
+    takes for the end of a line (str.splitlines splits on \\x0c, \\x1c, \\x85,
+    U+2028...): such a name or value would cut an INI file differently for
+    configparser, botocore and us."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in text)
+
+
+def _profile_name(explicit=None):
+    name = (explicit or os.environ.get("AWS_PROFILE")
+            or os.environ.get("AWS_DEFAULT_PROFILE") or "default")
+    if (any(c in name for c in "[]") or _breaks_lines(name) or name != name.strip()
+            or not name):
+        raise UsageError("invalid profile name %r" % name)
+    if name == "DEFAULT":
+        raise UsageError("DEFAULT is reserved (its options apply to every profile); "
+                         "choose another profile name")
+    return name
+
+
+def _host_port(url):
+    from urllib.parse import urlsplit
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
+def _is_loopback(host):
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(value, what="ECP endpoint URL"):
+    """https, or http only to this machine (a password must not cross a network in clear)."""
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port      # raises on a bad port
+    except ValueError:
+        raise ConfigError("%s %r is not a valid URL" % (what, value))
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError("%s %r must start with https://" % (what, value))
+    if "@" in parts.netloc:
+        raise ConfigError("%s must not carry a username or password; set username in "
+                          "the profile instead" % what)
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ConfigError("%s %r uses plain http; use https (http is allowed "
+                          "only for a server on this machine)" % (what, value))
+    return value
+
+
+def _check_factor(value):
+    """A Duo factor, or ``off`` (no Duo header is sent) for any of awscli-login's
+    words that turn it off."""
+    factor = value.strip().lower()
+    if factor in _FACTOR_OFF_WORDS:
+        return "off"
+    if factor not in _FACTORS:
+        raise ConfigError("Duo factor %r is not one of %s, or off"
+                          % (value, ", ".join(_FACTORS)))
+    return factor
+
+
+def _role_arn_match(value):
+    import re
+    # ASCII: a Python \w or \d also takes letters and digits of every script
+    return re.fullmatch(r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/([\w+=,.@/-]{1,512})",
+                        value, flags=re.ASCII)
+
+
+def _check_role_arn(value):
+    value = value.strip()
+    if not _role_arn_match(value):
+        raise ConfigError("%r is not a role ARN (arn:aws:iam::123456789012:role/Name; "
+                          "partitions aws, aws-cn, aws-us-gov)" % value)
+    return value
+
+
+def _check_bool(value, what=None):
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on", "y"):
+        return True
+    if word in ("0", "false", "no", "off", "n", ""):
+        return False
+    raise ConfigError("%s%r is not true or false" % (what + " " if what else "", value))
+
+
+def _check_duration(value):
+    """Seconds, or None for 0: awscli-login writes ``duration = 0`` for "not set"
+    (STS then uses the role's default, or the assertion's SessionDuration)."""
+    try:
+        seconds = int(str(value).strip())
+    except ValueError:
+        raise ConfigError("duration %r is not a whole number of seconds" % (value,))
+    if seconds == 0:
+        return None
+    if not _DURATION_MIN <= seconds <= _DURATION_MAX:
+        raise ConfigError("duration %d is outside %d..%d seconds"
+                          % (seconds, _DURATION_MIN, _DURATION_MAX))
+    return seconds
+
+
+def _check_region(value):
+    import re
+    region = value.strip()
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", region, flags=re.ASCII):
+        raise ConfigError("region %r is not an AWS region name (like us-east-1)" % value)
+    return region
+
+
+def _check_ca_bundle(value):
+    path = os.path.expanduser(value.strip())
+    if not os.path.isfile(path):
+        raise ConfigError("CA bundle %s is not a file" % path)
+    return path
+
+
+def _check_external_id(value):
+    import re
+    if not re.fullmatch(r"[\w+=,.@:/-]{2,1224}", value.strip(), flags=re.ASCII):
+        raise ConfigError("%r is not a valid external ID" % value)
+    return value.strip()
+
+
+def _check_passcode(value):
+    """A Duo passcode travels as an HTTP header value: printable ASCII, no spaces.
+    The value is never repeated in the error (it is a secret)."""
+    code = value.strip()
+    if not code or not all("!" <= c <= "~" for c in code):
+        raise ConfigError("the Duo passcode must be printable ASCII without spaces")
+    return code
+
+
+def _check_header_name(value):
+    import re
+    if not re.match(r"[A-Za-z0-9-]+$", value.strip()):
+        raise ConfigError("%r is not an HTTP header name" % value)
+    return value.strip()
+
+
+def _check_text(value):
+    return value.strip()
+
+
+def _check_password(value):
+    return value or None        # an empty password is no password: it is never sent
+
+
+_Option = _named_tuple("_Option", ("name", "prompt", "check", "default", "flag", "plugin",
+                                   "help"), """One profile option: its name in the settings
+    file, the question interactive `configure` asks (awscli-login's words) or None, the
+    check every value goes through, the value when unset, the metavar of its `configure`
+    flag (None: no flag, for a secret must not be on a command line), whether `aws login
+    configure` offers it (False for what the AWS CLI's own global options set), and its
+    help: the README's Settings table and `configure --help` are these words.""")
+
+# Every profile option, once: Profile, configure (prompts and flags), the AWS CLI
+# plugin's `aws login configure` and the README's Settings table come from here.
+_OPTIONS = (
+    _Option("ecp_endpoint_url", "ECP Endpoint URL", _check_url, None, "URL", True,
+            "the IdP's ECP endpoint (required); https, or http only to a loopback host"),
+    _Option("username", "Username", _check_text, None, "NAME", True,
+            "IdP username; asked for when missing"),
+    _Option("enable_keyring", "Enable Keyring", _check_bool, False, "BOOL", True,
+            "keep the password in the system keyring (service `awscli_login`, user "
+            "`username@host[:port]`)"),
+    _Option("factor", "Duo Factor", _check_factor, None, "FACTOR", True,
+            "Duo factor: `auto`, `push`, `passcode`, `sms` or `phone`; `off` (or "
+            "awscli-login's `0`, `no`, `false`, `disable`): no Duo header, no prompt; blank: "
+            "asked on a terminal, else `auto`"),
+    _Option("role_arn", "Role ARN", _check_role_arn, None, "ROLE", True,
+            "the role to assume (aws, aws-cn or aws-us-gov partition); it must be in the "
+            "assertion"),
+    _Option("duration", None, _check_duration, None, "SECONDS", True,
+            "session length in seconds, 900 to 43200; `0` means not set (awscli-login's "
+            "default) (default: the IdP's `SessionDuration`, else STS's default)"),
+    _Option("http_header_factor", None, _check_header_name, None, "NAME", True,
+            "your IdP's own Duo factor header name (default: both spellings of "
+            "`X-Shibboleth-Duo-Factor`)"),
+    _Option("http_header_passcode", None, _check_header_name, None, "NAME", True,
+            "your IdP's own Duo passcode header name (default: both spellings of "
+            "`X-Shibboleth-Duo-Passcode`)"),
+    _Option("verify_ssl_certificate", None, _check_bool, True, "BOOL", True,
+            "`false` turns TLS checking of the IdP off, with a loud warning on every login"),
+    _Option("ca_bundle", None, _check_ca_bundle, None, "PATH", False,
+            "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`)"),
+    _Option("region", None, _check_region, None, "REGION", False,
+            "STS region (else `AWS_REGION`, `AWS_DEFAULT_REGION`; default: the global "
+            "endpoint, or the partition's first region)"),
+    _Option("password", None, _check_password, None, None, False,
+            "read for compatibility; prefer the keyring"),
+    _Option("passcode", None, _check_passcode, None, None, False,
+            "a Duo passcode, read for compatibility"),
+    _Option("refresh", None, _check_bool, True, "BOOL", True,
+            "`false`: `login` starts no refresher (file mode)"),
+    _Option("chain_role_arn", None, _check_role_arn, None, "ARN", True,
+            "role chaining: after the SAML role, a signed `sts:AssumeRole` into this role; "
+            "login, the refresher and credential-process all do it; AWS caps chained "
+            "sessions at one hour"),
+    _Option("chain_external_id", None, _check_external_id, None, "ID", True,
+            "the external ID the chained role's trust policy asks for"),
+)
+_OPTION = dict((option.name, option) for option in _OPTIONS)
+
+
+def _check_option(key, value):
+    """Text ``value`` of option ``key`` through the option's check; the error
+    names the option."""
+    try:
+        return _OPTION[key].check(value)
+    except ConfigError as e:
+        if key in str(e):
+            raise
+        raise ConfigError("%s: %s" % (key, e))
+
+
+class Profile(object):
+    """One profile's settings, checked and typed; unset options have their
+    defaults (None for most).  ``given`` names the flag that set an option for
+    this run only (``login --ca-bundle``), so messages can name it."""
+
+    password_source = "profile"     # "prompt": a person gave it (kept in the keyring)
+
+    def __init__(self, name, options=None, source=None):
+        self.name = name
+        self.source = source
+        self.given = {}
+        for option in _OPTIONS:
+            setattr(self, option.name, option.default)
+        for key, value in (options or {}).items():
+            if key in _OPTION and value is not None and value.strip():
+                try:
+                    setattr(self, key, _check_option(key, value))
+                except ConfigError as e:
+                    raise ConfigError("%s, in [%s] of %s" % (e, name, source or "settings"))
+
+    def override(self, key, value, flag):
+        """Set option ``key`` for this run from ``flag`` (checked as a setting is)."""
+        setattr(self, key, _check_option(key, value) if isinstance(value, str) else value)
+        self.given[key] = flag
+
+    def where(self, key):
+        """Where option ``key`` was set, for a message: the flag, or the settings."""
+        if key in self.given:
+            return "the %s flag" % self.given[key]
+        return "%s in profile %s" % (key, self.name)
+
+    def __repr__(self):     # never show the password or passcode
+        return "Profile(%r, ecp_endpoint_url=%r, username=%r)" % (
+            self.name, self.ecp_endpoint_url, self.username)
+
+
+def _parse_ini(text, path, default_section="DEFAULT"):
+    import configparser
+    parser = configparser.RawConfigParser(strict=False, default_section=default_section)
+    try:
+        parser.read_string(text.lstrip("\ufeff"), source=path)
+    except configparser.Error as e:
+        raise CredentialsFileError("cannot parse %s: %s" % (path, str(e).splitlines()[0]))
+    return parser
+
+
+def _read_text(path):
+    """A file's text exactly as it is (CRLF kept), or None when it is absent."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise CredentialsFileError("cannot read %s: %s" % (path, e.strerror))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialsFileError("%s is not UTF-8 text; not touching it" % path)
+
+
+def read_profile(name, require_endpoint=True):
+    """The named profile's settings from ~/.aws-login/config."""
+    path = _config_path()
+    _check_owner(path)           # it decides where the password goes
+    text = _read_text(path) or ""
+    parser = _parse_ini(text, path)
+    if not parser.has_section(name):
+        if require_endpoint:
+            raise ConfigError("profile %r is not configured: %s"
+                              % (name, _run_hint(name, "configure")))
+        return Profile(name, source=path)
+    profile = Profile(name, dict(parser.items(name)), source=path)
+    if require_endpoint and not profile.ecp_endpoint_url:
+        raise ConfigError("profile %r has no ecp_endpoint_url: %s"
+                          % (name, _run_hint(name, "configure")))
+    return profile
+
+
+# ---------------------------------------------------------------------------
+# Terminal (prompts, menu, spinner)
+# ---------------------------------------------------------------------------
+# Prompts and menus go to the controlling terminal, never stdin or stdout, so
+# that `curl ... | python3 - login` works and stdout stays clean.
+
+# What to do when the password must be asked and there is no terminal.
+_PASSWORD_HINT = ("give it on standard input (login --password-stdin), or set "
+                  "enable_keyring and log in once on a terminal")
+
+
+class Terminal(object):
+    """The user's terminal (/dev/tty), opened only when something must be asked.
+    Every question goes through ask() or secret(): the same answers to
+    Ctrl-C (interrupted), Ctrl-D and no terminal (NoTerminalError)."""
+
+    def __init__(self, path="/dev/tty"):
+        self.path = path
+        self._fd = None
+
+    def _open(self, what, hint=None):
+        if self._fd is None:
+            try:
+                if self.path is None:       # Terminal(None): a caller with nobody to ask
+                    raise OSError("no terminal")
+                self._fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY)
+            except OSError:
+                raise NoTerminalError("cannot ask for %s: there is no terminal; %s"
+                                      % (what, hint or "set it in the profile or run "
+                                         "on a terminal"))
+        return self._fd
+
+    def available(self):
+        try:
+            self._open("input")
+            return True
+        except NoTerminalError:
+            return False
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def write(self, text):
+        """Our own prompt text, as it is (it may move the cursor)."""
+        if self._fd is not None:
+            os.write(self._fd, text.encode("utf-8", "replace"))
+
+    def tell(self, line):
+        """One line that may carry a server's words: escaped, then a newline."""
+        self.write(_visible(line) + "\n")
+
+    def _readline(self, what):
+        chunks = []
+        while True:
+            chunk = os.read(self._fd, 1024)
+            if not chunk:       # Ctrl-D at the start of a line, or the terminal closed
+                raise NoTerminalError("no answer was given for %s (end of input)" % what)
+            chunks.append(chunk)
+            if chunk.endswith(b"\n"):
+                return b"".join(chunks).decode("utf-8", "replace").rstrip("\r\n")
+
+    def ask(self, prompt, what, hint=None):
+        """One line of input after ``prompt``; leading and trailing space removed."""
+        self._open(what, hint)
+        self.write(prompt)
+        return self._readline(what).strip()
+
+    def secret(self, prompt, what, hint=None):
+        """One line of input after ``prompt``, not echoed."""
+        import termios
+        self._open(what, hint)
+        old = termios.tcgetattr(self._fd)
+        new = list(old)
+        new[3] &= ~termios.ECHO
+        termios.tcsetattr(self._fd, termios.TCSAFLUSH, new)     # before the prompt shows
+        self.write(prompt)
+        try:
+            return self._readline(what)
+        finally:
+            termios.tcsetattr(self._fd, termios.TCSAFLUSH, old)
+            self.write("\n")
+
+    def choose(self, lines, count, default=None):
+        """Show a menu and return the index chosen, asking again on a bad answer;
+        Enter alone chooses ``default`` when there is one."""
+        hint = "name the role with --role, or set role_arn in the profile"
+        self._open("a role", hint)
+        self.write("".join(line + "\n" for line in lines))
+        prompt = "Selection: " if default is None else "Selection [%d]: " % default
+        while True:
+            answer = self.ask(prompt, "a role", hint)
+            if not answer and default is not None:
+                return default
+            if answer and all(c in "0123456789" for c in answer) and int(answer) < count:
+                return int(answer)
+            self.write("Please enter a number from 0 to %d.\n" % (count - 1))
+
+    def waiting(self, label):
+        """A context manager showing ``label... 12s`` while a slow call runs."""
+        return _Spinner(self if self.available() else None, label)
+
+
+def _ask_until_valid(terminal, prompt, what, check, empty=None):
+    """``check(answer)`` of the first answer it accepts: a ConfigError is shown
+    and the question asked again; an empty answer gives ``empty``, unchecked."""
+    while True:
+        answer = terminal.ask(prompt, what)
+        if not answer:
+            return empty
+        try:
+            return check(answer)
+        except ConfigError as e:
+            terminal.write("%s\n" % e)
+
+
+class _Spinner(object):
+    def __init__(self, terminal, label):
+        self.terminal = terminal
+        self.label = label
+        self._thread = None
+        self._stop = None
+
+    def __enter__(self):
+        if self.terminal is not None:
+            import threading
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="spinner")
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
+    def _run(self):
+        started = time.time()
+        while not self._stop.wait(1.0):
+            self.terminal.write("\r%s... %ds" % (self.label, time.time() - started))
+
+    def __exit__(self, *exc):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.terminal.write("\r\x1b[K")
+        return False
+
+
+# ---------------------------------------------------------------------------
+# HTTP (TLS, cookies, timeouts)
+# ---------------------------------------------------------------------------
+
+class _HttpHeaders(object):
+    """An answer's header fields: names case-insensitive, repeats kept (Set-Cookie)."""
+
+    def __init__(self, fields):
+        self.fields = fields        # [(name, value)] in the order received
+
+    def get(self, name, default=None):
+        values = self.get_all(name)
+        return values[0] if values else default
+
+    def get_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.fields if k.lower() == name]
+
+    def items(self):
+        return list(self.fields)
+
+
+class _BrokenAnswer(Exception):
+    """An answer that is not HTTP/1.x; ``reason`` names what is wrong."""
+
+    def __init__(self, reason, detail=""):
+        Exception.__init__(self, "%s: %s" % (reason, detail) if detail else reason)
+        self.reason = reason
+
+
+_MAX_LINE = 65536        # one status or header line
+_MAX_HEADERS = 100
+
+
+def _read_line(answer):
+    line = answer.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise _BrokenAnswer("LineTooLong")
+    if not line:
+        raise _BrokenAnswer("RemoteDisconnected", "the connection closed mid-answer")
+    return line
+
+
+def _read_head(answer):
+    """(status, _HttpHeaders) of an answer, past any 1xx interim answer."""
+    while True:
+        line = _read_line(answer).decode("iso-8859-1")
+        words = line.rstrip("\r\n").split(None, 2)
+        if (len(words) < 2 or not words[0].startswith("HTTP/1.") or len(words[1]) != 3
+                or not words[1].isdigit()):
+            raise _BrokenAnswer("BadStatusLine", line)
+        fields = []
+        while True:
+            line = _read_line(answer)
+            if line in (b"\r\n", b"\n"):
+                break
+            if len(fields) >= _MAX_HEADERS:
+                raise _BrokenAnswer("TooManyHeaders")
+            text = line.decode("iso-8859-1").rstrip("\r\n")
+            if text[:1] in (" ", "\t") and fields:         # an obsolete folded line
+                fields[-1] = (fields[-1][0], fields[-1][1] + " " + text.strip())
+                continue
+            name, colon, value = text.partition(":")
+            if not colon or not name.strip():
+                raise _BrokenAnswer("BadHeaderLine", text)
+            fields.append((name.strip(), value.strip()))
+        if not 100 <= int(words[1]) < 200:
+            return int(words[1]), _HttpHeaders(fields)
+
+
+def _read_body(answer, headers, limit):
+    """The body, read to its framing's end or ``limit`` bytes (then one more,
+    so that the caller can tell it was over)."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        chunks, size = [], 0
+        while size <= limit:
+            line = _read_line(answer).split(b";")[0].strip()
+            try:
+                length = int(line, 16)
+            except ValueError:
+                raise _BrokenAnswer("IncompleteRead", "a bad chunk size")
+            if length == 0:
+                while _read_line(answer) not in (b"\r\n", b"\n"):
+                    pass        # trailer fields
+                break
+            chunk = answer.read(min(length, limit + 1 - size))
+            if len(chunk) < min(length, limit + 1 - size):
+                raise _BrokenAnswer("IncompleteRead")
+            chunks.append(chunk)
+            size += len(chunk)
+            if length == len(chunk):
+                _read_line(answer)
+        return b"".join(chunks)
+    length = headers.get("Content-Length")
+    if length is not None:
+        if not length.strip().isdigit():
+            raise _BrokenAnswer("BadContentLength", length)
+        body = answer.read(min(int(length), limit + 1))
+        if len(body) < min(int(length), limit + 1):
+            raise _BrokenAnswer("IncompleteRead")
+        return body
+    return answer.read(limit + 1)       # to the end of the connection
+
+
+def _request_head(method, target, headers):
+    """The request line and header fields as bytes; ValueError for what HTTP
+    cannot carry (a line break in a value: the value is not repeated)."""
+    if any(c <= " " or c == "\x7f" for c in target):
+        raise ValueError("the request target holds a space or a control character")
+    lines = ["%s %s HTTP/1.1" % (method, target)]
+    for name, value in headers.items():
+        value = str(value)
+        if (not name or any(c <= " " or c in ':\x7f' for c in name)
+                or any(c in "\r\n\x00" for c in value)):
+            raise ValueError("a header field HTTP cannot carry")
+        lines.append("%s: %s" % (name, value))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class _HttpAnswer(object):
+    def __init__(self, status, headers, body, url):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.url = url
+
+    @property
+    def content_type(self):
+        return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+
+def _system_roots(ssl):
+    """(cafile, capath) of the system's CA certificates.
+
+    A hashed folder (update-ca-certificates, c_rehash) is read lazily, one
+    certificate per lookup, while the bundle file is parsed whole (tens of
+    milliseconds on every start).  So the folder serves alone when the bundle
+    lies in it (the same tool built both); otherwise both are loaded, as
+    OpenSSL's defaults are."""
+    paths = ssl.get_default_verify_paths()
+    capath = paths.capath and os.path.realpath(paths.capath)
+    cafile = paths.cafile and os.path.realpath(paths.cafile)
+    if capath and (cafile is None or os.path.dirname(cafile) == capath):
+        try:
+            names = os.listdir(capath)
+        except OSError:
+            names = []
+        hashed = any(len(n) > 9 and n[8] == "." and n[9:].isdigit()
+                     and all(c in "0123456789abcdef" for c in n[:8]) for n in names)
+        if hashed:
+            return cafile, capath
+    return cafile, None
+
+
+def _make_ssl_context(profile=None):
+    """System roots, plus ca_bundle or AWS_CA_BUNDLE; verification off only when
+    asked.  What to do about a certificate it does not trust, naming where the
+    bundle came from, is kept in _run.trust_hints."""
+    import ssl
+    cafile, capath = _system_roots(ssl)
+    context = ssl.create_default_context(capath=capath) if capath else \
+        ssl.create_default_context()
+    bundle = (profile and profile.ca_bundle) or os.environ.get("AWS_CA_BUNDLE")
+    where = profile.where("ca_bundle") if profile and profile.ca_bundle else "AWS_CA_BUNDLE"
+    if bundle and os.path.realpath(os.path.expanduser(bundle)) == cafile:
+        bundle = None           # the system's own bundle: trusted already
+    _run.trust_hints[context] = (
+        "the CA bundle %s (%s) does not hold the CA that signed it" % (bundle, where)
+        if bundle else "if your site uses a private CA, %s, or set AWS_CA_BUNDLE" % _run_hint(
+            profile.name if profile else "default", "configure --ca-bundle PATH"))
+    if bundle:
+        try:
+            context.load_verify_locations(cafile=os.path.expanduser(bundle))
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError("cannot load the CA bundle %s (%s): %s" % (bundle, where, e))
+    if profile is not None and not profile.verify_ssl_certificate:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _network_error_kind(reason):
+    """The NetworkError kind of a failed connection's ``reason`` (an exception)."""
+    import socket
+    import ssl
+    if isinstance(reason, socket.timeout):
+        return "timeout"
+    if isinstance(reason, ConnectionRefusedError):
+        return "refused"
+    if isinstance(reason, socket.gaierror):
+        return "dns"
+    if isinstance(reason, ssl.CertificateError) or getattr(reason, "verify_message", None) or (
+            isinstance(reason, ssl.SSLError)
+            and getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED"):
+        return "untrusted"
+    if isinstance(reason, ssl.SSLError):
+        return "tls"
+    return "other"
+
+
+# OpenSSL's words for a TLS hello answered in plain text: the port speaks HTTP.
+_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE",
+                       "HTTP_REQUEST")
+
+
+def _describe_network_error(reason, url, ssl_context=None):
+    """One actionable sentence for a failed connection."""
+    host = _host_port(url)
+    kind = _network_error_kind(reason)
+    if kind == "timeout":
+        return "no answer from %s in time (timed out)" % host
+    if kind == "refused":
+        return "connection refused by %s: is the URL right and the server up?" % host
+    if kind == "dns":
+        return "cannot resolve the host name of %s: check the URL and DNS" % host
+    if kind == "untrusted":
+        detail = getattr(reason, "verify_message", None) or str(reason)
+        hint = _run.trust_hints.get(ssl_context) or "if your site uses a private CA, set " \
+            "ca_bundle in the profile or AWS_CA_BUNDLE"
+        return "TLS certificate of %s not trusted (%s): %s" % (host, detail, hint)
+    if kind == "tls" and getattr(reason, "reason", None) in _PLAIN_HTTP_REASONS:
+        return ("%s answers in plain HTTP, not TLS: check the port in the URL (http:// is "
+                "allowed only to this machine)" % host)
+    if kind == "tls":
+        return "TLS failure talking to %s: %s" % (host, reason)
+    return "cannot reach %s: %s" % (host, getattr(reason, "strerror", None) or reason)
+
+
+def _network_error(reason, url, ssl_context=None):
+    return NetworkError(_describe_network_error(reason, url, ssl_context),
+                        _network_error_kind(reason))
+
+
+def _hang_up(connections, hung_up):
+    """The deadline passed: shut the sockets down so that a blocked read returns.
+    A duplicate of the descriptor is shut down and closed; the original stays
+    for its owner to close."""
+    import socket
+    hung_up.append(True)
+    for connection in connections:
+        sock = connection.sock
+        try:
+            duplicate = socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+        except (AttributeError, OSError, ValueError):
+            continue        # not connected yet (the connect timeout bounds that) or closed
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        duplicate.close()
+
+
+def _proxy_for(url):
+    """(host, port, Proxy-Authorization or None) of the HTTPS proxy for ``url``
+    (HTTPS_PROXY or https_proxy, unless NO_PROXY names the host), else None.
+    urllib.request, which reads these the way curl does, is imported only when
+    a proxy is set."""
+    if not url.lower().startswith("https:") or not (
+            os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY")):
+        return None
+    import urllib.request
+    from urllib.parse import urlsplit
+    proxy = urllib.request.getproxies_environment().get("https")
+    if not proxy or urllib.request.proxy_bypass_environment(urlsplit(url).hostname or ""):
+        return None
+    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    authorization = None
+    if parts.username is not None:
+        from urllib.parse import unquote
+        authorization = _basic_authorization(unquote(parts.username),
+                                             unquote(parts.password or ""))
+    return parts.hostname, parts.port or 1080, authorization     # curl's default port
+
+
+def _open_tunnel(sock, host, port, authorization):
+    """CONNECT through an HTTPS proxy; OSError when it refuses."""
+    request = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (host, port, host, port)
+    if authorization:
+        request += "Proxy-Authorization: %s\r\n" % authorization
+    sock.sendall((request + "\r\n").encode("ascii"))
+    answer = sock.makefile("rb")
+    try:
+        status, _ = _read_head(answer)
+    finally:
+        answer.close()
+    if status != 200:
+        raise OSError("the proxy refused the tunnel (HTTP %d)" % status)
+
+
+def _request_bytes(url, method, data, headers, cookie_jar):
+    """The request line and header fields for ``url`` as bytes: ours (Host,
+    User-Agent, length, the jar's cookies) added to ``headers``.  ConfigError
+    for what HTTP cannot carry; the value itself is not repeated (a passcode)."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    host = _host_port(url)
+    headers = dict(headers or {})
+    headers.setdefault("Host", host)
+    headers.setdefault("User-Agent", "aws_login/%s" % __version__)
+    headers.setdefault("Accept-Encoding", "identity")
+    headers.setdefault("Connection", "close")
+    if data is not None:
+        headers["Content-Length"] = str(len(data))
+    if cookie_jar is not None:
+        cookie = cookie_jar.header_for(url)
+        if cookie:
+            headers["Cookie"] = cookie
+    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    try:
+        return _request_head(method, target, headers)
+    except (ValueError, UnicodeError):
+        raise ConfigError("cannot send the request to %s: a header value holds "
+                          "characters HTTP does not allow (check the passcode and "
+                          "the header names in the profile)" % host)
+
+
+class _Cookie(object):
+    """One cookie the IdP set: ``domain`` is a host (``host_only``) or a domain."""
+
+    def __init__(self, name, value, domain, host_only, path, secure, expires):
+        self.name, self.value, self.domain, self.host_only = name, value, domain, host_only
+        self.path, self.secure, self.expires = path, secure, expires
+
+    def matches(self, host, path, https):
+        if self.host_only and host != self.domain:
+            return False
+        if not self.host_only and host != self.domain and not host.endswith("." + self.domain):
+            return False
+        if self.secure and not https:
+            return False
+        return path == self.path or path.startswith(self.path.rstrip("/") + "/")
+
+
+class _CookieJar(object):
+    """The IdP session: the cookies an IdP sets, sent back to it.
+
+    RFC 6265's rules, as far as a single IdP needs them (host-only and domain
+    cookies, paths, Secure, Expires and Max-Age).  Kept in the file format of
+    http.cookiejar.LWPCookieJar (earlier versions wrote it, and read ours)."""
+
+    def __init__(self):
+        self.cookies = {}       # (domain, path, name) -> Cookie
+
+    def __len__(self):
+        return len(self.live())
+
+    def live(self, now=None):
+        now = time.time() if now is None else now
+        return [c for c in self.cookies.values() if c.expires is None or c.expires > now]
+
+    def header_for(self, url):
+        """The Cookie header for a request to ``url``, or None."""
+        from urllib.parse import urlsplit
+        parts = urlsplit(url)
+        host, path = (parts.hostname or "").lower(), parts.path or "/"
+        chosen = sorted((c for c in self.live() if c.matches(host, path, parts.scheme ==
+                                                             "https")),
+                        key=lambda c: -len(c.path))
+        return "; ".join("%s=%s" % (c.name, c.value) for c in chosen) or None
+
+    def take(self, url, set_cookie_headers, now=None):
+        """Store the cookies of an answer's Set-Cookie headers."""
+        from urllib.parse import urlsplit
+        parts = urlsplit(url)
+        host, path = (parts.hostname or "").lower(), parts.path or "/"
+        now = time.time() if now is None else now
+        for header in set_cookie_headers:
+            cookie = _parse_set_cookie(header, host, path, now)
+            if cookie is None:
+                continue
+            key = (cookie.domain, cookie.path, cookie.name)
+            if cookie.expires is not None and cookie.expires <= now:
+                self.cookies.pop(key, None)         # the server ends it
+            else:
+                self.cookies[key] = cookie
+
+    def lwp_text(self):
+        """The jar as LWPCookieJar writes it, session cookies included."""
+        lines = ["#LWP-Cookies-2.0"]
+        for c in sorted(self.live(), key=lambda c: (c.domain, c.path, c.name)):
+            words = [(c.name, c.value), ("path", c.path),
+                     ("domain", c.domain if c.host_only else "." + c.domain), ("path_spec", None)]
+            if not c.host_only:
+                words.append(("domain_dot", None))
+            if c.secure:
+                words.append(("secure", None))
+            if c.expires is not None:
+                words.append(("expires", time.strftime("%Y-%m-%d %H:%M:%SZ",
+                                                       time.gmtime(c.expires))))
+            else:
+                words.append(("discard", None))
+            words.append(("version", "0"))
+            lines.append("Set-Cookie3: " + "; ".join(
+                k if v is None else "%s=%s" % (k, _lwp_quote(v)) for k, v in words))
+        return "\n".join(lines) + "\n"
+
+    def load_lwp(self, text):
+        """Add the cookies of an LWP file's text; lines that do not parse are skipped."""
+        for line in text.split("\n"):
+            if not line.startswith("Set-Cookie3:"):
+                continue
+            words = _lwp_words(line[len("Set-Cookie3:"):])
+            if not words or words[0][1] is None:
+                continue
+            (name, value), attrs = words[0], dict((k.lower(), v) for k, v in words[1:])
+            domain = (attrs.get("domain") or "").lower()
+            if not domain or not attrs.get("path", "/").startswith("/"):
+                continue
+            expires = None
+            if attrs.get("expires"):
+                expires = _iso_epoch(attrs["expires"])
+                if expires is None:
+                    continue
+            cookie = _Cookie(name, value, domain.lstrip("."), not domain.startswith("."),
+                             attrs.get("path") or "/", "secure" in attrs, expires)
+            self.cookies[(cookie.domain, cookie.path, name)] = cookie
+
+
+def _lwp_quote(value):
+    if value and all(c.isalnum() or c in "!#$%&'*+-.^_`|~/:" for c in value):
+        return value
+    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _lwp_words(text):
+    """[(key, value or None)] of ``k1=v1; k2="v 2"; flag`` (LWP's header words)."""
+    import re
+    words = []
+    for m in re.finditer(r'\s*([^=;\s]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^;]*))?\s*(?:;|$)', text):
+        key, value = m.group(1), m.group(2)
+        if value is not None and value.startswith('"') and len(value) > 1:
+            value = re.sub(r'\\(.)', r"\1", value[1:-1])
+        elif value is not None:
+            value = value.strip()
+        words.append((key, value))
+    return words
+
+
+def _iso_epoch(text):
+    """Seconds since the epoch of ``YYYY-MM-DD HH:MM:SSZ`` (LWP's expires), or None."""
+    import calendar
+    try:
+        return calendar.timegm(time.strptime(text.strip().rstrip("Z"), "%Y-%m-%d %H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def _http_date(text):
+    """Seconds since the epoch of an HTTP date (a Date header, a cookie's Expires:
+    ``Wed, 09 Jun 2027 10:18:14 GMT``, with dashes or a two-digit year as old
+    servers write it, or asctime's form), or None."""
+    import calendar
+    import re
+    text = text or ""
+    m = re.search(r"(\d{1,2})[ -]([A-Za-z]{3})[A-Za-z]*[ -](\d{2,4}) (\d{1,2}):(\d\d):(\d\d)",
+                  text)
+    if m:
+        day, month, year, clock = m.group(1), m.group(2), m.group(3), m.groups()[3:]
+    else:       # asctime's: Sun Nov  6 08:49:37 1994
+        m = re.search(r"([A-Za-z]{3}) +(\d{1,2}) (\d{1,2}):(\d\d):(\d\d) (\d{4})", text)
+        if not m:
+            return None
+        day, month, year, clock = m.group(2), m.group(1), m.group(6), m.groups()[2:5]
+    if month.lower() not in _MONTHS:
+        return None
+    year = int(year)
+    year += 2000 if year < 70 else 1900 if year < 100 else 0
+    try:
+        return calendar.timegm((year, _MONTHS.index(month.lower()) + 1, int(day),
+                                int(clock[0]), int(clock[1]), int(clock[2])))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _parse_set_cookie(header, host, request_path, now):
+    """A Cookie from a Set-Cookie header the IdP at ``host`` sent, or None."""
+    first, _, rest = header.partition(";")
+    name, sep, value = first.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or _breaks_lines(name + value):
+        return None
+    attrs = {}
+    for part in rest.split(";"):
+        key, _, val = part.partition("=")
+        attrs[key.strip().lower()] = val.strip()
+    domain = attrs.get("domain", "").strip().lstrip(".").lower()
+    if domain and (host == domain or (host.endswith("." + domain) and "." in domain)):
+        host_only = False
+    elif domain:
+        return None             # another site's cookie
+    else:
+        domain, host_only = host, True
+    path = attrs.get("path", "")
+    if not path.startswith("/"):
+        path = request_path[:request_path.rfind("/")] or "/"
+    expires = None
+    if attrs.get("max-age", "").lstrip("-").isdigit():
+        expires = now + int(attrs["max-age"])
+    elif attrs.get("expires"):
+        expires = _http_date(attrs["expires"])
+    return _Cookie(name, value, domain, host_only, path, "secure" in attrs, expires)
+
+
+def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
+                  read_timeout=_READ_TIMEOUT, max_bytes=_MAX_ANSWER_BYTES,
+                  connect_timeout=_CONNECT_TIMEOUT, deadline=None):
+    """POST (or GET) once; never follows a redirect; any status comes back as an answer.
+
+    Connect and read have separate timeouts: reaching the server should be
+    quick, while a Duo push keeps the IdP's answer waiting for a person.  The
+    whole exchange must also end by a deadline on the monotonic clock (connect
+    plus read timeout from now, or ``deadline``, a time.monotonic() value, if
+    sooner): a server sending a byte now and then would otherwise hold us, and
+    the renewal lock, forever.  HTTPS goes through HTTPS_PROXY unless NO_PROXY
+    names the host; plain http (allowed only to this machine) never goes
+    through a proxy, which would see the password or the assertion in clear.
+    ``cookie_jar`` (a _CookieJar) sends its cookies and keeps the answer's."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+    host = _host_port(url)
+    stop_at = time.monotonic() + connect_timeout + read_timeout
+    if deadline is not None:
+        stop_at = min(stop_at, deadline)
+    left = stop_at - time.monotonic()
+    if left <= 0:
+        raise NetworkError("no time left to ask %s: the time limit for this renewal is "
+                           "over" % host, "timeout")
+    parts = urlsplit(url)
+    https = parts.scheme.lower() == "https"
+    proxy = _proxy_for(url)
+    method = "POST" if data is not None else "GET"
+    head = _request_bytes(url, method, data, headers, cookie_jar)
+    _debug("%s %s" % (method, url.split("?")[0] + ("?..." if "?" in url else "")))
+    port = parts.port or (443 if https else 80)
+    connection = type("Connection", (), {"sock": None})()     # what _hang_up shuts
+    hung_up = []
+    started = time.monotonic()
+    watchdog = threading.Timer(left, _hang_up, ([connection], hung_up))
+    watchdog.daemon = True
+    watchdog.start()
+    failure = cause = None
+    answer = None
+    try:
+        connection.sock = socket.create_connection(
+            (proxy[0], proxy[1]) if proxy else (parts.hostname, port), min(connect_timeout, left))
+        if proxy:
+            _open_tunnel(connection.sock, parts.hostname, port, proxy[2])
+        if https:
+            ssl_context = ssl_context or _make_ssl_context()
+            connection.sock = ssl_context.wrap_socket(connection.sock,
+                                                      server_hostname=parts.hostname)
+        connection.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
+        connection.sock.sendall(head + (data or b""))
+        answer = connection.sock.makefile("rb")
+        status, response_headers = _read_head(answer)
+        body = _read_body(answer, response_headers, max_bytes)
+    except _BrokenAnswer as e:
+        failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, e.reason), "broken")
+        cause = e
+    except (OSError, ValueError) as e:  # refused, DNS, TLS, timeouts; CertificateError (3.6)
+        failure, cause = _network_error(e, url, ssl_context), e
+    finally:
+        watchdog.cancel()
+        for thing in (answer, connection.sock):
+            try:
+                if thing is not None:
+                    thing.close()
+            except OSError:
+                pass
+    if hung_up:
+        raise NetworkError("no complete answer from %s within %ds (timed out)"
+                           % (host, round(stop_at - started)), "timeout")
+    if failure is not None:
+        raise failure from cause        # the cause stays in --debug's traceback
+    if cookie_jar is not None:
+        cookie_jar.take(url, response_headers.get_all("Set-Cookie"))
+    if len(body) > max_bytes:
+        raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
+    _debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
+                                                 time.monotonic() - started))
+    return _HttpAnswer(status, response_headers, body, url)
 
 
 # ---------------------------------------------------------------------------
@@ -1710,6 +2059,10 @@ def _read_attributes(assertion, response_xml):
     return _SamlAnswer(response_xml, roles, skipped, duration, names[0])
 
 
+# ---------------------------------------------------------------------------
+# Roles: the menu, names for roles, the role chosen last
+# ---------------------------------------------------------------------------
+
 def _read_aliases():
     """Account names from ~/.aws-login/alias (awscli-login's: [accounts] ID = name)."""
     path = os.path.join(_login_root(), "alias")
@@ -1884,12 +2237,17 @@ def _format_timestamp(when):
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _utc(epoch):
+    import datetime
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+
+
 def _sts_endpoint(partition="aws", region=None, environ=None):
     """STS URL: AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL, else by partition and region."""
     environ = os.environ if environ is None else environ
-    custom = environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL")
-    if custom:
-        return _check_url(custom, "STS endpoint URL")
+    for variable in ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"):
+        if environ.get(variable):
+            return _check_url(environ[variable], "STS endpoint URL (%s)" % variable)
     _, suffix, default_region = _PARTITIONS[partition]
     prefix = _REGION_PREFIX.get(partition)
     if region and prefix and not region.startswith(prefix):
@@ -1900,6 +2258,19 @@ def _sts_endpoint(partition="aws", region=None, environ=None):
     if not region:
         return "https://sts.amazonaws.com/"
     return "https://sts.%s.%s/" % (region, suffix)
+
+
+def _sts_post(endpoint, body, headers, ssl_context=None, deadline=None):
+    """POST a query to STS; a failure to reach it names STS, the URL and where
+    the URL came from (the variable that set it)."""
+    try:
+        return _http_request(endpoint, body, headers, ssl_context=ssl_context,
+                             read_timeout=60, deadline=deadline)
+    except NetworkError as e:
+        origin = [v for v in ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL")
+                  if os.environ.get(v)][:1]
+        raise NetworkError("STS at %s%s: %s" % (
+            endpoint, " (set by %s)" % origin[0] if origin else "", e), e.kind) from e
 
 
 def _sts_advice(code, message, action="AssumeRoleWithSAML"):
@@ -1998,13 +2369,6 @@ _MIN_LIFETIME = 5            # seconds; real STS issues 900 at least
 _CLOCK_SKEW_MAX = 300        # seconds between this machine's clock and STS's that pass unremarked
 
 
-def _http_date(value):
-    """Epoch seconds of an HTTP Date header (``Wed, 03 Dec 2026 07:40:36 GMT``, or
-    the older forms cookies use too), or None."""
-    when = _cookie_expires(value or "")
-    return float(when) if when is not None else None
-
-
 def _check_lifetime(credentials, sent_at, sts_date=None, now=None):
     """``credentials``, if they are still valid ``now`` and expire _MIN_LIFETIME
     seconds or more after the request for them was sent (``sent_at``, so a slow
@@ -2051,8 +2415,7 @@ def _assume_role_with_saml(role, saml_response, duration=None, endpoint=None,
     for attempt in range(_STS_ATTEMPTS):
         sent_at = time.time()
         try:
-            answer = _http_request(endpoint, body, headers, ssl_context=ssl_context,
-                                   read_timeout=60, deadline=deadline)
+            answer = _sts_post(endpoint, body, headers, ssl_context, deadline)
             credentials = _parse_sts_answer(answer.status, answer.body, headers=answer.headers)
             break
         except (STSError, NetworkError) as e:
@@ -2163,9 +2526,8 @@ def _sts_signed_call(action, params, credentials, endpoint, region, ssl_context=
     headers = sign_request("POST", endpoint, {
         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, body,
         credentials, region, "sts")
-    headers.pop("Host", None)       # urllib sends the same one
-    answer = _http_request(endpoint, body, headers, ssl_context=ssl_context, read_timeout=60,
-                           deadline=deadline)
+    headers.pop("Host", None)       # _http_request sends the same one
+    answer = _sts_post(endpoint, body, headers, ssl_context, deadline)
     if answer.status >= 400:
         _parse_sts_answer(answer.status, answer.body, action, answer.headers)  # AWS's words
     root, _ = _read_server_xml(answer.body, STSError,
@@ -2197,103 +2559,7 @@ def assume_role(credentials, role_arn, session_name, endpoint, region, duration=
 
 
 # ---------------------------------------------------------------------------
-# Credential store
-# ---------------------------------------------------------------------------
-
-def _credentials_section(text, profile, path):
-    parser = _parse_ini(text, path, default_section="\x00")
-    return dict(parser.items(profile)) if parser.has_section(profile) else None
-
-
-def _read_credentials_section(profile, path=None):
-    """[profile] of the shared credentials file as a dict, or None."""
-    path = path or _credentials_path()
-    return _credentials_section(_read_text(path) or "", profile, path)
-
-
-def _long_term_keys_error(profile, path):
-    return CredentialsFileError(
-        "[%s] in %s holds long-term access keys that aws_login did not write; "
-        "refusing to overwrite them (use another profile, or --force)" % (profile, path))
-
-
-def _is_ours(section):
-    return _EXPIRATION_KEY in section or _ROLE_KEY in section
-
-
-def _holds_long_term_keys(section):
-    """A section with an access key and no session token that we did not write."""
-    return bool(section and "aws_access_key_id" in section
-                and not section.get("aws_session_token") and not _is_ours(section))
-
-
-def _check_credentials_writable(profile, force=False, path=None):
-    """Refuse, before anything is asked, to overwrite someone's long-term keys."""
-    path = path or _credentials_path()
-    if _holds_long_term_keys(_read_credentials_section(profile, path)) and not force:
-        raise _long_term_keys_error(profile, path)
-
-
-def _write_credentials(profile, credentials, role_arn, force=False, path=None,
-                       expect_role=None, chain_role_arn=None):
-    """Write [profile] into the shared credentials file; every other byte stays.
-
-    With ``expect_role`` (the refresher), write only while the section still
-    holds our credentials for that role: a logout or another login wins."""
-    path = path or _credentials_path()
-    values = [("aws_access_key_id", credentials.access_key_id),
-              ("aws_secret_access_key", credentials.secret_access_key),
-              ("aws_session_token", credentials.session_token),
-              ("aws_security_token", credentials.session_token),   # for old boto
-              (_EXPIRATION_KEY, _format_timestamp(credentials.expires_at)),
-              (_ROLE_KEY, role_arn)]
-    if chain_role_arn:
-        values.append((_CHAIN_KEY, chain_role_arn))
-
-    def edit(text):
-        current = _credentials_section(text, profile, path)
-        if expect_role and (current is None or current.get(_ROLE_KEY) != expect_role):
-            raise NotLoggedInError("profile %s was logged out or logged in to another role"
-                                   % profile)
-        if _holds_long_term_keys(current) and not force:
-            raise _long_term_keys_error(profile, path)
-        new = _ini_replace_section(text, profile, values)
-        written = _credentials_section(new, profile, path) or {}
-        if any(written.get(k) != v for k, v in values):     # never write what won't read back
-            raise CredentialsFileError("cannot write [%s] cleanly into %s" % (profile, path))
-        return new
-
-    _update_file(path, edit)
-
-
-def _remove_credentials(profile=None, path=None, force=False):
-    """Remove [profile] (or, with profile None, every section we wrote); return the names."""
-    path = path or _credentials_path()
-    removed = []
-
-    def edit(text):
-        parser = _parse_ini(text, path, default_section="\x00")
-        names = [profile] if profile is not None else parser.sections()
-        for name in names:
-            if not parser.has_section(name):
-                continue
-            section = dict(parser.items(name))
-            if _is_ours(section) or (force and profile is not None):
-                text = _ini_remove_section(text, name)
-                removed.append(name)
-            elif profile is not None:
-                raise CredentialsFileError(
-                    "[%s] in %s was not written by aws_login; leaving it (use --force "
-                    "to remove it)" % (name, path))
-        return text
-
-    if os.path.exists(path):
-        _update_file(path, edit)
-    return removed
-
-
-# ---------------------------------------------------------------------------
-# IdP session (cookie jar) and keyring
+# The IdP login: the saved session, the password (keyring), the refused mark
 # ---------------------------------------------------------------------------
 
 def _cookie_dir():
@@ -2328,194 +2594,6 @@ def _jars_for(endpoint_url):
     return sorted(found, reverse=True)
 
 
-class _Cookie(object):
-    """One cookie the IdP set: ``domain`` is a host (``host_only``) or a domain."""
-
-    def __init__(self, name, value, domain, host_only, path, secure, expires):
-        self.name, self.value, self.domain, self.host_only = name, value, domain, host_only
-        self.path, self.secure, self.expires = path, secure, expires
-
-    def matches(self, host, path, https):
-        if self.host_only and host != self.domain:
-            return False
-        if not self.host_only and host != self.domain and not host.endswith("." + self.domain):
-            return False
-        if self.secure and not https:
-            return False
-        return path == self.path or path.startswith(self.path.rstrip("/") + "/")
-
-
-class _CookieJar(object):
-    """The IdP session: the cookies an IdP sets, sent back to it.
-
-    RFC 6265's rules, as far as a single IdP needs them (host-only and domain
-    cookies, paths, Secure, Expires and Max-Age).  Kept in the file format of
-    http.cookiejar.LWPCookieJar (earlier versions wrote it, and read ours)."""
-
-    def __init__(self):
-        self.cookies = {}       # (domain, path, name) -> Cookie
-
-    def __len__(self):
-        return len(self.live())
-
-    def live(self, now=None):
-        now = time.time() if now is None else now
-        return [c for c in self.cookies.values() if c.expires is None or c.expires > now]
-
-    def header_for(self, url):
-        """The Cookie header for a request to ``url``, or None."""
-        from urllib.parse import urlsplit
-        parts = urlsplit(url)
-        host, path = (parts.hostname or "").lower(), parts.path or "/"
-        chosen = sorted((c for c in self.live() if c.matches(host, path, parts.scheme ==
-                                                             "https")),
-                        key=lambda c: -len(c.path))
-        return "; ".join("%s=%s" % (c.name, c.value) for c in chosen) or None
-
-    def take(self, url, set_cookie_headers, now=None):
-        """Store the cookies of an answer's Set-Cookie headers."""
-        from urllib.parse import urlsplit
-        parts = urlsplit(url)
-        host, path = (parts.hostname or "").lower(), parts.path or "/"
-        now = time.time() if now is None else now
-        for header in set_cookie_headers:
-            cookie = _parse_set_cookie(header, host, path, now)
-            if cookie is None:
-                continue
-            key = (cookie.domain, cookie.path, cookie.name)
-            if cookie.expires is not None and cookie.expires <= now:
-                self.cookies.pop(key, None)         # the server ends it
-            else:
-                self.cookies[key] = cookie
-
-    def lwp_text(self):
-        """The jar as LWPCookieJar writes it, session cookies included."""
-        lines = ["#LWP-Cookies-2.0"]
-        for c in sorted(self.live(), key=lambda c: (c.domain, c.path, c.name)):
-            words = [(c.name, c.value), ("path", c.path),
-                     ("domain", c.domain if c.host_only else "." + c.domain), ("path_spec", None)]
-            if not c.host_only:
-                words.append(("domain_dot", None))
-            if c.secure:
-                words.append(("secure", None))
-            if c.expires is not None:
-                words.append(("expires", time.strftime("%Y-%m-%d %H:%M:%SZ",
-                                                       time.gmtime(c.expires))))
-            else:
-                words.append(("discard", None))
-            words.append(("version", "0"))
-            lines.append("Set-Cookie3: " + "; ".join(
-                k if v is None else "%s=%s" % (k, _lwp_quote(v)) for k, v in words))
-        return "\n".join(lines) + "\n"
-
-    def load_lwp(self, text):
-        """Add the cookies of an LWP file's text; lines that do not parse are skipped."""
-        for line in text.split("\n"):
-            if not line.startswith("Set-Cookie3:"):
-                continue
-            words = _lwp_words(line[len("Set-Cookie3:"):])
-            if not words or words[0][1] is None:
-                continue
-            (name, value), attrs = words[0], dict((k.lower(), v) for k, v in words[1:])
-            domain = (attrs.get("domain") or "").lower()
-            if not domain or not attrs.get("path", "/").startswith("/"):
-                continue
-            expires = None
-            if attrs.get("expires"):
-                expires = _iso_epoch(attrs["expires"])
-                if expires is None:
-                    continue
-            cookie = _Cookie(name, value, domain.lstrip("."), not domain.startswith("."),
-                             attrs.get("path") or "/", "secure" in attrs, expires)
-            self.cookies[(cookie.domain, cookie.path, name)] = cookie
-
-
-def _lwp_quote(value):
-    if value and all(c.isalnum() or c in "!#$%&'*+-.^_`|~/:" for c in value):
-        return value
-    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _lwp_words(text):
-    """[(key, value or None)] of ``k1=v1; k2="v 2"; flag`` (LWP's header words)."""
-    import re
-    words = []
-    for m in re.finditer(r'\s*([^=;\s]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^;]*))?\s*(?:;|$)', text):
-        key, value = m.group(1), m.group(2)
-        if value is not None and value.startswith('"') and len(value) > 1:
-            value = re.sub(r'\\(.)', r"\1", value[1:-1])
-        elif value is not None:
-            value = value.strip()
-        words.append((key, value))
-    return words
-
-
-def _iso_epoch(text):
-    """Seconds since the epoch of ``YYYY-MM-DD HH:MM:SSZ`` (LWP's expires), or None."""
-    import calendar
-    try:
-        return calendar.timegm(time.strptime(text.strip().rstrip("Z"), "%Y-%m-%d %H:%M:%S"))
-    except (ValueError, OverflowError):
-        return None
-
-
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-
-
-def _cookie_expires(text):
-    """Seconds since the epoch of a cookie's Expires (``Wed, 09 Jun 2027 10:18:14
-    GMT``, with dashes or a two-digit year as old servers write it), or None."""
-    import calendar
-    import re
-    m = re.search(r"(\d{1,2})[ -]([A-Za-z]{3})[A-Za-z]*[ -](\d{2,4}) (\d{1,2}):(\d\d):(\d\d)",
-                  text)
-    if m:
-        day, month, year, clock = m.group(1), m.group(2), m.group(3), m.groups()[3:]
-    else:       # asctime's: Sun Nov  6 08:49:37 1994
-        m = re.search(r"([A-Za-z]{3}) +(\d{1,2}) (\d{1,2}):(\d\d):(\d\d) (\d{4})", text)
-        if not m:
-            return None
-        day, month, year, clock = m.group(2), m.group(1), m.group(6), m.groups()[2:5]
-    if month.lower() not in _MONTHS:
-        return None
-    year = int(year)
-    year += 2000 if year < 70 else 1900 if year < 100 else 0
-    try:
-        return calendar.timegm((year, _MONTHS.index(month.lower()) + 1, int(day),
-                                int(clock[0]), int(clock[1]), int(clock[2])))
-    except (ValueError, OverflowError):
-        return None
-
-
-def _parse_set_cookie(header, host, request_path, now):
-    """A Cookie from a Set-Cookie header the IdP at ``host`` sent, or None."""
-    first, _, rest = header.partition(";")
-    name, sep, value = first.partition("=")
-    name, value = name.strip(), value.strip()
-    if not sep or not name or _breaks_lines(name + value):
-        return None
-    attrs = {}
-    for part in rest.split(";"):
-        key, _, val = part.partition("=")
-        attrs[key.strip().lower()] = val.strip()
-    domain = attrs.get("domain", "").strip().lstrip(".").lower()
-    if domain and (host == domain or (host.endswith("." + domain) and "." in domain)):
-        host_only = False
-    elif domain:
-        return None             # another site's cookie
-    else:
-        domain, host_only = host, True
-    path = attrs.get("path", "")
-    if not path.startswith("/"):
-        path = request_path[:request_path.rfind("/")] or "/"
-    expires = None
-    if attrs.get("max-age", "").lstrip("-").isdigit():
-        expires = now + int(attrs["max-age"])
-    elif attrs.get("expires"):
-        expires = _cookie_expires(attrs["expires"])
-    return _Cookie(name, value, domain, host_only, path, "secure" in attrs, expires)
-
-
 def _load_cookies(path):
     """The IdP session saved at ``path`` (an empty jar when there is none)."""
     jar = _CookieJar()
@@ -2544,18 +2622,13 @@ def _save_cookies(jar, path):
     _update_file(path, lambda old: text)
 
 
-_keyring_missing_said = []
-
-
 def _keyring():
     try:
         import keyring
         return keyring
     except Exception:       # not installed, or a broken backend that fails on import
-        if not _keyring_missing_said:
-            _warn("enable_keyring is set but the keyring module is not available; "
-                  "asking for the password instead")
-            _keyring_missing_said.append(True)
+        _warn("enable_keyring is set but the keyring module is not available; "
+              "asking for the password instead", once=True)
         return None
 
 
@@ -2675,10 +2748,6 @@ def _person_password_worked(profile, username, password):
                   % profile.name)
 
 
-# ---------------------------------------------------------------------------
-# Fetching credentials: IdP (saved session, else password and Duo), role, STS
-# ---------------------------------------------------------------------------
-
 class _IdPSession(object):
     """An ECP conversation with one IdP for one user, with its cookie jar."""
 
@@ -2691,6 +2760,7 @@ class _IdPSession(object):
         self.acs_url = acs_url
         self.jar_path = _cookie_path(profile.ecp_endpoint_url, username)
         self.jar = _load_cookies(self.jar_path)
+        self.saved = len(self.jar) > 0      # an IdP session was saved before this login
 
     def _post(self, headers, label=None):
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -2707,22 +2777,27 @@ class _IdPSession(object):
         return _parse_ecp_answer(answer, self.acs_url)
 
     def reuse(self, probe=False):
-        """The saved IdP session, with no password and no Duo header; None if refused.
+        """The saved IdP session, with no password and no Duo header; None when
+        the IdP wants the password.
 
         With no saved session and ``probe``, the same request still goes out
-        before a person is asked anything: an IdP that cannot be reached, or
-        whose certificate is not trusted, fails now, not after the password."""
+        before a person is asked anything: an IdP that cannot be reached, whose
+        certificate is not trusted, or that answers what no ECP endpoint would
+        (a redirect, a 404, a server error) fails now, not after the password."""
         if not len(self.jar) and not probe:
             return None
         try:
             saml = self._post({})
             _debug("IdP session reused")
             return saml
-        except (AuthenticationError, IdPError) as e:
-            if e.transient and len(self.jar):
-                raise           # the IdP is down: asking for a password would not help
+        except AuthenticationError as e:
             _debug("IdP session not accepted: %s" % e)
             return None
+        except IdPError as e:
+            if e.transient or not len(self.jar):
+                raise       # the IdP is down, or this is no ECP endpoint: a password won't help
+            _debug("IdP session not accepted: %s" % e)
+            return None     # the cookies we sent may be what it did not like
 
     def authenticate(self, password, factor, passcode):
         headers = {"Authorization": _basic_authorization(self.username, password)}
@@ -2776,6 +2851,16 @@ def _ask_factor(terminal):
     return _ask_until_valid(terminal, "Factor: ", "the Duo factor", _check_factor, "auto")
 
 
+def _ask_password(terminal, what):
+    """The password, typed at the terminal.  An empty one is never sent (one
+    more refusal toward a locked account): it is asked for again."""
+    while True:
+        password = terminal.secret("Password: ", what, _PASSWORD_HINT)
+        if password:
+            return password
+        terminal.write("The password is empty; type it, or press Ctrl-C to stop.\n")
+
+
 def _password_login(session, profile, terminal, interactive=True):
     """Authenticate with a password: configured, from the keyring, or asked.
 
@@ -2785,11 +2870,12 @@ def _password_login(session, profile, terminal, interactive=True):
     person gives one (_refused_earlier)."""
     username = session.username
     what = "the password of %s" % _keyring_user(profile, username)
-    need_person = ("the IdP session of %s has ended and no password is stored (see "
-                   "enable_keyring)" % _keyring_user(profile, username))
+    need_person = ("%s and no password is stored (see enable_keyring)" % (
+        "the IdP session of %s has ended" if session.saved else
+        "no IdP session of %s is saved") % _keyring_user(profile, username))
     password, source = profile.password, profile.password_source
-    if password is None:
-        password, source = _keyring_get(profile, username), "keyring"
+    if not password:
+        password, source = _keyring_get(profile, username) or None, "keyring"
     if (password is not None and source in _PASSWORD_SOURCES
             and _refused_earlier(profile, username, source)):
         if not interactive or not terminal.available():
@@ -2801,7 +2887,7 @@ def _password_login(session, profile, terminal, interactive=True):
         if not interactive:
             raise InteractionRequired("%s: %s" % (need_person, _run_hint(profile.name)),
                                       need_person)
-        password, source = terminal.secret("Password: ", what), "prompt"
+        password, source = _ask_password(terminal, what), "prompt"
     # Unset and nobody to ask (a pipe, CI): auto, as awscli-login does.
     factor = profile.factor or (_ask_factor(terminal) if interactive and terminal.available()
                                 else "auto")
@@ -2822,7 +2908,7 @@ def _password_login(session, profile, terminal, interactive=True):
             raise _refused_error(profile, source, e)
         _warn("the IdP refused the password stored in %s (%s); enter the current one"
               % (_stored_where(profile, source), e))
-        password, source = terminal.secret("Password: ", what), "prompt"
+        password, source = _ask_password(terminal, what), "prompt"
         if factor == "passcode" and not profile.passcode:
             passcode = terminal.secret("Code: ", "the Duo passcode")
         saml = session.authenticate(password, factor, passcode)
@@ -2830,6 +2916,10 @@ def _password_login(session, profile, terminal, interactive=True):
         _person_password_worked(profile, username, password)
     return saml
 
+
+# ---------------------------------------------------------------------------
+# Fetching credentials: IdP (saved session, else password and Duo), role, STS
+# ---------------------------------------------------------------------------
 
 def _profile_region(profile):
     """The profile's region, else AWS_REGION, else AWS_DEFAULT_REGION (checked: it
@@ -2852,25 +2942,17 @@ def _profile_partition(profile, role_arn=None):
     return "aws"
 
 
-def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, deadline=None):
-    """IdP (session reuse, else password and Duo), role, STS.  Writes nothing.
-
-    ``deadline`` (a time.monotonic() value) bounds every request of the
-    login; without it each request has its own time limit.
-
-    Returns (Credentials, Role, _IdPSession); save the session once the
-    credentials are stored."""
-    terminal = terminal or Terminal()
-    wanted = role_arn or profile.role_arn
-    partition = _profile_partition(profile, role_arn)
-    ssl_context = _make_ssl_context(profile)
+def _fetch_saml(profile, terminal, interactive=True, deadline=None, acs_url=None):
+    """The IdP's SAML answer for the profile's user: the saved session, else the
+    password and Duo.  Returns (_SamlAnswer, _IdPSession); whoever finishes the
+    login saves the session (_fetch_credentials, _roles_offered)."""
     if not profile.verify_ssl_certificate:
-        _warn("TLS CERTIFICATE CHECKING IS OFF for profile %r (verify_ssl_certificate = "
-              "false): anyone on the network path can read your password and your "
-              "credentials" % profile.name)
+        _warn("TLS CERTIFICATE CHECKING IS OFF for profile %s (%s): anyone on the network "
+              "path can read your password and your credentials"
+              % (profile.name, profile.where("verify_ssl_certificate")), once=True)
     username = _username(profile, terminal, interactive)
-    session = _IdPSession(profile, username, terminal, ssl_context, _PARTITIONS[partition][0],
-                          deadline)
+    session = _IdPSession(profile, username, terminal, _make_ssl_context(profile),
+                          acs_url or _PARTITIONS[_profile_partition(profile)][0], deadline)
     probe = interactive and terminal.available()     # someone may be asked for a password
     saml = session.reuse(probe) or _password_login(session, profile, terminal, interactive)
     if saml.skipped and not saml.roles:
@@ -2878,6 +2960,29 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
                         "value(s), the first %r" % (len(saml.skipped), saml.skipped[0][:100]))
     for value in saml.skipped:
         _warn("skipping a malformed Role value from the IdP: %r" % value[:200])
+    return saml, session
+
+
+def _roles_offered(profile, terminal):
+    """The roles the IdP offers the profile's user (a login to the IdP only,
+    asking on ``terminal`` when someone is there); the session is kept."""
+    saml, session = _fetch_saml(profile, terminal, terminal.available())
+    session.save()
+    return saml.roles
+
+
+def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, deadline=None):
+    """IdP (session reuse, else password and Duo), role, STS; then the IdP
+    session is saved for the next login.  Writes no credentials.
+
+    ``deadline`` (a time.monotonic() value) bounds every request of the
+    login; without it each request has its own time limit.
+
+    Returns (Credentials, Role)."""
+    terminal = terminal or Terminal()
+    wanted = role_arn or profile.role_arn
+    saml, session = _fetch_saml(profile, terminal, interactive, deadline,
+                                _PARTITIONS[_profile_partition(profile, role_arn)][0])
     if not interactive and not wanted and len(saml.roles) > 1:
         raise InteractionRequired("the IdP offers %d roles and profile %s names none (set "
                                   "role_arn): log in on a terminal to choose"
@@ -2892,17 +2997,19 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
     region = _profile_region(profile)
     endpoint = _sts_endpoint(role.partition, region)
     credentials = _assume_role_with_saml(role, saml.response_xml, duration, endpoint,
-                                         ssl_context, deadline)
+                                         session.ssl_context, deadline)
     if profile.chain_role_arn:
         # AWS caps a chained session at one hour.
         sent_at = time.time()
         chained = assume_role(
-            credentials, profile.chain_role_arn, _session_name(saml.session_name or username),
-            endpoint, _signing_region(endpoint, role.partition, region),
-            min(duration or 3600, 3600), profile.chain_external_id, ssl_context, deadline)
+            credentials, profile.chain_role_arn,
+            _session_name(saml.session_name or session.username), endpoint,
+            _signing_region(endpoint, role.partition, region), min(duration or 3600, 3600),
+            profile.chain_external_id, session.ssl_context, deadline)
         # The same STS told its clock a moment ago, in the SAML call's answer.
         credentials = _check_lifetime(chained, sent_at, credentials.sts_date)
-    return credentials, role, session
+    session.save()
+    return credentials, role
 
 
 def _session_name(name):
@@ -2911,11 +3018,324 @@ def _session_name(name):
     return cleaned if len(cleaned) >= 2 else "aws_login"
 
 
-def _listdir(path):
+# ---------------------------------------------------------------------------
+# Credential store: where a profile's credentials live, in either mode
+# ---------------------------------------------------------------------------
+# A profile is in `process` mode when ~/.aws/config runs us as its
+# credential_process, else in `file` mode; never both, as keys in the shared
+# credentials file would shadow the credential_process.  The two stores below
+# are the only code that reads or writes credentials: every command, the
+# refresher and the credential server ask _credential_store().
+
+_CACHE_HEADER = "# aws_login credential cache 1"
+_LOGGED_OUT = "# aws_login: logged out; `login` logs in again"
+
+
+def _quote_name(name):
+    """A profile name as a file name, without importing urllib (the fast path)."""
+    safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+    return "".join(c if c in safe else "%%%02X" % b for c, b in
+                   ((chr(b), b) for b in name.encode("utf-8")))
+
+
+def _unquote_name(file_name):
+    from urllib.parse import unquote
+    return unquote(file_name)
+
+
+def _credentials_path():
+    path = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/credentials")
+
+
+def _aws_config_path():
+    path = os.environ.get("AWS_CONFIG_FILE")
+    return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/config")
+
+
+def _aws_config_section(name):
+    return name if name == "default" else "profile " + name
+
+
+def _cache_dir():
+    return os.path.join(_login_root(), "cache")
+
+
+def _profile_mode(name):
+    """``process`` when ~/.aws/config runs aws_login as the credential_process, else ``file``."""
+    path = _aws_config_path()
+    parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
+    section = _aws_config_section(name)
+    command = parser.get(section, "credential_process", fallback="") \
+        if parser.has_section(section) else ""
+    return "process" if "aws_login" in command and "credential-process" in command else "file"
+
+
+_StoredRole = _named_tuple("_StoredRole", ("role_arn", "expires"), """The SAML role of
+    credentials we stored for a profile, and when they expire (an aware datetime, or
+    None when that cannot be read).""")
+
+
+def _credentials_section(text, profile, path):
+    parser = _parse_ini(text, path, default_section="\x00")
+    return dict(parser.items(profile)) if parser.has_section(profile) else None
+
+
+def _is_ours(section):
+    return _EXPIRATION_KEY in section or _ROLE_KEY in section
+
+
+def _holds_long_term_keys(section):
+    """A section with an access key and no session token that we did not write."""
+    return bool(section and "aws_access_key_id" in section
+                and not section.get("aws_session_token") and not _is_ours(section))
+
+
+def _expiry(text):
     try:
-        return sorted(n for n in os.listdir(path) if not n.startswith("."))
-    except OSError:
-        return []
+        return _parse_timestamp(text)
+    except ValueError:
+        return None
+
+
+class _FileStore(object):
+    """File mode: the profile's section of the shared credentials file."""
+
+    mode = "file"
+
+    def __init__(self, name):
+        self.name = name
+        self.path = _credentials_path()
+
+    def section(self):
+        """The profile's section as a dict (ours or not), or None."""
+        return _credentials_section(_read_text(self.path) or "", self.name, self.path)
+
+    def _refuse_long_term_keys(self, section, force):
+        if _holds_long_term_keys(section) and not force:
+            raise CredentialsFileError(
+                "[%s] in %s holds long-term access keys that aws_login did not write; "
+                "refusing to overwrite them (use another profile, or --force)"
+                % (self.name, self.path))
+
+    def check_writable(self, force=False):
+        """Refuse, before anything is asked, to overwrite long-term keys."""
+        self._refuse_long_term_keys(self.section(), force)
+
+    def write(self, credentials, role_arn, force=False, chain_role_arn=None,
+              expect_role=None):
+        """Write the section; every other byte of the file stays.  With
+        ``expect_role`` (the refresher), only while the section still holds our
+        credentials for that role: a logout or another login wins."""
+        values = [("aws_access_key_id", credentials.access_key_id),
+                  ("aws_secret_access_key", credentials.secret_access_key),
+                  ("aws_session_token", credentials.session_token),
+                  ("aws_security_token", credentials.session_token),   # for old boto
+                  (_EXPIRATION_KEY, _format_timestamp(credentials.expires_at)),
+                  (_ROLE_KEY, role_arn)]
+        if chain_role_arn:
+            values.append((_CHAIN_KEY, chain_role_arn))
+
+        def edit(text):
+            current = _credentials_section(text, self.name, self.path)
+            if expect_role and (current is None or current.get(_ROLE_KEY) != expect_role):
+                raise NotLoggedInError("profile %s was logged out or logged in to another "
+                                       "role" % self.name)
+            self._refuse_long_term_keys(current, force)
+            new = _ini_replace_section(text, self.name, values)
+            written = _credentials_section(new, self.name, self.path) or {}
+            if any(written.get(k) != v for k, v in values):    # never write what won't read back
+                raise CredentialsFileError("cannot write [%s] cleanly into %s"
+                                           % (self.name, self.path))
+            return new
+
+        _update_file(self.path, edit)
+
+    def read(self):
+        """Credentials in the section (ours or not: whoami signs with any), or None."""
+        section = self.section()
+        if not section or not section.get("aws_access_key_id") or not section.get(
+                "aws_secret_access_key"):
+            return None
+        return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"],
+                           section.get("aws_session_token"),
+                           _expiry(section.get(_EXPIRATION_KEY)),
+                           assumed_role_arn=section.get(_CHAIN_KEY) or section.get(_ROLE_KEY))
+
+    def role(self):
+        """The _StoredRole of credentials we wrote, or None."""
+        section = self.section()
+        if section is None or not _is_ours(section):
+            return None
+        return _StoredRole(section.get(_ROLE_KEY), _expiry(section.get(_EXPIRATION_KEY)))
+
+    def remove(self, force=False):
+        """Remove the section (ours, or any with ``force``): the names removed."""
+        return self._remove([self.name], force)
+
+    def _remove(self, names, force=False):
+        removed = []
+
+        def edit(text):
+            parser = _parse_ini(text, self.path, default_section="\x00")
+            for name in names or parser.sections():
+                if not parser.has_section(name):
+                    continue
+                if _is_ours(dict(parser.items(name))) or (force and names):
+                    text = _ini_remove_section(text, name)
+                    removed.append(name)
+                elif names:
+                    raise CredentialsFileError(
+                        "[%s] in %s was not written by aws_login; leaving it (use --force "
+                        "to remove it)" % (name, self.path))
+            return text
+
+        if os.path.exists(self.path):
+            _update_file(self.path, edit)
+        return removed
+
+    @classmethod
+    def remove_all(cls):
+        """Remove every section we wrote: the names removed."""
+        return cls("default")._remove([])
+
+
+_CacheEntry = _named_tuple("_CacheEntry", ("expires", "role_arn", "json"), """The
+    credential_process cache of a profile: expiry (epoch seconds), the role, the JSON
+    line to print.""")
+
+
+def _cache_entry(path, posix):
+    """(expires, role ARN, JSON line) of the credential_process cache at ``path``,
+    or None: none, another user's, over 64 KiB, or not what we write.
+
+    The configured command runs this very function, its source embedded, before
+    it loads anything else (_cached_answer_code): so it imports nothing, and
+    takes ``posix`` (the os module, or posix, which holds the same functions)."""
+    try:
+        fd = posix.open(path, posix.O_RDONLY)
+        try:
+            mine = posix.fstat(fd).st_uid == posix.getuid()
+            data = posix.read(fd, 65536)
+        finally:
+            posix.close(fd)
+        lines = data.decode("utf-8").split("\n")
+        if (mine and len(data) < 65536 and len(lines) > 3 and lines[0] == _CACHE_HEADER
+                and lines[1][:8] == "expires " and lines[2][:5] == "role "
+                and lines[3][:1] == "{"):
+            return int(lines[1][8:]), lines[2][5:], lines[3]
+    except (OSError, ValueError):       # a UnicodeDecodeError is a ValueError
+        pass
+    return None
+
+
+def _credential_process_json(credentials):
+    """The credential_process contract of the AWS CLI and SDKs: Version 1, and an
+    ISO 8601 UTC Expiration ending in Z."""
+    import json
+    return json.dumps({"Version": 1, "AccessKeyId": credentials.access_key_id,
+                       "SecretAccessKey": credentials.secret_access_key,
+                       "SessionToken": credentials.session_token,
+                       "Expiration": _format_timestamp(credentials.expires_at)})
+
+
+class _ProcessStore(object):
+    """Process mode: the credential_process cache in ~/.aws-login/cache, 0600."""
+
+    mode = "process"
+
+    def __init__(self, name):
+        self.name = name
+        self.path = os.path.join(_cache_dir(), _quote_name(name))
+
+    def check_writable(self, force=False):
+        return None         # the cache is ours alone
+
+    def write(self, credentials, role_arn, force=False, chain_role_arn=None):
+        _private_dir(_login_root())
+        _private_dir(_cache_dir())
+        text = "%s\nexpires %d\nrole %s\n%s\n" % (
+            _CACHE_HEADER, credentials.expires_at.timestamp(), role_arn,
+            _credential_process_json(credentials))
+        _update_file(self.path, lambda old: text)
+
+    def cached(self):
+        """The _CacheEntry, or None."""
+        entry = _cache_entry(self.path, os)
+        return _CacheEntry(*entry) if entry else None
+
+    def read(self):
+        import json
+        cached = self.cached()
+        if not cached:
+            return None
+        data = json.loads(cached.json)
+        return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"],
+                           _parse_timestamp(data["Expiration"]),
+                           assumed_role_arn=cached.role_arn)
+
+    def role(self):
+        cached = self.cached()
+        return _StoredRole(cached.role_arn, _utc(cached.expires)) if cached else None
+
+    def logged_out(self):
+        return (_read_text(self.path) or "").startswith(_LOGGED_OUT)
+
+    def remove(self, force=False):
+        """Mark the cache logged out, not delete it: credential_process would
+        quietly log in again from the IdP session.  Logged out stays out until
+        `login`.  The names removed."""
+        if self.cached() is None:
+            return []
+        _update_file(self.path, lambda old: _LOGGED_OUT + "\n")
+        return [self.name]
+
+    def forget(self):
+        """Delete cached credentials: the settings they were made with changed.
+        A logged-out mark stays."""
+        if self.cached() is not None:
+            _remove(self.path)
+
+    @staticmethod
+    def names():
+        """The profiles that have a cache."""
+        return [_unquote_name(n) for n in _listdir(_cache_dir())]
+
+
+def _credential_store(name, mode=None):
+    """Where profile ``name``'s credentials live (its mode, or ``mode``): the one
+    place that decides; login, logout, status and the readers ask the store."""
+    return (_ProcessStore if (mode or _profile_mode(name)) == "process" else _FileStore)(name)
+
+
+def _set_mode(name, mode, command=None):
+    """Put profile ``name`` in ``file`` or ``process`` mode (``command``: the
+    credential_process line), cleaning up after the other."""
+    path = _aws_config_path()
+    section = _aws_config_section(name)
+    if mode == "process":
+        command = command or _credential_process_command(name)
+        if not os.path.isdir(os.path.dirname(path)):
+            _private_dir(os.path.dirname(path))
+        _update_file(path, lambda text: _ini_set_options(text, section,
+                                                         {"credential_process": command}))
+        _stop_refresher(name)
+        store = _FileStore(name)
+        current = store.section()
+        if current is not None and _is_ours(current):
+            store.remove()
+        elif current is not None:
+            _warn("[%s] in %s holds keys; they shadow the credential_process for this "
+                  "profile until you remove them" % (name, store.path))
+    elif _profile_mode(name) == "process":
+        def edit(text):
+            text = _ini_set_options(text, section, {"credential_process": None})
+            spans = _sections(_lines(text), section)
+            if spans and spans[0].last == spans[0].header + 1:
+                text = _ini_remove_section(text, section)    # the header we added, alone
+            return text
+        _update_file(path, edit)
+        _remove(_ProcessStore(name).path)      # file mode has no cache
 
 
 # ---------------------------------------------------------------------------
@@ -2923,16 +3343,6 @@ def _listdir(path):
 # ---------------------------------------------------------------------------
 # The refresher and the configured credential_process command start a fresh
 # interpreter that loads this very file, from bytecode of our own.
-
-def _own_file():
-    """(path, module name) of this file when it can be imported by a fresh
-    interpreter, else (None, None): piped into `python3 -` there is no file."""
-    path = os.path.abspath(__file__) if "__file__" in globals() else ""
-    module = os.path.splitext(os.path.basename(path))[0]
-    if os.path.isfile(path) and path.endswith(".py") and module.isidentifier():
-        return path, module
-    return None, None
-
 
 def _python_executable():
     """A Python to start: ours, unless we run inside a frozen program (AWS CLI v2)."""
@@ -2943,7 +3353,7 @@ def _python_executable():
     return shutil.which("python3") or shutil.which("python") or exe
 
 
-def _bootstrap_argv(call, args=(), isolated=True, prelude=""):
+def _bootstrap_argv(call, args=(), isolated=True, prelude="", code_fd=None):
     """argv for a fresh interpreter that loads this very file (from cached
     bytecode) and runs ``module.call``.
 
@@ -2958,12 +3368,19 @@ def _bootstrap_argv(call, args=(), isolated=True, prelude=""):
     Bytecode comes from our own 0700 folder on 3.8+; on 3.6 and 3.7, from
     ``__pycache__`` only in a folder nobody else can write to, else the file
     is compiled afresh.  ``prelude`` is code run before the file is loaded.
-    Raises ConfigError when piped (there is no file)."""
+    Piped into python3 - there is no file: with ``code_fd`` (_code_fd) the
+    interpreter loads our code from that descriptor, else ConfigError."""
     import json
     path, module = _own_file()
-    if path is None:
+    if path is None and code_fd is None:
         raise ConfigError("this needs aws_login.py saved as a file with an importable name; "
                           "save it and run it from that copy")
+    if path is None:
+        load = ("import marshal,posix;f=%d;posix.lseek(f,0,0);c=marshal.loads(b''.join("
+                "iter(lambda:posix.read(f,1<<20),b'')));m=type(sys)('aws_login');"
+                "sys.modules['aws_login']=m;exec(c,m.__dict__);" % code_fd)
+        return [sys.executable] + (["-I", "-S"] if isolated else []) + [
+            "-c", "import sys;%s%ssys.exit(m.%s)" % (prelude, load, call)] + list(args)
     try:
         cache = _ensure_bytecode(path)
     except Exception as e:      # a slower start, but a start
@@ -2986,13 +3403,39 @@ def _bootstrap_argv(call, args=(), isolated=True, prelude=""):
     return [_python_executable()] + (["-I", "-S"] if isolated else []) + ["-c", code] + list(args)
 
 
+def _code_fd():
+    """A descriptor of this module's code, marshalled, that a fresh interpreter
+    of this very Python can load (_bootstrap_argv) when there is no file to
+    load, piped into `python3 -`: the refresher then starts as it does from a
+    file, small.  The file behind it, in our 0700 folder, is unlinked at once.
+    None when the module's code cannot be found."""
+    if _run.code_fd is not None:
+        return _run.code_fd
+    frame = sys._getframe()
+    while frame is not None and not (frame.f_globals is globals()
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None or not sys.executable:
+        return None
+    import marshal
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix=".code-", dir=_private_dir(_run_dir()))
+    os.unlink(path)
+    data = marshal.dumps(frame.f_code)
+    while data:
+        data = data[os.write(fd, data):]
+    os.set_inheritable(fd, True)
+    _run.code_fd = fd
+    return fd
+
+
 def _restart_with_site(argv):
     """Started isolated by our own command (-I -S) and now needing more than the
     standard library (keyring lives in site-packages): the same call again in
     an interpreter with the normal start-up.  Does nothing otherwise."""
     if not (sys.flags.no_site and sys.argv[:1] == ["-c"] and _own_file()[0]):
         return
-    again = _bootstrap_argv("main()", argv, isolated=False)
+    again = _bootstrap_argv("main(None,%r)" % (_how_run(absolute=True),), argv, isolated=False)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(again[0], again)
@@ -3053,287 +3496,128 @@ def _ensure_bytecode(path):
 def _credential_process_command(name):
     """The credential_process line for ``name``: an isolated interpreter that
     answers from a fresh cache by itself (_cached_answer_code), else loads this
-    file's cached bytecode and runs main().
+    file's cached bytecode and runs main(), naming the command as the person
+    runs this tool in its hints.
 
     ``python3 aws_login.py`` would compile the whole file on every `aws` call."""
     import shlex
     return " ".join(shlex.quote(word) for word in _bootstrap_argv(
-        "main()", ["--profile", name, "credential-process"],
+        "main(None,%r)" % (_how_run(absolute=True),), ["--profile", name, "credential-process"],
         prelude=_cached_answer_code(name)))
+
+
+def _source_of(function):
+    """The source text of one of our top-level functions, read from our file."""
+    with open(_own_file()[0], encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    start = end = function.__code__.co_firstlineno - 1
+    while end + 1 < len(lines) and (not lines[end + 1] or lines[end + 1][0] == " "):
+        end += 1
+    return "\n".join(lines[start:end + 1]).rstrip() + "\n"
 
 
 def _cached_answer_code(name):
     """Code for the configured command to run before it loads this file: it
-    prints the cache and exits when _read_cache() would return it with
-    _CACHE_MIN_LEFT or more to go, as _serve_cached() does; anything else (no
-    cache, stale, logged out, not ours, malformed) falls through to main().
-    Loading this file costs about as much as the rest of the isolated start,
-    and this is the answer to nearly every `aws` call."""
+    prints the cache and exits when _cache_entry() reads it and _fresh() says it
+    may be handed out, the two functions' own source embedded, with the
+    constants they read; anything else (no cache, stale, logged out, not ours,
+    malformed) falls through to main().  Loading this file costs about as much
+    as the rest of the isolated start, and this is the answer to nearly every
+    `aws` call."""
     import json
     # posix, not os: importing os is a third of what this saves.  The folder is
     # _login_root()'s when that needs no expanduser(); otherwise main() answers.
-    body = ('try:\n'
-            ' e=p.environ;r=e.get(b"AWSCLI_LOGIN_ROOT") or e.get(b"HOME")\n'
-            ' if r and r[:1]!=b"~" and sys.argv[1:]==["--profile",%s,"credential-process"]:\n'
-            '  f=p.open(r+b"/.aws-login/cache/"+%s,p.O_RDONLY)\n'
-            '  u=p.fstat(f).st_uid;d=p.read(f,65536);p.close(f);l=d.decode().split("\\n")\n'
-            '  if (u==p.getuid() and len(d)<65536 and len(l)>3 and l[0]==%s and l[1][:8]=="expires " and '
-            'l[2][:5]=="role " and l[3][:1]=="{" and int(l[1][8:])-time.time()>=%d):\n'
-            '   sys.stdout.write(l[3]+"\\n");sys.exit(0)\n'
-            'except (OSError,ValueError):\n'
-            ' pass\n') % (json.dumps(name), repr(_quote_name(name).encode("ascii")),
-                          json.dumps(_CACHE_HEADER), _CACHE_MIN_LEFT)
+    body = ("_CACHE_HEADER=%s\n_MIN_LEFT=%d\n%s%s"
+            "e=p.environ;r=e.get(b'AWSCLI_LOGIN_ROOT') or e.get(b'HOME')\n"
+            "if r and r[:1]!=b'~' and sys.argv[1:]==['--profile',%s,'credential-process']:\n"
+            " a=_cache_entry(r+b'/.aws-login/cache/'+%s,p)\n"
+            " if a and _fresh(a[0],time.time()):\n"
+            "  sys.stdout.write(a[2]+'\\n');sys.exit(0)\n") % (
+                json.dumps(_CACHE_HEADER), _MIN_LEFT, _source_of(_fresh),
+                _source_of(_cache_entry), json.dumps(name),
+                repr(_quote_name(name).encode("ascii")))
     return "import posix as p,time;exec(%s);" % json.dumps(body)
 
 
 # ---------------------------------------------------------------------------
-# Modes: the shared credentials file, or credential_process and its cache
+# Renewal: one schedule for the refresher, the credential server and credential_process
 # ---------------------------------------------------------------------------
-# A profile is in `process` mode when ~/.aws/config runs us as its
-# credential_process; otherwise in `file` mode.  Never both: keys in the
-# shared credentials file would shadow the credential_process.
+# botocore asks for credentials again when 15 minutes are left and fails under
+# 10, so whatever we hand out has 15 minutes or more to go (_fresh), and a
+# renewal is due 20 minutes before expiry, which leaves 5 for retries.
 
-_CACHE_HEADER = "# aws_login credential cache 1"
-_LOGGED_OUT = "# aws_login: logged out; `login` logs in again"
-_CACHE_MIN_LEFT = 15 * 60        # botocore re-runs the process under 15 minutes left
+_MIN_LEFT = 15 * 60
 
 
-def _quote_name(name):
-    """A profile name as a file name, without importing urllib (the fast path)."""
-    safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
-    return "".join(c if c in safe else "%%%02X" % b for c, b in
-                   ((chr(b), b) for b in name.encode("utf-8")))
+def _fresh(expires, now):
+    """True while credentials that expire at ``expires`` (epoch seconds) may be
+    handed out at ``now``: _MIN_LEFT or more to go.  The configured command runs
+    this very function, its source embedded (_cached_answer_code)."""
+    return expires - now >= _MIN_LEFT
 
 
-def _unquote_name(file_name):
-    from urllib.parse import unquote
-    return unquote(file_name)
+class _RenewalSchedule(object):
+    """When to renew one set of credentials, and what a renewal's success or
+    failure does next: the refresher, the credential server and
+    credential_process all follow it.
 
+    A renewal is due RENEW_BEFORE seconds before expiry, or at half the
+    lifetime of a session shorter than twice that (the two rules meet at 40
+    minutes).  A failure that may pass (network, 5xx, throttling) is tried
+    again after 10 s, then 20, 40... up to RETRY_MAX, never later than expiry;
+    one that will not pass, or one at expiry, ends the renewals unless the
+    schedule is ``persistent`` (the credential server's: a person may log in
+    meanwhile).  Two renewals are MIN_INTERVAL apart at least, whatever
+    happens; a renewal nobody started has TIME_LIMIT seconds in all
+    (deadline()); a loop sleeps SLICE at most, so that it reads the wall clock
+    again soon after a machine's sleep."""
 
-def _cache_dir():
-    return os.path.join(_login_root(), "cache")
+    RENEW_BEFORE = 20 * 60
+    RETRY_MAX = 300.0
+    MIN_INTERVAL = 2.0          # at most half of _MIN_LIFETIME
+    TIME_LIMIT = 90
+    SLICE = 30.0
 
+    def __init__(self, issued_at, expires_at, persistent=False):
+        self.persistent = persistent
+        self.renewed(issued_at, expires_at)
 
-def _cache_path(name):
-    return os.path.join(_cache_dir(), _quote_name(name))
+    @classmethod
+    def renewal_time(cls, issued_at, expires_at):
+        lifetime = expires_at - issued_at
+        if lifetime >= 2 * cls.RENEW_BEFORE:
+            return expires_at - cls.RENEW_BEFORE
+        return issued_at + lifetime / 2.0
 
+    @classmethod
+    def deadline(cls):
+        """The time.monotonic() by which a renewal nobody started must be done."""
+        return time.monotonic() + cls.TIME_LIMIT
 
-def _aws_config_path():
-    path = os.environ.get("AWS_CONFIG_FILE")
-    return os.path.expanduser(path) if path else os.path.expanduser("~/.aws/config")
+    def renewed(self, now, expires_at):
+        """Credentials that expire at ``expires_at`` were issued at ``now``."""
+        self.expires_at = expires_at
+        self.failures = 0
+        self.next_at = max(self.renewal_time(now, expires_at), now + self.MIN_INTERVAL)
 
+    def failed(self, error, now):
+        """A renewal failed at ``now`` with ``error`` (an AwsLoginError): True to
+        try again at next_at, False to give up."""
+        if not self.persistent and (not error.transient or now >= self.expires_at):
+            return False
+        self.failures += 1
+        delay = min(self.RETRY_MAX, 5.0 * 2 ** self.failures)
+        if self.expires_at > now:
+            delay = min(delay, self.expires_at - now)
+        self.next_at = now + max(self.MIN_INTERVAL, delay)
+        return True
 
-def _aws_config_section(name):
-    return name if name == "default" else "profile " + name
+    def due(self, now):
+        return now >= self.next_at
 
-
-def _profile_mode(name):
-    """``process`` when ~/.aws/config runs aws_login as the credential_process, else ``file``."""
-    path = _aws_config_path()
-    parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
-    section = _aws_config_section(name)
-    command = parser.get(section, "credential_process", fallback="") \
-        if parser.has_section(section) else ""
-    return "process" if "aws_login" in command and "credential-process" in command else "file"
-
-
-def _credential_process_json(credentials):
-    """The credential_process contract of the AWS CLI and SDKs: Version 1, and an
-    ISO 8601 UTC Expiration ending in Z."""
-    import json
-    return json.dumps({"Version": 1, "AccessKeyId": credentials.access_key_id,
-                       "SecretAccessKey": credentials.secret_access_key,
-                       "SessionToken": credentials.session_token,
-                       "Expiration": _format_timestamp(credentials.expires_at)})
-
-
-def _write_cache(name, credentials, role_arn):
-    """The credential_process cache: 0600, atomic and locked like every write."""
-    _private_dir(_login_root())
-    _private_dir(_cache_dir())
-    text = "%s\nexpires %d\nrole %s\n%s\n" % (
-        _CACHE_HEADER, credentials.expires_at.timestamp(), role_arn,
-        _credential_process_json(credentials))
-    _update_file(_cache_path(name), lambda old: text)
-
-
-_CacheEntry = _named_tuple("_CacheEntry", ("expires", "role_arn", "json"), """The
-    credential_process cache of a profile: expiry (epoch seconds), the role, the JSON
-    line to print.""")
-
-
-def _read_cache(name):
-    """The profile's _CacheEntry, or None (none, not ours, not ours to read).
-    Imports nothing."""
-    try:
-        with open(_cache_path(name)) as f:
-            if os.fstat(f.fileno()).st_uid != os.getuid():
-                return None     # not ours: never serve it
-            lines = f.read().split("\n")
-    except (OSError, ValueError):
-        return None
-    if (len(lines) < 4 or lines[0] != _CACHE_HEADER or not lines[1].startswith("expires ")
-            or not lines[2].startswith("role ") or not lines[3].startswith("{")):
-        return None
-    try:
-        return _CacheEntry(int(lines[1][len("expires "):]), lines[2][len("role "):], lines[3])
-    except ValueError:
-        return None
-
-
-_LoggedIn = _named_tuple("_LoggedIn", ("section", "expires"),
-                   """The profile's section of ours in the credentials file and its expiry.""")
-
-
-def _logged_in_section(name):
-    """The profile's _LoggedIn, or None when the file holds nothing of ours for it."""
-    path = _credentials_path()
-    section = _read_credentials_section(name, path)
-    if section is None or not _is_ours(section):
-        return None
-    try:
-        expires = _parse_timestamp(section.get(_EXPIRATION_KEY))
-    except ValueError:
-        return None
-    return _LoggedIn(section, expires)
-
-
-_StoredRole = _named_tuple("_StoredRole", ("role_arn", "expires"), """The SAML role of
-    credentials we stored for a profile, and when they expire (an aware datetime).""")
-
-
-class _FileStore(object):
-    """File mode: the profile's section of the shared credentials file."""
-
-    mode = "file"
-
-    def __init__(self, name):
-        self.name = name
-
-    def check_writable(self, force=False):
-        """Refuse, before anything is asked, to overwrite long-term keys."""
-        _check_credentials_writable(self.name, force)
-
-    def write(self, credentials, role_arn, force=False, chain_role_arn=None):
-        _write_credentials(self.name, credentials, role_arn, force,
-                           chain_role_arn=chain_role_arn)
-
-    def read(self):
-        """Credentials in the section (ours or not: whoami signs with any), or None."""
-        section = _read_credentials_section(self.name, _credentials_path())
-        if not section or not section.get("aws_access_key_id") or not section.get(
-                "aws_secret_access_key"):
-            return None
-        expires = None
-        if section.get(_EXPIRATION_KEY):
-            try:
-                expires = _parse_timestamp(section[_EXPIRATION_KEY])
-            except ValueError:
-                pass
-        return Credentials(section["aws_access_key_id"], section["aws_secret_access_key"],
-                           section.get("aws_session_token"), expires,
-                           assumed_role_arn=section.get(_CHAIN_KEY) or section.get(_ROLE_KEY))
-
-    def role(self):
-        """The _StoredRole of credentials we wrote, or None."""
-        current = _logged_in_section(self.name)
-        return _StoredRole(current.section.get(_ROLE_KEY), current.expires) if current else None
-
-    def remove(self, force=False):
-        """Remove the section (ours, or any with ``force``): the names removed."""
-        return _remove_credentials(self.name, force=force)
-
-
-class _ProcessStore(object):
-    """Process mode: the credential_process cache in ~/.aws-login/cache."""
-
-    mode = "process"
-
-    def __init__(self, name):
-        self.name = name
-
-    def check_writable(self, force=False):
-        return None         # the cache is ours alone
-
-    def write(self, credentials, role_arn, force=False, chain_role_arn=None):
-        _write_cache(self.name, credentials, role_arn)
-
-    def read(self):
-        import json
-        cached = _read_cache(self.name)
-        if not cached:
-            return None
-        data = json.loads(cached.json)
-        return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"],
-                           _parse_timestamp(data["Expiration"]),
-                           assumed_role_arn=cached.role_arn)
-
-    def role(self):
-        cached = _read_cache(self.name)
-        return _StoredRole(cached.role_arn, _utc(cached.expires)) if cached else None
-
-    def remove(self, force=False):
-        """Mark the cache logged out, not delete it: credential_process would
-        quietly log in again from the IdP session.  Logged out stays out until
-        `login`.  The names removed."""
-        if _read_cache(self.name) is None:
-            return []
-        _update_file(_cache_path(self.name), lambda old: _LOGGED_OUT + "\n")
-        return [self.name]
-
-
-def _credential_store(name, mode=None):
-    """Where profile ``name``'s credentials live (its mode, or ``mode``): the one
-    place that decides; login, logout, status and the readers ask the store."""
-    return (_ProcessStore if (mode or _profile_mode(name)) == "process" else _FileStore)(name)
-
-
-def _set_mode(name, mode):
-    """Put profile ``name`` in ``file`` or ``process`` mode, cleaning up after the other."""
-    path = _aws_config_path()
-    section = _aws_config_section(name)
-    if mode == "process":
-        command = _credential_process_command(name)
-        if not os.path.isdir(os.path.dirname(path)):
-            _private_dir(os.path.dirname(path))
-        _update_file(path, lambda text: _ini_set_options(text, section,
-                                                         {"credential_process": command}))
-        _stop_refresher(name)
-        cpath = _credentials_path()
-        current = _read_credentials_section(name, cpath)
-        if current is not None and _is_ours(current):
-            _remove_credentials(name)
-        elif current is not None:
-            _warn("[%s] in %s holds keys; they shadow the credential_process for this "
-                  "profile until you remove them" % (name, cpath))
-    elif _profile_mode(name) == "process":
-        def edit(text):
-            text = _ini_set_options(text, section, {"credential_process": None})
-            lines = _lines(text)
-            spans = _sections(lines, section)
-            if spans and spans[0].last == spans[0].header + 1:
-                text = _ini_remove_section(text, section)    # the header we added, alone
-            return text
-        _update_file(path, edit)
-        try:
-            os.unlink(_cache_path(name))
-        except FileNotFoundError:
-            pass
-
-
-def _credential_process(name):
-    """The JSON for credential_process: from the cache while 15 minutes or more
-    are left, else renewed as the refresher does, else (on a terminal) by asking."""
-    cached = _read_cache(name)
-    if cached and cached.expires - time.time() >= _CACHE_MIN_LEFT:
-        return cached.json
-    if (_read_text(_cache_path(name)) or "").startswith(_LOGGED_OUT):
-        raise NotLoggedInError("profile %s is logged out: %s" % (name, _run_hint(name)))
-    with _profile_lock(name):         # quiet: botocore hides our stderr anyway
-        cached = _read_cache(name)       # another process may have renewed meanwhile
-        if cached and cached.expires - time.time() >= _CACHE_MIN_LEFT:
-            return cached.json
-        return _renew_for_process(name, cached)
+    def sleep(self, now):
+        """Seconds to sleep from ``now``: until the next renewal, SLICE at most."""
+        return max(0.0, min(self.SLICE, self.next_at - now))
 
 
 class _profile_lock(object):
@@ -3343,8 +3627,6 @@ class _profile_lock(object):
     folder, re-entrant within a thread; ``waiting()`` runs once when another
     process holds it.  The refresher never takes it: it checks the role in
     the credentials file before it writes."""
-
-    _held = {}      # (path, pid, thread) -> [fd, depth]
 
     def __init__(self, name, waiting=None):
         self.path = os.path.join(_cache_dir(), "." + _quote_name(name) + ".lock")
@@ -3356,7 +3638,7 @@ class _profile_lock(object):
 
     def __enter__(self):
         import fcntl
-        held = self._held.get(self._key())
+        held = _run.locks.get(self._key())
         if held:
             held[1] += 1
             return self
@@ -3373,14 +3655,14 @@ class _profile_lock(object):
         except BaseException:
             os.close(fd)
             raise
-        self._held[self._key()] = [fd, 1]
+        _run.locks[self._key()] = [fd, 1]
         return self
 
     def __exit__(self, *exc):
-        held = self._held[self._key()]
+        held = _run.locks[self._key()]
         held[1] -= 1
         if not held[1]:
-            del self._held[self._key()]
+            del _run.locks[self._key()]
             os.close(held[0])
         return False
 
@@ -3391,12 +3673,28 @@ def _login_lock(name):
         "Another login of profile %s is in progress; waiting for it to finish.\n" % name))
 
 
+def _credential_process(name):
+    """The JSON for credential_process: from the cache while it is fresh, else
+    renewed as the refresher does, else (on a terminal) by asking."""
+    store = _ProcessStore(name)
+    cached = store.cached()
+    if cached and _fresh(cached.expires, time.time()):
+        return cached.json
+    if store.logged_out():
+        raise NotLoggedInError("profile %s is logged out: %s" % (name, _run_hint(name)))
+    with _profile_lock(name):         # quiet: botocore hides our stderr anyway
+        cached = store.cached()       # another process may have renewed meanwhile
+        if cached and _fresh(cached.expires, time.time()):
+            return cached.json
+        return _renew_for_process(name, cached)
+
+
 def _renew_for_process(name, cached):
     profile = read_profile(name)
     role_arn = (cached.role_arn if cached else None) or profile.role_arn
     try:
         credentials, _ = login(profile, role_arn=role_arn, interactive=False, mode="process",
-                               deadline=time.monotonic() + _RENEWAL_TIME_LIMIT)
+                               deadline=_RenewalSchedule.deadline())
     except InteractionRequired as e:
         terminal = Terminal()
         if not terminal.available():
@@ -3408,27 +3706,8 @@ def _renew_for_process(name, cached):
 
 
 # ---------------------------------------------------------------------------
-# _Refresher: a forked loop that renews before expiry
+# Refresher: a forked loop that renews before expiry (file mode)
 # ---------------------------------------------------------------------------
-
-_RENEW_BEFORE = 20 * 60      # seconds before expiry; botocore renews at 15, fails at 10
-_REFRESH_SLICE = 30.0        # longest sleep: the wall clock is re-read after each
-_RETRY_MAX = 300.0
-_MIN_RENEW_INTERVAL = 2.0    # between two renewals whatever happens; <= _MIN_LIFETIME / 2
-
-
-def _renewal_time(issued_at, expires_at):
-    """When to renew credentials issued at ``issued_at`` that expire at ``expires_at``.
-
-    botocore renews when 15 minutes are left and fails under 10, so the SDKs
-    must never see less than 15: renew 20 minutes before expiry, which leaves
-    5 minutes for retries.  A session shorter than 40 minutes renews at half
-    its lifetime instead (the two rules meet at 40 minutes)."""
-    lifetime = expires_at - issued_at
-    if lifetime >= 2 * _RENEW_BEFORE:
-        return expires_at - _RENEW_BEFORE
-    return issued_at + lifetime / 2.0
-
 
 def _run_dir():
     return os.path.join(_login_root(), "run")
@@ -3622,14 +3901,14 @@ def _left_running(name, state):
         where = "cannot be proved to run here"
     return ("profile %s's refresher (pid %d) %s: it was not signalled; it stops by itself "
             "within %d s of finding its credentials removed or replaced by another role"
-            % (name, state.pid, where, _REFRESH_SLICE))
+            % (name, state.pid, where, _RenewalSchedule.SLICE))
 
 
 def _stop_refresher(name, wait=2.0):
     """Stop the profile's refresher when it provably runs here (_may_signal):
     SIGTERM, then, if /proc still shows it after ``wait`` seconds, SIGKILL.
     Another live refresher is left alone with a warning: it stops by itself
-    within _REFRESH_SLICE of finding its credentials gone.  Returns the pid
+    within _RenewalSchedule.SLICE of finding its credentials gone.  Returns the pid
     stopped, or None."""
     state = _refresher_state(name)
     if not state or not state.alive:
@@ -3658,47 +3937,98 @@ def _stop_refresher(name, wait=2.0):
     return state.pid
 
 
+class _RefresherJob(object):
+    """What a refresher is started with, each input by name and checked on
+    arrival, for it crosses an exec as one JSON argument: the SAML ``role_arn``
+    it keeps fresh; when the credentials were ``issued_at`` and ``expires_at``
+    (epoch seconds); ``program``, how the person runs this tool (for the hints
+    in its log); this login's own --ca-bundle and --region (``ca_bundle``,
+    ``region``); the descriptor of the pid file it holds locked (``lock_fd``)
+    and its ``start_time``; and, piped into python3 -, the descriptor of our
+    marshalled code (``code_fd``, _code_fd)."""
+
+    FIELDS = ("role_arn", "issued_at", "expires_at", "program", "ca_bundle", "region",
+              "lock_fd", "start_time", "code_fd")
+
+    def __init__(self, role_arn, issued_at, expires_at, program=None, ca_bundle=None,
+                 region=None, lock_fd=None, start_time="", code_fd=None):
+        import math
+        self.role_arn = _check_role_arn(role_arn)
+        self.issued_at, self.expires_at = float(issued_at), float(expires_at)
+        if not (math.isfinite(self.issued_at) and math.isfinite(self.expires_at)):
+            raise ConfigError("a refresher needs finite times")
+        for what, text in (("program", program), ("start_time", start_time)):
+            if text is not None and (not isinstance(text, str) or not text.isprintable()):
+                raise ConfigError("a refresher's %s must be printable text" % what)
+        for what, fd in (("lock_fd", lock_fd), ("code_fd", code_fd)):
+            if fd is not None and (type(fd) is not int or fd < 0):
+                raise ConfigError("a refresher's %s must be a descriptor" % what)
+        self.program, self.start_time = program, start_time or ""
+        self.ca_bundle = _check_ca_bundle(ca_bundle) if ca_bundle else None
+        self.region = _check_region(region) if region else None
+        self.lock_fd, self.code_fd = lock_fd, code_fd
+
+    def to_json(self):
+        import json
+        return json.dumps(dict((key, getattr(self, key)) for key in self.FIELDS),
+                          sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        import json
+        try:
+            inputs = json.loads(text)
+            return cls(**inputs)
+        except (ValueError, TypeError):     # not JSON, not an object, unknown names
+            raise ConfigError("a refresher's inputs are not what login gives it")
+
+    def profile(self, name):
+        """The profile's settings now, with this login's own --ca-bundle and --region."""
+        profile = read_profile(name)
+        if self.ca_bundle:
+            profile.override("ca_bundle", self.ca_bundle, "--ca-bundle")
+        if self.region:
+            profile.override("region", self.region, "--region")
+        return profile
+
+
 class _Refresher(object):
-    """Renews one profile's credentials before they expire, never asking anyone.
+    """Renews one profile's credentials on the _RenewalSchedule, never asking
+    anyone.
 
     ``step()`` is one wake-up and returns how long to sleep (None: stop);
     ``clock`` is the wall clock, read afresh at every step, so a laptop that
     slept past the renewal time renews as soon as it wakes."""
 
-    def __init__(self, name, role_arn, issued_at, expires_at, clock=time.time, log=None,
-                 in_child=False, close_in_child=()):
+    def __init__(self, name, job, clock=time.time, log=None, in_child=False,
+                 close_in_child=()):
         """``in_child``: each renewal runs in a child process (renew_in_child),
         which first closes the descriptors ``close_in_child``."""
         self.name = name
-        self.role_arn = role_arn
-        self.issued_at = issued_at
-        self.expires_at = expires_at
+        self.job = job
+        self.role_arn = job.role_arn
         self.clock = clock
         self.log = log or (lambda message: None)
-        self.next_at = _renewal_time(issued_at, expires_at)
-        self.failures = 0
+        self.schedule = _RenewalSchedule(job.issued_at, job.expires_at)
         self.child = None           # pid of a renewal in progress (renew_in_child)
         self.close_in_child = tuple(close_in_child)
         self.renew = self.renew_in_child if in_child else self.renew_here
 
-    def _section(self):
-        path = _credentials_path()
-        return _read_credentials_section(self.name, path)
-
     def renew_here(self):
         """Renew and store; return the new expiry (epoch seconds)."""
-        profile = read_profile(self.name)
-        credentials, role, session = _fetch_credentials(
-            profile, Terminal(), self.role_arn, interactive=False,
-            deadline=time.monotonic() + _RENEWAL_TIME_LIMIT)
-        session.save()
-        _write_credentials(self.name, credentials, role.arn, expect_role=self.role_arn,
-                           chain_role_arn=profile.chain_role_arn)
+        profile = self.job.profile(self.name)
+        credentials, role = _fetch_credentials(profile, Terminal(None), self.role_arn,
+                                               interactive=False,
+                                               deadline=_RenewalSchedule.deadline())
+        _FileStore(self.name).write(credentials, role.arn, expect_role=self.role_arn,
+                                    chain_role_arn=profile.chain_role_arn)
         return credentials.expires_at.timestamp()
 
     def renew_in_child(self):
-        """renew() in a forked child, so that the loop never loads ssl, urllib and
-        xml and stays small while it sleeps; the child reports through a pipe."""
+        """renew() in a forked child, so that the loop never loads ssl and xml and
+        stays small while it sleeps; the child reports a JSON record through a
+        pipe (_renew_and_report)."""
+        import json
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -3707,14 +4037,15 @@ class _Refresher(object):
                 os.close(read_end)
                 for fd in self.close_in_child:
                     os.close(fd)        # the lock stays the loop's alone
-                if sys.flags.no_site and _own_file()[0]:
+                if sys.flags.no_site and (_own_file()[0] or _run.code_fd is not None):
                     # The loop sleeps in an isolated interpreter (-I -S); a renewal
                     # may need site-packages (keyring), so a normal one does it.
                     os.set_inheritable(write_end, True)
                     argv = _bootstrap_argv("_renew_and_report(*sys.argv[1:])", [
-                        self.name, self.role_arn, str(write_end)], isolated=False)
+                        self.name, self.job.to_json(), str(write_end)], isolated=False,
+                        code_fd=_run.code_fd)
                     os.execv(argv[0], argv)
-                code = _renew_and_report(self.name, self.role_arn, write_end,
+                code = _renew_and_report(self.name, self.job.to_json(), write_end,
                                          renew=self.renew_here)
             finally:
                 os._exit(code)
@@ -3723,66 +4054,70 @@ class _Refresher(object):
         data = _read_to_end(read_end)
         os.waitpid(pid, 0)
         self.child = None
-        words = data.decode("utf-8", "replace").split(" ", 2)
-        if words[0] == "ok":
-            return float(words[1])
-        if words[0] == "err" and len(words) == 3:
-            raise AwsLoginError(words[2], transient=words[1] == "1")
+        try:
+            report = json.loads(data.decode("utf-8"))
+        except ValueError:
+            report = None
+        if isinstance(report, dict) and type(report.get("expires_at")) in (int, float):
+            return float(report["expires_at"])
+        if isinstance(report, dict) and isinstance(report.get("error"), str):
+            raise AwsLoginError(report["error"], transient=report.get("transient") is True)
         raise AwsLoginError("the renewal process died", transient=True)
 
     def step(self):
         now = self.clock()
         try:
-            section = self._section()
+            stored = _FileStore(self.name).role()
         except CredentialsFileError as e:
             self.log("cannot read the credentials file (%s); looking again later" % e)
-            return _REFRESH_SLICE
-        if section is None or not _is_ours(section):
+            return self.schedule.SLICE
+        if stored is None:
             self.log("profile %s was logged out; stopping" % self.name)
             return None
-        if section.get(_ROLE_KEY) != self.role_arn:
+        if stored.role_arn != self.role_arn:
             self.log("another login replaced the credentials (role %s); stopping"
-                     % section.get(_ROLE_KEY))
+                     % stored.role_arn)
             return None
-        if now < self.next_at:
-            return min(_REFRESH_SLICE, self.next_at - now)
+        if not self.schedule.due(now):
+            return self.schedule.sleep(now)
+        expires_at = self.schedule.expires_at
         try:
             expires_at = self.renew()
         except AwsLoginError as e:
-            if not e.transient or now >= self.expires_at:
+            if not self.schedule.failed(e, now):
                 self.log("cannot renew: %s; stopping (the credentials %s at %s)" % (
-                    e, "expired" if now >= self.expires_at else "expire",
-                    _format_timestamp(_utc(self.expires_at))))
+                    e, "expired" if now >= expires_at else "expire",
+                    _format_timestamp(_utc(expires_at))))
                 return None
-            self.failures += 1
-            delay = max(_MIN_RENEW_INTERVAL, min(_RETRY_MAX, 5.0 * 2 ** self.failures,
-                                                 self.expires_at - now))
-            self.next_at = now + delay
-            self.log("renewal failed (%s); trying again in %ds" % (e, delay))
-            return min(_REFRESH_SLICE, delay)
-        self.failures = 0
-        self.issued_at, self.expires_at = now, expires_at
-        self.next_at = max(_renewal_time(self.issued_at, self.expires_at),
-                           now + _MIN_RENEW_INTERVAL)
+            self.log("renewal failed (%s); trying again in %ds"
+                     % (e, self.schedule.next_at - now))
+            return self.schedule.sleep(now)
+        self.schedule.renewed(now, expires_at)
         self.log("renewed; the credentials expire at %s; next renewal at %s" % (
-            _format_timestamp(_utc(expires_at)), _format_timestamp(_utc(self.next_at))))
-        return max(0.0, min(_REFRESH_SLICE, self.next_at - now))
+            _format_timestamp(_utc(expires_at)), _format_timestamp(_utc(self.schedule.next_at))))
+        return self.schedule.sleep(now)
 
 
-def _renew_and_report(name, role_arn, fd, renew=None):
-    """One renewal for a refresher, its answer written to pipe ``fd``: ``ok
-    EXPIRY`` or ``err TRANSIENT MESSAGE``.  Returns the exit code."""
+def _renew_and_report(name, job, fd, renew=None):
+    """One renewal for a refresher (``job``: its _RefresherJob as JSON), its
+    answer written to pipe ``fd`` as a JSON record: {"expires_at": EPOCH} or
+    {"error": MESSAGE, "transient": BOOL}.  Returns the exit code."""
+    import json
     fd = int(fd)
     code = 0
     try:
-        answer = "ok %r" % (renew or _Refresher(name, role_arn, 0.0, 0.0).renew_here)()
+        if renew is None:
+            inputs = _RefresherJob.from_json(job)
+            _run.program, _run.code_fd = inputs.program, inputs.code_fd
+            renew = _Refresher(name, inputs).renew_here
+        report = {"expires_at": renew()}
     except AwsLoginError as e:
-        answer = "err %d %s" % (e.transient, e)
+        report = {"error": str(e), "transient": bool(e.transient)}
     except BaseException as e:
-        answer = "err 0 unexpected %s: %s" % (type(e).__name__, e)
+        report = {"error": "unexpected %s: %s" % (type(e).__name__, e), "transient": False}
         code = 1
     try:
-        os.write(fd, answer.encode("utf-8"))
+        os.write(fd, json.dumps(report).encode("utf-8"))
     except OSError:
         code = 1
     return code
@@ -3800,17 +4135,18 @@ def _read_to_end(fd):
     return data
 
 
-def _utc(epoch):
-    import datetime
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
-
-
-def _start_refresher(name, role_arn, issued_at, expires_at):
-    """Fork a detached refresher for profile ``name`` (replacing any); return its pid.
+def _start_refresher(profile, role_arn, issued_at, expires_at):
+    """Fork a detached refresher for ``profile`` (replacing any); return its pid.
+    It renews role ``role_arn`` with the profile's settings as they are at each
+    renewal, and this login's own --ca-bundle and --region.
 
     Double fork and setsid, cwd /, stdin /dev/null, stdout and stderr to its
     log: it keeps none of the caller's terminal or pipes, so `login` in a
     script or behind `curl | python3 -` returns at once."""
+    given = dict((key, getattr(profile, key)) for key in ("ca_bundle", "region")
+                 if key in profile.given)
+    job = _RefresherJob(role_arn, issued_at, expires_at, _how_run(absolute=True), **given)
+    name = profile.name
     _stop_refresher(name)
     for directory in (_login_root(), _run_dir(), _log_dir()):
         _private_dir(directory)
@@ -3829,7 +4165,7 @@ def _start_refresher(name, role_arn, issued_at, expires_at):
         os.setsid()
         if os.fork():
             os._exit(0)
-        _run_refresher(name, role_arn, issued_at, expires_at, ready_w)
+        _run_refresher(name, job, ready_w)
     except SystemExit as e:     # SIGTERM: a normal stop
         code = e.code if isinstance(e.code, int) else 0
     except BaseException:
@@ -3838,11 +4174,12 @@ def _start_refresher(name, role_arn, issued_at, expires_at):
         os._exit(code)
 
 
-def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
+def _run_refresher(name, job, ready_w):
     """The detached grandchild: private fds, the lock, then the loop in a fresh
-    interpreter (small while idle, and an environment free of AWS secrets in
-    /proc/PID/environ); piped into `python3 -` there is no file to start, so the
-    loop runs right here."""
+    interpreter, small while idle, with an environment free of AWS secrets in
+    /proc/PID/environ; piped into `python3 -`, the interpreter loads our code
+    from a descriptor (_code_fd).  Only if neither can start does the loop
+    run right here."""
     import fcntl
     os.chdir("/")
     null = os.open(os.devnull, os.O_RDWR)
@@ -3865,20 +4202,23 @@ def _run_refresher(name, role_arn, issued_at, expires_at, ready_w):
     env = dict((k, v) for k, v in os.environ.items() if k not in (
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
         "AWS_SECURITY_TOKEN"))
-    start_time = _process_start(os.getpid()) or ""
-    _record(lock_fd, _renewal_time(issued_at, expires_at), _about(role_arn, start_time))
+    job.lock_fd, job.start_time = lock_fd, _process_start(os.getpid()) or ""
+    _record(lock_fd, _RenewalSchedule(job.issued_at, job.expires_at).next_at,
+            _about(job.role_arn, job.start_time))
     os.write(ready_w, str(os.getpid()).encode())
     os.close(ready_w)
     try:
-        argv = _bootstrap_argv("_refresher_loop(*sys.argv[1:])", [
-            name, role_arn, repr(issued_at), repr(expires_at), str(lock_fd), start_time])
+        if _own_file()[0] is None:
+            job.code_fd = _code_fd()
+        argv = _bootstrap_argv("_refresher_loop(*sys.argv[1:])", [name, job.to_json()],
+                               code_fd=job.code_fd)
         os.set_inheritable(lock_fd, True)
         os.execve(argv[0], argv, env)       # a small refresher, from cached bytecode
     except (ConfigError, OSError):
-        pass                                # piped in: the loop runs right here
+        pass                                # nothing to start: the loop runs right here
     os.environ.clear()
     os.environ.update(env)
-    _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time)
+    _refresher_loop(name, job.to_json())
 
 
 def _about(role_arn, start_time):
@@ -3907,22 +4247,21 @@ def _record(lock_fd, next_at, about):
     os.ftruncate(lock_fd, len(data))
 
 
-def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time=""):
-    """Sleep, wake, step, until the _Refresher says stop; renewals run in children."""
+def _refresher_loop(name, job):
+    """Sleep, wake, step, until the _Refresher says stop; renewals run in
+    children.  ``job``: the _RefresherJob, as JSON."""
     import signal
-    global _stamp_messages
-    _stamp_messages = True
+    job = _RefresherJob.from_json(job)
+    _run.program, _run.code_fd, _run.stamp = job.program, job.code_fd, True
     _no_core_dumps()
-    issued_at, expires_at, lock_fd = float(issued_at), float(expires_at), int(lock_fd)
-    about = _about(role_arn, start_time or _process_start(os.getpid()) or "")
+    about = _about(job.role_arn, job.start_time or _process_start(os.getpid()) or "")
 
     def log(message):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         os.write(2, ("%s %s[%d] %s\n" % (stamp, name, os.getpid(), _visible(message)))
                  .encode("utf-8"))
 
-    refresher = _Refresher(name, role_arn, issued_at, expires_at, log=log, in_child=True,
-                           close_in_child=(lock_fd,))
+    refresher = _Refresher(name, job, log=log, in_child=True, close_in_child=(job.lock_fd,))
 
     def on_term(signum, frame):
         if refresher.child:
@@ -3934,7 +4273,7 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time="
 
     signal.signal(signal.SIGTERM, on_term)
     log("started for role %s; next renewal at %s" % (
-        role_arn, _format_timestamp(_utc(refresher.next_at))))
+        job.role_arn, _format_timestamp(_utc(refresher.schedule.next_at))))
     try:
         while True:
             try:
@@ -3944,7 +4283,7 @@ def _refresher_loop(name, role_arn, issued_at, expires_at, lock_fd, start_time="
                 delay = None
             if delay is None:
                 break
-            _record(lock_fd, refresher.next_at, about)
+            _record(job.lock_fd, refresher.schedule.next_at, about)
             time.sleep(delay)
     finally:
         try:
@@ -3984,9 +4323,8 @@ def login(profile=None, terminal=None, role_arn=None, force=False, interactive=T
     with _login_lock(profile.name):
         store = _credential_store(profile.name, mode)
         store.check_writable(force)
-        credentials, role, session = _fetch_credentials(profile, terminal, role_arn,
-                                                        interactive, deadline)
-        session.save()
+        credentials, role = _fetch_credentials(profile, terminal, role_arn, interactive,
+                                               deadline)
         store.write(credentials, role.arn, force, profile.chain_role_arn)
         return credentials, role
 
@@ -4007,11 +4345,9 @@ def logout(profile=None, all_profiles=False, forget=False, force=False):
         _stop_refresher(each)
     # Both stores, whatever the mode: a profile that switched modes may hold both.
     removed = []
-    for each in ([_unquote_name(n) for n in _listdir(_cache_dir())] if all_profiles
-                 else [name]):
+    for each in (_ProcessStore.names() if all_profiles else [name]):
         removed += _ProcessStore(each).remove()
-    removed += (_remove_credentials(None, force=force) if all_profiles
-                else _FileStore(name).remove(force))
+    removed += _FileStore.remove_all() if all_profiles else _FileStore(name).remove(force)
     forgotten = []
     if forget:
         if all_profiles:
@@ -4035,30 +4371,62 @@ _KEEP = object()     # an empty answer: the value in brackets stays
 
 
 def _configure_by_asking(name, current, terminal):
-    """awscli-login's five questions, then the mode: (options set, mode or None)."""
+    """awscli-login's five questions, then the mode: (options set, mode)."""
     checked = {}
-    for key, prompt, check in _OPTIONS:
-        if prompt is None:
+    for option in _OPTIONS:
+        if option.prompt is None:
             continue
-        shown = current.get(key) or None
-        if key == "enable_keyring":
-            shown = current.get(key, "").strip().lower() in ("1", "true", "yes", "on", "y")
-        value = _ask_until_valid(terminal, "%s [%s]: " % (prompt, shown), prompt, check, _KEEP)
+        shown = current.get(option.name) or None
+        if isinstance(option.default, bool):
+            try:
+                shown = _check_bool(current.get(option.name, str(option.default)))
+            except ConfigError:
+                shown = option.default
+        value = _ask_until_valid(
+            terminal, "%s [%s]: " % (option.prompt, shown), option.prompt,
+            lambda answer: _configured_value(name, option.name, answer, current, checked,
+                                             terminal), _KEEP)
         if value is not _KEEP:
-            checked[key] = value
+            checked[option.name] = value
     process = _profile_mode(name) == "process"
     mode = _ask_until_valid(terminal, "Use credential_process [%s]: " % process,
-                           "credential_process",
-                           lambda answer: "process" if _check_bool(answer, "answer") else "file")
+                            "credential_process",
+                            lambda answer: "process" if _check_bool(answer) else "file")
     return checked, mode
+
+
+def _configured_value(name, key, text, current, checked, terminal):
+    """Option ``key``'s value from ``text`` as configure takes it: checked as
+    every setting is, and a role given by name (as `login --role` takes it)
+    turned into its ARN by the one role resolver, among the roles the IdP
+    offers with the settings being made (``current`` as they were, ``checked``
+    the new ones)."""
+    if key != "role_arn" or text.strip().lower().startswith("arn:"):
+        return _check_option(key, text)
+    wanted = _check_role_name(text)
+    profile = Profile(name, current)
+    for option, value in checked.items():
+        setattr(profile, option, value)
+    if not profile.ecp_endpoint_url:
+        raise ConfigError("role_arn: %s is a role name, not an ARN; set ecp_endpoint_url "
+                          "first so that the IdP can tell its ARN, or give the ARN" % wanted)
+    sys.stderr.write("Asking the IdP which role %s is.\n" % _visible(wanted))
+    try:
+        roles = _roles_offered(profile, terminal)
+    except InteractionRequired as e:
+        raise InteractionRequired("role_arn: %s is a role name, and finding its ARN needs a "
+                                  "login to the IdP (%s): give the ARN, or run configure on "
+                                  "a terminal" % (wanted, e.reason))
+    return _choose_role(roles, wanted).arn
 
 
 def configure(profile=None, terminal=None, values=None):
     """Set the options of ``profile`` (a Profile, or its name): from ``values``
-    (flags) or by asking, awscli-login style.
+    (flags) or by asking, awscli-login style.  A role may be given by name:
+    the IdP is asked which ARN it is (_configured_value).
 
     Returns the options set; ``mode`` among them puts the profile in file or
-    process mode."""
+    process mode.  Everything is checked before anything is written."""
     name = profile.name if isinstance(profile, Profile) else _profile_name(profile)
     path = _config_path()
     parser = _parse_ini(_read_text(path) or "", path)
@@ -4066,11 +4434,22 @@ def configure(profile=None, terminal=None, values=None):
     current = dict(parser.items(name)) if parser.has_section(name) else {}
     values = dict(values or {})
     mode = values.pop("mode", None)
+    terminal = terminal or Terminal()
+    was = _profile_mode(name)       # the AWS config must be readable before we write
     if values or mode:
-        checked = dict((key, _CHECKS[key](value) if value != "" else None)
-                       for key, value in values.items())
+        checked = {}
+        for key, value in sorted(values.items(), key=lambda item: item[0] == "role_arn"):
+            checked[key] = (None if value == "" else
+                            _configured_value(name, key, value, current, checked, terminal))
     else:
-        checked, mode = _configure_by_asking(name, current, terminal or Terminal())
+        checked, mode = _configure_by_asking(name, current, terminal)
+    command = None
+    if mode == "process" or (mode is None and was == "process"):
+        try:
+            command = _credential_process_command(name)
+        except ConfigError:
+            if mode == "process":
+                raise           # piped: there is no file for the AWS CLI to run
     if checked.get("enable_keyring"):
         _keyring()
     text = dict((k, None if v is None else
@@ -4079,29 +4458,10 @@ def configure(profile=None, terminal=None, values=None):
     _private_dir(_login_root())
     _update_file(path, lambda old: _ini_set_options(old, name, text))
     if set(checked) & {"role_arn", "chain_role_arn", "ecp_endpoint_url", "username"}:
-        if _read_cache(name) is not None:
-            try:
-                os.unlink(_cache_path(name))     # it holds credentials for the old settings
-            except FileNotFoundError:
-                pass                            # another process was quicker
-    if mode:
-        _set_mode(name, mode)
-    elif _profile_mode(name) == "process":
-        _upgrade_credential_process(name)
+        _ProcessStore(name).forget()     # it holds credentials for the old settings
+    if mode or command:     # an older version's line is brought up to date
+        _set_mode(name, mode or "process", command)
     return checked
-
-
-def _upgrade_credential_process(name):
-    """An older version's credential_process line still works; configure writes
-    the current one (isolated start, bytecode of our own) in its place."""
-    path = _aws_config_path()
-    section = _aws_config_section(name)
-    try:
-        command = _credential_process_command(name)
-    except ConfigError:
-        return          # piped: there is no file to name
-    _update_file(path, lambda text: _ini_set_options(text, section,
-                                                     {"credential_process": command}))
 
 
 # ---------------------------------------------------------------------------
@@ -4123,6 +4483,7 @@ def _whoami(name):
     """STS GetCallerIdentity, signed with the profile's credentials."""
     credentials = stored_credentials(name)
     if credentials is None:
+        read_profile(name)      # not configured: that is to be done first, and said
         raise NotLoggedInError("not logged in to profile %s: %s" % (name, _run_hint(name)))
     profile = read_profile(name, require_endpoint=False)
     partition = _partition_of(credentials)
@@ -4259,13 +4620,6 @@ def _console_page(url):
             % (html.escape(url), json.dumps(url).replace("<", "\\u003c"), html.escape(url)))
 
 
-def _remove(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 def _write_console_page(url):
     """A new 0600 page in our 0700 folder; returns (path, access time it was given)."""
     import tempfile
@@ -4383,8 +4737,9 @@ class _ServedCredentials(object):
     the refresher renewed them), else logs in again without asking anyone,
     under the profile's renewal lock, as the refresher does; it writes nothing
     but the IdP session.  ``step()`` is one wake-up of the renewal thread: it
-    renews at _renewal_time() and returns how long to sleep.  ``clock`` is the
-    wall clock; ``tell`` takes the one line a person must read."""
+    renews on a persistent _RenewalSchedule (a person may log in meanwhile)
+    and returns how long to sleep.  ``clock`` is the wall clock; ``tell``
+    takes the one line a person must read."""
 
     def __init__(self, name, clock=time.time, tell=None):
         import threading
@@ -4394,25 +4749,31 @@ class _ServedCredentials(object):
         self.role_arn = None        # the SAML role, asked for again at every renewal
         self.served_role = None     # RoleArn in the answer: the chained role, if any
         self.credentials = None
-        self.next_at = None         # when to renew next (epoch seconds)
+        self.schedule = None        # from the first credentials on
         self.failure = None         # the last renewal's error, until one succeeds
-        self.failures = 0
         self.told = False
         self.changed = threading.Condition()
         self.wake = threading.Event()
+
+    @property
+    def next_at(self):
+        """When to renew next (epoch seconds), or None before any credentials."""
+        return self.schedule.next_at if self.schedule else None
 
     def _take(self, credentials, role_arn, chain_role_arn, issued_at):
         with self.changed:
             self.credentials, self.role_arn = credentials, role_arn
             self.served_role = chain_role_arn or role_arn
-            self.next_at = max(_renewal_time(issued_at, credentials.expires_at.timestamp()),
-                               issued_at + _MIN_RENEW_INTERVAL)
-            self.failure, self.failures, self.told = None, 0, False
+            expires = credentials.expires_at.timestamp()
+            if self.schedule is None:
+                self.schedule = _RenewalSchedule(issued_at, expires, persistent=True)
+            self.schedule.renewed(issued_at, expires)
+            self.failure, self.told = None, False
             self.changed.notify_all()
 
     def _take_stored(self, profile):
-        """Take the stored credentials if they are of our role, have 15 minutes or
-        more left and outlive ours.  True when taken."""
+        """Take the stored credentials if they are of our role, fresh (_fresh) and
+        outlive ours.  True when taken."""
         now = self.clock()
         try:
             stored, role_arn = stored_credentials(self.name), _stored_role(self.name)
@@ -4423,7 +4784,7 @@ class _ServedCredentials(object):
                 self.role_arn is not None and role_arn != self.role_arn):
             return False
         expires = stored.expires_at.timestamp()
-        if expires - now < _CACHE_MIN_LEFT or (
+        if not _fresh(expires, now) or (
                 self.credentials is not None
                 and expires <= self.credentials.expires_at.timestamp()):
             return False
@@ -4442,29 +4803,25 @@ class _ServedCredentials(object):
                 return
             issued_at = self.clock()
             try:
-                credentials, role, session = _fetch_credentials(
+                credentials, role = _fetch_credentials(
                     profile, Terminal(None), self.role_arn, interactive=False,
-                    deadline=time.monotonic() + _RENEWAL_TIME_LIMIT)
+                    deadline=_RenewalSchedule.deadline())
             except InteractionRequired:
                 if terminal is None or not terminal.available():
                     raise
                 issued_at = self.clock()
-                credentials, role, session = _fetch_credentials(profile, terminal,
-                                                                self.role_arn)
-            session.save()
+                credentials, role = _fetch_credentials(profile, terminal, self.role_arn)
         self._take(credentials, role.arn, profile.chain_role_arn, issued_at)
 
     def _failed(self, error, now):
-        """Back off as the refresher does, but never give up: a person may log in
-        meanwhile.  The first failure a person must act on is told, once."""
+        """Back off on the schedule, which never gives up.  The first failure a
+        person must act on is told, once."""
         with self.changed:
             self.failure = error
-            self.failures += 1
-            expires = self.credentials.expires_at.timestamp() if self.credentials else now
-            delay = min(_RETRY_MAX, 5.0 * 2 ** self.failures)
-            if expires > now:
-                delay = min(delay, expires - now)
-            self.next_at = now + max(_MIN_RENEW_INTERVAL, delay)
+            if self.schedule is None:
+                self.schedule = _RenewalSchedule(now, now, persistent=True)
+            self.schedule.failed(error, now)
+            expires = self.schedule.expires_at
             tell = not self.told and (not error.transient or expires <= now)
             self.told = self.told or tell
             self.changed.notify_all()
@@ -4475,13 +4832,13 @@ class _ServedCredentials(object):
 
     def step(self):
         now = self.clock()
-        if self.next_at is not None and now < self.next_at:
-            return min(_REFRESH_SLICE, self.next_at - now)
+        if self.schedule is not None and not self.schedule.due(now):
+            return self.schedule.sleep(now)
         try:
             self.renew()
         except AwsLoginError as e:
             self._failed(e, now)
-        return max(0.0, min(_REFRESH_SLICE, self.next_at - self.clock()))
+        return self.schedule.sleep(self.clock())
 
     def run(self, stop):
         """The renewal thread: step and sleep until ``stop`` is set."""
@@ -4617,10 +4974,10 @@ def _server_shadowed(name):
     instead: credentials in the default profile (the command's, with
     AWS_PROFILE taken out), as (where, same), ``same`` when they are this very
     profile's own; or None."""
-    path = _credentials_path()
-    section = _read_credentials_section("default", path)
+    store = _FileStore("default")
+    section = store.section()
     if section and section.get("aws_access_key_id"):
-        return "[default] in %s holds keys" % path, name == "default" and _is_ours(section)
+        return "[default] in %s holds keys" % store.path, name == "default" and _is_ours(section)
     path = _aws_config_path()
     parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
     for header in ("default", "profile default"):
@@ -4742,7 +5099,7 @@ def _serve_in_threads(source, server):
 
     def serve():
         try:
-            server.serve_forever(_REFRESH_SLICE)
+            server.serve_forever(_RenewalSchedule.SLICE)
         except Exception:
             if not stop.is_set():
                 raise
@@ -4814,9 +5171,7 @@ def _exec_with_server(name, command):
 
     def in_child():
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        if _core_limit:
-            resource.setrlimit(resource.RLIMIT_CORE, (
-                _core_limit[0], resource.getrlimit(resource.RLIMIT_CORE)[1]))
+        _give_back_core_limit(resource)
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -4884,7 +5239,7 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     profile runs."""
     name = _profile_name(profile)
     settings = read_profile(name)
-    if password is not None:
+    if password:        # an empty password is no password: it is never sent
         settings.password = password
         settings.password_source = "prompt"     # like a typed one: kept if keyring is on
     if passcode is not None:
@@ -4894,9 +5249,7 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
         if store:
             credentials, _ = login(settings, terminal, role_arn, interactive=interactive)
             return credentials
-        credentials, _, session = _fetch_credentials(settings, terminal, role_arn, interactive)
-        session.save()
-        return credentials
+        return _fetch_credentials(settings, terminal, role_arn, interactive)[0]
 
 
 def cached_credentials(profile=None, min_seconds_left=0):
@@ -4920,10 +5273,10 @@ def _local_time(when):
 
 def _cmd_configure(args):
     flags = {}
-    for key, _, _ in _OPTIONS:
-        value = getattr(args, key, None)
+    for option in _OPTIONS:
+        value = getattr(args, option.name, None)
         if value is not None:
-            flags[key] = value
+            flags[option.name] = value
     if args.credential_process is not None:
         flags["mode"] = ("process" if _check_bool(args.credential_process,
                                                   "--credential-process") else "file")
@@ -4939,13 +5292,13 @@ def _cmd_configure(args):
 def _cmd_login(args):
     profile = read_profile(args.profile)
     role = _check_role_name(args.role) if args.role else None
-    # This login's choices; the refresher it starts inherits the environment.
+    # This login's own choices; the refresher it starts is given the first two.
     if args.ca_bundle:
-        profile.ca_bundle = os.environ["AWS_CA_BUNDLE"] = _check_ca_bundle(args.ca_bundle)
+        profile.override("ca_bundle", args.ca_bundle, "--ca-bundle")
     if args.region:
-        profile.region = os.environ["AWS_REGION"] = _check_region(args.region)
+        profile.override("region", args.region, "--region")
     if args.no_verify_ssl:
-        profile.verify_ssl_certificate = False
+        profile.override("verify_ssl_certificate", False, "--no-verify-ssl")
     if args.password_stdin:
         if sys.stdin.isatty():
             raise UsageError("--password-stdin reads a pipe; on a terminal, leave it out "
@@ -4966,14 +5319,15 @@ def _already_logged_in(name, wanted):
     """Say so and return True when a live refresher keeps valid credentials of the
     role ``wanted`` names (any role when None) fresh."""
     state = _refresher_state(name)
-    current = _logged_in_section(name)
-    if not (state and state.alive and current and current.expires.timestamp() > time.time() + 60
-            and _names_current_role(wanted, current.section.get(_ROLE_KEY))):
+    current = _FileStore(name).role()
+    if not (state and state.alive and current and current.expires
+            and current.expires.timestamp() > time.time() + 60
+            and _names_current_role(wanted, current.role_arn)):
         return False
     sys.stderr.write(
         "Already logged in to profile %s as %s until %s; the refresher (pid %d%s) "
         "keeps the credentials fresh. Use --force to log in again.\n" % (
-            name, current.section.get(_ROLE_KEY), _local_time(current.expires), state.pid,
+            name, current.role_arn, _local_time(current.expires), state.pid,
             " on host %s" % state.host if state.local is False else ""))
     return True
 
@@ -5005,7 +5359,7 @@ def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
         message = "Logged in as %s (profile %s); the credentials expire at %s." % (
             who, profile.name, _local_time(credentials.expires_at))
         if mode == "file" and profile.refresh and not no_refresh:
-            pid = _start_refresher(profile.name, role.arn, issued_at,
+            pid = _start_refresher(profile, role.arn, issued_at,
                                    credentials.expires_at.timestamp())
             if pid:
                 message += " A refresher (pid %d) renews them." % pid
@@ -5015,12 +5369,11 @@ def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
 
 
 def _fresh_credentials(name):
-    """Stored credentials with 15 minutes or more left, else a login first, as the
+    """Stored credentials while fresh (_fresh), else a login first, as the
     `login` command does it (refresher, report): env, exec and console."""
     credentials = stored_credentials(name)
     if credentials is not None and (credentials.expires_at is None or
-                                    credentials.expires_at.timestamp() - time.time()
-                                    >= _CACHE_MIN_LEFT):
+                                    _fresh(credentials.expires_at.timestamp(), time.time())):
         return credentials
     profile = read_profile(name)
     _login_and_report(profile, None, False, False)
@@ -5079,14 +5432,6 @@ def _cmd_exec(args):
         raise CommandNotFoundError("%s: command not found" % command[0])
     except PermissionError:
         raise CommandNotFoundError("%s: permission denied" % command[0])
-
-
-def _give_back_core_limit():
-    """The soft core limit we started with, for a command about to be run."""
-    if _core_limit:
-        import resource
-        resource.setrlimit(resource.RLIMIT_CORE,
-                           (_core_limit[0], resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
 
 def _cmd_serve(args):
@@ -5217,6 +5562,60 @@ def _command_word(argv):
     return words[0] if words and not words[0].startswith("-") else None
 
 
+def _flag(option):
+    """The `configure` flag of an _Option."""
+    return "--" + option.name.replace("_", "-")
+
+
+def _parser_class():
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        """argparse, with its errors raised as UsageError (main() prints them as
+        it prints every error, after this command's usage), and an abbreviation
+        taken when the options it fits are one option's aliases (--role-arn is
+        --role's old name)."""
+
+        def error(self, message):
+            error = UsageError(message)
+            error.usage = self.format_usage()
+            raise error
+
+        def _get_option_tuples(self, option_string):
+            found = []
+            for option in argparse.ArgumentParser._get_option_tuples(self, option_string):
+                if all(option[0] is not other[0] for other in found):
+                    found.append(option)
+            return found
+
+    return Parser
+
+
+def _unrecognized(parser, words):
+    """The error for words ``parser`` does not take, with the option meant."""
+    import difflib
+    known = [s for action in parser._actions for s in action.option_strings]
+    guess = difflib.get_close_matches(words[0].split("=")[0], known, 1) \
+        if words[0].startswith("-") else []
+    return "unrecognized argument%s: %s%s" % ("s" if len(words) > 1 else "", " ".join(words),
+                                             " (did you mean %s?)" % guess[0] if guess else "")
+
+
+def _parse_args(argv):
+    """The parsed command line; errors are UsageError, with the usage of the
+    command they are about."""
+    word = _command_word(argv)
+    parser = _build_parser(word if word in _COMMANDS else None)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = parser.commands.get(getattr(args, "command", None), parser)
+        command.error(_unrecognized(command, extra))
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return None
+    return args
+
+
 def _build_parser(only=None):
     """The command line; with ``only``, the parser of that command alone is built."""
     import argparse
@@ -5226,41 +5625,33 @@ def _build_parser(only=None):
                              "or 'default')")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="trace what happens, with tracebacks on errors")
-    program = os.path.basename(sys.argv[0] if sys.argv else "")
-    parser = argparse.ArgumentParser(
-        prog="aws-login" if program.startswith("aws-login") else "aws_login.py",
-        parents=[common],
+    program = _program() or "python3 -"
+    parser = _parser_class()(
+        prog=program, parents=[common],
         description="Temporary AWS credentials from a SAML ECP identity provider.",
         epilog="Exit codes: 0 ok, 1 unexpected, 2 usage, 3 configuration, 4 authentication "
                "refused, 5 IdP answer unusable, 6 role, 7 STS refused, 8 network or TLS, "
                "9 files, 10 not logged in, 11 no terminal, 130 interrupted.")
-    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    parser.add_argument("--version", action="version", version="%s %s" % (
+        "aws-login" if program == "aws-login" else "aws_login.py", __version__))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.commands = {}
 
     def command(name, **kwargs):
-        return (commands.add_parser(name, **kwargs) if only in (None, name)
-                else _UnusedParser())
+        if only not in (None, name):
+            return _UnusedParser()
+        parser.commands[name] = commands.add_parser(name, **kwargs)
+        return parser.commands[name]
 
     p = command("configure", parents=[common], help="set a profile's options",
                             description="Set a profile's options: asks for each one, or "
                             "takes flags (no prompts) for scripted set-up.")
-    p.add_argument("--ecp-endpoint-url", dest="ecp_endpoint_url", metavar="URL")
-    p.add_argument("--username")
-    p.add_argument("--enable-keyring", dest="enable_keyring", nargs="?", const="true",
-                   metavar="BOOL")
-    p.add_argument("--factor", choices=_FACTORS + ("off",))
-    p.add_argument("--role-arn", dest="role_arn", metavar="ARN")
-    p.add_argument("--duration", metavar="SECONDS")
-    p.add_argument("--ca-bundle", dest="ca_bundle", metavar="PATH")
-    p.add_argument("--region")
-    p.add_argument("--http-header-factor", dest="http_header_factor", metavar="NAME")
-    p.add_argument("--http-header-passcode", dest="http_header_passcode", metavar="NAME")
-    p.add_argument("--verify-ssl-certificate", dest="verify_ssl_certificate", metavar="BOOL")
-    p.add_argument("--chain-role-arn", dest="chain_role_arn", metavar="ARN",
-                   help="after the SAML role, assume this role through it")
-    p.add_argument("--chain-external-id", dest="chain_external_id", metavar="ID")
-    p.add_argument("--refresh", metavar="BOOL",
-                   help="start a refresher after login (file mode; default true)")
+    for option in _OPTIONS:
+        if option.flag:
+            p.add_argument(_flag(option), dest=option.name, metavar=option.flag,
+                           help=option.help.replace("`", ""),
+                           **({"nargs": "?", "const": "true"}
+                              if isinstance(option.default, bool) else {}))
     p.add_argument("--credential-process", dest="credential_process", nargs="?",
                    const="true", metavar="BOOL",
                    help="process mode: set credential_process in ~/.aws/config (false: "
@@ -5341,8 +5732,8 @@ def _build_parser(only=None):
     p.set_defaults(func=_cmd_serve)
 
     p = command("env", parents=[common], help="print the credentials for a shell",
-                            description='Print lines for  eval "$(python3 aws_login.py env)"; '
-                            "logs in first when needed.")
+                            description='Print lines for  eval "$(%s env)"; logs in first '
+                            "when needed." % program)
     p.add_argument("--format", choices=("sh", "fish", "powershell", "json"), default="sh")
     p.set_defaults(func=_cmd_env)
 
@@ -5386,10 +5777,10 @@ def _serve_cached(argv):
     if words != ["credential-process"]:
         return None
     try:
-        cached = _read_cache(_profile_name(name))
+        cached = _ProcessStore(_profile_name(name)).cached()
     except AwsLoginError:
         return None
-    if cached is None or cached.expires - time.time() < _CACHE_MIN_LEFT:
+    if cached is None or not _fresh(cached.expires, time.time()):
         return None
     sys.stdout.write(cached.json + "\n")
     return 0
@@ -5398,38 +5789,39 @@ def _serve_cached(argv):
 def main(argv=None, how_run=None):
     """Run one command; return the exit code.  Only here do errors become text.
 
-    ``how_run`` is "aws" when the AWS CLI plugin calls: hints then name `aws login`."""
-    global _debug_enabled
+    ``how_run`` is how the person runs this tool, for the commands that hints
+    name: "aws" (the AWS CLI plugin calls), "aws-login", or a path to this
+    file (the configured credential_process passes what configure was run
+    with); by default it is worked out from sys.argv."""
+    global _run
     argv = sys.argv[1:] if argv is None else list(argv)
-    _how_run[:] = [how_run] if how_run else []
+    _run = _Run(how_run)
     _no_core_dumps()
     served = _serve_cached(argv)
     if served is not None:
         return served
     _restart_with_site(argv)
-    word = _command_word(argv)
-    parser = _build_parser(word if word in _COMMANDS else None)
-    args = parser.parse_args(argv)
-    _debug_enabled = getattr(args, "debug", False)
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return UsageError.exit_code
     try:
+        args = _parse_args(argv)
+        if args is None:
+            return UsageError.exit_code
+        _run.debug = getattr(args, "debug", False)
         args.profile = _profile_name(getattr(args, "profile", None))
         return args.func(args) or 0
     except AwsLoginError as e:
-        if _debug_enabled:
+        if _run.debug:
             import traceback
             e.args = (_visible(e),)      # the traceback's last line stays one line
             for line in traceback.format_exc().rstrip("\n").split("\n"):
                 sys.stderr.write(_visible(line) + "\n")
+        sys.stderr.write(getattr(e, "usage", ""))
         sys.stderr.write(("%s\n" if e.calm else "aws_login: error: %s\n") % _visible(e))
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("\naws_login: interrupted\n")
         return _EXIT_INTERRUPTED
     except Exception as e:
-        if _debug_enabled:
+        if _run.debug:
             raise
         sys.stderr.write("aws_login: unexpected error: %s (run with --debug for the "
                          "traceback)\n" % type(e).__name__)
@@ -5503,14 +5895,6 @@ def _awscli_global_options(command, parsed_globals):
     return words
 
 
-# --ca-bundle and --region are the AWS CLI's global options (_awscli_global_options).
-_AWSCLI_CONFIGURE_ARGS = [
-    {"name": n, "help_text": h} for n, h in (
-        ("ecp-endpoint-url", "the IdP's ECP endpoint"), ("username", "IdP username"),
-        ("enable-keyring", "true or false"), ("factor", "Duo factor"),
-        ("role-arn", "the role to assume"), ("duration", "seconds"))]
-
-
 def _awscli_commands(command_table, session, **kwargs):
     login_command = _awscli_command(
         "login", "Log in through your SAML ECP identity provider and write temporary "
@@ -5533,7 +5917,8 @@ def _awscli_commands(command_table, session, **kwargs):
 def _awscli_subcommands(command_table, session, **kwargs):
     configure_command = _awscli_command(
         "configure", "Set the profile's aws_login options (asks when no option is given).",
-        _AWSCLI_CONFIGURE_ARGS, ["configure"])
+        [{"name": _flag(option)[2:], "help_text": option.help}
+         for option in _OPTIONS if option.plugin], ["configure"])
     command_table["configure"] = configure_command(session)
 
 

@@ -1725,6 +1725,20 @@ def _wait_for(predicate, timeout, step=0.1):
     return predicate()
 
 
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _resident_kb(pid):
+    """VmRSS of process ``pid`` in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
 def _start_ticks(pid):
     """Field 22 of /proc/PID/stat: when the process started, in ticks since boot."""
     with open("/proc/%d/stat" % pid, "rb") as f:
@@ -1834,8 +1848,8 @@ class ErrorKindTest(LoginTestCase):
         port = sock.getsockname()[1]
         import contextlib
         self.short_read_timeout()
-        self.addCleanup(setattr, aws_login, "_debug_enabled", aws_login._debug_enabled)
-        aws_login._debug_enabled = True
+        self.addCleanup(setattr, aws_login._run, "debug", aws_login._run.debug)
+        aws_login._run.debug = True
         for endpoint, retries in (("http://127.0.0.1:%d/" % port, aws_login._STS_ATTEMPTS - 1),
                                   (self.silent_server(), 0)):   # it may have reached STS
             said = io.StringIO()
@@ -2325,13 +2339,13 @@ class ServerTextTest(LoginTestCase):
 
     def test_warn_debug_and_terminal_lines_are_escaped(self):
         saved, aws_login.sys.stderr = aws_login.sys.stderr, io.StringIO()
-        saved_debug, aws_login._debug_enabled = aws_login._debug_enabled, True
+        saved_debug, aws_login._run.debug = aws_login._run.debug, True
         try:
             aws_login._warn("a" + HOSTILE)
             aws_login._debug("b" + HOSTILE)
             out = aws_login.sys.stderr.getvalue()
         finally:
-            aws_login.sys.stderr, aws_login._debug_enabled = saved, saved_debug
+            aws_login.sys.stderr, aws_login._run.debug = saved, saved_debug
         self.assertEqual(out, "aws_login: warning: a%s\naws_login: debug: b%s\n" % (
             aws_login._visible(HOSTILE), aws_login._visible(HOSTILE)))
         master, slave = os.openpty()
@@ -2351,15 +2365,18 @@ class ServerTextTest(LoginTestCase):
         log = os.path.join(self.home, "refresher.log")
         aws_login._private_dir(os.path.join(self.home, ".aws-login"))
         aws_login._private_dir(os.path.join(self.home, ".aws-login", "run"))
+        hostile = HOSTILE.replace("\r\n", " ").strip()     # a value of the credentials file
+        self.write(self.credentials_file, "[default]\naws_access_key_id = A\n"
+                   "aws_login_role_arn = %s%s\n" % (ADMIN, hostile))
         code = ("import os, sys; sys.path.insert(0, %r); import aws_login; "
                 "fd = os.open(aws_login._pid_path('default'), os.O_RDWR | os.O_CREAT, 0o600); "
-                "aws_login._refresher_loop('default', sys.argv[1], 0, 1e10, fd)" % HERE)
+                "aws_login._refresher_loop('default', aws_login._RefresherJob(%r, 0, 1e10, "
+                "lock_fd=fd).to_json())" % (HERE, ADMIN))
         with open(log, "wb") as f:
-            subprocess.check_call([sys.executable, "-c", code, ADMIN + HOSTILE],
-                                  stderr=f, timeout=30)
+            subprocess.check_call([sys.executable, "-c", code], stderr=f, timeout=30)
         text = self.read(log)
-        self.assertIn("started for role %s%s" % (ADMIN, aws_login._visible(HOSTILE)), text)
-        self.assertIn("was logged out; stopping", text)
+        self.assertIn("another login replaced the credentials (role %s%s); stopping"
+                      % (ADMIN, aws_login._visible(hostile)), text)
         self.assert_inert_lines(text, (time.strftime("%Y-"),))
 
 
@@ -2789,9 +2806,9 @@ class DeadlineTest(LoginTestCase):
         server = self.trickle(tls=True)
         self.configure(ecp_endpoint_url=server.url, username="alice", factor="auto",
                        password=PASSWORD)
-        saved = aws_login._RENEWAL_TIME_LIMIT
-        aws_login._RENEWAL_TIME_LIMIT = 1.5
-        self.addCleanup(setattr, aws_login, "_RENEWAL_TIME_LIMIT", saved)
+        saved = aws_login._RenewalSchedule.TIME_LIMIT
+        aws_login._RenewalSchedule.TIME_LIMIT = 1.5
+        self.addCleanup(setattr, aws_login._RenewalSchedule, "TIME_LIMIT", saved)
         started = time.monotonic()
         with self.assertRaises(aws_login.AwsLoginError) as caught:
             aws_login._renew_for_process("default", None)
@@ -2920,9 +2937,9 @@ class SharedFilesTest(LoginTestCase):
               "c = aws_login.Credentials('ASIA' + name, 's', 't', "
               "aws_login._parse_timestamp('2100-01-01T00:00:00Z'))\n"
               "for i in range(int(sys.argv[2])):\n"
-              "    aws_login._write_credentials(name, c, %r)\n"
-              "    aws_login._remove_credentials(name)\n"
-              "aws_login._write_credentials(name, c, %r)\n" % (HERE, ADMIN, ADMIN))
+              "    aws_login._FileStore(name).write(c, %r)\n"
+              "    aws_login._FileStore(name).remove()\n"
+              "aws_login._FileStore(name).write(c, %r)\n" % (HERE, ADMIN, ADMIN))
 
     def test_twenty_writers_and_a_refresher_lose_nothing(self):
         before = ("# keep this comment\r\n[keep]\r\naws_access_key_id = AKIAKEEP\r\n"
@@ -2967,8 +2984,8 @@ class SharedFilesTest(LoginTestCase):
                 "c = aws_login.Credentials('ASIA', 's' * 5000, 't' * 5000, "
                 "aws_login._parse_timestamp('2100-01-01T00:00:00Z'))\n"
                 "while True:\n"
-                "    aws_login._write_credentials('p', c, %r)\n"
-                "    aws_login._remove_credentials('p')\n" % (HERE, ADMIN))
+                "    aws_login._FileStore('p').write(c, %r)\n"
+                "    aws_login._FileStore('p').remove()\n" % (HERE, ADMIN))
         rng = random.Random(7)
         for _ in range(15):
             proc = subprocess.Popen([sys.executable, "-c", loop])
@@ -2990,10 +3007,10 @@ class SharedFilesTest(LoginTestCase):
                   "[a]\nk = v", "\n\n[a]\n\tk = v\n\n\n"]
         for shape in shapes:
             self.write(self.credentials_file, shape)
-            aws_login._write_credentials("p", _fake_credentials(), ADMIN)
+            aws_login._FileStore("p").write(_fake_credentials(), ADMIN)
             text = self.read(self.credentials_file)
             self.assertIn(shape.rstrip("\r\n"), text)
-            aws_login._remove_credentials("p")
+            aws_login._FileStore("p").remove()
             self.assertEqual(self.read(self.credentials_file), shape, repr(shape))
 
     def test_modes_whatever_the_umask(self):
@@ -3730,8 +3747,8 @@ class FuzzTest(HomeTestCase):
             except aws_login.AwsLoginError:
                 pass
             self.write(self.credentials_file, text)
-            aws_login._write_credentials("p", _fake_credentials(), ADMIN)
-            aws_login._remove_credentials("p")
+            aws_login._FileStore("p").write(_fake_credentials(), ADMIN)
+            aws_login._FileStore("p").remove()
             aws_login._ini_set_options(text, "default", {"username": "x", "factor": None})
         self.fuzz(seeds, target)
 
@@ -4138,12 +4155,12 @@ class CredentialStoreTest(HomeTestCase):
     def test_mode_is_0600_whatever_the_umask(self):
         old = os.umask(0)
         try:
-            aws_login._write_credentials("p", _fake_credentials(), ADMIN)
+            aws_login._FileStore("p").write(_fake_credentials(), ADMIN)
         finally:
             os.umask(old)
         self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
         self.write(self.credentials_file, "[x]\nk = v\n", mode=0o644)
-        aws_login._write_credentials("p", _fake_credentials(), ADMIN)
+        aws_login._FileStore("p").write(_fake_credentials(), ADMIN)
         self.assertEqual(os.stat(self.credentials_file).st_mode & 0o777, 0o600)
 
     def test_symlinked_file_is_followed_and_stays_a_link(self):
@@ -4151,7 +4168,7 @@ class CredentialStoreTest(HomeTestCase):
         self.write(target, "[other]\nk = v\n")
         os.makedirs(os.path.dirname(self.credentials_file))
         os.symlink(target, self.credentials_file)
-        aws_login._write_credentials("p", _fake_credentials(), ADMIN)
+        aws_login._FileStore("p").write(_fake_credentials(), ADMIN)
         self.assertTrue(os.path.islink(self.credentials_file))
         self.assertIn("[p]", self.read(target))
         self.assertTrue(self.read(target).startswith("[other]\nk = v\n"))
@@ -4160,15 +4177,15 @@ class CredentialStoreTest(HomeTestCase):
         original = ("# comment\r\n[default]\r\naws_access_key_id=AKIA1\r\n"
                     "aws_secret_access_key =x\r\n\r\n[z]  \r\nk:v")
         self.write(self.credentials_file, original)
-        aws_login._write_credentials("p", _fake_credentials(), ADMIN)
-        aws_login._write_credentials("p", _fake_credentials(1), ADMIN)
-        self.assertEqual(aws_login._remove_credentials("p"), ["p"])
+        aws_login._FileStore("p").write(_fake_credentials(), ADMIN)
+        aws_login._FileStore("p").write(_fake_credentials(1), ADMIN)
+        self.assertEqual(aws_login._FileStore("p").remove(), ["p"])
         self.assertEqual(self.read(self.credentials_file), original)
 
     def test_processes_writing_different_profiles_at_once_lose_nothing(self):
         code = ("import sys; sys.path.insert(0, %r); import aws_login, datetime\n"
                 "for i in range(15):\n"
-                "    aws_login._write_credentials(sys.argv[1], aws_login.Credentials("
+                "    aws_login._FileStore(sys.argv[1]).write(aws_login.Credentials("
                 "'ASIA' + sys.argv[1], 's', 't%%d' %% i, datetime.datetime(2030, 1, 1, "
                 "tzinfo=datetime.timezone.utc)), %r)\n" % (HERE, ADMIN))
         procs = [subprocess.Popen([sys.executable, "-c", code, "p%d" % i], env=os.environ)
@@ -4181,7 +4198,7 @@ class CredentialStoreTest(HomeTestCase):
 
     def test_unparseable_file_is_left_alone(self):
         self.write(self.credentials_file, "no section header\nk = v\n")
-        self.assertRaises(aws_login.CredentialsFileError, aws_login._write_credentials, "p",
+        self.assertRaises(aws_login.CredentialsFileError, aws_login._FileStore("p").write,
                           _fake_credentials(), ADMIN)
         self.assertEqual(self.read(self.credentials_file), "no section header\nk = v\n")
 
@@ -4199,8 +4216,8 @@ class CredentialStoreTest(HomeTestCase):
         self.assertEqual((entry.expires, entry.role_arn, entry.json), (5, ADMIN, "{}"))
         self.assertEqual(entry, (5, ADMIN, "{}"))
         self.assertEqual(repr(entry), "_CacheEntry(expires=5, role_arn=%r, json='{}')" % ADMIN)
-        aws_login._write_cache("default", _fake_credentials(2), ADMIN)
-        cached = aws_login._read_cache("default")
+        aws_login._ProcessStore("default").write(_fake_credentials(2), ADMIN)
+        cached = aws_login._ProcessStore("default").cached()
         self.assertEqual(cached.role_arn, ADMIN)
         self.assertEqual(json.loads(cached.json)["AccessKeyId"],
                          _fake_credentials(2).access_key_id)
@@ -4208,12 +4225,12 @@ class CredentialStoreTest(HomeTestCase):
         self.assertEqual([(s.header, s.last, s.end) for s in spans], [(0, 2, 3), (4, 5, 5)])
 
     def test_a_cache_is_served_only_when_every_line_is_as_written(self):
-        aws_login._write_cache("default", _fake_credentials(2), ADMIN)
-        path = aws_login._cache_path("default")
+        aws_login._ProcessStore("default").write(_fake_credentials(2), ADMIN)
+        path = aws_login._ProcessStore("default").path
         good = self.read(path)
         header, expires, role, doc, _ = good.split("\n")
         self.write(path, good[:-1])             # no final newline: still whole
-        self.assertEqual(aws_login._read_cache("default").role_arn, ADMIN)
+        self.assertEqual(aws_login._ProcessStore("default").cached().role_arn, ADMIN)
         for bad in ("", header + "\n", "\n".join((header, expires, role)) + "\n",
                     "\n".join(("# other", expires, role, doc)),
                     "\n".join((header, "expiry" + expires[7:], role, doc)),
@@ -4221,7 +4238,7 @@ class CredentialStoreTest(HomeTestCase):
                     "\n".join((header, expires, role, "[" + doc[1:])),
                     "\n".join((header, "expires soon", role, doc))):
             self.write(path, bad)
-            self.assertIsNone(aws_login._read_cache("default"), repr(bad))
+            self.assertIsNone(aws_login._ProcessStore("default").cached(), repr(bad))
 
 
 # ---------------------------------------------------------------------------
@@ -4534,9 +4551,9 @@ class RefusedPasswordTest(LoginTestCase):
         self.idp.expire_sessions()
         for _ in range(2):
             lines = []
-            refresher = aws_login._Refresher("default", ADMIN, time.time(),
-                                             expires.timestamp(), log=lines.append)
-            refresher.next_at = time.time()
+            refresher = aws_login._Refresher("default", aws_login._RefresherJob(
+                ADMIN, time.time(), expires.timestamp()), log=lines.append)
+            refresher.schedule.next_at = time.time()
             self.assertIsNone(refresher.step())
             self.assertRegex(lines[-1], r"^cannot renew: the IdP refused the password stored "
                                         r"in the keyring.*; stopping")
@@ -4594,11 +4611,13 @@ class FailureTest(LoginTestCase):
                                    [("Password: ", "wrong")])
             self.assertNotIn("123456", run.stderr)
 
-    def test_redirect_is_not_followed_with_the_password(self):
+    def test_redirect_is_not_followed_and_said_before_the_password_is_asked(self):
         other = FakeIdP().start()
         self.addCleanup(other.stop)
         self.idp.override = (303, {"Location": other.url}, b"")
-        self.login_fails(5, ".*redirected to 127.0.0.1:%d.*not followed" % other.port)
+        run = self.login_fails(5, ".*redirected to 127.0.0.1:%d.*not followed" % other.port,
+                               answers=())
+        self.assertNotIn("Password", run.tty)
         self.assertEqual(other.requests, [])
 
     def test_sts_errors_show_code_message_and_advice(self):
@@ -4750,7 +4769,7 @@ class ChainingTest(LoginTestCase):
         self.configure(username="alice", factor="auto", password=PASSWORD,
                        chain_role_arn=self.TARGET, chain_external_id="ext-42")
         self.assertEqual(self.tool(["login"], terminal=False).code, 0)
-        refresher = aws_login._Refresher("default", ADMIN, 0, 1)
+        refresher = aws_login._Refresher("default", aws_login._RefresherJob(ADMIN, 0, 1))
         self.assertIsNotNone(refresher.step())
         self.assertEqual(self.credentials()["aws_access_key_id"],
                          self.sts.issued[-1]["AccessKeyId"])
@@ -4991,7 +5010,7 @@ class BootstrapTest(HomeTestCase):
         plain = subprocess.run([sys.executable, "-c", "import aws_login"], cwd=folder,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.assertEqual(plain.returncode, 97)
-        aws_login._write_cache("default", _fake_credentials(), ADMIN)
+        aws_login._ProcessStore("default").write(_fake_credentials(), ADMIN)
         for cwd in (folder, self.home):
             proc = subprocess.run(command, cwd=cwd, env=dict(os.environ),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -5350,10 +5369,10 @@ class CredentialProcessTest(LoginTestCase):
 
     @unittest.skipUnless(os.getuid() == 0, "needs root to make a file another user's")
     def test_a_cache_another_user_owns_is_never_read(self):
-        aws_login._write_cache("default", _fake_credentials(1), ADMIN)
-        self.assertIsNotNone(aws_login._read_cache("default"))
-        os.chown(aws_login._cache_path("default"), 4242, 4242)
-        self.assertIsNone(aws_login._read_cache("default"))
+        aws_login._ProcessStore("default").write(_fake_credentials(1), ADMIN)
+        self.assertIsNotNone(aws_login._ProcessStore("default").cached())
+        os.chown(aws_login._ProcessStore("default").path, 4242, 4242)
+        self.assertIsNone(aws_login._ProcessStore("default").cached())
         run = self.tool(["credential-process"], terminal=False)
         self.assertNotIn(_fake_credentials(1).secret_access_key, run.stdout)
 
@@ -5364,7 +5383,7 @@ class CredentialProcessTest(LoginTestCase):
 
 class RenewalTimeTest(unittest.TestCase):
     def test_sdks_never_see_under_15_minutes_and_short_sessions_renew_at_half(self):
-        r = aws_login._renewal_time
+        r = aws_login._RenewalSchedule.renewal_time
         self.assertEqual(r(0, 3600), 3600 - 20 * 60)
         self.assertEqual(r(0, 43200), 43200 - 20 * 60)
         self.assertEqual(r(0, 900), 450)
@@ -5387,13 +5406,13 @@ class RefresherStepTest(LoginTestCase):
         self.expires = aws_login._parse_timestamp(self.credentials()["aws_login_expiration"])
         self.now = [time.time()]
         self.lines = []
-        self.refresher = aws_login._Refresher("default", ADMIN, self.now[0],
-                                              self.expires.timestamp(),
-                                              clock=lambda: self.now[0], log=self.lines.append)
+        self.refresher = aws_login._Refresher(
+            "default", aws_login._RefresherJob(ADMIN, self.now[0], self.expires.timestamp()),
+            clock=lambda: self.now[0], log=self.lines.append)
 
     def test_sleeps_in_slices_then_renews_before_expiry(self):
         delay = self.refresher.step()
-        self.assertEqual(delay, aws_login._REFRESH_SLICE)
+        self.assertEqual(delay, aws_login._RenewalSchedule.SLICE)
         self.assertEqual(len(self.sts.requests), 1)
         self.now[0] = self.expires.timestamp() - 20 * 60 - 1
         self.assertEqual(self.refresher.step(), 1)
@@ -5409,13 +5428,13 @@ class RefresherStepTest(LoginTestCase):
                                          r"renewal at \S+Z$")
 
     def test_a_wall_clock_jump_renews_at_once(self):
-        self.assertEqual(self.refresher.step(), aws_login._REFRESH_SLICE)
+        self.assertEqual(self.refresher.step(), aws_login._RenewalSchedule.SLICE)
         self.now[0] += 5 * 3600             # the laptop slept through the renewal time
         self.refresher.step()
         self.assertEqual(len(self.sts.requests), 2)
 
     def test_transient_idp_outage_is_retried_with_backoff(self):
-        self.now[0] = self.refresher.next_at
+        self.now[0] = self.refresher.schedule.next_at
         self.idp.override = (503, {"Content-Type": "text/html"}, b"<html>down</html>")
         first = self.refresher.step()
         self.assertIn("trying again in 10s", self.lines[-1])
@@ -5427,7 +5446,7 @@ class RefresherStepTest(LoginTestCase):
         self.refresher.step()
         self.assertEqual(len(self.sts.requests), 2)
         self.assertTrue(self.lines[-1].startswith("renewed"))
-        self.assertEqual(self.refresher.failures, 0)
+        self.assertEqual(self.refresher.schedule.failures, 0)
 
     def test_gives_up_at_expiry(self):
         self.idp.override = (503, {}, b"")
@@ -5436,28 +5455,28 @@ class RefresherStepTest(LoginTestCase):
         self.assertIn("expired", self.lines[-1])
 
     def test_sts_throttling_is_transient(self):
-        self.now[0] = self.refresher.next_at
+        self.now[0] = self.refresher.schedule.next_at
         self.sts.queue.extend([sts_error("Throttling", "Rate exceeded")] * 4)
         self.assertIsNotNone(self.refresher.step())
         self.assertIn("Throttling", self.lines[-1])
 
     def test_stops_when_logged_out_or_replaced(self):
-        aws_login._write_credentials("default", _fake_credentials(), DEV)
+        aws_login._FileStore("default").write(_fake_credentials(), DEV)
         self.assertIsNone(self.refresher.step())
         self.assertIn("another login replaced the credentials (role %s)" % DEV, self.lines[-1])
-        aws_login._remove_credentials("default")
+        aws_login._FileStore("default").remove()
         self.assertIsNone(self.refresher.step())
         self.assertIn("logged out", self.lines[-1])
 
     def test_a_logout_during_renewal_wins(self):
-        self.now[0] = self.refresher.next_at
-        self.idp.override = lambda handler: aws_login._remove_credentials("default") and None
+        self.now[0] = self.refresher.schedule.next_at
+        self.idp.override = lambda handler: aws_login._FileStore("default").remove() and None
         self.assertIsNone(self.refresher.step())
         self.assertIsNone(self.credentials())
 
     def test_needs_a_person_logs_why_and_stops(self):
         self.idp.expire_sessions()
-        self.now[0] = self.refresher.next_at
+        self.now[0] = self.refresher.schedule.next_at
         self.assertIsNone(self.refresher.step())
         self.assertIn("no password is stored", self.lines[-1])
         self.assertEqual(len(self.sts.requests), 1)
@@ -5466,7 +5485,7 @@ class RefresherStepTest(LoginTestCase):
         in_process_keyring(self, {("awscli_login", "alice@" + self.idp.host_port): PASSWORD})
         self.configure(username="alice", factor="push", enable_keyring="true")
         self.idp.expire_sessions()
-        self.now[0] = self.refresher.next_at
+        self.now[0] = self.refresher.schedule.next_at
         self.assertIsNotNone(self.refresher.step())
         self.assertEqual(self.idp.logins[-1], ("alice", "password"))
         self.assertEqual(self.idp.requests[-1]["headers"]["X-Shibboleth-Duo-Factor"], "push")
@@ -5544,7 +5563,7 @@ class RefresherProcessTest(LoginTestCase):
         self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true",
                        role_arn=ADMIN)
         pid = self.refresher_pid(self.tool(["login"], terminal=False))
-        aws_login._write_credentials("default", _fake_credentials(), DEV)
+        aws_login._FileStore("default").write(_fake_credentials(), DEV)
         self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
         self.assertIn("another login replaced the credentials", self.read(self.log))
 
@@ -5576,7 +5595,7 @@ class RefresherLifetimeTest(LoginTestCase):
     def test_an_expired_answer_is_a_failure_with_backoff(self):
         first_key = self.credentials()["aws_access_key_id"]
         self.sts.clock = lambda: time.time() - 7200
-        self.now[0] = self.refresher.next_at
+        self.now[0] = self.refresher.schedule.next_at
         self.run_for(10)
         self.assertEqual(len(self.sts.requests), 2)         # the login's and one renewal
         self.assertRegex(self.lines[-1], r"^renewal failed \(STS sent credentials that expire "
@@ -5586,28 +5605,28 @@ class RefresherLifetimeTest(LoginTestCase):
         self.sts.clock = time.time
         self.run_for(30)
         self.assertTrue(self.lines[-1].startswith("renewed"), self.lines)
-        self.assertEqual(self.refresher.failures, 0)
+        self.assertEqual(self.refresher.schedule.failures, 0)
 
     def test_renewals_keep_a_minimum_interval_whatever_renew_says(self):
-        now = self.now[0] = self.refresher.next_at
+        now = self.now[0] = self.refresher.schedule.next_at
         self.refresher.renew = lambda: now - 100        # as if nothing checked the answer
-        self.assertGreaterEqual(self.refresher.step(), aws_login._MIN_RENEW_INTERVAL)
-        self.assertEqual(self.refresher.next_at, now + aws_login._MIN_RENEW_INTERVAL)
+        self.assertGreaterEqual(self.refresher.step(), aws_login._RenewalSchedule.MIN_INTERVAL)
+        self.assertEqual(self.refresher.schedule.next_at, now + aws_login._RenewalSchedule.MIN_INTERVAL)
 
         def fails():
             raise aws_login.AwsLoginError("down", transient=True)
         self.refresher.renew = fails
-        self.now[0] = self.refresher.next_at
-        self.refresher.expires_at = self.now[0] + 0.5       # the old ones nearly expired
-        self.assertGreaterEqual(self.refresher.step(), aws_login._MIN_RENEW_INTERVAL)
+        self.now[0] = self.refresher.schedule.next_at
+        self.refresher.schedule.expires_at = self.now[0] + 0.5       # the old ones nearly expired
+        self.assertGreaterEqual(self.refresher.step(), aws_login._RenewalSchedule.MIN_INTERVAL)
 
     def test_the_forked_refresher_makes_few_calls_against_such_an_sts(self):
         self.sts.clock = lambda: time.time() - 7200
         log = os.path.join(self.home, ".aws-login", "log", "default.log")
         now = time.time()
         code = ("import sys; sys.path.insert(0, %r); import aws_login; "
-                "aws_login._start_refresher('default', %r, %r, %r)" % (HERE, ADMIN, now - 100,
-                                                                     now + 50))
+                "aws_login._start_refresher(aws_login.read_profile('default'), %r, %r, %r)"
+                % (HERE, ADMIN, now - 100, now + 50))
         subprocess.check_call([sys.executable, "-c", code], env=dict(os.environ))
         self.assertTrue(_wait_for(lambda: len(self.sts.requests) > 3 or (
             os.path.exists(log) and "renewal failed" in self.read(log)), 30))
@@ -5851,8 +5870,14 @@ class SharedHomeTest(LoginTestCase):
         run = self.tool(["login", "--force"], stdin=source, argv_prefix=[sys.executable, "-"],
                         terminal=False)
         pid = int(re.search(r"A refresher \(pid (\d+)\)", run.stderr).group(1))
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            self.assertNotIn(b"_refresher_loop", f.read())
+        # the same shape as from a file: a fresh interpreter, our code from a descriptor
+        self.assertTrue(_wait_for(lambda: b"_refresher_loop(" in _cmdline(pid), 10),
+                        _cmdline(pid))
+        self.assertNotIn(b"login", _cmdline(pid).split(b"\0"))
+        time.sleep(0.5)
+        rss = _resident_kb(pid)
+        sys.stderr.write("piped refresher: %d kB\n" % rss)
+        self.assertLess(rss, 20000)
         run = self.logout()
         self.assertNotIn("warning", run.stderr)
         self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
@@ -5935,7 +5960,7 @@ class LoginLockTest(LoginTestCase):
             self.assertEqual((self.idp.requests, os.path.exists(self.credentials_file)),
                              ([], False))
             # meanwhile the first login writes the credentials, starts its refresher
-            aws_login._write_credentials("default", _fake_credentials(), ADMIN)
+            aws_login._FileStore("default").write(_fake_credentials(), ADMIN)
             sleeper = subprocess.Popen(["sleep", "120"])
             self.addCleanup(sleeper.wait)
             self.addCleanup(sleeper.kill)
@@ -6328,7 +6353,7 @@ class CommandsTest(LoginTestCase):
         self.assertEqual(len(self.sts.requests), 2)
 
     def write_awkward(self, secret):
-        aws_login._write_credentials("awk", aws_login.Credentials(
+        aws_login._FileStore("awk").write(aws_login.Credentials(
             "ASIAAWKWARD", secret, "tok'en$", aws_login._parse_timestamp("2100-01-01T00:00:00Z")),
             ADMIN)
         self.configure("awk", username="alice", factor="auto")
@@ -6431,7 +6456,7 @@ class CredentialTextTest(LoginTestCase):
         self.configure(name, username="alice", factor="auto")
         self.write(os.environ["AWS_CONFIG_FILE"], self.CONFIG % (name, name))
         self.assertEqual(aws_login._profile_mode(name), "process")
-        self.write(aws_login._cache_path(name), "%s\nexpires %d\nrole %s\n%s\n" % (
+        self.write(aws_login._ProcessStore(name).path, "%s\nexpires %d\nrole %s\n%s\n" % (
             aws_login._CACHE_HEADER, 4102444800, ADMIN, json.dumps({
                 "Version": 1, "AccessKeyId": key_id, "SecretAccessKey": secret,
                 "SessionToken": token, "Expiration": "2100-01-01T00:00:00Z"})))
@@ -7239,8 +7264,9 @@ class ServedCredentialsTest(LoginTestCase):
         self.source.renew()
         first = self.sts.issued[-1]["AccessKeyId"]
         expires = self.source.credentials.expires_at.timestamp()
-        self.assertEqual(self.source.next_at, aws_login._renewal_time(self.now[0], expires))
-        self.assertEqual(self.source.step(), aws_login._REFRESH_SLICE)
+        self.assertEqual(self.source.next_at,
+                         aws_login._RenewalSchedule.renewal_time(self.now[0], expires))
+        self.assertEqual(self.source.step(), aws_login._RenewalSchedule.SLICE)
         self.now[0] = self.source.next_at - 1
         self.assertEqual(self.source.step(), 1)
         self.assertEqual(self.source.current()[0].access_key_id, first)
@@ -7448,6 +7474,10 @@ class HintTest(HomeTestCase):
     def test_from_the_file(self):
         run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False)
         self.assert_one_error(run, 3, "run `python3 %s --profile prod configure`" % SCRIPT)
+        run = run_tool(["whoami"], env=dict(os.environ), terminal=False)
+        self.assert_one_error(run, 3, "profile 'default' is not configured: run `python3 %s "
+                                      "configure`" % SCRIPT)
+        self.write(self.config_file, "[default]\necp_endpoint_url = https://idp.test/\n")
         run = run_tool(["whoami"], env=dict(os.environ), terminal=False)
         self.assert_one_error(run, 10, "not logged in to profile default: run `python3 %s "
                                        "login`" % SCRIPT)
