@@ -3353,6 +3353,11 @@ def _python_executable():
     return shutil.which("python3") or shutil.which("python") or exe
 
 
+def _no_file():
+    return ConfigError("this needs aws_login.py saved as a file with an importable name; "
+                       "save it and run it from that copy")
+
+
 def _bootstrap_argv(call, args=(), isolated=True, prelude="", code_fd=None):
     """argv for a fresh interpreter that loads this very file (from cached
     bytecode) and runs ``module.call``.
@@ -3373,8 +3378,7 @@ def _bootstrap_argv(call, args=(), isolated=True, prelude="", code_fd=None):
     import json
     path, module = _own_file()
     if path is None and code_fd is None:
-        raise ConfigError("this needs aws_login.py saved as a file with an importable name; "
-                          "save it and run it from that copy")
+        raise _no_file()
     if path is None:
         load = ("import marshal,posix;f=%d;posix.lseek(f,0,0);c=marshal.loads(b''.join("
                 "iter(lambda:posix.read(f,1<<20),b'')));m=type(sys)('aws_login');"
@@ -3501,6 +3505,8 @@ def _credential_process_command(name):
 
     ``python3 aws_login.py`` would compile the whole file on every `aws` call."""
     import shlex
+    if _own_file()[0] is None:
+        raise _no_file()      # the line must name a file
     return " ".join(shlex.quote(word) for word in _bootstrap_argv(
         "main(None,%r)" % (_how_run(absolute=True),), ["--profile", name, "credential-process"],
         prelude=_cached_answer_code(name)))
@@ -4410,7 +4416,8 @@ def _configured_value(name, key, text, current, checked, terminal):
     if not profile.ecp_endpoint_url:
         raise ConfigError("role_arn: %s is a role name, not an ARN; set ecp_endpoint_url "
                           "first so that the IdP can tell its ARN, or give the ARN" % wanted)
-    sys.stderr.write("Asking the IdP which role %s is.\n" % _visible(wanted))
+    if terminal.available():
+        terminal.tell("Asking the IdP which role %s is." % wanted)
     try:
         roles = _roles_offered(profile, terminal)
     except InteractionRequired as e:

@@ -7507,6 +7507,165 @@ class HintTest(HomeTestCase):
         self.assert_one_error(run, 3, "`python3 aws_login.py configure`")
 
 
+class EveryPathTest(LoginTestCase):
+    """A rule that holds on the main path holds on the side paths too: the
+    installed command, the configured credential_process, the piped file, no
+    terminal, a flag instead of a setting."""
+
+    def installed_command(self):
+        """What pip's console-script wrapper is: aws_login imported, main() run."""
+        command = os.path.join(self.home, "bin", "aws-login")
+        self.write(command, "#!%s\nimport sys\nsys.path.insert(0, %r)\nfrom aws_login import "
+                   "main\nsys.exit(main())\n" % (sys.executable, HERE), mode=0o755)
+        return command
+
+    def one_error(self, run, code):
+        self.assertEqual((run.code, run.stdout), (code, ""), run)
+        self.assertEqual(len(run.stderr.splitlines()), 1, run)
+        self.assertTrue(run.stderr.startswith("aws_login: error: "), run)
+        self.assertNotIn("Traceback", run.stderr)
+        return run.stderr
+
+    def refused_url(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.addCleanup(sock.close)     # bound, not listening: refused, and not reused
+        return "http://127.0.0.1:%d/" % sock.getsockname()[1]
+
+    # 7: hints, help and errors name the command as run, with one prefix
+    def test_help_names_the_installed_command(self):
+        run = self.tool(["env", "--help"], terminal=False, argv_prefix=[self.installed_command()])
+        self.assertIn('eval "$(aws-login env)"', run.stdout.replace("\n", " "))
+
+    def test_the_configured_command_names_the_installed_command(self):
+        command = self.installed_command()
+        run = self.tool(["configure", "--ecp-endpoint-url", self.idp.url, "--username", "alice",
+                         "--factor", "auto", "--credential-process"], terminal=False,
+                        argv_prefix=[command])
+        self.assertEqual(run.code, 0, run)
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(os.environ["AWS_CONFIG_FILE"]))
+        words = shlex.split(parser.get("default", "credential_process"))
+        error = self.one_error(run_tool(words[1:], env=dict(os.environ), terminal=False,
+                                        argv_prefix=words[:1]), 11)
+        self.assertIn("run `aws-login login`", error)
+        self.assertNotIn("python3", error)
+
+    def test_argument_errors_have_our_prefix_and_the_commands_usage(self):
+        run = self.tool(["login", "--frce"], terminal=False, argv_prefix=[self.installed_command()])
+        self.assertEqual(run.code, 2, run)
+        self.assertTrue(run.stderr.startswith("usage: aws-login login "), run)
+        self.assertEqual(run.stderr.splitlines()[-1], "aws_login: error: unrecognized argument: "
+                                                      "--frce (did you mean --force?)")
+
+    def test_an_abbreviation_of_one_options_aliases_is_that_option(self):
+        os.unlink(self.config_file) if os.path.exists(self.config_file) else None
+        run = self.tool(["login", "--rol", "Admin"], terminal=False)
+        self.assertIn("is not configured", self.one_error(run, 3))
+
+    # 8: one prompt helper
+    def test_end_of_input_at_any_prompt_is_a_clean_exit_11(self):
+        for options, answers in (({}, [("Password: ", b"\x04")]),
+                                 ({"factor": ""}, [("Password: ", PASSWORD), ("Factor: ", b"\x04")]),
+                                 ({"username": ""}, [("Username [", b"\x04")])):
+            self.configure(**dict({"username": "alice", "factor": "auto"}, **options))
+            run = self.tool(["login"], answers)
+            self.assertIn("no answer was given", self.one_error(run, 11), answers)
+
+    # 9: a failed command writes nothing
+    def test_piped_configure_that_fails_writes_nothing(self):
+        with open(SCRIPT, "rb") as f:
+            source = f.read()
+        run = self.tool(["configure", "--ecp-endpoint-url", self.idp.url, "--username", "bob",
+                         "--credential-process"], terminal=False, stdin=source,
+                        argv_prefix=[sys.executable, "-"])
+        self.one_error(run, 3)
+        self.assertEqual(os.listdir(self.home), ["pki"])
+
+    # 10: an endpoint that is no ECP endpoint is said before the password is asked
+    def test_no_ecp_endpoint_is_said_before_the_password(self):
+        self.configure(username="alice", factor="auto")
+        for status, body in ((404, b"<html><body>Not Found</body></html>"),
+                             (400, b"<html><body>You're speaking plain HTTP to an SSL-enabled "
+                                   b"server port.</body></html>"),
+                             (503, b"<html><body>down</body></html>")):
+            self.idp.override = (status, {"Content-Type": "text/html"}, body)
+            run = self.tool(["login"])
+            self.assertIn("HTTP %d" % status, self.one_error(run, 5))
+            self.assertNotIn("Password", run.tty)
+
+    # 11: an empty password is never sent
+    def test_an_empty_password_is_asked_again_not_sent(self):
+        self.configure(username="alice", factor="auto", password="")
+        run = self.tool(["login"], [("Password: ", ""), ("Password: ", PASSWORD)])
+        self.assert_logged_in(run)
+        self.assertIn("The password is empty", run.tty)
+        self.assertEqual([_parse_basic(r["authorization"])[1] for r in self.idp.requests
+                          if r["authorization"]], [PASSWORD])
+
+    # 12: errors name the fix the user needs
+    def test_a_wrong_ca_bundle_flag_is_named(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        wrong = os.path.join(self.home, "wrong.pem")
+        self.write(wrong, UNTRUSTED_CERT_PEM)
+        error = self.one_error(self.tool(["login", "--ca-bundle", wrong], terminal=False), 8)
+        self.assertIn("the CA bundle %s (the --ca-bundle flag)" % wrong, error)
+        self.assertNotIn("set ca_bundle in the profile", error)
+
+    def test_https_to_a_plain_http_port_is_said(self):
+        plain = FakeIdP(tls=False).start()
+        self.addCleanup(plain.stop)
+        self.configure(ecp_endpoint_url=plain.url.replace("http://", "https://"),
+                       username="alice", factor="auto")
+        error = self.one_error(self.tool(["login"]), 8)
+        self.assertIn("answers in plain HTTP, not TLS", error)
+        self.assertNotIn("WRONG_VERSION_NUMBER", error)
+
+    def test_an_unreachable_sts_is_named_with_its_variable(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        url = self.refused_url()
+        error = self.one_error(self.tool(["login"], env={"AWS_ENDPOINT_URL_STS": url},
+                                         terminal=False), 8)
+        self.assertIn("STS at %s (set by AWS_ENDPOINT_URL_STS): connection refused" % url, error)
+
+    def test_no_terminal_for_the_password_names_the_ways_without_one(self):
+        self.configure(username="alice", factor="auto")
+        error = self.one_error(self.tool(["login"], terminal=False), 11)
+        self.assertIn("--password-stdin", error)
+        self.assertNotIn("set it in the profile", error)
+
+    def test_the_no_verify_flag_is_named_in_its_warning(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["login", "--no-verify-ssl"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("(the --no-verify-ssl flag)", run.stderr)
+        self.assertNotIn("verify_ssl_certificate = false", run.stderr)
+
+    def test_a_session_that_never_was_has_not_ended(self):
+        self.configure(username="alice", factor="auto")
+        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code, 0)
+        error = self.one_error(self.tool(["credential-process"], terminal=False), 11)
+        self.assertIn("no IdP session of alice@127.0.0.1:%d is saved" % self.idp.port, error)
+        self.assertNotIn("has ended", error)
+
+    # 13: one role resolver
+    def test_configure_takes_a_role_by_name_as_login_does(self):
+        self.configure(username="bob", factor="auto")
+        run = self.tool(["configure", "--role-arn", "readonly"], [("Password: ", "bob-pass")])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("role_arn = %s\n" % READONLY, self.read(self.config_file))
+        # the IdP session is kept: the next name needs no password
+        run = self.tool(["configure", "--role-arn", "team/Dev"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("role_arn = %s\n" % DEV, self.read(self.config_file))
+        before = self.read(self.config_file)
+        error = self.one_error(self.tool(["configure", "--role-arn", "Nope"], terminal=False), 6)
+        self.assertIn("does not offer role Nope", error)
+        self.assertEqual(self.read(self.config_file), before)
+
+
 class StatusTest(LoginTestCase):
     def test_status_lists_every_profile(self):
         self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
