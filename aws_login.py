@@ -852,7 +852,8 @@ _OPTIONS = (
             "asked on a terminal, else `auto`"),
     _Option("role_arn", "Role ARN", _check_role_arn, None, "ROLE", True,
             "the role to assume (aws, aws-cn or aws-us-gov partition); it must be in the "
-            "assertion"),
+            "assertion; `configure` also takes a name as `login --role` does, asks the IdP "
+            "which role it is and stores its ARN"),
     _Option("duration", None, _check_duration, None, "SECONDS", True,
             "session length in seconds, 900 to 43200; `0` means not set (awscli-login's "
             "default) (default: the IdP's `SessionDuration`, else STS's default)"),
@@ -863,7 +864,7 @@ _OPTIONS = (
             "your IdP's own Duo passcode header name (default: both spellings of "
             "`X-Shibboleth-Duo-Passcode`)"),
     _Option("verify_ssl_certificate", None, _check_bool, True, "BOOL", True,
-            "`false` turns TLS checking of the IdP off, with a loud warning on every login"),
+            "`false` turns TLS checking off, with a loud warning on every login"),
     _Option("ca_bundle", None, _check_ca_bundle, None, "PATH", False,
             "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`)"),
     _Option("region", None, _check_region, None, "REGION", False,

@@ -1864,6 +1864,44 @@ class ErrorKindTest(LoginTestCase):
 # Settings (profiles)
 # ---------------------------------------------------------------------------
 
+class OptionTableTest(unittest.TestCase):
+    """Each profile option is defined once (_OPTIONS); the README's Settings
+    table, configure's flags and prompts and the plugin's arguments follow it."""
+
+    def readme(self):
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            return f.read()
+
+    def test_the_readme_settings_table_is_the_option_table(self):
+        text = self.readme()
+        table = text[text.index("| option | meaning |"):]
+        table = table[:table.index("\n\n")].splitlines()[2:]
+        self.assertEqual(table, ["| `%s` | %s |" % (o.name, o.help) for o in aws_login._OPTIONS])
+
+    def test_the_readme_names_every_configure_flag(self):
+        row = [line for line in self.readme().splitlines() if line.startswith("| `configure [")]
+        self.assertEqual(len(row), 1)
+        flags = re.findall(r"\[(--[a-z-]+)", row[0].split("` |")[0])
+        self.assertEqual(flags, [aws_login._flag(o) for o in aws_login._OPTIONS if o.flag] +
+                         ["--credential-process"])
+
+    def test_configure_and_the_plugin_offer_what_the_table_says(self):
+        parser = aws_login._build_parser("configure").commands["configure"]
+        offered = [s for a in parser._actions for s in a.option_strings
+                   if s not in ("-h", "--help", "--profile", "--debug", "--credential-process")]
+        self.assertEqual(offered, [aws_login._flag(o) for o in aws_login._OPTIONS if o.flag])
+        secrets = [o.name for o in aws_login._OPTIONS if not o.flag]
+        self.assertEqual(secrets, ["password", "passcode"])   # never on a command line
+        prompts = [o.prompt for o in aws_login._OPTIONS if o.prompt]
+        self.assertEqual(prompts, ["ECP Endpoint URL", "Username", "Enable Keyring",
+                                   "Duo Factor", "Role ARN"])   # awscli-login's, in its order
+
+    def test_every_default_is_what_a_profile_gets_unset(self):
+        profile = aws_login.Profile("p")
+        for option in aws_login._OPTIONS:
+            self.assertEqual(getattr(profile, option.name), option.default, option.name)
+
+
 class SettingsTest(HomeTestCase):
     def test_url_must_be_https_or_loopback_http(self):
         self.assertEqual(aws_login._check_url("https://idp.example.edu/idp/profile/SAML2/SOAP/ECP"),
@@ -7812,6 +7850,21 @@ class AwsCliPluginTest(LoginTestCase):
         registered["building-command-table.main"](main_table, session="s")
         registered["building-command-table.login"](login_table, session="s")
         return main_table, login_table
+
+    def test_aws_login_configure_offers_the_option_tables_plugin_options(self):
+        _, login_table = self.tables()
+        command = login_table["configure"]
+        self.assertEqual([(a["name"], a["help_text"]) for a in command.ARG_TABLE],
+                         [(aws_login._flag(o)[2:], o.help) for o in aws_login._OPTIONS
+                          if o.plugin])
+        args = type("Args", (), dict((a["name"].replace("-", "_"), None)
+                                     for a in command.ARG_TABLE))()
+        args.ecp_endpoint_url, args.refresh, args.chain_external_id = self.idp.url, "0", "ext-1"
+        code, err = self.run_main(command, args, type("Globals", (), {"profile": "plug"})())
+        self.assertEqual(code, 0, err)
+        profile = aws_login.read_profile("plug")
+        self.assertEqual((profile.ecp_endpoint_url, profile.refresh, profile.chain_external_id),
+                         (self.idp.url, False, "ext-1"))
 
     def test_the_aws_cli_global_options_reach_the_tool(self):
         main_table, login_table = self.tables()
