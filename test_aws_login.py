@@ -3928,6 +3928,16 @@ class StsAnswersTest(LoginTestCase):
             self.assertIn("%s: %s" % (code, message), run.stderr)
             self.assertIn(advice, run.stderr)
 
+    def test_a_server_error_is_retried_whatever_its_code_and_a_client_error_is_not(self):
+        for status, code, tries in ((500, "InternalError", 2), (503, "SomethingNew", 2),
+                                    (400, "SomethingNew", 1)):
+            del self.sts.requests[:]
+            self.sts.queue.append(sts_error(code, "went wrong", status=status,
+                                            type="Receiver" if status >= 500 else "Sender"))
+            run = self.tool(["login", "--force"], terminal=False)
+            self.assertEqual(run.code, 0 if tries == 2 else 7, (status, run))
+            self.assertEqual(len(self.sts.requests), tries, status)
+
     def test_throttling_is_bounded(self):
         self.sts.queue.extend([sts_error("Throttling", "Rate exceeded")] * 10)
         started = time.time()
@@ -5413,6 +5423,86 @@ class CredentialProcessTest(LoginTestCase):
         self.assertIsNone(aws_login._ProcessStore("default").cached())
         run = self.tool(["credential-process"], terminal=False)
         self.assertNotIn(_fake_credentials(1).secret_access_key, run.stdout)
+
+
+# ---------------------------------------------------------------------------
+# Renewal: one schedule for the refresher, the credential server and credential_process
+# ---------------------------------------------------------------------------
+
+class RenewalRuleTest(LoginTestCase):
+    """The one renewal rule, seen from every path that follows it: a renewal is
+    due 20 minutes before expiry, and credentials are handed out only while 15
+    minutes or more are left."""
+
+    def cache(self, seconds_left):
+        """A credential_process cache of profile default that has ``seconds_left``."""
+        store = aws_login._ProcessStore("default")
+        self.write(store.path, "%s\nexpires %d\nrole %s\n%s\n" % (
+            aws_login._CACHE_HEADER, time.time() + seconds_left, ADMIN,
+            aws_login._credential_process_json(_fake_credentials(7))))
+        return "ASIA%016d" % 7
+
+    def test_credential_process_on_every_route_serves_only_what_is_fresh(self):
+        self.configure(username="alice", factor="auto")    # no password: nothing can renew
+        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code, 0)
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(os.environ["AWS_CONFIG_FILE"]))
+        configured = shlex.split(parser.get("default", "credential_process"))
+        routes = {"the configured command": configured,
+                  "credential-process": [sys.executable, SCRIPT, "credential-process"],
+                  "the locked path (--debug)": [sys.executable, SCRIPT, "--debug",
+                                                "credential-process"]}
+        for route, words in sorted(routes.items()):
+            key = self.cache(15 * 60 + 30)
+            run = run_tool(words[1:], env=dict(os.environ), terminal=False,
+                           argv_prefix=words[:1])
+            self.assertEqual((run.code, json.loads(run.stdout or "{}").get("AccessKeyId")),
+                             (0, key), (route, run))
+            self.cache(15 * 60 - 30)
+            run = run_tool(words[1:], env=dict(os.environ), terminal=False,
+                           argv_prefix=words[:1])
+            self.assertEqual((run.code, run.stdout), (11, ""), (route, run))
+        self.assertEqual([r for r in self.idp.requests if r["authorization"]], [])
+
+    def test_env_hands_out_stored_credentials_only_while_fresh(self):
+        self.configure(username="alice", factor="auto")
+        for left, code in ((15 * 60 + 30, 0), (15 * 60 - 30, 11)):
+            aws_login._FileStore("default").write(aws_login.Credentials(
+                "ASIAOLD", "s", "t", aws_login._utc(time.time() + left)), ADMIN)
+            run = self.tool(["env"], terminal=False)
+            self.assertEqual(run.code, code, (left, run))
+            self.assertEqual("ASIAOLD" in run.stdout, code == 0, run)
+
+    def test_the_refresher_process_renews_20_minutes_before_expiry(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, refresh="true")
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        expires = aws_login._parse_timestamp(self.credentials()["aws_login_expiration"])
+        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
+        self.assertTrue(row["refresher_alive"], row)
+        self.assertEqual(aws_login._parse_timestamp(row["next_renewal"]).timestamp(),
+                         expires.timestamp() - 20 * 60)
+        self.assertTrue(_wait_for(lambda: b"_refresher_loop(" in _cmdline(row["refresher_pid"]),
+                                  10))
+        time.sleep(0.5)     # the loop writes its own record when it starts
+        row = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)[0]
+        self.assertEqual(aws_login._parse_timestamp(row["next_renewal"]).timestamp(),
+                         expires.timestamp() - 20 * 60)
+
+    def test_the_credential_server_renews_20_minutes_before_expiry_and_takes_only_fresh(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        now = [time.time()]
+        source = aws_login._ServedCredentials("default", clock=lambda: now[0])
+        source.renew()
+        self.assertEqual(source.next_at, source.credentials.expires_at.timestamp() - 20 * 60)
+        for left, taken in ((15 * 60 + 30, True), (15 * 60 - 30, False)):
+            source = aws_login._ServedCredentials("default", clock=lambda: now[0])
+            aws_login._FileStore("default").write(aws_login.Credentials(
+                "ASIASTORED", "s", "t", aws_login._utc(now[0] + left)), ADMIN)
+            source.renew()
+            self.assertEqual(source.credentials.access_key_id == "ASIASTORED", taken, left)
 
 
 # ---------------------------------------------------------------------------
