@@ -17,6 +17,8 @@ anything failed.  Select checks with INTEROP_ONLY=regex (matched on names).
 import base64
 import contextlib
 import errno
+import hashlib
+import hmac
 import json
 import os
 import pty
@@ -1723,18 +1725,49 @@ def tool_17_refresher_gives_up(py):
 # moto with signature checking, role chaining, exec/env, SigV4 vs botocore, fuzzing
 # --------------------------------------------------------------------------
 
+def moto_version():
+    """The moto that interop/run started (the venv's, whose Python runs us)."""
+    try:
+        import importlib.metadata
+        return "moto " + importlib.metadata.version("moto")
+    except Exception as e:      # not fatal: it only goes into messages
+        return "moto version unknown (%s)" % e
+
+
+def seen(status, body, limit=300):
+    """What came back, for a message: the status, the first bytes of the body
+    and which moto answered."""
+    if isinstance(body, str):
+        body = body.encode("utf-8", "replace")
+    return "HTTP %s, %d bytes%s: %r (%s)" % (status, len(body), ", first %d" % limit
+                                             if len(body) > limit else "", body[:limit],
+                                             moto_version())
+
+
+def http_post(url, data, headers, timeout=30):
+    """(status, body): an HTTP error status is an answer too, not an exception."""
+    req = urllib.request.Request(url, data=data, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
 def moto_reset_auth(value):
     """POST /moto-api/reset-auth to moto itself (not through the proxy).  moto
     lets the next ``value`` calls through unchecked and then verifies the SigV4
     signature (and authorises the action like IAM) of every call; "inf" turns
-    that off again.  An unsigned call (AssumeRoleWithSAML, as AWS defines it)
-    then fails: moto answers 500 for a request without Authorization."""
+    that off again."""
     need(MOTO_URL, "INTEROP_MOTO_URL is not set (interop/run passes it)")
-    req = urllib.request.Request(MOTO_URL + "/moto-api/reset-auth", data=str(value).encode(),
-                                 method="POST", headers={"Content-Type": "text/plain"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        doc = json.loads(r.read().decode())
-    need(doc.get("status") == "ok", "moto reset-auth %s answered %r" % (value, doc))
+    status, body = http_post(MOTO_URL + "/moto-api/reset-auth", str(value).encode(),
+                             {"Content-Type": "text/plain"})
+    try:
+        doc = json.loads(body.decode())
+    except ValueError:
+        doc = None
+    need(status == 200 and isinstance(doc, dict) and doc.get("status") == "ok",
+         "moto reset-auth %s answered %s" % (value, seen(status, body)))
     return doc
 
 
@@ -1749,16 +1782,48 @@ def moto_auth(free_calls):
         moto_reset_auth("inf")
 
 
-def unsigned_gci():
-    """HTTP status of an unsigned GetCallerIdentity through the proxy."""
-    req = urllib.request.Request(STS_URL + "/", data=b"Action=GetCallerIdentity&Version=2011-06-15",
-                                 method="POST",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+def sigv4_headers(url, body, key, secret, region=REGION, service="sts", token=None):
+    """Headers of a SigV4-signed POST of a form ``body`` to ``url`` (the harness's
+    own small signer: its probes must not depend on the tool under test)."""
+    host = urllib.parse.urlsplit(url).netloc
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8",
+               "host": host, "x-amz-date": amz_date}
+    if token:
+        headers["x-amz-security-token"] = token
+    names = sorted(headers)
+    canonical = "\n".join(["POST", urllib.parse.urlsplit(url).path or "/", ""]
+                          + ["%s:%s" % (n, headers[n]) for n in names]
+                          + ["", ";".join(names), hashlib.sha256(body).hexdigest()])
+    scope = "%s/%s/%s/aws4_request" % (amz_date[:8], region, service)
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    k = ("AWS4" + secret).encode()
+    for part in (amz_date[:8], region, service, "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    headers["authorization"] = ("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, "
+                                "Signature=%s" % (key, scope, ";".join(names),
+                                                  hmac.new(k, to_sign.encode(),
+                                                           hashlib.sha256).hexdigest()))
+    del headers["host"]     # urllib sends the same netloc itself
+    return headers
+
+
+def moto_gci_probe(key, secret, token=None):
+    """(status, body) of a GetCallerIdentity sent straight to moto (not through
+    the proxy: no record), SigV4-signed with ``key`` and ``secret`` for
+    sts/us-east-1.  Signed, because moto routes a request by its Authorization
+    header's credential scope: it verifies nothing while checking is off, so
+    any secret passes then, and with checking on a wrong secret for a key it
+    knows is refused (403 SignatureDoesNotMatch).  An unsigned request is
+    routed by its Action only for AssumeRoleWithSAML/WebIdentity; moto 5.2
+    sends an unsigned GetCallerIdentity to its S3 backend (default service),
+    which answered 500 in 5.2.6 (and whatever S3 made of it before): it said
+    nothing about STS's checking."""
+    body = b"Action=GetCallerIdentity&Version=2011-06-15"
+    need(MOTO_URL, "INTEROP_MOTO_URL is not set (interop/run passes it)")
+    return http_post(MOTO_URL + "/", body, sigv4_headers(MOTO_URL + "/", body, key, secret,
+                                                         token=token))
 
 
 class Plain(object):
@@ -1833,10 +1898,11 @@ def tool_18_whoami_signed(py):
     secret = creds_value(home, "p18", "aws_secret_access_key")
     token = creds_value(home, "p18", "aws_session_token")
     with moto_auth(0):
-        # negative control: moto now refuses what is not signed
-        status = unsigned_gci()
-        need(status >= 400, "signature checking on, but moto answered an unsigned "
-             "GetCallerIdentity with HTTP %s" % status)
+        # negative control: moto now refuses a wrong signature made with a key it knows
+        status, body = moto_gci_probe(key, altered(secret), token)
+        need(status == 403 and b"SignatureDoesNotMatch" in body,
+             "signature checking on, but moto answered a GetCallerIdentity signed with a wrong "
+             "secret with " + seen(status, body) + " (expected 403 SignatureDoesNotMatch)")
         before = records()
         p = tool_plain(home, "--profile", "p18", "whoami", "--output", "json")
         need(p.rc == 0, "whoami: exit %s" % p.rc, p.transcript())
@@ -1889,8 +1955,11 @@ def tool_18_whoami_signed(py):
         p = tool_plain(home, "--profile", "p18", "whoami")
         need(p.rc == 0 and ALICE_ARN in p.stdout, "whoami (text) with the keys restored: exit %s"
              % p.rc, p.transcript())
-    status = unsigned_gci()
-    need(status == 200, "signature checking still on after the check (HTTP %s)" % status)
+    # and off again: the same wrong signature passes, and it reached STS
+    status, body = moto_gci_probe(key, altered(secret), token)
+    need(status == 200 and b"<GetCallerIdentityResult>" in body and ALICE_ARN.encode() in body,
+         "signature checking still on after the check: a GetCallerIdentity signed with a wrong "
+         "secret got " + seen(status, body) + " (expected 200 and alice's ARN from STS)")
 
 
 CHAINED_ROLE_NAME = "Chained"
