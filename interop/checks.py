@@ -469,7 +469,9 @@ class Home(object):
             ver = python_version(python)
             kdir = KEYRING_DIRS.get(ver)
             if not kdir:
-                raise Skip("no keyring install for Python %s" % ver)
+                raise Skip("no keyring install for Python %s (interop/run installs one per "
+                           "interop/pins/keyring-py%s.txt; installed: %s)"
+                           % (ver, ver, ", ".join(sorted(KEYRING_DIRS)) or "none"))
             self.env["PYTHONPATH"] = kdir
             self.env["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
             self.env["XDG_DATA_HOME"] = os.path.join(self.dir, ".local", "share")
@@ -657,8 +659,11 @@ def ecp_post(url, user=None, password=None, jar=None, context=None):
         handlers.append(urllib.request.HTTPCookieProcessor(jar))
     opener = urllib.request.build_opener(*handlers)
     req = urllib.request.Request(url, data=AUTHN, headers=headers, method="POST")
-    with opener.open(req, timeout=30) as r:
-        return r.status, r.read()
+    try:
+        with opener.open(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:     # an answer too: callers check status and body
+        return e.code, e.read()
 
 
 def extract_response(envelope):
@@ -675,9 +680,10 @@ def extract_response(envelope):
 
 def infra_idp_a():
     status, body = ecp_post(IDP_A, "alice", "alice-pass")
-    need(status == 200, "HTTP %s" % status)
+    need(status == 200, "HTTP %s" % status, body[:800])
     need(b"status:Success" in body, "no Success status", body[:800])
-    need(b"role/Admin,arn:aws:iam::123456789012:saml-provider/IdP" in body, "no Role attribute")
+    need(b"role/Admin,arn:aws:iam::123456789012:saml-provider/IdP" in body, "no Role attribute",
+         body[:2000])
     check_signatures(extract_response(body), "infra-alice-a", response_signed=False)
 
 
@@ -700,14 +706,16 @@ def infra_idp_b():
     import http.cookiejar
     jar = http.cookiejar.CookieJar()
     status, body = ecp_post(IDP_B, "bob", "bob-pass", jar=jar)
-    need(status == 200 and b"status:Success" in body, "login failed", body[:800])
+    need(status == 200 and b"status:Success" in body, "login failed: HTTP %s" % status, body[:800])
     check_signatures(extract_response(body), "infra-bob-b", response_signed=True)
     status, body = ecp_post(IDP_B, jar=jar)
-    need(b"status:Success" in body, "IdP B: no session reuse with cookies", body[:800])
+    need(b"status:Success" in body, "IdP B: no session reuse with cookies (HTTP %s, cookies %r)"
+         % (status, sorted(c.name for c in jar)), body[:800])
     jar = http.cookiejar.CookieJar()
     ecp_post(IDP_A, "bob", "bob-pass", jar=jar)
     status, body = ecp_post(IDP_A, jar=jar)
-    need(b"status:Responder" in body, "IdP A: cookies stood in for the password (ForceAuthn off?)")
+    need(b"status:Responder" in body, "IdP A: cookies stood in for the password (ForceAuthn off?): "
+         "HTTP %s" % status, body[:800])
 
 
 def sts_assume(resp, role, provider, duration=None):
@@ -715,11 +723,26 @@ def sts_assume(resp, role, provider, duration=None):
             ("PrincipalArn", provider), ("SAMLAssertion", base64.b64encode(resp).decode())]
     if duration:
         form.append(("DurationSeconds", str(duration)))
-    req = urllib.request.Request(STS_URL + "/", data=urllib.parse.urlencode(form).encode(),
-                                 method="POST",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return r.read().decode()
+    status, body = http_post(STS_URL + "/", urllib.parse.urlencode(form).encode(),
+                             {"Content-Type": "application/x-www-form-urlencoded"})
+    if status != 200:
+        raise StsRefused(status, body)
+    return body.decode()
+
+
+class StsRefused(CheckFailed):
+    """A non-200 answer of STS (through the proxy) to sts_assume."""
+
+    def __init__(self, status, body):
+        CheckFailed.__init__(self, "STS (through the proxy) answered AssumeRoleWithSAML with "
+                             + seen(status, body))
+        self.status, self.body = status, body
+
+
+def expiration_in(answer):
+    m = re.search(r"<Expiration>(.*?)</Expiration>", answer)
+    need(m is not None, "no <Expiration> in the STS answer", answer[:2000])
+    return iso_epoch(m.group(1))
 
 
 def iso_epoch(text):
@@ -732,10 +755,10 @@ def iso_epoch(text):
 
 def infra_idp_dave():
     status, body = ecp_post(IDP_A, "dave", "dave-pass")
-    need(b"status:Success" in body, "dave login failed", body[:800])
+    need(b"status:Success" in body, "dave login failed: HTTP %s" % status, body[:800])
     need(re.search(rb"SessionDuration.*?>900<", body, re.S), "no SessionDuration 900 for dave")
     status, body = ecp_post(IDP_A, "erin", "erin-pass")
-    need(b"status:Success" in body, "erin login failed", body[:800])
+    need(b"status:Success" in body, "erin login failed: HTTP %s" % status, body[:800])
     need(re.search(rb"SessionDuration.*?>20<", body, re.S), "no SessionDuration 20 for erin")
     # Both ask STS for 900 s, as aws_login does (it clamps SessionDuration to
     # 900..43200).  The proxy drops DurationSeconds for erin's role only and
@@ -744,7 +767,7 @@ def infra_idp_dave():
     t0 = time.time()
     answer = sts_assume(extract_response(body), SHORT_LIVED_ROLE,
                         "arn:aws:iam::123456789012:saml-provider/IdP", 900)
-    left = iso_epoch(re.search(r"<Expiration>(.*?)</Expiration>", answer).group(1)) - t0
+    left = expiration_in(answer) - t0
     need(10 <= left <= 30, "erin's credentials expire in %.0fs, expected about 20" % left, answer)
     rec = new_records(before, "AssumeRoleWithSAML")
     need(len(rec) == 1 and rec[0]["form"].get("DurationSeconds") == "900"
@@ -755,7 +778,7 @@ def infra_idp_dave():
     t0 = time.time()
     answer = sts_assume(extract_response(body), "arn:aws:iam::123456789012:role/Refresher",
                         "arn:aws:iam::123456789012:saml-provider/IdP", 900)
-    left = iso_epoch(re.search(r"<Expiration>(.*?)</Expiration>", answer).group(1)) - t0
+    left = expiration_in(answer) - t0
     need(880 <= left <= 920, "dave's credentials expire in %.0fs, expected 900" % left, answer)
     rec = new_records(before, "AssumeRoleWithSAML")
     need(len(rec) == 1 and "dropped_duration_seconds" not in rec[0],
@@ -771,12 +794,15 @@ def infra_sts():
         "RoleArn": "arn:aws:iam::210987654321:role/ReadOnly",
         "PrincipalArn": "arn:aws:iam::210987654321:saml-provider/IdP",
         "SAMLAssertion": base64.b64encode(resp).decode()}).encode()
-    req = urllib.request.Request(STS_URL + "/", data=form, method="POST",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        answer = r.read().decode()
-    keys = {k: re.search("<%s>(.*?)</%s>" % (k, k), answer).group(1)
-            for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+    status, body = http_post(STS_URL + "/", form,
+                             {"Content-Type": "application/x-www-form-urlencoded"})
+    need(status == 200, "AssumeRoleWithSAML (bob, ReadOnly) through the proxy: " + seen(status, body))
+    answer = body.decode("utf-8", "replace")
+    keys = {}
+    for k in ("AccessKeyId", "SecretAccessKey", "SessionToken"):
+        m = re.search("<%s>(.*?)</%s>" % (k, k), answer)
+        need(m is not None, "no <%s> in STS's answer: %s" % (k, seen(status, body)))
+        keys[k] = m.group(1)
     recs = new_records(before, "AssumeRoleWithSAML")
     need(len(recs) == 1, "proxy recorded %d AssumeRoleWithSAML" % len(recs))
     need(saml_from_record(recs[0]) == resp, "recorded SAMLAssertion differs from what was sent")
@@ -788,13 +814,10 @@ def infra_sts():
     need(rc == 0 and arn == BOB_READONLY_ARN, "aws sts get-caller-identity gave %r" % arn, out)
     # a role the assertion does not grant: refused like real STS
     form = form.replace(b"ReadOnly", b"Other")
-    req = urllib.request.Request(STS_URL + "/", data=form, method="POST",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
-    try:
-        urllib.request.urlopen(req, timeout=30)
-        raise CheckFailed("role not in the assertion was accepted")
-    except urllib.error.HTTPError as e:
-        need(e.code == 403 and b"AccessDenied" in e.read(), "expected 403 AccessDenied, got %s" % e.code)
+    status, body = http_post(STS_URL + "/", form,
+                             {"Content-Type": "application/x-www-form-urlencoded"})
+    need(status == 403 and b"AccessDenied" in body, "a role not in the assertion: expected 403 "
+         "AccessDenied, got " + seen(status, body))
 
 
 def infra_pty():
@@ -1106,7 +1129,9 @@ def tool_5_wrong_password(py):
 def keyring_call(home, code):
     p = subprocess.run([home.python, "-c", "import keyring,sys\n" + code], env=home.env,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-    need(p.returncode == 0, "keyring helper failed", p.stderr.decode())
+    need(p.returncode == 0, "keyring helper failed (exit %s) under %s with PYTHONPATH=%s"
+         % (p.returncode, home.python, home.env.get("PYTHONPATH")),
+         "stdout: " + p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"))
     return p.stdout.decode().strip()
 
 
@@ -2174,7 +2199,8 @@ def check_fuzz():
                                 ("ecp-idp-b-bob-signed-response.xml", IDP_B, "bob", "bob-pass"),
                                 ("ecp-idp-a-wrong-password.xml", IDP_A, "alice", "WRONG")):
         status, body = ecp_post(url, user, pw)
-        need(status == 200 and b"Envelope" in body, "IdP answer for %s: HTTP %s" % (name, status))
+        need(status == 200 and b"Envelope" in body, "IdP answer for %s: HTTP %s" % (name, status),
+             body[:800])
         seeds[name] = body
     # STS answers as the proxy recorded them: success, and a refusal
     before = records()
@@ -2184,11 +2210,12 @@ def check_fuzz():
         sts_assume(extract_response(seeds["ecp-idp-a-alice.xml"]),
                    "arn:aws:iam::123456789012:role/NotGranted",
                    "arn:aws:iam::123456789012:saml-provider/IdP")
-    except urllib.error.HTTPError:
+    except StsRefused:
         pass
     recs = new_records(before, "AssumeRoleWithSAML")
     need(len(recs) == 2 and recs[0]["status"] == 200 and recs[1]["status"] == 403,
-         "STS seeds: %r" % [r["status"] for r in recs])
+         "STS seeds: %r" % [r["status"] for r in recs],
+         "\n".join("%s: %r" % (r["status"], r.get("response", "")[:300]) for r in recs))
     seeds["sts-assume-role-with-saml.xml"] = recs[0]["response"].encode("utf-8")
     seeds["sts-error-access-denied.xml"] = recs[1]["response"].encode("utf-8")
     for name, data in seeds.items():
