@@ -2549,6 +2549,9 @@ def check_plugin_enable():
     return "enable, aws login (--ca-bundle), get-caller-identity, factor=off, disable, rollback"
 
 
+BUILD_PINS = os.path.join(HERE, "pins", "build.txt")
+
+
 def check_pip_install():
     """`pip install .` in a fresh venv gives an `aws-login` command; the module stays
     one file and nothing else is installed with it."""
@@ -2560,8 +2563,11 @@ def check_pip_install():
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     before = set(subprocess.check_output([os.path.join(venv, "bin", "pip"), "freeze",
                                           "--all"]).decode().splitlines())
+    # the build backend pip fetches for its isolated build: pinned (PIP_CONSTRAINT
+    # reaches the pip that fills the build environment)
     p = subprocess.run([os.path.join(venv, "bin", "pip"), "install", "--no-input", "-q", src],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300,
+                       env=dict(E, PIP_CONSTRAINT=BUILD_PINS))
     need(p.returncode == 0, "pip install .: exit %s" % p.returncode, p.stdout.decode()[-3000:])
     after = set(subprocess.check_output([os.path.join(venv, "bin", "pip"), "freeze",
                                          "--all"]).decode().splitlines())
