@@ -56,19 +56,42 @@ GUARDS = [
     # names and paths that become file names, URLs, ids
     "_profile_name", "_check_url", "_check_external_id", "_check_role_name",
     "_check_passcode", "_check_header_name", "_session_name", "_quote_name",
-    # cache freshness and lifetimes
-    "_read_cache", "_check_lifetime", "_renewal_time",
+    # options: the one table's checks, and what a flag sets for one run
+    "_check_option", "_check_bool", "_check_factor", "Profile.override", "Profile.where",
+    "_configured_value",
+    # the one renewal schedule, the cache reader the fast path embeds, lifetimes
+    "_fresh", "_cache_entry", "_check_lifetime", "_RenewalSchedule.renewal_time",
+    "_RenewalSchedule.renewed", "_RenewalSchedule.failed", "_RenewalSchedule.due",
+    "_RenewalSchedule.sleep", "_RefresherJob.__init__", "_credential_process", "_serve_cached",
+    # the one store
+    "_FileStore.write", "_FileStore._remove", "_ProcessStore.remove", "_ProcessStore.forget",
     # the role menu and its bounds
     "_role_menu", "_choose_role", "Terminal.choose",
-    # STS advice a person acts on
-    "_sts_advice",
+    # prompts, the password, the first request, hints
+    "Terminal.secret", "_ask_password", "_IdPSession.reuse", "_how_run", "_run_hint",
+    "_unrecognized", "_describe_network_error",
+    # STS: advice a person acts on, what is retried
+    "_sts_advice", "_sts_credentials", "_parse_sts_answer",
     # the signature-preserving extraction of the SAML Response
     "_response_bytes", "_checked_assertion",
     # SigV4
     "_canonical_request", "_string_to_sign", "sign_request",
     # locks, pids and the refresher
     "_refresher_state", "_locked_by_another", "_process_start", "_stop_refresher",
-    "_login_lock", "_is_ours",
+    "_is_ours",
+]
+
+# The constants a rule is made of (margins, retry rules, bounds, escapes, quotes,
+# option words): a number is halved and doubled, a tuple or list loses one
+# element at a time.
+RULES = [
+    "_MIN_LEFT", "_RenewalSchedule.RENEW_BEFORE", "_RenewalSchedule.RETRY_MAX",
+    "_RenewalSchedule.MIN_INTERVAL", "_RenewalSchedule.TIME_LIMIT", "_RenewalSchedule.SLICE",
+    "_STS_ATTEMPTS", "_STS_TRANSIENT_CODES", "_MIN_LIFETIME", "_CLOCK_SKEW_MAX",
+    "_FACTORS", "_FACTOR_OFF_WORDS", "_DUO_FACTOR_HEADERS", "_DUO_PASSCODE_HEADERS",
+    "_CONTROL_CODES", "_POWERSHELL_QUOTES", "_ENV_UNSET", "_SERVER_UNSET", "_SHADOWING_OPTIONS",
+    "_PLAIN_HTTP_REASONS", "_MAX_ANSWER_BYTES", "_MAX_XML_DEPTH", "_MAX_XML_NAMESPACES",
+    "_MAX_LINE", "_MAX_HEADERS", "_CONNECT_TIMEOUT", "_LOCK_TIMEOUT",
 ]
 
 FLIPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
@@ -176,15 +199,64 @@ def _return_early(func):
     func.body[first:first] = [ast.Return(value=ast.Constant(value=None))]
 
 
+def find_constant(tree, name):
+    """The assignment of constant ``name`` (``Class.NAME`` for a class attribute)."""
+    owner, _, name = name.rpartition(".")
+    body = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == owner][0].body \
+        if owner else tree.body
+    found = [n for n in body if isinstance(n, ast.Assign) and
+             any(isinstance(t, ast.Name) and t.id == name for t in n.targets)]
+    if len(found) != 1:
+        raise SystemExit("mutate: %d assignments of %s in %s" % (len(found), name, TOOL))
+    return found[0]
+
+
+def constant_sites(assign):
+    """[(description, apply)] for a constant: numbers halved and doubled, each
+    element of a tuple or list (or of a string of quote characters) left out."""
+    found = []
+    for index, node in enumerate(ast.walk(assign.value)):
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float) \
+                and not isinstance(node.value, bool):
+            for word, change in (("halve", lambda v: v // 2 if isinstance(v, int) else v / 2),
+                                 ("double", lambda v: v * 2 if v else 1)):
+                found.append(("line %d: %s %r" % (node.lineno, word, node.value),
+                              _change_constant(index, change)))
+        if isinstance(node, (ast.Tuple, ast.List)) and node.elts:
+            for i in range(len(node.elts)):
+                found.append(("line %d: leave out element %d (%s)" % (
+                    node.lineno, i, ast.unparse(node.elts[i])[:30]), _leave_out(index, i)))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                1 < len(node.value) <= 8 and assign.value is node:
+            for i in range(len(node.value)):
+                found.append(("line %d: leave out character %d" % (node.lineno, i),
+                              _change_constant(index, lambda v, i=i: v[:i] + v[i + 1:])))
+    return found
+
+
+def _change_constant(index, change):
+    def apply(assign):
+        node = list(ast.walk(assign.value))[index]
+        node.value = change(node.value)
+    return apply
+
+
+def _leave_out(index, i):
+    def apply(assign):
+        node = list(ast.walk(assign.value))[index]
+        del node.elts[i]
+    return apply
+
+
 def rewrite(source, tree, name, apply=None):
-    """``source`` with function ``name`` replaced by its unparsed text, edited by
-    ``apply`` when given."""
-    func = find_function(tree, name)
+    """``source`` with function (or, from RULES, constant) ``name`` replaced by its
+    unparsed text, edited by ``apply`` when given."""
+    func = find_constant(tree, name) if name in RULES else find_function(tree, name)
     edited = copy.deepcopy(func)
     if apply:
         apply(edited)
     ast.fix_missing_locations(edited)
-    first = min([func.lineno] + [d.lineno for d in func.decorator_list])
+    first = min([func.lineno] + [d.lineno for d in getattr(func, "decorator_list", [])])
     indent = " " * func.col_offset
     text = "\n".join((indent + line) if line.strip() else line
                      for line in ast.unparse(edited).splitlines())
@@ -297,7 +369,7 @@ def main(argv=None):
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
     parser.add_argument("--quick", action="store_true",
                         help="only the tests that mention the function, not the whole suite")
-    parser.add_argument("--only", help="comma-separated functions from GUARDS")
+    parser.add_argument("--only", help="comma-separated names from GUARDS and RULES")
     parser.add_argument("--timeout", type=float, default=300,
                         help="seconds a run may take before it counts as a hang (300)")
     parser.add_argument("--target", type=float, default=90, help="kill rate to reach (90)")
@@ -306,16 +378,18 @@ def main(argv=None):
     parser.add_argument("--no-control", action="store_true",
                         help="skip the control run of the unparsed, unedited guards")
     args = parser.parse_args(argv)
-    guards = args.only.split(",") if args.only else GUARDS
-    unknown = sorted(set(guards) - set(GUARDS))
+    guards = args.only.split(",") if args.only else GUARDS + RULES
+    unknown = sorted(set(guards) - set(GUARDS + RULES))
     if unknown:
-        parser.error("not in GUARDS: %s" % ", ".join(unknown))
+        parser.error("not in GUARDS or RULES: %s" % ", ".join(unknown))
 
     source = open(os.path.join(ROOT, TOOL)).read()
     tree = ast.parse(source)
     mutants = []
     for name in guards:
-        for description, apply in sites(find_function(tree, name)):
+        found = constant_sites(find_constant(tree, name)) if name in RULES else \
+            sites(find_function(tree, name))
+        for description, apply in found:
             mutants.append((name, description, rewrite(source, tree, name, apply)))
     if args.list:
         for name, description, _ in mutants:

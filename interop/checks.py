@@ -1216,7 +1216,8 @@ def tool_7_logout(py):
 
 def tool_8_bootstrap(py):
     """cat aws_login.py | python - login, through the pty: returns at once, and the
-    refresher it forks holds none of the pty, the pipes or the session."""
+    refresher it forks holds none of the pty, the pipes or the session, and is the
+    same small interpreter as from a file."""
     home = Home("t8", py)
     configure_flags(home, "p8", IDP_A, "alice")
     with open(TOOL, "rb") as f:
@@ -1234,8 +1235,14 @@ def tool_8_bootstrap(py):
     pid = refresher_pid_from(t)
     need_refresher(home, "p8", pid)
     need_detached(pid, home, t)
-    need(proc_cmdline(pid).split()[:2] == [py, "-"],
-         "refresher is not the piped program: %r" % proc_cmdline(pid))
+    # piped in, it still starts as from a file: a fresh, small interpreter, our
+    # code handed to it through a descriptor
+    command = proc_cmdline(pid)
+    need(command.split()[:2] != [py, "-"] and "_refresher_loop(" in command,
+         "refresher is the piped program itself, not a fresh interpreter: %r" % command)
+    with open("/proc/%d/status" % pid) as f:
+        rss = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+    need(rss < 20000, "refresher %d uses %d kB (a fresh one uses about 12000)" % (pid, rss))
     rc, arn, out = caller_identity(home, "p8")
     need(rc == 0 and arn == ALICE_ARN, "get-caller-identity: rc %s arn %r" % (rc, arn), out)
     # logout the same way stops it
@@ -2384,7 +2391,7 @@ def tool_checks(py):
         ("5k keyring: stale stored password re-prompted and replaced", tool_5k_keyring),
         ("6 IdP session reuse (IdP B): no password after logout", tool_6_session_reuse),
         ("7 logout: only the profile's section removed", tool_7_logout),
-        ("8 bootstrap: cat aws_login.py | python - login returns at once, refresher detached",
+        ("8 bootstrap: cat aws_login.py | python - login returns at once, refresher detached and small",
          tool_8_bootstrap),
         ("9 no terminal -> exit 11", tool_9_no_terminal),
         ("10 Ctrl-C at Password -> exit 130", tool_10_interrupt),
