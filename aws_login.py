@@ -4732,12 +4732,6 @@ _SHADOWING_OPTIONS = ("aws_access_key_id", "credential_process", "role_arn",
                       "web_identity_token_file", "sso_session", "sso_start_url")
 
 
-def _stored_role(name):
-    """The SAML role ARN of profile ``name``'s stored credentials (ours only), or None."""
-    stored = _credential_store(name).role()
-    return stored.role_arn if stored else None
-
-
 class _ServedCredentials(object):
     """What a credential server hands out: one profile's credentials, in memory.
 
@@ -4784,7 +4778,8 @@ class _ServedCredentials(object):
         outlive ours.  True when taken."""
         now = self.clock()
         try:
-            stored, role_arn = stored_credentials(self.name), _stored_role(self.name)
+            store = _credential_store(self.name)
+            stored, role_arn = store.read(), (store.role() or (None, None))[0]
         except AwsLoginError as e:
             _debug("stored credentials of %s not used: %s" % (self.name, e))
             return False
