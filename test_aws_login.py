@@ -1427,12 +1427,58 @@ class Run(object):
             self.code, self.stdout, self.stderr, self.tty)
 
 
+# How the tool starts.  The README's route, `python3 aws_login.py ...`,
+# compiles the whole 250 KB file on every start (Python caches no bytecode
+# for a script): some 40-90 ms of CPU, about 470 times a run, most of the
+# suite's CPU.  So most tests start the same file, still as a real process on
+# the pty, from cached bytecode (BYTECODE_START; run_all writes the bytecode
+# before the workers start): the script's folder first on sys.path and the
+# current folder not on it, as for `python3 aws_login.py`, and argv[0] the
+# script's path, so that usage lines and hints name `python3 /path/aws_login.py`
+# as they would on the README's route.  The module is then named aws_login,
+# not __main__, which the tool never looks at.  Tests marked @readme_route
+# start the tool as the README says (README_START) instead.
+README_START = [sys.executable, SCRIPT]
+BYTECODE_START = [sys.executable, "-c",
+                  "import sys; sys.argv[0] = %r; sys.path[:] = [%r] + [p for p in sys.path "
+                  "if p]; import aws_login; sys.exit(aws_login.main())" % (SCRIPT, HERE)]
+_readme_route = [False]     # set for the running test by HomeTestCase.setUp
+
+
+def readme_route(test):
+    """Marks a test that starts the tool as the README does, `python3 aws_login.py
+    ...` on a pty, compiling the file each time: a handful of tests keep that
+    route honest (a login with every prompt, the role menu, Ctrl-C at a prompt,
+    configure, configure --credential-process, a refresher and logout) while
+    the rest start from bytecode.  HintTest.test_from_the_file and
+    CommandLineTest.test_help_lists_the_commands start both ways and expect
+    the same text.  The pipe into `python3 -`, the installed `aws-login`,
+    --password-stdin and the configured credential_process command have tests
+    of their own that start them as they are (argv_prefix)."""
+    test.readme_route = True
+    return test
+
+
+def cache_bytecode():
+    """Write aws_login.py's bytecode beside it for this Python, once, before
+    the workers start: otherwise each BYTECODE_START compiles it again
+    (PYTHONDONTWRITEBYTECODE is set here, and anyway parallel first imports
+    would all compile).  The import system checks it against the source."""
+    import py_compile
+    try:
+        py_compile.compile(SCRIPT, doraise=True)
+    except (OSError, py_compile.PyCompileError) as e:   # slower, still right
+        sys.stderr.write("no bytecode cached for %s: %s\n" % (SCRIPT, e))
+
+
 def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
              argv_prefix=None):
     """Run aws_login.py as a real process.  ``answers`` is a list of
     (prompt, reply): each reply is typed once ``prompt`` has appeared on the
-    terminal.  Fails the test if a prompt never appears or the run hangs."""
-    command = (argv_prefix or [sys.executable, SCRIPT]) + list(args)
+    terminal.  Fails the test if a prompt never appears or the run hangs.
+    The tool starts as ``argv_prefix`` says, else as the README says in a
+    test marked @readme_route, else from cached bytecode."""
+    command = (argv_prefix or (README_START if _readme_route[0] else BYTECODE_START)) + list(args)
     master = slave = None
     if terminal:
         master, slave = os.openpty()
@@ -1508,6 +1554,8 @@ class HomeTestCase(unittest.TestCase):
     """Each test in a fresh home: config, credentials, cookies and env of its own."""
 
     def setUp(self):
+        _readme_route[0] = getattr(getattr(self, self._testMethodName), "readme_route", False)
+        self.addCleanup(_readme_route.__setitem__, 0, False)
         self.home = tempfile.mkdtemp(prefix="aws-login-test-")
         self.addCleanup(shutil.rmtree, self.home, True)
         self.saved_env = dict(os.environ)
@@ -1981,6 +2029,7 @@ class SettingsTest(HomeTestCase):
 # ---------------------------------------------------------------------------
 
 class PromptsTest(LoginTestCase):
+    @readme_route
     def test_first_login_asks_username_password_and_factor(self):
         self.configure()
         run = self.tool(["login"], [("Username [", "alice"), ("Password: ", PASSWORD),
@@ -2023,6 +2072,7 @@ class PromptsTest(LoginTestCase):
         self.assertNotIn("X-Shibboleth-Duo-Factor", headers)
         self.assertEqual(headers["X-My-Code"], "999")
 
+    @readme_route
     def test_menu_grouped_by_account_asks_again_on_bad_input(self):
         self.configure(username="bob", factor="auto")
         run = self.tool(["login"], [("Password: ", "bob-pass"), ("Selection: ", "7"),
@@ -4654,6 +4704,7 @@ class FailureTest(LoginTestCase):
         run = self.login_fails(8, ".*connection refused", answers=())
         self.assertNotIn("Password", run.tty)
 
+    @readme_route
     def test_ctrl_c_at_a_prompt_exits_130_and_writes_nothing(self):
         run = self.tool(["login"], [("Password: ", b"\x03")])
         self.assertEqual(run.code, aws_login._EXIT_INTERRUPTED, run)
@@ -5227,6 +5278,7 @@ class CredentialProcessTest(LoginTestCase):
         return run_tool(command[1:], answers, env=dict(os.environ), terminal=terminal,
                         argv_prefix=command[:1])
 
+    @readme_route
     def test_configure_edits_only_that_line(self):
         text = self.read(self.aws_config)
         line = [l for l in text.split("\r\n") if l.startswith("credential_process")][0]
@@ -5488,6 +5540,7 @@ class RefresherProcessTest(LoginTestCase):
         self.assertTrue(match, run)
         return int(match.group(1))
 
+    @readme_route
     def test_renews_before_expiry_and_logout_stops_it(self):
         started = time.time()
         run = self.tool(["login"], terminal=False,
@@ -6164,6 +6217,7 @@ class LogoutTest(LoginTestCase):
 
 
 class ConfigureTest(LoginTestCase):
+    @readme_route
     def test_prompts_validate_and_reask(self):
         self.write(self.config_file, "# my settings\n[other]\nusername = x\n")
         run = self.tool(["configure"], [
@@ -7429,10 +7483,12 @@ class CommandLineTest(LoginTestCase):
         self.assertIn("reserved", run.stderr)
 
     def test_help_lists_the_commands(self):
-        run = self.tool(["--help"], terminal=False)
-        self.assertEqual(run.code, 0)
-        for command in ("configure", "login", "logout", "credential-process", "status"):
-            self.assertIn(command, run.stdout)
+        for start in (README_START, BYTECODE_START):       # the same usage either way
+            run = self.tool(["--help"], terminal=False, argv_prefix=start)
+            self.assertEqual(run.code, 0)
+            self.assertTrue(run.stdout.startswith("usage: aws_login.py "), run)
+            for command in ("configure", "login", "logout", "credential-process", "status"):
+                self.assertIn(command, run.stdout)
 
 
 class HintTest(HomeTestCase):
@@ -7446,11 +7502,15 @@ class HintTest(HomeTestCase):
         self.assertNotIn("  ", run.stderr)
 
     def test_from_the_file(self):
-        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False)
-        self.assert_one_error(run, 3, "run `python3 %s --profile prod configure`" % SCRIPT)
-        run = run_tool(["whoami"], env=dict(os.environ), terminal=False)
-        self.assert_one_error(run, 10, "not logged in to profile default: run `python3 %s "
-                                       "login`" % SCRIPT)
+        # The README's route, and the bytecode start most tests use, which must
+        # name the file just as it does.
+        for start in (README_START, BYTECODE_START):
+            run = run_tool(["--profile", "prod", "login"], env=dict(os.environ),
+                           terminal=False, argv_prefix=start)
+            self.assert_one_error(run, 3, "run `python3 %s --profile prod configure`" % SCRIPT)
+            run = run_tool(["whoami"], env=dict(os.environ), terminal=False, argv_prefix=start)
+            self.assert_one_error(run, 10, "not logged in to profile default: run `python3 %s "
+                                           "login`" % SCRIPT)
 
     def test_from_the_installed_command(self):
         bin_dir = os.path.join(self.home, "bin")
@@ -7882,6 +7942,7 @@ def run_all(argv=()):
     if "--list" in args:
         print("\n".join(_test_name(t) for t in tests))
         return 0
+    cache_bytecode()
     queue = ([_test_name(t) for t in tests if getattr(t, "SLOW", False)] +
              [_test_name(t) for t in tests if not getattr(t, "SLOW", False)])
     started, counts, reports = time.time(), {"pass": 0, "fail": 0, "skip": 0}, []
