@@ -1471,6 +1471,63 @@ def cache_bytecode():
         sys.stderr.write("no bytecode cached for %s: %s\n" % (SCRIPT, e))
 
 
+def _talk(proc, master, slave, pending, deadline):
+    """Read the terminal and type each answer once its prompt shows, until the
+    tool exits; returns (what the terminal showed, answers never typed).  The
+    tool's exit wakes us at once (a thread waits for it); then a mark that we
+    write to the terminal ourselves follows everything the tool wrote there,
+    so the rest is read up to the mark, without waiting for a silence."""
+    wake_r, wake_w = os.pipe()
+
+    def wait():
+        proc.wait()
+        os.write(wake_w, b"x")
+    waiter = threading.Thread(target=wait)
+    waiter.daemon = True
+    waiter.start()
+    mark = ("[run_tool: the tool exited %s]" % uuid.uuid4().hex).encode()
+    os.set_blocking(slave, False)       # the mark waits while the terminal is full
+    tty, seen, interrupted, exited, marked, done = b"", 0, None, False, False, False
+    try:
+        while not done:
+            if exited and not marked:
+                try:
+                    marked = os.write(slave, mark) == len(mark)
+                except BlockingIOError:
+                    pass
+            ready = select.select([master] + ([] if exited else [wake_r]), [], [], 0.05)[0]
+            if wake_r in ready:
+                exited = True
+            if master in ready:
+                try:
+                    tty += os.read(master, 4096)
+                except OSError:
+                    pass
+                if marked and mark in tty:
+                    tty, done = tty[:tty.index(mark)], True
+            if pending and pending[0][0].encode() in tty[seen:]:
+                seen = tty.index(pending[0][0].encode(), seen) + len(pending[0][0])
+                reply = pending.pop(0)[1]       # bytes go as they are (b"\x03" is Ctrl-C)
+                os.write(master, reply if isinstance(reply, bytes) else reply.encode() + b"\n")
+                interrupted = time.time() if reply == b"\x03" else None
+            elif interrupted and time.time() - interrupted > 2 and not exited:
+                os.write(master, b"\x03")      # pressed again, as a person would
+                interrupted = time.time()
+            if time.time() > deadline and not done:
+                proc.kill()
+                raise AssertionError("the tool hung; terminal so far: %r" % tty)
+    finally:
+        if waiter.is_alive():
+            proc.kill()
+            waiter.join(5)
+        os.close(wake_r)
+        if not waiter.is_alive():       # else it may still write: leave the fd to it
+            os.close(wake_w)
+        os.close(master)
+        os.close(slave)
+    return tty, pending
+
+
 def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
              argv_prefix=None):
     """Run aws_login.py as a real process.  ``answers`` is a list of
@@ -1501,34 +1558,9 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
         proc.stdin.close()
     except BrokenPipeError:
         pass
-    tty, seen, pending, interrupted = b"", 0, list(answers), None
-    deadline = time.time() + timeout
-    while terminal:
-        if proc.poll() is not None:
-            ready = select.select([master], [], [], 0.05)[0]
-            if not ready:
-                break
-        else:
-            ready = select.select([master], [], [], 0.05)[0]
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                chunk = b""
-            if not chunk and proc.poll() is not None:
-                break
-            tty += chunk
-        if pending and pending[0][0].encode() in tty[seen:]:
-            seen = tty.index(pending[0][0].encode(), seen) + len(pending[0][0])
-            reply = pending.pop(0)[1]       # bytes go as they are (b"\x03" is Ctrl-C)
-            os.write(master, reply if isinstance(reply, bytes) else reply.encode() + b"\n")
-            interrupted = time.time() if reply == b"\x03" else None
-        elif interrupted and time.time() - interrupted > 2 and proc.poll() is None:
-            os.write(master, b"\x03")      # pressed again, as a person would
-            interrupted = time.time()
-        if time.time() > deadline:
-            proc.kill()
-            raise AssertionError("the tool hung; terminal so far: %r" % tty)
+    tty, pending, deadline = b"", list(answers), time.time() + timeout
+    if terminal:
+        tty, pending = _talk(proc, master, slave, pending, deadline)
     try:
         proc.wait(max(1, deadline - time.time()))
     except subprocess.TimeoutExpired:
@@ -1539,9 +1571,6 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
         if r.is_alive():
             raise AssertionError("the tool exited but its stdout/stderr stayed open: "
                                  "a child it left behind holds them")
-    if terminal:
-        os.close(master)
-        os.close(slave)
     if pending:
         raise AssertionError("prompt %r never came; terminal: %r, stderr: %r"
                              % (pending[0][0], tty, out.get("stderr")))
