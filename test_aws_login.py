@@ -1439,9 +1439,9 @@ class Run(object):
 # not __main__, which the tool never looks at.  Tests marked @readme_route
 # start the tool as the README says (README_START) instead.
 README_START = [sys.executable, SCRIPT]
-BYTECODE_START = [sys.executable, "-c",
-                  "import sys; sys.argv[0] = %r; sys.path[:] = [%r] + [p for p in sys.path "
-                  "if p]; import aws_login; sys.exit(aws_login.main())" % (SCRIPT, HERE)]
+BYTECODE_CODE = ("import sys; sys.argv[0] = %r; sys.path[:] = [%r] + [p for p in sys.path "
+                 "if p]; import aws_login; sys.exit(aws_login.main())" % (SCRIPT, HERE))
+BYTECODE_START = [sys.executable, "-c", BYTECODE_CODE]
 _readme_route = [False]     # set for the running test by HomeTestCase.setUp
 
 
@@ -1539,9 +1539,14 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
     master = slave = None
     if terminal:
         master, slave = os.openpty()
-        # -I -S: the shim itself skips site (tens of ms a run); the tool it
-        # execs starts as the command line says.
-        command = [sys.executable, "-I", "-S", "-c", PTY_SHIM, os.ttyname(slave)] + command
+        if command[:3] == BYTECODE_START:
+            # The shim's open done by the start's own code: one interpreter less.
+            command[2] = "import os; os.close(os.open(%r, os.O_RDWR)); %s" % (
+                os.ttyname(slave), BYTECODE_CODE)
+        else:
+            # -I -S: the shim itself skips site (tens of ms a run); the tool it
+            # execs starts as the command line says.
+            command = [sys.executable, "-I", "-S", "-c", PTY_SHIM, os.ttyname(slave)] + command
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
     out = {}
