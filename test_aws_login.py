@@ -1587,10 +1587,12 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
 class HomeTestCase(unittest.TestCase):
     """Each test in a fresh home: config, credentials, cookies and env of its own."""
 
+    HOME_IN = None      # the folder the home is made in: the system's temporary one
+
     def setUp(self):
         _readme_route[0] = getattr(getattr(self, self._testMethodName), "readme_route", False)
         self.addCleanup(_readme_route.__setitem__, 0, False)
-        self.home = tempfile.mkdtemp(prefix="aws-login-test-")
+        self.home = tempfile.mkdtemp(prefix="aws-login-test-", dir=self.HOME_IN)
         self.addCleanup(shutil.rmtree, self.home, True)
         self.saved_env = dict(os.environ)
         self.addCleanup(self._restore_env)
@@ -3736,6 +3738,12 @@ class HostileXmlTest(LoginTestCase):
 
 class FuzzTest(HomeTestCase):
     """A seeded, bounded mutation fuzzer: no exception escapes but ours."""
+
+    # The files of test_config_and_credentials_files live in memory where there
+    # is a tmpfs: it looks for exceptions, not for durability, and its 1500
+    # rounds of fsync took 10-20 s on a disk busy with the other tests (and
+    # then the deadline cut the rounds short).
+    HOME_IN = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
     SEED = int(os.environ.get("FUZZ_SEED", "20261127"))
     ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "1500"))
