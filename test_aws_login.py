@@ -1459,6 +1459,14 @@ def readme_route(test):
     return test
 
 
+def slow(test):
+    """Marks a test that takes seconds (many starts of the tool, processes that
+    race, a server that answers late): the runner starts it first, with the
+    classes marked SLOW, so that it does not end the run alone."""
+    test.SLOW = True
+    return test
+
+
 def cache_bytecode():
     """Write aws_login.py's bytecode beside it for this Python, once, before
     the workers start: otherwise each BYTECODE_START compiles it again
@@ -2153,6 +2161,7 @@ class PromptsTest(LoginTestCase):
         self.assert_logged_in(run)
         self.assertEqual(run.stderr.count("skipping a malformed Role value"), 2)
 
+    @slow
     def test_spinner_while_the_idp_waits_for_duo(self):
         self.idp.delay = 2.5
         self.configure(username="alice", factor="push")
@@ -3010,6 +3019,7 @@ class SharedFilesTest(LoginTestCase):
               "    aws_login._remove_credentials(name)\n"
               "aws_login._write_credentials(name, c, %r)\n" % (HERE, ADMIN, ADMIN))
 
+    @slow
     def test_twenty_writers_and_a_refresher_lose_nothing(self):
         before = ("# keep this comment\r\n[keep]\r\naws_access_key_id = AKIAKEEP\r\n"
                   "aws_secret_access_key = k\r\nregion = a\r\nregion = b\r\n")
@@ -3045,6 +3055,7 @@ class SharedFilesTest(LoginTestCase):
             self.assertEqual(self.credentials("w%02d" % i)["aws_access_key_id"], "ASIAw%02d" % i)
         self.assertTrue(renewed, "the refresher did not renew meanwhile")
 
+    @slow
     def test_sigkill_mid_write_never_tears_the_file(self):
         big = "".join("[s%03d]\naws_access_key_id = AKIA%03d\naws_secret_access_key = %s\n\n"
                       % (i, i, "k" * 200) for i in range(300))
@@ -3541,6 +3552,7 @@ class HostileIdPTest(LoginTestCase):
                 message="unsupported request")[0])
         return answer
 
+    @slow
     def test_corpus(self):
         self.configure(username="alice", factor="auto")
         before = "[keep]\naws_access_key_id = AKIAKEEP\naws_secret_access_key = k\n"
@@ -4257,6 +4269,7 @@ class CredentialStoreTest(HomeTestCase):
         self.assertEqual(aws_login._remove_credentials("p"), ["p"])
         self.assertEqual(self.read(self.credentials_file), original)
 
+    @slow
     def test_processes_writing_different_profiles_at_once_lose_nothing(self):
         code = ("import sys; sys.path.insert(0, %r); import aws_login, datetime\n"
                 "for i in range(15):\n"
@@ -4474,6 +4487,7 @@ class RefusedPasswordTest(LoginTestCase):
         self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
         self.assertEqual(self.passwords_sent()[sent:], [password])
 
+    @slow
     def test_keyring_password_refused_once_then_a_login_asks(self):
         self.keyring.set(self.user, "old password")
         self.process_mode(enable_keyring="true")
@@ -4500,6 +4514,7 @@ class RefusedPasswordTest(LoginTestCase):
         self.assertEqual(self.keyring.items()["awscli_login " + self.user], PASSWORD)
         self.assert_renews_without_a_person(PASSWORD)
 
+    @slow
     def test_profile_password_refused_once_then_a_login_asks(self):
         self.process_mode(password="old password")
         for _ in range(6):
@@ -5421,6 +5436,7 @@ class CredentialProcessTest(LoginTestCase):
         self.assertEqual(json.loads(self.serve().stdout)["AccessKeyId"],
                          self.sts.issued[-1]["AccessKeyId"])
 
+    @slow
     def test_switching_modes_cleans_up_after_the_old_one(self):
         self.serve()
         run = self.tool(["configure", "--credential-process", "false"], terminal=False)
@@ -5995,6 +6011,7 @@ class LoginLockTest(LoginTestCase):
         thread.start()
         return thread, result
 
+    @slow
     def test_two_logins_at_once_leave_the_last_ones_refresher(self):
         for trial in range(5):
             with self.subTest(trial=trial):
@@ -6188,6 +6205,7 @@ class MigrationTest(LoginTestCase):
         self.assertEqual((prod.username, prod.factor, prod.duration, prod.verify_ssl_certificate),
                          ("bob", "passcode", 7200, True))
 
+    @slow
     def test_its_defaults_duration_0_and_factor_off_mean_not_set(self):
         # awscli-login 1.0 writes duration = 0 ("not set"), and reads 0, no,
         # false, off and disable as "no Duo factor".
@@ -6550,6 +6568,7 @@ class CredentialTextTest(LoginTestCase):
         self.write_section("ps", self.INJECTION)
         self.assert_refused_everywhere("ps", "session token", 0x2019, "Set-Content")
 
+    @slow
     def test_line_breaks_nul_and_others_from_the_credential_process_cache(self):
         for field, value, code_point in (
                 ("session token", "FQoG\nexport AWS_PROFILE=evil", 0x0a),
@@ -7820,6 +7839,7 @@ class PluginManagementTest(HomeTestCase):
                "[default]\nregion = x", "[plugins]\nlogin = awscli_login\n",
                "[profile a]\noutput = json\n\n[plugins]\nlogin = awscli_login\n")
 
+    @slow
     def test_enable_proves_and_disable_restores_the_config_byte_for_byte(self):
         aws = self.fake_aws()
         for before in self.CONFIGS:
@@ -7913,7 +7933,8 @@ class PluginManagementTest(HomeTestCase):
 # processes: each worker is this file run with --worker, takes test names one
 # at a time on a pipe and answers each with a JSON line on another.  Every
 # test still gets its own home, servers and environment; workers share
-# nothing but the machine.  Classes that mark themselves SLOW start first.
+# nothing but the machine.  Classes that mark themselves SLOW, and tests
+# marked @slow, start first.
 
 def _all_tests(names=()):
     loader = unittest.defaultTestLoader
@@ -7985,8 +8006,9 @@ def run_all(argv=()):
         print("\n".join(_test_name(t) for t in tests))
         return 0
     cache_bytecode()
-    queue = ([_test_name(t) for t in tests if getattr(t, "SLOW", False)] +
-             [_test_name(t) for t in tests if not getattr(t, "SLOW", False)])
+    first = [t for t in tests if getattr(t, "SLOW", False)
+             or getattr(getattr(t, t._testMethodName), "SLOW", False)]
+    queue = [_test_name(t) for t in first] + [_test_name(t) for t in tests if t not in first]
     started, counts, reports = time.time(), {"pass": 0, "fail": 0, "skip": 0}, []
     workers = []                       # [process, request pipe, answers reader, busy]
     for _ in range(min(_jobs(), len(queue))):
