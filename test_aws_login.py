@@ -1429,8 +1429,8 @@ class Run(object):
 
 # How the tool starts.  The README's route, `python3 aws_login.py ...`,
 # compiles the whole 250 KB file on every start (Python caches no bytecode
-# for a script): some 40-90 ms of CPU, about 470 times a run, most of the
-# suite's CPU.  So most tests start the same file, still as a real process on
+# for a script): 40-50 ms of CPU, about 470 times a run, half what a start
+# costs.  So most tests start the same file, still as a real process on
 # the pty, from cached bytecode (BYTECODE_START; run_all writes the bytecode
 # before the workers start): the script's folder first on sys.path and the
 # current folder not on it, as for `python3 aws_login.py`, and argv[0] the
@@ -1454,7 +1454,9 @@ def readme_route(test):
     CommandLineTest.test_help_lists_the_commands start both ways and expect
     the same text.  The pipe into `python3 -`, the installed `aws-login`,
     --password-stdin and the configured credential_process command have tests
-    of their own that start them as they are (argv_prefix)."""
+    of their own that start them as they are (argv_prefix), and a few tests
+    start `python3 aws_login.py` themselves (exec --server, serve, console, a
+    umask, an address-space cap, a venv's Python)."""
     test.readme_route = True
     return test
 
