@@ -5628,15 +5628,14 @@ def _build_parser(only=None):
                              "or 'default')")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="trace what happens, with tracebacks on errors")
-    program = _program() or "python3 -"
+    program = _program() or "python3 -"     # for a command line to copy
     parser = _parser_class()(
-        prog=program, parents=[common],
+        prog="aws-login" if program == "aws-login" else "aws_login.py", parents=[common],
         description="Temporary AWS credentials from a SAML ECP identity provider.",
         epilog="Exit codes: 0 ok, 1 unexpected, 2 usage, 3 configuration, 4 authentication "
                "refused, 5 IdP answer unusable, 6 role, 7 STS refused, 8 network or TLS, "
                "9 files, 10 not logged in, 11 no terminal, 130 interrupted.")
-    parser.add_argument("--version", action="version", version="%s %s" % (
-        "aws-login" if program == "aws-login" else "aws_login.py", __version__))
+    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.commands = {}
 

@@ -1427,18 +1427,136 @@ class Run(object):
             self.code, self.stdout, self.stderr, self.tty)
 
 
+# How the tool starts.  The README's route, `python3 aws_login.py ...`,
+# compiles the whole 250 KB file on every start (Python caches no bytecode
+# for a script): 40-50 ms of CPU, about 470 times a run, half what a start
+# costs.  So most tests start the same file, still as a real process on
+# the pty, from cached bytecode (BYTECODE_START; run_all writes the bytecode
+# before the workers start): the script's folder first on sys.path and the
+# current folder not on it, as for `python3 aws_login.py`, and argv[0] the
+# script's path, so that usage lines and hints name `python3 /path/aws_login.py`
+# as they would on the README's route.  The module is then named aws_login,
+# not __main__, which the tool never looks at.  Tests marked @readme_route
+# start the tool as the README says (README_START) instead.
+README_START = [sys.executable, SCRIPT]
+BYTECODE_CODE = ("import sys; sys.argv[0] = %r; sys.path[:] = [%r] + [p for p in sys.path "
+                 "if p]; import aws_login; sys.exit(aws_login.main())" % (SCRIPT, HERE))
+BYTECODE_START = [sys.executable, "-c", BYTECODE_CODE]
+_readme_route = [False]     # set for the running test by HomeTestCase.setUp
+
+
+def readme_route(test):
+    """Marks a test that starts the tool as the README does, `python3 aws_login.py
+    ...` on a pty, compiling the file each time: a handful of tests keep that
+    route honest (a login with every prompt, the role menu, Ctrl-C at a prompt,
+    configure, configure --credential-process, a refresher and logout) while
+    the rest start from bytecode.  HintTest.test_from_the_file and
+    CommandLineTest.test_help_lists_the_commands start both ways and expect
+    the same text.  The pipe into `python3 -`, the installed `aws-login`,
+    --password-stdin and the configured credential_process command have tests
+    of their own that start them as they are (argv_prefix), and a few tests
+    start `python3 aws_login.py` themselves (exec --server, serve, console, a
+    umask, an address-space cap, a venv's Python)."""
+    test.readme_route = True
+    return test
+
+
+def slow(test):
+    """Marks a test that takes seconds (many starts of the tool, processes that
+    race, a server that answers late): the runner starts it first, with the
+    classes marked SLOW, so that it does not end the run alone."""
+    test.SLOW = True
+    return test
+
+
+def cache_bytecode():
+    """Write aws_login.py's bytecode beside it for this Python, once, before
+    the workers start: otherwise each BYTECODE_START compiles it again
+    (PYTHONDONTWRITEBYTECODE is set here, and anyway parallel first imports
+    would all compile).  The import system checks it against the source."""
+    import py_compile
+    try:
+        py_compile.compile(SCRIPT, doraise=True)
+    except (OSError, py_compile.PyCompileError) as e:   # slower, still right
+        sys.stderr.write("no bytecode cached for %s: %s\n" % (SCRIPT, e))
+
+
+def _talk(proc, master, slave, pending, deadline):
+    """Read the terminal and type each answer once its prompt shows, until the
+    tool exits; returns (what the terminal showed, answers never typed).  The
+    tool's exit wakes us at once (a thread waits for it); then a mark that we
+    write to the terminal ourselves follows everything the tool wrote there,
+    so the rest is read up to the mark, without waiting for a silence."""
+    wake_r, wake_w = os.pipe()
+
+    def wait():
+        proc.wait()
+        os.write(wake_w, b"x")
+    waiter = threading.Thread(target=wait)
+    waiter.daemon = True
+    waiter.start()
+    mark = ("[run_tool: the tool exited %s]" % uuid.uuid4().hex).encode()
+    os.set_blocking(slave, False)       # the mark waits while the terminal is full
+    tty, seen, interrupted, exited, marked, done = b"", 0, None, False, False, False
+    try:
+        while not done:
+            if exited and not marked:
+                try:
+                    marked = os.write(slave, mark) == len(mark)
+                except BlockingIOError:
+                    pass
+            ready = select.select([master] + ([] if exited else [wake_r]), [], [], 0.05)[0]
+            if wake_r in ready:
+                exited = True
+            if master in ready:
+                try:
+                    tty += os.read(master, 4096)
+                except OSError:
+                    pass
+                if marked and mark in tty:
+                    tty, done = tty[:tty.index(mark)], True
+            if pending and pending[0][0].encode() in tty[seen:]:
+                seen = tty.index(pending[0][0].encode(), seen) + len(pending[0][0])
+                reply = pending.pop(0)[1]       # bytes go as they are (b"\x03" is Ctrl-C)
+                os.write(master, reply if isinstance(reply, bytes) else reply.encode() + b"\n")
+                interrupted = time.time() if reply == b"\x03" else None
+            elif interrupted and time.time() - interrupted > 2 and not exited:
+                os.write(master, b"\x03")      # pressed again, as a person would
+                interrupted = time.time()
+            if time.time() > deadline and not done:
+                proc.kill()
+                raise AssertionError("the tool hung; terminal so far: %r" % tty)
+    finally:
+        if waiter.is_alive():
+            proc.kill()
+            waiter.join(5)
+        os.close(wake_r)
+        if not waiter.is_alive():       # else it may still write: leave the fd to it
+            os.close(wake_w)
+        os.close(master)
+        os.close(slave)
+    return tty, pending
+
+
 def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
              argv_prefix=None):
     """Run aws_login.py as a real process.  ``answers`` is a list of
     (prompt, reply): each reply is typed once ``prompt`` has appeared on the
-    terminal.  Fails the test if a prompt never appears or the run hangs."""
-    command = (argv_prefix or [sys.executable, SCRIPT]) + list(args)
+    terminal.  Fails the test if a prompt never appears or the run hangs.
+    The tool starts as ``argv_prefix`` says, else as the README says in a
+    test marked @readme_route, else from cached bytecode."""
+    command = (argv_prefix or (README_START if _readme_route[0] else BYTECODE_START)) + list(args)
     master = slave = None
     if terminal:
         master, slave = os.openpty()
-        # -I -S: the shim itself skips site (tens of ms a run); the tool it
-        # execs starts as the command line says.
-        command = [sys.executable, "-I", "-S", "-c", PTY_SHIM, os.ttyname(slave)] + command
+        if command[:3] == BYTECODE_START:
+            # The shim's open done by the start's own code: one interpreter less.
+            command[2] = "import os; os.close(os.open(%r, os.O_RDWR)); %s" % (
+                os.ttyname(slave), BYTECODE_CODE)
+        else:
+            # -I -S: the shim itself skips site (tens of ms a run); the tool it
+            # execs starts as the command line says.
+            command = [sys.executable, "-I", "-S", "-c", PTY_SHIM, os.ttyname(slave)] + command
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, start_new_session=True)
     out = {}
@@ -1455,34 +1573,9 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
         proc.stdin.close()
     except BrokenPipeError:
         pass
-    tty, seen, pending, interrupted = b"", 0, list(answers), None
-    deadline = time.time() + timeout
-    while terminal:
-        if proc.poll() is not None:
-            ready = select.select([master], [], [], 0.05)[0]
-            if not ready:
-                break
-        else:
-            ready = select.select([master], [], [], 0.05)[0]
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                chunk = b""
-            if not chunk and proc.poll() is not None:
-                break
-            tty += chunk
-        if pending and pending[0][0].encode() in tty[seen:]:
-            seen = tty.index(pending[0][0].encode(), seen) + len(pending[0][0])
-            reply = pending.pop(0)[1]       # bytes go as they are (b"\x03" is Ctrl-C)
-            os.write(master, reply if isinstance(reply, bytes) else reply.encode() + b"\n")
-            interrupted = time.time() if reply == b"\x03" else None
-        elif interrupted and time.time() - interrupted > 2 and proc.poll() is None:
-            os.write(master, b"\x03")      # pressed again, as a person would
-            interrupted = time.time()
-        if time.time() > deadline:
-            proc.kill()
-            raise AssertionError("the tool hung; terminal so far: %r" % tty)
+    tty, pending, deadline = b"", list(answers), time.time() + timeout
+    if terminal:
+        tty, pending = _talk(proc, master, slave, pending, deadline)
     try:
         proc.wait(max(1, deadline - time.time()))
     except subprocess.TimeoutExpired:
@@ -1493,9 +1586,6 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
         if r.is_alive():
             raise AssertionError("the tool exited but its stdout/stderr stayed open: "
                                  "a child it left behind holds them")
-    if terminal:
-        os.close(master)
-        os.close(slave)
     if pending:
         raise AssertionError("prompt %r never came; terminal: %r, stderr: %r"
                              % (pending[0][0], tty, out.get("stderr")))
@@ -1507,8 +1597,12 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
 class HomeTestCase(unittest.TestCase):
     """Each test in a fresh home: config, credentials, cookies and env of its own."""
 
+    HOME_IN = None      # the folder the home is made in: the system's temporary one
+
     def setUp(self):
-        self.home = tempfile.mkdtemp(prefix="aws-login-test-")
+        _readme_route[0] = getattr(getattr(self, self._testMethodName), "readme_route", False)
+        self.addCleanup(_readme_route.__setitem__, 0, False)
+        self.home = tempfile.mkdtemp(prefix="aws-login-test-", dir=self.HOME_IN)
         self.addCleanup(shutil.rmtree, self.home, True)
         self.saved_env = dict(os.environ)
         self.addCleanup(self._restore_env)
@@ -2033,6 +2127,7 @@ class SettingsTest(HomeTestCase):
 # ---------------------------------------------------------------------------
 
 class PromptsTest(LoginTestCase):
+    @readme_route
     def test_first_login_asks_username_password_and_factor(self):
         self.configure()
         run = self.tool(["login"], [("Username [", "alice"), ("Password: ", PASSWORD),
@@ -2075,6 +2170,7 @@ class PromptsTest(LoginTestCase):
         self.assertNotIn("X-Shibboleth-Duo-Factor", headers)
         self.assertEqual(headers["X-My-Code"], "999")
 
+    @readme_route
     def test_menu_grouped_by_account_asks_again_on_bad_input(self):
         self.configure(username="bob", factor="auto")
         run = self.tool(["login"], [("Password: ", "bob-pass"), ("Selection: ", "7"),
@@ -2119,6 +2215,7 @@ class PromptsTest(LoginTestCase):
         self.assert_logged_in(run)
         self.assertEqual(run.stderr.count("skipping a malformed Role value"), 2)
 
+    @slow
     def test_spinner_while_the_idp_waits_for_duo(self):
         self.idp.delay = 2.5
         self.configure(username="alice", factor="push")
@@ -2979,6 +3076,7 @@ class SharedFilesTest(LoginTestCase):
               "    aws_login._FileStore(name).remove()\n"
               "aws_login._FileStore(name).write(c, %r)\n" % (HERE, ADMIN, ADMIN))
 
+    @slow
     def test_twenty_writers_and_a_refresher_lose_nothing(self):
         before = ("# keep this comment\r\n[keep]\r\naws_access_key_id = AKIAKEEP\r\n"
                   "aws_secret_access_key = k\r\nregion = a\r\nregion = b\r\n")
@@ -3014,6 +3112,7 @@ class SharedFilesTest(LoginTestCase):
             self.assertEqual(self.credentials("w%02d" % i)["aws_access_key_id"], "ASIAw%02d" % i)
         self.assertTrue(renewed, "the refresher did not renew meanwhile")
 
+    @slow
     def test_sigkill_mid_write_never_tears_the_file(self):
         big = "".join("[s%03d]\naws_access_key_id = AKIA%03d\naws_secret_access_key = %s\n\n"
                       % (i, i, "k" * 200) for i in range(300))
@@ -3510,6 +3609,7 @@ class HostileIdPTest(LoginTestCase):
                 message="unsupported request")[0])
         return answer
 
+    @slow
     def test_corpus(self):
         self.configure(username="alice", factor="auto")
         before = "[keep]\naws_access_key_id = AKIAKEEP\naws_secret_access_key = k\n"
@@ -3707,6 +3807,12 @@ class HostileXmlTest(LoginTestCase):
 
 class FuzzTest(HomeTestCase):
     """A seeded, bounded mutation fuzzer: no exception escapes but ours."""
+
+    # The files of test_config_and_credentials_files live in memory where there
+    # is a tmpfs: it looks for exceptions, not for durability, and its 1500
+    # rounds of fsync took 10-20 s on a disk busy with the other tests (and
+    # then the deadline cut the rounds short).
+    HOME_IN = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
     SEED = int(os.environ.get("FUZZ_SEED", "20261127"))
     ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "1500"))
@@ -4230,6 +4336,7 @@ class CredentialStoreTest(HomeTestCase):
         self.assertEqual(aws_login._FileStore("p").remove(), ["p"])
         self.assertEqual(self.read(self.credentials_file), original)
 
+    @slow
     def test_processes_writing_different_profiles_at_once_lose_nothing(self):
         code = ("import sys; sys.path.insert(0, %r); import aws_login, datetime\n"
                 "for i in range(15):\n"
@@ -4447,6 +4554,7 @@ class RefusedPasswordTest(LoginTestCase):
         self.assertEqual(json.loads(run.stdout)["AccessKeyId"], self.sts.issued[-1]["AccessKeyId"])
         self.assertEqual(self.passwords_sent()[sent:], [password])
 
+    @slow
     def test_keyring_password_refused_once_then_a_login_asks(self):
         self.keyring.set(self.user, "old password")
         self.process_mode(enable_keyring="true")
@@ -4473,6 +4581,7 @@ class RefusedPasswordTest(LoginTestCase):
         self.assertEqual(self.keyring.items()["awscli_login " + self.user], PASSWORD)
         self.assert_renews_without_a_person(PASSWORD)
 
+    @slow
     def test_profile_password_refused_once_then_a_login_asks(self):
         self.process_mode(password="old password")
         for _ in range(6):
@@ -4721,6 +4830,7 @@ class FailureTest(LoginTestCase):
         run = self.login_fails(8, ".*connection refused", answers=())
         self.assertNotIn("Password", run.tty)
 
+    @readme_route
     def test_ctrl_c_at_a_prompt_exits_130_and_writes_nothing(self):
         run = self.tool(["login"], [("Password: ", b"\x03")])
         self.assertEqual(run.code, aws_login._EXIT_INTERRUPTED, run)
@@ -5294,6 +5404,7 @@ class CredentialProcessTest(LoginTestCase):
         return run_tool(command[1:], answers, env=dict(os.environ), terminal=terminal,
                         argv_prefix=command[:1])
 
+    @readme_route
     def test_configure_edits_only_that_line(self):
         text = self.read(self.aws_config)
         line = [l for l in text.split("\r\n") if l.startswith("credential_process")][0]
@@ -5394,6 +5505,7 @@ class CredentialProcessTest(LoginTestCase):
         self.assertEqual(json.loads(self.serve().stdout)["AccessKeyId"],
                          self.sts.issued[-1]["AccessKeyId"])
 
+    @slow
     def test_switching_modes_cleans_up_after_the_old_one(self):
         self.serve()
         run = self.tool(["configure", "--credential-process", "false"], terminal=False)
@@ -5635,6 +5747,7 @@ class RefresherProcessTest(LoginTestCase):
         self.assertTrue(match, run)
         return int(match.group(1))
 
+    @readme_route
     def test_renews_before_expiry_and_logout_stops_it(self):
         started = time.time()
         run = self.tool(["login"], terminal=False,
@@ -6053,6 +6166,7 @@ class LoginLockTest(LoginTestCase):
         thread.start()
         return thread, result
 
+    @slow
     def test_two_logins_at_once_leave_the_last_ones_refresher(self):
         for trial in range(5):
             with self.subTest(trial=trial):
@@ -6246,6 +6360,7 @@ class MigrationTest(LoginTestCase):
         self.assertEqual((prod.username, prod.factor, prod.duration, prod.verify_ssl_certificate),
                          ("bob", "passcode", 7200, True))
 
+    @slow
     def test_its_defaults_duration_0_and_factor_off_mean_not_set(self):
         # awscli-login 1.0 writes duration = 0 ("not set"), and reads 0, no,
         # false, off and disable as "no Duo factor".
@@ -6317,6 +6432,7 @@ class LogoutTest(LoginTestCase):
 
 
 class ConfigureTest(LoginTestCase):
+    @readme_route
     def test_prompts_validate_and_reask(self):
         self.write(self.config_file, "# my settings\n[other]\nusername = x\n")
         run = self.tool(["configure"], [
@@ -6607,6 +6723,7 @@ class CredentialTextTest(LoginTestCase):
         self.write_section("ps", self.INJECTION)
         self.assert_refused_everywhere("ps", "session token", 0x2019, "Set-Content")
 
+    @slow
     def test_line_breaks_nul_and_others_from_the_credential_process_cache(self):
         for field, value, code_point in (
                 ("session token", "FQoG\nexport AWS_PROFILE=evil", 0x0a),
@@ -7583,10 +7700,12 @@ class CommandLineTest(LoginTestCase):
         self.assertIn("reserved", run.stderr)
 
     def test_help_lists_the_commands(self):
-        run = self.tool(["--help"], terminal=False)
-        self.assertEqual(run.code, 0)
-        for command in ("configure", "login", "logout", "credential-process", "status"):
-            self.assertIn(command, run.stdout)
+        for start in (README_START, BYTECODE_START):       # the same usage either way
+            run = self.tool(["--help"], terminal=False, argv_prefix=start)
+            self.assertEqual(run.code, 0)
+            self.assertTrue(run.stdout.startswith("usage: aws_login.py "), run)
+            for command in ("configure", "login", "logout", "credential-process", "status"):
+                self.assertIn(command, run.stdout)
 
 
 class HintTest(HomeTestCase):
@@ -7600,15 +7719,20 @@ class HintTest(HomeTestCase):
         self.assertNotIn("  ", run.stderr)
 
     def test_from_the_file(self):
-        run = run_tool(["--profile", "prod", "login"], env=dict(os.environ), terminal=False)
-        self.assert_one_error(run, 3, "run `python3 %s --profile prod configure`" % SCRIPT)
-        run = run_tool(["whoami"], env=dict(os.environ), terminal=False)
-        self.assert_one_error(run, 3, "profile 'default' is not configured: run `python3 %s "
-                                      "configure`" % SCRIPT)
-        self.write(self.config_file, "[default]\necp_endpoint_url = https://idp.test/\n")
-        run = run_tool(["whoami"], env=dict(os.environ), terminal=False)
-        self.assert_one_error(run, 10, "not logged in to profile default: run `python3 %s "
-                                       "login`" % SCRIPT)
+        # The README's route, and the bytecode start most tests use, which must
+        # name the file just as it does.
+        for start in (README_START, BYTECODE_START):
+            run = run_tool(["--profile", "prod", "login"], env=dict(os.environ),
+                           terminal=False, argv_prefix=start)
+            self.assert_one_error(run, 3, "run `python3 %s --profile prod configure`" % SCRIPT)
+            run = run_tool(["whoami"], env=dict(os.environ), terminal=False, argv_prefix=start)
+            self.assert_one_error(run, 3, "profile 'default' is not configured: run `python3 "
+                                          "%s configure`" % SCRIPT)
+            self.write(self.config_file, "[default]\necp_endpoint_url = https://idp.test/\n")
+            run = run_tool(["whoami"], env=dict(os.environ), terminal=False, argv_prefix=start)
+            self.assert_one_error(run, 10, "not logged in to profile default: run `python3 %s "
+                                           "login`" % SCRIPT)
+            os.unlink(self.config_file)
 
     def test_from_the_installed_command(self):
         bin_dir = os.path.join(self.home, "bin")
@@ -8050,6 +8174,7 @@ class PluginManagementTest(HomeTestCase):
                "[default]\nregion = x", "[plugins]\nlogin = awscli_login\n",
                "[profile a]\noutput = json\n\n[plugins]\nlogin = awscli_login\n")
 
+    @slow
     def test_enable_proves_and_disable_restores_the_config_byte_for_byte(self):
         aws = self.fake_aws()
         for before in self.CONFIGS:
@@ -8143,7 +8268,8 @@ class PluginManagementTest(HomeTestCase):
 # processes: each worker is this file run with --worker, takes test names one
 # at a time on a pipe and answers each with a JSON line on another.  Every
 # test still gets its own home, servers and environment; workers share
-# nothing but the machine.  Classes that mark themselves SLOW start first.
+# nothing but the machine.  Classes that mark themselves SLOW, and tests
+# marked @slow, start first.
 
 def _all_tests(names=()):
     loader = unittest.defaultTestLoader
@@ -8214,8 +8340,10 @@ def run_all(argv=()):
     if "--list" in args:
         print("\n".join(_test_name(t) for t in tests))
         return 0
-    queue = ([_test_name(t) for t in tests if getattr(t, "SLOW", False)] +
-             [_test_name(t) for t in tests if not getattr(t, "SLOW", False)])
+    cache_bytecode()
+    first = [t for t in tests if getattr(t, "SLOW", False)
+             or getattr(getattr(t, t._testMethodName), "SLOW", False)]
+    queue = [_test_name(t) for t in first] + [_test_name(t) for t in tests if t not in first]
     started, counts, reports = time.time(), {"pass": 0, "fail": 0, "skip": 0}, []
     workers = []                       # [process, request pipe, answers reader, busy]
     for _ in range(min(_jobs(), len(queue))):
