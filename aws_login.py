@@ -1081,16 +1081,17 @@ class Terminal(object):
 
 
 def _ask_until_valid(terminal, prompt, what, check, empty=None):
-    """``check(answer)`` of the first answer it accepts: a ConfigError is shown
-    and the question asked again; an empty answer gives ``empty``, unchecked."""
+    """``check(answer)`` of the first answer it accepts: a value it refuses
+    (ConfigError, or a role name that names no role) is shown and the question
+    asked again; an empty answer gives ``empty``, unchecked."""
     while True:
         answer = terminal.ask(prompt, what)
         if not answer:
             return empty
         try:
             return check(answer)
-        except ConfigError as e:
-            terminal.write("%s\n" % e)
+        except (ConfigError, RoleError, UsageError) as e:
+            terminal.tell(str(e))
 
 
 class _Spinner(object):

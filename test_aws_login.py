@@ -7903,6 +7903,17 @@ class EveryPathTest(LoginTestCase):
         self.assertNotIn("has ended", error)
 
     # 13: one role resolver
+    def test_configure_asks_again_for_a_role_name_that_names_no_role(self):
+        self.configure(username="bob", factor="auto")
+        keep = [("ECP Endpoint URL [", ""), ("Username [", ""), ("Enable Keyring [", ""),
+                ("Duo Factor [", "")]
+        run = self.tool(["configure"], keep + [
+            ("Role ARN [None]: ", "Nope"), ("Password: ", "bob-pass"),
+            ("Role ARN [None]: ", "readonly"), ("Use credential_process [False]: ", "")])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("does not offer role Nope", run.tty)
+        self.assertIn("role_arn = %s\n" % READONLY, self.read(self.config_file))
+
     def test_configure_takes_a_role_by_name_as_login_does(self):
         self.configure(username="bob", factor="auto")
         run = self.tool(["configure", "--role-arn", "readonly"], [("Password: ", "bob-pass")])
