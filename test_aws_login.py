@@ -7903,6 +7903,23 @@ class EveryPathTest(LoginTestCase):
         self.assertNotIn("has ended", error)
 
     # 13: one role resolver
+    def test_a_role_name_is_resolved_with_the_settings_being_made(self):
+        self.configure(username="nobody", factor="auto",
+                       ecp_endpoint_url=self.refused_url().replace("http:", "https:"))
+        run = self.tool(["configure", "--ecp-endpoint-url", self.idp.url, "--username", "bob",
+                         "--role-arn", "ReadOnly"], [("Password: ", "bob-pass")])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("role_arn = %s\n" % READONLY, self.read(self.config_file))
+
+    def test_this_logins_flags_are_checked_as_settings_are(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        for flags, words in ((["--region", "Mars-1"], "not an AWS region name"),
+                             (["--ca-bundle", os.path.join(self.home, "none.pem")],
+                              "is not a file")):
+            run = self.tool(["login"] + flags, terminal=False)
+            self.assertIn(words, self.one_error(run, 3))
+        self.assertEqual(self.idp.requests, [])
+
     def test_configure_asks_again_for_a_role_name_that_names_no_role(self):
         self.configure(username="bob", factor="auto")
         keep = [("ECP Endpoint URL [", ""), ("Username [", ""), ("Enable Keyring [", ""),
