@@ -1990,6 +1990,17 @@ class OptionTableTest(unittest.TestCase):
         self.assertEqual(prompts, ["ECP Endpoint URL", "Username", "Enable Keyring",
                                    "Duo Factor", "Role ARN"])   # awscli-login's, in its order
 
+    def test_an_error_names_the_option_once(self):
+        for key, value, message in (
+                ("refresh", "maybe", "refresh: 'maybe' is not true or false"),
+                ("duration", "5", "duration 5 is outside 900..43200 seconds"),
+                ("region", "Mars", "region 'Mars' is not an AWS region name (like us-east-1)"),
+                ("role_arn", "x", "role_arn: 'x' is not a role ARN")):
+            with self.assertRaises(aws_login.ConfigError) as caught:
+                aws_login._check_option(key, value)
+            self.assertTrue(str(caught.exception).startswith(message), caught.exception)
+            self.assertNotIn("%s: %s" % (key, key), str(caught.exception))
+
     def test_every_default_is_what_a_profile_gets_unset(self):
         profile = aws_login.Profile("p")
         for option in aws_login._OPTIONS:
@@ -5541,6 +5552,64 @@ class CredentialProcessTest(LoginTestCase):
 # Renewal: one schedule for the refresher, the credential server and credential_process
 # ---------------------------------------------------------------------------
 
+class RenewalScheduleTest(unittest.TestCase):
+    """The schedule and the freshness rule, at their bounds."""
+
+    def test_fresh_means_15_minutes_or_more(self):
+        self.assertTrue(aws_login._fresh(1000 + 900, 1000))
+        self.assertFalse(aws_login._fresh(1000 + 899.5, 1000))
+
+    def test_a_failure_at_expiry_ends_it_unless_persistent(self):
+        error = aws_login.NetworkError("down")
+        schedule = aws_login._RenewalSchedule(0, 3600)
+        self.assertFalse(schedule.failed(error, 3600))
+        self.assertTrue(schedule.failed(error, 3595))
+        self.assertEqual(schedule.next_at, 3600)            # never later than expiry
+        self.assertFalse(schedule.failed(aws_login.ConfigError("no"), 10))   # will not pass
+        persistent = aws_login._RenewalSchedule(0, 3600, persistent=True)
+        self.assertTrue(persistent.failed(error, 4000))
+        self.assertEqual(persistent.next_at, 4010)
+        self.assertEqual([persistent.failed(error, 4000) and persistent.next_at - 4000
+                          for _ in range(7)], [20, 40, 80, 160, 300, 300, 300])
+
+    def test_renewals_are_apart_and_sleeps_are_sliced(self):
+        schedule = aws_login._RenewalSchedule(0, 3)         # renewal due at 1.5: not before 2
+        self.assertEqual(schedule.next_at, 2)
+        self.assertFalse(schedule.due(1.9))
+        self.assertTrue(schedule.due(2))
+        schedule.renewed(100, 3700)
+        self.assertEqual((schedule.sleep(100), schedule.sleep(2490), schedule.sleep(3000)),
+                         (30, 10, 0))
+
+
+class CacheReaderTest(HomeTestCase):
+    """_cache_entry, which the configured command also runs, reads only what we write."""
+
+    def entry(self, data):
+        path = os.path.join(self.home, "cache")
+        self.write(path, data)
+        return aws_login._cache_entry(path, os)
+
+    def test_reads_our_cache_and_nothing_else(self):
+        good = "%s\nexpires 99\nrole %s\n{}\n" % (aws_login._CACHE_HEADER, ADMIN)
+        self.assertEqual(self.entry(good), (99, ADMIN, "{}"))
+        for bad in (good[:good.rindex("{")], good[:good.rindex("\n{")],
+                    good.replace("{}", "[]"), good.replace("expires", "expire"),
+                    good.replace("role ", "rolf "), b"\xff" + good.encode()):
+            self.assertIsNone(self.entry(bad), repr(bad))
+
+    def test_reads_at_most_64_kib_and_closes_what_it_opens(self):
+        head = "%s\nexpires 99\nrole %s\n{" % (aws_login._CACHE_HEADER, ADMIN)
+        fill = lambda size: head + "x" * (size - len(head) - 2) + "}\n"
+        self.assertIsNotNone(self.entry(fill(65535)))
+        self.assertIsNone(self.entry(fill(65536)))
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(20):
+            self.entry(fill(100))
+            self.assertIsNone(aws_login._cache_entry(os.path.join(self.home, "none"), os))
+        self.assertEqual(len(os.listdir("/proc/self/fd")), before)
+
+
 class RenewalRuleTest(LoginTestCase):
     """The one renewal rule, seen from every path that follows it: a renewal is
     due 20 minutes before expiry, and credentials are handed out only while 15
@@ -7903,6 +7972,12 @@ class EveryPathTest(LoginTestCase):
         self.assertNotIn("has ended", error)
 
     # 13: one role resolver
+    def test_a_role_name_needs_an_endpoint_to_ask(self):
+        error = self.one_error(self.tool(["--profile", "new", "configure", "--role-arn",
+                                          "ReadOnly"], terminal=False), 3)
+        self.assertIn("set ecp_endpoint_url first", error)
+        self.assertFalse(os.path.exists(self.config_file))
+
     def test_a_role_name_is_resolved_with_the_settings_being_made(self):
         self.configure(username="nobody", factor="auto",
                        ecp_endpoint_url=self.refused_url().replace("http:", "https:"))
@@ -7933,8 +8008,13 @@ class EveryPathTest(LoginTestCase):
 
     def test_configure_takes_a_role_by_name_as_login_does(self):
         self.configure(username="bob", factor="auto")
+        error = self.one_error(self.tool(["configure", "--role-arn", "readonly"],
+                                         terminal=False), 11)
+        self.assertIn("readonly is a role name, and finding its ARN needs a login to the IdP",
+                      error)
         run = self.tool(["configure", "--role-arn", "readonly"], [("Password: ", "bob-pass")])
         self.assertEqual(run.code, 0, run)
+        self.assertIn("Asking the IdP which role readonly is.", run.tty)
         self.assertIn("role_arn = %s\n" % READONLY, self.read(self.config_file))
         # the IdP session is kept: the next name needs no password
         run = self.tool(["configure", "--role-arn", "team/Dev"], terminal=False)
