@@ -5567,6 +5567,9 @@ class RenewalScheduleTest(unittest.TestCase):
         self.assertEqual(schedule.next_at, 3600)            # never later than expiry
         self.assertFalse(schedule.failed(aws_login.ConfigError("no"), 10))   # will not pass
         persistent = aws_login._RenewalSchedule(0, 3600, persistent=True)
+        self.assertTrue(persistent.failed(error, 3600))
+        self.assertEqual(persistent.next_at, 3610)        # expired: backs off all the same
+        persistent.failures = 0
         self.assertTrue(persistent.failed(error, 4000))
         self.assertEqual(persistent.next_at, 4010)
         self.assertEqual([persistent.failed(error, 4000) and persistent.next_at - 4000
@@ -5608,6 +5611,39 @@ class CacheReaderTest(HomeTestCase):
             self.entry(fill(100))
             self.assertIsNone(aws_login._cache_entry(os.path.join(self.home, "none"), os))
         self.assertEqual(len(os.listdir("/proc/self/fd")), before)
+
+
+class FastPathTest(HomeTestCase):
+    """main() answers `credential-process` from a fresh cache before it loads
+    argparse, in each of the argument orders the AWS CLI may be given; any
+    other command line takes the full path."""
+
+    CODE = ("import sys; sys.path.insert(0, %r); import aws_login; code = aws_login.main(); "
+            "sys.stderr.write('argparse %%s\\n' %% ('argparse' in sys.modules)); sys.exit(code)"
+            % HERE)
+
+    def test_each_argument_order(self):
+        store = aws_login._ProcessStore("p")
+        self.write(store.path, "%s\nexpires %d\nrole %s\n%s\n" % (
+            aws_login._CACHE_HEADER, time.time() + 3600, ADMIN,
+            aws_login._credential_process_json(_fake_credentials(3))))
+        self.write(self.config_file, "[p]\necp_endpoint_url = https://idp.test/\n")
+        for words, fast in ((["--profile", "p", "credential-process"], True),
+                            (["credential-process", "--profile", "p"], True),
+                            (["--debug", "--profile", "p", "credential-process"], False),
+                            (["credential-process", "--profile", "p", "--debug"], False),
+                            (["--profile", "p", "credential-process", "x"], False)):
+            done = subprocess.run([sys.executable, "-c", self.CODE] + words,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL, timeout=30)
+            said = done.stderr.decode()
+            self.assertIn("argparse %s" % (not fast), said, (words, said))
+            if fast:
+                self.assertEqual(json.loads(done.stdout)["AccessKeyId"], "ASIA%016d" % 3)
+        os.environ["AWS_PROFILE"] = "p"
+        done = subprocess.run([sys.executable, "-c", self.CODE, "credential-process"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertIn("argparse False", done.stderr.decode())
 
 
 class RenewalRuleTest(LoginTestCase):
@@ -5701,6 +5737,28 @@ class RenewalTimeTest(unittest.TestCase):
         for lifetime in range(1800, 43201, 60):
             self.assertGreaterEqual(lifetime - r(0, lifetime), 15 * 60, lifetime)
             self.assertGreater(r(0, lifetime), 0)
+
+
+class RefresherJobTest(unittest.TestCase):
+    """A refresher's inputs cross an exec as JSON: each is checked on arrival."""
+
+    def test_what_login_gives_comes_back_the_same(self):
+        job = aws_login._RefresherJob(ADMIN, 1.5, 3601, "/x/aws_login.py", None, "eu-west-1", 7,
+                                      "123", None)
+        again = aws_login._RefresherJob.from_json(job.to_json())
+        self.assertEqual(vars(again), vars(job))
+
+    def test_anything_else_is_refused(self):
+        good = json.loads(aws_login._RefresherJob(ADMIN, 1, 2, lock_fd=3).to_json())
+        for change in ({"issued_at": float("nan")}, {"expires_at": float("inf")},
+                       {"issued_at": "soon"}, {"role_arn": "Admin"}, {"program": 3},
+                       {"program": "aws\x1b[2J"}, {"start_time": "1\n2"}, {"lock_fd": -1},
+                       {"lock_fd": True}, {"code_fd": "3"}, {"region": "Mars"},
+                       {"ca_bundle": "/nowhere.pem"}, {"extra": 1}):
+            with self.assertRaises(aws_login.ConfigError, msg=change):
+                aws_login._RefresherJob.from_json(json.dumps(dict(good, **change)))
+        for text in ("not json", "[]", "null"):
+            self.assertRaises(aws_login.ConfigError, aws_login._RefresherJob.from_json, text)
 
 
 class RefresherStepTest(LoginTestCase):
