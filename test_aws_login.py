@@ -4317,6 +4317,25 @@ class SigV4SuiteTest(unittest.TestCase):
 # ---------------------------------------------------------------------------
 
 class CredentialStoreTest(HomeTestCase):
+    def test_a_write_refuses_long_term_keys_that_came_meanwhile(self):
+        store = aws_login._FileStore("p")
+        store.check_writable()          # nothing there yet: a login goes on
+        text = "[p]\naws_access_key_id = AKIALONGTERM\naws_secret_access_key = s\n"
+        self.write(self.credentials_file, text)     # another tool, meanwhile
+        self.assertRaises(aws_login.CredentialsFileError, store.write, _fake_credentials(),
+                          ADMIN)
+        self.assertEqual(self.read(self.credentials_file), text)
+        store.write(_fake_credentials(), ADMIN, force=True)
+        self.assertEqual(self.credentials("p")["aws_login_role_arn"], ADMIN)
+
+    def test_what_would_not_read_back_is_not_written(self):
+        self.write(self.credentials_file, "[other]\nk = v\n")
+        odd = aws_login.Credentials("ASIAX", "secret ", "tok", _fake_credentials().expires_at)
+        with self.assertRaises(aws_login.CredentialsFileError) as caught:
+            aws_login._FileStore("p").write(odd, ADMIN)
+        self.assertIn("cannot write [p] cleanly", str(caught.exception))
+        self.assertEqual(self.read(self.credentials_file), "[other]\nk = v\n")
+
     def test_mode_is_0600_whatever_the_umask(self):
         old = os.umask(0)
         try:
