@@ -1052,9 +1052,9 @@ class Terminal(object):
         old = termios.tcgetattr(self._fd)
         new = list(old)
         new[3] &= ~termios.ECHO
-        termios.tcsetattr(self._fd, termios.TCSAFLUSH, new)     # before the prompt shows
-        self.write(prompt)
-        try:
+        try:        # a Ctrl-C at any moment finds echo restored
+            termios.tcsetattr(self._fd, termios.TCSAFLUSH, new)     # before the prompt shows
+            self.write(prompt)
             return self._readline(what)
         finally:
             termios.tcsetattr(self._fd, termios.TCSAFLUSH, old)

@@ -31,6 +31,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import traceback
@@ -1417,10 +1418,12 @@ CLEARED_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_EN
 
 
 class Run(object):
-    """What a run of the tool left: exit code, stdout, stderr, what the terminal showed."""
+    """What a run of the tool left: exit code, stdout, stderr, what the terminal
+    showed, and whether the terminal echoes typing again (None: no terminal)."""
 
-    def __init__(self, code, stdout, stderr, tty):
+    def __init__(self, code, stdout, stderr, tty, echo=None):
         self.code, self.stdout, self.stderr, self.tty = code, stdout, stderr, tty
+        self.echo = echo
 
     def __repr__(self):
         return "Run(code=%r, stdout=%r, stderr=%r, tty=%r)" % (
@@ -1483,7 +1486,8 @@ def cache_bytecode():
 
 def _talk(proc, master, slave, pending, deadline):
     """Read the terminal and type each answer once its prompt shows, until the
-    tool exits; returns (what the terminal showed, answers never typed).  The
+    tool exits; returns (what the terminal showed, answers never typed, whether
+    it echoes typing once the tool is gone).  The
     tool's exit wakes us at once (a thread waits for it); then a mark that we
     write to the terminal ourselves follows everything the tool wrote there,
     so the rest is read up to the mark, without waiting for a silence."""
@@ -1533,9 +1537,10 @@ def _talk(proc, master, slave, pending, deadline):
         os.close(wake_r)
         if not waiter.is_alive():       # else it may still write: leave the fd to it
             os.close(wake_w)
+        echo = bool(termios.tcgetattr(slave)[3] & termios.ECHO)
         os.close(master)
         os.close(slave)
-    return tty, pending
+    return tty, pending, echo
 
 
 def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
@@ -1573,9 +1578,9 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
         proc.stdin.close()
     except BrokenPipeError:
         pass
-    tty, pending, deadline = b"", list(answers), time.time() + timeout
+    tty, pending, deadline, echo = b"", list(answers), time.time() + timeout, None
     if terminal:
-        tty, pending = _talk(proc, master, slave, pending, deadline)
+        tty, pending, echo = _talk(proc, master, slave, pending, deadline)
     try:
         proc.wait(max(1, deadline - time.time()))
     except subprocess.TimeoutExpired:
@@ -1591,7 +1596,7 @@ def run_tool(args, answers=(), env=None, stdin=b"", terminal=True, timeout=30,
                              % (pending[0][0], tty, out.get("stderr")))
     return Run(proc.returncode, out.get("stdout", b"").decode("utf-8", "replace"),
                out.get("stderr", b"").decode("utf-8", "replace"),
-               tty.decode("utf-8", "replace"))
+               tty.decode("utf-8", "replace"), echo)
 
 
 class HomeTestCase(unittest.TestCase):
@@ -2151,6 +2156,8 @@ class PromptsTest(LoginTestCase):
         self.assertEqual((headers["X-Shibboleth-Duo-Factor"], headers["X-Shiboleth-Duo-Factor"]),
                          ("auto", "auto"))
         self.assertNotIn(PASSWORD, run.tty)         # no echo
+        self.assertIn("Password: \r\nFactor: ", run.tty)     # a line of its own
+        self.assertTrue(run.echo)                   # echo is back once it is typed
 
     def test_configured_values_are_not_asked(self):
         self.configure(username="alice", factor="push")
@@ -4865,6 +4872,7 @@ class FailureTest(LoginTestCase):
         run = self.tool(["login"], [("Password: ", b"\x03")])
         self.assertEqual(run.code, aws_login._EXIT_INTERRUPTED, run)
         self.assertEqual(run.stderr.strip(), "aws_login: interrupted")
+        self.assertTrue(run.echo)                   # the terminal echoes again
         self.assertEqual(self.read(self.credentials_file), self.BEFORE)
 
     def test_silent_server_times_out(self):
@@ -4906,6 +4914,13 @@ class FetchingTest(LoginTestCase):
         p.region = "us-gov-east-1"
         self.assertEqual(aws_login._profile_partition(p), "aws-us-gov")
         self.assertEqual(aws_login._profile_partition(p, ADMIN), "aws")
+
+    def test_debug_says_whether_the_idp_session_was_reused(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        run = self.tool(["--debug", "login"])        # on a terminal: the first request asks
+        self.assertIn("aws_login: debug: IdP session not accepted", run.stderr)
+        run = self.tool(["--debug", "login", "--force"], terminal=False)
+        self.assertIn("aws_login: debug: IdP session reused", run.stderr)
 
     def test_session_names_are_cleaned_for_sts(self):
         clean = aws_login._session_name
@@ -5556,6 +5571,20 @@ class CredentialProcessTest(LoginTestCase):
                    "aws_secret_access_key = x\n")
         run = self.tool(["configure", "--credential-process"], terminal=False)
         self.assertIn("shadow", run.stderr)
+
+    def test_new_settings_drop_the_cache_made_with_the_old_but_keep_a_logout(self):
+        store = aws_login._ProcessStore("default")
+        for option, value in (("--role-arn", DEV), ("--username", "bob"),
+                              ("--ecp-endpoint-url", self.idp.url), ("--chain-role-arn", READONLY)):
+            store.write(_fake_credentials(1), ADMIN)
+            self.assertEqual(self.tool(["configure", option, value], terminal=False).code, 0)
+            self.assertFalse(os.path.exists(store.path), option)
+        store.write(_fake_credentials(1), ADMIN)
+        self.assertEqual(self.tool(["configure", "--duration", "3600"], terminal=False).code, 0)
+        self.assertIsNotNone(store.cached())        # the same role, user and IdP: still good
+        self.assertEqual(self.tool(["logout"], terminal=False).code, 0)
+        self.assertEqual(self.tool(["configure", "--role-arn", DEV], terminal=False).code, 0)
+        self.assertTrue(store.logged_out())         # logged out stays out
 
     @unittest.skipUnless(os.getuid() == 0, "needs root to make a file another user's")
     def test_a_cache_another_user_owns_is_never_read(self):
@@ -7971,6 +8000,7 @@ class EveryPathTest(LoginTestCase):
             self.configure(**dict({"username": "alice", "factor": "auto"}, **options))
             run = self.tool(["login"], answers)
             self.assertIn("no answer was given", self.one_error(run, 11), answers)
+            self.assertTrue(run.echo)
 
     # 9: a failed command writes nothing
     def test_piped_configure_that_fails_writes_nothing(self):
