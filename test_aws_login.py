@@ -7789,6 +7789,16 @@ class ServedCredentialsTest(LoginTestCase):
 # ---------------------------------------------------------------------------
 
 class PythonApiTest(LoginTestCase):
+    def test_a_hint_to_a_vendoring_script_names_this_file_not_the_script(self):
+        script = os.path.join(self.home, "deploy.py")
+        self.write(script, "import sys\nsys.path.insert(0, %r)\nimport aws_login\ntry:\n"
+                   "    aws_login.get_credentials('nope')\nexcept aws_login.ConfigError as e:\n"
+                   "    print(e)\n" % HERE)
+        done = subprocess.run([sys.executable, script], stdout=subprocess.PIPE, timeout=30,
+                              env=dict(os.environ))
+        self.assertEqual(done.stdout.decode().strip(), "profile 'nope' is not configured: run "
+                         "`python3 %s --profile nope configure`" % SCRIPT)
+
     def test_get_credentials_with_all_values_supplied(self):
         self.configure(username="alice", factor="auto")
         credentials = aws_login.get_credentials(password=PASSWORD)
