@@ -316,7 +316,7 @@ def _run_hint(profile, command="login"):
     words = ("" if profile == "default" else "--profile %s " % shlex.quote(profile)) + command
     program = _program()
     if program == "aws":
-        if command in ("login", "logout", "configure"):
+        if command.split()[0] in ("login", "logout", "configure"):
             return "run `aws %s`" % words.replace("configure", "login configure")
         program = "python3 " + shlex.quote(_own_file()[0] or "aws_login.py")
     if program is None:

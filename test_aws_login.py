@@ -2985,6 +2985,28 @@ class DeadlineTest(LoginTestCase):
 
 
 @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to name hashed files")
+class NetworkErrorWordsTest(unittest.TestCase):
+    """What a failed connection says, by its kind."""
+
+    def test_a_tls_failure_is_plain_http_only_when_openssl_says_so(self):
+        import ssl
+        for reason, words in (("WRONG_VERSION_NUMBER", "answers in plain HTTP, not TLS"),
+                              ("NO_SHARED_CIPHER", "TLS failure talking to idp.test: ")):
+            error = ssl.SSLError(1, "[SSL: %s] x" % reason)
+            error.reason = reason
+            self.assertIn(words, aws_login._describe_network_error(
+                error, "https://idp.test/ecp"), reason)
+
+    def test_an_untrusted_certificate_says_why(self):
+        import ssl
+        error = getattr(ssl, "SSLCertVerificationError", ssl.SSLError)(   # 3.6: SSLError
+            1, "[SSL: CERTIFICATE_VERIFY_FAILED] x")
+        error.reason, error.verify_message = "CERTIFICATE_VERIFY_FAILED", "self-signed certificate"
+        text = aws_login._describe_network_error(error, "https://idp.test/ecp")
+        self.assertIn("not trusted (self-signed certificate): if your site uses a private CA",
+                      text)
+
+
 class SystemRootsTest(LoginTestCase):
     """The system's CAs from a hashed folder (read lazily) when the bundle lies in
     it; both when the bundle is elsewhere."""
@@ -3920,6 +3942,27 @@ class FuzzTest(HomeTestCase):
 # ---------------------------------------------------------------------------
 
 class StsPureTest(unittest.TestCase):
+    ISSUED = ('<AssumeRoleWithSAMLResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+              '<AssumeRoleWithSAMLResult><Credentials><AccessKeyId>ASIA1</AccessKeyId>'
+              '<SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>'
+              '<Expiration>2026-11-27T10:33:19Z</Expiration></Credentials>%s'
+              '</AssumeRoleWithSAMLResult></AssumeRoleWithSAMLResponse>')
+
+    def test_the_answer_gives_every_part_of_the_credentials_and_the_assumed_role(self):
+        arn = "arn:aws:sts::123456789012:assumed-role/Admin/alice"
+        user = "<AssumedRoleUser><Arn> %s </Arn></AssumedRoleUser>" % arn
+        credentials = aws_login._parse_sts_answer(200, (self.ISSUED % user).encode())
+        self.assertEqual((credentials.access_key_id, credentials.secret_access_key,
+                          credentials.session_token, credentials.assumed_role_arn),
+                         ("ASIA1", "s", "t", arn))
+        self.assertIsNone(aws_login._parse_sts_answer(200, (self.ISSUED % "").encode())
+                          .assumed_role_arn)
+        for part in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"):
+            body = re.sub("<%s>[^<]*</%s>" % (part, part), "", self.ISSUED % user)
+            with self.assertRaises(aws_login.STSError) as caught:
+                aws_login._parse_sts_answer(200, body.encode())
+            self.assertIn("lacks part of the credentials", str(caught.exception))
+
     def test_advice_only_where_it_applies(self):
         advice = aws_login._sts_advice
         self.assertIn("lower `duration`", advice(
@@ -7895,6 +7938,15 @@ class CommandLineTest(LoginTestCase):
 
 class HintTest(HomeTestCase):
     """Every hint names the command as the user ran it, with the same prefix."""
+
+    def test_from_the_plugin(self):
+        self.addCleanup(setattr, aws_login, "_run", aws_login._run)
+        aws_login._run = aws_login._Run("aws")
+        hint = aws_login._run_hint
+        self.assertEqual(hint("p", "configure --ca-bundle PATH"),
+                         "run `aws --profile p login configure --ca-bundle PATH`")
+        self.assertEqual(hint("default"), "run `aws login`")
+        self.assertEqual(hint("p", "whoami"), "run `python3 %s --profile p whoami`" % SCRIPT)
 
     def assert_one_error(self, run, code, hint):
         self.assertEqual(run.code, code, run)
