@@ -3948,6 +3948,34 @@ class StsPureTest(unittest.TestCase):
               '<Expiration>2026-11-27T10:33:19Z</Expiration></Credentials>%s'
               '</AssumeRoleWithSAMLResult></AssumeRoleWithSAMLResponse>')
 
+    def test_what_may_pass_is_retried_and_what_will_not_is_not(self):
+        for code in ("Throttling", "ThrottlingException", "RequestLimitExceeded",
+                     "ServiceUnavailable", "InternalFailure", "IDPCommunicationError"):
+            with self.assertRaises(aws_login.STSError) as caught:
+                aws_login._parse_sts_answer(400, sts_error(code, "m")[2])
+            self.assertTrue(caught.exception.transient, code)
+        for status, body in ((500, b"oops"), (500, b""), (502, b"<html>bad gateway</html>"),
+                             (500, sts_error("Whatever", "m", status=500)[2])):
+            with self.assertRaises(aws_login.STSError) as caught:
+                aws_login._parse_sts_answer(status, body)
+            self.assertTrue(caught.exception.transient, (status, body))
+        for code in ("AccessDenied", "ValidationError", "InvalidIdentityToken"):
+            with self.assertRaises(aws_login.STSError) as caught:
+                aws_login._parse_sts_answer(400, sts_error(code, "m")[2])
+            self.assertFalse(caught.exception.transient, code)
+
+    def test_credentials_must_live_5_seconds_from_the_request(self):
+        sent = 1000000000.0
+        for seconds, taken in ((5, True), (4, False)):
+            credentials = _fake_credentials()
+            credentials.expires_at = aws_login._utc(sent + seconds)
+            if taken:
+                self.assertIs(aws_login._check_lifetime(credentials, sent, now=sent + 1),
+                              credentials)
+            else:
+                self.assertRaises(aws_login.STSError, aws_login._check_lifetime, credentials,
+                                  sent, now=sent + 1)
+
     def test_the_answer_gives_every_part_of_the_credentials_and_the_assumed_role(self):
         arn = "arn:aws:sts::123456789012:assumed-role/Admin/alice"
         user = "<AssumedRoleUser><Arn> %s </Arn></AssumedRoleUser>" % arn
@@ -5665,6 +5693,10 @@ class RenewalScheduleTest(unittest.TestCase):
         self.assertEqual(persistent.next_at, 4010)
         self.assertEqual([persistent.failed(error, 4000) and persistent.next_at - 4000
                           for _ in range(7)], [20, 40, 80, 160, 300, 300, 300])
+
+    def test_a_renewal_nobody_started_has_90_seconds(self):
+        self.assertAlmostEqual(aws_login._RenewalSchedule.deadline() - time.monotonic(), 90,
+                               delta=1)
 
     def test_renewals_are_apart_and_sleeps_are_sliced(self):
         schedule = aws_login._RenewalSchedule(0, 3)         # renewal due at 1.5: not before 2
