@@ -7842,6 +7842,21 @@ class ServedCredentialsTest(LoginTestCase):
         self.assertEqual(self.source.current()[0].access_key_id,
                          self.sts.issued[-1]["AccessKeyId"])
 
+    def test_what_in_the_default_profile_would_shadow_the_server_is_found(self):
+        config = os.environ["AWS_CONFIG_FILE"]
+        for option in ("aws_access_key_id", "credential_process", "role_arn",
+                       "web_identity_token_file", "sso_session", "sso_start_url"):
+            for header in ("default", "profile default"):
+                self.write(config, "[%s]\nregion = eu-west-1\n%s = x\n" % (header, option))
+                shadow = aws_login._server_shadowed("srv")
+                self.assertEqual(shadow, ("[%s] in %s sets %s" % (header, config, option),
+                                          False), option)
+        self.write(config, "[default]\nregion = eu-west-1\n")
+        self.assertIsNone(aws_login._server_shadowed("srv"))
+        self.write(self.credentials_file, "[default]\naws_access_key_id = A\n")
+        self.assertEqual(aws_login._server_shadowed("srv"),
+                         ("[default] in %s holds keys" % self.credentials_file, False))
+
     def test_the_document_is_the_container_format(self):
         credentials = _fake_credentials()
         self.assertEqual(aws_login._container_credentials(credentials, DEV), {
@@ -7850,8 +7865,14 @@ class ServedCredentialsTest(LoginTestCase):
             "Token": credentials.session_token,
             "Expiration": aws_login._format_timestamp(credentials.expires_at),
             "RoleArn": DEV})
-        env = aws_login._server_environment(4242, "tok", "eu-west-1", {
-            "AWS_PROFILE": "x", "AWS_ACCESS_KEY_ID": "k", "AWS_ROLE_ARN": "r", "KEEP": "1"}, "p")
+        # what the SDKs would use before the server, and its other settings, are taken out
+        taken_out = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                     "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "AWS_PROFILE",
+                     "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                     "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME")
+        env = aws_login._server_environment(4242, "tok", "eu-west-1", dict(
+            [(name, "x") for name in taken_out] + [("KEEP", "1")]), "p")
         self.assertEqual(env, {"KEEP": "1", "AWS_LOGIN_EXEC": "p",
                                "AWS_CONTAINER_CREDENTIALS_FULL_URI":
                                "http://127.0.0.1:4242/credentials",
