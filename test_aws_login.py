@@ -2699,6 +2699,12 @@ class RawHttpTest(unittest.TestCase):
             self.assertEqual(caught.exception.kind, "broken", name)
             self.assertIn("(%s)" % reason, str(caught.exception), name)
 
+    def test_long_lines_and_many_headers_up_to_the_bounds_are_read(self):
+        for raw in (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 65000 + b"\r\nContent-Length: 2\r\n"
+                    b"\r\nok", b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 99 +
+                    b"Content-Length: 2\r\n\r\nok"):
+            self.assertEqual(aws_login._http_request(self.serve(raw), b"x").body, b"ok")
+
     def test_an_answer_over_the_limit_is_refused_whatever_its_framing(self):
         big = b"a" * 3000
         for raw in (b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + big,
@@ -2985,12 +2991,34 @@ class DeadlineTest(LoginTestCase):
 
 
 @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to name hashed files")
+class DocumentedBoundsTest(unittest.TestCase):
+    """The bounds the README's threat model promises are the ones the code keeps."""
+
+    def test_every_wait_and_size_bound(self):
+        import inspect
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            readme = " ".join(f.read().split())
+        request = inspect.signature(aws_login._http_request).parameters
+        for words, value in (
+                ("a connect timeout (%d s)", request["connect_timeout"].default),
+                ("a read timeout (%d s for the IdP", request["read_timeout"].default),
+                ("must finish within %d s in all", aws_login._RenewalSchedule.TIME_LIMIT),
+                ("is waited for %d s at most", aws_login._DirectoryLock(HERE).timeout),
+                ("more than %d MiB from a server", aws_login._MAX_ANSWER_BYTES >> 20),
+                ("nested over %d elements deep", aws_login._MAX_XML_DEPTH),
+                ("over %d namespace declarations", aws_login._MAX_XML_NAMESPACES)):
+            self.assertIn(words % value, readme)
+        self.assertIn("over {:,} elements".format(aws_login._MAX_XML_ELEMENTS), readme)
+
+
 class NetworkErrorWordsTest(unittest.TestCase):
     """What a failed connection says, by its kind."""
 
     def test_a_tls_failure_is_plain_http_only_when_openssl_says_so(self):
         import ssl
-        for reason, words in (("WRONG_VERSION_NUMBER", "answers in plain HTTP, not TLS"),
+        plain = "answers in plain HTTP, not TLS"
+        for reason, words in (("WRONG_VERSION_NUMBER", plain), ("PACKET_LENGTH_TOO_LONG", plain),
+                              ("RECORD_LAYER_FAILURE", plain), ("HTTP_REQUEST", plain),
                               ("NO_SHARED_CIPHER", "TLS failure talking to idp.test: ")):
             error = ssl.SSLError(1, "[SSL: %s] x" % reason)
             error.reason = reason
