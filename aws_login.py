@@ -3955,38 +3955,30 @@ class _RefresherJob(object):
     and its ``start_time``; and, piped into python3 -, the descriptor of our
     marshalled code (``code_fd``, _code_fd)."""
 
-    FIELDS = ("role_arn", "issued_at", "expires_at", "program", "ca_bundle", "region",
-              "lock_fd", "start_time", "code_fd")
-
     def __init__(self, role_arn, issued_at, expires_at, program=None, ca_bundle=None,
                  region=None, lock_fd=None, start_time="", code_fd=None):
         import math
         self.role_arn = _check_role_arn(role_arn)
         self.issued_at, self.expires_at = float(issued_at), float(expires_at)
-        if not (math.isfinite(self.issued_at) and math.isfinite(self.expires_at)):
-            raise ConfigError("a refresher needs finite times")
-        for what, text in (("program", program), ("start_time", start_time)):
-            if text is not None and (not isinstance(text, str) or not text.isprintable()):
-                raise ConfigError("a refresher's %s must be printable text" % what)
-        for what, fd in (("lock_fd", lock_fd), ("code_fd", code_fd)):
-            if fd is not None and (type(fd) is not int or fd < 0):
-                raise ConfigError("a refresher's %s must be a descriptor" % what)
         self.program, self.start_time = program, start_time or ""
         self.ca_bundle = _check_ca_bundle(ca_bundle) if ca_bundle else None
         self.region = _check_region(region) if region else None
         self.lock_fd, self.code_fd = lock_fd, code_fd
+        if not (math.isfinite(self.issued_at) and math.isfinite(self.expires_at)
+                and all(text is None or isinstance(text, str) and text.isprintable()
+                        for text in (program, start_time))
+                and all(fd is None or type(fd) is int and fd >= 0 for fd in (lock_fd, code_fd))):
+            raise ConfigError("a refresher's inputs are not what login gives it")
 
     def to_json(self):
         import json
-        return json.dumps(dict((key, getattr(self, key)) for key in self.FIELDS),
-                          sort_keys=True)
+        return json.dumps(vars(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text):
         import json
         try:
-            inputs = json.loads(text)
-            return cls(**inputs)
+            return cls(**json.loads(text))
         except (ValueError, TypeError):     # not JSON, not an object, unknown names
             raise ConfigError("a refresher's inputs are not what login gives it")
 
