@@ -5020,6 +5020,11 @@ class FetchingTest(LoginTestCase):
         self.assertIn("aws_login: debug: IdP session not accepted", run.stderr)
         run = self.tool(["--debug", "login", "--force"], terminal=False)
         self.assertIn("aws_login: debug: IdP session reused", run.stderr)
+        self.idp.override = (404, {"Content-Type": "text/html"}, b"<html>gone</html>")
+        run = self.tool(["--debug", "login", "--force"], terminal=False)
+        self.assertIn("aws_login: debug: IdP session not accepted: the IdP answered HTTP 404",
+                      run.stderr)         # the cookies sent may be why: the password is tried
+        self.assertEqual(run.code, 5, run)
 
     def test_session_names_are_cleaned_for_sts(self):
         clean = aws_login._session_name
@@ -5910,6 +5915,10 @@ class RefresherJobTest(unittest.TestCase):
                 aws_login._RefresherJob.from_json(json.dumps(dict(good, **change)))
         for text in ("not json", "[]", "null"):
             self.assertRaises(aws_login.ConfigError, aws_login._RefresherJob.from_json, text)
+        for fd in ("3", -1, 2.0):
+            self.assertRaises(aws_login.ConfigError, aws_login._RefresherJob, ADMIN, 1, 2,
+                              lock_fd=fd)
+        self.assertEqual(aws_login._RefresherJob(ADMIN, 1, 2, lock_fd=0).lock_fd, 0)
 
 
 class RefresherStepTest(LoginTestCase):
