@@ -5621,9 +5621,8 @@ def _build_parser(only=None):
                              "or 'default')")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="trace what happens, with tracebacks on errors")
-    program = _program() or "python3 -"     # for a command line to copy
     parser = _parser_class()(
-        prog="aws-login" if program == "aws-login" else "aws_login.py", parents=[common],
+        prog="aws-login" if _how_run() == "aws-login" else "aws_login.py", parents=[common],
         description="Temporary AWS credentials from a SAML ECP identity provider.",
         epilog="Exit codes: 0 ok, 1 unexpected, 2 usage, 3 configuration, 4 authentication "
                "refused, 5 IdP answer unusable, 6 role, 7 STS refused, 8 network or TLS, "
@@ -5726,6 +5725,8 @@ def _build_parser(only=None):
                    help="listen on this port (default: a free one)")
     p.set_defaults(func=_cmd_serve)
 
+    # The command line to copy names this tool as run (worked out only when shown).
+    program = (_program() or "python3 -") if only == "env" else "aws_login.py"
     p = command("env", parents=[common], help="print the credentials for a shell",
                             description='Print lines for  eval "$(%s env)"; logs in first '
                             "when needed." % program)
