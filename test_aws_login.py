@@ -8311,6 +8311,105 @@ class StatusTest(LoginTestCase):
         self.assertRegex(text[2], r"^idle +file +logged out +- +- +- +- +-$")
 
 
+def run_into_closed_pipe(command, env=None):
+    """Run ``command`` with its standard output a pipe whose reader has gone
+    (as after `| head -0`, or `| true`): every write to it fails.  Returns
+    (exit code, stderr)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=write_end,
+                                stderr=subprocess.PIPE, env=env, start_new_session=True)
+    finally:
+        os.close(write_end)
+    try:
+        err = proc.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the tool hung writing into a closed pipe")
+    return proc.returncode, err.decode("utf-8", "replace")
+
+
+class BrokenPipeTest(LoginTestCase):
+    """A closed pipe (`status | head -1`, `env | head -0`) ends a command quietly
+    with 141, as a shell shows for a tool SIGPIPE ended: no error line, no
+    "Exception ignored" at the interpreter's exit, every file whole."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.empty = os.path.join(self.home, "empty-path")
+        os.mkdir(self.empty)
+
+    def assert_quiet(self, args, env=None, command=None, logs_in=False):
+        full = dict(os.environ, PATH=self.empty)    # plugin status finds no `aws`
+        full.update(env or {})
+        code, err = run_into_closed_pipe(command or README_START + list(args), full)
+        self.assertEqual((code, re.sub("(?m)^Logged in as .*\n", "", err)),
+                         (aws_login._EXIT_PIPE_CLOSED, ""), (args, err))
+        self.assertEqual("Logged in as" in err, logs_in, err)
+
+    def test_every_command_that_prints_ends_quietly(self):
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        federation = FakeFederation().start()
+        self.addCleanup(federation.stop)
+        for args in (["status"], ["status", "--output", "json"], ["whoami"],
+                     ["whoami", "--output", "json"], ["env"], ["env", "--format", "json"],
+                     ["console", "--print"], ["plugin", "status"], ["--help"],
+                     ["login", "--help"], ["--version"]):
+            self.assert_quiet(args, {"AWS_LOGIN_FEDERATION_URL": federation.url})
+        self.assertEqual(len(federation.sessions), 1)
+        self.assertEqual([r["form"]["Action"] for r in self.sts.requests],
+                         ["AssumeRoleWithSAML", "GetCallerIdentity", "GetCallerIdentity"])
+
+    def test_a_login_before_the_output_is_written_whole(self):
+        # env logs in first (nothing stored yet), then finds its reader gone
+        self.assert_quiet(["env"], logs_in=True)
+        self.assertEqual(len(self.sts.issued), 1)
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[0]["AccessKeyId"])
+        self.assertEqual(sorted(os.listdir(os.path.dirname(self.credentials_file))),
+                         ["credentials"])
+        # the profile's lock is free: a login now does not wait
+        started = time.time()
+        self.assertEqual(self.tool(["login", "--force"], terminal=False).code, 0)
+        self.assertLess(time.time() - started, aws_login._LOCK_TIMEOUT / 2)
+
+    def test_credential_process_ends_quietly_on_every_path(self):
+        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code,
+                         0)
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(os.environ["AWS_CONFIG_FILE"]))
+        configured = shlex.split(parser.get("default", "credential_process"))
+        self.assert_quiet(None, command=configured)       # renews: no cache yet
+        self.assertEqual(len(self.sts.issued), 1)
+        self.assert_quiet(None, command=configured)       # the cache, before the file loads
+        self.assert_quiet(["credential-process"])         # the cache, in main()
+        self.assertEqual(len(self.sts.issued), 1)
+        cache = json.loads(self.read(os.path.join(self.home, ".aws-login", "cache",
+                                                  "default")).split("\n")[3])
+        self.assertEqual(cache["AccessKeyId"], self.sts.issued[0]["AccessKeyId"])
+
+    def test_only_a_pipe_nobody_reads_is_a_reader_gone(self):
+        # a BrokenPipeError from anything else (a socket, a child's pipe) stays
+        # the unexpected error it is
+        read_end, write_end = os.pipe()
+        pipe = os.fdopen(write_end, "w")
+        self.addCleanup(pipe.close)
+        self.assertFalse(aws_login._reader_gone(pipe))
+        os.close(read_end)
+        self.assertTrue(aws_login._reader_gone(pipe))
+        for path in (os.path.join(self.home, "file"), os.devnull):
+            with open(path, "w") as f:
+                self.assertFalse(aws_login._reader_gone(f))
+
+    def test_the_exit_code_is_in_the_readme(self):
+        readme = open(os.path.join(HERE, "README.md")).read()
+        self.assertRegex(readme, r"\|\s*%d\s*\|" % aws_login._EXIT_PIPE_CLOSED)
+
+
 class SecretsTest(LoginTestCase):
     """A whole life with --debug; no secret anywhere it should not be."""
     SLOW = True         # waits on real time: the runner starts it first
