@@ -149,6 +149,11 @@ class CommandNotFoundError(AwsLoginError):
 
 
 _EXIT_INTERRUPTED = 130
+# The reader of our output has gone (`status | head -1`): the status a shell
+# shows for a tool that SIGPIPE ended (128 + 13), as `cat` or `ls` leave it.
+# We exit with it rather than die of the signal: every lock is let go and
+# every file written whole on the way out.
+_EXIT_PIPE_CLOSED = 141
 
 
 # ---------------------------------------------------------------------------
@@ -267,6 +272,35 @@ def _warn(message, once=False):
         _run.said.add(message)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) if _run.stamp else ""
     sys.stderr.write("%saws_login: warning: %s\n" % (stamp, _visible(message)))
+
+
+def _reader_gone(stream):
+    """True when ``stream`` (standard output) is a pipe or socket whose reader
+    has gone, as after `| head -1`: a BrokenPipeError is then the reader's
+    doing, not a bug.  Asked of the descriptor itself, so that a broken pipe
+    elsewhere (a child's, a socket's) is still reported as one; argparse, from
+    3.11 on, drops its own write error, and this is all there is to ask."""
+    import select
+    try:
+        fd = stream.fileno()
+    except (AttributeError, ValueError, OSError):       # replaced, or closed
+        return False
+    if not hasattr(select, "poll"):     # no poll (Windows): EPIPE on output is the reader's
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    # Linux says POLLERR for a pipe with no reader, the BSDs and macOS POLLHUP.
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _output_closed():
+    """The end of a run whose output's reader has gone: quietly, with 141.  What
+    is still in stdout's buffer goes to /dev/null: the interpreter's exit would
+    try it again and print "Exception ignored ... BrokenPipeError"."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+    return _EXIT_PIPE_CLOSED
 
 
 def _own_file():
@@ -3531,7 +3565,7 @@ def _cached_answer_code(name):
     constants they read; anything else (no cache, stale, logged out, not ours,
     malformed) falls through to main().  Loading this file costs about as much
     as the rest of the isolated start, and this is the answer to nearly every
-    `aws` call."""
+    `aws` call.  A reader gone ends it as it ends main(): quietly, with 141."""
     import json
     # posix, not os: importing os is a third of what this saves.  The folder is
     # _login_root()'s when that needs no expanduser(); otherwise main() answers.
@@ -3540,10 +3574,13 @@ def _cached_answer_code(name):
             "if r and r[:1]!=b'~' and sys.argv[1:]==['--profile',%s,'credential-process']:\n"
             " a=_cache_entry(r+b'/.aws-login/cache/'+%s,p)\n"
             " if a and _fresh(a[0],time.time()):\n"
-            "  sys.stdout.write(a[2]+'\\n');sys.exit(0)\n") % (
+            "  try:sys.stdout.write(a[2]+'\\n');sys.stdout.flush()\n"
+            "  except BrokenPipeError:p.dup2(p.open(%s,p.O_WRONLY),1);sys.exit(%d)\n"
+            "  sys.exit(0)\n") % (
                 json.dumps(_CACHE_HEADER), _MIN_LEFT, _source_of(_fresh),
                 _source_of(_cache_entry), json.dumps(name),
-                repr(_quote_name(name).encode("ascii")))
+                repr(_quote_name(name).encode("ascii")), json.dumps(os.devnull),
+                _EXIT_PIPE_CLOSED)
     return "import posix as p,time;exec(%s);" % json.dumps(body)
 
 
@@ -5626,7 +5663,7 @@ def _build_parser(only=None):
         description="Temporary AWS credentials from a SAML ECP identity provider.",
         epilog="Exit codes: 0 ok, 1 unexpected, 2 usage, 3 configuration, 4 authentication "
                "refused, 5 IdP answer unusable, 6 role, 7 STS refused, 8 network or TLS, "
-               "9 files, 10 not logged in, 11 no terminal, 130 interrupted.")
+               "9 files, 10 not logged in, 11 no terminal, 130 interrupted, 141 output closed.")
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.commands = {}
@@ -5793,17 +5830,22 @@ def main(argv=None, how_run=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     _run = _Run(how_run)
     _no_core_dumps()
-    served = _serve_cached(argv)
-    if served is not None:
-        return served
-    _restart_with_site(argv)
     try:
-        args = _parse_args(argv)
-        if args is None:
-            return UsageError.exit_code
-        _run.debug = getattr(args, "debug", False)
-        args.profile = _profile_name(getattr(args, "profile", None))
-        return args.func(args) or 0
+        code = _serve_cached(argv)
+        if code is None:
+            _restart_with_site(argv)
+            args = _parse_args(argv)
+            if args is None:
+                return UsageError.exit_code
+            _run.debug = getattr(args, "debug", False)
+            args.profile = _profile_name(getattr(args, "profile", None))
+            code = args.func(args) or 0
+        sys.stdout.flush()      # here, not at the interpreter's exit: a reader gone is seen
+        return code
+    except SystemExit:          # argparse, after --help or --version
+        if _reader_gone(sys.stdout):
+            return _output_closed()
+        raise
     except AwsLoginError as e:
         if _run.debug:
             import traceback
@@ -5817,6 +5859,8 @@ def main(argv=None, how_run=None):
         sys.stderr.write("\naws_login: interrupted\n")
         return _EXIT_INTERRUPTED
     except Exception as e:
+        if isinstance(e, BrokenPipeError) and _reader_gone(sys.stdout):
+            return _output_closed()
         if _run.debug:
             raise
         sys.stderr.write("aws_login: unexpected error: %s (run with --debug for the "
