@@ -7227,6 +7227,98 @@ class ConsoleTest(LoginTestCase):
         self.assertTrue(os.path.exists(new))
 
 
+class AwsTlsTest(LoginTestCase):
+    """verify_ssl_certificate = false (or login --no-verify-ssl) is for the IdP,
+    as in awscli-login: STS, whoami's GetCallerIdentity and console's sign-in
+    are checked whatever it says, so an AWS endpoint that cannot prove its name
+    is sent nothing.  A lab's own STS takes a setting of its own,
+    verify_aws_certificate = false, which says so on every use."""
+
+    FAKES = ((WRONG_HOST_CERT_PEM, WRONG_HOST_KEY_PEM), (UNTRUSTED_CERT_PEM, UNTRUSTED_KEY_PEM))
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+
+    def fake(self, cls, cert, key):
+        """A fake AWS endpoint (or IdP) whose certificate is of another name or
+        signed by itself; a fake STS knows the keys the real one issued."""
+        server = cls(cert=cert, key=key).start()
+        self.addCleanup(server.stop)
+        if cls is FakeSTS:
+            server.issued = self.sts.issued
+        if cls is FakeIdP:
+            server.users = self.idp.users
+        return server
+
+    def test_whoami_and_console_check_aws_whatever_verify_ssl_certificate_says(self):
+        self.configure(verify_ssl_certificate="false")
+        for cert, key in self.FAKES:
+            sts, federation = self.fake(FakeSTS, cert, key), self.fake(FakeFederation, cert, key)
+            env = {"AWS_ENDPOINT_URL_STS": sts.url, "AWS_LOGIN_FEDERATION_URL": federation.url}
+            for args in (["whoami"], ["console", "--print"]):
+                run = self.tool(args, terminal=False, env=env)
+                self.assertEqual((run.code, run.stdout), (8, ""), run)
+                self.assertIn("not trusted", run.stderr)
+                self.assertIn("verify_ssl_certificate is for the IdP only", run.stderr)
+                self.assertNotIn("CHECKING IS OFF", run.stderr)
+            self.assertEqual((sts.requests, federation.requests), ([], []))
+
+    def test_login_checks_sts_while_the_idp_goes_unchecked(self):
+        before = self.read(self.credentials_file)
+        idp, sts = self.fake(FakeIdP, *self.FAKES[1]), self.fake(FakeSTS, *self.FAKES[1])
+        env = {"AWS_ENDPOINT_URL_STS": sts.url}
+        self.configure(ecp_endpoint_url=idp.url, verify_ssl_certificate="false")
+        for args in (["login", "--force"], ["--profile", "flag", "login", "--no-verify-ssl"]):
+            self.configure("flag", ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                           password=PASSWORD)
+            run = self.tool(args, terminal=False, env=env)
+            self.assertEqual(run.code, 8, run)
+            self.assertIn("TLS CERTIFICATE CHECKING IS OFF for the IdP", run.stderr)
+            self.assertIn("TLS certificate of %s not trusted" % sts.host_port, run.stderr)
+        self.assertEqual(len(idp.requests), 2)      # the IdP, unchecked, was asked
+        self.assertEqual(sts.requests, [])          # STS was sent no assertion
+        self.assertEqual(self.read(self.credentials_file), before)
+
+    def test_verify_aws_certificate_false_reaches_a_lab_sts_and_says_so_each_time(self):
+        sts, federation = self.fake(FakeSTS, *self.FAKES[1]), self.fake(FakeFederation,
+                                                                         *self.FAKES[1])
+        env = {"AWS_ENDPOINT_URL_STS": sts.url, "AWS_LOGIN_FEDERATION_URL": federation.url}
+        self.configure(verify_aws_certificate="false")
+        self.assertIs(aws_login.read_profile("default").verify_aws_certificate, False)
+        warning = "TLS CERTIFICATE CHECKING IS OFF for AWS's endpoints"
+        for args in (["whoami"], ["whoami"], ["console", "--print"], ["login", "--force"]):
+            run = self.tool(args, terminal=False, env=env)
+            self.assertEqual(run.code, 0, run)
+            self.assertEqual(run.stderr.count(warning), 1, run.stderr)
+            self.assertIn("(verify_aws_certificate in profile default)", run.stderr)
+        self.assertEqual([r["form"]["Action"] for r in sts.requests],
+                         ["GetCallerIdentity", "GetCallerIdentity", "AssumeRoleWithSAML"])
+        self.assertEqual(len(federation.sessions), 1)
+        # the IdP is still checked: that is verify_ssl_certificate's alone
+        idp = self.fake(FakeIdP, *self.FAKES[1])
+        self.configure(ecp_endpoint_url=idp.url, verify_aws_certificate="false")
+        run = self.tool(["login", "--force"], terminal=False, env=env)
+        self.assertEqual(run.code, 8, run)
+        self.assertIn("TLS certificate of %s not trusted" % idp.host_port, run.stderr)
+        self.assertEqual(idp.requests, [])
+
+    def test_aws_ca_bundle_and_ca_bundle_still_add_trust(self):
+        # the fake STS signed by itself is its own trust anchor
+        sts = self.fake(FakeSTS, *self.FAKES[1])
+        env = {"AWS_ENDPOINT_URL_STS": sts.url}
+        anchor = os.path.join(self.home, "lab-sts.pem")
+        self.write(anchor, UNTRUSTED_CERT_PEM)
+        self.assertEqual(self.tool(["whoami"], terminal=False, env=env).code, 8)
+        run = self.tool(["whoami"], terminal=False, env=dict(env, AWS_CA_BUNDLE=anchor))
+        self.assertEqual((run.code, run.stderr), (0, ""), run)
+        self.configure(ca_bundle=anchor)
+        run = self.tool(["whoami"], terminal=False, env=env)
+        self.assertEqual((run.code, run.stderr), (0, ""), run)
+        self.assertEqual(len(sts.requests), 2)
+
+
 # ---------------------------------------------------------------------------
 # Credential server: `exec --server` and `serve`
 # ---------------------------------------------------------------------------
