@@ -898,7 +898,11 @@ _OPTIONS = (
             "your IdP's own Duo passcode header name (default: both spellings of "
             "`X-Shibboleth-Duo-Passcode`)"),
     _Option("verify_ssl_certificate", None, _check_bool, True, "BOOL", True,
-            "`false` turns TLS checking off, with a loud warning on every login"),
+            "`false` turns TLS checking of the IdP off (as in awscli-login; AWS's endpoints "
+            "are still checked), with a loud warning on every login"),
+    _Option("verify_aws_certificate", None, _check_bool, True, "BOOL", True,
+            "`false` turns TLS checking of AWS's endpoints off (STS, `whoami`, `console`'s "
+            "sign-in): for a lab's own STS only; a warning on every use"),
     _Option("ca_bundle", None, _check_ca_bundle, None, "PATH", False,
             "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`)"),
     _Option("region", None, _check_region, None, "REGION", False,
@@ -1311,10 +1315,10 @@ def _system_roots(ssl):
     return cafile, None
 
 
-def _make_ssl_context(profile=None):
+def _make_ssl_context(profile=None, verify=True):
     """System roots, plus ca_bundle or AWS_CA_BUNDLE; verification off only when
-    asked.  What to do about a certificate it does not trust, naming where the
-    bundle came from, is kept in _run.trust_hints."""
+    ``verify`` is False.  What to do about a certificate it does not trust,
+    naming where the bundle came from, is kept in _run.trust_hints."""
     import ssl
     cafile, capath = _system_roots(ssl)
     context = ssl.create_default_context(capath=capath) if capath else \
@@ -1332,9 +1336,39 @@ def _make_ssl_context(profile=None):
             context.load_verify_locations(cafile=os.path.expanduser(bundle))
         except (OSError, ssl.SSLError) as e:
             raise ConfigError("cannot load the CA bundle %s (%s): %s" % (bundle, where, e))
-    if profile is not None and not profile.verify_ssl_certificate:
+    if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _idp_ssl_context(profile):
+    """TLS for the profile's IdP: checked unless verify_ssl_certificate = false
+    (or login --no-verify-ssl), which is said loudly once in a run."""
+    if not profile.verify_ssl_certificate:
+        _warn("TLS CERTIFICATE CHECKING IS OFF for the IdP of profile %s (%s): anyone on the "
+              "network path can read your password and your SAML assertion"
+              % (profile.name, profile.where("verify_ssl_certificate")), once=True)
+    return _make_ssl_context(profile, profile.verify_ssl_certificate)
+
+
+def _aws_ssl_context(profile, idp_context=None):
+    """TLS for AWS's endpoints (STS, the console's sign-in): the keys and the
+    assertion go there, so verify_ssl_certificate, the IdP's setting as in
+    awscli-login, never reaches them; only verify_aws_certificate = false does,
+    said on every use (each renewal of a credential server too).  ``idp_context``, the IdP's, serves when it checks as
+    this one would (the same roots, loaded once)."""
+    import ssl
+    if not profile.verify_aws_certificate:
+        _warn("TLS CERTIFICATE CHECKING IS OFF for AWS's endpoints (%s): anyone on the network "
+              "path can take your AWS credentials" % profile.where("verify_aws_certificate"))
+    elif idp_context is not None and idp_context.verify_mode == ssl.CERT_REQUIRED:
+        return idp_context
+    context = _make_ssl_context(profile, profile.verify_aws_certificate)
+    if not profile.verify_ssl_certificate:
+        _run.trust_hints[context] += (" (%s turns off the IdP's check alone; for a lab's own "
+                                      "STS, set verify_aws_certificate = false)"
+                                      % profile.where("verify_ssl_certificate"))
     return context
 
 
@@ -2982,12 +3016,8 @@ def _fetch_saml(profile, terminal, interactive=True, deadline=None, acs_url=None
     """The IdP's SAML answer for the profile's user: the saved session, else the
     password and Duo.  Returns (_SamlAnswer, _IdPSession); whoever finishes the
     login saves the session (_fetch_credentials, _roles_offered)."""
-    if not profile.verify_ssl_certificate:
-        _warn("TLS CERTIFICATE CHECKING IS OFF for profile %s (%s): anyone on the network "
-              "path can read your password and your credentials"
-              % (profile.name, profile.where("verify_ssl_certificate")), once=True)
     username = _username(profile, terminal, interactive)
-    session = _IdPSession(profile, username, terminal, _make_ssl_context(profile),
+    session = _IdPSession(profile, username, terminal, _idp_ssl_context(profile),
                           acs_url or _PARTITIONS[_profile_partition(profile)][0], deadline)
     probe = interactive and terminal.available()     # someone may be asked for a password
     saml = session.reuse(probe) or _password_login(session, profile, terminal, interactive)
@@ -3032,8 +3062,9 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
         duration = min(max(saml.session_duration, _DURATION_MIN), _DURATION_MAX)
     region = _profile_region(profile)
     endpoint = _sts_endpoint(role.partition, region)
+    aws_tls = _aws_ssl_context(profile, session.ssl_context)
     credentials = _assume_role_with_saml(role, saml.response_xml, duration, endpoint,
-                                         session.ssl_context, deadline)
+                                         aws_tls, deadline)
     if profile.chain_role_arn:
         # AWS caps a chained session at one hour.
         sent_at = time.time()
@@ -3041,7 +3072,7 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
             credentials, profile.chain_role_arn,
             _session_name(saml.session_name or session.username), endpoint,
             _signing_region(endpoint, role.partition, region), min(duration or 3600, 3600),
-            profile.chain_external_id, session.ssl_context, deadline)
+            profile.chain_external_id, aws_tls, deadline)
         # The same STS told its clock a moment ago, in the SAML call's answer.
         credentials = _check_lifetime(chained, sent_at, credentials.sts_date)
     session.save()
@@ -4529,7 +4560,7 @@ def _whoami(name):
     endpoint = _sts_endpoint(partition, region)
     return get_caller_identity(credentials, endpoint,
                                _signing_region(endpoint, partition, region),
-                               _make_ssl_context(profile))
+                               _aws_ssl_context(profile))
 
 
 def _check_credentials_text(credentials):
@@ -5477,7 +5508,7 @@ def _cmd_console(args):
     credentials = _fresh_credentials(args.profile)
     profile = read_profile(args.profile, require_endpoint=False)
     url = console_url(credentials, _partition_of(credentials), args.destination,
-                      _make_ssl_context(profile))
+                      _aws_ssl_context(profile))
     if args.print_url or not _open_console(url):
         sys.stdout.write(url + "\n")
     else:
@@ -5706,7 +5737,8 @@ def _build_parser(only=None):
                    help="trust these CA certificates too, this time (default: the profile's)")
     p.add_argument("--region", help="STS region, this time (default: the profile's)")
     p.add_argument("--no-verify-ssl", dest="no_verify_ssl", action="store_true",
-                   help="do not check TLS certificates, this time (unsafe; said loudly)")
+                   help="do not check the IdP's TLS certificate, this time (unsafe; said "
+                        "loudly); AWS's endpoints are still checked")
     p.set_defaults(func=_cmd_login)
 
     p = command("logout", parents=[common], help="remove credentials",

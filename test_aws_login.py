@@ -6583,8 +6583,12 @@ class LoginOverridesTest(LoginTestCase):
         self.assert_logged_in(run)
         self.assertEqual(aws_login.read_profile("default").ca_bundle, None)    # this time only
         run = self.tool(["login", "--force", "--no-verify-ssl"], terminal=False)
+        self.assertEqual(run.code, 8, run)      # the IdP's certificate alone: STS's is checked
+        self.assertIn("TLS CERTIFICATE CHECKING IS OFF for the IdP", run.stderr)
+        self.assertIn("(the --no-verify-ssl flag turns off the IdP's check alone", run.stderr)
+        run = self.tool(["login", "--force", "--no-verify-ssl", "--ca-bundle", self.pems["ca"]],
+                        terminal=False)
         self.assert_logged_in(run)
-        self.assertIn("TLS CERTIFICATE CHECKING IS OFF", run.stderr)
         run = self.tool(["login", "--region", "mars"], terminal=False)
         self.assertEqual(run.code, 3, run)
 
@@ -7261,7 +7265,9 @@ class AwsTlsTest(LoginTestCase):
                 run = self.tool(args, terminal=False, env=env)
                 self.assertEqual((run.code, run.stdout), (8, ""), run)
                 self.assertIn("not trusted", run.stderr)
-                self.assertIn("verify_ssl_certificate is for the IdP only", run.stderr)
+                self.assertIn("(verify_ssl_certificate in profile default turns off the "
+                              "IdP's check alone; for a lab's own STS, set "
+                              "verify_aws_certificate = false)", run.stderr)
                 self.assertNotIn("CHECKING IS OFF", run.stderr)
             self.assertEqual((sts.requests, federation.requests), ([], []))
 
