@@ -4869,6 +4869,101 @@ class RefusedPasswordTest(LoginTestCase):
         self.assertFalse(os.path.exists(self.refused) and os.listdir(self.refused))
 
 
+class RefusedMarkTest(LoginTestCase):
+    """The refused mark is tied to the password itself (an HMAC under a random
+    key in our 0700 folder, never the password or a plain hash of it): editing
+    the settings for anything else leaves it, a new password lifts it."""
+
+    setUp = RefusedPasswordTest.setUp
+    process_mode = RefusedPasswordTest.process_mode
+    serve = RefusedPasswordTest.serve
+    passwords_sent = RefusedPasswordTest.passwords_sent
+    assert_refused_in_one_line = RefusedPasswordTest.assert_refused_in_one_line
+
+    def configure_another_profile(self):
+        run = self.tool(["--profile", "other", "configure", "--ecp-endpoint-url", self.idp.url,
+                         "--username", "bob"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+
+    def test_configure_of_another_profile_or_option_leaves_the_mark(self):
+        self.process_mode(password="old password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.configure_another_profile()
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.configure(username="alice", factor="auto", password="old password",
+                       region="eu-west-1")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password"])
+
+    def test_the_refresher_does_not_resend_after_a_configure(self):
+        self.configure(username="alice", factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+        expires = aws_login._parse_timestamp(self.credentials()["aws_login_expiration"])
+        self.configure(username="alice", factor="auto", password="old password")
+        self.idp.expire_sessions()
+        for _ in range(2):
+            lines = []
+            refresher = aws_login._Refresher("default", aws_login._RefresherJob(
+                ADMIN, time.time(), expires.timestamp()), log=lines.append)
+            refresher.schedule.next_at = time.time()
+            self.assertIsNone(refresher.step())
+            self.assertRegex(lines[-1], r"^cannot renew: the IdP refused the password stored "
+                                        r"in the settings of profile default.*; stopping")
+            self.configure_another_profile()
+        self.assertEqual(self.passwords_sent(), [PASSWORD, "old password"])
+        self.assertEqual(len(self.sts.requests), 1)
+
+    def test_a_new_password_in_the_keyring_lifts_the_mark_and_the_old_one_stays_refused(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        self.keyring.set(self.user, PASSWORD)      # changed by another program, not by us
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60   # each renewal wants another
+        run = self.serve()
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.keyring.set(self.user, "old password")     # the refused one, back again
+        self.idp.expire_sessions()
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+
+    def test_the_mark_holds_no_password_and_no_plain_hash(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        mark_path = os.path.join(self.refused, "default.keyring")
+        key_path = os.path.join(self.home, ".aws-login", "refused.key")
+        mark = self.read(mark_path)
+        lines = mark.split("\n")
+        self.assertEqual(lines[:2], [aws_login._REFUSED_HEADER, "user " + self.user])
+        self.assertRegex(lines[2], r"^hmac-sha256 [0-9a-f]{64}$")
+        for text in ("old password", "alice:old password", self.user + "\nold password"):
+            for name in ("md5", "sha1", "sha256", "sha512"):
+                digest = hashlib.new(name, text.encode()).digest()
+                for form in (digest.hex(), base64.b64encode(digest).decode()):
+                    self.assertNotIn(form, mark)
+        self.assertNotIn("old password", mark)
+        self.assertEqual(os.stat(key_path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(key_path)).st_mode & 0o777, 0o700)
+        self.assertNotIn("old password", self.read(key_path))
+        # under another key (another home, or the key lost and made again) the
+        # same password has another mark: it is keyed, not a hash
+        os.unlink(key_path)
+        os.unlink(mark_path)
+        self.idp.expire_sessions()
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        self.assertNotEqual(self.read(mark_path).split("\n")[2], lines[2])
+        self.assertEqual(self.passwords_sent(), ["old password", "old password"])
+
+    def test_a_mark_of_the_earlier_kind_holds_until_a_person_logs_in(self):
+        self.process_mode(password="old password")
+        self.write(os.path.join(self.refused, "default.profile"),
+                   aws_login._REFUSED_HEADER + "\nuser %s\n" % self.user)
+        self.configure_another_profile()
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), [])
+
+
 # ---------------------------------------------------------------------------
 # Fetching credentials: IdP (saved session, else password and Duo), role, STS
 # ---------------------------------------------------------------------------
