@@ -2732,11 +2732,16 @@ def _keyring_set(profile, username, password):
 # A stored password the IdP refused is never sent again without a person:
 # directory services lock an account after a few refusals, and every `aws`
 # call (credential_process) or renewal would send it once more.  The mark
-# names the profile, the source and user@host; it holds no password and no
-# hash of one.
+# names the profile, the source and user@host, and is tied to the password
+# itself by an HMAC under a random key of ours (refused.key, 0600 in our 0700
+# folder): a new password, whoever put it in the keyring or the settings, is
+# tried, the refused one never, whatever else changes.  Without the key the
+# mark tells nothing of the password (no password, no plain hash, which a
+# dictionary would undo).
 
 _REFUSED_HEADER = "# aws_login: the IdP refused this stored password; `login` asks for it"
 _PASSWORD_SOURCES = ("keyring", "profile")      # where a stored password comes from
+_MARK_PREFIX = "hmac-sha256 "
 
 
 def _refused_dir():
@@ -2748,39 +2753,67 @@ def _refused_path(name, source):
     return os.path.join(_refused_dir(), "%s.%s" % (_quote_name(name), source))
 
 
-def _refused_text(profile, username):
-    return "%s\nuser %s\n" % (_REFUSED_HEADER, _keyring_user(profile, username))
+def _key_of(text):
+    """The 32 bytes a key file's ``text`` holds, or None."""
+    try:
+        key = bytes.fromhex((text or "").strip())
+    except ValueError:
+        return None
+    return key if len(key) == 32 else None
+
+
+def _refused_key(make=False):
+    """The key of the marks' HMACs (32 random bytes), made with ``make`` when
+    there is none yet (under the folder's lock: two processes agree on one);
+    else None."""
+    path = os.path.join(_login_root(), "refused.key")
+    if make:
+        import secrets
+        _private_dir(_login_root())
+        _update_file(path, lambda old: old if _key_of(old) else secrets.token_hex(32) + "\n")
+    _check_owner(path)
+    return _key_of(_read_text(path))
+
+
+def _password_mark(key, profile, username, password):
+    """The HMAC that ties a mark to ``password`` of username@host."""
+    import hashlib
+    import hmac
+    message = "%s\n%s" % (_keyring_user(profile, username), password)
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _refused_text(profile, username, key, password):
+    return "%s\nuser %s\n%s%s\n" % (_REFUSED_HEADER, _keyring_user(profile, username),
+                                    _MARK_PREFIX, _password_mark(key, profile, username,
+                                                                 password))
 
 
 def _stored_where(profile, source):
     return "the keyring" if source == "keyring" else "the settings of profile %s" % profile.name
 
 
-def _refused_earlier(profile, username, source):
-    """True when the IdP refused this stored password and no person has given
-    one since.  A mark on the profile's own password lapses once the settings
-    file changes after it: a person edited the password there."""
-    path = _refused_path(profile.name, source)
-    try:
-        marked = os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return False
-    if _read_text(path) != _refused_text(profile, username):
-        return False            # another user or IdP: not this password
-    if source == "profile":
-        try:
-            return os.stat(_config_path()).st_mtime_ns <= marked
-        except FileNotFoundError:
-            pass
-    return True
+def _refused_earlier(profile, username, source, password):
+    """True when the IdP refused ``password``, stored in ``source``, and no person
+    has given one since.  A mark without an HMAC to check (an earlier version's,
+    or its key gone) holds, as marks did then, until a person logs in."""
+    import hmac
+    text = _read_text(_refused_path(profile.name, source))
+    lines = (text or "").split("\n") + [""]
+    if lines[:2] != [_REFUSED_HEADER, "user " + _keyring_user(profile, username)]:
+        return False            # no mark, or another user's or IdP's: not this password
+    key = _refused_key()
+    if key is None or not lines[2].startswith(_MARK_PREFIX):
+        return True
+    return hmac.compare_digest(lines[2][len(_MARK_PREFIX):].encode("utf-8"),
+                               _password_mark(key, profile, username, password).encode("ascii"))
 
 
-def _mark_refused(profile, username, source):
-    _private_dir(_login_root())
+def _mark_refused(profile, username, source, password):
+    key = _refused_key(make=True)
     _private_dir(_refused_dir())
-    path = _refused_path(profile.name, source)
-    _update_file(path, lambda old: _refused_text(profile, username))
-    os.utime(path)      # newer than the settings file, even when the text was already there
+    _update_file(_refused_path(profile.name, source),
+                 lambda old: _refused_text(profile, username, key, password))
 
 
 def _clear_refused(profile, source):
@@ -2812,7 +2845,8 @@ def _person_password_worked(profile, username, password):
             configured = None
         if configured == password:
             _clear_refused(profile, "profile")
-        elif configured is not None and _refused_earlier(profile, username, "profile"):
+        elif configured is not None and _refused_earlier(profile, username, "profile",
+                                                         configured):
             _warn("the password in the settings of profile %s is still the one the IdP "
                   "refused, and is not sent again: change or remove it there"
                   % profile.name)
@@ -2947,7 +2981,7 @@ def _password_login(session, profile, terminal, interactive=True):
     if not password:
         password, source = _keyring_get(profile, username) or None, "keyring"
     if (password is not None and source in _PASSWORD_SOURCES
-            and _refused_earlier(profile, username, source)):
+            and _refused_earlier(profile, username, source, password)):
         if not interactive or not terminal.available():
             raise _refused_error(profile, source)
         _warn("the IdP refused the password stored in %s earlier, so it is not sent "
@@ -2973,7 +3007,7 @@ def _password_login(session, profile, terminal, interactive=True):
     except AuthenticationError as e:
         if source not in _PASSWORD_SOURCES or e.kind != "refused":
             raise           # a person's typo, or a Duo push nobody approved
-        _mark_refused(profile, username, source)
+        _mark_refused(profile, username, source, password)
         if not interactive or not terminal.available():
             raise _refused_error(profile, source, e)
         _warn("the IdP refused the password stored in %s (%s); enter the current one"

@@ -4707,7 +4707,8 @@ class RefusedPasswordTest(LoginTestCase):
         mark = os.path.join(self.refused, "default.keyring")
         self.assertEqual(os.stat(mark).st_mode & 0o777, 0o600)
         self.assertEqual(os.stat(self.refused).st_mode & 0o777, 0o700)
-        self.assertEqual(self.read(mark), aws_login._REFUSED_HEADER + "\nuser %s\n" % self.user)
+        self.assertTrue(self.read(mark).startswith(
+            aws_login._REFUSED_HEADER + "\nuser %s\nhmac-sha256 " % self.user))
         self.sts.clock = lambda: time.time() - 3600 + 14 * 60   # the cache wants renewing
         run = self.tool(["login"], [("Password: ", PASSWORD)])
         self.assertEqual(run.code, 0, run)
@@ -4740,8 +4741,9 @@ class RefusedPasswordTest(LoginTestCase):
         self.configure(username="alice", factor="auto", password=PASSWORD)   # a person fixes it
         self.sts.clock = lambda: time.time() - 3600 + 14 * 60
         self.assert_renews_without_a_person(PASSWORD)
-        self.assertFalse(aws_login._refused_earlier(
-            aws_login.read_profile("default"), "alice", "profile"))
+        profile = aws_login.read_profile("default")
+        self.assertFalse(aws_login._refused_earlier(profile, "alice", "profile", PASSWORD))
+        self.assertTrue(aws_login._refused_earlier(profile, "alice", "profile", "old password"))
 
     def test_the_same_password_typed_again_lifts_the_mark(self):
         self.process_mode(password="old password")
