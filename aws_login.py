@@ -1356,8 +1356,9 @@ def _aws_ssl_context(profile, idp_context=None):
     """TLS for AWS's endpoints (STS, the console's sign-in): the keys and the
     assertion go there, so verify_ssl_certificate, the IdP's setting as in
     awscli-login, never reaches them; only verify_aws_certificate = false does,
-    said on every use (each renewal of a credential server too).  ``idp_context``, the IdP's, serves when it checks as
-    this one would (the same roots, loaded once)."""
+    said on every use (each renewal of a credential server too).
+    ``idp_context``, the IdP's, serves when it checks as this one would (the
+    same roots, loaded once)."""
     import ssl
     if not profile.verify_aws_certificate:
         _warn("TLS CERTIFICATE CHECKING IS OFF for AWS's endpoints (%s): anyone on the network "
