@@ -8506,19 +8506,20 @@ class StatusTest(LoginTestCase):
         self.assertRegex(text[2], r"^idle +file +logged out +- +- +- +- +-$")
 
 
-def run_into_closed_pipe(command, env=None):
-    """Run ``command`` with its standard output a pipe whose reader has gone
-    (as after `| head -0`, or `| true`): every write to it fails.  Returns
-    (exit code, stderr)."""
+def run_into_closed_pipe(command, env=None, stderr_too=False):
+    """Run ``command`` with its standard output (and with ``stderr_too`` its
+    standard error, as `2>&1 | head -0` does) a pipe whose reader has gone:
+    every write to it fails.  Returns (exit code, stderr)."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=write_end,
-                                stderr=subprocess.PIPE, env=env, start_new_session=True)
+                                stderr=write_end if stderr_too else subprocess.PIPE, env=env,
+                                start_new_session=True)
     finally:
         os.close(write_end)
     try:
-        err = proc.communicate(timeout=30)[1]
+        err = proc.communicate(timeout=30)[1] or b""
     except subprocess.TimeoutExpired:
         proc.kill()
         raise AssertionError("the tool hung writing into a closed pipe")
@@ -8586,6 +8587,19 @@ class BrokenPipeTest(LoginTestCase):
         cache = json.loads(self.read(os.path.join(self.home, ".aws-login", "cache",
                                                   "default")).split("\n")[3])
         self.assertEqual(cache["AccessKeyId"], self.sts.issued[0]["AccessKeyId"])
+
+    def test_with_stderr_closed_too_an_error_keeps_its_exit_code(self):
+        # `2>&1 | head -0`: the error line cannot be written; its code stands
+        env = dict(os.environ)
+        self.assertEqual(run_into_closed_pipe(README_START + ["whoami"], env, True),
+                         (aws_login.NotLoggedInError.exit_code, ""))
+        self.assertEqual(run_into_closed_pipe(README_START + ["login", "--frce"], env, True),
+                         (aws_login.UsageError.exit_code, ""))
+        # a login that cannot say it logged in: done, and quiet
+        self.assertEqual(run_into_closed_pipe(README_START + ["login"], env, True),
+                         (aws_login._EXIT_PIPE_CLOSED, ""))
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[0]["AccessKeyId"])
 
     def test_only_a_pipe_nobody_reads_is_a_reader_gone(self):
         # a BrokenPipeError from anything else (a socket, a child's pipe) stays
