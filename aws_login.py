@@ -293,14 +293,31 @@ def _reader_gone(stream):
     return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
-def _output_closed():
-    """The end of a run whose output's reader has gone: quietly, with 141.  What
-    is still in stdout's buffer goes to /dev/null: the interpreter's exit would
-    try it again and print "Exception ignored ... BrokenPipeError"."""
+def _quiet(stream):
+    """The rest of ``stream``, whose reader has gone, to /dev/null: the
+    interpreter's exit would try what is still buffered again and print
+    "Exception ignored ... BrokenPipeError"."""
     null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, sys.stdout.fileno())
+    os.dup2(null, stream.fileno())
     os.close(null)
+
+
+def _output_closed():
+    """The end of a run whose output's reader has gone: quietly, with 141."""
+    for stream in (sys.stdout, sys.stderr):
+        if _reader_gone(stream):
+            _quiet(stream)
     return _EXIT_PIPE_CLOSED
+
+
+def _say_error(text):
+    """Text of main()'s for stderr; a reader gone there (`2>&1 | head -0`)
+    leaves it unsaid, and the error keeps its exit code."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except BrokenPipeError:
+        _quiet(sys.stderr)
 
 
 def _own_file():
@@ -5918,20 +5935,21 @@ def main(argv=None, how_run=None):
             import traceback
             e.args = (_visible(e),)      # the traceback's last line stays one line
             for line in traceback.format_exc().rstrip("\n").split("\n"):
-                sys.stderr.write(_visible(line) + "\n")
-        sys.stderr.write(getattr(e, "usage", ""))
-        sys.stderr.write(("%s\n" if e.calm else "aws_login: error: %s\n") % _visible(e))
+                _say_error(_visible(line) + "\n")
+        _say_error(getattr(e, "usage", ""))
+        _say_error(("%s\n" if e.calm else "aws_login: error: %s\n") % _visible(e))
         return e.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("\naws_login: interrupted\n")
+        _say_error("\naws_login: interrupted\n")
         return _EXIT_INTERRUPTED
     except Exception as e:
-        if isinstance(e, BrokenPipeError) and _reader_gone(sys.stdout):
+        if isinstance(e, BrokenPipeError) and (_reader_gone(sys.stdout)
+                                               or _reader_gone(sys.stderr)):
             return _output_closed()
         if _run.debug:
             raise
-        sys.stderr.write("aws_login: unexpected error: %s (run with --debug for the "
-                         "traceback)\n" % type(e).__name__)
+        _say_error("aws_login: unexpected error: %s (run with --debug for the traceback)\n"
+                   % type(e).__name__)
         return 1
 
 
