@@ -275,8 +275,8 @@ def _warn(message, once=False):
 
 
 def _reader_gone(stream):
-    """True when ``stream`` (standard output) is a pipe or socket whose reader
-    has gone, as after `| head -1`: a BrokenPipeError is then the reader's
+    """True when ``stream`` (standard output or error) is a pipe or socket whose
+    reader has gone, as after `| head -1`: a BrokenPipeError is then the reader's
     doing, not a bug.  Asked of the descriptor itself, so that a broken pipe
     elsewhere (a child's, a socket's) is still reported as one; argparse, from
     3.11 on, drops its own write error, and this is all there is to ask."""
@@ -289,7 +289,7 @@ def _reader_gone(stream):
         return True
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
-    # Linux says POLLERR for a pipe with no reader, the BSDs and macOS POLLHUP.
+    # Linux says POLLERR for a pipe with no reader, BSD kernels POLLHUP.
     return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
