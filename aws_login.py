@@ -149,6 +149,11 @@ class CommandNotFoundError(AwsLoginError):
 
 
 _EXIT_INTERRUPTED = 130
+# The reader of our output has gone (`status | head -1`): the status a shell
+# shows for a tool that SIGPIPE ended (128 + 13), as `cat` or `ls` leave it.
+# We exit with it rather than die of the signal: every lock is let go and
+# every file written whole on the way out.
+_EXIT_PIPE_CLOSED = 141
 
 
 # ---------------------------------------------------------------------------
@@ -267,6 +272,52 @@ def _warn(message, once=False):
         _run.said.add(message)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) if _run.stamp else ""
     sys.stderr.write("%saws_login: warning: %s\n" % (stamp, _visible(message)))
+
+
+def _reader_gone(stream):
+    """True when ``stream`` (standard output or error) is a pipe or socket whose
+    reader has gone, as after `| head -1`: a BrokenPipeError is then the reader's
+    doing, not a bug.  Asked of the descriptor itself, so that a broken pipe
+    elsewhere (a child's, a socket's) is still reported as one; argparse, from
+    3.11 on, drops its own write error, and this is all there is to ask."""
+    import select
+    try:
+        fd = stream.fileno()
+    except (AttributeError, ValueError, OSError):       # replaced, or closed
+        return False
+    if not hasattr(select, "poll"):     # no poll (Windows): EPIPE on output is the reader's
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    # Linux says POLLERR for a pipe with no reader, BSD kernels POLLHUP.
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _quiet(stream):
+    """The rest of ``stream``, whose reader has gone, to /dev/null: the
+    interpreter's exit would try what is still buffered again and print
+    "Exception ignored ... BrokenPipeError"."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, stream.fileno())
+    os.close(null)
+
+
+def _output_closed():
+    """The end of a run whose output's reader has gone: quietly, with 141."""
+    for stream in (sys.stdout, sys.stderr):
+        if _reader_gone(stream):
+            _quiet(stream)
+    return _EXIT_PIPE_CLOSED
+
+
+def _say_error(text):
+    """Text of main()'s for stderr; a reader gone there (`2>&1 | head -0`)
+    leaves it unsaid, and the error keeps its exit code."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except BrokenPipeError:
+        _quiet(sys.stderr)
 
 
 def _own_file():
@@ -864,7 +915,11 @@ _OPTIONS = (
             "your IdP's own Duo passcode header name (default: both spellings of "
             "`X-Shibboleth-Duo-Passcode`)"),
     _Option("verify_ssl_certificate", None, _check_bool, True, "BOOL", True,
-            "`false` turns TLS checking off, with a loud warning on every login"),
+            "`false` turns TLS checking of the IdP off (as in awscli-login; AWS's endpoints "
+            "are still checked), with a loud warning on every login"),
+    _Option("verify_aws_certificate", None, _check_bool, True, "BOOL", True,
+            "`false` turns TLS checking of AWS's endpoints off (STS, `whoami`, `console`'s "
+            "sign-in): for a lab's own STS only; a warning on every use"),
     _Option("ca_bundle", None, _check_ca_bundle, None, "PATH", False,
             "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`)"),
     _Option("region", None, _check_region, None, "REGION", False,
@@ -1277,10 +1332,10 @@ def _system_roots(ssl):
     return cafile, None
 
 
-def _make_ssl_context(profile=None):
+def _make_ssl_context(profile=None, verify=True):
     """System roots, plus ca_bundle or AWS_CA_BUNDLE; verification off only when
-    asked.  What to do about a certificate it does not trust, naming where the
-    bundle came from, is kept in _run.trust_hints."""
+    ``verify`` is False.  What to do about a certificate it does not trust,
+    naming where the bundle came from, is kept in _run.trust_hints."""
     import ssl
     cafile, capath = _system_roots(ssl)
     context = ssl.create_default_context(capath=capath) if capath else \
@@ -1298,9 +1353,40 @@ def _make_ssl_context(profile=None):
             context.load_verify_locations(cafile=os.path.expanduser(bundle))
         except (OSError, ssl.SSLError) as e:
             raise ConfigError("cannot load the CA bundle %s (%s): %s" % (bundle, where, e))
-    if profile is not None and not profile.verify_ssl_certificate:
+    if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _idp_ssl_context(profile):
+    """TLS for the profile's IdP: checked unless verify_ssl_certificate = false
+    (or login --no-verify-ssl), which is said loudly once in a run."""
+    if not profile.verify_ssl_certificate:
+        _warn("TLS CERTIFICATE CHECKING IS OFF for the IdP of profile %s (%s): anyone on the "
+              "network path can read your password and your SAML assertion"
+              % (profile.name, profile.where("verify_ssl_certificate")), once=True)
+    return _make_ssl_context(profile, profile.verify_ssl_certificate)
+
+
+def _aws_ssl_context(profile, idp_context=None):
+    """TLS for AWS's endpoints (STS, the console's sign-in): the keys and the
+    assertion go there, so verify_ssl_certificate, the IdP's setting as in
+    awscli-login, never reaches them; only verify_aws_certificate = false does,
+    said on every use (each renewal of a credential server too).
+    ``idp_context``, the IdP's, serves when it checks as this one would (the
+    same roots, loaded once)."""
+    import ssl
+    if not profile.verify_aws_certificate:
+        _warn("TLS CERTIFICATE CHECKING IS OFF for AWS's endpoints (%s): anyone on the network "
+              "path can take your AWS credentials" % profile.where("verify_aws_certificate"))
+    elif idp_context is not None and idp_context.verify_mode == ssl.CERT_REQUIRED:
+        return idp_context
+    context = _make_ssl_context(profile, profile.verify_aws_certificate)
+    if not profile.verify_ssl_certificate:
+        _run.trust_hints[context] += (" (%s turns off the IdP's check alone; for a lab's own "
+                                      "STS, set verify_aws_certificate = false)"
+                                      % profile.where("verify_ssl_certificate"))
     return context
 
 
@@ -2664,11 +2750,16 @@ def _keyring_set(profile, username, password):
 # A stored password the IdP refused is never sent again without a person:
 # directory services lock an account after a few refusals, and every `aws`
 # call (credential_process) or renewal would send it once more.  The mark
-# names the profile, the source and user@host; it holds no password and no
-# hash of one.
+# names the profile, the source and user@host, and is tied to the password
+# itself by an HMAC under a random key of ours (refused.key, 0600 in our 0700
+# folder): a new password, whoever put it in the keyring or the settings, is
+# tried, the refused one never, whatever else changes.  Without the key the
+# mark tells nothing of the password (no password, no plain hash, which a
+# dictionary would undo).
 
 _REFUSED_HEADER = "# aws_login: the IdP refused this stored password; `login` asks for it"
 _PASSWORD_SOURCES = ("keyring", "profile")      # where a stored password comes from
+_MARK_PREFIX = "hmac-sha256 "
 
 
 def _refused_dir():
@@ -2680,39 +2771,67 @@ def _refused_path(name, source):
     return os.path.join(_refused_dir(), "%s.%s" % (_quote_name(name), source))
 
 
-def _refused_text(profile, username):
-    return "%s\nuser %s\n" % (_REFUSED_HEADER, _keyring_user(profile, username))
+def _key_of(text):
+    """The 32 bytes a key file's ``text`` holds, or None."""
+    try:
+        key = bytes.fromhex((text or "").strip())
+    except ValueError:
+        return None
+    return key if len(key) == 32 else None
+
+
+def _refused_key(make=False):
+    """The key of the marks' HMACs (32 random bytes), made with ``make`` when
+    there is none yet (under the folder's lock: two processes agree on one);
+    else None."""
+    path = os.path.join(_login_root(), "refused.key")
+    if make:
+        import secrets
+        _private_dir(_login_root())
+        _update_file(path, lambda old: old if _key_of(old) else secrets.token_hex(32) + "\n")
+    _check_owner(path)
+    return _key_of(_read_text(path))
+
+
+def _password_mark(key, profile, username, password):
+    """The HMAC that ties a mark to ``password`` of username@host."""
+    import hashlib
+    import hmac
+    message = "%s\n%s" % (_keyring_user(profile, username), password)
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _refused_text(profile, username, key, password):
+    return "%s\nuser %s\n%s%s\n" % (_REFUSED_HEADER, _keyring_user(profile, username),
+                                    _MARK_PREFIX, _password_mark(key, profile, username,
+                                                                 password))
 
 
 def _stored_where(profile, source):
     return "the keyring" if source == "keyring" else "the settings of profile %s" % profile.name
 
 
-def _refused_earlier(profile, username, source):
-    """True when the IdP refused this stored password and no person has given
-    one since.  A mark on the profile's own password lapses once the settings
-    file changes after it: a person edited the password there."""
-    path = _refused_path(profile.name, source)
-    try:
-        marked = os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return False
-    if _read_text(path) != _refused_text(profile, username):
-        return False            # another user or IdP: not this password
-    if source == "profile":
-        try:
-            return os.stat(_config_path()).st_mtime_ns <= marked
-        except FileNotFoundError:
-            pass
-    return True
+def _refused_earlier(profile, username, source, password):
+    """True when the IdP refused ``password``, stored in ``source``, and no person
+    has given one since.  A mark without an HMAC to check (an earlier version's,
+    or its key gone) holds, as marks did then, until a person logs in."""
+    import hmac
+    text = _read_text(_refused_path(profile.name, source))
+    lines = (text or "").split("\n") + [""]
+    if lines[:2] != [_REFUSED_HEADER, "user " + _keyring_user(profile, username)]:
+        return False            # no mark, or another user's or IdP's: not this password
+    key = _refused_key()
+    if key is None or not lines[2].startswith(_MARK_PREFIX):
+        return True
+    return hmac.compare_digest(lines[2][len(_MARK_PREFIX):].encode("utf-8"),
+                               _password_mark(key, profile, username, password).encode("ascii"))
 
 
-def _mark_refused(profile, username, source):
-    _private_dir(_login_root())
+def _mark_refused(profile, username, source, password):
+    key = _refused_key(make=True)
     _private_dir(_refused_dir())
-    path = _refused_path(profile.name, source)
-    _update_file(path, lambda old: _refused_text(profile, username))
-    os.utime(path)      # newer than the settings file, even when the text was already there
+    _update_file(_refused_path(profile.name, source),
+                 lambda old: _refused_text(profile, username, key, password))
 
 
 def _clear_refused(profile, source):
@@ -2744,7 +2863,8 @@ def _person_password_worked(profile, username, password):
             configured = None
         if configured == password:
             _clear_refused(profile, "profile")
-        elif configured is not None and _refused_earlier(profile, username, "profile"):
+        elif configured is not None and _refused_earlier(profile, username, "profile",
+                                                         configured):
             _warn("the password in the settings of profile %s is still the one the IdP "
                   "refused, and is not sent again: change or remove it there"
                   % profile.name)
@@ -2879,7 +2999,7 @@ def _password_login(session, profile, terminal, interactive=True):
     if not password:
         password, source = _keyring_get(profile, username) or None, "keyring"
     if (password is not None and source in _PASSWORD_SOURCES
-            and _refused_earlier(profile, username, source)):
+            and _refused_earlier(profile, username, source, password)):
         if not interactive or not terminal.available():
             raise _refused_error(profile, source)
         _warn("the IdP refused the password stored in %s earlier, so it is not sent "
@@ -2905,7 +3025,7 @@ def _password_login(session, profile, terminal, interactive=True):
     except AuthenticationError as e:
         if source not in _PASSWORD_SOURCES or e.kind != "refused":
             raise           # a person's typo, or a Duo push nobody approved
-        _mark_refused(profile, username, source)
+        _mark_refused(profile, username, source, password)
         if not interactive or not terminal.available():
             raise _refused_error(profile, source, e)
         _warn("the IdP refused the password stored in %s (%s); enter the current one"
@@ -2948,12 +3068,8 @@ def _fetch_saml(profile, terminal, interactive=True, deadline=None, acs_url=None
     """The IdP's SAML answer for the profile's user: the saved session, else the
     password and Duo.  Returns (_SamlAnswer, _IdPSession); whoever finishes the
     login saves the session (_fetch_credentials, _roles_offered)."""
-    if not profile.verify_ssl_certificate:
-        _warn("TLS CERTIFICATE CHECKING IS OFF for profile %s (%s): anyone on the network "
-              "path can read your password and your credentials"
-              % (profile.name, profile.where("verify_ssl_certificate")), once=True)
     username = _username(profile, terminal, interactive)
-    session = _IdPSession(profile, username, terminal, _make_ssl_context(profile),
+    session = _IdPSession(profile, username, terminal, _idp_ssl_context(profile),
                           acs_url or _PARTITIONS[_profile_partition(profile)][0], deadline)
     probe = interactive and terminal.available()     # someone may be asked for a password
     saml = session.reuse(probe) or _password_login(session, profile, terminal, interactive)
@@ -2998,8 +3114,9 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
         duration = min(max(saml.session_duration, _DURATION_MIN), _DURATION_MAX)
     region = _profile_region(profile)
     endpoint = _sts_endpoint(role.partition, region)
+    aws_tls = _aws_ssl_context(profile, session.ssl_context)
     credentials = _assume_role_with_saml(role, saml.response_xml, duration, endpoint,
-                                         session.ssl_context, deadline)
+                                         aws_tls, deadline)
     if profile.chain_role_arn:
         # AWS caps a chained session at one hour.
         sent_at = time.time()
@@ -3007,7 +3124,7 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
             credentials, profile.chain_role_arn,
             _session_name(saml.session_name or session.username), endpoint,
             _signing_region(endpoint, role.partition, region), min(duration or 3600, 3600),
-            profile.chain_external_id, session.ssl_context, deadline)
+            profile.chain_external_id, aws_tls, deadline)
         # The same STS told its clock a moment ago, in the SAML call's answer.
         credentials = _check_lifetime(chained, sent_at, credentials.sts_date)
     session.save()
@@ -3531,7 +3648,7 @@ def _cached_answer_code(name):
     constants they read; anything else (no cache, stale, logged out, not ours,
     malformed) falls through to main().  Loading this file costs about as much
     as the rest of the isolated start, and this is the answer to nearly every
-    `aws` call."""
+    `aws` call.  A reader gone ends it as it ends main(): quietly, with 141."""
     import json
     # posix, not os: importing os is a third of what this saves.  The folder is
     # _login_root()'s when that needs no expanduser(); otherwise main() answers.
@@ -3540,10 +3657,13 @@ def _cached_answer_code(name):
             "if r and r[:1]!=b'~' and sys.argv[1:]==['--profile',%s,'credential-process']:\n"
             " a=_cache_entry(r+b'/.aws-login/cache/'+%s,p)\n"
             " if a and _fresh(a[0],time.time()):\n"
-            "  sys.stdout.write(a[2]+'\\n');sys.exit(0)\n") % (
+            "  try:sys.stdout.write(a[2]+'\\n');sys.stdout.flush()\n"
+            "  except BrokenPipeError:p.dup2(p.open(%s,p.O_WRONLY),1);sys.exit(%d)\n"
+            "  sys.exit(0)\n") % (
                 json.dumps(_CACHE_HEADER), _MIN_LEFT, _source_of(_fresh),
                 _source_of(_cache_entry), json.dumps(name),
-                repr(_quote_name(name).encode("ascii")))
+                repr(_quote_name(name).encode("ascii")), json.dumps(os.devnull),
+                _EXIT_PIPE_CLOSED)
     return "import posix as p,time;exec(%s);" % json.dumps(body)
 
 
@@ -4492,7 +4612,7 @@ def _whoami(name):
     endpoint = _sts_endpoint(partition, region)
     return get_caller_identity(credentials, endpoint,
                                _signing_region(endpoint, partition, region),
-                               _make_ssl_context(profile))
+                               _aws_ssl_context(profile))
 
 
 def _check_credentials_text(credentials):
@@ -5440,7 +5560,7 @@ def _cmd_console(args):
     credentials = _fresh_credentials(args.profile)
     profile = read_profile(args.profile, require_endpoint=False)
     url = console_url(credentials, _partition_of(credentials), args.destination,
-                      _make_ssl_context(profile))
+                      _aws_ssl_context(profile))
     if args.print_url or not _open_console(url):
         sys.stdout.write(url + "\n")
     else:
@@ -5626,7 +5746,7 @@ def _build_parser(only=None):
         description="Temporary AWS credentials from a SAML ECP identity provider.",
         epilog="Exit codes: 0 ok, 1 unexpected, 2 usage, 3 configuration, 4 authentication "
                "refused, 5 IdP answer unusable, 6 role, 7 STS refused, 8 network or TLS, "
-               "9 files, 10 not logged in, 11 no terminal, 130 interrupted.")
+               "9 files, 10 not logged in, 11 no terminal, 130 interrupted, 141 output closed.")
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.commands = {}
@@ -5669,7 +5789,8 @@ def _build_parser(only=None):
                    help="trust these CA certificates too, this time (default: the profile's)")
     p.add_argument("--region", help="STS region, this time (default: the profile's)")
     p.add_argument("--no-verify-ssl", dest="no_verify_ssl", action="store_true",
-                   help="do not check TLS certificates, this time (unsafe; said loudly)")
+                   help="do not check the IdP's TLS certificate, this time (unsafe; said "
+                        "loudly); AWS's endpoints are still checked")
     p.set_defaults(func=_cmd_login)
 
     p = command("logout", parents=[common], help="remove credentials",
@@ -5793,34 +5914,42 @@ def main(argv=None, how_run=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     _run = _Run(how_run)
     _no_core_dumps()
-    served = _serve_cached(argv)
-    if served is not None:
-        return served
-    _restart_with_site(argv)
     try:
-        args = _parse_args(argv)
-        if args is None:
-            return UsageError.exit_code
-        _run.debug = getattr(args, "debug", False)
-        args.profile = _profile_name(getattr(args, "profile", None))
-        return args.func(args) or 0
+        code = _serve_cached(argv)
+        if code is None:
+            _restart_with_site(argv)
+            args = _parse_args(argv)
+            if args is None:
+                return UsageError.exit_code
+            _run.debug = getattr(args, "debug", False)
+            args.profile = _profile_name(getattr(args, "profile", None))
+            code = args.func(args) or 0
+        sys.stdout.flush()      # here, not at the interpreter's exit: a reader gone is seen
+        return code
+    except SystemExit:          # argparse, after --help or --version
+        if _reader_gone(sys.stdout):
+            return _output_closed()
+        raise
     except AwsLoginError as e:
         if _run.debug:
             import traceback
             e.args = (_visible(e),)      # the traceback's last line stays one line
             for line in traceback.format_exc().rstrip("\n").split("\n"):
-                sys.stderr.write(_visible(line) + "\n")
-        sys.stderr.write(getattr(e, "usage", ""))
-        sys.stderr.write(("%s\n" if e.calm else "aws_login: error: %s\n") % _visible(e))
+                _say_error(_visible(line) + "\n")
+        _say_error(getattr(e, "usage", ""))
+        _say_error(("%s\n" if e.calm else "aws_login: error: %s\n") % _visible(e))
         return e.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("\naws_login: interrupted\n")
+        _say_error("\naws_login: interrupted\n")
         return _EXIT_INTERRUPTED
     except Exception as e:
+        if isinstance(e, BrokenPipeError) and (_reader_gone(sys.stdout)
+                                               or _reader_gone(sys.stderr)):
+            return _output_closed()
         if _run.debug:
             raise
-        sys.stderr.write("aws_login: unexpected error: %s (run with --debug for the "
-                         "traceback)\n" % type(e).__name__)
+        _say_error("aws_login: unexpected error: %s (run with --debug for the traceback)\n"
+                   % type(e).__name__)
         return 1
 
 

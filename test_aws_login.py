@@ -4707,7 +4707,8 @@ class RefusedPasswordTest(LoginTestCase):
         mark = os.path.join(self.refused, "default.keyring")
         self.assertEqual(os.stat(mark).st_mode & 0o777, 0o600)
         self.assertEqual(os.stat(self.refused).st_mode & 0o777, 0o700)
-        self.assertEqual(self.read(mark), aws_login._REFUSED_HEADER + "\nuser %s\n" % self.user)
+        self.assertTrue(self.read(mark).startswith(
+            aws_login._REFUSED_HEADER + "\nuser %s\nhmac-sha256 " % self.user))
         self.sts.clock = lambda: time.time() - 3600 + 14 * 60   # the cache wants renewing
         run = self.tool(["login"], [("Password: ", PASSWORD)])
         self.assertEqual(run.code, 0, run)
@@ -4740,8 +4741,9 @@ class RefusedPasswordTest(LoginTestCase):
         self.configure(username="alice", factor="auto", password=PASSWORD)   # a person fixes it
         self.sts.clock = lambda: time.time() - 3600 + 14 * 60
         self.assert_renews_without_a_person(PASSWORD)
-        self.assertFalse(aws_login._refused_earlier(
-            aws_login.read_profile("default"), "alice", "profile"))
+        profile = aws_login.read_profile("default")
+        self.assertFalse(aws_login._refused_earlier(profile, "alice", "profile", PASSWORD))
+        self.assertTrue(aws_login._refused_earlier(profile, "alice", "profile", "old password"))
 
     def test_the_same_password_typed_again_lifts_the_mark(self):
         self.process_mode(password="old password")
@@ -4867,6 +4869,101 @@ class RefusedPasswordTest(LoginTestCase):
         with self.assertRaises(aws_login.NetworkError):
             aws_login.get_credentials()
         self.assertFalse(os.path.exists(self.refused) and os.listdir(self.refused))
+
+
+class RefusedMarkTest(LoginTestCase):
+    """The refused mark is tied to the password itself (an HMAC under a random
+    key in our 0700 folder, never the password or a plain hash of it): editing
+    the settings for anything else leaves it, a new password lifts it."""
+
+    setUp = RefusedPasswordTest.setUp
+    process_mode = RefusedPasswordTest.process_mode
+    serve = RefusedPasswordTest.serve
+    passwords_sent = RefusedPasswordTest.passwords_sent
+    assert_refused_in_one_line = RefusedPasswordTest.assert_refused_in_one_line
+
+    def configure_another_profile(self):
+        run = self.tool(["--profile", "other", "configure", "--ecp-endpoint-url", self.idp.url,
+                         "--username", "bob"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+
+    def test_configure_of_another_profile_or_option_leaves_the_mark(self):
+        self.process_mode(password="old password")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.configure_another_profile()
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.configure(username="alice", factor="auto", password="old password",
+                       region="eu-west-1")
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), ["old password"])
+
+    def test_the_refresher_does_not_resend_after_a_configure(self):
+        self.configure(username="alice", factor="auto")
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+        expires = aws_login._parse_timestamp(self.credentials()["aws_login_expiration"])
+        self.configure(username="alice", factor="auto", password="old password")
+        self.idp.expire_sessions()
+        for _ in range(2):
+            lines = []
+            refresher = aws_login._Refresher("default", aws_login._RefresherJob(
+                ADMIN, time.time(), expires.timestamp()), log=lines.append)
+            refresher.schedule.next_at = time.time()
+            self.assertIsNone(refresher.step())
+            self.assertRegex(lines[-1], r"^cannot renew: the IdP refused the password stored "
+                                        r"in the settings of profile default.*; stopping")
+            self.configure_another_profile()
+        self.assertEqual(self.passwords_sent(), [PASSWORD, "old password"])
+        self.assertEqual(len(self.sts.requests), 1)
+
+    def test_a_new_password_in_the_keyring_lifts_the_mark_and_the_old_one_stays_refused(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        self.keyring.set(self.user, PASSWORD)      # changed by another program, not by us
+        self.sts.clock = lambda: time.time() - 3600 + 14 * 60   # each renewal wants another
+        run = self.serve()
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+        self.keyring.set(self.user, "old password")     # the refused one, back again
+        self.idp.expire_sessions()
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        self.assertEqual(self.passwords_sent(), ["old password", PASSWORD])
+
+    def test_the_mark_holds_no_password_and_no_plain_hash(self):
+        self.keyring.set(self.user, "old password")
+        self.process_mode(enable_keyring="true")
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        mark_path = os.path.join(self.refused, "default.keyring")
+        key_path = os.path.join(self.home, ".aws-login", "refused.key")
+        mark = self.read(mark_path)
+        lines = mark.split("\n")
+        self.assertEqual(lines[:2], [aws_login._REFUSED_HEADER, "user " + self.user])
+        self.assertRegex(lines[2], r"^hmac-sha256 [0-9a-f]{64}$")
+        for text in ("old password", "alice:old password", self.user + "\nold password"):
+            for name in ("md5", "sha1", "sha256", "sha512"):
+                digest = hashlib.new(name, text.encode()).digest()
+                for form in (digest.hex(), base64.b64encode(digest).decode()):
+                    self.assertNotIn(form, mark)
+        self.assertNotIn("old password", mark)
+        self.assertEqual(os.stat(key_path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(key_path)).st_mode & 0o777, 0o700)
+        self.assertNotIn("old password", self.read(key_path))
+        # under another key (another home, or the key lost and made again) the
+        # same password has another mark: it is keyed, not a hash
+        os.unlink(key_path)
+        os.unlink(mark_path)
+        self.idp.expire_sessions()
+        self.assert_refused_in_one_line(self.serve(), "the keyring")
+        self.assertNotEqual(self.read(mark_path).split("\n")[2], lines[2])
+        self.assertEqual(self.passwords_sent(), ["old password", "old password"])
+
+    def test_a_mark_of_the_earlier_kind_holds_until_a_person_logs_in(self):
+        self.process_mode(password="old password")
+        self.write(os.path.join(self.refused, "default.profile"),
+                   aws_login._REFUSED_HEADER + "\nuser %s\n" % self.user)
+        self.configure_another_profile()
+        self.assert_refused_in_one_line(self.serve(), "the settings of profile default")
+        self.assertEqual(self.passwords_sent(), [])
 
 
 # ---------------------------------------------------------------------------
@@ -6583,8 +6680,12 @@ class LoginOverridesTest(LoginTestCase):
         self.assert_logged_in(run)
         self.assertEqual(aws_login.read_profile("default").ca_bundle, None)    # this time only
         run = self.tool(["login", "--force", "--no-verify-ssl"], terminal=False)
+        self.assertEqual(run.code, 8, run)      # the IdP's certificate alone: STS's is checked
+        self.assertIn("TLS CERTIFICATE CHECKING IS OFF for the IdP", run.stderr)
+        self.assertIn("(the --no-verify-ssl flag turns off the IdP's check alone", run.stderr)
+        run = self.tool(["login", "--force", "--no-verify-ssl", "--ca-bundle", self.pems["ca"]],
+                        terminal=False)
         self.assert_logged_in(run)
-        self.assertIn("TLS CERTIFICATE CHECKING IS OFF", run.stderr)
         run = self.tool(["login", "--region", "mars"], terminal=False)
         self.assertEqual(run.code, 3, run)
 
@@ -7225,6 +7326,100 @@ class ConsoleTest(LoginTestCase):
         self.assertEqual(self.console().code, 0)
         self.assertFalse(os.path.exists(old))
         self.assertTrue(os.path.exists(new))
+
+
+class AwsTlsTest(LoginTestCase):
+    """verify_ssl_certificate = false (or login --no-verify-ssl) is for the IdP,
+    as in awscli-login: STS, whoami's GetCallerIdentity and console's sign-in
+    are checked whatever it says, so an AWS endpoint that cannot prove its name
+    is sent nothing.  A lab's own STS takes a setting of its own,
+    verify_aws_certificate = false, which says so on every use."""
+
+    FAKES = ((WRONG_HOST_CERT_PEM, WRONG_HOST_KEY_PEM), (UNTRUSTED_CERT_PEM, UNTRUSTED_KEY_PEM))
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+
+    def fake(self, cls, cert, key):
+        """A fake AWS endpoint (or IdP) whose certificate is of another name or
+        signed by itself; a fake STS knows the keys the real one issued."""
+        server = cls(cert=cert, key=key).start()
+        self.addCleanup(server.stop)
+        if cls is FakeSTS:
+            server.issued = self.sts.issued
+        if cls is FakeIdP:
+            server.users = self.idp.users
+        return server
+
+    def test_whoami_and_console_check_aws_whatever_verify_ssl_certificate_says(self):
+        self.configure(verify_ssl_certificate="false")
+        for cert, key in self.FAKES:
+            sts, federation = self.fake(FakeSTS, cert, key), self.fake(FakeFederation, cert, key)
+            env = {"AWS_ENDPOINT_URL_STS": sts.url, "AWS_LOGIN_FEDERATION_URL": federation.url}
+            for args in (["whoami"], ["console", "--print"]):
+                run = self.tool(args, terminal=False, env=env)
+                self.assertEqual((run.code, run.stdout), (8, ""), run)
+                self.assertIn("not trusted", run.stderr)
+                self.assertIn("(verify_ssl_certificate in profile default turns off the "
+                              "IdP's check alone; for a lab's own STS, set "
+                              "verify_aws_certificate = false)", run.stderr)
+                self.assertNotIn("CHECKING IS OFF", run.stderr)
+            self.assertEqual((sts.requests, federation.requests), ([], []))
+
+    def test_login_checks_sts_while_the_idp_goes_unchecked(self):
+        before = self.read(self.credentials_file)
+        idp, sts = self.fake(FakeIdP, *self.FAKES[1]), self.fake(FakeSTS, *self.FAKES[1])
+        env = {"AWS_ENDPOINT_URL_STS": sts.url}
+        self.configure(ecp_endpoint_url=idp.url, verify_ssl_certificate="false")
+        for args in (["login", "--force"], ["--profile", "flag", "login", "--no-verify-ssl"]):
+            self.configure("flag", ecp_endpoint_url=idp.url, username="alice", factor="auto",
+                           password=PASSWORD)
+            run = self.tool(args, terminal=False, env=env)
+            self.assertEqual(run.code, 8, run)
+            self.assertIn("TLS CERTIFICATE CHECKING IS OFF for the IdP", run.stderr)
+            self.assertIn("TLS certificate of %s not trusted" % sts.host_port, run.stderr)
+        self.assertEqual(len(idp.requests), 2)      # the IdP, unchecked, was asked
+        self.assertEqual(sts.requests, [])          # STS was sent no assertion
+        self.assertEqual(self.read(self.credentials_file), before)
+
+    def test_verify_aws_certificate_false_reaches_a_lab_sts_and_says_so_each_time(self):
+        sts, federation = self.fake(FakeSTS, *self.FAKES[1]), self.fake(FakeFederation,
+                                                                         *self.FAKES[1])
+        env = {"AWS_ENDPOINT_URL_STS": sts.url, "AWS_LOGIN_FEDERATION_URL": federation.url}
+        self.configure(verify_aws_certificate="false")
+        self.assertIs(aws_login.read_profile("default").verify_aws_certificate, False)
+        warning = "TLS CERTIFICATE CHECKING IS OFF for AWS's endpoints"
+        for args in (["whoami"], ["whoami"], ["console", "--print"], ["login", "--force"]):
+            run = self.tool(args, terminal=False, env=env)
+            self.assertEqual(run.code, 0, run)
+            self.assertEqual(run.stderr.count(warning), 1, run.stderr)
+            self.assertIn("(verify_aws_certificate in profile default)", run.stderr)
+        self.assertEqual([r["form"]["Action"] for r in sts.requests],
+                         ["GetCallerIdentity", "GetCallerIdentity", "AssumeRoleWithSAML"])
+        self.assertEqual(len(federation.sessions), 1)
+        # the IdP is still checked: that is verify_ssl_certificate's alone
+        idp = self.fake(FakeIdP, *self.FAKES[1])
+        self.configure(ecp_endpoint_url=idp.url, verify_aws_certificate="false")
+        run = self.tool(["login", "--force"], terminal=False, env=env)
+        self.assertEqual(run.code, 8, run)
+        self.assertIn("TLS certificate of %s not trusted" % idp.host_port, run.stderr)
+        self.assertEqual(idp.requests, [])
+
+    def test_aws_ca_bundle_and_ca_bundle_still_add_trust(self):
+        # the fake STS signed by itself is its own trust anchor
+        sts = self.fake(FakeSTS, *self.FAKES[1])
+        env = {"AWS_ENDPOINT_URL_STS": sts.url}
+        anchor = os.path.join(self.home, "lab-sts.pem")
+        self.write(anchor, UNTRUSTED_CERT_PEM)
+        self.assertEqual(self.tool(["whoami"], terminal=False, env=env).code, 8)
+        run = self.tool(["whoami"], terminal=False, env=dict(env, AWS_CA_BUNDLE=anchor))
+        self.assertEqual((run.code, run.stderr), (0, ""), run)
+        self.configure(ca_bundle=anchor)
+        run = self.tool(["whoami"], terminal=False, env=env)
+        self.assertEqual((run.code, run.stderr), (0, ""), run)
+        self.assertEqual(len(sts.requests), 2)
 
 
 # ---------------------------------------------------------------------------
@@ -8309,6 +8504,114 @@ class StatusTest(LoginTestCase):
         self.assertRegex(text[1], r"^default +file +logged in +Admin +%s .* pid %d " %
                          (ACCOUNT_A, pid))
         self.assertRegex(text[2], r"^idle +file +logged out +- +- +- +- +-$")
+
+
+def run_into_closed_pipe(command, env=None, stderr_too=False):
+    """Run ``command`` with its standard output (and with ``stderr_too`` its
+    standard error, as `2>&1 | head -0` does) a pipe whose reader has gone:
+    every write to it fails.  Returns (exit code, stderr)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=write_end,
+                                stderr=write_end if stderr_too else subprocess.PIPE, env=env,
+                                start_new_session=True)
+    finally:
+        os.close(write_end)
+    try:
+        err = proc.communicate(timeout=30)[1] or b""
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the tool hung writing into a closed pipe")
+    return proc.returncode, err.decode("utf-8", "replace")
+
+
+class BrokenPipeTest(LoginTestCase):
+    """A closed pipe (`status | head -1`, `env | head -0`) ends a command quietly
+    with 141, as a shell shows for a tool SIGPIPE ended: no error line, no
+    "Exception ignored" at the interpreter's exit, every file whole."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.empty = os.path.join(self.home, "empty-path")
+        os.mkdir(self.empty)
+
+    def assert_quiet(self, args, env=None, command=None, logs_in=False, start=BYTECODE_START):
+        full = dict(os.environ, PATH=self.empty)    # plugin status finds no `aws`
+        full.update(env or {})
+        code, err = run_into_closed_pipe(command or start + list(args), full)
+        self.assertEqual((code, re.sub("(?m)^Logged in as .*\n", "", err)),
+                         (aws_login._EXIT_PIPE_CLOSED, ""), (args, err))
+        self.assertEqual("Logged in as" in err, logs_in, err)
+
+    def test_every_command_that_prints_ends_quietly(self):
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        federation = FakeFederation().start()
+        self.addCleanup(federation.stop)
+        for args in (["status", "--output", "json"], ["whoami"], ["env"], ["console", "--print"],
+                     ["plugin", "status"], ["login", "--help"], ["--version"]):
+            self.assert_quiet(args, {"AWS_LOGIN_FEDERATION_URL": federation.url})
+        self.assert_quiet(["status"], start=README_START)     # as __main__, as the README runs it
+        self.assertEqual(len(federation.sessions), 1)
+        self.assertEqual([r["form"]["Action"] for r in self.sts.requests],
+                         ["AssumeRoleWithSAML", "GetCallerIdentity"])
+
+    def test_a_login_before_the_output_is_written_whole(self):
+        # env logs in first (nothing stored yet), then finds its reader gone
+        self.assert_quiet(["env"], logs_in=True)
+        self.assertEqual(len(self.sts.issued), 1)
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[0]["AccessKeyId"])
+        self.assertEqual(sorted(os.listdir(os.path.dirname(self.credentials_file))),
+                         ["credentials"])
+
+    def test_credential_process_ends_quietly_on_every_path(self):
+        self.assertEqual(self.tool(["configure", "--credential-process"], terminal=False).code,
+                         0)
+        import configparser
+        import shlex
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(os.environ["AWS_CONFIG_FILE"]))
+        configured = shlex.split(parser.get("default", "credential_process"))
+        self.assert_quiet(None, command=configured)       # renews: no cache yet
+        self.assertEqual(len(self.sts.issued), 1)
+        self.assert_quiet(None, command=configured)       # the cache, before the file loads
+        self.assert_quiet(["credential-process"])         # the cache, in main()
+        self.assertEqual(len(self.sts.issued), 1)
+        cache = json.loads(self.read(os.path.join(self.home, ".aws-login", "cache",
+                                                  "default")).split("\n")[3])
+        self.assertEqual(cache["AccessKeyId"], self.sts.issued[0]["AccessKeyId"])
+
+    def test_with_stderr_closed_too_an_error_keeps_its_exit_code(self):
+        # `2>&1 | head -0`: the error line cannot be written; its code stands
+        env = dict(os.environ)
+        self.assertEqual(run_into_closed_pipe(BYTECODE_START + ["whoami"], env, True),
+                         (aws_login.NotLoggedInError.exit_code, ""))
+        self.assertEqual(run_into_closed_pipe(BYTECODE_START + ["login", "--frce"], env, True),
+                         (aws_login.UsageError.exit_code, ""))
+        # a login that cannot say it logged in: done, and quiet
+        self.assertEqual(run_into_closed_pipe(BYTECODE_START + ["login"], env, True),
+                         (aws_login._EXIT_PIPE_CLOSED, ""))
+        self.assertEqual(self.credentials()["aws_access_key_id"],
+                         self.sts.issued[0]["AccessKeyId"])
+
+    def test_only_a_pipe_nobody_reads_is_a_reader_gone(self):
+        # a BrokenPipeError from anything else (a socket, a child's pipe) stays
+        # the unexpected error it is
+        read_end, write_end = os.pipe()
+        pipe = os.fdopen(write_end, "w")
+        self.addCleanup(pipe.close)
+        self.assertFalse(aws_login._reader_gone(pipe))
+        os.close(read_end)
+        self.assertTrue(aws_login._reader_gone(pipe))
+        for path in (os.path.join(self.home, "file"), os.devnull):
+            with open(path, "w") as f:
+                self.assertFalse(aws_login._reader_gone(f))
+
+    def test_the_exit_code_is_in_the_readme(self):
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            self.assertRegex(f.read(), r"\|\s*%d\s*\|" % aws_login._EXIT_PIPE_CLOSED)
 
 
 class SecretsTest(LoginTestCase):
