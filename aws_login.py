@@ -192,7 +192,8 @@ _CONSOLES = {
                    "https://console.amazonaws-us-gov.com/"),
 }
 
-_CONNECT_TIMEOUT = 15        # seconds to reach a server
+_CONNECT_TIMEOUT = 15        # seconds to reach a server: the name lookup and every address
+_MIN_ADDRESS_TIME = 2.0      # the least a silent address gets before the next one is tried
 _READ_TIMEOUT = 180          # a Duo push or phone call holds the IdP's answer
 _MAX_ANSWER_BYTES = 4 << 20  # real ECP answers are tens of KB
 # Bounds on the XML a server sends, far above any real answer (a SAML answer
@@ -1328,6 +1329,11 @@ _PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD
                        "HTTP_REQUEST")
 
 
+def _lookup_detail(reason):
+    import socket
+    return " (no answer from DNS in time)" if reason.errno == socket.EAI_AGAIN else ""
+
+
 def _describe_network_error(reason, url, ssl_context=None):
     """One actionable sentence for a failed connection."""
     host = _host_port(url)
@@ -1337,7 +1343,8 @@ def _describe_network_error(reason, url, ssl_context=None):
     if kind == "refused":
         return "connection refused by %s: is the URL right and the server up?" % host
     if kind == "dns":
-        return "cannot resolve the host name of %s: check the URL and DNS" % host
+        return "cannot resolve the host name of %s%s: check the URL and DNS" % (
+            host, _lookup_detail(reason))
     if kind == "untrusted":
         detail = getattr(reason, "verify_message", None) or str(reason)
         hint = _run.trust_hints.get(ssl_context) or "if your site uses a private CA, set " \
@@ -1373,6 +1380,60 @@ def _hang_up(connections, hung_up):
         except OSError:
             pass
         duplicate.close()
+
+
+def _resolve(host, port, seconds):
+    """getaddrinfo's TCP addresses of ``host`` within ``seconds``.  It has no
+    timeout of its own, so a name is looked up in a daemon thread, left behind
+    if the resolver is late (it ends with the resolver's own timeouts); an
+    address literal needs no lookup and no thread."""
+    import socket
+    import threading
+    try:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass        # a name, not an address
+    answer = []
+
+    def look_up():
+        try:
+            answer.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except Exception as e:      # raised again in the caller's thread
+            answer.append(e)
+    thread = threading.Thread(target=look_up, name="getaddrinfo %s" % host)
+    thread.daemon = True
+    thread.start()
+    thread.join(max(0.0, seconds))
+    if not answer:
+        raise socket.gaierror(socket.EAI_AGAIN, "no answer from DNS in time")
+    if isinstance(answer[0], Exception):
+        raise answer[0]
+    return answer[0]
+
+
+def _connect(host, port, until):
+    """A TCP socket connected to ``host``: its addresses in the resolver's
+    order, the next one at once after a refusal, the name lookup and all
+    addresses by ``until`` (a time.monotonic() value).  A silent address gets
+    its share of the time left, but at least _MIN_ADDRESS_TIME (a slow link's
+    handshake), so that one which drops packets leaves time for the next.
+    (socket.create_connection gives every address the whole timeout.)"""
+    import socket
+    addresses = _resolve(host, port, until - time.monotonic())
+    error = socket.timeout("timed out")
+    for index, (family, kind, protocol, _, address) in enumerate(addresses):
+        left = until - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, kind, protocol)
+        sock.settimeout(max(left / (len(addresses) - index), min(left, _MIN_ADDRESS_TIME)))
+        try:
+            sock.connect(address)
+            return sock
+        except OSError as e:
+            sock.close()
+            error = e
+    raise error
 
 
 def _proxy_for(url):
@@ -1639,11 +1700,11 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
     whole exchange must also end by a deadline on the monotonic clock (connect
     plus read timeout from now, or ``deadline``, a time.monotonic() value, if
     sooner): a server sending a byte now and then would otherwise hold us, and
-    the renewal lock, forever.  HTTPS goes through HTTPS_PROXY unless NO_PROXY
+    the renewal lock, forever.  The connect timeout bounds the name lookup
+    and every address together.  HTTPS goes through HTTPS_PROXY unless NO_PROXY
     names the host; plain http (allowed only to this machine) never goes
     through a proxy, which would see the password or the assertion in clear.
     ``cookie_jar`` (a _CookieJar) sends its cookies and keeps the answer's."""
-    import socket
     import threading
     from urllib.parse import urlsplit
     host = _host_port(url)
@@ -1670,8 +1731,10 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
     failure = cause = None
     answer = None
     try:
-        connection.sock = socket.create_connection(
-            (proxy[0], proxy[1]) if proxy else (parts.hostname, port), min(connect_timeout, left))
+        connection.sock = _connect(proxy[0] if proxy else parts.hostname,
+                                   proxy[1] if proxy else port,
+                                   min(stop_at, started + connect_timeout))
+        connection.sock.settimeout(max(0.01, min(connect_timeout, stop_at - time.monotonic())))
         if proxy:
             _open_tunnel(connection.sock, parts.hostname, port, proxy[2])
         if https:

@@ -2871,6 +2871,157 @@ class NetworkFaultTest(LoginTestCase):
         self.assertEqual(seen, [])
 
 
+class SilentAddresses(object):
+    """Loopback addresses 127.0.0.K (K from 2) on one port where nobody answers
+    a connect: each listens with its accept queue full, so the kernel drops new
+    SYNs and a connect waits, as behind a firewall that drops packets."""
+
+    def __init__(self, count):
+        self.listeners, self.fillers = [], []
+        self.port = 0
+        for k in range(2, 2 + count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.%d" % k, self.port))
+            sock.listen(0)
+            self.port = sock.getsockname()[1]
+            self.listeners.append(sock)
+            for _ in range(3):      # the queue's one place, and the SYN the kernel keeps
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.%d" % k, self.port))
+                self.fillers.append(filler)
+        self.addresses = ["127.0.0.%d" % k for k in range(2, 2 + count)]
+        probe = socket.socket()
+        probe.settimeout(0.2)
+        try:
+            probe.connect((self.addresses[0], self.port))
+            raise AssertionError("a connect to a full queue was answered: no silent address")
+        except socket.timeout:
+            pass
+        finally:
+            probe.close()
+
+    def close(self):
+        for sock in self.listeners + self.fillers:
+            sock.close()
+
+
+def fake_resolver(test, names):
+    """socket.getaddrinfo, the system's resolver (not our code), answering the
+    host names in ``names`` ({name: [IPv4 address] or a callable giving
+    getaddrinfo's list}) and every other host as before, for ``test``."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+        if host not in names:
+            return real(host, port, family, type, proto, flags)
+        if flags & socket.AI_NUMERICHOST:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        answer = names[host]
+        if callable(answer):
+            return answer()
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, int(port))) for a in answer]
+    socket.getaddrinfo = getaddrinfo
+    test.addCleanup(setattr, socket, "getaddrinfo", real)
+
+
+def answering_server(test, answer, host="127.0.0.1", port=0, family=socket.AF_INET,
+                     until=b"\r\n\r\n", tls=False):
+    """A server on ``host`` that keeps what each connection sends up to ``until``
+    (a request head; b"": the first bytes) in ``.heads``, then sends it
+    ``answer`` and hangs up (with TLS's close_notify when ``tls``, the test
+    CA's certificate); ``.port`` is its port."""
+    sock = socket.socket(family)
+    sock.bind((host, port))
+    sock.listen(8)
+    test.addCleanup(sock.close)
+    server = type("Server", (), {"heads": [], "port": sock.getsockname()[1]})()
+
+    def serve():
+        while True:
+            try:
+                client = sock.accept()[0]
+            except OSError:
+                return
+            data = b""
+            client.settimeout(5)
+            try:
+                if tls:
+                    client = server_context().wrap_socket(client, server_side=True)
+                while until not in data or not data:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                server.heads.append(data)
+                client.sendall(answer)
+                if tls:
+                    client = client.unwrap()
+            except OSError:
+                pass
+            client.close()
+    thread = threading.Thread(target=serve)
+    thread.daemon = True
+    thread.start()
+    return server
+
+
+class ConnectDeadlineTest(unittest.TestCase):
+    """One deadline bounds the name lookup and every address of a connect."""
+    SLOW = True         # waits on real time: the runner starts it first
+
+    def test_silent_addresses_share_one_connect_time(self):
+        silent = SilentAddresses(6)
+        self.addCleanup(silent.close)
+        fake_resolver(self, {"silent.test": silent.addresses})
+        for bound in ("connect_timeout", "deadline"):
+            started = time.monotonic()
+            kw = {bound: 1.5 if bound == "connect_timeout" else started + 1.5}
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                aws_login._http_request("http://silent.test:%d/ecp" % silent.port, b"x",
+                                        read_timeout=5, **kw)
+            elapsed = time.monotonic() - started
+            self.assertEqual(caught.exception.kind, "timeout", caught.exception)
+            self.assertLess(elapsed, 2.5, bound)          # not 6 x 1.5 s
+
+    def test_each_address_in_order_the_next_after_a_refusal_or_its_share(self):
+        # 127.0.0.2 refuses, 127.0.0.3 is silent, 127.0.0.4 answers: the silent
+        # one gets its share of the 4 s (2 s), not all of it.
+        silent = SilentAddresses(2)         # 127.0.0.2 and .3 on one port
+        self.addCleanup(silent.close)
+        silent.listeners[0].close()         # now 127.0.0.2 refuses
+        live = answering_server(self, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                                host="127.0.0.4", port=silent.port)
+        fake_resolver(self, {"three.test": ["127.0.0.2", "127.0.0.3", "127.0.0.4"]})
+        started = time.monotonic()
+        answer = aws_login._http_request("http://three.test:%d/ecp" % silent.port, b"x",
+                                         connect_timeout=4)
+        elapsed = time.monotonic() - started
+        self.assertEqual(answer.body, b"ok")
+        self.assertEqual(len(live.heads), 1)
+        self.assertGreater(elapsed, 1.5)
+        self.assertLess(elapsed, 3.2)       # the silent address had 4 s before
+
+    def test_the_name_lookup_is_bounded_too(self):
+        live = answering_server(self, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        released = threading.Event()
+        self.addCleanup(released.set)
+
+        def slow_lookup():          # a resolver that answers after 4 s
+            released.wait(4)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", live.port))]
+        fake_resolver(self, {"slow.test": slow_lookup})
+        started = time.monotonic()
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login._http_request("http://slow.test:%d/ecp" % live.port, b"x",
+                                    connect_timeout=0.5)
+        self.assertLess(time.monotonic() - started, 1.5)
+        self.assertEqual(caught.exception.kind, "dns")
+        self.assertEqual(str(caught.exception), "cannot resolve the host name of slow.test:%d "
+                         "(no answer from DNS in time): check the URL and DNS" % live.port)
+        self.assertEqual(live.heads, [])
+
+
 class TrickleServer(object):
     """Accepts connections and sends an HTTP status line one byte at a time,
     every ``interval`` seconds, for at most ``limit`` seconds: a server that
