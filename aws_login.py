@@ -108,7 +108,8 @@ class SignInError(STSError):
 class NetworkError(AwsLoginError):
     """A connection, TLS or timeout failure; ``kind`` is one of "timeout",
     "refused" (the connection), "dns", "untrusted" (the certificate), "tls",
-    "broken" (not HTTP) or "other"."""
+    "broken" (not HTTP), "proxy" (HTTPS_PROXY's proxy: not reached, or no
+    tunnel through it) or "other"."""
     exit_code = 8
     transient = True
 
@@ -1334,8 +1335,10 @@ def _lookup_detail(reason):
     return " (no answer from DNS in time)" if reason.errno == socket.EAI_AGAIN else ""
 
 
-def _describe_network_error(reason, url, ssl_context=None):
-    """One actionable sentence for a failed connection."""
+def _describe_network_error(reason, url, ssl_context=None, proxy=None):
+    """One actionable sentence for a failed connection (to ``proxy`` when given)."""
+    if proxy is not None:
+        return _describe_proxy_error(reason, proxy)
     host = _host_port(url)
     kind = _network_error_kind(reason)
     if kind == "timeout":
@@ -1358,9 +1361,26 @@ def _describe_network_error(reason, url, ssl_context=None):
     return "cannot reach %s: %s" % (host, getattr(reason, "strerror", None) or reason)
 
 
-def _network_error(reason, url, ssl_context=None):
-    return NetworkError(_describe_network_error(reason, url, ssl_context),
-                        _network_error_kind(reason))
+def _describe_proxy_error(reason, proxy):
+    """One actionable sentence for a failure to reach ``proxy`` or to open a
+    tunnel through it: it names the proxy and its variable, never the server."""
+    who, variable = _proxy_label(proxy), proxy.variable
+    kind = _network_error_kind(reason)
+    if kind == "timeout":
+        return "no answer from %s in time (timed out)" % who
+    if kind == "refused":
+        return "connection refused by %s: is the proxy up and %s right?" % (who, variable)
+    if kind == "dns":
+        return "cannot resolve the host name of %s%s: check %s and DNS" % (
+            who, _lookup_detail(reason), variable)
+    return "cannot reach %s: %s" % (who, getattr(reason, "strerror", None) or reason)
+
+
+def _network_error(reason, url, ssl_context=None, proxy=None):
+    """The NetworkError of a failed connection: kind "proxy" whatever went
+    wrong while ``proxy`` (when given) was being reached."""
+    return NetworkError(_describe_network_error(reason, url, ssl_context, proxy),
+                        "proxy" if proxy is not None else _network_error_kind(reason))
 
 
 def _hang_up(connections, hung_up):
@@ -1436,31 +1456,89 @@ def _connect(host, port, until):
     raise error
 
 
+# ---- Proxies: HTTPS_PROXY and NO_PROXY, read as urllib.request reads them
+
+_Proxy = _named_tuple("_Proxy", ("host", "port", "authorization", "variable"), """The
+HTTPS proxy of a request: where it listens, the Proxy-Authorization its URL's
+user and password make (or None), and the variable it came from, for messages.""")
+
+
+def _netloc(host, port):
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)      # an IPv6 literal
+
+
+def _proxy_label(proxy):
+    return "the proxy %s (%s)" % (_netloc(proxy.host, proxy.port), proxy.variable)
+
+
+def _proxy_setting(name):
+    """(variable, value) of NAME_proxy as urllib.request.getproxies_environment
+    picks it, or None: a variable of any spelling with a value counts, but one
+    ending in lower-case "_proxy" decides, even when empty (then no proxy)."""
+    wanted = name + "_proxy"
+    chosen = None
+    for variable, value in os.environ.items():
+        if variable.lower() == wanted and value:
+            chosen = (variable, value)
+    for variable, value in os.environ.items():
+        if variable.lower() == wanted and variable.endswith("_proxy"):
+            chosen = (variable, value) if value else None
+    return chosen
+
+
+def _bypasses_proxy(host, no_proxy):
+    """Whether NO_PROXY's value names ``host`` (the URL's host[:port] as written),
+    as urllib.request.proxy_bypass_environment decides (Python 3.8-3.13): `*`
+    alone, or an entry equal to the host with or without its port, or to a
+    part of it after a dot (a leading dot is ignored).  IPv6 hosts are named
+    `[::1]` or `[::1]:443`; address ranges are not understood."""
+    if no_proxy == "*":
+        return True
+    host = host.lower()
+    before, colon, port = host.rpartition(":")
+    bare = before if colon and port and all(c in "0123456789" for c in port) else host
+    for name in no_proxy.split(","):
+        if not name.strip():
+            continue
+        name = name.strip().lstrip(".").lower()
+        if name in (bare, host) or bare.endswith("." + name) or host.endswith("." + name):
+            return True
+    return False
+
+
 def _proxy_for(url):
-    """(host, port, Proxy-Authorization or None) of the HTTPS proxy for ``url``
-    (HTTPS_PROXY or https_proxy, unless NO_PROXY names the host), else None.
-    urllib.request, which reads these the way curl does, is imported only when
-    a proxy is set."""
-    if not url.lower().startswith("https:") or not (
-            os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY")):
+    """The _Proxy for an https ``url`` (HTTPS_PROXY, unless NO_PROXY names the
+    host), else None; ConfigError for a proxy URL that is not http or https.
+    The default port is curl's, 1080."""
+    from urllib.parse import unquote, urlsplit
+    setting = url.lower().startswith("https:") and _proxy_setting("https")
+    if not setting:
         return None
-    import urllib.request
-    from urllib.parse import urlsplit
-    proxy = urllib.request.getproxies_environment().get("https")
-    if not proxy or urllib.request.proxy_bypass_environment(urlsplit(url).hostname or ""):
+    no_proxy = _proxy_setting("no")
+    if no_proxy and _bypasses_proxy(unquote(_host_port(url)), no_proxy[1]):
         return None
-    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    variable, value = setting
+    try:
+        parts = urlsplit(value if "://" in value else "http://" + value)
+        port = parts.port
+    except ValueError:
+        parts = port = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        # The value is not repeated: it may hold a password.
+        raise ConfigError("%s is not a proxy URL this tool can use: write http://HOST:PORT"
+                          % variable)
     authorization = None
     if parts.username is not None:
-        from urllib.parse import unquote
         authorization = _basic_authorization(unquote(parts.username),
                                              unquote(parts.password or ""))
-    return parts.hostname, parts.port or 1080, authorization     # curl's default port
+    return _Proxy(parts.hostname, port or 1080, authorization, variable)
 
 
 def _open_tunnel(sock, host, port, authorization):
-    """CONNECT through an HTTPS proxy; OSError when it refuses."""
-    request = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (host, port, host, port)
+    """CONNECT through an HTTPS proxy; the proxy's answer status (2xx: the
+    tunnel is open)."""
+    target = _netloc(host, port)
+    request = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (target, target)
     if authorization:
         request += "Proxy-Authorization: %s\r\n" % authorization
     sock.sendall((request + "\r\n").encode("ascii"))
@@ -1469,8 +1547,36 @@ def _open_tunnel(sock, host, port, authorization):
         status, _ = _read_head(answer)
     finally:
         answer.close()
-    if status != 200:
-        raise OSError("the proxy refused the tunnel (HTTP %d)" % status)
+    return status
+
+
+def _tunnel_refused(status, proxy, target):
+    """The NetworkError for a proxy's answer other than 2xx to CONNECT."""
+    who = _proxy_label(proxy)
+    if status == 407 and proxy.authorization:
+        text = "%s refused the credentials in %s (HTTP 407)" % (who, proxy.variable)
+    elif status == 407:
+        text = "%s asks for credentials (HTTP 407): put them in %s as http://USER:PASSWORD@%s" % (
+            who, proxy.variable, _netloc(proxy.host, proxy.port))
+    else:
+        text = "%s refused the tunnel (HTTP %d) to %s" % (who, status, target)
+    return NetworkError(text, "proxy", transient=status >= 500)
+
+
+def _reach(connection, host, port, proxy, connect_timeout, stop_at):
+    """Connect ``connection.sock`` to host:port, or to ``proxy`` and through it
+    (CONNECT).  The name lookup and the connect end by the connect timeout;
+    each read of the tunnel's exchange has that timeout too, and the
+    request's deadline bounds all."""
+    until = min(stop_at, time.monotonic() + connect_timeout)
+    connection.sock = _connect(proxy.host if proxy else host, proxy.port if proxy else port,
+                               until)
+    connection.sock.settimeout(max(0.01, min(connect_timeout, stop_at - time.monotonic())))
+    if proxy is None:
+        return
+    status = _open_tunnel(connection.sock, host, port, proxy.authorization)
+    if not 200 <= status < 300:
+        raise _tunnel_refused(status, proxy, _netloc(host, port))
 
 
 def _request_bytes(url, method, data, headers, cookie_jar):
@@ -1730,13 +1836,10 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
     watchdog.start()
     failure = cause = None
     answer = None
+    via = proxy         # a failure is the proxy's until its tunnel is open
     try:
-        connection.sock = _connect(proxy[0] if proxy else parts.hostname,
-                                   proxy[1] if proxy else port,
-                                   min(stop_at, started + connect_timeout))
-        connection.sock.settimeout(max(0.01, min(connect_timeout, stop_at - time.monotonic())))
-        if proxy:
-            _open_tunnel(connection.sock, parts.hostname, port, proxy[2])
+        _reach(connection, parts.hostname, port, proxy, connect_timeout, stop_at)
+        via = None
         if https:
             ssl_context = ssl_context or _make_ssl_context()
             connection.sock = ssl_context.wrap_socket(connection.sock,
@@ -1747,10 +1850,11 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
         status, response_headers = _read_head(answer)
         body = _read_body(answer, response_headers, max_bytes)
     except _BrokenAnswer as e:
-        failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, e.reason), "broken")
+        failure = NetworkError("%s gave a broken HTTP answer (%s)" % (
+            _proxy_label(via) if via else host, e.reason), "proxy" if via else "broken")
         cause = e
     except (OSError, ValueError) as e:  # refused, DNS, TLS, timeouts; CertificateError (3.6)
-        failure, cause = _network_error(e, url, ssl_context), e
+        failure, cause = _network_error(e, url, ssl_context, via), e
     finally:
         watchdog.cancel()
         for thing in (answer, connection.sock):
@@ -1760,8 +1864,9 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
             except OSError:
                 pass
     if hung_up:
-        raise NetworkError("no complete answer from %s within %ds (timed out)"
-                           % (host, round(stop_at - started)), "timeout")
+        raise NetworkError("no complete answer from %s within %ds (timed out)" % (
+            _proxy_label(via) if via else host, round(stop_at - started)),
+            "proxy" if via else "timeout")
     if failure is not None:
         raise failure from cause        # the cause stays in --debug's traceback
     if cookie_jar is not None:

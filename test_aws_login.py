@@ -3022,6 +3022,147 @@ class ConnectDeadlineTest(unittest.TestCase):
         self.assertEqual(live.heads, [])
 
 
+class NoProxyTest(HomeTestCase):
+    """HTTPS_PROXY and NO_PROXY read as urllib.request reads them (Python 3.13)."""
+
+    # (NO_PROXY, URL, whether the proxy is bypassed), urllib 3.13's answers
+    CASES = [
+        ("*", "https://idp.example.test/ecp", True),
+        ("*,other.test", "https://idp.example.test/ecp", False),
+        ("idp.example.test", "https://idp.example.test/ecp", True),
+        ("idp.example.test", "https://idp.example.test:8443/ecp", True),
+        ("IDP.Example.TEST ", "https://idp.EXAMPLE.test/ecp", True),
+        ("example.test", "https://idp.example.test/ecp", True),
+        (".example.test", "https://idp.example.test/ecp", True),
+        (".example.test", "https://example.test/ecp", True),
+        ("xample.test", "https://idp.example.test/ecp", False),
+        ("p.example.test", "https://idp.example.test/ecp", False),
+        ("idp.example.test:443", "https://idp.example.test/ecp", False),
+        ("idp.example.test:443", "https://idp.example.test:443/ecp", True),
+        ("idp.example.test:8443", "https://idp.example.test:443/ecp", False),
+        ("127.0.0.1:18444", "https://127.0.0.1:18444/ecp", True),
+        ("127.0.0.1", "https://127.0.0.1:18444/ecp", True),
+        ("127.0.0.1:18445", "https://127.0.0.1:18444/ecp", False),
+        ("0.0.1", "https://127.0.0.1:18444/ecp", True),
+        ("[::1]", "https://[::1]:8443/ecp", True),
+        ("[::1]", "https://[::1]/ecp", True),
+        ("[::1]:8443", "https://[::1]:8443/ecp", True),
+        ("[::1]:8444", "https://[::1]:8443/ecp", False),
+        ("::1", "https://[::1]:8443/ecp", False),
+        ("::1", "https://[::1]/ecp", False),
+        ("other.test, ,idp.example.test", "https://idp.example.test/ecp", True),
+        ("other.test", "https://idp.example.test/ecp", False),
+        ("", "https://idp.example.test/ecp", False),
+        (",", "https://idp.example.test/ecp", False),
+        ("10.0.0.0/8", "https://10.1.2.3/ecp", False),
+    ]
+
+    def test_no_proxy_forms_as_urllib_matches_them(self):
+        os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
+        for no_proxy, url, bypassed in self.CASES:
+            os.environ["NO_PROXY"] = no_proxy
+            self.assertEqual(aws_login._proxy_for(url) is None, bypassed, (no_proxy, url))
+            if sys.version_info >= (3, 11):        # urllib's code is 3.13's since
+                self.assertEqual(urllib_request.proxy_bypass_environment(
+                    urlsplit(url).netloc, {"no": no_proxy} if no_proxy else {}), bypassed)
+
+    def test_which_variable_counts_as_urllib_reads_them(self):
+        for env, variable in (({"HTTPS_PROXY": "http://a:1"}, "HTTPS_PROXY"),
+                              ({"https_proxy": "http://a:1"}, "https_proxy"),
+                              ({"HTTPS_PROXY": "http://b:1", "https_proxy": "http://a:1"},
+                               "https_proxy"),
+                              ({"HTTPS_PROXY": "http://b:1", "https_proxy": ""}, None),
+                              ({"Https_Proxy": "http://a:1"}, "Https_Proxy")):
+            for name in ("HTTPS_PROXY", "https_proxy", "Https_Proxy"):
+                os.environ.pop(name, None)
+            os.environ.update(env)
+            proxy = aws_login._proxy_for("https://idp.example.test/ecp")
+            self.assertEqual(proxy and proxy.variable, variable, env)
+            self.assertEqual(proxy and proxy.host, variable and "a", env)
+            theirs = urllib_request.getproxies_environment().get("https")
+            self.assertEqual(theirs, variable and "http://a:1", env)
+        os.environ["no_proxy"], os.environ["NO_PROXY"] = "", "idp.example.test"
+        self.assertIsNotNone(aws_login._proxy_for("https://idp.example.test/ecp"))
+
+    def test_a_proxy_costs_no_import_of_urllib_request(self):
+        code = ("import sys;sys.path.insert(0,%r);import aws_login;"
+                "print(aws_login._proxy_for('https://idp.example.test/ecp'));"
+                "print('urllib.request' in sys.modules)" % HERE)
+        env = dict(os.environ, HTTPS_PROXY="http://u:p@proxy.test:3128", NO_PROXY="other.test")
+        out = subprocess.check_output([sys.executable, "-I", "-S", "-c", code], env=env)
+        self.assertEqual(out.decode().split("\n")[1:], ["False", ""])
+
+
+class ProxyTest(LoginTestCase):
+    """HTTPS_PROXY: TLS to an https:// proxy, the CONNECT line, and failures that
+    name the proxy and its variable, never the IdP."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def test_a_proxy_that_is_down_is_named_with_its_variable(self):
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        run = self.tool(["login"], terminal=False,
+                        env={"https_proxy": "http://127.0.0.1:%d" % port})
+        self.assert_nothing_written(run, 8)
+        self.assertIn("connection refused by the proxy 127.0.0.1:%d (https_proxy)" % port,
+                      run.stderr)
+        self.assertNotIn("is the URL right", run.stderr)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_answers_other_than_2xx_to_connect_name_the_proxy(self):
+        for status, words, transient in (
+                (b"407 Proxy Authentication Required", "asks for credentials (HTTP 407): put "
+                 "them in HTTPS_PROXY as http://USER:PASSWORD@127.0.0.1:%d", False),
+                (b"403 Forbidden", "refused the tunnel (HTTP 403) to idp.example.test:443",
+                 False),
+                (b"502 Bad Gateway", "refused the tunnel (HTTP 502) to idp.example.test:443",
+                 True)):
+            proxy = answering_server(self, b"HTTP/1.1 %s\r\nContent-Length: 0\r\n\r\n" % status)
+            os.environ["HTTPS_PROXY"] = "127.0.0.1:%d" % proxy.port
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                aws_login._http_request("https://idp.example.test/ecp", b"x")
+            self.assertEqual(str(caught.exception), "the proxy 127.0.0.1:%d (HTTPS_PROXY) %s"
+                             % (proxy.port, words.replace("%d", str(proxy.port))))
+            self.assertEqual((caught.exception.kind, caught.exception.transient),
+                             ("proxy", transient))
+        proxy = answering_server(self, b"HTTP/1.1 200 OK\r\n\r\n")   # 2xx: the tunnel is open
+        os.environ["HTTPS_PROXY"] = "127.0.0.1:%d" % proxy.port
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login._http_request("https://idp.example.test/ecp", b"x")
+        self.assertNotIn("proxy", str(caught.exception))        # it failed past the proxy
+
+    def test_an_unresolvable_or_silent_proxy_is_named(self):
+        silent = SilentAddresses(1)
+        self.addCleanup(silent.close)
+        fake_resolver(self, {"proxy.test": lambda: (_ for _ in ()).throw(
+            socket.gaierror(socket.EAI_NONAME, "Name or service not known"))})
+        for proxy_url, words in (
+                ("http://proxy.test:3128", "cannot resolve the host name of the proxy "
+                 "proxy.test:3128 (HTTPS_PROXY): check HTTPS_PROXY and DNS"),
+                ("http://127.0.0.2:%d" % silent.port, "no answer from the proxy 127.0.0.2:%d "
+                 "(HTTPS_PROXY) in time (timed out)" % silent.port)):
+            os.environ["HTTPS_PROXY"] = proxy_url
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                aws_login._http_request("https://idp.example.test/ecp", b"x",
+                                        connect_timeout=0.5)
+            self.assertEqual(str(caught.exception), words)
+            self.assertEqual(caught.exception.kind, "proxy")
+
+    def test_the_connect_line_brackets_an_ipv6_literal(self):
+        proxy = answering_server(self, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        os.environ["HTTPS_PROXY"] = "http://127.0.0.1:%d" % proxy.port
+        with self.assertRaises(aws_login.NetworkError):
+            aws_login._http_request("https://[::1]:8443/ecp", b"x")
+        lines = proxy.heads[0].decode().split("\r\n")
+        self.assertEqual(lines[0], "CONNECT [::1]:8443 HTTP/1.1")
+        self.assertIn("Host: [::1]:8443", lines)
+
+
 class TrickleServer(object):
     """Accepts connections and sends an HTTP status line one byte at a time,
     every ``interval`` seconds, for at most ``limit`` seconds: a server that
