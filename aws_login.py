@@ -1373,6 +1373,18 @@ def _describe_proxy_error(reason, proxy):
     if kind == "dns":
         return "cannot resolve the host name of %s%s: check %s and DNS" % (
             who, _lookup_detail(reason), variable)
+    if kind == "untrusted":
+        detail = getattr(reason, "verify_message", None) or str(reason)
+        bundle = os.environ.get("AWS_CA_BUNDLE")
+        return "TLS certificate of %s not trusted (%s): %s" % (who, detail, (
+            "the CA bundle %s (AWS_CA_BUNDLE) does not hold the CA that signed it" % bundle
+            if bundle else "if the proxy's CA is a private one, set AWS_CA_BUNDLE"))
+    if kind == "tls" and getattr(reason, "reason", None) in _PLAIN_HTTP_REASONS:
+        return ("%s answers in plain HTTP, not TLS; nothing was sent to it: if it is a plain "
+                "proxy, write http:// in %s (a password there then crosses in clear)"
+                % (who, variable))
+    if kind == "tls":
+        return "TLS failure talking to %s: %s" % (who, reason)
     return "cannot reach %s: %s" % (who, getattr(reason, "strerror", None) or reason)
 
 
@@ -1458,9 +1470,10 @@ def _connect(host, port, until):
 
 # ---- Proxies: HTTPS_PROXY and NO_PROXY, read as urllib.request reads them
 
-_Proxy = _named_tuple("_Proxy", ("host", "port", "authorization", "variable"), """The
-HTTPS proxy of a request: where it listens, the Proxy-Authorization its URL's
-user and password make (or None), and the variable it came from, for messages.""")
+_Proxy = _named_tuple("_Proxy", ("host", "port", "tls", "authorization", "variable"), """The
+HTTPS proxy of a request: where it listens, whether its URL says https (TLS to
+the proxy, the CONNECT inside), the Proxy-Authorization its URL's user and
+password make (or None), and the variable it came from, for messages.""")
 
 
 def _netloc(host, port):
@@ -1509,7 +1522,7 @@ def _bypasses_proxy(host, no_proxy):
 def _proxy_for(url):
     """The _Proxy for an https ``url`` (HTTPS_PROXY, unless NO_PROXY names the
     host), else None; ConfigError for a proxy URL that is not http or https.
-    The default port is curl's, 1080."""
+    The default ports are curl's: 1080, and 443 for https."""
     from urllib.parse import unquote, urlsplit
     setting = url.lower().startswith("https:") and _proxy_setting("https")
     if not setting:
@@ -1525,13 +1538,21 @@ def _proxy_for(url):
         parts = port = None
     if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         # The value is not repeated: it may hold a password.
-        raise ConfigError("%s is not a proxy URL this tool can use: write http://HOST:PORT"
-                          % variable)
+        raise ConfigError("%s is not a proxy URL this tool can use: write http://HOST:PORT, "
+                          "or https://HOST:PORT for TLS to the proxy" % variable)
     authorization = None
     if parts.username is not None:
         authorization = _basic_authorization(unquote(parts.username),
                                              unquote(parts.password or ""))
-    return _Proxy(parts.hostname, port or 1080, authorization, variable)
+    tls = parts.scheme.lower() == "https"
+    return _Proxy(parts.hostname, port or (443 if tls else 1080), tls, authorization, variable)
+
+
+def _proxy_context():
+    """TLS to an https:// proxy is always checked, against the system's CAs and
+    AWS_CA_BUNDLE (as botocore checks a proxy): verify_ssl_certificate and
+    ca_bundle are the IdP's settings, and the proxy sees the proxy password."""
+    return _make_ssl_context()
 
 
 def _open_tunnel(sock, host, port, authorization):
@@ -1556,8 +1577,9 @@ def _tunnel_refused(status, proxy, target):
     if status == 407 and proxy.authorization:
         text = "%s refused the credentials in %s (HTTP 407)" % (who, proxy.variable)
     elif status == 407:
-        text = "%s asks for credentials (HTTP 407): put them in %s as http://USER:PASSWORD@%s" % (
-            who, proxy.variable, _netloc(proxy.host, proxy.port))
+        text = "%s asks for credentials (HTTP 407): put them in %s as %s://USER:PASSWORD@%s" % (
+            who, proxy.variable, "https" if proxy.tls else "http",
+            _netloc(proxy.host, proxy.port))
     else:
         text = "%s refused the tunnel (HTTP %d) to %s" % (who, status, target)
     return NetworkError(text, "proxy", transient=status >= 500)
@@ -1565,18 +1587,94 @@ def _tunnel_refused(status, proxy, target):
 
 def _reach(connection, host, port, proxy, connect_timeout, stop_at):
     """Connect ``connection.sock`` to host:port, or to ``proxy`` and through it
-    (CONNECT).  The name lookup and the connect end by the connect timeout;
-    each read of the tunnel's exchange has that timeout too, and the
-    request's deadline bounds all."""
+    (TLS to the proxy when its URL says https, then CONNECT).  The name
+    lookup and the connect end by the connect timeout; each read of the
+    tunnel's exchange has that timeout too, and the request's deadline
+    bounds all."""
     until = min(stop_at, time.monotonic() + connect_timeout)
     connection.sock = _connect(proxy.host if proxy else host, proxy.port if proxy else port,
                                until)
     connection.sock.settimeout(max(0.01, min(connect_timeout, stop_at - time.monotonic())))
     if proxy is None:
         return
+    if proxy.tls:
+        connection.sock = _proxy_context().wrap_socket(connection.sock,
+                                                       server_hostname=proxy.host)
     status = _open_tunnel(connection.sock, host, port, proxy.authorization)
     if not 200 <= status < 300:
         raise _tunnel_refused(status, proxy, _netloc(host, port))
+
+
+class _TunnelledTls(object):
+    """TLS to the server inside the TLS connection to an https:// proxy.  The
+    ssl module wraps only a socket's own descriptor, which carries the proxy's
+    TLS already; so this TLS runs on memory buffers (ssl.MemoryBIO) pumped
+    through the proxy's connection.  It has what _http_request uses of a socket."""
+
+    def __init__(self, outer, context, server_hostname):
+        import ssl
+        self.outer = outer
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing,
+                                    server_hostname=server_hostname)
+        self._pump(self.tls.do_handshake)
+
+    def _pump(self, operation, *args):
+        """Run a TLS operation to its end: send what it wrote, feed it what it reads."""
+        import ssl
+        while True:
+            try:
+                result = operation(*args)
+            except ssl.SSLWantReadError:
+                self._send()
+                data = self.outer.recv(65536)
+                if data:
+                    self.incoming.write(data)
+                else:
+                    self.incoming.write_eof()
+                continue
+            self._send()
+            return result
+
+    def _send(self):
+        data = self.outgoing.read()
+        if data:
+            self.outer.sendall(data)
+
+    def sendall(self, data):
+        data = memoryview(data)
+        while len(data):
+            data = data[self._pump(self.tls.write, data):]
+
+    def recv(self, size):
+        import ssl
+        try:
+            return self._pump(self.tls.read, size)
+        except ssl.SSLEOFError:
+            return b""      # a close without close_notify, as SSLSocket lets it pass
+
+    def makefile(self, mode="rb"):
+        import io
+        tunnel = self
+
+        class Reader(io.RawIOBase):
+            def readable(self):
+                return True
+
+            def readinto(self, buffer):
+                data = tunnel.recv(len(buffer))
+                buffer[:len(data)] = data
+                return len(data)
+        return io.BufferedReader(Reader())
+
+    def settimeout(self, seconds):
+        self.outer.settimeout(seconds)
+
+    def fileno(self):
+        return self.outer.fileno()
+
+    def close(self):
+        self.outer.close()
 
 
 def _request_bytes(url, method, data, headers, cookie_jar):
@@ -1808,8 +1906,9 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
     sooner): a server sending a byte now and then would otherwise hold us, and
     the renewal lock, forever.  The connect timeout bounds the name lookup
     and every address together.  HTTPS goes through HTTPS_PROXY unless NO_PROXY
-    names the host; plain http (allowed only to this machine) never goes
-    through a proxy, which would see the password or the assertion in clear.
+    names the host (with TLS to the proxy too when its URL says https); plain
+    http (allowed only to this machine) never goes through a proxy, which
+    would see the password or the assertion in clear.
     ``cookie_jar`` (a _CookieJar) sends its cookies and keeps the answer's."""
     import threading
     from urllib.parse import urlsplit
@@ -1842,8 +1941,11 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
         via = None
         if https:
             ssl_context = ssl_context or _make_ssl_context()
-            connection.sock = ssl_context.wrap_socket(connection.sock,
-                                                      server_hostname=parts.hostname)
+            if proxy and proxy.tls:
+                connection.sock = _TunnelledTls(connection.sock, ssl_context, parts.hostname)
+            else:
+                connection.sock = ssl_context.wrap_socket(connection.sock,
+                                                          server_hostname=parts.hostname)
         connection.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
         connection.sock.sendall(head + (data or b""))
         answer = connection.sock.makefile("rb")

@@ -3093,6 +3093,60 @@ class NoProxyTest(HomeTestCase):
         self.assertEqual(out.decode().split("\n")[1:], ["False", ""])
 
 
+class TlsConnectProxy(ConnectProxy):
+    """ConnectProxy behind TLS (the test CA's certificate for 127.0.0.1), as an
+    https:// proxy URL asks for.  Keeps each CONNECT head, and answers 407 to
+    one without the Proxy-Authorization of ``credentials`` (user, password)."""
+
+    def __init__(self, credentials=None, cert=SERVER_CERT_PEM, key=SERVER_KEY_PEM):
+        ConnectProxy.__init__(self)
+        self.heads, self.context = [], server_context(cert, key)
+        self.authorization = credentials and "Basic " + base64.b64encode(
+            ("%s:%s" % credentials).encode()).decode()
+
+    def _tunnel(self, client):
+        try:
+            client.settimeout(10)
+            client = self.context.wrap_socket(client, server_side=True)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return client.close()
+                head += chunk
+        except (OSError, ssl.SSLError):
+            return client.close()
+        self.heads.append(head)
+        fields = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if line)
+        target = head.split(b" ")[1].decode()
+        self.connects.append(target)
+        if self.authorization and fields.get("Proxy-Authorization") != self.authorization:
+            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                           b"Proxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
+            return client.close()
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        try:
+            while True:
+                # Bytes TLS has read and decrypted already are not the socket's to signal.
+                ready = [client] if client.pending() else select.select(
+                    [client, upstream], [], [], 10)[0]
+                if not ready:
+                    break
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    self.seen += data
+                    (upstream if s is client else client).sendall(data)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+
 class ProxyTest(LoginTestCase):
     """HTTPS_PROXY: TLS to an https:// proxy, the CONNECT line, and failures that
     name the proxy and its variable, never the IdP."""
@@ -3100,6 +3154,76 @@ class ProxyTest(LoginTestCase):
     def setUp(self):
         LoginTestCase.setUp(self)
         self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def test_an_https_proxy_gets_tls_and_its_password_only_inside(self):
+        proxy = TlsConnectProxy(("proxy user", "proxy:pass")).start()
+        self.addCleanup(proxy.stop)
+        url = "https://proxy%%20user:proxy%%3Apass@127.0.0.1:%d" % proxy.port
+        run = self.tool(["login"], terminal=False, env={"HTTPS_PROXY": url})
+        self.assert_logged_in(run)
+        self.assertEqual(sorted(set(proxy.connects)),
+                         sorted({self.idp.host_port, self.sts.host_port}))
+        self.assertIn(b"Proxy-Authorization: Basic " + base64.b64encode(b"proxy user:proxy:pass"),
+                      proxy.heads[0])
+        self.assertNotIn(PASSWORD.encode(), proxy.seen)     # the IdP's TLS inside the proxy's
+
+    def test_an_https_proxys_certificate_is_checked_even_when_the_idps_is_not(self):
+        proxy = TlsConnectProxy(cert=UNTRUSTED_CERT_PEM, key=UNTRUSTED_KEY_PEM).start()
+        self.addCleanup(proxy.stop)
+        self.configure(verify_ssl_certificate="false")     # the IdP's setting only
+        run = self.tool(["login"], terminal=False,
+                        env={"HTTPS_PROXY": "https://u:p@127.0.0.1:%d" % proxy.port})
+        self.assertEqual(run.code, 8, run)
+        self.assertIn("TLS certificate of the proxy 127.0.0.1:%d (HTTPS_PROXY) not trusted"
+                      % proxy.port, run.stderr)
+        self.assertEqual((proxy.heads, self.idp.requests), ([], []))
+
+    def test_every_framing_through_an_https_proxy(self):
+        proxy = TlsConnectProxy().start()
+        self.addCleanup(proxy.stop)
+        os.environ["HTTPS_PROXY"] = "https://127.0.0.1:%d" % proxy.port
+        body = b"<x>" + b"y" * 70000 + b"</x>"      # more than one TLS record
+        chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 9000]), body[i:i + 9000])
+                           for i in range(0, len(body), 9000)) + b"0\r\n\r\n"
+        for name, raw in (
+                ("length", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body),
+                                                                                 body)),
+                ("chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked),
+                ("to the end", b"HTTP/1.0 200 OK\r\n\r\n" + body)):
+            server = answering_server(self, raw, tls=True)
+            answer = aws_login._http_request("https://127.0.0.1:%d/ecp" % server.port, b"x")
+            self.assertEqual((answer.status, answer.body), (200, body), name)
+            self.assertEqual(proxy.connects[-1], "127.0.0.1:%d" % server.port)
+
+    def test_an_https_proxy_that_speaks_plain_http_gets_no_password(self):
+        plain = answering_server(self, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                                 until=b"")     # a proxy that answers a TLS hello as HTTP
+        url = "https://proxyuser:s3cret-proxy@127.0.0.1:%d" % plain.port
+        run = self.tool(["login"], terminal=False, env={"HTTPS_PROXY": url})
+        sent = b"".join(plain.heads)
+        for secret in (b"s3cret-proxy", base64.b64encode(b"proxyuser:s3cret-proxy")):
+            self.assertNotIn(secret, sent)
+        self.assertNotIn(b"CONNECT", sent)
+        self.assert_nothing_written(run, 8)
+        self.assertIn("the proxy 127.0.0.1:%d (HTTPS_PROXY) answers in plain HTTP, not TLS"
+                      % plain.port, run.stderr)
+        self.assertNotIn("s3cret-proxy", run.stderr)
+
+    def test_a_wrong_proxy_password_is_the_proxys_refusal(self):
+        proxy = TlsConnectProxy(("proxyuser", "right")).start()
+        self.addCleanup(proxy.stop)
+        for url, words in (
+                ("https://proxyuser:wrong@127.0.0.1:%d" % proxy.port,
+                 "refused the credentials in HTTPS_PROXY (HTTP 407)"),
+                ("https://127.0.0.1:%d" % proxy.port,
+                 "asks for credentials (HTTP 407): put them in HTTPS_PROXY as "
+                 "https://USER:PASSWORD@127.0.0.1:%d" % proxy.port)):
+            run = self.tool(["login"], terminal=False, env={"HTTPS_PROXY": url})
+            self.assert_nothing_written(run, 8)
+            self.assertIn("the proxy 127.0.0.1:%d (HTTPS_PROXY) %s" % (proxy.port, words),
+                          run.stderr)
+            self.assertNotIn("wrong", run.stderr)
+        self.assertEqual(self.idp.requests, [])
 
     def test_a_proxy_that_is_down_is_named_with_its_variable(self):
         closed = socket.socket()
