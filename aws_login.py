@@ -1630,6 +1630,8 @@ class _TunnelledTls(object):
                 data = self.outer.recv(65536)
                 if data:
                     self.incoming.write(data)
+                elif self.incoming.eof:     # told already: never spin on a closed connection
+                    raise ConnectionResetError("the connection closed mid-answer")
                 else:
                     self.incoming.write_eof()
                 continue
