@@ -108,7 +108,8 @@ class SignInError(STSError):
 class NetworkError(AwsLoginError):
     """A connection, TLS or timeout failure; ``kind`` is one of "timeout",
     "refused" (the connection), "dns", "untrusted" (the certificate), "tls",
-    "broken" (not HTTP) or "other"."""
+    "broken" (not HTTP), "proxy" (HTTPS_PROXY's proxy: not reached, or no
+    tunnel through it) or "other"."""
     exit_code = 8
     transient = True
 
@@ -197,7 +198,8 @@ _CONSOLES = {
                    "https://console.amazonaws-us-gov.com/"),
 }
 
-_CONNECT_TIMEOUT = 15        # seconds to reach a server
+_CONNECT_TIMEOUT = 15        # seconds to reach a server: the name lookup and every address
+_MIN_ADDRESS_TIME = 2.0      # the least a silent address gets before the next one is tried
 _READ_TIMEOUT = 180          # a Duo push or phone call holds the IdP's answer
 _MAX_ANSWER_BYTES = 4 << 20  # real ECP answers are tens of KB
 # Bounds on the XML a server sends, far above any real answer (a SAML answer
@@ -1414,8 +1416,15 @@ _PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD
                        "HTTP_REQUEST")
 
 
-def _describe_network_error(reason, url, ssl_context=None):
-    """One actionable sentence for a failed connection."""
+def _lookup_detail(reason):
+    import socket
+    return " (no answer from DNS in time)" if reason.errno == socket.EAI_AGAIN else ""
+
+
+def _describe_network_error(reason, url, ssl_context=None, proxy=None):
+    """One actionable sentence for a failed connection (to ``proxy`` when given)."""
+    if proxy is not None:
+        return _describe_proxy_error(reason, proxy)
     host = _host_port(url)
     kind = _network_error_kind(reason)
     if kind == "timeout":
@@ -1423,7 +1432,8 @@ def _describe_network_error(reason, url, ssl_context=None):
     if kind == "refused":
         return "connection refused by %s: is the URL right and the server up?" % host
     if kind == "dns":
-        return "cannot resolve the host name of %s: check the URL and DNS" % host
+        return "cannot resolve the host name of %s%s: check the URL and DNS" % (
+            host, _lookup_detail(reason))
     if kind == "untrusted":
         detail = getattr(reason, "verify_message", None) or str(reason)
         hint = _run.trust_hints.get(ssl_context) or "if your site uses a private CA, set " \
@@ -1437,9 +1447,38 @@ def _describe_network_error(reason, url, ssl_context=None):
     return "cannot reach %s: %s" % (host, getattr(reason, "strerror", None) or reason)
 
 
-def _network_error(reason, url, ssl_context=None):
-    return NetworkError(_describe_network_error(reason, url, ssl_context),
-                        _network_error_kind(reason))
+def _describe_proxy_error(reason, proxy):
+    """One actionable sentence for a failure to reach ``proxy`` or to open a
+    tunnel through it: it names the proxy and its variable, never the server."""
+    who, variable = _proxy_label(proxy), proxy.variable
+    kind = _network_error_kind(reason)
+    if kind == "timeout":
+        return "no answer from %s in time (timed out)" % who
+    if kind == "refused":
+        return "connection refused by %s: is the proxy up and %s right?" % (who, variable)
+    if kind == "dns":
+        return "cannot resolve the host name of %s%s: check %s and DNS" % (
+            who, _lookup_detail(reason), variable)
+    if kind == "untrusted":
+        detail = getattr(reason, "verify_message", None) or str(reason)
+        bundle = os.environ.get("AWS_CA_BUNDLE")
+        return "TLS certificate of %s not trusted (%s): %s" % (who, detail, (
+            "the CA bundle %s (AWS_CA_BUNDLE) does not hold the CA that signed it" % bundle
+            if bundle else "if the proxy's CA is a private one, set AWS_CA_BUNDLE"))
+    if kind == "tls" and getattr(reason, "reason", None) in _PLAIN_HTTP_REASONS:
+        return ("%s answers in plain HTTP, not TLS; nothing was sent to it: if it is a plain "
+                "proxy, write http:// in %s (a password there then crosses in clear)"
+                % (who, variable))
+    if kind == "tls":
+        return "TLS failure talking to %s: %s" % (who, reason)
+    return "cannot reach %s: %s" % (who, getattr(reason, "strerror", None) or reason)
+
+
+def _network_error(reason, url, ssl_context=None, proxy=None):
+    """The NetworkError of a failed connection: kind "proxy" whatever went
+    wrong while ``proxy`` (when given) was being reached."""
+    return NetworkError(_describe_network_error(reason, url, ssl_context, proxy),
+                        "proxy" if proxy is not None else _network_error_kind(reason))
 
 
 def _hang_up(connections, hung_up):
@@ -1461,31 +1500,152 @@ def _hang_up(connections, hung_up):
         duplicate.close()
 
 
+def _resolve(host, port, seconds):
+    """getaddrinfo's TCP addresses of ``host`` within ``seconds``.  It has no
+    timeout of its own, so a name is looked up in a daemon thread, left behind
+    if the resolver is late (it ends with the resolver's own timeouts); an
+    address literal needs no lookup and no thread."""
+    import socket
+    import threading
+    try:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass        # a name, not an address
+    answer = []
+
+    def look_up():
+        try:
+            answer.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except Exception as e:      # raised again in the caller's thread
+            answer.append(e)
+    thread = threading.Thread(target=look_up, name="getaddrinfo %s" % host)
+    thread.daemon = True
+    thread.start()
+    thread.join(max(0.0, seconds))
+    if not answer:
+        raise socket.gaierror(socket.EAI_AGAIN, "no answer from DNS in time")
+    if isinstance(answer[0], Exception):
+        raise answer[0]
+    return answer[0]
+
+
+def _connect(host, port, until):
+    """A TCP socket connected to ``host``: its addresses in the resolver's
+    order, the next one at once after a refusal, the name lookup and all
+    addresses by ``until`` (a time.monotonic() value).  A silent address gets
+    its share of the time left, but at least _MIN_ADDRESS_TIME (a slow link's
+    handshake), so that one which drops packets leaves time for the next.
+    (socket.create_connection gives every address the whole timeout.)"""
+    import socket
+    addresses = _resolve(host, port, until - time.monotonic())
+    error = socket.timeout("timed out")
+    for index, (family, kind, protocol, _, address) in enumerate(addresses):
+        left = until - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, kind, protocol)
+        sock.settimeout(max(left / (len(addresses) - index), min(left, _MIN_ADDRESS_TIME)))
+        try:
+            sock.connect(address)
+            return sock
+        except OSError as e:
+            sock.close()
+            error = e
+    raise error
+
+
+# ---- Proxies: HTTPS_PROXY and NO_PROXY, read as urllib.request reads them
+
+_Proxy = _named_tuple("_Proxy", ("host", "port", "tls", "authorization", "variable"), """The
+HTTPS proxy of a request: where it listens, whether its URL says https (TLS to
+the proxy, the CONNECT inside), the Proxy-Authorization its URL's user and
+password make (or None), and the variable it came from, for messages.""")
+
+
+def _netloc(host, port):
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)      # an IPv6 literal
+
+
+def _proxy_label(proxy):
+    return "the proxy %s (%s)" % (_netloc(proxy.host, proxy.port), proxy.variable)
+
+
+def _proxy_setting(name):
+    """(variable, value) of NAME_proxy as urllib.request.getproxies_environment
+    picks it, or None: a variable of any spelling with a value counts, but one
+    ending in lower-case "_proxy" decides, even when empty (then no proxy)."""
+    wanted = name + "_proxy"
+    chosen = None
+    for variable, value in os.environ.items():
+        if variable.lower() == wanted and value:
+            chosen = (variable, value)
+    for variable, value in os.environ.items():
+        if variable.lower() == wanted and variable.endswith("_proxy"):
+            chosen = (variable, value) if value else None
+    return chosen
+
+
+def _bypasses_proxy(host, no_proxy):
+    """Whether NO_PROXY's value names ``host`` (the URL's host[:port] as written),
+    as urllib.request.proxy_bypass_environment decides (Python 3.8-3.13): `*`
+    alone, or an entry equal to the host with or without its port, or to a
+    part of it after a dot (a leading dot is ignored).  IPv6 hosts are named
+    `[::1]` or `[::1]:443`; address ranges are not understood."""
+    if no_proxy == "*":
+        return True
+    host = host.lower()
+    before, colon, port = host.rpartition(":")
+    bare = before if colon and port and all(c in "0123456789" for c in port) else host
+    for name in no_proxy.split(","):
+        if not name.strip():
+            continue
+        name = name.strip().lstrip(".").lower()
+        if name in (bare, host) or bare.endswith("." + name) or host.endswith("." + name):
+            return True
+    return False
+
+
 def _proxy_for(url):
-    """(host, port, Proxy-Authorization or None) of the HTTPS proxy for ``url``
-    (HTTPS_PROXY or https_proxy, unless NO_PROXY names the host), else None.
-    urllib.request, which reads these the way curl does, is imported only when
-    a proxy is set."""
-    if not url.lower().startswith("https:") or not (
-            os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY")):
+    """The _Proxy for an https ``url`` (HTTPS_PROXY, unless NO_PROXY names the
+    host), else None; ConfigError for a proxy URL that is not http or https.
+    The default ports are curl's: 1080, and 443 for https."""
+    from urllib.parse import unquote, urlsplit
+    setting = url.lower().startswith("https:") and _proxy_setting("https")
+    if not setting:
         return None
-    import urllib.request
-    from urllib.parse import urlsplit
-    proxy = urllib.request.getproxies_environment().get("https")
-    if not proxy or urllib.request.proxy_bypass_environment(urlsplit(url).hostname or ""):
+    no_proxy = _proxy_setting("no")
+    if no_proxy and _bypasses_proxy(unquote(_host_port(url)), no_proxy[1]):
         return None
-    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    variable, value = setting
+    try:
+        parts = urlsplit(value if "://" in value else "http://" + value)
+        port = parts.port
+    except ValueError:
+        parts = port = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        # The value is not repeated: it may hold a password.
+        raise ConfigError("%s is not a proxy URL this tool can use: write http://HOST:PORT, "
+                          "or https://HOST:PORT for TLS to the proxy" % variable)
     authorization = None
     if parts.username is not None:
-        from urllib.parse import unquote
         authorization = _basic_authorization(unquote(parts.username),
                                              unquote(parts.password or ""))
-    return parts.hostname, parts.port or 1080, authorization     # curl's default port
+    tls = parts.scheme.lower() == "https"
+    return _Proxy(parts.hostname, port or (443 if tls else 1080), tls, authorization, variable)
+
+
+def _proxy_context():
+    """TLS to an https:// proxy is always checked, against the system's CAs and
+    AWS_CA_BUNDLE (as botocore checks a proxy): verify_ssl_certificate and
+    ca_bundle are the IdP's settings, and the proxy sees the proxy password."""
+    return _make_ssl_context()
 
 
 def _open_tunnel(sock, host, port, authorization):
-    """CONNECT through an HTTPS proxy; OSError when it refuses."""
-    request = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (host, port, host, port)
+    """CONNECT through an HTTPS proxy; the proxy's answer status (2xx: the
+    tunnel is open)."""
+    target = _netloc(host, port)
+    request = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (target, target)
     if authorization:
         request += "Proxy-Authorization: %s\r\n" % authorization
     sock.sendall((request + "\r\n").encode("ascii"))
@@ -1494,8 +1654,115 @@ def _open_tunnel(sock, host, port, authorization):
         status, _ = _read_head(answer)
     finally:
         answer.close()
-    if status != 200:
-        raise OSError("the proxy refused the tunnel (HTTP %d)" % status)
+    return status
+
+
+def _tunnel_refused(status, proxy, target):
+    """The NetworkError for a proxy's answer other than 2xx to CONNECT."""
+    who = _proxy_label(proxy)
+    if status == 407 and proxy.authorization:
+        text = "%s refused the credentials in %s (HTTP 407)" % (who, proxy.variable)
+    elif status == 407:
+        text = "%s asks for credentials (HTTP 407): put them in %s as %s://USER:PASSWORD@%s" % (
+            who, proxy.variable, "https" if proxy.tls else "http",
+            _netloc(proxy.host, proxy.port))
+    else:
+        text = "%s refused the tunnel (HTTP %d) to %s" % (who, status, target)
+    return NetworkError(text, "proxy", transient=status >= 500)
+
+
+def _reach(connection, host, port, proxy, connect_timeout, stop_at):
+    """Connect ``connection.sock`` to host:port, or to ``proxy`` and through it
+    (TLS to the proxy when its URL says https, then CONNECT).  The name
+    lookup and the connect end by the connect timeout; each read of the
+    tunnel's exchange has that timeout too, and the request's deadline
+    bounds all."""
+    until = min(stop_at, time.monotonic() + connect_timeout)
+    connection.sock = _connect(proxy.host if proxy else host, proxy.port if proxy else port,
+                               until)
+    connection.sock.settimeout(max(0.01, min(connect_timeout, stop_at - time.monotonic())))
+    if proxy is None:
+        return
+    if proxy.tls:
+        connection.sock = _proxy_context().wrap_socket(connection.sock,
+                                                       server_hostname=proxy.host)
+    status = _open_tunnel(connection.sock, host, port, proxy.authorization)
+    if not 200 <= status < 300:
+        raise _tunnel_refused(status, proxy, _netloc(host, port))
+
+
+class _TunnelledTls(object):
+    """TLS to the server inside the TLS connection to an https:// proxy.  The
+    ssl module wraps only a socket's own descriptor, which carries the proxy's
+    TLS already; so this TLS runs on memory buffers (ssl.MemoryBIO) pumped
+    through the proxy's connection.  It has what _http_request uses of a socket."""
+
+    def __init__(self, outer, context, server_hostname):
+        import ssl
+        self.outer = outer
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing,
+                                    server_hostname=server_hostname)
+        self._pump(self.tls.do_handshake)
+
+    def _pump(self, operation, *args):
+        """Run a TLS operation to its end: send what it wrote, feed it what it reads."""
+        import ssl
+        while True:
+            try:
+                result = operation(*args)
+            except ssl.SSLWantReadError:
+                self._send()
+                data = self.outer.recv(65536)
+                if data:
+                    self.incoming.write(data)
+                elif self.incoming.eof:     # told already: never spin on a closed connection
+                    raise ConnectionResetError("the connection closed mid-answer")
+                else:
+                    self.incoming.write_eof()
+                continue
+            self._send()
+            return result
+
+    def _send(self):
+        data = self.outgoing.read()
+        if data:
+            self.outer.sendall(data)
+
+    def sendall(self, data):
+        data = memoryview(data)
+        while len(data):
+            data = data[self._pump(self.tls.write, data):]
+
+    def recv(self, size):
+        import ssl
+        try:
+            return self._pump(self.tls.read, size)
+        except ssl.SSLEOFError:
+            return b""      # a close without close_notify, as SSLSocket lets it pass
+
+    def makefile(self, mode="rb"):
+        import io
+        tunnel = self
+
+        class Reader(io.RawIOBase):
+            def readable(self):
+                return True
+
+            def readinto(self, buffer):
+                data = tunnel.recv(len(buffer))
+                buffer[:len(data)] = data
+                return len(data)
+        return io.BufferedReader(Reader())
+
+    def settimeout(self, seconds):
+        self.outer.settimeout(seconds)
+
+    def fileno(self):
+        return self.outer.fileno()
+
+    def close(self):
+        self.outer.close()
 
 
 def _request_bytes(url, method, data, headers, cookie_jar):
@@ -1725,11 +1992,12 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
     whole exchange must also end by a deadline on the monotonic clock (connect
     plus read timeout from now, or ``deadline``, a time.monotonic() value, if
     sooner): a server sending a byte now and then would otherwise hold us, and
-    the renewal lock, forever.  HTTPS goes through HTTPS_PROXY unless NO_PROXY
-    names the host; plain http (allowed only to this machine) never goes
-    through a proxy, which would see the password or the assertion in clear.
+    the renewal lock, forever.  The connect timeout bounds the name lookup
+    and every address together.  HTTPS goes through HTTPS_PROXY unless NO_PROXY
+    names the host (with TLS to the proxy too when its URL says https); plain
+    http (allowed only to this machine) never goes through a proxy, which
+    would see the password or the assertion in clear.
     ``cookie_jar`` (a _CookieJar) sends its cookies and keeps the answer's."""
-    import socket
     import threading
     from urllib.parse import urlsplit
     host = _host_port(url)
@@ -1755,25 +2023,28 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
     watchdog.start()
     failure = cause = None
     answer = None
+    via = proxy         # a failure is the proxy's until its tunnel is open
     try:
-        connection.sock = socket.create_connection(
-            (proxy[0], proxy[1]) if proxy else (parts.hostname, port), min(connect_timeout, left))
-        if proxy:
-            _open_tunnel(connection.sock, parts.hostname, port, proxy[2])
+        _reach(connection, parts.hostname, port, proxy, connect_timeout, stop_at)
+        via = None
         if https:
             ssl_context = ssl_context or _make_ssl_context()
-            connection.sock = ssl_context.wrap_socket(connection.sock,
-                                                      server_hostname=parts.hostname)
+            if proxy and proxy.tls:
+                connection.sock = _TunnelledTls(connection.sock, ssl_context, parts.hostname)
+            else:
+                connection.sock = ssl_context.wrap_socket(connection.sock,
+                                                          server_hostname=parts.hostname)
         connection.sock.settimeout(max(0.01, min(read_timeout, stop_at - time.monotonic())))
         connection.sock.sendall(head + (data or b""))
         answer = connection.sock.makefile("rb")
         status, response_headers = _read_head(answer)
         body = _read_body(answer, response_headers, max_bytes)
     except _BrokenAnswer as e:
-        failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, e.reason), "broken")
+        failure = NetworkError("%s gave a broken HTTP answer (%s)" % (
+            _proxy_label(via) if via else host, e.reason), "proxy" if via else "broken")
         cause = e
     except (OSError, ValueError) as e:  # refused, DNS, TLS, timeouts; CertificateError (3.6)
-        failure, cause = _network_error(e, url, ssl_context), e
+        failure, cause = _network_error(e, url, ssl_context, via), e
     finally:
         watchdog.cancel()
         for thing in (answer, connection.sock):
@@ -1783,8 +2054,9 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
             except OSError:
                 pass
     if hung_up:
-        raise NetworkError("no complete answer from %s within %ds (timed out)"
-                           % (host, round(stop_at - started)), "timeout")
+        raise NetworkError("no complete answer from %s within %ds (timed out)" % (
+            _proxy_label(via) if via else host, round(stop_at - started)),
+            "proxy" if via else "timeout")
     if failure is not None:
         raise failure from cause        # the cause stays in --debug's traceback
     if cookie_jar is not None:

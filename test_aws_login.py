@@ -2871,6 +2871,422 @@ class NetworkFaultTest(LoginTestCase):
         self.assertEqual(seen, [])
 
 
+class SilentAddresses(object):
+    """Loopback addresses 127.0.0.K (K from 2) on one port where nobody answers
+    a connect: each listens with its accept queue full, so the kernel drops new
+    SYNs and a connect waits, as behind a firewall that drops packets."""
+
+    def __init__(self, count):
+        self.listeners, self.fillers = [], []
+        self.port = 0
+        for k in range(2, 2 + count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.%d" % k, self.port))
+            sock.listen(0)
+            self.port = sock.getsockname()[1]
+            self.listeners.append(sock)
+            for _ in range(3):      # the queue's one place, and the SYN the kernel keeps
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.%d" % k, self.port))
+                self.fillers.append(filler)
+        self.addresses = ["127.0.0.%d" % k for k in range(2, 2 + count)]
+        probe = socket.socket()
+        probe.settimeout(0.2)
+        try:
+            probe.connect((self.addresses[0], self.port))
+            raise AssertionError("a connect to a full queue was answered: no silent address")
+        except socket.timeout:
+            pass
+        finally:
+            probe.close()
+
+    def close(self):
+        for sock in self.listeners + self.fillers:
+            sock.close()
+
+
+def fake_resolver(test, names):
+    """socket.getaddrinfo, the system's resolver (not our code), answering the
+    host names in ``names`` ({name: [IPv4 address] or a callable giving
+    getaddrinfo's list}) and every other host as before, for ``test``."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+        if host not in names:
+            return real(host, port, family, type, proto, flags)
+        if flags & socket.AI_NUMERICHOST:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        answer = names[host]
+        if callable(answer):
+            return answer()
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, int(port))) for a in answer]
+    socket.getaddrinfo = getaddrinfo
+    test.addCleanup(setattr, socket, "getaddrinfo", real)
+
+
+def answering_server(test, answer, host="127.0.0.1", port=0, family=socket.AF_INET,
+                     until=b"\r\n\r\n", tls=False):
+    """A server on ``host`` that keeps what each connection sends up to ``until``
+    (a request head; b"": the first bytes) in ``.heads``, then sends it
+    ``answer`` and hangs up (with TLS's close_notify when ``tls``, the test
+    CA's certificate); ``.port`` is its port."""
+    sock = socket.socket(family)
+    sock.bind((host, port))
+    sock.listen(8)
+    test.addCleanup(sock.close)
+    server = type("Server", (), {"heads": [], "port": sock.getsockname()[1]})()
+
+    def serve():
+        while True:
+            try:
+                client = sock.accept()[0]
+            except OSError:
+                return
+            data = b""
+            client.settimeout(5)
+            try:
+                if tls:
+                    client = server_context().wrap_socket(client, server_side=True)
+                while until not in data or not data:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                server.heads.append(data)
+                client.sendall(answer)
+                if tls:
+                    client = client.unwrap()
+            except OSError:
+                pass
+            client.close()
+    thread = threading.Thread(target=serve)
+    thread.daemon = True
+    thread.start()
+    return server
+
+
+class ConnectDeadlineTest(unittest.TestCase):
+    """One deadline bounds the name lookup and every address of a connect."""
+    SLOW = True         # waits on real time: the runner starts it first
+
+    def test_silent_addresses_share_one_connect_time(self):
+        silent = SilentAddresses(6)
+        self.addCleanup(silent.close)
+        fake_resolver(self, {"silent.test": silent.addresses})
+        for bound in ("connect_timeout", "deadline"):
+            started = time.monotonic()
+            kw = {bound: 1.5 if bound == "connect_timeout" else started + 1.5}
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                aws_login._http_request("http://silent.test:%d/ecp" % silent.port, b"x",
+                                        read_timeout=5, **kw)
+            elapsed = time.monotonic() - started
+            self.assertEqual(caught.exception.kind, "timeout", caught.exception)
+            self.assertLess(elapsed, 2.5, bound)          # not 6 x 1.5 s
+
+    def test_each_address_in_order_the_next_after_a_refusal_or_its_share(self):
+        # 127.0.0.2 refuses, 127.0.0.3 is silent, 127.0.0.4 answers: the silent
+        # one gets its share of the 4 s (2 s), not all of it.
+        silent = SilentAddresses(2)         # 127.0.0.2 and .3 on one port
+        self.addCleanup(silent.close)
+        silent.listeners[0].close()         # now 127.0.0.2 refuses
+        live = answering_server(self, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                                host="127.0.0.4", port=silent.port)
+        fake_resolver(self, {"three.test": ["127.0.0.2", "127.0.0.3", "127.0.0.4"]})
+        started = time.monotonic()
+        answer = aws_login._http_request("http://three.test:%d/ecp" % silent.port, b"x",
+                                         connect_timeout=4)
+        elapsed = time.monotonic() - started
+        self.assertEqual(answer.body, b"ok")
+        self.assertEqual(len(live.heads), 1)
+        self.assertGreater(elapsed, 1.5)
+        self.assertLess(elapsed, 3.2)       # the silent address had 4 s before
+
+    def test_the_name_lookup_is_bounded_too(self):
+        live = answering_server(self, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        released = threading.Event()
+        self.addCleanup(released.set)
+
+        def slow_lookup():          # a resolver that answers after 4 s
+            released.wait(4)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", live.port))]
+        fake_resolver(self, {"slow.test": slow_lookup})
+        started = time.monotonic()
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login._http_request("http://slow.test:%d/ecp" % live.port, b"x",
+                                    connect_timeout=0.5)
+        self.assertLess(time.monotonic() - started, 1.5)
+        self.assertEqual(caught.exception.kind, "dns")
+        self.assertEqual(str(caught.exception), "cannot resolve the host name of slow.test:%d "
+                         "(no answer from DNS in time): check the URL and DNS" % live.port)
+        self.assertEqual(live.heads, [])
+
+
+class NoProxyTest(HomeTestCase):
+    """HTTPS_PROXY and NO_PROXY read as urllib.request reads them (Python 3.13)."""
+
+    # (NO_PROXY, URL, whether the proxy is bypassed), urllib 3.13's answers
+    CASES = [
+        ("*", "https://idp.example.test/ecp", True),
+        ("*,other.test", "https://idp.example.test/ecp", False),
+        ("idp.example.test", "https://idp.example.test/ecp", True),
+        ("idp.example.test", "https://idp.example.test:8443/ecp", True),
+        ("IDP.Example.TEST ", "https://idp.EXAMPLE.test/ecp", True),
+        ("example.test", "https://idp.example.test/ecp", True),
+        (".example.test", "https://idp.example.test/ecp", True),
+        (".example.test", "https://example.test/ecp", True),
+        ("xample.test", "https://idp.example.test/ecp", False),
+        ("p.example.test", "https://idp.example.test/ecp", False),
+        ("idp.example.test:443", "https://idp.example.test/ecp", False),
+        ("idp.example.test:443", "https://idp.example.test:443/ecp", True),
+        ("idp.example.test:8443", "https://idp.example.test:443/ecp", False),
+        ("127.0.0.1:18444", "https://127.0.0.1:18444/ecp", True),
+        ("127.0.0.1", "https://127.0.0.1:18444/ecp", True),
+        ("127.0.0.1:18445", "https://127.0.0.1:18444/ecp", False),
+        ("0.0.1", "https://127.0.0.1:18444/ecp", True),
+        ("[::1]", "https://[::1]:8443/ecp", True),
+        ("[::1]", "https://[::1]/ecp", True),
+        ("[::1]:8443", "https://[::1]:8443/ecp", True),
+        ("[::1]:8444", "https://[::1]:8443/ecp", False),
+        ("::1", "https://[::1]:8443/ecp", False),
+        ("::1", "https://[::1]/ecp", False),
+        ("other.test, ,idp.example.test", "https://idp.example.test/ecp", True),
+        ("other.test", "https://idp.example.test/ecp", False),
+        ("", "https://idp.example.test/ecp", False),
+        (",", "https://idp.example.test/ecp", False),
+        ("10.0.0.0/8", "https://10.1.2.3/ecp", False),
+    ]
+
+    def test_no_proxy_forms_as_urllib_matches_them(self):
+        os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
+        for no_proxy, url, bypassed in self.CASES:
+            os.environ["NO_PROXY"] = no_proxy
+            self.assertEqual(aws_login._proxy_for(url) is None, bypassed, (no_proxy, url))
+            if sys.version_info >= (3, 11):        # urllib's code is 3.13's since
+                self.assertEqual(urllib_request.proxy_bypass_environment(
+                    urlsplit(url).netloc, {"no": no_proxy} if no_proxy else {}), bypassed)
+
+    def test_which_variable_counts_as_urllib_reads_them(self):
+        for env, variable in (({"HTTPS_PROXY": "http://a:1"}, "HTTPS_PROXY"),
+                              ({"https_proxy": "http://a:1"}, "https_proxy"),
+                              ({"HTTPS_PROXY": "http://b:1", "https_proxy": "http://a:1"},
+                               "https_proxy"),
+                              ({"HTTPS_PROXY": "http://b:1", "https_proxy": ""}, None),
+                              ({"Https_Proxy": "http://a:1"}, "Https_Proxy")):
+            for name in ("HTTPS_PROXY", "https_proxy", "Https_Proxy"):
+                os.environ.pop(name, None)
+            os.environ.update(env)
+            proxy = aws_login._proxy_for("https://idp.example.test/ecp")
+            self.assertEqual(proxy and proxy.variable, variable, env)
+            self.assertEqual(proxy and proxy.host, variable and "a", env)
+            theirs = urllib_request.getproxies_environment().get("https")
+            self.assertEqual(theirs, variable and "http://a:1", env)
+        os.environ["no_proxy"], os.environ["NO_PROXY"] = "", "idp.example.test"
+        self.assertIsNotNone(aws_login._proxy_for("https://idp.example.test/ecp"))
+
+    def test_a_proxy_costs_no_import_of_urllib_request(self):
+        code = ("import sys;sys.path.insert(0,%r);import aws_login;"
+                "print(aws_login._proxy_for('https://idp.example.test/ecp'));"
+                "print('urllib.request' in sys.modules)" % HERE)
+        env = dict(os.environ, HTTPS_PROXY="http://u:p@proxy.test:3128", NO_PROXY="other.test")
+        out = subprocess.check_output([sys.executable, "-I", "-S", "-c", code], env=env)
+        self.assertEqual(out.decode().split("\n")[1:], ["False", ""])
+
+
+class TlsConnectProxy(ConnectProxy):
+    """ConnectProxy behind TLS (the test CA's certificate for 127.0.0.1), as an
+    https:// proxy URL asks for.  Keeps each CONNECT head, and answers 407 to
+    one without the Proxy-Authorization of ``credentials`` (user, password)."""
+
+    def __init__(self, credentials=None, cert=SERVER_CERT_PEM, key=SERVER_KEY_PEM):
+        ConnectProxy.__init__(self)
+        self.heads, self.context = [], server_context(cert, key)
+        self.authorization = credentials and "Basic " + base64.b64encode(
+            ("%s:%s" % credentials).encode()).decode()
+
+    def _tunnel(self, client):
+        try:
+            client.settimeout(10)
+            client = self.context.wrap_socket(client, server_side=True)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return client.close()
+                head += chunk
+        except (OSError, ssl.SSLError):
+            return client.close()
+        self.heads.append(head)
+        fields = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if line)
+        target = head.split(b" ")[1].decode()
+        self.connects.append(target)
+        if self.authorization and fields.get("Proxy-Authorization") != self.authorization:
+            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                           b"Proxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
+            return client.close()
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        try:
+            while True:
+                # Bytes TLS has read and decrypted already are not the socket's to signal.
+                ready = [client] if client.pending() else select.select(
+                    [client, upstream], [], [], 10)[0]
+                if not ready:
+                    break
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    self.seen += data
+                    (upstream if s is client else client).sendall(data)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+
+class ProxyTest(LoginTestCase):
+    """HTTPS_PROXY: TLS to an https:// proxy, the CONNECT line, and failures that
+    name the proxy and its variable, never the IdP."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+
+    def test_an_https_proxy_gets_tls_and_its_password_only_inside(self):
+        proxy = TlsConnectProxy(("proxy user", "proxy:pass")).start()
+        self.addCleanup(proxy.stop)
+        url = "https://proxy%%20user:proxy%%3Apass@127.0.0.1:%d" % proxy.port
+        run = self.tool(["login"], terminal=False, env={"HTTPS_PROXY": url})
+        self.assert_logged_in(run)
+        self.assertEqual(sorted(set(proxy.connects)),
+                         sorted({self.idp.host_port, self.sts.host_port}))
+        self.assertIn(b"Proxy-Authorization: Basic " + base64.b64encode(b"proxy user:proxy:pass"),
+                      proxy.heads[0])
+        self.assertNotIn(PASSWORD.encode(), proxy.seen)     # the IdP's TLS inside the proxy's
+
+    def test_an_https_proxys_certificate_is_checked_even_when_the_idps_is_not(self):
+        proxy = TlsConnectProxy(cert=UNTRUSTED_CERT_PEM, key=UNTRUSTED_KEY_PEM).start()
+        self.addCleanup(proxy.stop)
+        self.configure(verify_ssl_certificate="false")     # the IdP's setting only
+        run = self.tool(["login"], terminal=False,
+                        env={"HTTPS_PROXY": "https://u:p@127.0.0.1:%d" % proxy.port})
+        self.assertEqual(run.code, 8, run)
+        self.assertIn("TLS certificate of the proxy 127.0.0.1:%d (HTTPS_PROXY) not trusted"
+                      % proxy.port, run.stderr)
+        self.assertEqual((proxy.heads, self.idp.requests), ([], []))
+
+    def test_every_framing_through_an_https_proxy(self):
+        proxy = TlsConnectProxy().start()
+        self.addCleanup(proxy.stop)
+        os.environ["HTTPS_PROXY"] = "https://127.0.0.1:%d" % proxy.port
+        body = b"<x>" + b"y" * 70000 + b"</x>"      # more than one TLS record
+        chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 9000]), body[i:i + 9000])
+                           for i in range(0, len(body), 9000)) + b"0\r\n\r\n"
+        for name, raw in (
+                ("length", b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body),
+                                                                                 body)),
+                ("chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked),
+                ("to the end", b"HTTP/1.0 200 OK\r\n\r\n" + body)):
+            server = answering_server(self, raw, tls=True)
+            answer = aws_login._http_request("https://127.0.0.1:%d/ecp" % server.port, b"x")
+            self.assertEqual((answer.status, answer.body), (200, body), name)
+            self.assertEqual(proxy.connects[-1], "127.0.0.1:%d" % server.port)
+
+    def test_an_https_proxy_that_speaks_plain_http_gets_no_password(self):
+        plain = answering_server(self, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                                 until=b"")     # a proxy that answers a TLS hello as HTTP
+        url = "https://proxyuser:s3cret-proxy@127.0.0.1:%d" % plain.port
+        run = self.tool(["login"], terminal=False, env={"HTTPS_PROXY": url})
+        sent = b"".join(plain.heads)
+        for secret in (b"s3cret-proxy", base64.b64encode(b"proxyuser:s3cret-proxy")):
+            self.assertNotIn(secret, sent)
+        self.assertNotIn(b"CONNECT", sent)
+        self.assert_nothing_written(run, 8)
+        self.assertIn("the proxy 127.0.0.1:%d (HTTPS_PROXY) answers in plain HTTP, not TLS"
+                      % plain.port, run.stderr)
+        self.assertNotIn("s3cret-proxy", run.stderr)
+
+    def test_a_wrong_proxy_password_is_the_proxys_refusal(self):
+        proxy = TlsConnectProxy(("proxyuser", "right")).start()
+        self.addCleanup(proxy.stop)
+        for url, words in (
+                ("https://proxyuser:wrong@127.0.0.1:%d" % proxy.port,
+                 "refused the credentials in HTTPS_PROXY (HTTP 407)"),
+                ("https://127.0.0.1:%d" % proxy.port,
+                 "asks for credentials (HTTP 407): put them in HTTPS_PROXY as "
+                 "https://USER:PASSWORD@127.0.0.1:%d" % proxy.port)):
+            run = self.tool(["login"], terminal=False, env={"HTTPS_PROXY": url})
+            self.assert_nothing_written(run, 8)
+            self.assertIn("the proxy 127.0.0.1:%d (HTTPS_PROXY) %s" % (proxy.port, words),
+                          run.stderr)
+            self.assertNotIn("wrong", run.stderr)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_a_proxy_that_is_down_is_named_with_its_variable(self):
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        run = self.tool(["login"], terminal=False,
+                        env={"https_proxy": "http://127.0.0.1:%d" % port})
+        self.assert_nothing_written(run, 8)
+        self.assertIn("connection refused by the proxy 127.0.0.1:%d (https_proxy)" % port,
+                      run.stderr)
+        self.assertNotIn("is the URL right", run.stderr)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_answers_other_than_2xx_to_connect_name_the_proxy(self):
+        for status, words, transient in (
+                (b"407 Proxy Authentication Required", "asks for credentials (HTTP 407): put "
+                 "them in HTTPS_PROXY as http://USER:PASSWORD@127.0.0.1:%d", False),
+                (b"403 Forbidden", "refused the tunnel (HTTP 403) to idp.example.test:443",
+                 False),
+                (b"502 Bad Gateway", "refused the tunnel (HTTP 502) to idp.example.test:443",
+                 True)):
+            proxy = answering_server(self, b"HTTP/1.1 %s\r\nContent-Length: 0\r\n\r\n" % status)
+            os.environ["HTTPS_PROXY"] = "127.0.0.1:%d" % proxy.port
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                aws_login._http_request("https://idp.example.test/ecp", b"x")
+            self.assertEqual(str(caught.exception), "the proxy 127.0.0.1:%d (HTTPS_PROXY) %s"
+                             % (proxy.port, words.replace("%d", str(proxy.port))))
+            self.assertEqual((caught.exception.kind, caught.exception.transient),
+                             ("proxy", transient))
+        proxy = answering_server(self, b"HTTP/1.1 200 OK\r\n\r\n")   # 2xx: the tunnel is open
+        os.environ["HTTPS_PROXY"] = "127.0.0.1:%d" % proxy.port
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login._http_request("https://idp.example.test/ecp", b"x")
+        self.assertNotIn("proxy", str(caught.exception))        # it failed past the proxy
+
+    def test_an_unresolvable_or_silent_proxy_is_named(self):
+        silent = SilentAddresses(1)
+        self.addCleanup(silent.close)
+        fake_resolver(self, {"proxy.test": lambda: (_ for _ in ()).throw(
+            socket.gaierror(socket.EAI_NONAME, "Name or service not known"))})
+        for proxy_url, words in (
+                ("http://proxy.test:3128", "cannot resolve the host name of the proxy "
+                 "proxy.test:3128 (HTTPS_PROXY): check HTTPS_PROXY and DNS"),
+                ("http://127.0.0.2:%d" % silent.port, "no answer from the proxy 127.0.0.2:%d "
+                 "(HTTPS_PROXY) in time (timed out)" % silent.port)):
+            os.environ["HTTPS_PROXY"] = proxy_url
+            with self.assertRaises(aws_login.NetworkError) as caught:
+                aws_login._http_request("https://idp.example.test/ecp", b"x",
+                                        connect_timeout=0.5)
+            self.assertEqual(str(caught.exception), words)
+            self.assertEqual(caught.exception.kind, "proxy")
+
+    def test_the_connect_line_brackets_an_ipv6_literal(self):
+        proxy = answering_server(self, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        os.environ["HTTPS_PROXY"] = "http://127.0.0.1:%d" % proxy.port
+        with self.assertRaises(aws_login.NetworkError):
+            aws_login._http_request("https://[::1]:8443/ecp", b"x")
+        lines = proxy.heads[0].decode().split("\r\n")
+        self.assertEqual(lines[0], "CONNECT [::1]:8443 HTTP/1.1")
+        self.assertIn("Host: [::1]:8443", lines)
+
+
 class TrickleServer(object):
     """Accepts connections and sends an HTTP status line one byte at a time,
     every ``interval`` seconds, for at most ``limit`` seconds: a server that

@@ -2847,6 +2847,247 @@ def server_checks(py):
         run_check("tool py%s: %s" % (ver, name), fn, py)
 
 
+# --------------------------------------------------------------------------
+# Proxies: Debian's squid between the tool and the HTTPS IdP
+# --------------------------------------------------------------------------
+# interop/run starts two squids on 127.0.0.1 (one open, one asking for Basic
+# credentials) and keeps a third port closed.  STS here is plain http (the
+# recording proxy), which the tool never sends through a proxy: with
+# HTTP_PROXY set as well, squid's log must show no STS request.
+
+SQUID = E.get("INTEROP_SQUID_URL")                  # no credentials asked
+SQUID_AUTH = E.get("INTEROP_SQUID_AUTH_URL")        # Basic, basic_ncsa_auth
+SQUID_USER = E.get("INTEROP_SQUID_USER")
+SQUID_PASSWORD = E.get("INTEROP_SQUID_PASSWORD")
+SQUID_TLS = E.get("INTEROP_SQUID_TLS_URL")          # SQUID_AUTH's twin behind TLS (https://)
+SQUID_LOGS = {SQUID: E.get("INTEROP_SQUID_LOG"), SQUID_AUTH: E.get("INTEROP_SQUID_AUTH_LOG"),
+              SQUID_TLS: E.get("INTEROP_SQUID_TLS_LOG")}
+PROXY_DOWN = E.get("INTEROP_PROXY_DOWN_URL")        # nothing listens there
+
+
+def need_squid():
+    if not (SQUID and SQUID_AUTH and SQUID_TLS and PROXY_DOWN):
+        raise Skip("no squid: interop/run did not start one (INTEROP_SQUID_URL unset)")
+
+
+def squid_log(proxy):
+    """squid's access log (its native format), one dict a line: code (e.g.
+    TCP_TUNNEL/200), method, url (host:port for CONNECT), user."""
+    try:
+        with open(SQUID_LOGS[proxy], "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        w = line.split()
+        if len(w) >= 8:
+            out.append({"code": w[3], "method": w[5], "url": w[6], "user": w[7], "line": line})
+    return out
+
+
+def squid_lines_after(proxy, before, count=1, timeout=5.0):
+    """The lines squid logged after the first ``before``, once there are ``count``
+    (squid logs a tunnel when it closes), or all there are after ``timeout``."""
+    deadline = time.time() + timeout
+    while True:
+        new = squid_log(proxy)[before:]
+        if len(new) >= count or time.time() > deadline:
+            return new
+        time.sleep(0.1)
+
+
+def host_port(url):
+    return urllib.parse.urlsplit(url).netloc
+
+
+def with_credentials(proxy, user, password):
+    parts = urllib.parse.urlsplit(proxy)
+    return "%s://%s:%s@%s" % (parts.scheme, urllib.parse.quote(user, safe=""),
+                              urllib.parse.quote(password, safe=""), parts.netloc)
+
+
+def error_line(t):
+    lines = [l for l in t.stderr.splitlines() if l.strip()]
+    need(len(lines) == 1, "%d stderr lines, expected one" % len(lines), t.transcript())
+    return lines[0]
+
+
+def proxy_home(label, py, profile):
+    home = Home(label, py)
+    configure_flags(home, profile, IDP_A, "alice")
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY",
+                 "no_proxy"):
+        home.env.pop(name, None)
+    return home
+
+
+def tool_p1_squid_tunnel(py):
+    """Login through the open squid: CONNECT to IdP A (TCP_TUNNEL/200 in its
+    log), the password inside TLS end to end; STS (plain http) direct, though
+    HTTP_PROXY names squid too."""
+    need_squid()
+    home = proxy_home("p1", py, "px1")
+    home.env.update(HTTPS_PROXY=SQUID, HTTP_PROXY=SQUID, http_proxy=SQUID)
+    before = len(squid_log(SQUID))
+    t = login_ok(home, "px1", answers_for(password="alice-pass"), "--no-refresh")
+    need_creds(home, "px1")
+    need(len(t.records) == 1, "%d AssumeRoleWithSAML at STS (the recording proxy), expected 1"
+         % len(t.records))
+    new = squid_lines_after(SQUID, before)
+    idp = host_port(IDP_A)
+    tunnels = [l for l in new if (l["method"], l["url"], l["code"])
+               == ("CONNECT", idp, "TCP_TUNNEL/200")]
+    need(tunnels, "squid logged no CONNECT %s TCP_TUNNEL/200" % idp,
+         "\n".join(l["line"] for l in new))
+    others = [l for l in new if l not in tunnels]
+    need(not others, "squid saw more than the IdP's tunnels (STS must go direct)",
+         "\n".join(l["line"] for l in others))
+    return "%d CONNECT %s TCP_TUNNEL/200; STS direct" % (len(tunnels), idp)
+
+
+def tool_p2_squid_basic_auth(py):
+    """squid asking for Basic credentials: the right ones in HTTPS_PROXY log in
+    (squid's log names the user); a wrong password, or none, exits 8 with one
+    line naming the proxy and HTTPS_PROXY (407), before the IdP or a prompt."""
+    need_squid()
+    home = proxy_home("p2", py, "px2")
+    home.env["HTTPS_PROXY"] = with_credentials(SQUID_AUTH, SQUID_USER, SQUID_PASSWORD)
+    before = len(squid_log(SQUID_AUTH))
+    login_ok(home, "px2", answers_for(password="alice-pass"), "--no-refresh")
+    need_creds(home, "px2")
+    new = squid_lines_after(SQUID_AUTH, before)
+    need(any(l["code"] == "TCP_TUNNEL/200" and l["user"] == SQUID_USER for l in new),
+         "squid logged no tunnel for user %s" % SQUID_USER, "\n".join(l["line"] for l in new))
+    creds = home.read(home.creds)
+    who = "the proxy %s (HTTPS_PROXY)" % host_port(SQUID_AUTH)
+    wrong = "wrong-" + SQUID_PASSWORD[:6]
+    for proxy, words in (
+            (with_credentials(SQUID_AUTH, SQUID_USER, wrong),
+             "%s refused the credentials in HTTPS_PROXY (HTTP 407)" % who),
+            (SQUID_AUTH, "%s asks for credentials (HTTP 407): put them in HTTPS_PROXY as "
+                         "http://USER:PASSWORD@%s" % (who, host_port(SQUID_AUTH)))):
+        home.env["HTTPS_PROXY"] = proxy
+        idp_before, before = len(access_log()), len(squid_log(SQUID_AUTH))
+        t = home.run_tool("--profile", "px2", "login", "--force", "--no-refresh")
+        need(t.rc == 8, "exit %s, expected 8" % t.rc, t.transcript())
+        line = error_line(t)
+        need(line == "aws_login: error: " + words, "error line %r, expected %r" % (line, words))
+        need(not t.seen, "it prompted %r" % t.seen, t.transcript())
+        need(wrong not in t.transcript() and SQUID_PASSWORD not in t.transcript(),
+             "a proxy password shows in the output", t.transcript())
+        need(len(access_log()) == idp_before, "the IdP got a request")
+        need(home.read(home.creds) == creds, "the credentials file changed")
+        new = squid_lines_after(SQUID_AUTH, before)
+        need(any(l["code"] == "TCP_DENIED/407" for l in new), "squid logged no TCP_DENIED/407",
+             "\n".join(l["line"] for l in new))
+    return "user %s tunnelled; wrong and missing credentials: 407 named" % SQUID_USER
+
+
+def tool_p3_no_proxy(py):
+    """NO_PROXY forms as urllib matches them bypass squid (no line in its log),
+    and one that does not match goes through it (the log's positive control)."""
+    need_squid()
+    home = proxy_home("p3", py, "px3")
+    idp = host_port(IDP_A)
+    home.env["HTTPS_PROXY"] = SQUID
+    forms = [("NO_PROXY", idp, True), ("NO_PROXY", "127.0.0.1", True),
+             ("no_proxy", ".0.0.1", True), ("NO_PROXY", "other.test, *", False),
+             ("NO_PROXY", "*", True), ("NO_PROXY", "localhost,127.0.0.1:1", False)]
+    through = []
+    for variable, value, bypassed in forms:
+        home.env.pop("NO_PROXY", None)
+        home.env.pop("no_proxy", None)
+        home.env[variable] = value
+        before = len(squid_log(SQUID))
+        login_ok(home, "px3", answers_for(password="alice-pass"), "--force", "--no-refresh")
+        new = squid_lines_after(SQUID, before, timeout=0.5 if bypassed else 5.0)
+        if bypassed:
+            need(not new, "%s=%r: squid saw the login" % (variable, value),
+                 "\n".join(l["line"] for l in new))
+        else:
+            need([l for l in new if l["url"] == idp], "%s=%r: squid did not see the login"
+                 % (variable, value), "\n".join(l["line"] for l in new))
+            through.append(value)
+    return "bypassed: %s; through squid: %s" % (
+        ", ".join(repr(v) for _, v, b in forms if b), ", ".join(repr(v) for v in through))
+
+
+def tool_p4_proxy_down(py):
+    """A proxy that is down (nothing listens): exit 8, one line naming it and the
+    variable (HTTPS_PROXY or https_proxy), never the IdP; nothing written."""
+    need_squid()
+    home = proxy_home("p4", py, "px4")
+    for variable in ("HTTPS_PROXY", "https_proxy"):
+        home.env.pop("HTTPS_PROXY", None)
+        home.env[variable] = PROXY_DOWN
+        idp_before = len(access_log())
+        t = home.run_tool("--profile", "px4", "login", "--no-refresh")
+        need(t.rc == 8, "exit %s, expected 8" % t.rc, t.transcript())
+        words = ("aws_login: error: connection refused by the proxy %s (%s): is the proxy up "
+                 "and %s right?" % (host_port(PROXY_DOWN), variable, variable))
+        line = error_line(t)
+        need(line == words, "error line %r, expected %r" % (line, words))
+        need(not t.seen, "it prompted %r" % t.seen, t.transcript())
+        need(len(access_log()) == idp_before, "the IdP got a request")
+        need(home.read(home.creds) is None, "a credentials file was written")
+    return "connection refused by the proxy %s, named with its variable" % host_port(PROXY_DOWN)
+
+
+def tool_p5_https_proxy(py):
+    """An https:// proxy URL (squid's https_port, Basic auth): TLS to squid, its
+    certificate checked against AWS_CA_BUNDLE (not the profile's ca_bundle,
+    which is the IdP's: without it, exit 8 naming the proxy), then CONNECT and
+    the proxy password inside it; https:// written for the plain squid: exit 8,
+    'answers in plain HTTP', and squid logs no CONNECT of ours."""
+    need_squid()
+    home = proxy_home("p5", py, "px5")
+    home.env["HTTPS_PROXY"] = with_credentials(SQUID_TLS, SQUID_USER, SQUID_PASSWORD)
+    who = "the proxy %s (HTTPS_PROXY)" % host_port(SQUID_TLS)
+    t = home.run_tool("--profile", "px5", "login", "--no-refresh")
+    line = error_line(t)
+    need(t.rc == 8 and line.startswith("aws_login: error: TLS certificate of %s not trusted"
+                                       % who) and "AWS_CA_BUNDLE" in line,
+         "without AWS_CA_BUNDLE: exit %s, %r" % (t.rc, line), t.transcript())
+    home.env["AWS_CA_BUNDLE"] = CA
+    before = len(squid_log(SQUID_TLS))
+    login_ok(home, "px5", answers_for(password="alice-pass"), "--no-refresh")
+    need_creds(home, "px5")
+    new = squid_lines_after(SQUID_TLS, before)
+    need(any((l["code"], l["method"], l["url"], l["user"]) == (
+        "TCP_TUNNEL/200", "CONNECT", host_port(IDP_A), SQUID_USER) for l in new),
+        "squid (TLS) logged no tunnel for user %s" % SQUID_USER,
+        "\n".join(l["line"] for l in new))
+    home.env["HTTPS_PROXY"] = with_credentials(SQUID_AUTH.replace("http:", "https:", 1),
+                                               SQUID_USER, SQUID_PASSWORD)
+    before = len(squid_log(SQUID_AUTH))
+    t = home.run_tool("--profile", "px5", "login", "--force", "--no-refresh")
+    line = error_line(t)
+    need(t.rc == 8 and "the proxy %s (HTTPS_PROXY) answers in plain HTTP, not TLS"
+         % host_port(SQUID_AUTH) in line, "https:// to the plain squid: exit %s, %r"
+         % (t.rc, line), t.transcript())
+    new = squid_lines_after(SQUID_AUTH, before, timeout=1.0)
+    need(not [l for l in new if l["method"] == "CONNECT" or l["user"] != "-"],
+         "the plain squid got a CONNECT or credentials", "\n".join(l["line"] for l in new))
+    return "TLS to squid (AWS_CA_BUNDLE), user %s tunnelled inside; https:// to a plain " \
+           "squid stops at its hello" % SQUID_USER
+
+
+def proxy_checks(py):
+    ver = python_version(py)
+    for name, fn in [
+        ("proxy 1: login through squid (CONNECT to the HTTPS IdP); plain-http STS direct",
+         tool_p1_squid_tunnel),
+        ("proxy 2: squid with Basic auth: login; wrong or no password -> exit 8, 407 named",
+         tool_p2_squid_basic_auth),
+        ("proxy 3: NO_PROXY forms bypass squid (its access log)", tool_p3_no_proxy),
+        ("proxy 4: proxy down -> exit 8 naming the proxy and HTTPS_PROXY", tool_p4_proxy_down),
+        ("proxy 5: https:// squid: TLS to it, CONNECT and password inside; its CA checked",
+         tool_p5_https_proxy),
+    ]:
+        run_check("tool py%s: %s" % (ver, name), fn, py)
+
+
 def tool_available(py):
     if not os.path.isfile(TOOL):
         return "%s does not exist" % TOOL
@@ -2904,6 +3145,7 @@ def _main():
             continue
         tool_checks(py)
         server_checks(py)
+        proxy_checks(py)
     run_check("plugin: AWS CLI v1 with plugins.login = aws_login", check_awscli_plugin)
     run_check("plugin enable/disable: throwaway venv, no PYTHONPATH, --ca-bundle, factor=off, "
               "rollback", check_plugin_enable)
