@@ -8489,6 +8489,16 @@ class AwsCliPluginTest(LoginTestCase):
                               "`aws --profile nowhere login configure`\n")
 
 
+def keep_to_own_aws_clis(test):
+    """Every place `plugin enable` looks for AWS CLIs (PATH, pyenv, pipx) inside the
+    test's home: the machine's own `aws` (a pyenv shim here) is never found,
+    run or given a module."""
+    os.environ["PATH"] = os.path.join(test.home, "bin")
+    os.environ["PYENV_ROOT"] = os.path.join(test.home, ".pyenv")
+    for name in ("PIPX_HOME", "PIPX_BIN_DIR", "XDG_DATA_HOME", "PYENV_VERSION"):
+        os.environ.pop(name, None)
+
+
 class PluginManagementTest(HomeTestCase):
     """`plugin enable/disable/status` against a stand-in AWS CLI that loads its
     plugins as the AWS CLI does (an import failure breaks every command), run by
@@ -8500,12 +8510,15 @@ class PluginManagementTest(HomeTestCase):
         "parser = configparser.RawConfigParser()\n"
         "parser.read(os.environ.get('AWS_CONFIG_FILE') or os.path.expanduser('~/.aws/config'))\n"
         "plugins = dict(parser.items('plugins')) if parser.has_section('plugins') else {}\n"
-        "if VERSION.startswith('2') and 'cli_legacy_plugin_path' in plugins:\n"
-        "    sys.path.append(plugins.pop('cli_legacy_plugin_path'))\n"
-        "plugins.pop('cli_legacy_plugin_path', None)\n"
+        # awscli/plugin.py: v2 loads plugins only when cli_legacy_plugin_path is
+        # set, and puts it on sys.path; v1 imports every value, that one too
+        "if VERSION.startswith('2'):\n"
+        "    path = plugins.pop('cli_legacy_plugin_path', None)\n"
+        "    sys.path.extend(path.split(os.pathsep) if path is not None else [])\n"
+        "    plugins = plugins if path is not None else {}\n"
         "if os.environ.get('FAKE_AWS_BROKEN'):\n"
         "    sys.path[:] = [p for p in sys.path if 'site-packages' not in p]\n"
-        "modules = [__import__(m) for m in plugins.values() if m]\n"
+        "modules = [__import__(m) for m in plugins.values()]\n"
         "if sys.argv[1:] == ['--version']:\n"
         "    print('aws-cli/%%s Python/3 Linux botocore/1' %% VERSION); sys.exit(0)\n"
         "if sys.argv[1:] == ['login'] and os.environ.get('AWS_LOGIN_PLUGIN_PROBE'):\n"
@@ -8516,6 +8529,7 @@ class PluginManagementTest(HomeTestCase):
 
     def setUp(self):
         HomeTestCase.setUp(self)
+        keep_to_own_aws_clis(self)
         self.venv = os.path.join(self.home, "venv")
         subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", self.venv])
         self.python = os.path.join(self.venv, "bin", "python")
