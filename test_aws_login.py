@@ -8681,9 +8681,10 @@ class PluginCliTestCase(HomeTestCase):
         os.environ["PATH"] = os.pathsep.join(list(folders) + [self.bin])
 
     def pyenv(self, *versions):
-        """pyenv's root with an AWS CLI v1 in each version, the first selected,
-        and its shim folder: [(aws, site-packages)], shims."""
-        root = os.environ["PYENV_ROOT"]
+        """A pyenv root with an AWS CLI v1 in each version, the first selected,
+        and its shim folder: [(aws, site-packages)], shims.  The root is not
+        $PYENV_ROOT: only its shim on PATH says where it is."""
+        root = os.path.join(self.home, "opt", "pyenv")
         made = [self.make_cli(os.path.join(root, "versions", v)) for v in versions]
         for path, text in ((os.path.join(root, "shims", "aws"), PYENV_SHIM % (root, root)),
                            (os.path.join(root, "libexec", "pyenv"), FAKE_PYENV),
