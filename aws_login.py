@@ -528,8 +528,9 @@ def _atomic_write(path, text, mode=0o600):
         os.close(dir_fd)
 
 
-def _update_file(path, edit):
-    """Apply ``edit(text) -> text`` to a file under a lock, atomically, mode 0600.
+def _update_file(path, edit, keep_mode=False):
+    """Apply ``edit(text) -> text`` to a file under a lock, atomically, mode 0600
+    (with ``keep_mode``, the mode the file had, when it was there).
 
     A symlink is followed to its target, so the link stays a link.  ``edit``
     sees "" for a missing file and may raise to leave the file untouched.
@@ -547,7 +548,8 @@ def _update_file(path, edit):
             new = edit(old or "")
             if new == old or (old is None and new == ""):
                 return False
-            _atomic_write(real, new)
+            mode = os.stat(real).st_mode & 0o777 if keep_mode and old is not None else 0o600
+            _atomic_write(real, new, mode)
             return True
     except OSError as e:
         raise CredentialsFileError("cannot write %s: %s" % (path, e.strerror or e))
@@ -5920,11 +5922,17 @@ def _cmd_plugin(args):
                          or "The plugin was not enabled: nothing to remove.\n")
     else:
         record = _plugin_enable(args.aws)
-        sys.stderr.write("Enabled `aws login` for %s (aws-cli/%s): module %s; %s now has "
-                         "[plugins] login = aws_login. Undo with `plugin disable`.\n" % (
-                             record["aws"], record["aws_version"],
-                             record["module"] or record["already_importable"],
-                             record["config"]))
+        clis = [c for c in record["clis"] if c["plugin"]]
+        unchanged = [c for c in record["clis"] if not c["plugin"]]
+        sys.stderr.write("Enabled `aws login` for %s; modules: %s; %s now has [plugins] login = "
+                         "aws_login%s. Undo with `plugin disable`.\n" % (
+                             ", ".join("%s (aws-cli/%s)" % (c["path"], c["version"])
+                                       for c in clis),
+                             ", ".join(m["path"] for m in record["modules"])
+                             or "none (each imports aws_login already)", record["config"],
+                             "; unchanged (AWS CLI v2 loads no plugins without %s): %s" % (
+                                 _PLUGIN_PATH_KEY, ", ".join(c["path"] for c in unchanged))
+                             if unchanged else ""))
 
 
 _COMMANDS = ("configure", "login", "logout", "credential-process", "whoami", "exec", "serve",
@@ -6228,12 +6236,15 @@ def main(argv=None, how_run=None):
 # ---------------------------------------------------------------------------
 # The AWS CLI plugin: its hook, and enable, disable, status
 # ---------------------------------------------------------------------------
-# `aws configure set plugins.login aws_login` alone breaks every `aws` command
-# (`aws configure set` included) when the AWS CLI's Python cannot import the
-# module.  `plugin enable` puts the module where that CLI imports plugins
-# from, writes the config lines, proves them by running `aws`, and undoes it
-# all if the proof fails; `plugin disable` takes back exactly that and never
-# runs `aws`.
+# ~/.aws/config is read by every AWS CLI of the user.  AWS CLI v1 imports each
+# [plugins] value by name (awscli/plugin.py; cli_legacy_plugin_path's too), so
+# `plugins.login = aws_login` breaks every command (`aws configure set`
+# included) of each v1 whose Python cannot import the module; AWS CLI v2 loads
+# plugins only when cli_legacy_plugin_path names their folder.  `plugin enable`
+# finds every AWS CLI the user runs, gives the module to each v1 (or refuses,
+# naming those it cannot, with nothing changed), writes the config lines,
+# proves each `aws` by running it, and undoes it all if one fails; `plugin
+# disable` takes back what is still as enable left it, and never runs `aws`.
 
 def awscli_initialize(cli):
     """AWS CLI plugin entry point: `aws configure set plugins.login aws_login` gives
@@ -6321,6 +6332,7 @@ def _awscli_subcommands(command_table, session, **kwargs):
 
 _PLUGIN_PROBE_VARIABLE = "AWS_LOGIN_PLUGIN_PROBE"
 _PLUGIN_SECTION = "plugins"
+_PLUGIN_PATH_KEY = "cli_legacy_plugin_path"
 _BUILTIN_LOGIN_SINCE = (2, 32, 0)    # AWS CLI v2 with its own `aws login`
 
 # What the AWS CLI v1's Python says of itself: where to put a module it imports.
@@ -6368,29 +6380,107 @@ def _find_aws(aws=None):
     return os.path.abspath(path)
 
 
-def _aws_cli_version(aws):
-    """(major, minor, patch) from `aws --version`, run with an empty config so
-    that a broken plugin line cannot stop it."""
+# Where an AWS CLI of this user may be, besides PATH: pyenv's versions (its shim
+# on PATH runs the selected one, and any may be selected) and pipx's venvs (the
+# default homes of pipx before and since 1.3).
+_PYENV_AWS = (os.path.join("versions", "*", "bin", "aws"),
+              os.path.join("versions", "*", "envs", "*", "bin", "aws"))
+_PIPX_AWS = os.path.join("venvs", "*", "bin", "aws")
+
+
+def _head(path, size=4096):
+    try:
+        with open(path, "rb") as f:
+            return f.read(size).decode("utf-8", "replace")
+    except OSError as e:
+        raise ConfigError("cannot read %s: %s" % (path, e.strerror))
+
+
+def _pyenv_shim_root(path):
+    """The PYENV_ROOT of a pyenv shim (pyenv's launcher: it runs the command of
+    the version selected where it is run), else None."""
+    import re
+    try:
+        head = _head(path)
+    except ConfigError:
+        return None
+    root = re.search(r'''^export PYENV_ROOT="([^"\n]+)"$''', head, re.M)
+    return root.group(1) if root and 'libexec/pyenv" exec' in head else None
+
+
+def _aws_cli_paths(first=()):
+    """Every AWS CLI this user may run, each once: those of ``first``, each `aws`
+    on PATH (a pyenv shim brings every version of its pyenv), those of pyenv's
+    versions and of pipx's venvs."""
+    import glob
+    found = [path for path in first if path]
+    pyenv_roots = [os.environ.get("PYENV_ROOT") or "~/.pyenv"]
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = os.path.join(folder, "aws")
+        if os.path.isabs(folder) and os.path.isfile(path) and os.access(path, os.X_OK):
+            found.append(path)      # a relative entry (the current folder) is no one's CLI
+            pyenv_roots += [root for root in [_pyenv_shim_root(path)] if root]
+    data = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    pipx_homes = [h for h in (os.environ.get("PIPX_HOME"), "~/.local/pipx",
+                              os.path.join(data, "pipx")) if h]
+    patterns = ([os.path.join(root, p) for root in pyenv_roots for p in _PYENV_AWS]
+                + [os.path.join(home, _PIPX_AWS) for home in pipx_homes])
+    for pattern in patterns:
+        found += sorted(glob.glob(os.path.expanduser(pattern)))
+    unique, seen = [], set()
+    for path in found:
+        real = os.path.realpath(path)
+        if real not in seen and os.path.isfile(real):
+            seen.add(real)
+            unique.append(os.path.abspath(path))
+    return unique
+
+
+def _aws_cli_version(aws, config=os.devnull, timeout=60):
+    """(major, minor, patch) from `aws --version`, by default with an empty
+    config so that a broken plugin line cannot stop it."""
     import re
     code, out = _run_quietly([aws, "--version"], dict(_plain_environment(),
-                                                      AWS_CONFIG_FILE=os.devnull))
-    m = re.search(r"aws-cli/(\d+)\.(\d+)\.(\d+)", out or "")
+                                                      AWS_CONFIG_FILE=config), timeout)
+    m = re.search(r"aws-cli/(\d+)\.(\d+)\.(\d+)", out or "") if code == 0 else None
     if not m:
         raise ConfigError("cannot tell which AWS CLI %s is (`aws --version`: %s)"
                           % (aws, _last_line(out)))
     return tuple(int(x) for x in m.groups())
 
 
-def _cli_python(aws, follow=True):
-    """The Python that runs an AWS CLI v1 script: its #! line, pip's
-    ``exec' "PYTHON"`` trampoline, or, for a pyenv shim, the script it runs."""
+_AwsCli = _named_tuple("_AwsCli", ("path", "version", "problem"), """An AWS CLI found:
+    its script, its (major, minor, patch) or None, and why it does not run (even
+    without a config) when it does not.""")
+
+
+def _each(function, items):
+    """[function(item) for item in items], run side by side: each mostly waits
+    for an AWS CLI to start (half a second or more for v1)."""
+    from concurrent.futures import ThreadPoolExecutor
+    items = list(items)
+    if len(items) < 2:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
+def _survey(paths):
+    """An _AwsCli for each path: each is run once, with an empty config."""
+    def one(path):
+        try:
+            return _AwsCli(path, _aws_cli_version(path), None)
+        except ConfigError as e:
+            return _AwsCli(path, None, str(e))
+    return _each(one, paths)
+
+
+def _cli_python(aws):
+    """The Python that runs an AWS CLI v1 script: its #! line, or pip's
+    ``exec' "PYTHON"`` trampoline."""
     import re
     import shutil
-    try:
-        with open(aws, "rb") as f:
-            head = f.read(4096).decode("utf-8", "replace")
-    except OSError as e:
-        raise ConfigError("cannot read %s: %s" % (aws, e.strerror))
+    head = _head(aws)
     first = head.split("\n")[0]
     words = first[2:].split() if first.startswith("#!") else []
     if words and os.path.basename(words[0]) == "env":
@@ -6400,13 +6490,8 @@ def _cli_python(aws, follow=True):
         return words[0]
     if trampoline:
         return trampoline.group(1)
-    if follow and "pyenv" in head and shutil.which("pyenv"):
-        code, out = _run_quietly(["pyenv", "which", "aws"])
-        real = _last_line(out) if code == 0 else None
-        if real and os.path.isfile(real):
-            return _cli_python(os.path.abspath(real), follow=False)
-    raise ConfigError("cannot tell which Python runs %s (its first line: %r): name the AWS "
-                      "CLI's own script with --aws PATH" % (aws, first[:100]))
+    raise ConfigError("cannot tell which Python runs %s (its first line: %r)"
+                      % (aws, first[:100]))
 
 
 def _v1_plugin_folder(python):
@@ -6420,15 +6505,14 @@ def _v1_plugin_folder(python):
         raise ConfigError("cannot ask %s where it imports modules from: %s"
                           % (python, _last_line(out)))
     if tuple(version) < (3, 6):
-        raise ConfigError("the AWS CLI runs on Python %d.%d; aws_login needs 3.6 or later"
+        raise ConfigError("it runs on Python %d.%d; aws_login needs 3.6 or later"
                           % tuple(version))
     if os.access(purelib, os.W_OK):
         return purelib
     if user_site_on:
         return user_site
-    raise ConfigError("cannot add a module for %s: %s is not writable and that Python "
-                      "reads no user site-packages (pip install aws_login into it, or run "
-                      "this as its owner)" % (python, purelib))
+    raise ConfigError("%s is not writable and %s reads no user site-packages"
+                      % (purelib, python))
 
 
 def _importable_from(python):
@@ -6447,14 +6531,58 @@ def _file_digest(path):
         return None
 
 
-def _install_module(folder, source):
-    """Copy this file into ``folder`` as aws_login.py (0644: the AWS CLI may
-    import it in any user's process that names the plugin)."""
-    os.makedirs(folder, exist_ok=True)
+def _make_dirs(path, mode=0o755):
+    """Create folder ``path`` and its missing parents; returns those made,
+    outermost first (what undoing takes back)."""
+    made = []
+    while not os.path.isdir(path) and os.path.dirname(path) != path:
+        made.insert(0, path)
+        path = os.path.dirname(path)
+    for folder in made:
+        try:
+            os.mkdir(folder, mode)
+        except OSError as e:
+            raise CredentialsFileError("cannot create %s: %s" % (folder, e.strerror))
+    return made
+
+
+def _remove_made_dirs(made):
+    """Remove the folders _make_dirs made, innermost first, while they are empty."""
+    for folder in reversed(made or []):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
+def _install_module(folder, source, private=False):
+    """Copy this file into ``folder`` (``private``: ours, 0700) as aws_login.py
+    (0644: the AWS CLI may import it in any user's process that names the
+    plugin): its record entry."""
+    made = _make_dirs(folder, 0o700 if private else 0o755)
+    if private:
+        os.chmod(folder, 0o700)     # only this user's AWS CLI reads it
     target = os.path.join(folder, "aws_login.py")
     with open(source, "rb") as f:
         _atomic_write(target, f.read(), mode=0o644)
-    return target
+    return {"path": target, "sha256": _file_digest(target), "dirs_made": made}
+
+
+def _remove_module(module):
+    """Remove a module enable installed if it is still ours, with the bytecode
+    Python made of it, and the folders enable made for it."""
+    import glob
+    path = module["path"]
+    if _file_digest(path) != module["sha256"]:
+        return False            # replaced since: anything else is left alone
+    os.unlink(path)
+    cache = os.path.join(os.path.dirname(path), "__pycache__")
+    for compiled in glob.glob(os.path.join(cache, "aws_login.*.pyc")):
+        _remove(compiled)
+    if module.get("dirs_made"):
+        _remove_made_dirs([cache])
+    _remove_made_dirs(module.get("dirs_made"))
+    return True
 
 
 def _plugin_section(path):
@@ -6463,14 +6591,117 @@ def _plugin_section(path):
     return dict(parser.items(_PLUGIN_SECTION)) if parser.has_section(_PLUGIN_SECTION) else None
 
 
-def _prove_plugin(aws):
-    """None when `aws --version` runs and `aws login` reaches this plugin (a
-    probe it answers without logging in), else what went wrong."""
+# The lines enable writes, as text: disable compares what is there now with
+# what enable wrote, and only where they are the same puts back what was
+# there before, byte for byte.
+
+def _option_lines(lines, section, key):
+    """(start, stop) of option ``key`` (with its continuation lines) in the first
+    section ``section`` of ``lines``, or None."""
+    spans = _sections(lines, section)
+    if not spans:
+        return None
+    for i in range(spans[0].header + 1, spans[0].last):
+        if _option_key(lines[i]) == key:
+            stop = i + 1
+            while stop < spans[0].last and lines[stop][:1].isspace() and lines[stop].strip():
+                stop += 1
+            return i, stop
+    return None
+
+
+def _option_text(text, section, key):
+    """The text of option ``key`` in ``section`` as it stands in the file, or None."""
+    lines = _lines(text)
+    where = _option_lines(lines, section, key)
+    return "".join(lines[where[0]:where[1]]) if where else None
+
+
+def _put_back_option(text, section, key, wrote, previous):
+    """(text, kept): ``text`` with option ``key`` back to ``previous`` (text, or
+    None: no such option) if it still reads ``wrote``; else as it is, and
+    ``kept`` True when the option is there, changed."""
+    lines = _lines(text)
+    where = _option_lines(lines, section, key)
+    if where is None:
+        return text, False
+    if "".join(lines[where[0]:where[1]]).rstrip("\r\n") != wrote.rstrip("\r\n"):
+        return text, True
+    lines[where[0]:where[1]] = [previous] if previous else []
+    return "".join(lines), False
+
+
+def _recorded_lines(record):
+    """{key: {"wrote": text, "previous": text or None}} of a record; a record of
+    an earlier version kept the values only."""
+    if "lines" in record:
+        return record["lines"]
+    wrote = {"login": "aws_login", _PLUGIN_PATH_KEY: os.path.join(_login_root(), "plugin")}
+    return dict((key, {"wrote": "%s = %s" % (key, wrote[key]),
+                       "previous": None if value is None else "%s = %s\n" % (key, value)})
+                for key, value in record.get("previous", {}).items() if key in wrote)
+
+
+def _recorded_modules(record):
+    if "modules" in record:
+        return record["modules"]
+    return [{"path": record["module"], "sha256": record.get("module_sha256")}] if record.get(
+        "module") else []
+
+
+def _save_plugin_record(record):
+    import json
+    _update_file(_plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
+
+
+_PluginPlan = _named_tuple("_PluginPlan", ("pythons", "folder"), """What enable will
+    do: (Python, folder) of each AWS CLI v1 that must import the module, and the
+    folder of AWS CLI v2's cli_legacy_plugin_path (None for v1).""")
+
+
+def _plan_plugin(target, version, clis, current):
+    """A _PluginPlan for the AWS CLI ``target`` of ``version`` among ``clis``, or
+    ConfigError naming every AWS CLI that the plugin line would break, before
+    anything is changed."""
+    v1s = [c for c in clis if c.version and c.version[0] == 1]
+    if version[0] >= 2 and v1s:
+        raise ConfigError(
+            "AWS CLI v2 (%s) loads plugins only with %s in [plugins], and every AWS CLI v1 "
+            "imports that line's value as a module and fails: %s; nothing changed (enable "
+            "the plugin for a v1, or use credential_process, which every AWS CLI reads)"
+            % (target, _PLUGIN_PATH_KEY, ", ".join(c.path for c in v1s)))
+    if version[0] >= 2:
+        folder = (current.get(_PLUGIN_PATH_KEY) or "").split(os.pathsep)[0]
+        return _PluginPlan([], os.path.expanduser(folder) or os.path.join(
+            _login_root(), "plugin"))
+    pythons, problems = [], []
+    for cli in v1s:
+        if _pyenv_shim_root(cli.path):
+            continue            # it runs a pyenv version's `aws`: each is found on its own
+        try:
+            python = _cli_python(cli.path)
+            pythons.append((python, _v1_plugin_folder(python)))
+        except ConfigError as e:
+            problems.append("%s: %s" % (cli.path, e))
+    if problems:
+        raise ConfigError(
+            "every AWS CLI v1 you run reads [plugins] and imports aws_login, and these "
+            "cannot be given it: %s; nothing changed (give their Python aws_login.py, or "
+            "remove them)" % "; ".join(problems))
+    return _PluginPlan(pythons, None)
+
+
+def _prove_plugin(aws, plugin_expected=True):
+    """None when `aws --version` runs and (if ``plugin_expected``) `aws login`
+    reaches this plugin (a probe it answers without logging in), else what went
+    wrong."""
     import secrets
     env = _plain_environment()
     code, out = _run_quietly([aws, "--version"], env)
     if code != 0:
         return "`aws --version` failed: %s" % _last_line(out)
+    if not plugin_expected:
+        return None
     token = "aws_login-probe-" + secrets.token_hex(8)
     code, out = _run_quietly([aws, "login"], dict(env, **{_PLUGIN_PROBE_VARIABLE: token}),
                              timeout=30)
@@ -6481,63 +6712,96 @@ def _prove_plugin(aws):
 
 def _plugin_enable(aws=None):
     """Install the `aws login` plugin for the AWS CLI ``aws`` (the one on PATH by
-    default) and prove it works; on failure nothing stays changed.  Returns the
-    record of what was done."""
-    import json
+    default) and for every other AWS CLI that reads the same [plugins], and prove
+    each works; when one cannot, nothing stays changed.  Returns the record of
+    what was done."""
     source, _ = _own_file()
     if source is None:
         raise ConfigError("the plugin needs aws_login.py saved as a file: save it and run "
                           "`python3 aws_login.py plugin enable`")
-    aws = _find_aws(aws)
-    version = _aws_cli_version(aws)
+    target = _find_aws(aws)
+    clis = _survey(_aws_cli_paths([target]))    # the target first
+    version = clis[0].version
+    if version is None:
+        raise ConfigError(clis[0].problem)
     config = _aws_config_path()
+    plan = _plan_plugin(target, version, clis, _plugin_section(config) or {})
     if os.path.exists(_plugin_record_path()):
         _plugin_disable()        # enabling again replaces what was done before
-    current = _plugin_section(config) or {}
-    values = {"login": "aws_login"}
-    found = None
-    if version[0] == 1:
-        python = _cli_python(aws)
-        found = _importable_from(python)
-        folder = None if found else _v1_plugin_folder(python)
-    else:
-        folder = current.get("cli_legacy_plugin_path") or os.path.join(_login_root(), "plugin")
-        if not current.get("cli_legacy_plugin_path"):
-            values["cli_legacy_plugin_path"] = folder
-        _private_dir(_login_root())
-    record = {"aws": aws, "aws_version": ".".join(map(str, version)), "config": config,
-              "config_existed": os.path.exists(config),
-              "section_added": _plugin_section(config) is None,
-              "previous": dict((k, current.get(k)) for k in values),
-              "module": None, "module_sha256": None, "already_importable": found}
-    _update_file(_plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
+    record = {"aws": target, "aws_version": ".".join(map(str, version)), "config": config,
+              "config_existed": os.path.exists(config), "config_dirs_made": [],
+              "section_added": _plugin_section(config) is None, "lines": {}, "modules": [],
+              "clis": [{"path": c.path, "version": ".".join(map(str, c.version)),
+                        "plugin": c.version[0] == 1 or bool(plan.folder)}
+                       for c in clis if c.version]}
+    _save_plugin_record(record)
     try:
-        if folder is not None:
-            record["module"] = _install_module(folder, source)
-            record["module_sha256"] = _file_digest(record["module"])
-            _update_file(_plugin_record_path(), lambda old: json.dumps(record, indent=2) + "\n")
-        if not os.path.isdir(os.path.dirname(config)):
-            _private_dir(os.path.dirname(config))
-        _update_file(config, lambda text: _ini_set_options(text, _PLUGIN_SECTION, values))
-        problem = _prove_plugin(aws)
+        _install_for(plan, record, source)
+        _write_plugin_lines(plan, record)
+        proofs = _each(lambda c: _prove_plugin(c["path"], c["plugin"]), record["clis"])
+        problems = ["%s (%s)" % (c["path"], problem)
+                    for c, problem in zip(record["clis"], proofs) if problem]
     except BaseException:
         _undo_plugin(record)
         raise
-    if problem:
+    if problems:
         _undo_plugin(record)
-        raise ConfigError("the AWS CLI at %s could not use the plugin (%s); everything "
-                          "enable did is undone and `aws` works as before" % (aws, problem))
+        raise ConfigError("the plugin did not work in %s; everything enable did is undone "
+                          "and each `aws` works as before" % "; ".join(problems))
     return record
 
 
-def _undo_plugin(record):
-    """Take back what ``record`` says enable did: the config lines (restoring
-    the values they replaced), the module it copied, the record itself."""
+def _install_for(plan, record, source):
+    """Put the module where each AWS CLI of ``plan`` imports it, unless it is
+    there already; each copy goes into ``record`` before the next step."""
+    folders = [plan.folder] if plan.folder else []
+    found = _each(lambda python_folder: _importable_from(python_folder[0]), plan.pythons)
+    for (python, folder), module in zip(plan.pythons, found):
+        if module is None and folder not in folders:
+            folders.append(folder)
+    for folder in folders:
+        ours = folder == os.path.join(_login_root(), "plugin")
+        record["modules"].append(_install_module(folder, source, private=ours))
+        _save_plugin_record(record)
+
+
+def _write_plugin_lines(plan, record):
+    """Set [plugins] in ~/.aws/config (its mode kept), and record, as text, each
+    line written and what it replaced."""
+    values = {"login": "aws_login"}
     config = record["config"]
-    previous = record["previous"]
+    if plan.folder and not (_plugin_section(config) or {}).get(_PLUGIN_PATH_KEY):
+        values[_PLUGIN_PATH_KEY] = plan.folder
+    record["config_dirs_made"] = _make_dirs(os.path.dirname(config), 0o700)
+    _save_plugin_record(record)
+    before = []
 
     def edit(text):
-        text = _ini_set_options(text, _PLUGIN_SECTION, previous)
+        before[:] = [text]
+        return _ini_set_options(text, _PLUGIN_SECTION, values)
+    _update_file(config, edit, keep_mode=True)
+    after = _read_text(config) or ""
+    record["lines"] = dict((key, {"wrote": _option_text(after, _PLUGIN_SECTION, key),
+                                  "previous": _option_text(before[0], _PLUGIN_SECTION, key)})
+                           for key in values)
+    _save_plugin_record(record)
+
+
+def _undo_plugin(record):
+    """Take back what ``record`` says enable did and what is still as enable left
+    it: the config lines (restoring those they replaced), the modules it copied,
+    the folders and files it made, the record itself.  Returns what was done
+    and what was left, in words."""
+    config = record["config"]
+    lines = _recorded_lines(record)
+    kept = set()
+
+    def edit(text):
+        for key, line in lines.items():
+            if line.get("wrote"):
+                text, changed = _put_back_option(text, _PLUGIN_SECTION, key, line["wrote"],
+                                                 line["previous"])
+                kept.update([key] if changed else [])
         spans = _sections(_lines(text), _PLUGIN_SECTION)
         if record["section_added"] and spans and not any(
                 _is_content(line) for line in _lines(text)[spans[0].header + 1:spans[0].end]):
@@ -6545,16 +6809,18 @@ def _undo_plugin(record):
         return text
 
     if os.path.exists(config):
-        _update_file(config, edit)
+        _update_file(config, edit, keep_mode=True)
         if not record["config_existed"] and (_read_text(config) or "") == "":
             os.unlink(config)
-    module = record.get("module")
-    if module and _file_digest(module) == record.get("module_sha256"):
-        os.unlink(module)       # ours, unchanged: anything else is left alone
-    try:
-        os.unlink(_plugin_record_path())
-    except FileNotFoundError:
-        pass
+    _remove_made_dirs(record.get("config_dirs_made"))
+    done = ["removed the plugin lines from %s" % config] if len(kept) < len(lines) else []
+    done += ["left `%s` in [plugins] of %s as it is: changed since enable" % (key, config)
+             for key in sorted(kept)]
+    for module in _recorded_modules(record):
+        done.append(("removed %s" if _remove_module(module) else
+                     "left %s: changed since enable") % module["path"])
+    _remove(_plugin_record_path())
+    return done
 
 
 def _plugin_disable():
@@ -6570,19 +6836,18 @@ def _plugin_disable():
             raise CredentialsFileError("%s is not the record `plugin enable` writes; "
                                        "remove it and edit %s by hand"
                                        % (path, _aws_config_path()))
-        _undo_plugin(record)
-        return ["removed the plugin lines from %s" % record["config"]] + (
-            ["removed %s" % record["module"]] if record.get("module") else [])
+        return _undo_plugin(record)
     config = _aws_config_path()
     if (_plugin_section(config) or {}).get("login") == "aws_login":
         _update_file(config, lambda text: _ini_set_options(text, _PLUGIN_SECTION,
-                                                           {"login": None}))
+                                                           {"login": None}), keep_mode=True)
         return ["removed `login = aws_login` from [plugins] in %s" % config]
     return []
 
 
 def _plugin_status(aws=None):
-    """What is installed where, as lines for a person."""
+    """What is installed where, and how each AWS CLI found fares with it now
+    (each is run), as lines for a person."""
     import json
     lines = []
     record = None
@@ -6591,32 +6856,65 @@ def _plugin_status(aws=None):
             record = json.loads(_read_text(_plugin_record_path()))
         except ValueError:
             lines.append("%s is unreadable" % _plugin_record_path())
-    try:
-        aws = _find_aws(aws)
-        version = _aws_cli_version(aws)
-        lines.append("AWS CLI: %s (aws-cli/%s)" % (aws, ".".join(map(str, version))))
-    except ConfigError as e:
-        aws, version = None, None
-        lines.append("AWS CLI: %s" % e)
     section = _plugin_section(_aws_config_path()) or {}
-    if section.get("login") == "aws_login":
+    on = section.get("login") == "aws_login"
+    if on:
         lines.append("plugin: on (%s: [plugins] login = aws_login%s)" % (
-            _aws_config_path(), ", cli_legacy_plugin_path = %s" % section[
-                "cli_legacy_plugin_path"] if section.get("cli_legacy_plugin_path") else ""))
+            _aws_config_path(), ", %s = %s" % (_PLUGIN_PATH_KEY, section[_PLUGIN_PATH_KEY])
+            if section.get(_PLUGIN_PATH_KEY) else ""))
     else:
         lines.append("plugin: off")
     if record:
-        where = record.get("module") or record.get("already_importable") or "?"
-        lines.append("enabled by `plugin enable` for %s (aws-cli/%s); module: %s"
-                     % (record["aws"], record["aws_version"], where))
-    elif section.get("login") == "aws_login":
+        lines.append("enabled by `plugin enable` for %s (aws-cli/%s); modules: %s" % (
+            record["aws"], record["aws_version"], ", ".join(
+                m["path"] for m in _recorded_modules(record)) or "none (importable already)"))
+    elif on:
         lines.append("not enabled by `plugin enable`: if `aws` fails to import aws_login, "
                      "run `plugin disable`, or remove `login = aws_login` from [plugins]")
-    if version and version >= _BUILTIN_LOGIN_SINCE:
-        lines.append("warning: this AWS CLI has a built-in `aws login` (console sign-in); "
-                     "with the plugin on, `aws login` is aws_login's")
+    try:
+        target = _find_aws(aws)
+    except ConfigError as e:
+        target = None
+        lines.append("AWS CLI: %s" % e)
+    lines.append("AWS CLIs found (each run now, with %s):" % _aws_config_path())
+    paths = _aws_cli_paths([target] + [c["path"] for c in (record or {}).get("clis", [])
+                                       if isinstance(c, dict)])
+    for path, (fares, version) in zip(paths, _each(lambda p: _cli_fares(p, on, section),
+                                                   paths)):
+        lines.append("  %s %s" % (path, fares))
+        if path == target and on and version and version >= _BUILTIN_LOGIN_SINCE:
+            lines.append("warning: this AWS CLI has a built-in `aws login` (console sign-in); "
+                         "with the plugin on, `aws login` is aws_login's")
     return lines
 
+
+def _cli_fares(aws, on, section):
+    """How the AWS CLI ``aws`` fares with the user's config, in words, after
+    running it (each run bounded in time), and its version or None."""
+    import secrets
+    env = _plain_environment()
+    try:
+        version = _aws_cli_version(aws, _aws_config_path(), timeout=30)
+    except ConfigError:
+        code, out = _run_quietly([aws, "--version"], env, timeout=30)
+        if code is None or _survey([aws])[0].version is None:
+            return "does not run, even without a config: %s" % _last_line(out), None
+        return "fails with that config: %s%s" % (_last_line(out), " (run `plugin disable`)"
+                                                 if "aws_login" in out else ""), None
+    name = "(aws-cli/%s):" % ".".join(map(str, version))
+    if not on:
+        return "%s works; plugin off" % name, version
+    if version[0] >= 2 and not section.get(_PLUGIN_PATH_KEY):
+        return "%s works; loads no plugins (AWS CLI v2 needs %s)" % (
+            name, _PLUGIN_PATH_KEY), version
+    token = "aws_login-probe-" + secrets.token_hex(8)
+    code, out = _run_quietly([aws, "login"], dict(env, **{_PLUGIN_PROBE_VARIABLE: token}),
+                             timeout=30)
+    said = [line.split() for line in (out or "").splitlines() if token in line]
+    if said:
+        return "%s plugin loads (%s)" % (name, said[-1][-1]), version
+    return "%s works, but `aws login` does not reach the plugin: %s" % (
+        name, _last_line(out)), version
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9208,6 +9208,16 @@ class AwsCliPluginTest(LoginTestCase):
                               "`aws --profile nowhere login configure`\n")
 
 
+def keep_to_own_aws_clis(test):
+    """Every place `plugin enable` looks for AWS CLIs (PATH, pyenv, pipx) inside the
+    test's home: the machine's own `aws` (a pyenv shim here) is never found,
+    run or given a module."""
+    os.environ["PATH"] = os.path.join(test.home, "bin")
+    os.environ["PYENV_ROOT"] = os.path.join(test.home, ".pyenv")
+    for name in ("PIPX_HOME", "PIPX_BIN_DIR", "XDG_DATA_HOME", "PYENV_VERSION"):
+        os.environ.pop(name, None)
+
+
 class PluginManagementTest(HomeTestCase):
     """`plugin enable/disable/status` against a stand-in AWS CLI that loads its
     plugins as the AWS CLI does (an import failure breaks every command), run by
@@ -9219,12 +9229,15 @@ class PluginManagementTest(HomeTestCase):
         "parser = configparser.RawConfigParser()\n"
         "parser.read(os.environ.get('AWS_CONFIG_FILE') or os.path.expanduser('~/.aws/config'))\n"
         "plugins = dict(parser.items('plugins')) if parser.has_section('plugins') else {}\n"
-        "if VERSION.startswith('2') and 'cli_legacy_plugin_path' in plugins:\n"
-        "    sys.path.append(plugins.pop('cli_legacy_plugin_path'))\n"
-        "plugins.pop('cli_legacy_plugin_path', None)\n"
+        # awscli/plugin.py: v2 loads plugins only when cli_legacy_plugin_path is
+        # set, and puts it on sys.path; v1 imports every value, that one too
+        "if VERSION.startswith('2'):\n"
+        "    path = plugins.pop('cli_legacy_plugin_path', None)\n"
+        "    sys.path.extend(path.split(os.pathsep) if path is not None else [])\n"
+        "    plugins = plugins if path is not None else {}\n"
         "if os.environ.get('FAKE_AWS_BROKEN'):\n"
         "    sys.path[:] = [p for p in sys.path if 'site-packages' not in p]\n"
-        "modules = [__import__(m) for m in plugins.values() if m]\n"
+        "modules = [__import__(m) for m in plugins.values()]\n"
         "if sys.argv[1:] == ['--version']:\n"
         "    print('aws-cli/%%s Python/3 Linux botocore/1' %% VERSION); sys.exit(0)\n"
         "if sys.argv[1:] == ['login'] and os.environ.get('AWS_LOGIN_PLUGIN_PROBE'):\n"
@@ -9235,6 +9248,7 @@ class PluginManagementTest(HomeTestCase):
 
     def setUp(self):
         HomeTestCase.setUp(self)
+        keep_to_own_aws_clis(self)
         self.venv = os.path.join(self.home, "venv")
         subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", self.venv])
         self.python = os.path.join(self.venv, "bin", "python")
@@ -9343,7 +9357,291 @@ class PluginManagementTest(HomeTestCase):
         aws = self.fake_aws(shebang="#!/bin/bash\nexec something\n")
         with self.assertRaises(aws_login.ConfigError) as caught:
             aws_login._cli_python(aws)
-        self.assertIn("--aws", str(caught.exception))
+        self.assertIn("cannot tell which Python runs %s" % aws, str(caught.exception))
+
+
+# What pyenv puts on PATH for every command a version installs (pyenv's own
+# shim text), and a stand-in for the pyenv it runs: `pyenv exec aws` runs the
+# `aws` of the version named in $PYENV_ROOT/version.
+PYENV_SHIM = ('#!/usr/bin/env bash\nset -e\n[ -n "$PYENV_DEBUG" ] && set -x\n\n'
+              'program="${0##*/}"\n\nexport PYENV_ROOT="%s"\n'
+              'exec "%s/libexec/pyenv" exec "$program" "$@"\n')
+FAKE_PYENV = ('#!/bin/sh\nshift\nprogram=$1\nshift\nread version < "$PYENV_ROOT/version"\n'
+              'exec "$PYENV_ROOT/versions/$version/bin/$program" "$@"\n')
+
+
+class PluginCliTestCase(HomeTestCase):
+    """AWS CLIs for `plugin enable`: PluginManagementTest's stand-in, each in a
+    venv of its own (its own site-packages), on a PATH, under pyenv or pipx."""
+
+    def setUp(self):
+        HomeTestCase.setUp(self)
+        keep_to_own_aws_clis(self)
+        self.bin = os.environ["PATH"]
+        os.makedirs(self.bin)
+        os.symlink(shutil.which("bash", path=self.saved_env.get("PATH")) or "/bin/bash",
+                   os.path.join(self.bin, "bash"))     # for the pyenv shim's #! line
+        self.aws_config = os.environ["AWS_CONFIG_FILE"]
+
+    def make_cli(self, venv, version="1.45.11", shebang=None):
+        """An AWS CLI in its own venv at ``venv``: (its aws, its site-packages)."""
+        venv = os.path.join(self.home, venv)
+        subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", venv])
+        python = os.path.join(venv, "bin", "python")
+        aws = os.path.join(venv, "bin", "aws")
+        with open(aws, "w") as f:
+            f.write((shebang or "#!%s\n" % python) + PluginManagementTest.FAKE_AWS % version)
+        os.chmod(aws, 0o755)
+        site = subprocess.check_output([python, "-c", "import sysconfig;print("
+                                        "sysconfig.get_paths()['purelib'])"]).decode().strip()
+        return aws, site
+
+    def on_path(self, *folders):
+        os.environ["PATH"] = os.pathsep.join(list(folders) + [self.bin])
+
+    def pyenv(self, *versions):
+        """A pyenv root with an AWS CLI v1 in each version, the first selected,
+        and its shim folder: [(aws, site-packages)], shims.  The root is not
+        $PYENV_ROOT: only its shim on PATH says where it is."""
+        root = os.path.join(self.home, "opt", "pyenv")
+        made = [self.make_cli(os.path.join(root, "versions", v)) for v in versions]
+        for path, text in ((os.path.join(root, "shims", "aws"), PYENV_SHIM % (root, root)),
+                           (os.path.join(root, "libexec", "pyenv"), FAKE_PYENV),
+                           (os.path.join(root, "version"), versions[0] + "\n")):
+            self.write(path, text, mode=0o755)
+        return made, os.path.join(root, "shims")
+
+    def plugin(self, *words):
+        return run_tool(["plugin"] + list(words), env=dict(os.environ), terminal=False)
+
+    def aws(self, aws, *words, **env):
+        done = subprocess.run([aws] + list(words), env=dict(os.environ, **env),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        return done.returncode, done.stdout.decode("utf-8", "replace")
+
+    def assert_loads_the_plugin(self, aws, site):
+        code, out = self.aws(aws, "--version")
+        self.assertEqual(code, 0, "%s: %s" % (aws, out))
+        code, out = self.aws(aws, "login", AWS_LOGIN_PLUGIN_PROBE="probe-1")
+        self.assertEqual((code, out.split()), (0, ["probe-1", os.path.join(site, "aws_login.py")]),
+                         aws)
+
+    def assert_works_without_it(self, aws):
+        code, out = self.aws(aws, "--version")
+        self.assertEqual(code, 0, "%s: %s" % (aws, out))
+        self.assertNotIn("probe-1", self.aws(aws, "login", AWS_LOGIN_PLUGIN_PROBE="probe-1")[1])
+
+
+class PluginNeighboursTest(PluginCliTestCase):
+    """`plugin enable` beside the user's other AWS CLIs (every `aws` on PATH,
+    pyenv's versions, pipx's venvs): [plugins] in ~/.aws/config is read by all
+    of them, and an AWS CLI v1 imports each plugin by name, so each v1 gets the
+    module or nothing changes; `status` runs each."""
+
+    @slow
+    def test_enable_gives_the_module_to_every_aws_cli_v1_the_user_runs(self):
+        target = self.make_cli("target")
+        first = self.make_cli("first")                  # on PATH
+        shadowed = self.make_cli("shadowed")            # on PATH, after the first
+        v2, _ = self.make_cli("v2", version="2.31.0")   # on PATH: loads no plugin
+        pyenvs, shims = self.pyenv("3.99.1", "3.99.2")  # the shim runs 3.99.1's
+        pipx = self.make_cli(os.path.join(".local", "pipx", "venvs", "awscli"))
+        pipx_new = self.make_cli(os.path.join(".local", "share", "pipx", "venvs", "awscli"))
+        self.on_path(shims, os.path.dirname(first[0]), os.path.dirname(shadowed[0]),
+                     os.path.dirname(v2))
+        before = "# mine\n[default]\nregion = eu-west-1\n"
+        self.write(self.aws_config, before)
+        run = self.plugin("enable", "--aws", target[0])
+        self.assertEqual(run.code, 0, run)
+        for aws, site in [target, first, shadowed, pipx, pipx_new] + pyenvs:
+            self.assert_loads_the_plugin(aws, site)
+        self.assert_loads_the_plugin(os.path.join(shims, "aws"), pyenvs[0][1])
+        self.assert_works_without_it(v2)
+        self.assertNotIn("cli_legacy_plugin_path", self.read(self.aws_config))
+        run = self.plugin("disable")
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.read(self.aws_config), before)
+        for aws, site in [target, first, shadowed, pipx, pipx_new] + pyenvs:
+            self.assertFalse(os.path.exists(os.path.join(site, "aws_login.py")), site)
+            self.assert_works_without_it(aws)
+
+    def test_a_v1_that_cannot_be_given_the_module_stops_enable_with_nothing_changed(self):
+        target = self.make_cli("target")
+        hidden_aws, hidden_site = self.make_cli("hidden")
+        wrapper = os.path.join(self.home, "wrapper")       # a script that runs an AWS CLI
+        self.write(os.path.join(wrapper, "aws"), "#!/bin/sh\nexec %s \"$@\"\n" % hidden_aws,
+                   mode=0o755)
+        self.on_path(wrapper)
+        before = "[default]\nregion = eu-west-1\n"
+        self.write(self.aws_config, before)
+        run = self.plugin("enable", "--aws", target[0])
+        self.assertEqual(run.code, 3, run)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
+        self.assertIn(os.path.join(wrapper, "aws"), run.stderr)
+        self.assertIn("nothing changed", run.stderr.lower())
+        self.assertEqual(self.read(self.aws_config), before)
+        for site in (target[1], hidden_site):
+            self.assertFalse(os.path.exists(os.path.join(site, "aws_login.py")))
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "plugin.json")))
+        self.assert_works_without_it(os.path.join(wrapper, "aws"))
+        # one whose Python cannot import what is put in its site-packages (-S):
+        # proven broken, so everything is undone
+        nosite = self.make_cli("nosite", shebang="#!%s -S\n" % os.path.join(
+            self.home, "nosite", "bin", "python"))
+        self.on_path(os.path.dirname(nosite[0]))
+        run = self.plugin("enable", "--aws", target[0])
+        self.assertEqual(run.code, 3, run)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
+        self.assertIn(nosite[0], run.stderr)
+        self.assertIn("undone", run.stderr)
+        self.assertEqual(self.read(self.aws_config), before)
+        for site in (target[1], nosite[1]):
+            self.assertFalse(os.path.exists(os.path.join(site, "aws_login.py")))
+        self.assert_works_without_it(nosite[0])
+
+    def test_an_aws_cli_v2_beside_a_v1_is_refused_its_plugin_path(self):
+        # v2 loads plugins only from cli_legacy_plugin_path, and v1 imports that
+        # line's value as a module: every v1 would fail
+        v2, _ = self.make_cli("v2", version="2.33.1")
+        v1 = self.make_cli("v1")
+        self.on_path(os.path.dirname(v1[0]))
+        before = "[default]\nregion = eu-west-1\n"
+        self.write(self.aws_config, before)
+        run = self.plugin("enable", "--aws", v2)
+        self.assertEqual(run.code, 3, run)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
+        self.assertIn(v1[0], run.stderr)
+        self.assertIn("cli_legacy_plugin_path", run.stderr)
+        self.assertEqual(self.read(self.aws_config), before)
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "plugin")))
+        self.assert_works_without_it(v1[0])
+        self.assert_works_without_it(v2)
+
+    def test_status_runs_each_aws_cli_and_says_how_it_fares(self):
+        target = self.make_cli("target")
+        other = self.make_cli("other")
+        v2, _ = self.make_cli("v2", version="2.31.0")
+        self.on_path(os.path.dirname(other[0]), os.path.dirname(v2))
+        self.assertEqual(self.plugin("enable", "--aws", target[0]).code, 0)
+        lines = self.plugin("status", "--aws", target[0]).stdout.splitlines()
+
+        def line_of(aws):
+            found = [line for line in lines if line.strip().startswith(aws + " ")]
+            self.assertEqual(len(found), 1, (aws, lines))
+            return found[0]
+        for aws, site in (target, other):
+            self.assertIn("plugin loads (%s)" % os.path.join(site, "aws_login.py"), line_of(aws))
+        self.assertIn("aws-cli/2.31.0", line_of(v2))
+        self.assertIn("loads no plugins", line_of(v2))
+        os.remove(os.path.join(other[1], "aws_login.py"))     # its module went away
+        lines = self.plugin("status", "--aws", target[0]).stdout.splitlines()
+        self.assertIn("fails", line_of(other[0]))
+        self.assertIn("No module named 'aws_login'", line_of(other[0]))
+        self.assertIn("plugin loads", line_of(target[0]))
+
+
+class PluginUndoTest(PluginCliTestCase):
+    """`plugin disable` takes back only what is still as enable left it, keeps
+    ~/.aws/config's mode, and removes the files and folders only enable made."""
+
+    def setUp(self):
+        PluginCliTestCase.setUp(self)
+        self.cli = self.make_cli("cli")
+        for name in ("other", "awscli_login"):          # plugins a user may have
+            self.write(os.path.join(self.cli[1], name + ".py"),
+                       "def awscli_initialize(cli):\n    pass\n")
+        self.on_path(os.path.dirname(self.cli[0]))
+
+    def toggle(self, action, aws=None):
+        run = self.plugin(action, *(["--aws", aws or self.cli[0]] if action == "enable" else []))
+        self.assertEqual(run.code, 0, run)
+
+    def test_disable_gives_back_the_line_enable_replaced_byte_for_byte(self):
+        for before in ("[default]\nregion = x\n\n[plugins]\nLogin : other\n",
+                       "[plugins]\r\nLOGIN=awscli_login\r\n# mine\r\n"):
+            self.write(self.aws_config, before)
+            self.toggle("enable")
+            self.assertIn("login = aws_login", self.read(self.aws_config))
+            self.toggle("disable")
+            self.assertEqual(self.read(self.aws_config), before)
+
+    def test_disable_keeps_what_the_user_changed_since_enable(self):
+        before = "[default]\nregion = x\n"
+        for theirs in ("login = awscli_login", "Login : other", "login = aws_login "):
+            self.write(self.aws_config, before)
+            self.toggle("enable")
+            text = self.read(self.aws_config)
+            self.assertEqual(text, before + "\n[plugins]\nlogin = aws_login\n")
+            self.write(self.aws_config, text.replace("login = aws_login\n", theirs + "\n"))
+            run = self.plugin("disable")
+            self.assertEqual(run.code, 0, run)
+            self.assertIn("Left `login` in [plugins]", run.stderr)
+            self.assertEqual(self.read(self.aws_config), before + "\n[plugins]\n" + theirs + "\n")
+            self.assertFalse(os.path.exists(os.path.join(self.cli[1], "aws_login.py")))
+
+    def test_disable_keeps_a_plugin_path_changed_since_enable(self):
+        v2, _ = self.make_cli("v2", version="2.31.0")
+        self.on_path(os.path.dirname(v2))
+        folder = os.path.join(self.home, ".aws-login", "plugin")
+        self.write(self.aws_config, "[default]\nregion = x\n")
+        self.toggle("enable", v2)
+        text = self.read(self.aws_config)
+        self.assertEqual(text, "[default]\nregion = x\n\n[plugins]\nlogin = aws_login\n"
+                               "cli_legacy_plugin_path = %s\n" % folder)
+        self.write(self.aws_config, text.replace(" = " + folder, " = %s:%s" % (self.cli[1], folder)))
+        self.toggle("disable")
+        self.assertEqual(self.read(self.aws_config), "[default]\nregion = x\n\n[plugins]\n"
+                         "cli_legacy_plugin_path = %s:%s\n" % (self.cli[1], folder))
+        self.assertFalse(os.path.exists(os.path.join(folder, "aws_login.py")))
+
+    def test_a_record_of_the_version_before_is_undone(self):
+        # it kept the values enable replaced, and one module
+        module = os.path.join(self.cli[1], "aws_login.py")
+        shutil.copy(SCRIPT, module)
+        before = "[default]\nregion = x\n"
+        self.write(self.aws_config, before + "\n[plugins]\nlogin = aws_login\n")
+        self.write(os.path.join(self.home, ".aws-login", "plugin.json"), json.dumps({
+            "aws": self.cli[0], "aws_version": "1.45.11", "config": self.aws_config,
+            "config_existed": True, "section_added": True, "previous": {"login": None},
+            "module": module, "module_sha256": aws_login._file_digest(module),
+            "already_importable": None}))
+        self.toggle("disable")
+        self.assertEqual(self.read(self.aws_config), before)
+        self.assertFalse(os.path.exists(module))
+
+    def test_the_config_keeps_its_mode(self):
+        for mode in (0o644, 0o600, 0o640):
+            self.write(self.aws_config, "[default]\nregion = x\n", mode=mode)
+            for action in ("enable", "disable"):
+                self.toggle(action)
+                self.assertEqual(stat.S_IMODE(os.stat(self.aws_config).st_mode), mode, action)
+
+    def test_an_aws_folder_only_enable_made_goes_with_disable(self):
+        aws_dir = os.path.dirname(self.aws_config)
+        self.toggle("enable")
+        self.assertEqual(stat.S_IMODE(os.stat(self.aws_config).st_mode), 0o600)
+        self.toggle("disable")
+        self.assertFalse(os.path.exists(aws_dir))
+        os.mkdir(aws_dir)                                 # the user's, empty
+        self.toggle("enable")
+        self.toggle("disable")
+        self.assertEqual(os.listdir(aws_dir), [])
+        os.rmdir(aws_dir)
+        self.toggle("enable")
+        self.write(os.path.join(aws_dir, "credentials"), "")     # the user's, since
+        self.toggle("disable")
+        self.assertEqual(os.listdir(aws_dir), ["credentials"])
+
+    def test_the_v2_plugin_folder_is_private(self):
+        v2, _ = self.make_cli("v2", version="2.31.0")
+        self.on_path(os.path.dirname(v2))
+        folder = os.path.join(self.home, ".aws-login", "plugin")
+        self.toggle("enable", v2)
+        self.assertEqual(stat.S_IMODE(os.stat(folder).st_mode), 0o700)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(folder, "aws_login.py")).st_mode),
+                         0o644)
+        self.toggle("disable")
+        self.assertFalse(os.path.exists(folder))
 
 
 # ---------------------------------------------------------------------------

@@ -2489,10 +2489,14 @@ def check_plugin_enable():
     `duration = 0` that asks only the password, `plugin disable` restoring
     ~/.aws/config byte for byte (with no `aws` on PATH), and an AWS CLI whose
     Python cannot import the module (-S: its site-packages are not on its path)
-    left as it was."""
+    left as it was.  Throughout, a second AWS CLI v1 in a venv of its own is on
+    PATH (issue 21): it reads the same ~/.aws/config, so enable gives it the
+    module too, status runs it, and it works after enable, after the login and
+    after disable."""
     py = PYTHONS[-1]
     aws, site = _throwaway_aws("plugin-venv")
     home = Home("plugin-enable", py)
+    aws2, module2 = _second_aws(home)
     before = b"# mine\n[default]\nregion = us-east-1\n"
     home.write(home.awsconf, before)
     t = home.run_tool("--profile", "pe", "configure", "--ecp-endpoint-url", IDP_A,
@@ -2504,6 +2508,7 @@ def check_plugin_enable():
     need(os.path.isfile(module), "plugin enable put no aws_login.py in %s" % site, p.transcript())
     p = run_plain([aws, "--version"], home.env)
     need(p.rc == 0, "aws --version after enable: exit %s" % p.rc, p.transcript())
+    _second_aws_loads_it(home, aws, aws2, module2)
     # the IdP's CA is not in the profile: --ca-bundle, a global option of the AWS CLI
     t = Terminal([aws, "--profile", "pe", "login", "--no-refresh"], home.env)
     seen = t.interact(answers_for(password="alice-pass"), timeout=90)
@@ -2532,6 +2537,7 @@ def check_plugin_enable():
     t.wait()
     need(t.rc == 0 and seen == ["password"], "awscli-login config (factor off, duration 0): "
          "exit %s, prompts %r" % (t.rc, seen), t.transcript())
+    _second_aws_works(home, aws2, "after the login", "pe")
     sent = new_records(before_records, "AssumeRoleWithSAML")
     # none from the profile: only the assertion's SessionDuration (alice: 3600) may go
     need(sent and all(r["form"].get("DurationSeconds") in (None, "3600") for r in sent),
@@ -2542,6 +2548,8 @@ def check_plugin_enable():
     need(home.read(home.awsconf) == before, "plugin disable did not restore ~/.aws/config "
          "byte for byte", repr(home.read(home.awsconf)))
     need(not os.path.exists(module), "plugin disable left %s" % module)
+    need(not os.path.exists(module2), "plugin disable left %s" % module2)
+    _second_aws_works(home, aws2, "after disable", "pe")
     # an AWS CLI whose Python cannot take the module
     broken, broken_site = _throwaway_aws("plugin-venv-nosite", flags="-S")
     p = tool_plain(home, "plugin", "enable", "--aws", broken)
@@ -2553,7 +2561,58 @@ def check_plugin_enable():
          "a failed enable left the module behind")
     p = run_plain([broken, "--version"], home.env)
     need(p.rc == 0, "aws --version after the failed enable: exit %s" % p.rc, p.transcript())
-    return "enable, aws login (--ca-bundle), get-caller-identity, factor=off, disable, rollback"
+    need(not os.path.exists(module2), "the failed enable left %s" % module2)
+    _second_aws_works(home, aws2, "after the failed enable")
+    return ("enable, aws login (--ca-bundle), get-caller-identity, factor=off, disable, "
+            "rollback; a second AWS CLI v1 on PATH works throughout")
+
+
+def _second_aws(home):
+    """The second AWS CLI v1 (interop/run: $INTEROP_CACHE/venv-cli2, its own venv)
+    put first on the home's PATH, working and without the module: (its aws,
+    where enable must put aws_login.py for it)."""
+    aws2 = E.get("INTEROP_AWS2") or ""
+    need(os.access(aws2, os.X_OK), "no second AWS CLI: INTEROP_AWS2=%r (interop/run installs "
+         "it from interop/pins/cli2.txt)" % aws2)
+    python2 = os.path.join(os.path.dirname(aws2), "python")
+    site2 = subprocess.check_output([python2, "-c", "import sysconfig;print(sysconfig."
+                                     "get_paths()['purelib'])"]).decode().strip()
+    home.env["PATH"] = os.path.dirname(aws2) + os.pathsep + home.env["PATH"]
+    p = subprocess.run([python2, "-c", "import aws_login; print(aws_login.__file__)"],
+                       env=home.env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    need(p.returncode != 0, "the second AWS CLI's Python imports aws_login before enable",
+         p.stdout.decode("utf-8", "replace"))
+    _second_aws_works(home, aws2, "before enable")
+    return aws2, os.path.join(site2, "aws_login.py")
+
+
+def _second_aws_loads_it(home, aws, aws2, module2):
+    """After enable: the second AWS CLI has its own copy, works, reaches the plugin,
+    and `plugin status` says so."""
+    need(os.path.isfile(module2), "plugin enable gave the second AWS CLI (%s) no module at %s"
+         % (aws2, module2))
+    _second_aws_works(home, aws2, "after enable")
+    p = run_plain([aws2, "login"], dict(home.env, AWS_LOGIN_PLUGIN_PROBE="probe-2"))
+    need(p.rc == 0 and p.stdout.split()[:1] == ["probe-2"] and module2 in p.stdout,
+         "the second AWS CLI's `aws login` did not reach its own copy of the plugin",
+         p.transcript())
+    p = tool_plain(home, "plugin", "status", "--aws", aws)
+    lines = [l.strip() for l in p.stdout.splitlines() if l.strip().startswith(aws2 + " ")]
+    need(p.rc == 0 and len(lines) == 1 and "plugin loads (%s)" % module2 in lines[0],
+         "plugin status does not show the second AWS CLI loading the plugin", p.transcript())
+
+
+def _second_aws_works(home, aws2, when, profile=None):
+    """`aws --version` runs; with ``profile``, `aws sts get-caller-identity` shows
+    alice's role."""
+    p = run_plain([aws2, "--version"], home.env)
+    need(p.rc == 0 and "aws-cli/1." in p.stdout + p.stderr,
+         "the second AWS CLI, %s: `aws --version` exit %s" % (when, p.rc), p.transcript())
+    if profile:
+        p = run_plain([aws2, "sts", "get-caller-identity", "--profile", profile, "--output",
+                       "json"], home.env)
+        need(p.rc == 0 and json.loads(p.stdout)["Arn"] == ALICE_ARN, "the second AWS CLI, %s: "
+             "sts get-caller-identity exit %s" % (when, p.rc), p.transcript())
 
 
 BUILD_PINS = os.path.join(HERE, "pins", "build.txt")
