@@ -1995,6 +1995,13 @@ class OptionTableTest(unittest.TestCase):
         self.assertEqual(prompts, ["ECP Endpoint URL", "Username", "Enable Keyring",
                                    "Duo Factor", "Role ARN"])   # awscli-login's, in its order
 
+    def test_the_readme_names_what_the_plugin_leaves_out(self):
+        text = self.readme()
+        sentence = text[text.index("every `configure` option but"):]
+        sentence = sentence[:sentence.index(")")]
+        self.assertEqual(re.findall(r"`([a-z_]+)`", sentence)[1:],
+                         [o.name for o in aws_login._OPTIONS if not o.plugin])
+
     def test_an_error_names_the_option_once(self):
         for key, value, message in (
                 ("refresh", "maybe", "refresh: 'maybe' is not true or false"),
