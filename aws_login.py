@@ -3628,57 +3628,192 @@ class _RenewalSchedule(object):
         return max(0.0, min(self.SLICE, self.next_at - now))
 
 
+class _PersonLoggingIn(InteractionRequired):
+    """A person's login holds the profile's lock (a login at its prompt): a
+    renewal nobody started does not wait for it.  It passes once that login
+    is done."""
+    transient = True
+
+    def __init__(self, name, pid):
+        InteractionRequired.__init__(
+            self, "a login of profile %s (pid %d) is waiting for its person at a terminal; "
+            "answer it there, or try again when it is done" % (name, pid))
+        self.pid = pid
+
+
+def _person_mark(pid, start_time, machine):
+    """What the profile's lock file says while a person's login holds it: the
+    login's pid, when it started (_process_start) and on which machine
+    (_this_machine()).  A renewal nobody started reads it (_person_at_lock)."""
+    host, boot_id = machine
+    return ("person\npid %d\nstart_time %s\nhost %s\nboot_id %s\n"
+            % (pid, start_time, host, boot_id)).encode("ascii", "replace")
+
+
+def _person_at_lock(data):
+    """The pid of the person's login that ``data`` (the lock file's bytes) names,
+    if it runs on this machine now; else None.  A mark from another host (an
+    NFS home) cannot be checked, and one of a dead login is stale: neither
+    stops a renewal from waiting for the lock."""
+    lines = data.decode("ascii", "replace").split("\n")
+    if lines[0] != "person":
+        return None
+    fields = dict(line.partition(" ")[::2] for line in lines[1:])
+    pid = fields.get("pid", "")
+    if not pid.isdigit() or int(pid) <= 0 or not fields.get("start_time"):
+        return None
+    if (fields.get("host"), fields.get("boot_id")) != _this_machine():
+        return None
+    if _process_start(int(pid)) != fields["start_time"]:
+        return None
+    return int(pid)
+
+
 class _profile_lock(object):
     """One login or renewal of a profile at a time: `aws` runs in parallel must
     not each log in (one Duo push each), and two logins must not cross their
     credentials and refreshers.  A flock on a 0600 file in our 0700 cache
     folder, re-entrant within a thread; ``waiting()`` runs once when another
     process holds it.  The refresher never takes it: it checks the role in
-    the credentials file before it writes."""
+    the credentials file before it writes.
 
-    def __init__(self, name, waiting=None):
+    ``person``: the holder may ask a person on a terminal; the file names it
+    (_person_mark) while it holds the lock, and it waits as long as it takes
+    (the person can press Ctrl-C).  Anyone else given a ``deadline`` (a
+    time.monotonic() value), a renewal nobody started, waits until then at
+    most (then CredentialsFileError), and not at all behind a person's login
+    (_PersonLoggingIn)."""
+
+    POLL = 0.1          # seconds between two tries of a wait with a deadline
+
+    def __init__(self, name, waiting=None, person=False, deadline=None):
+        self.name = name
         self.path = os.path.join(_cache_dir(), "." + _quote_name(name) + ".lock")
         self.waiting = waiting
+        self.person = person
+        self.deadline = deadline
 
     def _key(self):
         import _thread
         return self.path, os.getpid(), _thread.get_ident()
 
     def __enter__(self):
-        import fcntl
         held = _run.locks.get(self._key())
         if held:
             held[1] += 1
+            if self.person and not held[2]:     # a renewal that now asks a person
+                held[2] = self._mark(held[0])
             return self
         _private_dir(_login_root())
         _private_dir(_cache_dir())
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (BlockingIOError, PermissionError):
-                if self.waiting:
-                    self.waiting()
-                fcntl.flock(fd, fcntl.LOCK_EX)  # bounded by the holder's timeouts, or Ctrl-C
+            self._take(fd)
+            marked = self._mark(fd) if self.person else self._unmark(fd)
         except BaseException:
             os.close(fd)
             raise
-        _run.locks[self._key()] = [fd, 1]
+        _run.locks[self._key()] = [fd, 1, marked]
         return self
+
+    def _take(self, fd):
+        import fcntl
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except (BlockingIOError, PermissionError):
+            pass
+        if self.person or self.deadline is None:
+            if self.waiting:
+                self.waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)  # bounded by the holder's timeouts, or Ctrl-C
+            return
+        seen = pid = None
+        waiting = self.waiting
+        while True:
+            content = self._content()
+            if content != seen:     # on macOS each check of a pid runs ps
+                seen, pid = content, _person_at_lock(content)
+            if pid is not None:
+                raise _PersonLoggingIn(self.name, pid)
+            if waiting:                 # once, and only when it does wait
+                waiting, _ = None, waiting()
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise CredentialsFileError(
+                    "another login or renewal of profile %s held its lock %s past the %d s "
+                    "a renewal nobody started has; try again later"
+                    % (self.name, self.path, _RenewalSchedule.TIME_LIMIT), transient=True)
+            time.sleep(min(self.POLL, left))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except (BlockingIOError, PermissionError):
+                pass
+
+    def _content(self):
+        """The lock file's bytes, read through a new descriptor: on NFS, an open
+        fetches what another host wrote since."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return b""
+        try:
+            return os.read(fd, 1024)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _mark(fd):
+        start = _process_start(os.getpid())
+        if not start:
+            return False        # nothing a waiter could check
+        mark = _person_mark(os.getpid(), start, _this_machine())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, mark, 0)
+        return True
+
+    @staticmethod
+    def _unmark(fd):
+        """A mark left by a login that was killed goes; it names a dead pid anyway."""
+        if os.fstat(fd).st_size:
+            os.ftruncate(fd, 0)
+        return False
 
     def __exit__(self, *exc):
         held = _run.locks[self._key()]
         held[1] -= 1
         if not held[1]:
             del _run.locks[self._key()]
+            if held[2]:
+                os.ftruncate(held[0], 0)    # before the lock goes: no one is asked now
             os.close(held[0])
         return False
 
 
-def _login_lock(name):
+def _who_waits(interactive=True, terminal=None, deadline=None):
+    """(person, deadline) of a login or renewal about to take the profile's lock.
+    With ``interactive`` and a terminal it is a person's: it waits for the
+    lock as long as it takes, and ``deadline`` bounds its requests alone.
+    Otherwise nobody started it: ``deadline``, by default
+    _RenewalSchedule.deadline() from now, bounds it all, the wait included."""
+    if interactive:
+        ours = terminal is None
+        terminal = terminal or Terminal()
+        try:
+            if terminal.available():
+                return True, deadline
+        finally:
+            if ours:
+                terminal.close()
+    return False, deadline or _RenewalSchedule.deadline()
+
+
+def _login_lock(name, person=False, deadline=None):
     """The profile's lock for a login, which says on stderr when it waits."""
     return _profile_lock(name, lambda: sys.stderr.write(
-        "Another login of profile %s is in progress; waiting for it to finish.\n" % name))
+        "Another login of profile %s is in progress; waiting for it to finish.\n" % name),
+        person, deadline)
 
 
 def _credential_process(name):
@@ -3690,19 +3825,27 @@ def _credential_process(name):
         return cached.json
     if store.logged_out():
         raise NotLoggedInError("profile %s is logged out: %s" % (name, _run_hint(name)))
-    with _profile_lock(name):         # quiet: botocore hides our stderr anyway
-        cached = store.cached()       # another process may have renewed meanwhile
-        if cached and _fresh(cached.expires, time.time()):
-            return cached.json
-        return _renew_for_process(name, cached)
+    person, deadline = _who_waits()
+    try:
+        # quiet: botocore hides our stderr anyway
+        with _profile_lock(name, person=person, deadline=deadline):
+            cached = store.cached()       # another process may have renewed meanwhile
+            if cached and _fresh(cached.expires, time.time()):
+                return cached.json
+            return _renew_for_process(name, cached, deadline)
+    except _PersonLoggingIn:
+        cached = store.cached()
+        if cached and cached.expires > time.time():
+            return cached.json          # still valid; botocore asks again before expiry
+        raise
 
 
-def _renew_for_process(name, cached):
+def _renew_for_process(name, cached, deadline=None):
     profile = read_profile(name)
     role_arn = (cached.role_arn if cached else None) or profile.role_arn
     try:
         credentials, _ = login(profile, role_arn=role_arn, interactive=False, mode="process",
-                               deadline=_RenewalSchedule.deadline())
+                               deadline=deadline or _RenewalSchedule.deadline())
     except InteractionRequired as e:
         terminal = Terminal()
         if not terminal.available():
@@ -4318,9 +4461,12 @@ def login(profile=None, terminal=None, role_arn=None, force=False, interactive=T
 
     ``file`` mode writes the shared credentials file, ``process`` mode the
     credential_process cache.  Returns (Credentials, Role).  Nothing is
-    written unless every step succeeded.  One login of a profile at a time."""
+    written unless every step succeeded.  One login of a profile at a time;
+    one that asks no person (not ``interactive``, or no terminal) has
+    _RenewalSchedule.TIME_LIMIT in all, unless ``deadline`` says otherwise."""
     profile = _as_profile(profile)
-    with _login_lock(profile.name):
+    person, deadline = _who_waits(interactive, terminal, deadline)
+    with _login_lock(profile.name, person, deadline):
         store = _credential_store(profile.name, mode)
         store.check_writable(force)
         credentials, role = _fetch_credentials(profile, terminal, role_arn, interactive,
@@ -4794,14 +4940,15 @@ class _ServedCredentials(object):
         profile = read_profile(self.name)
         if self._take_stored(profile):
             return
-        with _profile_lock(self.name):
+        person, deadline = _who_waits(terminal is not None, terminal)
+        with _profile_lock(self.name, person=person, deadline=deadline):
             if self._take_stored(profile):      # another process renewed meanwhile
                 return
             issued_at = self.clock()
             try:
                 credentials, role = _fetch_credentials(
                     profile, Terminal(None), self.role_arn, interactive=False,
-                    deadline=_RenewalSchedule.deadline())
+                    deadline=deadline or _RenewalSchedule.deadline())
             except InteractionRequired:
                 if terminal is None or not terminal.available():
                     raise
@@ -4926,7 +5073,8 @@ def _credential_server(source, token, port=0):
             try:
                 credentials, role_arn = source.current()
             except AwsLoginError as e:
-                return self.answer(503, {"Code": type(e).__name__, "Message": _visible(e)})
+                code = [c.__name__ for c in type(e).__mro__ if c.__name__[0] != "_"][0]
+                return self.answer(503, {"Code": code, "Message": _visible(e)})
             self.answer(200, _container_credentials(credentials, role_arn))
 
     class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -5232,7 +5380,9 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     another AwsLoginError) is raised at once.  With ``store`` the credentials
     are written where the profile's mode keeps them, as `login` does (no
     refresher is started).  Like `login`, it waits while another login of the
-    profile runs."""
+    profile runs; without ``interactive`` (or a terminal), for
+    _RenewalSchedule.TIME_LIMIT at most, and not behind a person's login
+    (InteractionRequired at once)."""
     name = _profile_name(profile)
     settings = read_profile(name)
     if password:        # an empty password is no password: it is never sent
@@ -5241,11 +5391,13 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     if passcode is not None:
         settings.passcode = passcode
     terminal = Terminal() if interactive else Terminal(None)
-    with _login_lock(name):
+    person, deadline = _who_waits(interactive, terminal)
+    with _login_lock(name, person, deadline):
         if store:
-            credentials, _ = login(settings, terminal, role_arn, interactive=interactive)
+            credentials, _ = login(settings, terminal, role_arn, interactive=interactive,
+                                   deadline=deadline)
             return credentials
-        return _fetch_credentials(settings, terminal, role_arn, interactive)[0]
+        return _fetch_credentials(settings, terminal, role_arn, interactive, deadline)[0]
 
 
 def cached_credentials(profile=None, min_seconds_left=0):
@@ -5304,11 +5456,13 @@ def _cmd_login(args):
             raise UsageError("--password-stdin: no password on standard input")
         profile.password = line
         profile.password_source = "prompt"      # stored in the keyring if that is enabled
-    with _login_lock(profile.name):     # a second login waits, then sees what this one did
+    person, deadline = _who_waits()
+    # a second login waits, then sees what this one did
+    with _login_lock(profile.name, person, deadline):
         mode = _profile_mode(profile.name)
         if mode == "file" and not args.force and _already_logged_in(profile.name, role):
             return 0
-        _login_and_report(profile, role, args.force, args.no_refresh, mode)
+        _login_and_report(profile, role, args.force, args.no_refresh, mode, deadline)
 
 
 def _already_logged_in(name, wanted):
@@ -5339,13 +5493,15 @@ def _names_current_role(wanted, current_arn):
         return False
 
 
-def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
+def _login_and_report(profile, role_arn, force, no_refresh, mode=None, deadline=None):
     """login, the refresher it starts in file mode, and the one line that says so,
     all under the profile's lock: the refresher started serves what was written."""
-    with _login_lock(profile.name):
+    person, deadline = _who_waits(deadline=deadline)
+    with _login_lock(profile.name, person, deadline):
         mode = mode or _profile_mode(profile.name)
         issued_at = time.time()
-        credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode)
+        credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode,
+                                  deadline=deadline)
         if profile.chain_role_arn:
             chained = Role(profile.chain_role_arn, None)
             who = "%s in account %s through %s (account %s)" % (
@@ -5372,7 +5528,14 @@ def _fresh_credentials(name):
                                     _fresh(credentials.expires_at.timestamp(), time.time())):
         return credentials
     profile = read_profile(name)
-    _login_and_report(profile, None, False, False)
+    try:
+        _login_and_report(profile, None, False, False)
+    except _PersonLoggingIn:
+        credentials = stored_credentials(name)
+        if credentials is not None and credentials.expires_at is not None and \
+                credentials.expires_at.timestamp() > time.time():
+            return credentials      # still valid, and a person is logging in
+        raise
     return stored_credentials(name)
 
 
