@@ -4857,6 +4857,16 @@ def _open_console(url):
 
 _SERVER_PATH = "/credentials"
 _SERVER_WAIT = 1.5           # a request finding expired credentials waits this long
+# Any local user can connect.  An SDK sends its request at once and asks once
+# per set of credentials, so each connection has 5 s from accept to the end
+# of its answer (a byte now and then does not renew it), and 32 at most may
+# still be sending their request: enough for a command that starts 32 `aws`
+# at the same moment, few threads and descriptors (one each) under a soft
+# limit of 256.  A 33rd closes the oldest of those, so that connections
+# that send nothing cannot keep the token holder out.
+_SERVER_REQUEST_TIME = 5
+_SERVER_CONNECTIONS = 32
+_SERVER_REQUEST_BYTES = 16384    # a request head; an SDK's is under 1 KiB
 # Out of the command's environment: what the SDKs would use before the server,
 # and the container provider's other settings (a relative URI or a token file
 # wins over ours in botocore).
@@ -5037,24 +5047,69 @@ def _credential_server(source, token, port=0):
     """An HTTP server on 127.0.0.1:``port`` (0: a free one) that answers GET
     _SERVER_PATH with ``source``'s credentials when the Authorization header is
     ``token`` (compared in constant time): 403 without it, 404 elsewhere, 503
-    with the reason when there are no valid credentials.  Not yet serving."""
+    with the reason when there are no valid credentials.  Not yet serving:
+    serve(stop) runs its accept loop, which stop() ends.
+
+    Each connection has a thread and ``request_time`` seconds in all; at most
+    ``max_connections`` may be still sending their request (the oldest goes
+    for a new one), and an accept that finds no descriptor closes the oldest
+    of them and waits before it tries again."""
+    import errno
     import hmac
     import http.server
+    import io
     import json
+    import selectors
+    import socket
     import socketserver
+    import threading
     from urllib.parse import urlsplit
     expected = token.encode("ascii")
+
+    class RequestReader(io.RawIOBase):
+        """A connection's bytes until ``deadline`` (time.monotonic()), ``limit``
+        in all: each read waits only for the time left."""
+
+        def __init__(self, connection, deadline, limit):
+            io.RawIOBase.__init__(self)
+            self.connection, self.deadline, self.limit = connection, deadline, limit
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("the request took over its time")
+            if self.limit <= 0:
+                raise ConnectionError("the request is over %d bytes" % _SERVER_REQUEST_BYTES)
+            self.connection.settimeout(left)
+            count = self.connection.recv_into(memoryview(buffer)[:self.limit])
+            self.limit -= count
+            return count
 
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "aws_login"
         sys_version = ""
-        timeout = 10
+
+        def setup(self):
+            self.deadline = time.monotonic() + self.server.request_time
+            http.server.BaseHTTPRequestHandler.setup(self)
+            self.rfile.close()
+            self.rfile = io.BufferedReader(RequestReader(self.connection, self.deadline,
+                                                         _SERVER_REQUEST_BYTES))
+
+        def parse_request(self):
+            parsed = http.server.BaseHTTPRequestHandler.parse_request(self)
+            self.server.request_read(self.request)
+            return parsed
 
         def log_message(self, format, *args):
             pass        # the terminal is the command's
 
         def answer(self, status, document):
             body = json.dumps(document).encode("utf-8")
+            self.connection.settimeout(max(1.0, self.deadline - time.monotonic()))
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -5080,10 +5135,98 @@ def _credential_server(source, token, port=0):
     class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         daemon_threads = True
         block_on_close = False      # 3.7+
+        request_queue_size = 128    # the listen backlog: a burst waits to be accepted
+        request_time = _SERVER_REQUEST_TIME
+        max_connections = _SERVER_CONNECTIONS
+        OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+        def __init__(self, address, handler):
+            self.guard = threading.Lock()
+            self.reading = {}       # connection -> when accepted, until its request is read
+            self.pause = 0.0        # the accept loop's wait while descriptors run out
+            self.stopped = threading.Event()
+            self.wake_r, self.wake_w = os.pipe()    # server_close() closes them, even here
+            http.server.HTTPServer.__init__(self, address, handler)
 
         def server_bind(self):      # HTTPServer's looks the host name up: slow, not needed
             socketserver.TCPServer.server_bind(self)
             self.server_name, self.server_port = self.server_address[:2]
+            self.socket.setblocking(False)      # a connection gone before accept() blocks not
+
+        def serve(self, stop):
+            """Accept connections, each to a thread of its own, until ``stop`` is
+            set and stop() writes to the loop's pipe."""
+            selector = (selectors.PollSelector if hasattr(selectors, "PollSelector")
+                        else selectors.SelectSelector)()
+            try:
+                selector.register(self.socket, selectors.EVENT_READ)
+                selector.register(self.wake_r, selectors.EVENT_READ)
+                while not stop.is_set():
+                    if any(key.fileobj is self.socket for key, _ in selector.select()) \
+                            and not stop.is_set():
+                        self.accept()
+            finally:
+                selector.close()
+                self.stopped.set()
+
+        def stop(self):
+            os.write(self.wake_w, b"x")
+            self.stopped.wait(5)
+
+        def accept(self):
+            try:
+                connection, address = self.socket.accept()
+            except OSError as e:
+                if e.errno in self.OUT_OF_DESCRIPTORS:
+                    self.out_of_descriptors()
+                return              # else gone already (EAGAIN, ECONNABORTED)
+            self.pause = 0.0
+            with self.guard:
+                if len(self.reading) >= self.max_connections:
+                    self.hang_up_oldest()
+                self.reading[connection] = time.monotonic()
+            try:
+                self.process_request(connection, address)
+            except Exception:
+                self.handle_error(connection, address)
+                self.shutdown_request(connection)
+
+        def hang_up_oldest(self):
+            """Shut the connection that has been sending its request longest; its
+            thread then closes it.  Under the guard: a connection is in reading
+            until just before its thread closes it, so no descriptor number
+            that another connection took since is ever shut."""
+            oldest = min(self.reading, key=self.reading.get)
+            del self.reading[oldest]
+            try:
+                oldest.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def out_of_descriptors(self):
+            """accept() found no descriptor free while the connection waits, so the
+            listening socket stays readable: free one (the oldest connection
+            still sending) and wait a moment, longer each time none could be
+            freed, rather than spin."""
+            with self.guard:
+                freed = bool(self.reading)
+                if freed:
+                    self.hang_up_oldest()
+            self.pause = 0.05 if freed else min(1.0, max(0.05, 2 * self.pause))
+            time.sleep(self.pause)
+
+        def request_read(self, connection):
+            with self.guard:
+                self.reading.pop(connection, None)
+
+        def shutdown_request(self, request):
+            self.request_read(request)
+            http.server.HTTPServer.shutdown_request(self, request)
+
+        def server_close(self):
+            http.server.HTTPServer.server_close(self)
+            for fd in (self.wake_r, self.wake_w):
+                os.close(fd)
 
         def handle_error(self, request, client_address):
             _debug("credential server: %s" % (sys.exc_info()[1],))
@@ -5243,7 +5386,7 @@ def _serve_in_threads(source, server):
 
     def serve():
         try:
-            server.serve_forever(_RenewalSchedule.SLICE)
+            server.serve(stop)
         except Exception:
             if not stop.is_set():
                 raise
@@ -5256,16 +5399,11 @@ def _serve_in_threads(source, server):
 
 
 def _stop_serving(server, stop, source):
-    """Close the port at once (the serving thread's select is woken by the
-    shutdown of the listening socket), and stop the renewals."""
-    import socket
+    """Stop the renewals and the accept loop (woken through its pipe), then
+    close the port: at once, unless a port keeper took it over."""
     stop.set()
     source.wake.set()
-    try:
-        server.socket.shutdown(socket.SHUT_RDWR)
-        server.shutdown()
-    except OSError:
-        pass
+    server.stop()
     server.server_close()
 
 

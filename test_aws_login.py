@@ -8149,6 +8149,151 @@ class ServedCredentialsTest(LoginTestCase):
                                "AWS_CONTAINER_AUTHORIZATION_TOKEN": "tok",
                                "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"})
 
+
+# A credential server in a process whose descriptors run out: it prints its
+# port, then serves until its standard input closes.
+EMFILE_SERVER_CHILD = r'''
+import os, resource, sys
+sys.path.insert(0, sys.argv[1])
+import aws_login
+source = aws_login._ServedCredentials("srv")
+source.renew()
+server = aws_login._credential_server(source, sys.argv[2])
+stop = aws_login._serve_in_threads(source, server)
+highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE,
+                   (highest + 4, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+print(server.server_address[1], flush=True)
+sys.stdin.read()
+'''
+
+
+def _cpu_seconds(pid):
+    """User and system CPU time of process ``pid`` so far."""
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ask_server(port, token, timeout=10):
+    """(status, document) of GET /credentials with ``token``."""
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/credentials", headers={"Authorization": token})
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read().decode())
+    finally:
+        connection.close()
+
+
+def _closed_by_peer(sock):
+    """Whether the other end closed ``sock`` (or reset it), without waiting."""
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        return sock.recv(1) == b""
+    except OSError:
+        return True
+
+
+class ServerLimitsTest(LoginTestCase):
+    """What other local users can do to a credential server: connections that
+    send nothing, a request sent a byte at a time, descriptors run out.  The
+    token holder is answered all the same."""
+
+    TOKEN = "the-token-of-this-test"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure("srv", username="alice", factor="auto", password=PASSWORD)
+
+    def serve(self):
+        source = aws_login._ServedCredentials("srv")
+        source.renew()
+        server = aws_login._credential_server(source, self.TOKEN)
+        stop = aws_login._serve_in_threads(source, server)
+        self.addCleanup(aws_login._stop_serving, server, stop, source)
+        return server, server.server_address[1]
+
+    def connect(self, port, count=1, wait=True):
+        """``count`` connections to ``port``; without ``wait``, connections still
+        under way when the server's backlog is full."""
+        socks = []
+        for _ in range(count):
+            sock = socket.socket()
+            self.addCleanup(sock.close)
+            if wait:
+                sock.settimeout(5)
+                sock.connect(("127.0.0.1", port))
+            else:
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", port))
+            socks.append(sock)
+        return socks
+
+    def test_idle_and_trickling_connections_do_not_starve_the_token_holder(self):
+        server, port = self.serve()
+        server.request_time = 1.0       # the tests' own: the default is 5 s
+        threads = threading.active_count()
+        idle = self.connect(port, 100)
+        trickler = self.connect(port)[0]
+        trickler.sendall(b"GET /credentials HTTP/1.0\r\n")
+        trickled_at = time.monotonic()
+        # the holder is answered while they hold on
+        for _ in range(3):
+            started = time.monotonic()
+            status, doc = _ask_server(port, self.TOKEN)
+            self.assertEqual(status, 200, doc)
+            self.assertLess(time.monotonic() - started, 1)
+        # past the cap, the oldest connections that sent nothing were closed
+        self.assertTrue(_wait_for(lambda: sum(map(_closed_by_peer, idle)) >= 100 - 32, 0.5,
+                                  0.05))
+        self.assertLessEqual(threading.active_count() - threads, 32 + 2)
+        # a byte every 0.1 s does not keep a request open past its time
+        closed = None
+        while time.monotonic() - trickled_at < 5:
+            try:
+                trickler.sendall(b"X")
+            except OSError:
+                closed = time.monotonic() - trickled_at
+                break
+            if _closed_by_peer(trickler):
+                closed = time.monotonic() - trickled_at
+                break
+            time.sleep(0.1)
+        self.assertIsNotNone(closed, "a trickling request stayed open 5 s")
+        self.assertGreater(closed, 0.9)
+        self.assertLess(closed, 2)
+        self.assertEqual(_ask_server(port, self.TOKEN)[0], 200)
+        self.assertEqual(_ask_server(port, "not-the-token")[0], 403)
+
+    def test_the_defaults(self):
+        server, _ = self.serve()
+        # SDKs send their request at once: 5 s is plenty, and 32 connections at once
+        # cover a command starting that many `aws` at the same moment
+        self.assertEqual((server.request_time, server.max_connections), (5, 32))
+        self.assertGreaterEqual(server.request_queue_size, 128)
+
+    @unittest.skipUnless(os.path.exists("/proc/self/fd"), "needs /proc")
+    def test_out_of_descriptors_it_neither_spins_nor_stops_answering(self):
+        child = subprocess.Popen([sys.executable, "-c", EMFILE_SERVER_CHILD, HERE, self.TOKEN],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=dict(os.environ))
+        self.addCleanup(child.wait)
+        self.addCleanup(child.stdin.close)
+        port = int(child.stdout.readline())
+        self.connect(port, 30, wait=False)      # more than it has descriptors for
+        time.sleep(0.3)
+        before = _cpu_seconds(child.pid)
+        time.sleep(1.0)
+        spent = _cpu_seconds(child.pid) - before
+        self.assertLess(spent, 0.3, "%.2f s of CPU in 1 s" % spent)
+        started = time.monotonic()
+        status, doc = _ask_server(port, self.TOKEN, timeout=10)
+        self.assertEqual(status, 200, doc)
+        self.assertLess(time.monotonic() - started, 5)
+
 # ---------------------------------------------------------------------------
 # Python API (for vendoring)
 # ---------------------------------------------------------------------------
