@@ -5429,6 +5429,107 @@ def _wait_for_child(child, signals):
     return child.returncode
 
 
+# When `exec --server` ends, processes its command left in the background
+# still have the URL and the token.  Were the port closed, another local user
+# could listen on it and answer them (credentials of theirs, say).  So while
+# any process of ours still has the URL in its environment (Linux's /proc),
+# a small process keeps the port, answering 410 to every request, and gives
+# it back when the last of them exits.  It holds no credentials and no token.
+
+_KEEPER_CHECK = 1.0          # seconds between two looks at who still has the URL
+_GONE_ANSWER = (b"HTTP/1.0 410 Gone\r\nContent-Type: application/json\r\n"
+                b"Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
+_GONE_DOCUMENT = (b'{"Code": "Gone", "Message": "this credential server ended with the command '
+                  b'that exec --server ran; no credentials are served here any more"}')
+
+
+def _url_holders(url, among=None):
+    """Pids of the processes of ours (``among`` these, else all) whose environment
+    sets AWS_CONTAINER_CREDENTIALS_FULL_URI to ``url``: read from /proc, so
+    none where there is no /proc.  A process that changed its environment
+    since it started is not seen as it is now."""
+    entry = ("AWS_CONTAINER_CREDENTIALS_FULL_URI=" + url).encode("ascii")
+    if among is None:
+        among = [int(p) for p in _listdir(_PROC) if p.isdigit()]
+    holders = set()
+    for pid in among:
+        try:
+            with open("%s/%d/environ" % (_PROC, pid), "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue        # gone, or another user's
+        if pid != os.getpid() and entry in environ.split(b"\0"):
+            holders.add(pid)
+    return holders
+
+
+def _start_port_keeper(server, url):
+    """Hand the listening socket of ``server`` to a port keeper (_keep_port), a
+    fresh small interpreter in a session of its own; None if none can start."""
+    import subprocess
+    fd = server.socket.fileno()
+    code_fd = None if _own_file()[0] else _code_fd()
+    try:
+        argv = _bootstrap_argv("_keep_port(*sys.argv[1:])", [str(fd), url], code_fd=code_fd)
+    except ConfigError:
+        return None
+    env = dict((k, v) for k, v in os.environ.items() if k not in _SERVER_UNSET + (
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN"))
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd="/", env=env,
+                                pass_fds=[fd] + ([code_fd] if code_fd is not None else []),
+                                start_new_session=True).pid
+    except OSError as e:
+        _debug("no port keeper: %s" % e)
+        return None
+
+
+def _keep_port(fd, url):
+    """The port keeper: answer 410 on listening socket ``fd`` until no process
+    has ``url`` (_url_holders); checks the ones it knows every _KEEPER_CHECK
+    seconds, and all processes when those are gone."""
+    import select
+    import socket
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, int(fd))
+    listener.setblocking(False)
+    holders, checked = _url_holders(url), time.monotonic()
+    while holders:
+        if select.select([listener], [], [], _KEEPER_CHECK)[0]:
+            _answer_gone(listener)
+        if time.monotonic() - checked >= _KEEPER_CHECK:
+            holders = _url_holders(url, holders) or _url_holders(url)
+            checked = time.monotonic()
+    return 0
+
+
+def _answer_gone(listener):
+    """One connection: its request head read within a second, then the 410."""
+    try:
+        connection, _ = listener.accept()
+    except BlockingIOError:
+        return
+    except OSError:
+        time.sleep(0.1)     # out of descriptors: the socket stays readable; no spin
+        return
+    with connection:
+        deadline, head = time.monotonic() + 1.0, b""
+        try:
+            while b"\r\n\r\n" not in head and len(head) < _SERVER_REQUEST_BYTES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                connection.settimeout(left)
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            connection.settimeout(1.0)
+            connection.sendall(_GONE_ANSWER % (len(_GONE_DOCUMENT), _GONE_DOCUMENT))
+        except OSError:
+            pass
+
+
 def _exec_with_server(name, command):
     """Run ``command`` as our child with profile ``name``'s credential server,
     for as long as it runs; return its exit status (128 + N for signal N)."""
@@ -5468,6 +5569,8 @@ def _exec_with_server(name, command):
         stop = _serve_in_threads(source, server)
         try:
             status = _wait_for_child(child, signals)
+            if _url_holders(_server_url(port)):
+                _start_port_keeper(server, _server_url(port))
         finally:
             _stop_serving(server, stop, source)
     return 128 - status if status < 0 else status

@@ -8294,6 +8294,58 @@ class ServerLimitsTest(LoginTestCase):
         self.assertEqual(status, 200, doc)
         self.assertLess(time.monotonic() - started, 5)
 
+
+class ServerPortTest(ServerTestCase):
+    """When `exec --server` ends, processes its command left in the background
+    still have the URL and token: the port stays taken, answering 410 to all,
+    until the last of them exits, so that no one else's server can take it
+    and be asked by them."""
+
+    def get(self, uri):
+        try:
+            with urllib_request.build_opener(urllib_request.ProxyHandler({})).open(
+                    uri, timeout=10) as answer:
+                return answer.status, json.loads(answer.read().decode())
+        except urllib_error.HTTPError as e:
+            return e.code, json.loads(e.read().decode())
+
+    def test_the_port_is_kept_while_processes_the_command_left_hold_its_url(self):
+        started = os.path.join(self.home, "bg")
+        script = '"$0" "$1" wait "$2" </dev/null >/dev/null 2>&1 &'
+        run = self.tool(["--profile", "srv", "exec", "--server", "--", "sh", "-c", script,
+                         sys.executable, self.child, started], terminal=False)
+        self.assertEqual((run.code, run.stderr), (0, ""), run)
+        pid, uri = self.wait_lines(started, 1)[0].split(" ", 1)
+        pid, port = int(pid), _port_of(uri)
+        self.addCleanup(lambda: _process_state(pid) and os.kill(pid, 9))
+        keepers = _listeners(port)
+        for keeper in keepers:
+            self.addCleanup(lambda k=keeper: _process_state(k) and os.kill(k, 9))
+        self.assertEqual(len(keepers), 1, "nobody keeps port %d" % port)
+        self.assertNotIn(pid, keepers)
+        keeper = keepers.pop()
+        status, doc = self.get(uri)
+        self.assertEqual(status, 410, doc)
+        self.assertNotIn("AccessKeyId", doc)
+        self.assertIn("ended", doc["Message"])
+        probe = socket.socket()
+        with self.assertRaises(OSError):
+            probe.bind(("127.0.0.1", port))
+        probe.close()
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            token = [v for v in f.read().split(b"\0")
+                     if v.startswith(b"AWS_CONTAINER_AUTHORIZATION_TOKEN=")][0].split(b"=", 1)[1]
+        for where in ("cmdline", "environ"):
+            with open("/proc/%d/%s" % (keeper, where), "rb") as f:
+                self.assertNotIn(token, f.read())
+        self.assertLess(_resident_kb(keeper), 20000)
+        # the last process holding the URL exits: the port is given back
+        self.write(started + ".go", "")
+        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
+        self.assertTrue(_wait_for(lambda: _process_state(keeper) in (None, "Z"), 10))
+        self.assert_no_server(port)
+
+
 # ---------------------------------------------------------------------------
 # Python API (for vendoring)
 # ---------------------------------------------------------------------------
