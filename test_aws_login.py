@@ -6628,7 +6628,9 @@ class LockWaitTest(LoginTestCase):
         def end():
             if proc.poll() is None:
                 proc.kill()
-            proc.communicate()
+            proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                stream.close()
             os.close(master)
             os.close(slave)
         self.addCleanup(end)
