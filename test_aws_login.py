@@ -6717,8 +6717,11 @@ class LockWaitTest(LoginTestCase):
             try:
                 thread, result = self.in_thread(self.tool, ["credential-process"],
                                                 terminal=False, timeout=30)
-                time.sleep(1.0)                 # it would have exited 11 by now
-                self.assertEqual(result, {})
+                # it reads the mark as soon as it finds the lock taken
+                self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30),
+                                result)
+                time.sleep(0.3)
+                self.assertEqual(result, {})    # still waiting: no exit 11
             finally:
                 os.close(lock)
             thread.join(30)
@@ -8153,7 +8156,8 @@ class ServedCredentialsTest(LoginTestCase):
 
 
 # A credential server in a process whose descriptors run out: it prints its
-# port, then serves until its standard input closes.
+# port, then serves until its standard input closes; a line "fill" takes
+# every descriptor left, "free" gives them back.
 EMFILE_SERVER_CHILD = r'''
 import os, resource, sys
 sys.path.insert(0, sys.argv[1])
@@ -8166,7 +8170,18 @@ highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
 resource.setrlimit(resource.RLIMIT_NOFILE,
                    (highest + 4, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 print(server.server_address[1], flush=True)
-sys.stdin.read()
+taken = []
+for line in iter(sys.stdin.readline, ""):
+    if line == "fill\n":
+        try:
+            while True:
+                taken.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+    elif line == "free\n":
+        while taken:
+            os.close(taken.pop())
+    print(len(taken), flush=True)
 '''
 
 
@@ -8283,18 +8298,42 @@ class ServerLimitsTest(LoginTestCase):
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, env=dict(os.environ))
         self.addCleanup(child.wait)
+        self.addCleanup(child.stdout.close)
+        self.addCleanup(child.stderr.close)
         self.addCleanup(child.stdin.close)
         port = int(child.stdout.readline())
-        self.connect(port, 30, wait=False)      # more than it has descriptors for
-        time.sleep(0.3)
-        before = _cpu_seconds(child.pid)
-        time.sleep(1.0)
-        spent = _cpu_seconds(child.pid) - before
+
+        def spent_in_a_second():
+            time.sleep(0.3)
+            before = _cpu_seconds(child.pid)
+            time.sleep(1.0)
+            return _cpu_seconds(child.pid) - before
+
+        def tell(line):
+            child.stdin.write(line.encode() + b"\n")
+            child.stdin.flush()
+            return int(child.stdout.readline())
+        # its descriptors taken by connections that send nothing
+        idle = self.connect(port, 30, wait=False)
+        spent = spent_in_a_second()
         self.assertLess(spent, 0.3, "%.2f s of CPU in 1 s" % spent)
         started = time.monotonic()
         status, doc = _ask_server(port, self.TOKEN, timeout=10)
         self.assertEqual(status, 200, doc)
         self.assertLess(time.monotonic() - started, 5)
+        # taken by something else: nothing to close, so it waits and tries again
+        for sock in idle:
+            sock.close()
+        time.sleep(0.3)
+        self.assertGreater(tell("fill"), 0)
+        self.connect(port, 3, wait=False)
+        spent = spent_in_a_second()
+        self.assertLess(spent, 0.3, "%.2f s of CPU in 1 s" % spent)
+        self.assertEqual(tell("free"), 0)
+        started = time.monotonic()
+        status, doc = _ask_server(port, self.TOKEN, timeout=10)
+        self.assertEqual(status, 200, doc)
+        self.assertLess(time.monotonic() - started, 3)
 
 
 class ServerPortTest(ServerTestCase):
