@@ -4853,7 +4853,8 @@ def _open_console(url):
 # runs for hours never holds dead keys.  botocore takes plain http from a
 # loopback address only and waits 2 s for an answer: the server answers from
 # memory and renews ahead of time in a thread of its own.  Both are threads of
-# the process that waits for the command, so neither can outlive it.
+# the process that waits for the command, so neither can outlive it (a port
+# keeper may, with no credentials: see _keep_port).
 
 _SERVER_PATH = "/credentials"
 _SERVER_WAIT = 1.5           # a request finding expired credentials waits this long
