@@ -4022,57 +4022,192 @@ class _RenewalSchedule(object):
         return max(0.0, min(self.SLICE, self.next_at - now))
 
 
+class _PersonLoggingIn(InteractionRequired):
+    """A person's login holds the profile's lock (a login at its prompt): a
+    renewal nobody started does not wait for it.  It passes once that login
+    is done."""
+    transient = True
+
+    def __init__(self, name, pid):
+        InteractionRequired.__init__(
+            self, "a login of profile %s (pid %d) is waiting for its person at a terminal; "
+            "answer it there, or try again when it is done" % (name, pid))
+        self.pid = pid
+
+
+def _person_mark(pid, start_time, machine):
+    """What the profile's lock file says while a person's login holds it: the
+    login's pid, when it started (_process_start) and on which machine
+    (_this_machine()).  A renewal nobody started reads it (_person_at_lock)."""
+    host, boot_id = machine
+    return ("person\npid %d\nstart_time %s\nhost %s\nboot_id %s\n"
+            % (pid, start_time, host, boot_id)).encode("ascii", "replace")
+
+
+def _person_at_lock(data):
+    """The pid of the person's login that ``data`` (the lock file's bytes) names,
+    if it runs on this machine now; else None.  A mark from another host (an
+    NFS home) cannot be checked, and one of a dead login is stale: neither
+    stops a renewal from waiting for the lock."""
+    lines = data.decode("ascii", "replace").split("\n")
+    if lines[0] != "person":
+        return None
+    fields = dict(line.partition(" ")[::2] for line in lines[1:])
+    pid = fields.get("pid", "")
+    if not pid.isdigit() or int(pid) <= 0 or not fields.get("start_time"):
+        return None
+    if (fields.get("host"), fields.get("boot_id")) != _this_machine():
+        return None
+    if _process_start(int(pid)) != fields["start_time"]:
+        return None
+    return int(pid)
+
+
 class _profile_lock(object):
     """One login or renewal of a profile at a time: `aws` runs in parallel must
     not each log in (one Duo push each), and two logins must not cross their
     credentials and refreshers.  A flock on a 0600 file in our 0700 cache
     folder, re-entrant within a thread; ``waiting()`` runs once when another
     process holds it.  The refresher never takes it: it checks the role in
-    the credentials file before it writes."""
+    the credentials file before it writes.
 
-    def __init__(self, name, waiting=None):
+    ``person``: the holder may ask a person on a terminal; the file names it
+    (_person_mark) while it holds the lock, and it waits as long as it takes
+    (the person can press Ctrl-C).  Anyone else given a ``deadline`` (a
+    time.monotonic() value), a renewal nobody started, waits until then at
+    most (then CredentialsFileError), and not at all behind a person's login
+    (_PersonLoggingIn)."""
+
+    POLL = 0.1          # seconds between two tries of a wait with a deadline
+
+    def __init__(self, name, waiting=None, person=False, deadline=None):
+        self.name = name
         self.path = os.path.join(_cache_dir(), "." + _quote_name(name) + ".lock")
         self.waiting = waiting
+        self.person = person
+        self.deadline = deadline
 
     def _key(self):
         import _thread
         return self.path, os.getpid(), _thread.get_ident()
 
     def __enter__(self):
-        import fcntl
         held = _run.locks.get(self._key())
         if held:
             held[1] += 1
+            if self.person and not held[2]:     # a renewal that now asks a person
+                held[2] = self._mark(held[0])
             return self
         _private_dir(_login_root())
         _private_dir(_cache_dir())
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (BlockingIOError, PermissionError):
-                if self.waiting:
-                    self.waiting()
-                fcntl.flock(fd, fcntl.LOCK_EX)  # bounded by the holder's timeouts, or Ctrl-C
+            self._take(fd)
+            marked = self._mark(fd) if self.person else self._unmark(fd)
         except BaseException:
             os.close(fd)
             raise
-        _run.locks[self._key()] = [fd, 1]
+        _run.locks[self._key()] = [fd, 1, marked]
         return self
+
+    def _take(self, fd):
+        import fcntl
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except (BlockingIOError, PermissionError):
+            pass
+        if self.person or self.deadline is None:
+            if self.waiting:
+                self.waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)  # bounded by the holder's timeouts, or Ctrl-C
+            return
+        seen = pid = None
+        waiting = self.waiting
+        while True:
+            content = self._content()
+            if content != seen:     # on macOS each check of a pid runs ps
+                seen, pid = content, _person_at_lock(content)
+            if pid is not None:
+                raise _PersonLoggingIn(self.name, pid)
+            if waiting:                 # once, and only when it does wait
+                waiting, _ = None, waiting()
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise CredentialsFileError(
+                    "another login or renewal of profile %s held its lock %s past the %d s "
+                    "a renewal nobody started has; try again later"
+                    % (self.name, self.path, _RenewalSchedule.TIME_LIMIT), transient=True)
+            time.sleep(min(self.POLL, left))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except (BlockingIOError, PermissionError):
+                pass
+
+    def _content(self):
+        """The lock file's bytes, read through a new descriptor: on NFS, an open
+        fetches what another host wrote since."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return b""
+        try:
+            return os.read(fd, 1024)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _mark(fd):
+        start = _process_start(os.getpid())
+        if not start:
+            return False        # nothing a waiter could check
+        mark = _person_mark(os.getpid(), start, _this_machine())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, mark, 0)
+        return True
+
+    @staticmethod
+    def _unmark(fd):
+        """A mark left by a login that was killed goes; it names a dead pid anyway."""
+        if os.fstat(fd).st_size:
+            os.ftruncate(fd, 0)
+        return False
 
     def __exit__(self, *exc):
         held = _run.locks[self._key()]
         held[1] -= 1
         if not held[1]:
             del _run.locks[self._key()]
+            if held[2]:
+                os.ftruncate(held[0], 0)    # before the lock goes: no one is asked now
             os.close(held[0])
         return False
 
 
-def _login_lock(name):
+def _who_waits(interactive=True, terminal=None, deadline=None):
+    """(person, deadline) of a login or renewal about to take the profile's lock.
+    With ``interactive`` and a terminal it is a person's: it waits for the
+    lock as long as it takes, and ``deadline`` bounds its requests alone.
+    Otherwise nobody started it: ``deadline``, by default
+    _RenewalSchedule.deadline() from now, bounds it all, the wait included."""
+    if interactive:
+        ours = terminal is None
+        terminal = terminal or Terminal()
+        try:
+            if terminal.available():
+                return True, deadline
+        finally:
+            if ours:
+                terminal.close()
+    return False, deadline or _RenewalSchedule.deadline()
+
+
+def _login_lock(name, person=False, deadline=None):
     """The profile's lock for a login, which says on stderr when it waits."""
     return _profile_lock(name, lambda: sys.stderr.write(
-        "Another login of profile %s is in progress; waiting for it to finish.\n" % name))
+        "Another login of profile %s is in progress; waiting for it to finish.\n" % name),
+        person, deadline)
 
 
 def _credential_process(name):
@@ -4084,19 +4219,27 @@ def _credential_process(name):
         return cached.json
     if store.logged_out():
         raise NotLoggedInError("profile %s is logged out: %s" % (name, _run_hint(name)))
-    with _profile_lock(name):         # quiet: botocore hides our stderr anyway
-        cached = store.cached()       # another process may have renewed meanwhile
-        if cached and _fresh(cached.expires, time.time()):
-            return cached.json
-        return _renew_for_process(name, cached)
+    person, deadline = _who_waits()
+    try:
+        # quiet: botocore hides our stderr anyway
+        with _profile_lock(name, person=person, deadline=deadline):
+            cached = store.cached()       # another process may have renewed meanwhile
+            if cached and _fresh(cached.expires, time.time()):
+                return cached.json
+            return _renew_for_process(name, cached, deadline)
+    except _PersonLoggingIn:
+        cached = store.cached()
+        if cached and cached.expires > time.time():
+            return cached.json          # still valid; botocore asks again before expiry
+        raise
 
 
-def _renew_for_process(name, cached):
+def _renew_for_process(name, cached, deadline=None):
     profile = read_profile(name)
     role_arn = (cached.role_arn if cached else None) or profile.role_arn
     try:
         credentials, _ = login(profile, role_arn=role_arn, interactive=False, mode="process",
-                               deadline=_RenewalSchedule.deadline())
+                               deadline=deadline or _RenewalSchedule.deadline())
     except InteractionRequired as e:
         terminal = Terminal()
         if not terminal.available():
@@ -4712,9 +4855,12 @@ def login(profile=None, terminal=None, role_arn=None, force=False, interactive=T
 
     ``file`` mode writes the shared credentials file, ``process`` mode the
     credential_process cache.  Returns (Credentials, Role).  Nothing is
-    written unless every step succeeded.  One login of a profile at a time."""
+    written unless every step succeeded.  One login of a profile at a time;
+    one that asks no person (not ``interactive``, or no terminal) has
+    _RenewalSchedule.TIME_LIMIT in all, unless ``deadline`` says otherwise."""
     profile = _as_profile(profile)
-    with _login_lock(profile.name):
+    person, deadline = _who_waits(interactive, terminal, deadline)
+    with _login_lock(profile.name, person, deadline):
         store = _credential_store(profile.name, mode)
         store.check_writable(force)
         credentials, role = _fetch_credentials(profile, terminal, role_arn, interactive,
@@ -5101,10 +5247,21 @@ def _open_console(url):
 # runs for hours never holds dead keys.  botocore takes plain http from a
 # loopback address only and waits 2 s for an answer: the server answers from
 # memory and renews ahead of time in a thread of its own.  Both are threads of
-# the process that waits for the command, so neither can outlive it.
+# the process that waits for the command, so neither can outlive it (a port
+# keeper may, with no credentials: see _keep_port).
 
 _SERVER_PATH = "/credentials"
 _SERVER_WAIT = 1.5           # a request finding expired credentials waits this long
+# Any local user can connect.  An SDK sends its request at once and asks once
+# per set of credentials, so each connection has 5 s from accept to the end
+# of its answer (a byte now and then does not renew it), and 32 at most may
+# still be sending their request: enough for a command that starts 32 `aws`
+# at the same moment, few threads and descriptors (one each) under a soft
+# limit of 256.  A 33rd closes the oldest of those, so that connections
+# that send nothing cannot keep the token holder out.
+_SERVER_REQUEST_TIME = 5
+_SERVER_CONNECTIONS = 32
+_SERVER_REQUEST_BYTES = 16384    # a request head; an SDK's is under 1 KiB
 # Out of the command's environment: what the SDKs would use before the server,
 # and the container provider's other settings (a relative URI or a token file
 # wins over ours in botocore).
@@ -5188,14 +5345,15 @@ class _ServedCredentials(object):
         profile = read_profile(self.name)
         if self._take_stored(profile):
             return
-        with _profile_lock(self.name):
+        person, deadline = _who_waits(terminal is not None, terminal)
+        with _profile_lock(self.name, person=person, deadline=deadline):
             if self._take_stored(profile):      # another process renewed meanwhile
                 return
             issued_at = self.clock()
             try:
                 credentials, role = _fetch_credentials(
                     profile, Terminal(None), self.role_arn, interactive=False,
-                    deadline=_RenewalSchedule.deadline())
+                    deadline=deadline or _RenewalSchedule.deadline())
             except InteractionRequired:
                 if terminal is None or not terminal.available():
                     raise
@@ -5284,24 +5442,69 @@ def _credential_server(source, token, port=0):
     """An HTTP server on 127.0.0.1:``port`` (0: a free one) that answers GET
     _SERVER_PATH with ``source``'s credentials when the Authorization header is
     ``token`` (compared in constant time): 403 without it, 404 elsewhere, 503
-    with the reason when there are no valid credentials.  Not yet serving."""
+    with the reason when there are no valid credentials.  Not yet serving:
+    serve(stop) runs its accept loop, which stop() ends.
+
+    Each connection has a thread and ``request_time`` seconds in all; at most
+    ``max_connections`` may be still sending their request (the oldest goes
+    for a new one), and an accept that finds no descriptor closes the oldest
+    of them and waits before it tries again."""
+    import errno
     import hmac
     import http.server
+    import io
     import json
+    import selectors
+    import socket
     import socketserver
+    import threading
     from urllib.parse import urlsplit
     expected = token.encode("ascii")
+
+    class RequestReader(io.RawIOBase):
+        """A connection's bytes until ``deadline`` (time.monotonic()), ``limit``
+        in all: each read waits only for the time left."""
+
+        def __init__(self, connection, deadline, limit):
+            io.RawIOBase.__init__(self)
+            self.connection, self.deadline, self.limit = connection, deadline, limit
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("the request took over its time")
+            if self.limit <= 0:
+                raise ConnectionError("the request is over %d bytes" % _SERVER_REQUEST_BYTES)
+            self.connection.settimeout(left)
+            count = self.connection.recv_into(memoryview(buffer)[:self.limit])
+            self.limit -= count
+            return count
 
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "aws_login"
         sys_version = ""
-        timeout = 10
+
+        def setup(self):
+            self.deadline = time.monotonic() + self.server.request_time
+            http.server.BaseHTTPRequestHandler.setup(self)
+            self.rfile.close()
+            self.rfile = io.BufferedReader(RequestReader(self.connection, self.deadline,
+                                                         _SERVER_REQUEST_BYTES))
+
+        def parse_request(self):
+            parsed = http.server.BaseHTTPRequestHandler.parse_request(self)
+            self.server.request_read(self.request)
+            return parsed
 
         def log_message(self, format, *args):
             pass        # the terminal is the command's
 
         def answer(self, status, document):
             body = json.dumps(document).encode("utf-8")
+            self.connection.settimeout(max(1.0, self.deadline - time.monotonic()))
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -5320,16 +5523,105 @@ def _credential_server(source, token, port=0):
             try:
                 credentials, role_arn = source.current()
             except AwsLoginError as e:
-                return self.answer(503, {"Code": type(e).__name__, "Message": _visible(e)})
+                code = [c.__name__ for c in type(e).__mro__ if c.__name__[0] != "_"][0]
+                return self.answer(503, {"Code": code, "Message": _visible(e)})
             self.answer(200, _container_credentials(credentials, role_arn))
 
     class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         daemon_threads = True
         block_on_close = False      # 3.7+
+        request_queue_size = 128    # the listen backlog: a burst waits to be accepted
+        request_time = _SERVER_REQUEST_TIME
+        max_connections = _SERVER_CONNECTIONS
+        OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+        def __init__(self, address, handler):
+            self.guard = threading.Lock()
+            self.reading = {}       # connection -> when accepted, until its request is read
+            self.pause = 0.0        # the accept loop's wait while descriptors run out
+            self.stopped = threading.Event()
+            self.wake_r, self.wake_w = os.pipe()    # server_close() closes them, even here
+            http.server.HTTPServer.__init__(self, address, handler)
 
         def server_bind(self):      # HTTPServer's looks the host name up: slow, not needed
             socketserver.TCPServer.server_bind(self)
             self.server_name, self.server_port = self.server_address[:2]
+            self.socket.setblocking(False)      # a connection gone before accept() blocks not
+
+        def serve(self, stop):
+            """Accept connections, each to a thread of its own, until ``stop`` is
+            set and stop() writes to the loop's pipe."""
+            selector = (selectors.PollSelector if hasattr(selectors, "PollSelector")
+                        else selectors.SelectSelector)()
+            try:
+                selector.register(self.socket, selectors.EVENT_READ)
+                selector.register(self.wake_r, selectors.EVENT_READ)
+                while not stop.is_set():
+                    if any(key.fileobj is self.socket for key, _ in selector.select()) \
+                            and not stop.is_set():
+                        self.accept()
+            finally:
+                selector.close()
+                self.stopped.set()
+
+        def stop(self):
+            os.write(self.wake_w, b"x")
+            self.stopped.wait(5)
+
+        def accept(self):
+            try:
+                connection, address = self.socket.accept()
+            except OSError as e:
+                if e.errno in self.OUT_OF_DESCRIPTORS:
+                    self.out_of_descriptors()
+                return              # else gone already (EAGAIN, ECONNABORTED)
+            self.pause = 0.0
+            with self.guard:
+                if len(self.reading) >= self.max_connections:
+                    self.hang_up_oldest()
+                self.reading[connection] = time.monotonic()
+            try:
+                self.process_request(connection, address)
+            except Exception:
+                self.handle_error(connection, address)
+                self.shutdown_request(connection)
+
+        def hang_up_oldest(self):
+            """Shut the connection that has been sending its request longest; its
+            thread then closes it.  Under the guard: a connection is in reading
+            until just before its thread closes it, so no descriptor number
+            that another connection took since is ever shut."""
+            oldest = min(self.reading, key=self.reading.get)
+            del self.reading[oldest]
+            try:
+                oldest.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def out_of_descriptors(self):
+            """accept() found no descriptor free while the connection waits, so the
+            listening socket stays readable: free one (the oldest connection
+            still sending) and wait a moment, longer each time none could be
+            freed, rather than spin."""
+            with self.guard:
+                freed = bool(self.reading)
+                if freed:
+                    self.hang_up_oldest()
+            self.pause = 0.05 if freed else min(1.0, max(0.05, 2 * self.pause))
+            time.sleep(self.pause)
+
+        def request_read(self, connection):
+            with self.guard:
+                self.reading.pop(connection, None)
+
+        def shutdown_request(self, request):
+            self.request_read(request)
+            http.server.HTTPServer.shutdown_request(self, request)
+
+        def server_close(self):
+            http.server.HTTPServer.server_close(self)
+            for fd in (self.wake_r, self.wake_w):
+                os.close(fd)
 
         def handle_error(self, request, client_address):
             _debug("credential server: %s" % (sys.exc_info()[1],))
@@ -5489,7 +5781,7 @@ def _serve_in_threads(source, server):
 
     def serve():
         try:
-            server.serve_forever(_RenewalSchedule.SLICE)
+            server.serve(stop)
         except Exception:
             if not stop.is_set():
                 raise
@@ -5502,16 +5794,11 @@ def _serve_in_threads(source, server):
 
 
 def _stop_serving(server, stop, source):
-    """Close the port at once (the serving thread's select is woken by the
-    shutdown of the listening socket), and stop the renewals."""
-    import socket
+    """Stop the renewals and the accept loop (woken through its pipe), then
+    close the port: at once, unless a port keeper took it over."""
     stop.set()
     source.wake.set()
-    try:
-        server.socket.shutdown(socket.SHUT_RDWR)
-        server.shutdown()
-    except OSError:
-        pass
+    server.stop()
     server.server_close()
 
 
@@ -5535,6 +5822,107 @@ def _wait_for_child(child, signals):
             except OSError:
                 pass
     return child.returncode
+
+
+# When `exec --server` ends, processes its command left in the background
+# still have the URL and the token.  Were the port closed, another local user
+# could listen on it and answer them (credentials of theirs, say).  So while
+# any process of ours still has the URL in its environment (Linux's /proc),
+# a small process keeps the port, answering 410 to every request, and gives
+# it back when the last of them exits.  It holds no credentials and no token.
+
+_KEEPER_CHECK = 1.0          # seconds between two looks at who still has the URL
+_GONE_ANSWER = (b"HTTP/1.0 410 Gone\r\nContent-Type: application/json\r\n"
+                b"Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s")
+_GONE_DOCUMENT = (b'{"Code": "Gone", "Message": "this credential server ended with the command '
+                  b'that exec --server ran; no credentials are served here any more"}')
+
+
+def _url_holders(url, among=None):
+    """Pids of the processes of ours (``among`` these, else all) whose environment
+    sets AWS_CONTAINER_CREDENTIALS_FULL_URI to ``url``: read from /proc, so
+    none where there is no /proc.  A process that changed its environment
+    since it started is not seen as it is now."""
+    entry = ("AWS_CONTAINER_CREDENTIALS_FULL_URI=" + url).encode("ascii")
+    if among is None:
+        among = [int(p) for p in _listdir(_PROC) if p.isdigit()]
+    holders = set()
+    for pid in among:
+        try:
+            with open("%s/%d/environ" % (_PROC, pid), "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue        # gone, or another user's
+        if pid != os.getpid() and entry in environ.split(b"\0"):
+            holders.add(pid)
+    return holders
+
+
+def _start_port_keeper(server, url):
+    """Hand the listening socket of ``server`` to a port keeper (_keep_port), a
+    fresh small interpreter in a session of its own; None if none can start."""
+    import subprocess
+    fd = server.socket.fileno()
+    code_fd = None if _own_file()[0] else _code_fd()
+    try:
+        argv = _bootstrap_argv("_keep_port(*sys.argv[1:])", [str(fd), url], code_fd=code_fd)
+    except ConfigError:
+        return None
+    env = dict((k, v) for k, v in os.environ.items() if k not in _SERVER_UNSET + (
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN"))
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd="/", env=env,
+                                pass_fds=[fd] + ([code_fd] if code_fd is not None else []),
+                                start_new_session=True).pid
+    except OSError as e:
+        _debug("no port keeper: %s" % e)
+        return None
+
+
+def _keep_port(fd, url):
+    """The port keeper: answer 410 on listening socket ``fd`` until no process
+    has ``url`` (_url_holders); checks the ones it knows every _KEEPER_CHECK
+    seconds, and all processes when those are gone."""
+    import select
+    import socket
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, int(fd))
+    listener.setblocking(False)
+    holders, checked = _url_holders(url), time.monotonic()
+    while holders:
+        if select.select([listener], [], [], _KEEPER_CHECK)[0]:
+            _answer_gone(listener)
+        if time.monotonic() - checked >= _KEEPER_CHECK:
+            holders = _url_holders(url, holders) or _url_holders(url)
+            checked = time.monotonic()
+    return 0
+
+
+def _answer_gone(listener):
+    """One connection: its request head read within a second, then the 410."""
+    try:
+        connection, _ = listener.accept()
+    except BlockingIOError:
+        return
+    except OSError:
+        time.sleep(0.1)     # out of descriptors: the socket stays readable; no spin
+        return
+    with connection:
+        deadline, head = time.monotonic() + 1.0, b""
+        try:
+            while b"\r\n\r\n" not in head and len(head) < _SERVER_REQUEST_BYTES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                connection.settimeout(left)
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            connection.settimeout(1.0)
+            connection.sendall(_GONE_ANSWER % (len(_GONE_DOCUMENT), _GONE_DOCUMENT))
+        except OSError:
+            pass
 
 
 def _exec_with_server(name, command):
@@ -5576,6 +5964,8 @@ def _exec_with_server(name, command):
         stop = _serve_in_threads(source, server)
         try:
             status = _wait_for_child(child, signals)
+            if _url_holders(_server_url(port)):
+                _start_port_keeper(server, _server_url(port))
         finally:
             _stop_serving(server, stop, source)
     return 128 - status if status < 0 else status
@@ -5626,7 +6016,9 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     another AwsLoginError) is raised at once.  With ``store`` the credentials
     are written where the profile's mode keeps them, as `login` does (no
     refresher is started).  Like `login`, it waits while another login of the
-    profile runs."""
+    profile runs; without ``interactive`` (or a terminal), for
+    _RenewalSchedule.TIME_LIMIT at most, and not behind a person's login
+    (InteractionRequired at once)."""
     name = _profile_name(profile)
     settings = read_profile(name)
     if password:        # an empty password is no password: it is never sent
@@ -5635,11 +6027,13 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
     if passcode is not None:
         settings.passcode = passcode
     terminal = Terminal() if interactive else Terminal(None)
-    with _login_lock(name):
+    person, deadline = _who_waits(interactive, terminal)
+    with _login_lock(name, person, deadline):
         if store:
-            credentials, _ = login(settings, terminal, role_arn, interactive=interactive)
+            credentials, _ = login(settings, terminal, role_arn, interactive=interactive,
+                                   deadline=deadline)
             return credentials
-        return _fetch_credentials(settings, terminal, role_arn, interactive)[0]
+        return _fetch_credentials(settings, terminal, role_arn, interactive, deadline)[0]
 
 
 def cached_credentials(profile=None, min_seconds_left=0):
@@ -5698,11 +6092,13 @@ def _cmd_login(args):
             raise UsageError("--password-stdin: no password on standard input")
         profile.password = line
         profile.password_source = "prompt"      # stored in the keyring if that is enabled
-    with _login_lock(profile.name):     # a second login waits, then sees what this one did
+    person, deadline = _who_waits()
+    # a second login waits, then sees what this one did
+    with _login_lock(profile.name, person, deadline):
         mode = _profile_mode(profile.name)
         if mode == "file" and not args.force and _already_logged_in(profile.name, role):
             return 0
-        _login_and_report(profile, role, args.force, args.no_refresh, mode)
+        _login_and_report(profile, role, args.force, args.no_refresh, mode, deadline)
 
 
 def _already_logged_in(name, wanted):
@@ -5733,13 +6129,15 @@ def _names_current_role(wanted, current_arn):
         return False
 
 
-def _login_and_report(profile, role_arn, force, no_refresh, mode=None):
+def _login_and_report(profile, role_arn, force, no_refresh, mode=None, deadline=None):
     """login, the refresher it starts in file mode, and the one line that says so,
     all under the profile's lock: the refresher started serves what was written."""
-    with _login_lock(profile.name):
+    person, deadline = _who_waits(deadline=deadline)
+    with _login_lock(profile.name, person, deadline):
         mode = mode or _profile_mode(profile.name)
         issued_at = time.time()
-        credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode)
+        credentials, role = login(profile, role_arn=role_arn, force=force, mode=mode,
+                                  deadline=deadline)
         if profile.chain_role_arn:
             chained = Role(profile.chain_role_arn, None)
             who = "%s in account %s through %s (account %s)" % (
@@ -5766,7 +6164,14 @@ def _fresh_credentials(name):
                                     _fresh(credentials.expires_at.timestamp(), time.time())):
         return credentials
     profile = read_profile(name)
-    _login_and_report(profile, None, False, False)
+    try:
+        _login_and_report(profile, None, False, False)
+    except _PersonLoggingIn:
+        credentials = stored_credentials(name)
+        if credentials is not None and credentials.expires_at is not None and \
+                credentials.expires_at.timestamp() > time.time():
+            return credentials      # still valid, and a person is logging in
+        raise
     return stored_credentials(name)
 
 

@@ -6936,10 +6936,27 @@ class SharedHomeTest(LoginTestCase):
 # ---------------------------------------------------------------------------
 
 def _someone_waits_for(path):
-    """Whether a process waits for the flock on ``path`` (a "->" line in /proc/locks)."""
-    inode = ":%d " % os.stat(path).st_ino
+    """Whether a process waits for the flock on ``path``: blocked in flock (a "->"
+    line in /proc/locks), or trying it again and again as a renewal nobody
+    started does, the file open beside the one descriptor of its holder."""
+    target = os.stat(path)
+    inode = ":%d " % target.st_ino
     with open("/proc/locks") as f:
-        return any("->" in line and inode in line for line in f)
+        if any("->" in line and inode in line for line in f):
+            return True
+    opened = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                st = os.stat("/proc/%s/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            opened += (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino)
+    return opened > 1
 
 
 class LoginLockTest(LoginTestCase):
@@ -7089,6 +7106,227 @@ class LoginLockTest(LoginTestCase):
             sys.stderr = saved
         self.assertEqual(seen, ["held"])
         self.assertIn("A refresher (pid 4242) renews them.", err.getvalue())
+
+
+# A child with no terminal whose renewals have LIMIT seconds in all; it runs
+# the command line given after LIMIT, as main() does.
+SHORT_LIMIT_CHILD = ("import sys; sys.path.insert(0, %r); import aws_login; "
+                     "aws_login._RenewalSchedule.TIME_LIMIT = float(sys.argv[1]); "
+                     "sys.exit(aws_login.main(sys.argv[2:]))" % HERE)
+
+
+class LockWaitTest(LoginTestCase):
+    """A renewal nobody started (no terminal: credential-process, a login, the
+    credential server) waits for the profile's lock within its time limit, the
+    wait included, and not at all behind a person's login at its prompt: it
+    serves credentials still valid, else exits 11 saying so."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto")       # no password: a login asks
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.lock_path = os.path.join(self.home, ".aws-login", "cache", ".default.lock")
+
+    def cache(self, seconds_left, n=7):
+        """Credentials of ours in the credential_process cache, ``seconds_left`` to go."""
+        credentials = aws_login.Credentials("ASIA%016d" % n, "secret%d" % n, "token%d" % n,
+                                            aws_login._utc(int(time.time() + seconds_left)))
+        aws_login._ProcessStore("default").write(credentials, ADMIN)
+        return credentials
+
+    def login_at_prompt(self):
+        """`login --force` on a terminal of its own, held at its Password: prompt;
+        returns (process, the terminal's master end)."""
+        master, slave = os.openpty()
+        code = "import os; os.close(os.open(%r, os.O_RDWR)); %s" % (os.ttyname(slave),
+                                                                     BYTECODE_CODE)
+        proc = subprocess.Popen([sys.executable, "-c", code, "login", "--force"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+
+        def end():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                stream.close()
+            os.close(master)
+            os.close(slave)
+        self.addCleanup(end)
+        shown, deadline = b"", time.time() + 30
+        while b"Password: " not in shown:
+            self.assertTrue(time.time() < deadline and proc.poll() is None,
+                            (shown, proc.poll() is not None and proc.communicate()))
+            if select.select([master], [], [], 0.1)[0]:
+                shown += os.read(master, 4096)
+        return proc, master
+
+    def timed(self, args, **kw):
+        started = time.monotonic()
+        run = self.tool(args, terminal=False, timeout=20, **kw)
+        return run, time.monotonic() - started
+
+    def test_no_terminal_does_not_wait_for_a_person_at_a_prompt(self):
+        valid = self.cache(600)                 # valid, under the 15 minutes of fresh
+        person, master = self.login_at_prompt()
+        run, took = self.timed(["credential-process"])
+        self.assertEqual((run.code, run.stderr), (0, ""), run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"], valid.access_key_id)
+        self.assertLess(took, 5)
+        run, took = self.timed(["env"])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("AWS_ACCESS_KEY_ID=%s\n" % valid.access_key_id, run.stdout)
+        self.assertLess(took, 5)
+        self.cache(-60)                         # expired: only the person can go on
+        waiting = ("aws_login: error: a login of profile default (pid %d) is waiting for its "
+                   "person at a terminal; " % person.pid)
+        for args in (["credential-process"], ["login"], ["env"]):
+            run, took = self.timed(args)
+            self.assertEqual(run.code, 11, run)
+            self.assertTrue(run.stderr.startswith(waiting), run.stderr)
+            self.assertEqual(len(run.stderr.splitlines()), 1, run.stderr)
+            self.assertLess(took, 5)
+        self.assertEqual(self.idp.logins, [])
+        os.write(master, (PASSWORD + "\n").encode())   # the person answers
+        out, err = person.communicate(timeout=30)
+        self.assertEqual(person.returncode, 0, err)
+        run, took = self.timed(["credential-process"])
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(len(self.sts.issued), 1)
+        with open(self.lock_path, "rb") as f:
+            self.assertEqual(f.read(), b"")     # no login holds it: it names none
+
+    def in_thread(self, function, *args, **kw):
+        result = {}
+
+        def run():
+            try:
+                result["value"] = function(*args, **kw)
+            except BaseException as e:
+                result["error"] = e
+        thread = threading.Thread(target=run)
+        thread.daemon = True
+        thread.start()
+        return thread, result
+
+    def hold(self, text=b"", path=None):
+        """flock the profile's lock as another process would, ``text`` in it."""
+        path = path or self.lock_path
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.write(fd, text)
+        return fd
+
+    def test_a_mark_of_a_dead_login_or_of_another_host_does_not_stop_the_wait(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        host, boot_id = aws_login._this_machine()
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        me = (os.getpid(), aws_login._process_start(os.getpid()))
+        for pid, start, machine in [(gone.pid, "1", (host, boot_id)),
+                                    (me[0], me[1], ("elsewhere.example", boot_id)),
+                                    (me[0], me[1], (host, "another-boot")),
+                                    (me[0], str(int(me[1]) + 1), (host, boot_id))]:
+            self.cache(-60)
+            lock = self.hold(aws_login._person_mark(pid, start, machine))
+            try:
+                thread, result = self.in_thread(self.tool, ["credential-process"],
+                                                terminal=False, timeout=30)
+                # it reads the mark as soon as it finds the lock taken
+                self.assertTrue(_wait_for(lambda: _someone_waits_for(self.lock_path), 30),
+                                result)
+                time.sleep(0.3)
+                self.assertEqual(result, {})    # still waiting: no exit 11
+            finally:
+                os.close(lock)
+            thread.join(30)
+            run = result.get("value", result.get("error"))
+            self.assertEqual(getattr(run, "code", None), 0, (pid, machine, run))
+        # the same mark of a live login of this machine: exit 11 at once
+        lock = self.hold(aws_login._person_mark(me[0], me[1], (host, boot_id)))
+        try:
+            self.cache(-60)
+            run, took = self.timed(["credential-process"])
+        finally:
+            os.close(lock)
+        self.assertEqual(run.code, 11, run)
+        self.assertLess(took, 5)
+
+    @slow
+    def test_the_wait_for_the_lock_counts_in_the_time_limit(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.cache(-60)
+        command = [sys.executable, "-c", SHORT_LIMIT_CHILD, "2.5", "credential-process"]
+
+        def renew(release_after):
+            lock = self.hold()
+            if release_after is not None:
+                timer = threading.Timer(release_after, os.close, (lock,))
+                timer.start()
+            started = time.monotonic()
+            try:
+                proc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, start_new_session=True,
+                                      timeout=20)
+            finally:
+                if release_after is None:
+                    os.close(lock)
+                else:
+                    timer.join()
+            return proc, time.monotonic() - started
+        # held throughout: the renewal gives up at its limit
+        proc, took = renew(None)
+        self.assertEqual(proc.returncode, 9, proc)
+        self.assertRegex(proc.stderr.decode(), r"^aws_login: error: another login or renewal "
+                         r"of profile default held its lock .* past the 2 s a renewal nobody started has")
+        self.assertGreater(took, 2.4)
+        self.assertLess(took, 4.5)
+        self.assertEqual(self.idp.requests, [])
+        # held 1.5 s of the 2.5, and the IdP slow: the login has what is left, no more
+        self.idp.delay = 10
+        proc, took = renew(1.5)
+        self.assertEqual(proc.returncode, 4, proc)      # the Duo push never answered
+        self.assertIn("in time", proc.stderr.decode())
+        self.assertLess(took, 3.8)          # not 1.5 + 2.5
+
+    def test_the_credential_server_serves_what_it_has_while_a_person_logs_in(self):
+        self.configure("srv", username="alice", factor="auto", password=PASSWORD)
+        now = [time.time()]
+        source = aws_login._ServedCredentials("srv", clock=lambda: now[0])
+        source.renew()
+        first = source.credentials
+        me = aws_login._person_mark(os.getpid(), aws_login._process_start(os.getpid()),
+                                    aws_login._this_machine())
+        lock = self.hold(me, os.path.join(self.home, ".aws-login", "cache", ".srv.lock"))
+        try:
+            now[0] = source.next_at             # a renewal is due
+            started = time.monotonic()
+            source.step()
+            self.assertLess(time.monotonic() - started, 1)
+            self.assertIsInstance(source.failure, aws_login.InteractionRequired)
+            self.assertIn("is waiting for its person", str(source.failure))
+            self.assertEqual(source.current(0), (first, ADMIN))    # valid: served at once
+            # no mark: the renewal waits for the lock its time limit, no more
+            os.ftruncate(lock, 0)
+            saved = aws_login._RenewalSchedule.TIME_LIMIT
+            aws_login._RenewalSchedule.TIME_LIMIT = 1.0
+            self.addCleanup(setattr, aws_login._RenewalSchedule, "TIME_LIMIT", saved)
+            now[0] = source.next_at
+            started = time.monotonic()
+            source.step()
+            took = time.monotonic() - started
+        finally:
+            os.close(lock)
+        self.assertIsInstance(source.failure, aws_login.CredentialsFileError)
+        self.assertGreater(took, 0.9)
+        self.assertLess(took, 3)
+        self.assertEqual(len(self.sts.issued), 1)
+        self.assertEqual(source.current(0), (first, ADMIN))
 
 
 class LoginOverridesTest(LoginTestCase):
@@ -8533,6 +8771,238 @@ class ServedCredentialsTest(LoginTestCase):
                                "http://127.0.0.1:4242/credentials",
                                "AWS_CONTAINER_AUTHORIZATION_TOKEN": "tok",
                                "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"})
+
+
+# A credential server in a process whose descriptors run out: it prints its
+# port, then serves until its standard input closes; a line "fill" takes
+# every descriptor left, "free" gives them back.
+EMFILE_SERVER_CHILD = r'''
+import os, resource, sys
+sys.path.insert(0, sys.argv[1])
+import aws_login
+source = aws_login._ServedCredentials("srv")
+source.renew()
+server = aws_login._credential_server(source, sys.argv[2])
+stop = aws_login._serve_in_threads(source, server)
+highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE,
+                   (highest + 4, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+print(server.server_address[1], flush=True)
+taken = []
+for line in iter(sys.stdin.readline, ""):
+    if line == "fill\n":
+        try:
+            while True:
+                taken.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+    elif line == "free\n":
+        while taken:
+            os.close(taken.pop())
+    print(len(taken), flush=True)
+'''
+
+
+def _cpu_seconds(pid):
+    """User and system CPU time of process ``pid`` so far."""
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ask_server(port, token, timeout=10):
+    """(status, document) of GET /credentials with ``token``."""
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/credentials", headers={"Authorization": token})
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read().decode())
+    finally:
+        connection.close()
+
+
+def _closed_by_peer(sock):
+    """Whether the other end closed ``sock`` (or reset it), without waiting."""
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        return sock.recv(1) == b""
+    except OSError:
+        return True
+
+
+class ServerLimitsTest(LoginTestCase):
+    """What other local users can do to a credential server: connections that
+    send nothing, a request sent a byte at a time, descriptors run out.  The
+    token holder is answered all the same."""
+
+    TOKEN = "the-token-of-this-test"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure("srv", username="alice", factor="auto", password=PASSWORD)
+
+    def serve(self):
+        source = aws_login._ServedCredentials("srv")
+        source.renew()
+        server = aws_login._credential_server(source, self.TOKEN)
+        stop = aws_login._serve_in_threads(source, server)
+        self.addCleanup(aws_login._stop_serving, server, stop, source)
+        return server, server.server_address[1]
+
+    def connect(self, port, count=1, wait=True):
+        """``count`` connections to ``port``; without ``wait``, connections still
+        under way when the server's backlog is full."""
+        socks = []
+        for _ in range(count):
+            sock = socket.socket()
+            self.addCleanup(sock.close)
+            if wait:
+                sock.settimeout(5)
+                sock.connect(("127.0.0.1", port))
+            else:
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", port))
+            socks.append(sock)
+        return socks
+
+    def test_idle_and_trickling_connections_do_not_starve_the_token_holder(self):
+        server, port = self.serve()
+        server.request_time = 1.0       # the tests' own: the default is 5 s
+        threads = threading.active_count()
+        idle = self.connect(port, 100)
+        trickler = self.connect(port)[0]
+        trickler.sendall(b"GET /credentials HTTP/1.0\r\n")
+        trickled_at = time.monotonic()
+        # the holder is answered while they hold on
+        for _ in range(3):
+            started = time.monotonic()
+            status, doc = _ask_server(port, self.TOKEN)
+            self.assertEqual(status, 200, doc)
+            self.assertLess(time.monotonic() - started, 1)
+        # past the cap, the oldest connections that sent nothing were closed
+        self.assertTrue(_wait_for(lambda: sum(map(_closed_by_peer, idle)) >= 100 - 32, 0.5,
+                                  0.05))
+        self.assertLessEqual(threading.active_count() - threads, 32 + 2)
+        # a byte every 0.1 s does not keep a request open past its time
+        closed = None
+        while time.monotonic() - trickled_at < 5:
+            try:
+                trickler.sendall(b"X")
+            except OSError:
+                closed = time.monotonic() - trickled_at
+                break
+            if _closed_by_peer(trickler):
+                closed = time.monotonic() - trickled_at
+                break
+            time.sleep(0.1)
+        self.assertIsNotNone(closed, "a trickling request stayed open 5 s")
+        self.assertGreater(closed, 0.9)
+        self.assertLess(closed, 2)
+        self.assertEqual(_ask_server(port, self.TOKEN)[0], 200)
+        self.assertEqual(_ask_server(port, "not-the-token")[0], 403)
+
+    def test_the_defaults(self):
+        server, _ = self.serve()
+        # SDKs send their request at once: 5 s is plenty, and 32 connections at once
+        # cover a command starting that many `aws` at the same moment
+        self.assertEqual((server.request_time, server.max_connections), (5, 32))
+        self.assertGreaterEqual(server.request_queue_size, 128)
+
+    @unittest.skipUnless(os.path.exists("/proc/self/fd"), "needs /proc")
+    def test_out_of_descriptors_it_neither_spins_nor_stops_answering(self):
+        child = subprocess.Popen([sys.executable, "-c", EMFILE_SERVER_CHILD, HERE, self.TOKEN],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=dict(os.environ))
+        self.addCleanup(child.wait)
+        self.addCleanup(child.stdout.close)
+        self.addCleanup(child.stderr.close)
+        self.addCleanup(child.stdin.close)
+        port = int(child.stdout.readline())
+
+        def spent_in_a_second():
+            time.sleep(0.3)
+            before = _cpu_seconds(child.pid)
+            time.sleep(1.0)
+            return _cpu_seconds(child.pid) - before
+
+        def tell(line):
+            child.stdin.write(line.encode() + b"\n")
+            child.stdin.flush()
+            return int(child.stdout.readline())
+        # its descriptors taken by connections that send nothing
+        idle = self.connect(port, 30, wait=False)
+        spent = spent_in_a_second()
+        self.assertLess(spent, 0.3, "%.2f s of CPU in 1 s" % spent)
+        started = time.monotonic()
+        status, doc = _ask_server(port, self.TOKEN, timeout=10)
+        self.assertEqual(status, 200, doc)
+        self.assertLess(time.monotonic() - started, 5)
+        # taken by something else: nothing to close, so it waits and tries again
+        for sock in idle:
+            sock.close()
+        time.sleep(0.3)
+        self.assertGreater(tell("fill"), 0)
+        self.connect(port, 3, wait=False)
+        spent = spent_in_a_second()
+        self.assertLess(spent, 0.3, "%.2f s of CPU in 1 s" % spent)
+        self.assertEqual(tell("free"), 0)
+        started = time.monotonic()
+        status, doc = _ask_server(port, self.TOKEN, timeout=10)
+        self.assertEqual(status, 200, doc)
+        self.assertLess(time.monotonic() - started, 3)
+
+
+class ServerPortTest(ServerTestCase):
+    """When `exec --server` ends, processes its command left in the background
+    still have the URL and token: the port stays taken, answering 410 to all,
+    until the last of them exits, so that no one else's server can take it
+    and be asked by them."""
+
+    def get(self, uri):
+        try:
+            with urllib_request.build_opener(urllib_request.ProxyHandler({})).open(
+                    uri, timeout=10) as answer:
+                return answer.status, json.loads(answer.read().decode())
+        except urllib_error.HTTPError as e:
+            return e.code, json.loads(e.read().decode())
+
+    def test_the_port_is_kept_while_processes_the_command_left_hold_its_url(self):
+        started = os.path.join(self.home, "bg")
+        script = '"$0" "$1" wait "$2" </dev/null >/dev/null 2>&1 &'
+        run = self.tool(["--profile", "srv", "exec", "--server", "--", "sh", "-c", script,
+                         sys.executable, self.child, started], terminal=False)
+        self.assertEqual((run.code, run.stderr), (0, ""), run)
+        pid, uri = self.wait_lines(started, 1)[0].split(" ", 1)
+        pid, port = int(pid), _port_of(uri)
+        self.addCleanup(lambda: _process_state(pid) and os.kill(pid, 9))
+        keepers = _listeners(port)
+        for keeper in keepers:
+            self.addCleanup(lambda k=keeper: _process_state(k) and os.kill(k, 9))
+        self.assertEqual(len(keepers), 1, "nobody keeps port %d" % port)
+        self.assertNotIn(pid, keepers)
+        keeper = keepers.pop()
+        status, doc = self.get(uri)
+        self.assertEqual(status, 410, doc)
+        self.assertNotIn("AccessKeyId", doc)
+        self.assertIn("ended", doc["Message"])
+        probe = socket.socket()
+        with self.assertRaises(OSError):
+            probe.bind(("127.0.0.1", port))
+        probe.close()
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            token = [v for v in f.read().split(b"\0")
+                     if v.startswith(b"AWS_CONTAINER_AUTHORIZATION_TOKEN=")][0].split(b"=", 1)[1]
+        for where in ("cmdline", "environ"):
+            with open("/proc/%d/%s" % (keeper, where), "rb") as f:
+                self.assertNotIn(token, f.read())
+        self.assertLess(_resident_kb(keeper), 20000)
+        # the last process holding the URL exits: the port is given back
+        self.write(started + ".go", "")
+        self.assertTrue(_wait_for(lambda: _process_state(pid) in (None, "Z"), 10))
+        self.assertTrue(_wait_for(lambda: _process_state(keeper) in (None, "Z"), 10))
+        self.assert_no_server(port)
 
 
 # ---------------------------------------------------------------------------
