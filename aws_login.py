@@ -1153,12 +1153,21 @@ class _BrokenAnswer(Exception):
         self.reason = reason
 
 
-_MAX_LINE = 65536        # one status or header line
-_MAX_HEADERS = 100
+class _AnswerTooLarge(Exception):
+    """An answer's body, a chunked one's framing included, runs past the limit."""
 
 
-def _read_line(answer):
-    line = answer.readline(_MAX_LINE + 1)
+_MAX_LINE = 65536               # one status or header line
+_MAX_HEADERS = 100              # header lines of one answer, folded ones included
+_MAX_HEAD_BYTES = 256 << 10     # the status and header lines, 1xx answers' included
+_MAX_PROXY_HEAD_BYTES = 16 << 10    # a proxy's answer to CONNECT
+_MAX_CHUNK_SIZE_DIGITS = 16     # hex digits of a chunk size: 2**64 - 1
+
+
+def _read_line(answer, room=_MAX_LINE):
+    """One line of at most _MAX_LINE bytes; one longer than ``room`` comes back
+    cut at ``room + 1`` bytes, for the caller to refuse."""
+    line = answer.readline(min(room, _MAX_LINE) + 1)
     if len(line) > _MAX_LINE:
         raise _BrokenAnswer("LineTooLong")
     if not line:
@@ -1166,65 +1175,115 @@ def _read_line(answer):
     return line
 
 
-def _read_head(answer):
-    """(status, _HttpHeaders) of an answer, past any 1xx interim answer."""
+class _Reader(object):
+    """Reads part of an answer within ``room`` bytes, every line and chunk
+    charged; ``over`` (an exception) is raised before reading what would not fit."""
+
+    def __init__(self, answer, room, over):
+        self.answer, self.room, self.over = answer, room, over
+
+    def take(self, count):
+        if count > self.room:
+            raise self.over
+        self.room -= count
+
+    def line(self):
+        line = _read_line(self.answer, self.room)
+        self.take(len(line))
+        return line
+
+    def read(self, size):
+        self.take(size)
+        data = self.answer.read(size)
+        if len(data) < size:
+            raise _BrokenAnswer("IncompleteRead")
+        return data
+
+
+def _is_digits(text):
+    """ASCII digits only: str.isdigit() and int() also take '²' and '٣'."""
+    return bool(text) and not text.strip("0123456789")
+
+
+def _read_head(answer, max_bytes=_MAX_HEAD_BYTES):
+    """(status, _HttpHeaders) of an answer, past any 1xx interim answer; the
+    lines of all of them within ``max_bytes``."""
+    lines = _Reader(answer, max_bytes, _BrokenAnswer("HeadTooLong"))
     while True:
-        line = _read_line(answer).decode("iso-8859-1")
+        line = lines.line().decode("iso-8859-1")
         words = line.rstrip("\r\n").split(None, 2)
         if (len(words) < 2 or not words[0].startswith("HTTP/1.") or len(words[1]) != 3
-                or not words[1].isdigit()):
+                or not _is_digits(words[1])):
             raise _BrokenAnswer("BadStatusLine", line)
-        fields = []
-        while True:
-            line = _read_line(answer)
-            if line in (b"\r\n", b"\n"):
-                break
-            if len(fields) >= _MAX_HEADERS:
-                raise _BrokenAnswer("TooManyHeaders")
-            text = line.decode("iso-8859-1").rstrip("\r\n")
-            if text[:1] in (" ", "\t") and fields:         # an obsolete folded line
-                fields[-1] = (fields[-1][0], fields[-1][1] + " " + text.strip())
-                continue
-            name, colon, value = text.partition(":")
-            if not colon or not name.strip():
-                raise _BrokenAnswer("BadHeaderLine", text)
-            fields.append((name.strip(), value.strip()))
+        fields = _read_fields(lines)
         if not 100 <= int(words[1]) < 200:
             return int(words[1]), _HttpHeaders(fields)
 
 
+def _read_fields(lines):
+    """[(name, value)] of the header lines up to the blank one.  An obsolete
+    folded line continues the value before it (RFC 9112 5.2) and counts as a
+    line; the pieces are joined once, at the end."""
+    fields, count = [], 0
+    while True:
+        line = lines.line()
+        if line in (b"\r\n", b"\n"):
+            return [(name, " ".join(pieces)) for name, pieces in fields]
+        count += 1
+        if count > _MAX_HEADERS:
+            raise _BrokenAnswer("TooManyHeaders")
+        text = line.decode("iso-8859-1").rstrip("\r\n")
+        if text[:1] in (" ", "\t") and fields:
+            fields[-1][1].append(text.strip())
+            continue
+        name, colon, value = text.partition(":")
+        if not colon or not name.strip():
+            raise _BrokenAnswer("BadHeaderLine", text)
+        fields.append((name.strip(), [value.strip()]))
+
+
 def _read_body(answer, headers, limit):
-    """The body, read to its framing's end or ``limit`` bytes (then one more,
-    so that the caller can tell it was over)."""
+    """The body, read to its framing's end; _AnswerTooLarge, before reading
+    further, once it would run past ``limit`` bytes."""
     if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
-        chunks, size = [], 0
-        while size <= limit:
-            line = _read_line(answer).split(b";")[0].strip()
-            try:
-                length = int(line, 16)
-            except ValueError:
-                raise _BrokenAnswer("IncompleteRead", "a bad chunk size")
-            if length == 0:
-                while _read_line(answer) not in (b"\r\n", b"\n"):
-                    pass        # trailer fields
-                break
-            chunk = answer.read(min(length, limit + 1 - size))
-            if len(chunk) < min(length, limit + 1 - size):
-                raise _BrokenAnswer("IncompleteRead")
-            chunks.append(chunk)
-            size += len(chunk)
-            if length == len(chunk):
-                _read_line(answer)
-        return b"".join(chunks)
+        return _read_chunked(answer, limit)
     length = headers.get("Content-Length")
-    if length is not None:
-        if not length.strip().isdigit():
-            raise _BrokenAnswer("BadContentLength", length)
-        body = answer.read(min(int(length), limit + 1))
-        if len(body) < min(int(length), limit + 1):
-            raise _BrokenAnswer("IncompleteRead")
+    if length is None:
+        body = answer.read(limit + 1)       # to the end of the connection
+        if len(body) > limit:
+            raise _AnswerTooLarge()
         return body
-    return answer.read(limit + 1)       # to the end of the connection
+    if not _is_digits(length.strip()):
+        raise _BrokenAnswer("BadContentLength", length)
+    digits = length.strip().lstrip("0") or "0"
+    if len(digits) > len(str(limit)) or int(digits) > limit:   # int() of 5000 digits fails
+        raise _AnswerTooLarge()
+    return _Reader(answer, limit, _AnswerTooLarge()).read(int(digits))
+
+
+def _read_chunked(answer, limit):
+    """A chunked body (RFC 9112 7.1): its size lines, line ends and trailer
+    fields count against ``limit`` as its data does, so that the cap holds
+    for a body of one-byte chunks with long extensions too."""
+    wire, body = _Reader(answer, limit, _AnswerTooLarge()), bytearray()
+    size = _chunk_size(wire.line())
+    while size:
+        body += wire.read(size)
+        wire.line()                 # the line end after the data
+        size = _chunk_size(wire.line())
+    while wire.line() not in (b"\r\n", b"\n"):
+        pass                        # trailer fields
+    return bytes(body)
+
+
+def _chunk_size(line):
+    """The size on a chunk's first line: hex digits, of bounded length (int()
+    would take '-1', '+a', '0x1' and '1_0'), then maybe ';' and an extension."""
+    digits = line.split(b";", 1)[0].strip()
+    if (not 0 < len(digits) <= _MAX_CHUNK_SIZE_DIGITS
+            or digits.strip(b"0123456789abcdefABCDEF")):
+        raise _BrokenAnswer("IncompleteRead", "a bad chunk size")
+    return int(digits, 16)
 
 
 def _request_head(method, target, headers):
@@ -1405,7 +1464,7 @@ def _open_tunnel(sock, host, port, authorization):
     sock.sendall((request + "\r\n").encode("ascii"))
     answer = sock.makefile("rb")
     try:
-        status, _ = _read_head(answer)
+        status, _ = _read_head(answer, _MAX_PROXY_HEAD_BYTES)
     finally:
         answer.close()
     if status != 200:
@@ -1683,6 +1742,9 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
         answer = connection.sock.makefile("rb")
         status, response_headers = _read_head(answer)
         body = _read_body(answer, response_headers, max_bytes)
+    except _AnswerTooLarge as e:
+        failure = IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
+        cause = e
     except _BrokenAnswer as e:
         failure = NetworkError("%s gave a broken HTTP answer (%s)" % (host, e.reason), "broken")
         cause = e
@@ -1703,8 +1765,6 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
         raise failure from cause        # the cause stays in --debug's traceback
     if cookie_jar is not None:
         cookie_jar.take(url, response_headers.get_all("Set-Cookie"))
-    if len(body) > max_bytes:
-        raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
     _debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
                                                  time.monotonic() - started))
     return _HttpAnswer(status, response_headers, body, url)

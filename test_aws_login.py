@@ -3011,6 +3011,114 @@ class DocumentedBoundsTest(unittest.TestCase):
         self.assertIn("over {:,} elements".format(aws_login._MAX_XML_ELEMENTS), readme)
 
 
+class HttpBoundsTest(unittest.TestCase):
+    """What a server or a proxy sends is read within bounds: a chunked body's
+    framing counts against the answer's cap, a head is bounded in lines (folded
+    ones too) and bytes (interim answers too), a proxy's answer to CONNECT
+    tighter still."""
+
+    def serve(self, answer, hold=False):
+        """A server that sends ``answer`` to one request, then closes the
+        connection (or, with ``hold``, keeps it open until the test ends)."""
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        ended = threading.Event()
+        self.addCleanup(server.close)
+        self.addCleanup(ended.set)
+
+        def run():
+            try:
+                client = server.accept()[0]
+            except OSError:
+                return
+            try:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                client.sendall(answer)
+                if hold:
+                    ended.wait(10)
+            except OSError:
+                pass
+            finally:
+                client.close()
+        thread = threading.Thread(target=run)
+        thread.daemon = True
+        thread.start()
+        return "http://127.0.0.1:%d/ecp" % server.getsockname()[1]
+
+    def broken(self, raw, reason, **kw):
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login._http_request(self.serve(raw, kw.pop("hold", False)), b"x", **kw)
+        self.assertEqual(caught.exception.kind, "broken", caught.exception)
+        self.assertIn("(%s" % reason, str(caught.exception))
+
+    CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def test_a_negative_chunk_size_is_refused_before_any_read(self):
+        # int(line, 16) took "-1", and read(-1) then read without a bound.
+        self.broken(self.CHUNKED + b"-1\r\n" + b"a" * 3000, "IncompleteRead", hold=True,
+                    max_bytes=1000, connect_timeout=1, read_timeout=1)
+
+    def test_a_chunk_size_is_hex_digits_of_bounded_length(self):
+        data = b"0123456789abcdef"
+        for size in (b"+10", b"1_0", b"0x10", b"-0", b" ", b"1 0", b"0" * 15 + b"10"):
+            self.broken(self.CHUNKED + size + b"\r\n" + data + b"\r\n0\r\n\r\n",
+                        "IncompleteRead")
+        for size in (b"10", b"0010", b"10;name=value", b"10 ; name", b"10\t;x=\"y\"",
+                     b"0" * 14 + b"10"):
+            answer = aws_login._http_request(self.serve(
+                self.CHUNKED + size + b"\r\n" + data + b"\r\n0\r\n\r\n"), b"x")
+            self.assertEqual(answer.body, data, size)
+
+    def test_a_chunked_bodys_framing_counts_against_the_cap(self):
+        # Ten bytes of body in 2 KB of chunk extensions, or after 2 KB of trailers.
+        for raw in (self.CHUNKED + (b"1;" + b"e" * 200 + b"\r\nx\r\n") * 10 + b"0\r\n\r\n",
+                    self.CHUNKED + b"a\r\n0123456789\r\n0\r\n" + b"T: 1\r\n" * 400 + b"\r\n"):
+            with self.assertRaisesRegex(aws_login.IdPError, "over 1000 bytes"):
+                aws_login._http_request(self.serve(raw), b"x", max_bytes=1000)
+
+    def test_a_status_and_a_content_length_are_ascii_digits_and_may_be_huge(self):
+        self.broken(b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n", "BadStatusLine")
+        self.broken(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nab", "BadContentLength")
+        self.broken(b"HTTP/1.1 200 OK\r\nContent-Length: \xd9\xa3\r\n\r\nabc",
+                    "BadContentLength")
+        with self.assertRaisesRegex(aws_login.IdPError, "over 1000 bytes"):
+            aws_login._http_request(self.serve(
+                b"HTTP/1.1 200 OK\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\nab"), b"x",
+                max_bytes=1000)
+
+    def test_folded_lines_count_as_header_lines(self):
+        self.broken(b"HTTP/1.1 200 OK\r\nX: 1\r\n" + b" more\r\n" * 150 +
+                    b"Content-Length: 2\r\n\r\nok", "TooManyHeaders")
+        answer = aws_login._http_request(self.serve(
+            b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\t c \r\nContent-Length: 2\r\n\r\nok"), b"x")
+        self.assertEqual((answer.headers.get("x"), answer.body), ("a b c", b"ok"))
+
+    def test_a_head_is_bounded_in_bytes_interim_answers_included(self):
+        self.broken(b"HTTP/1.1 200 OK\r\n" + (b"X: " + b"a" * 60000 + b"\r\n") * 6 +
+                    b"Content-Length: 2\r\n\r\nok", "HeadTooLong")
+        self.broken(b"HTTP/1.1 100 Continue\r\n\r\n" * 20000 +
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "HeadTooLong")
+        self.broken(b"HTTP/1.1 200 OK\r\nX: 1\r\n" + (b" " + b"a" * 60000 + b"\r\n") * 6 +
+                    b"Content-Length: 2\r\n\r\nok", "HeadTooLong")
+
+    def test_a_proxys_answer_to_connect_is_read_within_a_small_bound(self):
+        proxy = self.serve(b"HTTP/1.1 200 Connection established\r\n" +
+                           (b"X: " + b"a" * 1000 + b"\r\n") * 20 + b"\r\n")
+        os.environ["HTTPS_PROXY"] = proxy.rsplit("/", 1)[0]
+        self.addCleanup(os.environ.pop, "HTTPS_PROXY")
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login._http_request("https://idp.example.edu/ecp", b"x",
+                                    ssl_context=aws_login._make_ssl_context())
+        self.assertEqual(caught.exception.kind, "broken", caught.exception)
+        self.assertIn("HeadTooLong", str(caught.exception))
+
+
 class NetworkErrorWordsTest(unittest.TestCase):
     """What a failed connection says, by its kind."""
 
