@@ -1415,23 +1415,48 @@ def _network_error(reason, url, ssl_context=None):
                         _network_error_kind(reason))
 
 
-def _hang_up(connections, hung_up):
-    """The deadline passed: shut the sockets down so that a blocked read returns.
-    A duplicate of the descriptor is shut down and closed; the original stays
-    for its owner to close."""
-    import socket
-    hung_up.append(True)
-    for connection in connections:
-        sock = connection.sock
-        try:
-            duplicate = socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_STREAM)
-        except (AttributeError, OSError, ValueError):
-            continue        # not connected yet (the connect timeout bounds that) or closed
-        try:
-            duplicate.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        duplicate.close()
+class _Connection(object):
+    """The socket of one exchange, shared with the watchdog that hangs it up
+    when the deadline passes.  Hanging up and closing exclude each other: a
+    descriptor closed by its owner may at once be another connection's (in
+    `exec --server`, a client's), and a late hang-up must never shut that."""
+
+    def __init__(self):
+        import threading
+        self.sock, self.hung_up, self._closed = None, False, False
+        self._lock = threading.Lock()
+
+    def hang_up(self):
+        """The deadline passed: shut the socket down so that a blocked read
+        returns.  A duplicate of the descriptor is shut down and closed (an
+        SSLSocket's own shutdown would unwrap it under its reader); the socket
+        stays for its owner to close."""
+        import socket
+        with self._lock:
+            self.hung_up = True
+            if self._closed or self.sock is None:
+                return      # not connected yet (the connect timeout bounds that)
+            try:
+                duplicate = socket.fromfd(self.sock.fileno(), socket.AF_INET,
+                                          socket.SOCK_STREAM)
+            except (OSError, ValueError):
+                return      # being wrapped in TLS: the detached socket has no descriptor
+            try:
+                duplicate.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            duplicate.close()
+
+    def close(self, *files):
+        """Close ``files`` (made from the socket), then the socket."""
+        with self._lock:
+            self._closed = True
+            for thing in files + (self.sock,):
+                try:
+                    if thing is not None:
+                        thing.close()
+                except OSError:
+                    pass
 
 
 def _proxy_for(url):
@@ -1720,10 +1745,9 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
     head = _request_bytes(url, method, data, headers, cookie_jar)
     _debug("%s %s" % (method, url.split("?")[0] + ("?..." if "?" in url else "")))
     port = parts.port or (443 if https else 80)
-    connection = type("Connection", (), {"sock": None})()     # what _hang_up shuts
-    hung_up = []
+    connection = _Connection()
     started = time.monotonic()
-    watchdog = threading.Timer(left, _hang_up, ([connection], hung_up))
+    watchdog = threading.Timer(left, connection.hang_up)
     watchdog.daemon = True
     watchdog.start()
     failure = cause = None
@@ -1752,13 +1776,8 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
         failure, cause = _network_error(e, url, ssl_context), e
     finally:
         watchdog.cancel()
-        for thing in (answer, connection.sock):
-            try:
-                if thing is not None:
-                    thing.close()
-            except OSError:
-                pass
-    if hung_up:
+        connection.close(answer)
+    if connection.hung_up:
         raise NetworkError("no complete answer from %s within %ds (timed out)"
                            % (host, round(stop_at - started)), "timeout")
     if failure is not None:

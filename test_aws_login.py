@@ -3015,7 +3015,8 @@ class HttpBoundsTest(unittest.TestCase):
     """What a server or a proxy sends is read within bounds: a chunked body's
     framing counts against the answer's cap, a head is bounded in lines (folded
     ones too) and bytes (interim answers too), a proxy's answer to CONNECT
-    tighter still."""
+    tighter still; and the deadline's hang-up never shuts a descriptor that
+    its exchange closed meanwhile."""
 
     def serve(self, answer, hold=False):
         """A server that sends ``answer`` to one request, then closes the
@@ -3117,6 +3118,40 @@ class HttpBoundsTest(unittest.TestCase):
                                     ssl_context=aws_login._make_ssl_context())
         self.assertEqual(caught.exception.kind, "broken", caught.exception)
         self.assertIn("HeadTooLong", str(caught.exception))
+
+    def test_a_late_hang_up_never_shuts_a_descriptor_closed_meanwhile(self):
+        # The watchdog fires as the exchange ends: its owner closes the socket
+        # while the hang-up is under way, and the next socket opened (in
+        # `exec --server`, another connection's) takes the same number.
+        ours, peer = socket.socketpair()
+        self.addCleanup(peer.close)
+        number, reused, owner = ours.fileno(), [], []
+
+        def close_and_reuse():
+            connection.close()
+            reused.extend(socket.socketpair())
+
+        class Racing(socket.socket):
+            def fileno(self):
+                if not owner:       # the watchdog's look: the owner closes now,
+                    owner.append(threading.Thread(target=close_and_reuse))
+                    owner[0].start()
+                    owner[0].join(0.2)  # or waits, unable to, until the hang-up ends
+                return number
+        connection = aws_login._Connection()
+        connection.sock = Racing(ours.family, ours.type, 0, ours.detach())
+        connection.hang_up()
+        self.assertTrue(connection.hung_up)
+        owner[0].join(5)
+        for sock in reused:
+            self.addCleanup(sock.close)
+        self.assertEqual(reused[0].fileno(), number)        # the number was reused
+        reused[1].sendall(b"still open")
+        self.assertEqual(reused[0].recv(64), b"still open")
+        reused[0].sendall(b"both ways")
+        self.assertEqual(reused[1].recv(64), b"both ways")
+        peer.settimeout(5)
+        self.assertEqual(peer.recv(64), b"")                 # ours did end
 
 
 class NetworkErrorWordsTest(unittest.TestCase):
