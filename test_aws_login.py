@@ -3119,6 +3119,14 @@ class HttpBoundsTest(unittest.TestCase):
         self.assertEqual(caught.exception.kind, "broken", caught.exception)
         self.assertIn("HeadTooLong", str(caught.exception))
 
+    def test_the_readme_states_these_bounds(self):
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            readme = " ".join(f.read().split())
+        self.assertIn("an answer's head over %d KiB or %d header lines (a proxy's answer to "
+                      "CONNECT: %d KiB)" % (aws_login._MAX_HEAD_BYTES >> 10,
+                                            aws_login._MAX_HEADERS,
+                                            aws_login._MAX_PROXY_HEAD_BYTES >> 10), readme)
+
     def test_a_late_hang_up_never_shuts_a_descriptor_closed_meanwhile(self):
         # The watchdog fires as the exchange ends: its owner closes the socket
         # while the hang-up is under way, and the next socket opened (in
