@@ -1523,12 +1523,18 @@ def _request_bytes(url, method, data, headers, cookie_jar):
                           "the header names in the profile)" % host)
 
 
+_LAST_COOKIE_TIME = 253402300799    # 9999-12-31 23:59:59 UTC: the LWP file's last year
+
+
 class _Cookie(object):
     """One cookie the IdP set: ``domain`` is a host (``host_only``) or a domain."""
 
     def __init__(self, name, value, domain, host_only, path, secure, expires):
         self.name, self.value, self.domain, self.host_only = name, value, domain, host_only
         self.path, self.secure, self.expires = path, secure, expires
+
+    def breaks_lines(self):
+        return _breaks_lines(self.name + self.value + self.domain + self.path)
 
     def matches(self, host, path, https):
         if self.host_only and host != self.domain:
@@ -1587,6 +1593,8 @@ class _CookieJar(object):
         """The jar as LWPCookieJar writes it, session cookies included."""
         lines = ["#LWP-Cookies-2.0"]
         for c in sorted(self.live(), key=lambda c: (c.domain, c.path, c.name)):
+            if c.breaks_lines():
+                continue        # a line break would add a line of its own
             words = [(c.name, c.value), ("path", c.path),
                      ("domain", c.domain if c.host_only else "." + c.domain), ("path_spec", None)]
             if not c.host_only:
@@ -1594,8 +1602,8 @@ class _CookieJar(object):
             if c.secure:
                 words.append(("secure", None))
             if c.expires is not None:
-                words.append(("expires", time.strftime("%Y-%m-%d %H:%M:%SZ",
-                                                       time.gmtime(c.expires))))
+                words.append(("expires", time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(
+                    min(c.expires, _LAST_COOKIE_TIME)))))
             else:
                 words.append(("discard", None))
             words.append(("version", "0"))
@@ -1604,7 +1612,8 @@ class _CookieJar(object):
         return "\n".join(lines) + "\n"
 
     def load_lwp(self, text):
-        """Add the cookies of an LWP file's text; lines that do not parse are skipped."""
+        """Add the cookies of an LWP file's text; lines that do not parse, or hold
+        a control character, are skipped."""
         for line in text.split("\n"):
             if not line.startswith("Set-Cookie3:"):
                 continue
@@ -1622,6 +1631,8 @@ class _CookieJar(object):
                     continue
             cookie = _Cookie(name, value, domain.lstrip("."), not domain.startswith("."),
                              attrs.get("path") or "/", "secure" in attrs, expires)
+            if cookie.breaks_lines():
+                continue
             self.cookies[(cookie.domain, cookie.path, name)] = cookie
 
 
@@ -1685,7 +1696,12 @@ def _http_date(text):
 
 
 def _parse_set_cookie(header, host, request_path, now):
-    """A Cookie from a Set-Cookie header the IdP at ``host`` sent, or None."""
+    """A Cookie from a Set-Cookie header the IdP at ``host`` sent, or None.
+    A control character anywhere refuses it (a tab only between the parts):
+    a CR in the Path would cut a line of the LWP file in two, and
+    LWPCookieJar would read the second as a cookie of the IdP's making."""
+    if _breaks_lines(header.replace("\t", " ")):
+        return None
     first, _, rest = header.partition(";")
     name, sep, value = first.partition("=")
     name, value = name.strip(), value.strip()
@@ -1694,7 +1710,10 @@ def _parse_set_cookie(header, host, request_path, now):
     attrs = {}
     for part in rest.split(";"):
         key, _, val = part.partition("=")
-        attrs[key.strip().lower()] = val.strip()
+        key, val = key.strip(), val.strip()
+        if _breaks_lines(key + val):
+            return None
+        attrs[key.lower()] = val
     domain = attrs.get("domain", "").strip().lstrip(".").lower()
     if domain and (host == domain or (host.endswith("." + domain) and "." in domain)):
         host_only = False
@@ -1705,12 +1724,25 @@ def _parse_set_cookie(header, host, request_path, now):
     path = attrs.get("path", "")
     if not path.startswith("/"):
         path = request_path[:request_path.rfind("/")] or "/"
-    expires = None
-    if attrs.get("max-age", "").lstrip("-").isdigit():
-        expires = now + int(attrs["max-age"])
-    elif attrs.get("expires"):
+    expires = _max_age_expiry(attrs.get("max-age", ""), now)
+    if expires is None and attrs.get("expires"):
         expires = _http_date(attrs["expires"])
+    if expires is not None:
+        expires = min(expires, _LAST_COOKIE_TIME)
     return _Cookie(name, value, domain, host_only, path, "secure" in attrs, expires)
+
+
+def _max_age_expiry(text, now):
+    """The expiry time of a Max-Age (RFC 6265 5.2.2): ASCII digits, maybe after
+    one '-' (zero or less: it expires now), else None (the attribute is ignored)."""
+    digits = text[1:] if text.startswith("-") else text
+    if not _is_digits(digits):
+        return None
+    if text.startswith("-") or not digits.strip("0"):
+        return now
+    if len(digits.lstrip("0")) > 12:       # past _LAST_COOKIE_TIME from any now
+        return _LAST_COOKIE_TIME
+    return min(now + int(digits), _LAST_COOKIE_TIME)
 
 
 def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,

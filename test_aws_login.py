@@ -2616,6 +2616,83 @@ class CookieJarTest(unittest.TestCase):
         self.assertEqual(out.decode().strip(), "[]")
 
 
+class CookieLimitsTest(unittest.TestCase):
+    """What an IdP may put in the jar: Max-Age in ASCII digits, no control
+    characters in any attribute."""
+
+    URL = CookieJarTest.URL
+    NOW = 1800000000
+
+    def jar(self, *headers, **kw):
+        jar = aws_login._CookieJar()
+        jar.take(kw.get("url", self.URL), list(headers), now=kw.get("now", self.NOW))
+        return jar
+
+    def expiry(self, jar, name):
+        return [c.expires for c in jar.cookies.values() if c.name == name]
+
+    def lwp_loaded_by_http_cookiejar(self, text):
+        import http.cookiejar
+        path = os.path.join(tempfile.mkdtemp(), "jar")
+        self.addCleanup(shutil.rmtree, os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write(text)
+        theirs = http.cookiejar.LWPCookieJar()
+        theirs.load(path, ignore_discard=True, ignore_expires=True)
+        return theirs
+
+    def test_max_age_is_ascii_digits_with_an_optional_minus_and_capped(self):
+        last = calendar.timegm((9999, 12, 31, 23, 59, 59))     # LWP's last writable time
+        jar = self.jar("sup=1; Max-Age=\u00b2", "arabic=2; Max-Age=\u0663",
+                       "minus=3; Max-Age=--5", "plus=4; Max-Age=+60", "sci=5; Max-Age=1e3",
+                       "long=6; Max-Age=" + "9" * 400, "big=7; Max-Age=99999999999999",
+                       "short=8; Max-Age=0060", "ended=9; Max-Age=-5", "zero=10; Max-Age=0",
+                       "huge=11; Expires=Fri, 31 Dec 9999 23:59:59 GMT; Max-Age=" + "9" * 4000)
+        for name in ("sup", "arabic", "minus", "plus", "sci"):     # the attribute is ignored
+            self.assertEqual(self.expiry(jar, name), [None], name)
+        self.assertEqual(self.expiry(jar, "long"), [last])
+        self.assertEqual(self.expiry(jar, "big"), [last])
+        self.assertEqual(self.expiry(jar, "huge"), [last])
+        self.assertEqual(self.expiry(jar, "short"), [self.NOW + 60])
+        self.assertEqual(self.expiry(jar, "ended") + self.expiry(jar, "zero"), [])
+        theirs = self.lwp_loaded_by_http_cookiejar(jar.lwp_text())
+        self.assertEqual(sorted(c.name for c in theirs if c.expires == last),
+                         ["big", "huge", "long"])
+
+    def test_the_lwp_text_copes_with_any_stored_expiry(self):
+        jar = aws_login._CookieJar()
+        for i, expires in enumerate((1e20, float("inf"), 10 ** 400, 2 ** 63)):
+            jar.cookies[("idp.example.edu", "/", "c%d" % i)] = aws_login._Cookie(
+                "c%d" % i, "v", "idp.example.edu", True, "/", False, expires)
+        text = jar.lwp_text()
+        self.assertEqual(text.count("expires=\"9999-12-31 23:59:59Z\""), 4)
+        again = aws_login._CookieJar()
+        again.load_lwp(text)
+        self.assertEqual(len(again), 4)
+
+    def test_control_characters_in_any_attribute_refuse_the_cookie(self):
+        # A CR in the Path: LWPCookieJar (the reader of earlier versions) reads
+        # text files with universal newlines, so the jar would gain the IdP's
+        # own line, and a cookie it forged.
+        forged = ("a=1; Path=/ domain=idp.example.edu\rSet-Cookie3: stolen=ATTACKER "
+                  "domain=idp.example.edu path=/")
+        jar = self.jar(forged, "b=2; Path=/idp\x00x", "c=3; Domain=example.edu\x0b",
+                       "d=4; Expires=Wed, 09 Jun 2027 10:18:14 GMT\n", "e=5; X-Mine=\x1b[2J",
+                       "f=6; Path\r=/", "g=7; Path=/idp\u2028", "ok=8;\tPath=/idp;\tSecure ")
+        self.assertEqual([c.name for c in jar.cookies.values()], ["ok"])
+        theirs = self.lwp_loaded_by_http_cookiejar(jar.lwp_text())
+        self.assertEqual([c.name for c in theirs], ["ok"])
+        # A jar an earlier version wrote with the CR is not written back with it.
+        old = aws_login._CookieJar()
+        old.load_lwp('#LWP-Cookies-2.0\nSet-Cookie3: a=1; path="/\rx"; domain=idp.example.edu; '
+                     'path_spec; discard; version=0\nSet-Cookie3: ok=1; path=/; '
+                     'domain=idp.example.edu; path_spec; discard; version=0\n')
+        self.assertEqual([c.name for c in old.cookies.values()], ["ok"])
+        mine = aws_login._Cookie("m", "1", "idp.example.edu", True, "/\r", False, None)
+        old.cookies[("idp.example.edu", "/\r", "m")] = mine
+        self.assertNotIn("\r", old.lwp_text())
+
+
 class RawHttpTest(unittest.TestCase):
     """http_request's own HTTP/1.1 reading, against canned answers on a socket."""
 
