@@ -1523,15 +1523,28 @@ def _request_bytes(url, method, data, headers, cookie_jar):
                           "the header names in the profile)" % host)
 
 
+# RFC 6265 (6.1) asks a jar to hold at least these; as limits, they keep a
+# hostile IdP from growing the jar file and the Cookie header without end.
+_MAX_COOKIE_BYTES = 4096        # one cookie: name, value and attributes
+_MAX_COOKIES_PER_DOMAIN = 50
+_MAX_JAR_BYTES = 64 << 10       # every cookie's _Cookie.size: bounds any Cookie header too
 _LAST_COOKIE_TIME = 253402300799    # 9999-12-31 23:59:59 UTC: the LWP file's last year
 
 
 class _Cookie(object):
-    """One cookie the IdP set: ``domain`` is a host (``host_only``) or a domain."""
+    """One cookie the IdP set: ``domain`` is a host (``host_only``) or a domain.
+    ``used`` orders cookies by their last use (set or sent), as eviction needs."""
 
     def __init__(self, name, value, domain, host_only, path, secure, expires):
         self.name, self.value, self.domain, self.host_only = name, value, domain, host_only
         self.path, self.secure, self.expires = path, secure, expires
+        self.used = 0
+
+    @property
+    def size(self):
+        """The length of ``NAME=VALUE; Domain=D; Path=P``, more than the cookie
+        takes in a Cookie header."""
+        return len(self.name) + len(self.value) + len(self.domain) + len(self.path) + 17
 
     def breaks_lines(self):
         return _breaks_lines(self.name + self.value + self.domain + self.path)
@@ -1550,11 +1563,17 @@ class _CookieJar(object):
     """The IdP session: the cookies an IdP sets, sent back to it.
 
     RFC 6265's rules, as far as a single IdP needs them (host-only and domain
-    cookies, paths, Secure, Expires and Max-Age).  Kept in the file format of
-    http.cookiejar.LWPCookieJar (earlier versions wrote it, and read ours)."""
+    cookies, paths, Secure, Expires and Max-Age), and its minimums as limits.
+    Kept in the file format of http.cookiejar.LWPCookieJar (earlier versions
+    wrote it, and read ours)."""
 
     def __init__(self):
-        self.cookies = {}       # (domain, path, name) -> Cookie
+        self.cookies = {}       # (domain, path, name) -> Cookie, in order of creation
+        self._uses = 0
+
+    def _use(self, cookie):
+        self._uses += 1
+        cookie.used = self._uses
 
     def __len__(self):
         return len(self.live())
@@ -1571,6 +1590,8 @@ class _CookieJar(object):
         chosen = sorted((c for c in self.live() if c.matches(host, path, parts.scheme ==
                                                              "https")),
                         key=lambda c: -len(c.path))
+        for cookie in chosen:
+            self._use(cookie)
         return "; ".join("%s=%s" % (c.name, c.value) for c in chosen) or None
 
     def take(self, url, set_cookie_headers, now=None):
@@ -1587,7 +1608,27 @@ class _CookieJar(object):
             if cookie.expires is not None and cookie.expires <= now:
                 self.cookies.pop(key, None)         # the server ends it
             else:
-                self.cookies[key] = cookie
+                self.cookies[key] = cookie          # a replaced one keeps its place
+                self._use(cookie)
+        self._evict(now)
+
+    def _evict(self, now):
+        """RFC 6265 5.3: expired cookies go; then, least recently used first,
+        those of a domain over _MAX_COOKIES_PER_DOMAIN; then any, until the
+        jar is within _MAX_JAR_BYTES."""
+        kept, per_domain, size = set(), {}, 0
+        for key, c in sorted(self.cookies.items(), key=lambda item: -item[1].used):
+            if c.expires is not None and c.expires <= now:
+                continue
+            per_domain[c.domain] = per_domain.get(c.domain, 0) + 1
+            if per_domain[c.domain] > _MAX_COOKIES_PER_DOMAIN:
+                continue
+            size += c.size
+            if size > _MAX_JAR_BYTES:
+                break
+            kept.add(key)
+        for key in [k for k in self.cookies if k not in kept]:
+            del self.cookies[key]
 
     def lwp_text(self):
         """The jar as LWPCookieJar writes it, session cookies included."""
@@ -1611,9 +1652,9 @@ class _CookieJar(object):
                 k if v is None else "%s=%s" % (k, _lwp_quote(v)) for k, v in words))
         return "\n".join(lines) + "\n"
 
-    def load_lwp(self, text):
-        """Add the cookies of an LWP file's text; lines that do not parse, or hold
-        a control character, are skipped."""
+    def load_lwp(self, text, now=None):
+        """Add the cookies of an LWP file's text, within the jar's limits; lines
+        that do not parse, or hold a control character, are skipped."""
         for line in text.split("\n"):
             if not line.startswith("Set-Cookie3:"):
                 continue
@@ -1631,9 +1672,11 @@ class _CookieJar(object):
                     continue
             cookie = _Cookie(name, value, domain.lstrip("."), not domain.startswith("."),
                              attrs.get("path") or "/", "secure" in attrs, expires)
-            if cookie.breaks_lines():
+            if cookie.breaks_lines() or len(name) + len(value) + 1 > _MAX_COOKIE_BYTES:
                 continue
             self.cookies[(cookie.domain, cookie.path, name)] = cookie
+            self._use(cookie)
+        self._evict(time.time() if now is None else now)
 
 
 def _lwp_quote(value):
@@ -1700,7 +1743,7 @@ def _parse_set_cookie(header, host, request_path, now):
     A control character anywhere refuses it (a tab only between the parts):
     a CR in the Path would cut a line of the LWP file in two, and
     LWPCookieJar would read the second as a cookie of the IdP's making."""
-    if _breaks_lines(header.replace("\t", " ")):
+    if len(header) > _MAX_COOKIE_BYTES or _breaks_lines(header.replace("\t", " ")):
         return None
     first, _, rest = header.partition(";")
     name, sep, value = first.partition("=")

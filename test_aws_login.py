@@ -2618,7 +2618,8 @@ class CookieJarTest(unittest.TestCase):
 
 class CookieLimitsTest(unittest.TestCase):
     """What an IdP may put in the jar: Max-Age in ASCII digits, no control
-    characters in any attribute."""
+    characters in any attribute, and RFC 6265's minimums as limits (50 cookies
+    per domain, 4096 bytes a cookie) with a bound on the whole jar."""
 
     URL = CookieJarTest.URL
     NOW = 1800000000
@@ -2691,6 +2692,61 @@ class CookieLimitsTest(unittest.TestCase):
         mine = aws_login._Cookie("m", "1", "idp.example.edu", True, "/\r", False, None)
         old.cookies[("idp.example.edu", "/\r", "m")] = mine
         self.assertNotIn("\r", old.lwp_text())
+
+    def test_50_cookies_a_domain_the_least_recently_used_go_first(self):
+        jar = self.jar(*["c%d=%d" % (i, i) for i in range(60)])
+        self.assertEqual(sorted(int(c.name[1:]) for c in jar.cookies.values()),
+                         list(range(10, 60)))
+        jar.take(self.URL, ["c10=again"], now=self.NOW)     # used again: now the newest
+        jar.take(self.URL, ["new=1"], now=self.NOW)
+        names = set(c.name for c in jar.cookies.values())
+        self.assertEqual((len(names), "c10" in names, "c11" in names, "new" in names),
+                         (50, True, False, True))
+        jar.header_for(self.URL)        # sends them all, c10 first: now the least recently used
+        jar.take(self.URL, ["newer=1"], now=self.NOW)
+        names = set(c.name for c in jar.cookies.values())
+        self.assertEqual(("c10" in names, "c12" in names), (False, True))
+        # A domain cookie's domain field is the domain, not the host: its own 50.
+        jar.take(self.URL, ["d%d=1; Domain=example.edu" % i for i in range(50)], now=self.NOW)
+        self.assertEqual(len(jar.cookies), 100)
+
+    def test_a_cookie_over_4096_bytes_is_ignored(self):
+        jar = self.jar("a=" + "x" * 4094, "b=" + "x" * 4095,
+                       "c=" + "x" * 4080 + "; Path=/idp/profile")
+        self.assertEqual([c.name for c in jar.cookies.values()], ["a"])
+
+    def test_the_jar_and_its_cookie_header_stay_within_the_total_bound(self):
+        # Ten answers of 99 cookies, on the host and on each domain above it.
+        url = "https://a.b.c.d.e.f.g.h.example.edu/idp/x"
+        domains = ["a.b.c.d.e.f.g.h.example.edu"]
+        while domains[-1].count(".") > 1:
+            domains.append(domains[-1].split(".", 1)[1])
+        jar = aws_login._CookieJar()
+        for answer in range(10):
+            jar.take(url, ["n%d_%d=%s; Domain=%s" % (answer, i, "v" * 4000, domains[i % 9])
+                           for i in range(99)], now=self.NOW)
+        limit = aws_login._MAX_JAR_BYTES
+        self.assertLessEqual(len(jar.header_for(url)), limit)
+        self.assertLessEqual(len(jar.lwp_text()), limit + 200 * len(jar.cookies))
+        newest = set("n9_%d" % i for i in range(99))
+        self.assertTrue(set(c.name for c in jar.cookies.values()) <= newest)
+
+    def test_a_loaded_jar_is_held_to_the_same_bounds(self):
+        line = ("Set-Cookie3: c%d=1; path=/; domain=idp.example.edu; path_spec; discard; "
+                "version=0\n")
+        jar = aws_login._CookieJar()
+        jar.load_lwp("#LWP-Cookies-2.0\n" + "".join(line % i for i in range(200)) +
+                     line.replace("1;", "x" * 5000 + ";") % 999)
+        self.assertEqual(len(jar.cookies), 50)
+        self.assertNotIn("c999", [c.name for c in jar.cookies.values()])
+
+    def test_the_readme_states_these_limits(self):
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            readme = " ".join(f.read().split())
+        words = "%d cookies a domain, %d bytes a cookie, %d KiB of cookies in all" % (
+            aws_login._MAX_COOKIES_PER_DOMAIN, aws_login._MAX_COOKIE_BYTES,
+            aws_login._MAX_JAR_BYTES >> 10)
+        self.assertTrue(words in readme, words)
 
 
 class RawHttpTest(unittest.TestCase):
@@ -3199,10 +3255,10 @@ class HttpBoundsTest(unittest.TestCase):
     def test_the_readme_states_these_bounds(self):
         with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
             readme = " ".join(f.read().split())
-        self.assertIn("an answer's head over %d KiB or %d header lines (a proxy's answer to "
-                      "CONNECT: %d KiB)" % (aws_login._MAX_HEAD_BYTES >> 10,
-                                            aws_login._MAX_HEADERS,
-                                            aws_login._MAX_PROXY_HEAD_BYTES >> 10), readme)
+        words = ("an answer's head over %d KiB or %d header lines (a proxy's answer to "
+                 "CONNECT: %d KiB)" % (aws_login._MAX_HEAD_BYTES >> 10, aws_login._MAX_HEADERS,
+                                       aws_login._MAX_PROXY_HEAD_BYTES >> 10))
+        self.assertTrue(words in readme, words)
 
     def test_a_late_hang_up_never_shuts_a_descriptor_closed_meanwhile(self):
         # The watchdog fires as the exchange ends: its owner closes the socket
