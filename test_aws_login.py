@@ -2648,6 +2648,7 @@ class CookieLimitsTest(unittest.TestCase):
                        "minus=3; Max-Age=--5", "plus=4; Max-Age=+60", "sci=5; Max-Age=1e3",
                        "long=6; Max-Age=" + "9" * 400, "big=7; Max-Age=99999999999999",
                        "short=8; Max-Age=0060", "ended=9; Max-Age=-5", "zero=10; Max-Age=0",
+                       "twelve=12; Max-Age=100000000000",
                        "huge=11; Expires=Fri, 31 Dec 9999 23:59:59 GMT; Max-Age=" + "9" * 4000)
         for name in ("sup", "arabic", "minus", "plus", "sci"):     # the attribute is ignored
             self.assertEqual(self.expiry(jar, name), [None], name)
@@ -2655,6 +2656,7 @@ class CookieLimitsTest(unittest.TestCase):
         self.assertEqual(self.expiry(jar, "big"), [last])
         self.assertEqual(self.expiry(jar, "huge"), [last])
         self.assertEqual(self.expiry(jar, "short"), [self.NOW + 60])
+        self.assertEqual(self.expiry(jar, "twelve"), [self.NOW + 10 ** 11])
         self.assertEqual(self.expiry(jar, "ended") + self.expiry(jar, "zero"), [])
         theirs = self.lwp_loaded_by_http_cookiejar(jar.lwp_text())
         self.assertEqual(sorted(c.name for c in theirs if c.expires == last),
@@ -2730,15 +2732,22 @@ class CookieLimitsTest(unittest.TestCase):
         self.assertLessEqual(len(jar.lwp_text()), limit + 200 * len(jar.cookies))
         newest = set("n9_%d" % i for i in range(99))
         self.assertTrue(set(c.name for c in jar.cookies.values()) <= newest)
+        # Sixteen cookies of 4096 bytes as the limit counts them fill the jar exactly.
+        value = "v" * (4096 - len("k00=; Domain=idp.example.edu; Path=/"))
+        jar = self.jar(*["k%02d=%s; Path=/" % (i, value) for i in range(16)])
+        self.assertEqual(len(jar.cookies), 16)
+        jar.take(self.URL, ["more=1"], now=self.NOW)
+        self.assertEqual(sorted(c.name for c in jar.cookies.values())[:2], ["k01", "k02"])
 
     def test_a_loaded_jar_is_held_to_the_same_bounds(self):
         line = ("Set-Cookie3: c%d=1; path=/; domain=idp.example.edu; path_spec; discard; "
                 "version=0\n")
         jar = aws_login._CookieJar()
         jar.load_lwp("#LWP-Cookies-2.0\n" + "".join(line % i for i in range(200)) +
-                     line.replace("1;", "x" * 5000 + ";") % 999)
-        self.assertEqual(len(jar.cookies), 50)
-        self.assertNotIn("c999", [c.name for c in jar.cookies.values()])
+                     line.replace("=1;", "=" + "x" * 4091 + ";") % 998 +      # 4096 bytes
+                     line.replace("=1;", "=" + "x" * 4092 + ";") % 999)       # 4097 bytes
+        names = set(c.name for c in jar.cookies.values())
+        self.assertEqual(names, set(["c%d" % i for i in range(151, 200)] + ["c998"]))
 
     def test_the_readme_states_these_limits(self):
         with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
@@ -3215,6 +3224,23 @@ class HttpBoundsTest(unittest.TestCase):
                     self.CHUNKED + b"a\r\n0123456789\r\n0\r\n" + b"T: 1\r\n" * 400 + b"\r\n"):
             with self.assertRaisesRegex(aws_login.IdPError, "over 1000 bytes"):
                 aws_login._http_request(self.serve(raw), b"x", max_bytes=1000)
+
+    def test_an_answer_exactly_at_each_bound_is_read(self):
+        body, short = b"a" * 1000, b"a" * 988
+        for raw, sent in ((b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + body, body),
+                          (b"HTTP/1.0 200 OK\r\n\r\n" + body, body),
+                          (self.CHUNKED + b"3dc\r\n" + short + b"\r\n0\r\n\r\n", short)):
+            answer = aws_login._http_request(self.serve(raw), b"x", max_bytes=1000)
+            self.assertEqual(answer.body, sent)         # the chunked one: 1000 bytes in all
+        # A head of _MAX_HEAD_BYTES, its first header line of _MAX_LINE bytes; then a byte more.
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+        left = aws_login._MAX_HEAD_BYTES - len(head) - 2
+        while left:
+            size = min(left, aws_login._MAX_LINE)
+            head, left = head + b"X: " + b"a" * (size - 5) + b"\r\n", left - size
+        self.assertEqual(len(head) + 2, aws_login._MAX_HEAD_BYTES)
+        self.assertEqual(aws_login._http_request(self.serve(head + b"\r\nok"), b"x").body, b"ok")
+        self.broken(head[:-2] + b"a\r\n\r\nok", "HeadTooLong")
 
     def test_a_status_and_a_content_length_are_ascii_digits_and_may_be_huge(self):
         self.broken(b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n", "BadStatusLine")
