@@ -3275,8 +3275,7 @@ class HttpBoundsTest(unittest.TestCase):
         with self.assertRaises(aws_login.NetworkError) as caught:
             aws_login._http_request("https://idp.example.edu/ecp", b"x",
                                     ssl_context=aws_login._make_ssl_context())
-        self.assertEqual(caught.exception.kind, "broken", caught.exception)
-        self.assertIn("HeadTooLong", str(caught.exception))
+        self.assertIn("broken HTTP answer (HeadTooLong)", str(caught.exception))
 
     def test_the_readme_states_these_bounds(self):
         with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
