@@ -1212,12 +1212,21 @@ class _BrokenAnswer(Exception):
         self.reason = reason
 
 
-_MAX_LINE = 65536        # one status or header line
-_MAX_HEADERS = 100
+class _AnswerTooLarge(Exception):
+    """An answer's body, a chunked one's framing included, runs past the limit."""
 
 
-def _read_line(answer):
-    line = answer.readline(_MAX_LINE + 1)
+_MAX_LINE = 65536               # one status or header line
+_MAX_HEADERS = 100              # header lines of one answer, folded ones included
+_MAX_HEAD_BYTES = 256 << 10     # the status and header lines, 1xx answers' included
+_MAX_PROXY_HEAD_BYTES = 16 << 10    # a proxy's answer to CONNECT
+_MAX_CHUNK_SIZE_DIGITS = 16     # hex digits of a chunk size: 2**64 - 1
+
+
+def _read_line(answer, room=_MAX_LINE):
+    """One line of at most _MAX_LINE bytes; one longer than ``room`` comes back
+    cut at ``room + 1`` bytes, for the caller to refuse."""
+    line = answer.readline(min(room, _MAX_LINE) + 1)
     if len(line) > _MAX_LINE:
         raise _BrokenAnswer("LineTooLong")
     if not line:
@@ -1225,65 +1234,115 @@ def _read_line(answer):
     return line
 
 
-def _read_head(answer):
-    """(status, _HttpHeaders) of an answer, past any 1xx interim answer."""
+class _Reader(object):
+    """Reads part of an answer within ``room`` bytes, every line and chunk
+    charged; ``over`` (an exception) is raised before reading what would not fit."""
+
+    def __init__(self, answer, room, over):
+        self.answer, self.room, self.over = answer, room, over
+
+    def take(self, count):
+        if count > self.room:
+            raise self.over
+        self.room -= count
+
+    def line(self):
+        line = _read_line(self.answer, self.room)
+        self.take(len(line))
+        return line
+
+    def read(self, size):
+        self.take(size)
+        data = self.answer.read(size)
+        if len(data) < size:
+            raise _BrokenAnswer("IncompleteRead")
+        return data
+
+
+def _is_digits(text):
+    """ASCII digits only: str.isdigit() and int() also take '²' and '٣'."""
+    return bool(text) and not text.strip("0123456789")
+
+
+def _read_head(answer, max_bytes=_MAX_HEAD_BYTES):
+    """(status, _HttpHeaders) of an answer, past any 1xx interim answer; the
+    lines of all of them within ``max_bytes``."""
+    lines = _Reader(answer, max_bytes, _BrokenAnswer("HeadTooLong"))
     while True:
-        line = _read_line(answer).decode("iso-8859-1")
+        line = lines.line().decode("iso-8859-1")
         words = line.rstrip("\r\n").split(None, 2)
         if (len(words) < 2 or not words[0].startswith("HTTP/1.") or len(words[1]) != 3
-                or not words[1].isdigit()):
+                or not _is_digits(words[1])):
             raise _BrokenAnswer("BadStatusLine", line)
-        fields = []
-        while True:
-            line = _read_line(answer)
-            if line in (b"\r\n", b"\n"):
-                break
-            if len(fields) >= _MAX_HEADERS:
-                raise _BrokenAnswer("TooManyHeaders")
-            text = line.decode("iso-8859-1").rstrip("\r\n")
-            if text[:1] in (" ", "\t") and fields:         # an obsolete folded line
-                fields[-1] = (fields[-1][0], fields[-1][1] + " " + text.strip())
-                continue
-            name, colon, value = text.partition(":")
-            if not colon or not name.strip():
-                raise _BrokenAnswer("BadHeaderLine", text)
-            fields.append((name.strip(), value.strip()))
+        fields = _read_fields(lines)
         if not 100 <= int(words[1]) < 200:
             return int(words[1]), _HttpHeaders(fields)
 
 
+def _read_fields(lines):
+    """[(name, value)] of the header lines up to the blank one.  An obsolete
+    folded line continues the value before it (RFC 9112 5.2) and counts as a
+    line; the pieces are joined once, at the end."""
+    fields, count = [], 0
+    while True:
+        line = lines.line()
+        if line in (b"\r\n", b"\n"):
+            return [(name, " ".join(pieces)) for name, pieces in fields]
+        count += 1
+        if count > _MAX_HEADERS:
+            raise _BrokenAnswer("TooManyHeaders")
+        text = line.decode("iso-8859-1").rstrip("\r\n")
+        if text[:1] in (" ", "\t") and fields:
+            fields[-1][1].append(text.strip())
+            continue
+        name, colon, value = text.partition(":")
+        if not colon or not name.strip():
+            raise _BrokenAnswer("BadHeaderLine", text)
+        fields.append((name.strip(), [value.strip()]))
+
+
 def _read_body(answer, headers, limit):
-    """The body, read to its framing's end or ``limit`` bytes (then one more,
-    so that the caller can tell it was over)."""
+    """The body, read to its framing's end; _AnswerTooLarge, before reading
+    further, once it would run past ``limit`` bytes."""
     if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
-        chunks, size = [], 0
-        while size <= limit:
-            line = _read_line(answer).split(b";")[0].strip()
-            try:
-                length = int(line, 16)
-            except ValueError:
-                raise _BrokenAnswer("IncompleteRead", "a bad chunk size")
-            if length == 0:
-                while _read_line(answer) not in (b"\r\n", b"\n"):
-                    pass        # trailer fields
-                break
-            chunk = answer.read(min(length, limit + 1 - size))
-            if len(chunk) < min(length, limit + 1 - size):
-                raise _BrokenAnswer("IncompleteRead")
-            chunks.append(chunk)
-            size += len(chunk)
-            if length == len(chunk):
-                _read_line(answer)
-        return b"".join(chunks)
+        return _read_chunked(answer, limit)
     length = headers.get("Content-Length")
-    if length is not None:
-        if not length.strip().isdigit():
-            raise _BrokenAnswer("BadContentLength", length)
-        body = answer.read(min(int(length), limit + 1))
-        if len(body) < min(int(length), limit + 1):
-            raise _BrokenAnswer("IncompleteRead")
+    if length is None:
+        body = answer.read(limit + 1)       # to the end of the connection
+        if len(body) > limit:
+            raise _AnswerTooLarge()
         return body
-    return answer.read(limit + 1)       # to the end of the connection
+    if not _is_digits(length.strip()):
+        raise _BrokenAnswer("BadContentLength", length)
+    digits = length.strip().lstrip("0") or "0"
+    if len(digits) > len(str(limit)) or int(digits) > limit:   # int() of 5000 digits fails
+        raise _AnswerTooLarge()
+    return _Reader(answer, limit, _AnswerTooLarge()).read(int(digits))
+
+
+def _read_chunked(answer, limit):
+    """A chunked body (RFC 9112 7.1): its size lines, line ends and trailer
+    fields count against ``limit`` as its data does, so that the cap holds
+    for a body of one-byte chunks with long extensions too."""
+    wire, body = _Reader(answer, limit, _AnswerTooLarge()), bytearray()
+    size = _chunk_size(wire.line())
+    while size:
+        body += wire.read(size)
+        wire.line()                 # the line end after the data
+        size = _chunk_size(wire.line())
+    while wire.line() not in (b"\r\n", b"\n"):
+        pass                        # trailer fields
+    return bytes(body)
+
+
+def _chunk_size(line):
+    """The size on a chunk's first line: hex digits, of bounded length (int()
+    would take '-1', '+a', '0x1' and '1_0'), then maybe ';' and an extension."""
+    digits = line.split(b";", 1)[0].strip()
+    if (not 0 < len(digits) <= _MAX_CHUNK_SIZE_DIGITS
+            or digits.strip(b"0123456789abcdefABCDEF")):
+        raise _BrokenAnswer("IncompleteRead", "a bad chunk size")
+    return int(digits, 16)
 
 
 def _request_head(method, target, headers):
@@ -1483,23 +1542,48 @@ def _network_error(reason, url, ssl_context=None, proxy=None):
                         "proxy" if proxy is not None else _network_error_kind(reason))
 
 
-def _hang_up(connections, hung_up):
-    """The deadline passed: shut the sockets down so that a blocked read returns.
-    A duplicate of the descriptor is shut down and closed; the original stays
-    for its owner to close."""
-    import socket
-    hung_up.append(True)
-    for connection in connections:
-        sock = connection.sock
-        try:
-            duplicate = socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_STREAM)
-        except (AttributeError, OSError, ValueError):
-            continue        # not connected yet (the connect timeout bounds that) or closed
-        try:
-            duplicate.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        duplicate.close()
+class _Connection(object):
+    """The socket of one exchange, shared with the watchdog that hangs it up
+    when the deadline passes.  Hanging up and closing exclude each other: a
+    descriptor closed by its owner may at once be another connection's (in
+    `exec --server`, a client's), and a late hang-up must never shut that."""
+
+    def __init__(self):
+        import threading
+        self.sock, self.hung_up, self._closed = None, False, False
+        self._lock = threading.Lock()
+
+    def hang_up(self):
+        """The deadline passed: shut the socket down so that a blocked read
+        returns.  A duplicate of the descriptor is shut down and closed (an
+        SSLSocket's own shutdown would unwrap it under its reader); the socket
+        stays for its owner to close."""
+        import socket
+        with self._lock:
+            self.hung_up = True
+            if self._closed or self.sock is None:
+                return      # not connected yet (the connect timeout bounds that)
+            try:
+                duplicate = socket.fromfd(self.sock.fileno(), socket.AF_INET,
+                                          socket.SOCK_STREAM)
+            except (OSError, ValueError):
+                return      # being wrapped in TLS: the detached socket has no descriptor
+            try:
+                duplicate.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            duplicate.close()
+
+    def close(self, *files):
+        """Close ``files`` (made from the socket), then the socket."""
+        with self._lock:
+            self._closed = True
+            for thing in files + (self.sock,):
+                try:
+                    if thing is not None:
+                        thing.close()
+                except OSError:
+                    pass
 
 
 def _resolve(host, port, seconds):
@@ -1653,7 +1737,7 @@ def _open_tunnel(sock, host, port, authorization):
     sock.sendall((request + "\r\n").encode("ascii"))
     answer = sock.makefile("rb")
     try:
-        status, _ = _read_head(answer)
+        status, _ = _read_head(answer, _MAX_PROXY_HEAD_BYTES)
     finally:
         answer.close()
     return status
@@ -1794,12 +1878,31 @@ def _request_bytes(url, method, data, headers, cookie_jar):
                           "the header names in the profile)" % host)
 
 
+# RFC 6265 (6.1) asks a jar to hold at least these; as limits, they keep a
+# hostile IdP from growing the jar file and the Cookie header without end.
+_MAX_COOKIE_BYTES = 4096        # one cookie: name, value and attributes
+_MAX_COOKIES_PER_DOMAIN = 50
+_MAX_JAR_BYTES = 64 << 10       # every cookie's _Cookie.size: bounds any Cookie header too
+_LAST_COOKIE_TIME = 253402300799    # 9999-12-31 23:59:59 UTC: the LWP file's last year
+
+
 class _Cookie(object):
-    """One cookie the IdP set: ``domain`` is a host (``host_only``) or a domain."""
+    """One cookie the IdP set: ``domain`` is a host (``host_only``) or a domain.
+    ``used`` orders cookies by their last use (set or sent), as eviction needs."""
 
     def __init__(self, name, value, domain, host_only, path, secure, expires):
         self.name, self.value, self.domain, self.host_only = name, value, domain, host_only
         self.path, self.secure, self.expires = path, secure, expires
+        self.used = 0
+
+    @property
+    def size(self):
+        """The length of ``NAME=VALUE; Domain=D; Path=P``, more than the cookie
+        takes in a Cookie header."""
+        return len(self.name) + len(self.value) + len(self.domain) + len(self.path) + 17
+
+    def breaks_lines(self):
+        return _breaks_lines(self.name + self.value + self.domain + self.path)
 
     def matches(self, host, path, https):
         if self.host_only and host != self.domain:
@@ -1815,11 +1918,17 @@ class _CookieJar(object):
     """The IdP session: the cookies an IdP sets, sent back to it.
 
     RFC 6265's rules, as far as a single IdP needs them (host-only and domain
-    cookies, paths, Secure, Expires and Max-Age).  Kept in the file format of
-    http.cookiejar.LWPCookieJar (earlier versions wrote it, and read ours)."""
+    cookies, paths, Secure, Expires and Max-Age), and its minimums as limits.
+    Kept in the file format of http.cookiejar.LWPCookieJar (earlier versions
+    wrote it, and read ours)."""
 
     def __init__(self):
-        self.cookies = {}       # (domain, path, name) -> Cookie
+        self.cookies = {}       # (domain, path, name) -> Cookie, in order of creation
+        self._uses = 0
+
+    def _use(self, cookie):
+        self._uses += 1
+        cookie.used = self._uses
 
     def __len__(self):
         return len(self.live())
@@ -1836,6 +1945,8 @@ class _CookieJar(object):
         chosen = sorted((c for c in self.live() if c.matches(host, path, parts.scheme ==
                                                              "https")),
                         key=lambda c: -len(c.path))
+        for cookie in chosen:
+            self._use(cookie)
         return "; ".join("%s=%s" % (c.name, c.value) for c in chosen) or None
 
     def take(self, url, set_cookie_headers, now=None):
@@ -1852,12 +1963,34 @@ class _CookieJar(object):
             if cookie.expires is not None and cookie.expires <= now:
                 self.cookies.pop(key, None)         # the server ends it
             else:
-                self.cookies[key] = cookie
+                self.cookies[key] = cookie          # a replaced one keeps its place
+                self._use(cookie)
+        self._evict(now)
+
+    def _evict(self, now):
+        """RFC 6265 5.3: expired cookies go; then, least recently used first,
+        those of a domain over _MAX_COOKIES_PER_DOMAIN; then any, until the
+        jar is within _MAX_JAR_BYTES."""
+        kept, per_domain, size = set(), {}, 0
+        for key, c in sorted(self.cookies.items(), key=lambda item: -item[1].used):
+            if c.expires is not None and c.expires <= now:
+                continue
+            per_domain[c.domain] = per_domain.get(c.domain, 0) + 1
+            if per_domain[c.domain] > _MAX_COOKIES_PER_DOMAIN:
+                continue
+            size += c.size
+            if size > _MAX_JAR_BYTES:
+                break
+            kept.add(key)
+        for key in [k for k in self.cookies if k not in kept]:
+            del self.cookies[key]
 
     def lwp_text(self):
         """The jar as LWPCookieJar writes it, session cookies included."""
         lines = ["#LWP-Cookies-2.0"]
         for c in sorted(self.live(), key=lambda c: (c.domain, c.path, c.name)):
+            if c.breaks_lines():
+                continue        # a line break would add a line of its own
             words = [(c.name, c.value), ("path", c.path),
                      ("domain", c.domain if c.host_only else "." + c.domain), ("path_spec", None)]
             if not c.host_only:
@@ -1865,8 +1998,8 @@ class _CookieJar(object):
             if c.secure:
                 words.append(("secure", None))
             if c.expires is not None:
-                words.append(("expires", time.strftime("%Y-%m-%d %H:%M:%SZ",
-                                                       time.gmtime(c.expires))))
+                words.append(("expires", time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(
+                    min(c.expires, _LAST_COOKIE_TIME)))))
             else:
                 words.append(("discard", None))
             words.append(("version", "0"))
@@ -1874,8 +2007,9 @@ class _CookieJar(object):
                 k if v is None else "%s=%s" % (k, _lwp_quote(v)) for k, v in words))
         return "\n".join(lines) + "\n"
 
-    def load_lwp(self, text):
-        """Add the cookies of an LWP file's text; lines that do not parse are skipped."""
+    def load_lwp(self, text, now=None):
+        """Add the cookies of an LWP file's text, within the jar's limits; lines
+        that do not parse, or hold a control character, are skipped."""
         for line in text.split("\n"):
             if not line.startswith("Set-Cookie3:"):
                 continue
@@ -1893,7 +2027,11 @@ class _CookieJar(object):
                     continue
             cookie = _Cookie(name, value, domain.lstrip("."), not domain.startswith("."),
                              attrs.get("path") or "/", "secure" in attrs, expires)
+            if cookie.breaks_lines() or len(name) + len(value) + 1 > _MAX_COOKIE_BYTES:
+                continue
             self.cookies[(cookie.domain, cookie.path, name)] = cookie
+            self._use(cookie)
+        self._evict(time.time() if now is None else now)
 
 
 def _lwp_quote(value):
@@ -1956,7 +2094,12 @@ def _http_date(text):
 
 
 def _parse_set_cookie(header, host, request_path, now):
-    """A Cookie from a Set-Cookie header the IdP at ``host`` sent, or None."""
+    """A Cookie from a Set-Cookie header the IdP at ``host`` sent, or None.
+    A control character anywhere refuses it (a tab only between the parts):
+    a CR in the Path would cut a line of the LWP file in two, and
+    LWPCookieJar would read the second as a cookie of the IdP's making."""
+    if len(header) > _MAX_COOKIE_BYTES or _breaks_lines(header.replace("\t", " ")):
+        return None
     first, _, rest = header.partition(";")
     name, sep, value = first.partition("=")
     name, value = name.strip(), value.strip()
@@ -1965,7 +2108,10 @@ def _parse_set_cookie(header, host, request_path, now):
     attrs = {}
     for part in rest.split(";"):
         key, _, val = part.partition("=")
-        attrs[key.strip().lower()] = val.strip()
+        key, val = key.strip(), val.strip()
+        if _breaks_lines(key + val):
+            return None
+        attrs[key.lower()] = val
     domain = attrs.get("domain", "").strip().lstrip(".").lower()
     if domain and (host == domain or (host.endswith("." + domain) and "." in domain)):
         host_only = False
@@ -1976,12 +2122,25 @@ def _parse_set_cookie(header, host, request_path, now):
     path = attrs.get("path", "")
     if not path.startswith("/"):
         path = request_path[:request_path.rfind("/")] or "/"
-    expires = None
-    if attrs.get("max-age", "").lstrip("-").isdigit():
-        expires = now + int(attrs["max-age"])
-    elif attrs.get("expires"):
+    expires = _max_age_expiry(attrs.get("max-age", ""), now)
+    if expires is None and attrs.get("expires"):
         expires = _http_date(attrs["expires"])
+    if expires is not None:
+        expires = min(expires, _LAST_COOKIE_TIME)
     return _Cookie(name, value, domain, host_only, path, "secure" in attrs, expires)
+
+
+def _max_age_expiry(text, now):
+    """The expiry time of a Max-Age (RFC 6265 5.2.2): ASCII digits, maybe after
+    one '-' (zero or less: it expires now), else None (the attribute is ignored)."""
+    digits = text[1:] if text.startswith("-") else text
+    if not _is_digits(digits):
+        return None
+    if text.startswith("-") or not digits.strip("0"):
+        return now
+    if len(digits.lstrip("0")) > 12:       # past _LAST_COOKIE_TIME from any now
+        return _LAST_COOKIE_TIME
+    return min(now + int(digits), _LAST_COOKIE_TIME)
 
 
 def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=None,
@@ -2017,10 +2176,9 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
     head = _request_bytes(url, method, data, headers, cookie_jar)
     _debug("%s %s" % (method, url.split("?")[0] + ("?..." if "?" in url else "")))
     port = parts.port or (443 if https else 80)
-    connection = type("Connection", (), {"sock": None})()     # what _hang_up shuts
-    hung_up = []
+    connection = _Connection()
     started = time.monotonic()
-    watchdog = threading.Timer(left, _hang_up, ([connection], hung_up))
+    watchdog = threading.Timer(left, connection.hang_up)
     watchdog.daemon = True
     watchdog.start()
     failure = cause = None
@@ -2041,6 +2199,9 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
         answer = connection.sock.makefile("rb")
         status, response_headers = _read_head(answer)
         body = _read_body(answer, response_headers, max_bytes)
+    except _AnswerTooLarge as e:
+        failure = IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
+        cause = e
     except _BrokenAnswer as e:
         failure = NetworkError("%s gave a broken HTTP answer (%s)" % (
             _proxy_label(via) if via else host, e.reason), "proxy" if via else "broken")
@@ -2049,13 +2210,8 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
         failure, cause = _network_error(e, url, ssl_context, via), e
     finally:
         watchdog.cancel()
-        for thing in (answer, connection.sock):
-            try:
-                if thing is not None:
-                    thing.close()
-            except OSError:
-                pass
-    if hung_up:
+        connection.close(answer)
+    if connection.hung_up:
         raise NetworkError("no complete answer from %s within %ds (timed out)" % (
             _proxy_label(via) if via else host, round(stop_at - started)),
             "proxy" if via else "timeout")
@@ -2063,8 +2219,6 @@ def _http_request(url, data=None, headers=None, ssl_context=None, cookie_jar=Non
         raise failure from cause        # the cause stays in --debug's traceback
     if cookie_jar is not None:
         cookie_jar.take(url, response_headers.get_all("Set-Cookie"))
-    if len(body) > max_bytes:
-        raise IdPError("%s sent an answer over %d bytes; refusing it" % (host, max_bytes))
     _debug("HTTP %s from %s, %d bytes, %.2fs" % (status, host, len(body),
                                                  time.monotonic() - started))
     return _HttpAnswer(status, response_headers, body, url)

@@ -2623,6 +2623,148 @@ class CookieJarTest(unittest.TestCase):
         self.assertEqual(out.decode().strip(), "[]")
 
 
+class CookieLimitsTest(unittest.TestCase):
+    """What an IdP may put in the jar: Max-Age in ASCII digits, no control
+    characters in any attribute, and RFC 6265's minimums as limits (50 cookies
+    per domain, 4096 bytes a cookie) with a bound on the whole jar."""
+
+    URL = CookieJarTest.URL
+    NOW = 1800000000
+
+    def jar(self, *headers, **kw):
+        jar = aws_login._CookieJar()
+        jar.take(kw.get("url", self.URL), list(headers), now=kw.get("now", self.NOW))
+        return jar
+
+    def expiry(self, jar, name):
+        return [c.expires for c in jar.cookies.values() if c.name == name]
+
+    def lwp_loaded_by_http_cookiejar(self, text):
+        import http.cookiejar
+        path = os.path.join(tempfile.mkdtemp(), "jar")
+        self.addCleanup(shutil.rmtree, os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write(text)
+        theirs = http.cookiejar.LWPCookieJar()
+        theirs.load(path, ignore_discard=True, ignore_expires=True)
+        return theirs
+
+    def test_max_age_is_ascii_digits_with_an_optional_minus_and_capped(self):
+        last = calendar.timegm((9999, 12, 31, 23, 59, 59))     # LWP's last writable time
+        jar = self.jar("sup=1; Max-Age=\u00b2", "arabic=2; Max-Age=\u0663",
+                       "minus=3; Max-Age=--5", "plus=4; Max-Age=+60", "sci=5; Max-Age=1e3",
+                       "long=6; Max-Age=" + "9" * 400, "big=7; Max-Age=99999999999999",
+                       "short=8; Max-Age=0060", "ended=9; Max-Age=-5", "zero=10; Max-Age=0",
+                       "twelve=12; Max-Age=100000000000",
+                       "huge=11; Expires=Fri, 31 Dec 9999 23:59:59 GMT; Max-Age=" + "9" * 4000)
+        for name in ("sup", "arabic", "minus", "plus", "sci"):     # the attribute is ignored
+            self.assertEqual(self.expiry(jar, name), [None], name)
+        self.assertEqual(self.expiry(jar, "long"), [last])
+        self.assertEqual(self.expiry(jar, "big"), [last])
+        self.assertEqual(self.expiry(jar, "huge"), [last])
+        self.assertEqual(self.expiry(jar, "short"), [self.NOW + 60])
+        self.assertEqual(self.expiry(jar, "twelve"), [self.NOW + 10 ** 11])
+        self.assertEqual(self.expiry(jar, "ended") + self.expiry(jar, "zero"), [])
+        theirs = self.lwp_loaded_by_http_cookiejar(jar.lwp_text())
+        self.assertEqual(sorted(c.name for c in theirs if c.expires == last),
+                         ["big", "huge", "long"])
+
+    def test_the_lwp_text_copes_with_any_stored_expiry(self):
+        jar = aws_login._CookieJar()
+        for i, expires in enumerate((1e20, float("inf"), 10 ** 400, 2 ** 63)):
+            jar.cookies[("idp.example.edu", "/", "c%d" % i)] = aws_login._Cookie(
+                "c%d" % i, "v", "idp.example.edu", True, "/", False, expires)
+        text = jar.lwp_text()
+        self.assertEqual(text.count("expires=\"9999-12-31 23:59:59Z\""), 4)
+        again = aws_login._CookieJar()
+        again.load_lwp(text)
+        self.assertEqual(len(again), 4)
+
+    def test_control_characters_in_any_attribute_refuse_the_cookie(self):
+        # A CR in the Path: LWPCookieJar (the reader of earlier versions) reads
+        # text files with universal newlines, so the jar would gain the IdP's
+        # own line, and a cookie it forged.
+        forged = ("a=1; Path=/ domain=idp.example.edu\rSet-Cookie3: stolen=ATTACKER "
+                  "domain=idp.example.edu path=/")
+        jar = self.jar(forged, "b=2; Path=/idp\x00x", "c=3; Domain=example.edu\x0b",
+                       "d=4; Expires=Wed, 09 Jun 2027 10:18:14 GMT\n", "e=5; X-Mine=\x1b[2J",
+                       "f=6; Path\r=/", "g=7; Path=/idp\u2028", "ok=8;\tPath=/idp;\tSecure ")
+        self.assertEqual([c.name for c in jar.cookies.values()], ["ok"])
+        theirs = self.lwp_loaded_by_http_cookiejar(jar.lwp_text())
+        self.assertEqual([c.name for c in theirs], ["ok"])
+        # A jar an earlier version wrote with the CR is not written back with it.
+        old = aws_login._CookieJar()
+        old.load_lwp('#LWP-Cookies-2.0\nSet-Cookie3: a=1; path="/\rx"; domain=idp.example.edu; '
+                     'path_spec; discard; version=0\nSet-Cookie3: ok=1; path=/; '
+                     'domain=idp.example.edu; path_spec; discard; version=0\n')
+        self.assertEqual([c.name for c in old.cookies.values()], ["ok"])
+        mine = aws_login._Cookie("m", "1", "idp.example.edu", True, "/\r", False, None)
+        old.cookies[("idp.example.edu", "/\r", "m")] = mine
+        self.assertNotIn("\r", old.lwp_text())
+
+    def test_50_cookies_a_domain_the_least_recently_used_go_first(self):
+        jar = self.jar(*["c%d=%d" % (i, i) for i in range(60)])
+        self.assertEqual(sorted(int(c.name[1:]) for c in jar.cookies.values()),
+                         list(range(10, 60)))
+        jar.take(self.URL, ["c10=again"], now=self.NOW)     # used again: now the newest
+        jar.take(self.URL, ["new=1"], now=self.NOW)
+        names = set(c.name for c in jar.cookies.values())
+        self.assertEqual((len(names), "c10" in names, "c11" in names, "new" in names),
+                         (50, True, False, True))
+        jar.header_for(self.URL)        # sends them all, c10 first: now the least recently used
+        jar.take(self.URL, ["newer=1"], now=self.NOW)
+        names = set(c.name for c in jar.cookies.values())
+        self.assertEqual(("c10" in names, "c12" in names), (False, True))
+        # A domain cookie's domain field is the domain, not the host: its own 50.
+        jar.take(self.URL, ["d%d=1; Domain=example.edu" % i for i in range(50)], now=self.NOW)
+        self.assertEqual(len(jar.cookies), 100)
+
+    def test_a_cookie_over_4096_bytes_is_ignored(self):
+        jar = self.jar("a=" + "x" * 4094, "b=" + "x" * 4095,
+                       "c=" + "x" * 4080 + "; Path=/idp/profile")
+        self.assertEqual([c.name for c in jar.cookies.values()], ["a"])
+
+    def test_the_jar_and_its_cookie_header_stay_within_the_total_bound(self):
+        # Ten answers of 99 cookies, on the host and on each domain above it.
+        url = "https://a.b.c.d.e.f.g.h.example.edu/idp/x"
+        domains = ["a.b.c.d.e.f.g.h.example.edu"]
+        while domains[-1].count(".") > 1:
+            domains.append(domains[-1].split(".", 1)[1])
+        jar = aws_login._CookieJar()
+        for answer in range(10):
+            jar.take(url, ["n%d_%d=%s; Domain=%s" % (answer, i, "v" * 4000, domains[i % 9])
+                           for i in range(99)], now=self.NOW)
+        limit = aws_login._MAX_JAR_BYTES
+        self.assertLessEqual(len(jar.header_for(url)), limit)
+        self.assertLessEqual(len(jar.lwp_text()), limit + 200 * len(jar.cookies))
+        newest = set("n9_%d" % i for i in range(99))
+        self.assertTrue(set(c.name for c in jar.cookies.values()) <= newest)
+        # Sixteen cookies of 4096 bytes as the limit counts them fill the jar exactly.
+        value = "v" * (4096 - len("k00=; Domain=idp.example.edu; Path=/"))
+        jar = self.jar(*["k%02d=%s; Path=/" % (i, value) for i in range(16)])
+        self.assertEqual(len(jar.cookies), 16)
+        jar.take(self.URL, ["more=1"], now=self.NOW)
+        self.assertEqual(sorted(c.name for c in jar.cookies.values())[:2], ["k01", "k02"])
+
+    def test_a_loaded_jar_is_held_to_the_same_bounds(self):
+        line = ("Set-Cookie3: c%d=1; path=/; domain=idp.example.edu; path_spec; discard; "
+                "version=0\n")
+        jar = aws_login._CookieJar()
+        jar.load_lwp("#LWP-Cookies-2.0\n" + "".join(line % i for i in range(200)) +
+                     line.replace("=1;", "=" + "x" * 4091 + ";") % 998 +      # 4096 bytes
+                     line.replace("=1;", "=" + "x" * 4092 + ";") % 999)       # 4097 bytes
+        names = set(c.name for c in jar.cookies.values())
+        self.assertEqual(names, set(["c%d" % i for i in range(151, 200)] + ["c998"]))
+
+    def test_the_readme_states_these_limits(self):
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            readme = " ".join(f.read().split())
+        words = "%d cookies a domain, %d bytes a cookie, %d KiB of cookies in all" % (
+            aws_login._MAX_COOKIES_PER_DOMAIN, aws_login._MAX_COOKIE_BYTES,
+            aws_login._MAX_JAR_BYTES >> 10)
+        self.assertTrue(words in readme, words)
+
+
 class RawHttpTest(unittest.TestCase):
     """http_request's own HTTP/1.1 reading, against canned answers on a socket."""
 
@@ -3432,6 +3574,173 @@ class DocumentedBoundsTest(unittest.TestCase):
                 ("over %d namespace declarations", aws_login._MAX_XML_NAMESPACES)):
             self.assertIn(words % value, readme)
         self.assertIn("over {:,} elements".format(aws_login._MAX_XML_ELEMENTS), readme)
+
+
+class HttpBoundsTest(unittest.TestCase):
+    """What a server or a proxy sends is read within bounds: a chunked body's
+    framing counts against the answer's cap, a head is bounded in lines (folded
+    ones too) and bytes (interim answers too), a proxy's answer to CONNECT
+    tighter still; and the deadline's hang-up never shuts a descriptor that
+    its exchange closed meanwhile."""
+
+    def serve(self, answer, hold=False):
+        """A server that sends ``answer`` to one request, then closes the
+        connection (or, with ``hold``, keeps it open until the test ends)."""
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        ended = threading.Event()
+        self.addCleanup(server.close)
+        self.addCleanup(ended.set)
+
+        def run():
+            try:
+                client = server.accept()[0]
+            except OSError:
+                return
+            try:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                client.sendall(answer)
+                if hold:
+                    ended.wait(10)
+            except OSError:
+                pass
+            finally:
+                client.close()
+        thread = threading.Thread(target=run)
+        thread.daemon = True
+        thread.start()
+        return "http://127.0.0.1:%d/ecp" % server.getsockname()[1]
+
+    def broken(self, raw, reason, **kw):
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login._http_request(self.serve(raw, kw.pop("hold", False)), b"x", **kw)
+        self.assertEqual(caught.exception.kind, "broken", caught.exception)
+        self.assertIn("(%s" % reason, str(caught.exception))
+
+    CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def test_a_negative_chunk_size_is_refused_before_any_read(self):
+        # int(line, 16) took "-1", and read(-1) then read without a bound.
+        self.broken(self.CHUNKED + b"-1\r\n" + b"a" * 3000, "IncompleteRead", hold=True,
+                    max_bytes=1000, connect_timeout=1, read_timeout=1)
+
+    def test_a_chunk_size_is_hex_digits_of_bounded_length(self):
+        data = b"0123456789abcdef"
+        for size in (b"+10", b"1_0", b"0x10", b"-0", b" ", b"1 0", b"0" * 15 + b"10"):
+            self.broken(self.CHUNKED + size + b"\r\n" + data + b"\r\n0\r\n\r\n",
+                        "IncompleteRead")
+        for size in (b"10", b"0010", b"10;name=value", b"10 ; name", b"10\t;x=\"y\"",
+                     b"0" * 14 + b"10"):
+            answer = aws_login._http_request(self.serve(
+                self.CHUNKED + size + b"\r\n" + data + b"\r\n0\r\n\r\n"), b"x")
+            self.assertEqual(answer.body, data, size)
+
+    def test_a_chunked_bodys_framing_counts_against_the_cap(self):
+        # Ten bytes of body in 2 KB of chunk extensions, or after 2 KB of trailers.
+        for raw in (self.CHUNKED + (b"1;" + b"e" * 200 + b"\r\nx\r\n") * 10 + b"0\r\n\r\n",
+                    self.CHUNKED + b"a\r\n0123456789\r\n0\r\n" + b"T: 1\r\n" * 400 + b"\r\n"):
+            with self.assertRaisesRegex(aws_login.IdPError, "over 1000 bytes"):
+                aws_login._http_request(self.serve(raw), b"x", max_bytes=1000)
+
+    def test_an_answer_exactly_at_each_bound_is_read(self):
+        body, short = b"a" * 1000, b"a" * 988
+        for raw, sent in ((b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + body, body),
+                          (b"HTTP/1.0 200 OK\r\n\r\n" + body, body),
+                          (self.CHUNKED + b"3dc\r\n" + short + b"\r\n0\r\n\r\n", short)):
+            answer = aws_login._http_request(self.serve(raw), b"x", max_bytes=1000)
+            self.assertEqual(answer.body, sent)         # the chunked one: 1000 bytes in all
+        # A head of _MAX_HEAD_BYTES, its first header line of _MAX_LINE bytes; then a byte more.
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+        left = aws_login._MAX_HEAD_BYTES - len(head) - 2
+        while left:
+            size = min(left, aws_login._MAX_LINE)
+            head, left = head + b"X: " + b"a" * (size - 5) + b"\r\n", left - size
+        self.assertEqual(len(head) + 2, aws_login._MAX_HEAD_BYTES)
+        self.assertEqual(aws_login._http_request(self.serve(head + b"\r\nok"), b"x").body, b"ok")
+        self.broken(head[:-2] + b"a\r\n\r\nok", "HeadTooLong")
+
+    def test_a_status_and_a_content_length_are_ascii_digits_and_may_be_huge(self):
+        self.broken(b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n", "BadStatusLine")
+        self.broken(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nab", "BadContentLength")
+        self.broken(b"HTTP/1.1 200 OK\r\nContent-Length: \xd9\xa3\r\n\r\nabc",
+                    "BadContentLength")
+        with self.assertRaisesRegex(aws_login.IdPError, "over 1000 bytes"):
+            aws_login._http_request(self.serve(
+                b"HTTP/1.1 200 OK\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\nab"), b"x",
+                max_bytes=1000)
+
+    def test_folded_lines_count_as_header_lines(self):
+        self.broken(b"HTTP/1.1 200 OK\r\nX: 1\r\n" + b" more\r\n" * 150 +
+                    b"Content-Length: 2\r\n\r\nok", "TooManyHeaders")
+        answer = aws_login._http_request(self.serve(
+            b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\t c \r\nContent-Length: 2\r\n\r\nok"), b"x")
+        self.assertEqual((answer.headers.get("x"), answer.body), ("a b c", b"ok"))
+
+    def test_a_head_is_bounded_in_bytes_interim_answers_included(self):
+        self.broken(b"HTTP/1.1 200 OK\r\n" + (b"X: " + b"a" * 60000 + b"\r\n") * 6 +
+                    b"Content-Length: 2\r\n\r\nok", "HeadTooLong")
+        self.broken(b"HTTP/1.1 100 Continue\r\n\r\n" * 20000 +
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "HeadTooLong")
+        self.broken(b"HTTP/1.1 200 OK\r\nX: 1\r\n" + (b" " + b"a" * 60000 + b"\r\n") * 6 +
+                    b"Content-Length: 2\r\n\r\nok", "HeadTooLong")
+
+    def test_a_proxys_answer_to_connect_is_read_within_a_small_bound(self):
+        proxy = self.serve(b"HTTP/1.1 200 Connection established\r\n" +
+                           (b"X: " + b"a" * 1000 + b"\r\n") * 20 + b"\r\n")
+        os.environ["HTTPS_PROXY"] = proxy.rsplit("/", 1)[0]
+        self.addCleanup(os.environ.pop, "HTTPS_PROXY")
+        with self.assertRaises(aws_login.NetworkError) as caught:
+            aws_login._http_request("https://idp.example.edu/ecp", b"x",
+                                    ssl_context=aws_login._make_ssl_context())
+        self.assertIn("broken HTTP answer (HeadTooLong)", str(caught.exception))
+
+    def test_the_readme_states_these_bounds(self):
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+            readme = " ".join(f.read().split())
+        words = ("an answer's head over %d KiB or %d header lines (a proxy's answer to "
+                 "CONNECT: %d KiB)" % (aws_login._MAX_HEAD_BYTES >> 10, aws_login._MAX_HEADERS,
+                                       aws_login._MAX_PROXY_HEAD_BYTES >> 10))
+        self.assertTrue(words in readme, words)
+
+    def test_a_late_hang_up_never_shuts_a_descriptor_closed_meanwhile(self):
+        # The watchdog fires as the exchange ends: its owner closes the socket
+        # while the hang-up is under way, and the next socket opened (in
+        # `exec --server`, another connection's) takes the same number.
+        ours, peer = socket.socketpair()
+        self.addCleanup(peer.close)
+        number, reused, owner = ours.fileno(), [], []
+
+        def close_and_reuse():
+            connection.close()
+            reused.extend(socket.socketpair())
+
+        class Racing(socket.socket):
+            def fileno(self):
+                if not owner:       # the watchdog's look: the owner closes now,
+                    owner.append(threading.Thread(target=close_and_reuse))
+                    owner[0].start()
+                    owner[0].join(0.2)  # or waits, unable to, until the hang-up ends
+                return number
+        connection = aws_login._Connection()
+        connection.sock = Racing(ours.family, ours.type, 0, ours.detach())
+        connection.hang_up()
+        self.assertTrue(connection.hung_up)
+        owner[0].join(5)
+        for sock in reused:
+            self.addCleanup(sock.close)
+        self.assertEqual(reused[0].fileno(), number)        # the number was reused
+        reused[1].sendall(b"still open")
+        self.assertEqual(reused[0].recv(64), b"still open")
+        reused[0].sendall(b"both ways")
+        self.assertEqual(reused[1].recv(64), b"both ways")
+        peer.settimeout(5)
+        self.assertEqual(peer.recv(64), b"")                 # ours did end
 
 
 class NetworkErrorWordsTest(unittest.TestCase):
