@@ -93,12 +93,15 @@ class RoleError(AwsLoginError):
 
 
 class STSError(AwsLoginError):
-    """STS refused the request; ``code`` is AWS's error code."""
+    """STS refused the request; ``code`` is AWS's error code.  ``kind`` is
+    "duration" when the DurationSeconds asked is over the role's maximum (or
+    a chained role's hour), else None."""
     exit_code = 7
 
-    def __init__(self, message, code=None, transient=None):
+    def __init__(self, message, code=None, transient=None, kind=None):
         AwsLoginError.__init__(self, message, transient)
         self.code = code
+        self.kind = kind
 
 
 class SignInError(STSError):
@@ -911,7 +914,10 @@ _OPTIONS = (
             "which role it is and stores its ARN"),
     _Option("duration", None, _check_duration, None, "SECONDS", True,
             "session length in seconds, 900 to 43200; `0` means not set (awscli-login's "
-            "default) (default: the IdP's `SessionDuration`, else STS's default)"),
+            "default) (default: the IdP's `SessionDuration`, else STS's default); over the "
+            "role's maximum, STS is asked again once (the IdP's `SessionDuration` if lower, "
+            "else 3600), and the length that worked is kept in `~/.aws-login/duration/` "
+            "for the next login; a chained role gets 3600 at most"),
     _Option("http_header_factor", None, _check_header_name, None, "NAME", True,
             "your IdP's own Duo factor header name (default: both spellings of "
             "`X-Shibboleth-Duo-Factor`)"),
@@ -2789,8 +2795,15 @@ def _sts_post(endpoint, body, headers, ssl_context=None, deadline=None):
             endpoint, " (set by %s)" % origin[0] if origin else "", e), e.kind) from e
 
 
+def _refuses_duration(code, message):
+    """AWS's refusal of a DurationSeconds over the role's MaxSessionDuration ("The
+    requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+    or a chained role's hour; a value out of 900-43200 names `durationSeconds`."""
+    return code == "ValidationError" and "DurationSeconds" in (message or "")
+
+
 def _sts_advice(code, message, action="AssumeRoleWithSAML"):
-    if code == "ValidationError" and "DurationSeconds" in message:
+    if _refuses_duration(code, message):
         return "lower `duration` in the profile to the role's maximum session duration"
     if code == "ExpiredTokenException":
         return "the assertion had expired: check this machine's clock, and log in again"
@@ -2862,7 +2875,8 @@ def _sts_credentials(root, status, action, error_type=None):
         text = "STS refused %s: %s%s" % (action, code, ": " + message if message else "")
         advice = _sts_advice(code, message, action)
         raise STSError(text + (" (%s)" % advice if advice else ""), code,
-                       transient=status >= 500 or code in _STS_TRANSIENT_CODES)
+                       transient=status >= 500 or code in _STS_TRANSIENT_CODES,
+                       kind="duration" if _refuses_duration(code, message) else None)
     result = root.find("%s%sResult" % (ns, action))
     creds = result.find(ns + "Credentials") if result is not None else None
     if creds is None:
@@ -3537,21 +3551,17 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
     role = _choose_role(saml.roles, wanted, terminal, profile.chain_role_arn, last)
     if interactive and len(saml.roles) > 1 and (role_arn or not wanted) and role.arn != last:
         _remember_role(profile.name, role.arn)       # a person chose it: the menu's next default
-    duration = profile.duration
-    if duration is None and saml.session_duration:
-        duration = min(max(saml.session_duration, _DURATION_MIN), _DURATION_MAX)
     region = _profile_region(profile)
     endpoint = _sts_endpoint(role.partition, region)
     aws_tls = _aws_ssl_context(profile, session.ssl_context)
-    credentials = _assume_role_with_saml(role, saml.response_xml, duration, endpoint,
-                                         aws_tls, deadline)
+    credentials = _assume_within_maximum(profile, role, saml, endpoint, aws_tls, deadline)
     if profile.chain_role_arn:
-        # AWS caps a chained session at one hour.
         sent_at = time.time()
         chained = assume_role(
             credentials, profile.chain_role_arn,
             _session_name(saml.session_name or session.username), endpoint,
-            _signing_region(endpoint, role.partition, region), min(duration or 3600, 3600),
+            _signing_region(endpoint, role.partition, region),
+            _chained_duration(profile, _wanted_duration(profile, saml)),
             profile.chain_external_id, aws_tls, deadline)
         # The same STS told its clock a moment ago, in the SAML call's answer.
         credentials = _check_lifetime(chained, sent_at, credentials.sts_date)
@@ -3563,6 +3573,106 @@ def _session_name(name):
     import re
     cleaned = re.sub(r"[^\w+=,.@-]", "-", name or "aws_login", flags=re.ASCII)[:64]
     return cleaned if len(cleaned) >= 2 else "aws_login"
+
+
+# ---------------------------------------------------------------------------
+# Session length: what STS is asked, and the role's real maximum
+# ---------------------------------------------------------------------------
+# A role's MaxSessionDuration (1 to 12 hours) cannot be read before the role
+# is assumed (iam:GetRole needs credentials), so a `duration` over it is
+# learned from STS's refusal: asked again once with the same assertion, and
+# the length that worked is kept per profile and role in
+# ~/.aws-login/duration/PROFILE, next to the role chosen last (role/PROFILE),
+# as lines "ROLE_ARN ASKED GOT".  The settings file stays the user's.
+
+_CHAIN_MAX = 3600       # AWS caps a chained role's session at one hour
+
+
+def _duration_path(name):
+    return os.path.join(_login_root(), "duration", _quote_name(name))
+
+
+def _wanted_duration(profile, saml):
+    """The session length the profile asks for: `duration`, else the IdP's
+    SessionDuration (brought within STS's bounds), else None (STS's default)."""
+    if profile.duration is not None or not saml.session_duration:
+        return profile.duration
+    return min(max(saml.session_duration, _DURATION_MIN), _DURATION_MAX)
+
+
+def _durations_learned(name):
+    """{(role ARN, seconds asked): seconds STS gave} for profile ``name``."""
+    try:
+        with open(_duration_path(name)) as f:
+            if os.fstat(f.fileno()).st_uid != os.getuid():
+                return {}
+            lines = f.read(65536).splitlines()
+    except (OSError, ValueError):
+        return {}
+    learned = {}
+    for line in lines:
+        words = line.split()
+        if len(words) == 3 and _role_arn_match(words[0]) and all(
+                _is_digits(w) for w in words[1:]):
+            learned[(words[0], int(words[1]))] = int(words[2])
+    return learned
+
+
+def _learn_duration(name, role_arn, asked, got):
+    """Keep ``got`` as what profile ``name`` asks for ``role_arn`` when its
+    `duration` is ``asked``; failing that is only a warning."""
+    def edit(old):
+        kept = [line for line in (old or "").splitlines()
+                if line.split()[:1] != [role_arn]]
+        return "".join(line + "\n" for line in kept + ["%s %d %d" % (role_arn, asked, got)])
+    try:
+        _private_dir(_login_root())
+        _private_dir(os.path.dirname(_duration_path(name)))
+        _update_file(_duration_path(name), edit)
+    except (AwsLoginError, OSError) as e:
+        _warn("cannot remember the session length that worked (%s)" % e)
+
+
+def _shorter_duration(refused, session_duration):
+    """The one length asked again after STS refused ``refused`` seconds as over
+    the role's maximum: the IdP's SessionDuration when lower, else an hour
+    (every role allows one), or None when nothing shorter is worth asking."""
+    if session_duration and _DURATION_MIN <= session_duration < refused:
+        return session_duration
+    return 3600 if refused > 3600 else None
+
+
+def _assume_within_maximum(profile, role, saml, endpoint, ssl_context, deadline):
+    """AssumeRoleWithSAML at the length the profile asks (or the one learned for
+    it), asked again once, shorter, when that is over the role's maximum."""
+    asked = _wanted_duration(profile, saml)
+    duration = _durations_learned(profile.name).get((role.arn, asked), asked) \
+        if asked else None
+    try:
+        return _assume_role_with_saml(role, saml.response_xml, duration, endpoint,
+                                      ssl_context, deadline)
+    except STSError as e:
+        shorter = _shorter_duration(duration, saml.session_duration) \
+            if e.kind == "duration" and duration else None
+        if not shorter:
+            raise
+    credentials = _assume_role_with_saml(role, saml.response_xml, shorter, endpoint,
+                                         ssl_context, deadline)
+    _warn("role %s (account %s) refused a %d s session (over its maximum); it got %d s, "
+          "and profile %s asks for %d s from now on (a new `duration` is tried again)"
+          % (role.name, role.account, duration, shorter, profile.name, shorter))
+    _learn_duration(profile.name, role.arn, asked, shorter)
+    return credentials
+
+
+def _chained_duration(profile, wanted):
+    """The chained role's length: ``wanted``, an hour at most, as AWS caps it;
+    said when the profile's `duration` asks more."""
+    if profile.duration and profile.duration > _CHAIN_MAX:
+        _warn("profile %s asks for a %d s session, but AWS caps a chained role's at one "
+              "hour: asking %d s for %s" % (profile.name, profile.duration, _CHAIN_MAX,
+                                            profile.chain_role_arn), once=True)
+    return min(wanted or _CHAIN_MAX, _CHAIN_MAX)
 
 
 # ---------------------------------------------------------------------------

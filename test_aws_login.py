@@ -1129,7 +1129,8 @@ class FakeSTS(_FakeServer):
 
     Attributes: queue (answer tuples served first, one per request), issued
     (credential dicts handed out), microseconds (moto-style Expiration),
-    max_duration (the role's MaxSessionDuration), clock (time source),
+    max_duration (every role's MaxSessionDuration), max_durations (role ARN ->
+    its own), clock (time source),
     override, requests (each with a parsed 'form' dict), errors, tls_errors.
     """
 
@@ -1141,6 +1142,7 @@ class FakeSTS(_FakeServer):
         self.issued = []
         self.microseconds = False
         self.max_duration = 43200
+        self.max_durations = {}     # role ARN -> its MaxSessionDuration, else max_duration
         self.clock = time.time
         self.external_ids = {}      # role ARN -> the ExternalId its trust policy requires
         self.region = 'us-east-1'   # the signing region signed calls must name
@@ -1191,7 +1193,7 @@ class FakeSTS(_FakeServer):
             if not duration.isdigit() or not 900 <= int(duration) <= 43200:
                 return sts_error('ValidationError', "1 validation error detected: Value '%s' at "
                                  "'durationSeconds' failed to satisfy constraint" % duration)
-            if int(duration) > self.max_duration:
+            if int(duration) > self.max_durations.get(form['RoleArn'], self.max_duration):
                 return sts_error('ValidationError', 'The requested DurationSeconds exceeds the '
                                  'MaxSessionDuration set for this role.')
         try:
@@ -4990,6 +4992,106 @@ class StsLifetimeTest(LoginTestCase):
         self.assertEqual(aws_login._http_date("Sun Nov  6 08:49:37 1994"), 784111777.0)
         for garbage in (None, "", "yesterday", "Sun, 06 Nov 99999999999 08:49:37 GMT"):
             aws_login._http_date(garbage)       # None or a number, never an exception
+
+
+class RoleMaximumTest(LoginTestCase):
+    """A `duration` over the role's MaxSessionDuration: asked again once with the
+    same assertion (at the IdP's SessionDuration if lower, else 3600), said once,
+    remembered for the profile and role; a chained role asks 3600."""
+
+    REFUSED = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.memory = os.path.join(self.home, ".aws-login", "duration", "default")
+
+    def asked(self):
+        return [r["form"].get("DurationSeconds") for r in self.sts.requests
+                if r["form"].get("Action") == "AssumeRoleWithSAML"]
+
+    def test_over_the_maximum_asks_3600_once_says_so_and_remembers_it(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="43200")
+        self.sts.max_durations[ADMIN] = 3600
+        run = self.tool(["login"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(self.asked(), ["43200", "3600"])
+        first, second = self.sts.requests
+        self.assertEqual(first["form"]["SAMLAssertion"], second["form"]["SAMLAssertion"])
+        self.assertEqual(len(self.idp.requests), 1)         # one IdP login
+        self.assertEqual(run.stderr.count("warning:"), 1, run.stderr)
+        self.assertIn("aws_login: warning: role Admin (account %s) refused a 43200 s session "
+                      "(over its maximum); it got 3600 s, and profile default asks for 3600 s "
+                      "from now on (a new `duration` is tried again)\n" % ACCOUNT_A, run.stderr)
+        self.assertEqual(os.stat(self.memory).st_mode & 0o777, 0o600)
+        self.assertNotIn("3600", self.read(self.config_file))   # the settings are the user's
+        # the next login (and the refresher's) asks STS once, and says nothing
+        del self.sts.requests[:]
+        run = self.tool(["login", "--force"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(self.asked(), ["3600"])
+        self.assertNotIn("warning", run.stderr)
+        refresher = aws_login._Refresher("default", aws_login._RefresherJob(ADMIN, 0, 1))
+        self.assertIsNotNone(refresher.step())
+        self.assertEqual(self.asked(), ["3600", "3600"])
+
+    def test_the_idps_session_duration_is_asked_when_lower(self):
+        self.idp.users["alice"]["session_duration"] = 7200
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="43200")
+        self.sts.max_durations[ADMIN] = 7200
+        run = self.tool(["login"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(self.asked(), ["43200", "7200"])
+        self.assertIn("it got 7200 s", run.stderr)
+
+    def test_the_memory_is_per_role_and_a_new_duration_is_tried_again(self):
+        self.configure(username="bob", factor="auto", password="bob-pass", duration="43200")
+        self.sts.max_durations[ADMIN] = 3600
+        self.assert_logged_in(self.tool(["login", "--role", "Admin"], terminal=False))
+        self.assert_logged_in(self.tool(["login", "--role", "ReadOnly"], terminal=False),
+                              READONLY)
+        self.assertEqual(self.asked(), ["43200", "3600", "43200"])
+        del self.sts.requests[:]
+        self.configure(username="bob", factor="auto", password="bob-pass", duration="7200")
+        run = self.tool(["login", "--role", "Admin", "--force"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(self.asked(), ["7200", "3600"])
+        self.assertIn("refused a 7200 s session", run.stderr)
+
+    def test_refused_twice_is_stss_error_with_its_advice(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="43200")
+        self.sts.queue.extend([sts_error("ValidationError", self.REFUSED)] * 2)
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 7)
+        self.assertIn("lower `duration`", run.stderr)
+        self.assertEqual(self.asked(), ["43200", "3600"])
+        self.assertFalse(os.path.exists(self.memory))
+
+    def test_no_second_try_below_an_hour_or_for_other_errors(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="3600")
+        self.sts.queue.append(sts_error("ValidationError", self.REFUSED))
+        self.assert_nothing_written(self.tool(["login"], terminal=False), 7)
+        self.assertEqual(self.asked(), ["3600"])
+        del self.sts.requests[:]
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="7200")
+        self.sts.queue.append(sts_error("ValidationError", "Invalid RoleArn or PrincipalArn"))
+        self.assert_nothing_written(self.tool(["login"], terminal=False), 7)
+        self.assertEqual(self.asked(), ["7200"])
+
+    def test_a_chained_role_asks_an_hour_and_says_so_when_more_is_asked(self):
+        target = "arn:aws:iam::%s:role/Deploy" % ACCOUNT_B
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="7200",
+                       chain_role_arn=target)
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "3600")
+        self.assertEqual(run.stderr.count("warning:"), 1, run.stderr)
+        self.assertIn("aws_login: warning: profile default asks for a 7200 s session, but AWS "
+                      "caps a chained role's at one hour: asking 3600 s for %s\n" % target,
+                      run.stderr)
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="3600")
+        run = self.tool(["login", "--force"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertNotIn("warning", run.stderr)
 
 
 class SigV4OrderTest(unittest.TestCase):
