@@ -26,7 +26,8 @@ __version__ = "0.1.0"
 # The API for vendoring (README, "From Python"); every other name may change.
 __all__ = [
     # log in and get credentials
-    "get_credentials", "cached_credentials", "login", "logout", "configure",
+    "get_credentials", "cached_credentials", "login", "login_all_roles", "logout",
+    "configure",
     "read_profile", "stored_credentials",
     # use them
     "sign_request", "get_caller_identity", "assume_role", "console_url", "env_lines",
@@ -93,12 +94,15 @@ class RoleError(AwsLoginError):
 
 
 class STSError(AwsLoginError):
-    """STS refused the request; ``code`` is AWS's error code."""
+    """STS refused the request; ``code`` is AWS's error code.  ``kind`` is
+    "duration" when the DurationSeconds asked is over the role's maximum (or
+    a chained role's hour), else None."""
     exit_code = 7
 
-    def __init__(self, message, code=None, transient=None):
+    def __init__(self, message, code=None, transient=None, kind=None):
         AwsLoginError.__init__(self, message, transient)
         self.code = code
+        self.kind = kind
 
 
 class SignInError(STSError):
@@ -883,6 +887,25 @@ def _check_password(value):
     return value or None        # an empty password is no password: it is never sent
 
 
+_PATTERN_FIELDS = ("profile", "account", "role")
+
+
+def _check_profile_pattern(value):
+    """A `login --all-roles` profile name pattern: text and {profile}, {account},
+    {role}; {role} is required, or every role would get the same profile."""
+    import string
+    value = value.strip()
+    try:
+        fields = [f for _, f, spec, conv in string.Formatter().parse(value) if f is not None]
+    except ValueError as e:
+        raise ConfigError("%r is not a pattern (%s)" % (value, e))
+    if any(f not in _PATTERN_FIELDS for f in fields) or "role" not in fields or any(
+            c in value for c in "[]") or _breaks_lines(value):
+        raise ConfigError("%r: a pattern of {profile}, {account} and {role} ({role} "
+                          "required) is expected" % value)
+    return value
+
+
 _Option = _named_tuple("_Option", ("name", "prompt", "check", "default", "flag", "plugin",
                                    "help"), """One profile option: its name in the settings
     file, the question interactive `configure` asks (awscli-login's words) or None, the
@@ -911,7 +934,10 @@ _OPTIONS = (
             "which role it is and stores its ARN"),
     _Option("duration", None, _check_duration, None, "SECONDS", True,
             "session length in seconds, 900 to 43200; `0` means not set (awscli-login's "
-            "default) (default: the IdP's `SessionDuration`, else STS's default)"),
+            "default) (default: the IdP's `SessionDuration`, else STS's default); over the "
+            "role's maximum, STS is asked again once (the IdP's `SessionDuration` if lower, "
+            "else 3600), and the length that worked is kept in `~/.aws-login/duration/` "
+            "for the next login; a chained role gets 3600 at most"),
     _Option("http_header_factor", None, _check_header_name, None, "NAME", True,
             "your IdP's own Duo factor header name (default: both spellings of "
             "`X-Shibboleth-Duo-Factor`)"),
@@ -941,6 +967,11 @@ _OPTIONS = (
             "sessions at one hour"),
     _Option("chain_external_id", None, _check_external_id, None, "ID", True,
             "the external ID the chained role's trust policy asks for"),
+    _Option("all_roles_profile", None, _check_profile_pattern, "{profile}-{account}-{role}",
+            "PATTERN", True,
+            "the profile each role of `login --all-roles` is written to: {profile}, "
+            "{account} (its alias when ~/.aws-login/alias has one) and {role} (its "
+            "name, a path's `/` as `-`)"),
 )
 _OPTION = dict((option.name, option) for option in _OPTIONS)
 
@@ -2315,12 +2346,14 @@ def _parse_role_value(value):
 class _SamlAnswer(object):
     """What a successful ECP exchange yields."""
 
-    def __init__(self, response_xml, roles, skipped, session_duration, session_name):
+    def __init__(self, response_xml, roles, skipped, session_duration, session_name,
+                 not_on_or_after=None):
         self.response_xml = response_xml        # bytes of samlp:Response, for STS
         self.roles = roles
         self.skipped = skipped                  # malformed Role values
         self.session_duration = session_duration
         self.session_name = session_name
+        self.not_on_or_after = not_on_or_after  # epoch seconds STS takes it until, or None
 
 
 # XML that servers send (the IdP's answers and SOAP faults, STS's answers) is
@@ -2572,7 +2605,24 @@ def _read_attributes(assertion, response_xml):
     for value in attributes.get(_SESSION_DURATION_ATTRIBUTE, [])[:1]:
         duration = int(value) if value and all(c in "0123456789" for c in value) else None
     names = attributes.get(_SESSION_NAME_ATTRIBUTE) or [None]
-    return _SamlAnswer(response_xml, roles, skipped, duration, names[0])
+    return _SamlAnswer(response_xml, roles, skipped, duration, names[0],
+                       _assertion_deadline(assertion))
+
+
+def _assertion_deadline(assertion):
+    """The earliest NotOnOrAfter of the assertion's Conditions and bearer
+    SubjectConfirmationData (epoch seconds): STS refuses it from then on.  None
+    when it names none that reads as a time."""
+    found = [assertion.find("{%s}Conditions" % _SAML_NS)] + assertion.findall(
+        "{%s}Subject/{%s}SubjectConfirmation/{%s}SubjectConfirmationData"
+        % (_SAML_NS, _SAML_NS, _SAML_NS))
+    times = []
+    for element in found:
+        try:
+            times.append(_parse_timestamp(element.get("NotOnOrAfter")).timestamp())
+        except (AttributeError, ValueError):
+            pass
+    return min(times) if times else None
 
 
 # ---------------------------------------------------------------------------
@@ -2789,8 +2839,15 @@ def _sts_post(endpoint, body, headers, ssl_context=None, deadline=None):
             endpoint, " (set by %s)" % origin[0] if origin else "", e), e.kind) from e
 
 
+def _refuses_duration(code, message):
+    """AWS's refusal of a DurationSeconds over the role's MaxSessionDuration ("The
+    requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+    or a chained role's hour; a value out of 900-43200 names `durationSeconds`."""
+    return code == "ValidationError" and "DurationSeconds" in (message or "")
+
+
 def _sts_advice(code, message, action="AssumeRoleWithSAML"):
-    if code == "ValidationError" and "DurationSeconds" in message:
+    if _refuses_duration(code, message):
         return "lower `duration` in the profile to the role's maximum session duration"
     if code == "ExpiredTokenException":
         return "the assertion had expired: check this machine's clock, and log in again"
@@ -2862,7 +2919,8 @@ def _sts_credentials(root, status, action, error_type=None):
         text = "STS refused %s: %s%s" % (action, code, ": " + message if message else "")
         advice = _sts_advice(code, message, action)
         raise STSError(text + (" (%s)" % advice if advice else ""), code,
-                       transient=status >= 500 or code in _STS_TRANSIENT_CODES)
+                       transient=status >= 500 or code in _STS_TRANSIENT_CODES,
+                       kind="duration" if _refuses_duration(code, message) else None)
     result = root.find("%s%sResult" % (ns, action))
     creds = result.find(ns + "Credentials") if result is not None else None
     if creds is None:
@@ -3537,21 +3595,17 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
     role = _choose_role(saml.roles, wanted, terminal, profile.chain_role_arn, last)
     if interactive and len(saml.roles) > 1 and (role_arn or not wanted) and role.arn != last:
         _remember_role(profile.name, role.arn)       # a person chose it: the menu's next default
-    duration = profile.duration
-    if duration is None and saml.session_duration:
-        duration = min(max(saml.session_duration, _DURATION_MIN), _DURATION_MAX)
     region = _profile_region(profile)
     endpoint = _sts_endpoint(role.partition, region)
     aws_tls = _aws_ssl_context(profile, session.ssl_context)
-    credentials = _assume_role_with_saml(role, saml.response_xml, duration, endpoint,
-                                         aws_tls, deadline)
+    credentials = _assume_within_maximum(profile, role, saml, endpoint, aws_tls, deadline)
     if profile.chain_role_arn:
-        # AWS caps a chained session at one hour.
         sent_at = time.time()
         chained = assume_role(
             credentials, profile.chain_role_arn,
             _session_name(saml.session_name or session.username), endpoint,
-            _signing_region(endpoint, role.partition, region), min(duration or 3600, 3600),
+            _signing_region(endpoint, role.partition, region),
+            _chained_duration(profile, _wanted_duration(profile, saml)),
             profile.chain_external_id, aws_tls, deadline)
         # The same STS told its clock a moment ago, in the SAML call's answer.
         credentials = _check_lifetime(chained, sent_at, credentials.sts_date)
@@ -3563,6 +3617,263 @@ def _session_name(name):
     import re
     cleaned = re.sub(r"[^\w+=,.@-]", "-", name or "aws_login", flags=re.ASCII)[:64]
     return cleaned if len(cleaned) >= 2 else "aws_login"
+
+
+# ---------------------------------------------------------------------------
+# Session length: what STS is asked, and the role's real maximum
+# ---------------------------------------------------------------------------
+# A role's MaxSessionDuration (1 to 12 hours) cannot be read before the role
+# is assumed (iam:GetRole needs credentials), so a `duration` over it is
+# learned from STS's refusal: asked again once with the same assertion, and
+# the length that worked is kept per profile and role in
+# ~/.aws-login/duration/PROFILE, next to the role chosen last (role/PROFILE),
+# as lines "ROLE_ARN ASKED GOT".  The settings file stays the user's.
+
+_CHAIN_MAX = 3600       # AWS caps a chained role's session at one hour
+
+
+def _duration_path(name):
+    return os.path.join(_login_root(), "duration", _quote_name(name))
+
+
+def _wanted_duration(profile, saml):
+    """The session length the profile asks for: `duration`, else the IdP's
+    SessionDuration (brought within STS's bounds), else None (STS's default)."""
+    if profile.duration is not None or not saml.session_duration:
+        return profile.duration
+    return min(max(saml.session_duration, _DURATION_MIN), _DURATION_MAX)
+
+
+def _durations_learned(name):
+    """{(role ARN, seconds asked): seconds STS gave} for profile ``name``."""
+    try:
+        with open(_duration_path(name)) as f:
+            if os.fstat(f.fileno()).st_uid != os.getuid():
+                return {}
+            lines = f.read(65536).splitlines()
+    except (OSError, ValueError):
+        return {}
+    learned = {}
+    for line in lines:
+        words = line.split()
+        if len(words) == 3 and _role_arn_match(words[0]) and all(
+                _is_digits(w) for w in words[1:]):
+            learned[(words[0], int(words[1]))] = int(words[2])
+    return learned
+
+
+def _learn_duration(name, role_arn, asked, got):
+    """Keep ``got`` as what profile ``name`` asks for ``role_arn`` when its
+    `duration` is ``asked``; failing that is only a warning."""
+    def edit(old):
+        kept = [line for line in (old or "").splitlines()
+                if line.split()[:1] != [role_arn]]
+        return "".join(line + "\n" for line in kept + ["%s %d %d" % (role_arn, asked, got)])
+    try:
+        _private_dir(_login_root())
+        _private_dir(os.path.dirname(_duration_path(name)))
+        _update_file(_duration_path(name), edit)
+    except (AwsLoginError, OSError) as e:
+        _warn("cannot remember the session length that worked (%s)" % e)
+
+
+def _shorter_duration(refused, session_duration):
+    """The one length asked again after STS refused ``refused`` seconds as over
+    the role's maximum: the IdP's SessionDuration when lower, else an hour
+    (every role allows one), or None when nothing shorter is worth asking."""
+    if session_duration and _DURATION_MIN <= session_duration < refused:
+        return session_duration
+    return 3600 if refused > 3600 else None
+
+
+def _assume_within_maximum(profile, role, saml, endpoint, ssl_context, deadline):
+    """AssumeRoleWithSAML at the length the profile asks (or the one learned for
+    it), asked again once, shorter, when that is over the role's maximum."""
+    asked = _wanted_duration(profile, saml)
+    duration = _durations_learned(profile.name).get((role.arn, asked), asked) \
+        if asked else None
+    try:
+        return _assume_role_with_saml(role, saml.response_xml, duration, endpoint,
+                                      ssl_context, deadline)
+    except STSError as e:
+        shorter = _shorter_duration(duration, saml.session_duration) \
+            if e.kind == "duration" and duration else None
+        if not shorter:
+            raise
+    credentials = _assume_role_with_saml(role, saml.response_xml, shorter, endpoint,
+                                         ssl_context, deadline)
+    _warn("role %s (account %s) refused a %d s session (over its maximum); it got %d s, "
+          "and profile %s asks for %d s from now on (a new `duration` is tried again)"
+          % (role.name, role.account, duration, shorter, profile.name, shorter))
+    _learn_duration(profile.name, role.arn, asked, shorter)
+    return credentials
+
+
+def _chained_duration(profile, wanted):
+    """The chained role's length: ``wanted``, an hour at most, as AWS caps it;
+    said when the profile's `duration` asks more."""
+    if profile.duration and profile.duration > _CHAIN_MAX:
+        _warn("profile %s asks for a %d s session, but AWS caps a chained role's at one "
+              "hour: asking %d s for %s" % (profile.name, profile.duration, _CHAIN_MAX,
+                                            profile.chain_role_arn), once=True)
+    return min(wanted or _CHAIN_MAX, _CHAIN_MAX)
+
+
+# ---------------------------------------------------------------------------
+# Every role from one login (`login --all-roles`)
+# ---------------------------------------------------------------------------
+# One IdP login, one AssumeRoleWithSAML per role with the same assertion, each
+# role to a profile of its own (all_roles_profile), always in file mode (such
+# a profile has no settings for a credential_process to read).  The profiles
+# written are listed in ~/.aws-login/all-roles/PROFILE, lines "NAME ROLE_ARN",
+# which `status` and `logout` of PROFILE read.  PROFILE's one refresher renews
+# them all with one IdP login, as the login did: a renewal that needs the
+# password sends one Duo push, not one per role.
+
+# Seconds an assertion must still have before it is sent: a request is given
+# about that long (STS's read timeout), and STS refuses it after NotOnOrAfter.
+_ASSERTION_MARGIN = 60
+
+
+def _all_roles_dir():
+    return os.path.join(_login_root(), "all-roles")
+
+
+def _all_roles_path(name):
+    return os.path.join(_all_roles_dir(), _quote_name(name))
+
+
+def _written_profiles(name):
+    """[(profile, role ARN)] that `login --all-roles` of profile ``name`` wrote."""
+    try:
+        with open(_all_roles_path(name)) as f:
+            if os.fstat(f.fileno()).st_uid != os.getuid():
+                return []
+            lines = f.read(1 << 20).splitlines()
+    except (OSError, ValueError):
+        return []
+    written = []
+    for line in lines:
+        profile, _, arn = line.rpartition(" ")
+        if _role_arn_match(arn) and profile and not any(c in profile for c in "[]"):
+            written.append((profile, arn))
+    return written
+
+
+def _record_written(name, pairs):
+    """List ``pairs`` (profile, role ARN) as written by profile ``name``, with
+    those listed before that this login did not write again."""
+    names = set(profile for profile, _ in pairs)
+    every = [p for p in _written_profiles(name) if p[0] not in names] + list(pairs)
+    _private_dir(_login_root())
+    _private_dir(_all_roles_dir())
+    _update_file(_all_roles_path(name),
+                 lambda old: "".join("%s %s\n" % pair for pair in every))
+
+
+def _profile_word(text):
+    """An account alias or a role name (path and all) as part of a profile name."""
+    import re
+    return re.sub(r"[^\w.+=@-]", "-", text, flags=re.ASCII)
+
+
+def _all_roles_names(profile, roles):
+    """[(profile name, Role)] for ``roles``, named by all_roles_profile; a
+    ConfigError when two roles would share a profile."""
+    aliases = _read_aliases()
+    pairs, seen = [], {}
+    for role in roles:
+        name = profile.all_roles_profile.format(
+            profile=profile.name, role=_profile_word(role.name),
+            account=_profile_word((aliases.get(role.account) or "").strip() or role.account))
+        clash = seen.get(name.lower()) or (name in (profile.name, "DEFAULT") and
+                                           "a name that is taken")
+        if clash:
+            raise ConfigError("all_roles_profile %r gives role %s profile %s, %s: change "
+                              "the pattern" % (profile.all_roles_profile, role.arn, name, clash))
+        seen[name.lower()] = "as it gives role %s" % role.arn
+        pairs.append((name, role))
+    return pairs
+
+
+def _fresh_saml(saml, session, profile, terminal, interactive):
+    """``saml`` while STS will still take it, else another from the IdP session."""
+    left = saml.not_on_or_after - time.time() if saml.not_on_or_after else None
+    if left is None or left > _ASSERTION_MARGIN:
+        return saml
+    _debug("the assertion expires in %d s; asking the IdP for another" % left)
+    return session.reuse() or _password_login(session, profile, terminal, interactive)
+
+
+def _assume_every_role(profile, terminal, interactive, deadline, only=None):
+    """One IdP login, then every role the IdP offers (or, with ``only``, each
+    (profile, role ARN) of it that the IdP still offers).  Stores nothing.
+    Returns ([(profile name, Credentials, Role)], [(Role, STSError)]): STS's
+    refusal of one role does not stop the others."""
+    if profile.chain_role_arn:
+        raise UsageError("--all-roles does not chain roles: profile %s has chain_role_arn"
+                         % profile.name)
+    saml, session = _fetch_saml(profile, terminal, interactive, deadline)
+    if not saml.roles:
+        _choose_role(saml.roles)        # its RoleError says what the IdP admin must do
+    pairs = _all_roles_names(profile, saml.roles)
+    if only is not None:
+        pairs = [(name, role) for name, role in pairs if (name, role.arn) in only]
+    region = _profile_region(profile)
+    aws_tls = _aws_ssl_context(profile, session.ssl_context)
+    written, refused = [], []
+    for name, role in pairs:
+        if written or refused:      # the first goes out as soon as the IdP answered
+            saml = _fresh_saml(saml, session, profile, terminal, interactive)
+        try:
+            credentials = _assume_within_maximum(profile, role, saml, _sts_endpoint(
+                role.partition, region), aws_tls, deadline)
+        except STSError as e:
+            refused.append((role, e))
+            continue
+        written.append((name, credentials, role))
+    session.save()
+    return written, refused
+
+
+def _say_refused(refused):
+    for role, error in refused:
+        _warn("role %s (account %s): %s; its profile is not written"
+              % (role.name, role.account, error))
+
+
+def login_all_roles(profile=None, terminal=None, force=False, interactive=True,
+                    deadline=None):
+    """Log in once and write every role the IdP offers to a profile of its own
+    (all_roles_profile), in file mode.  Returns [(profile name, Credentials,
+    Role)].  A role STS refuses is a warning, unless STS refuses them all."""
+    profile = _as_profile(profile)
+    person, deadline = _who_waits(interactive, terminal, deadline)
+    with _login_lock(profile.name, person, deadline):
+        written, refused = _assume_every_role(profile, terminal or Terminal(), interactive,
+                                              deadline)
+        _say_refused(refused)
+        if not written:
+            raise refused[0][1]
+        for name, _, _ in written:
+            _FileStore(name).check_writable(force)
+        for name, credentials, role in written:
+            _FileStore(name).write(credentials, role.arn, force)
+        _record_written(profile.name, [(name, role.arn) for name, _, role in written])
+        return written
+
+
+def _logout_written(name, force=False):
+    """Remove the profiles `login --all-roles` of profile ``name`` wrote, and
+    their list: the names removed."""
+    removed = []
+    for profile, _ in _written_profiles(name):
+        try:
+            removed += _FileStore(profile).remove(force)
+        except CredentialsFileError as e:
+            _warn("%s" % e)
+    _remove(_all_roles_path(name))
+    return removed
 
 
 # ---------------------------------------------------------------------------
@@ -4644,12 +4955,19 @@ class _RefresherJob(object):
     in its log); this login's own --ca-bundle and --region (``ca_bundle``,
     ``region``); the descriptor of the pid file it holds locked (``lock_fd``)
     and its ``start_time``; and, piped into python3 -, the descriptor of our
-    marshalled code (``code_fd``, _code_fd)."""
+    marshalled code (``code_fd``, _code_fd); for `login --all-roles`,
+    ``all_roles``, the [profile, role ARN] pairs it wrote and that are renewed
+    together."""
 
     def __init__(self, role_arn, issued_at, expires_at, program=None, ca_bundle=None,
-                 region=None, lock_fd=None, start_time="", code_fd=None):
+                 region=None, lock_fd=None, start_time="", code_fd=None, all_roles=None):
         import math
         self.role_arn = _check_role_arn(role_arn)
+        try:
+            self.all_roles = [[str(name), _check_role_arn(arn)] for name, arn in all_roles] \
+                if all_roles else None
+        except (TypeError, ValueError, ConfigError):
+            raise ConfigError("a refresher's inputs are not what login gives it")
         self.issued_at, self.expires_at = float(issued_at), float(expires_at)
         self.program, self.start_time = program, start_time or ""
         self.ca_bundle = _check_ca_bundle(ca_bundle) if ca_bundle else None
@@ -4708,12 +5026,34 @@ class _Refresher(object):
     def renew_here(self):
         """Renew and store; return the new expiry (epoch seconds)."""
         profile = self.job.profile(self.name)
+        if self.job.all_roles:
+            return self.renew_every_role(profile)
         credentials, role = _fetch_credentials(profile, Terminal(None), self.role_arn,
                                                interactive=False,
                                                deadline=_RenewalSchedule.deadline())
         _FileStore(self.name).write(credentials, role.arn, expect_role=self.role_arn,
                                     chain_role_arn=profile.chain_role_arn)
         return credentials.expires_at.timestamp()
+
+    def kept(self):
+        """The (profile, role ARN) pairs of `login --all-roles` still holding our
+        credentials of that role: the others were logged out or replaced."""
+        return [(name, arn) for name, arn in self.job.all_roles
+                if (_FileStore(name).role() or (None,))[0] == arn]
+
+    def renew_every_role(self, profile):
+        """One IdP login for every profile still kept; the earliest new expiry."""
+        written, refused = _assume_every_role(profile, Terminal(None), False,
+                                              _RenewalSchedule.deadline(), self.kept())
+        _say_refused(refused)
+        if not written:
+            raise refused[0][1] if refused else NotLoggedInError("no role left to renew")
+        for name, credentials, role in written:
+            try:
+                _FileStore(name).write(credentials, role.arn, expect_role=role.arn)
+            except NotLoggedInError:
+                pass        # logged out meanwhile: that one is done
+        return min(credentials.expires_at.timestamp() for _, credentials, _ in written)
 
     def renew_in_child(self):
         """renew() in a forked child, so that the loop never loads ssl and xml and
@@ -4758,10 +5098,14 @@ class _Refresher(object):
     def step(self):
         now = self.clock()
         try:
-            stored = _FileStore(self.name).role()
+            stored = _FileStore(self.name).role() if not self.job.all_roles else \
+                _StoredRole(self.role_arn, None) if self.kept() else None
         except CredentialsFileError as e:
             self.log("cannot read the credentials file (%s); looking again later" % e)
             return self.schedule.SLICE
+        if stored is None and self.job.all_roles:
+            self.log("every profile that login --all-roles wrote was logged out; stopping")
+            return None
         if stored is None:
             self.log("profile %s was logged out; stopping" % self.name)
             return None
@@ -4826,7 +5170,7 @@ def _read_to_end(fd):
     return data
 
 
-def _start_refresher(profile, role_arn, issued_at, expires_at):
+def _start_refresher(profile, role_arn, issued_at, expires_at, all_roles=None):
     """Fork a detached refresher for ``profile`` (replacing any); return its pid.
     It renews role ``role_arn`` with the profile's settings as they are at each
     renewal, and this login's own --ca-bundle and --region.
@@ -4836,7 +5180,8 @@ def _start_refresher(profile, role_arn, issued_at, expires_at):
     script or behind `curl | python3 -` returns at once."""
     given = dict((key, getattr(profile, key)) for key in ("ca_bundle", "region")
                  if key in profile.given)
-    job = _RefresherJob(role_arn, issued_at, expires_at, _how_run(absolute=True), **given)
+    job = _RefresherJob(role_arn, issued_at, expires_at, _how_run(absolute=True),
+                        all_roles=all_roles, **given)
     name = profile.name
     _stop_refresher(name)
     for directory in (_login_root(), _run_dir(), _log_dir()):
@@ -5042,6 +5387,9 @@ def logout(profile=None, all_profiles=False, forget=False, force=False):
     for each in (_ProcessStore.names() if all_profiles else [name]):
         removed += _ProcessStore(each).remove()
     removed += _FileStore.remove_all() if all_profiles else _FileStore(name).remove(force)
+    for each in ([_unquote_name(n) for n in _listdir(_all_roles_dir())]
+                 if all_profiles else [name]):
+        removed += _logout_written(each, force)
     forgotten = []
     if forget:
         if all_profiles:
@@ -6247,6 +6595,10 @@ def _cmd_login(args):
         profile.password = line
         profile.password_source = "prompt"      # stored in the keyring if that is enabled
     person, deadline = _who_waits()
+    if args.all_roles:
+        if role:
+            raise UsageError("--all-roles and --role do not mix")
+        return _all_roles_and_report(profile, args.force, args.no_refresh, deadline)
     # a second login waits, then sees what this one did
     with _login_lock(profile.name, person, deadline):
         mode = _profile_mode(profile.name)
@@ -6308,6 +6660,27 @@ def _login_and_report(profile, role_arn, force, no_refresh, mode=None, deadline=
         elif mode == "file":
             _stop_refresher(profile.name)
         sys.stderr.write(message + "\n")
+
+
+def _all_roles_and_report(profile, force, no_refresh, deadline):
+    """login_all_roles, one line for each profile written, and one refresher for
+    them all, under the profile's lock."""
+    person, deadline = _who_waits(deadline=deadline)
+    with _login_lock(profile.name, person, deadline):
+        issued_at = time.time()
+        written = login_all_roles(profile, force=force, deadline=deadline)
+        for name, credentials, role in written:
+            sys.stderr.write("Logged in as %s in account %s (profile %s); the credentials "
+                             "expire at %s.\n" % (role.name, role.account, name,
+                                                   _local_time(credentials.expires_at)))
+        if profile.refresh and not no_refresh:
+            pid = _start_refresher(profile, written[0][2].arn, issued_at, min(
+                c.expires_at.timestamp() for _, c, _ in written),
+                [[name, role.arn] for name, _, role in written])
+            if pid:
+                sys.stderr.write("A refresher (pid %d) renews them all.\n" % pid)
+        else:
+            _stop_refresher(profile.name)
 
 
 def _fresh_credentials(name):
@@ -6404,13 +6777,14 @@ def _cmd_credential_process(args):
     sys.stdout.write(_credential_process(args.profile) + "\n")
 
 
-def _profile_status(name, servers=()):
+def _profile_status(name, servers=(), parent=None):
     """What `status` shows for one profile, as a dict of plain values; ``servers``
-    are the running credential servers (_running_servers())."""
-    store = _credential_store(name)
+    are the running credential servers (_running_servers()); ``parent``, the
+    profile whose `login --all-roles` wrote it, and whose refresher renews it."""
+    store = _credential_store(name) if parent is None else _FileStore(name)
     mode = store.mode
     role_arn, expires = store.role() or (None, None)
-    state = _refresher_state(name)
+    state = _refresher_state(parent or name)
     alive = bool(state and state.alive)
     logged_in = bool(expires and expires.timestamp() > time.time())
     return {"profile": name, "mode": mode, "logged_in": logged_in, "role_arn": role_arn,
@@ -6442,7 +6816,13 @@ def _cmd_status(args):
     path = _config_path()
     names = _parse_ini(_read_text(path) or "", path).sections()
     servers = _running_servers()
-    rows = [_profile_status(name, servers) for name in names]
+    rows = []
+    for name in names:
+        rows.append(_profile_status(name, servers))
+        for written, arn in _written_profiles(name):
+            row = _profile_status(written, servers, parent=name)
+            if written not in names and row["role_arn"] == arn:
+                rows.append(row)
     if args.output == "json":
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -6618,6 +6998,9 @@ def _build_parser(only=None):
                    help="assume this role: its name (Admin, team/Dev), ACCOUNT/NAME, "
                         "ALIAS/NAME (~/.aws-login/alias) or ARN, in any case; it must be "
                         "in the assertion")
+    p.add_argument("--all-roles", dest="all_roles", action="store_true",
+                   help="one IdP login, every role it offers written to a profile of its "
+                        "own (all_roles_profile: PROFILE-ACCOUNT-ROLE)")
     p.add_argument("--force", action="store_true",
                    help="log in even if logged in; overwrite a section holding long-term keys")
     p.add_argument("--no-refresh", dest="no_refresh", action="store_true",
@@ -6869,6 +7252,8 @@ def _awscli_commands(command_table, session, **kwargs):
         [{"name": "role", "help_text": "assume this role: NAME, ACCOUNT/NAME, ALIAS/NAME "
                                        "or ARN"},
          {"name": "role-arn", "help_text": "assume this role (as --role)"},
+         {"name": "all-roles", "action": "store_true",
+          "help_text": "every role, each to a profile of its own"},
          {"name": "force", "action": "store_true", "help_text": "log in again"},
          {"name": "no-refresh", "action": "store_true", "help_text": "start no refresher"}],
         ["login"])

@@ -698,7 +698,7 @@ def build_success_envelope(request_id, acs_url, roles, session_name=None,
                            session_duration=None, name_id=None,
                            issuer=IDP_ENTITY_ID, prefix_style='odd',
                            encrypted=False, ecp_acs_url=None, ecp_header=True,
-                           now=None):
+                           now=None, lifetime=300):
     """Build an ECP success answer as an IdP would send it.
 
     roles: list of raw Role attribute values (anything, even garbage);
@@ -742,7 +742,7 @@ def build_success_envelope(request_id, acs_url, roles, session_name=None,
             attrs += attribute(SESSION_NAME_ATTR, 'RoleSessionName', [session_name])
         if session_duration is not None:
             attrs += attribute(SESSION_DURATION_ATTR, 'SessionDuration', [str(session_duration)])
-        fmt = dict(a=a, aid=assertion_id, now=_utc(now), later=_utc(now + 300),
+        fmt = dict(a=a, aid=assertion_id, now=_utc(now), later=_utc(now + lifetime),
                    issuer=_text(issuer), issuer_attr=_attr(issuer), name_id=_text(name_id),
                    acs=_attr(acs_url), rid=_attr(request_id), sig=_fake_signature(assertion_id),
                    session_index=_random_id(), attrs=attrs)
@@ -856,6 +856,7 @@ class FakeIdP(_FakeServer):
       acs_override     ACS URL to put in the ecp:Response header instead
       allowed_acs      set of ACS URLs accepted in requests (None: any)
       max_request_age  seconds of IssueInstant skew accepted (None: no check)
+      assertion_lifetime  seconds from issue to the assertion's NotOnOrAfter
       override         (status, headers, body) or callable(handler) -> tuple
                        or None (None: carry on normally); status None hangs up
     Results: requests, sessions, logins, failed_logins, rejections,
@@ -880,6 +881,7 @@ class FakeIdP(_FakeServer):
         self.acs_override = None
         self.allowed_acs = set(AWS_ACS_URLS)
         self.max_request_age = 300
+        self.assertion_lifetime = 300   # seconds to the assertion's NotOnOrAfter
         self.cookie_name = 'shib_idp_session'
         self.sessions = {}          # cookie value -> username
         self.logins = []            # (username, 'password' | 'session')
@@ -955,7 +957,7 @@ class FakeIdP(_FakeServer):
             session_name=user.get('role_session_name') or username,
             session_duration=user.get('session_duration'),
             name_id=username, issuer=self.entity_id, prefix_style=self.prefix_style,
-            ecp_acs_url=self.acs_override)
+            ecp_acs_url=self.acs_override, lifetime=self.assertion_lifetime)
         with self.lock:
             self.last_envelope = envelope
             self.last_response_bytes = response_bytes
@@ -1129,7 +1131,8 @@ class FakeSTS(_FakeServer):
 
     Attributes: queue (answer tuples served first, one per request), issued
     (credential dicts handed out), microseconds (moto-style Expiration),
-    max_duration (the role's MaxSessionDuration), clock (time source),
+    max_duration (every role's MaxSessionDuration), max_durations (role ARN ->
+    its own), clock (time source),
     override, requests (each with a parsed 'form' dict), errors, tls_errors.
     """
 
@@ -1141,6 +1144,7 @@ class FakeSTS(_FakeServer):
         self.issued = []
         self.microseconds = False
         self.max_duration = 43200
+        self.max_durations = {}     # role ARN -> its MaxSessionDuration, else max_duration
         self.clock = time.time
         self.external_ids = {}      # role ARN -> the ExternalId its trust policy requires
         self.region = 'us-east-1'   # the signing region signed calls must name
@@ -1191,7 +1195,7 @@ class FakeSTS(_FakeServer):
             if not duration.isdigit() or not 900 <= int(duration) <= 43200:
                 return sts_error('ValidationError', "1 validation error detected: Value '%s' at "
                                  "'durationSeconds' failed to satisfy constraint" % duration)
-            if int(duration) > self.max_duration:
+            if int(duration) > self.max_durations.get(form['RoleArn'], self.max_duration):
                 return sts_error('ValidationError', 'The requested DurationSeconds exceeds the '
                                  'MaxSessionDuration set for this role.')
         try:
@@ -1202,6 +1206,10 @@ class FakeSTS(_FakeServer):
         info, problem = _inspect_saml_response(data, role_arn, principal_arn)
         if problem:
             return sts_error('InvalidIdentityToken', problem)
+        for when in re.findall(br'NotOnOrAfter="([^"]+)"', data):
+            if calendar.timegm(time.strptime(when.decode(), '%Y-%m-%dT%H:%M:%SZ')) <= self.clock():
+                return sts_error('ExpiredTokenException', 'Token expired: current date/time '
+                                 'must be before the expiration date/time %s' % when.decode())
 
         # DurationSeconds wins over the SessionDuration attribute.
         if duration is not None:
@@ -4992,6 +5000,106 @@ class StsLifetimeTest(LoginTestCase):
             aws_login._http_date(garbage)       # None or a number, never an exception
 
 
+class RoleMaximumTest(LoginTestCase):
+    """A `duration` over the role's MaxSessionDuration: asked again once with the
+    same assertion (at the IdP's SessionDuration if lower, else 3600), said once,
+    remembered for the profile and role; a chained role asks 3600."""
+
+    REFUSED = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.memory = os.path.join(self.home, ".aws-login", "duration", "default")
+
+    def asked(self):
+        return [r["form"].get("DurationSeconds") for r in self.sts.requests
+                if r["form"].get("Action") == "AssumeRoleWithSAML"]
+
+    def test_over_the_maximum_asks_3600_once_says_so_and_remembers_it(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="43200")
+        self.sts.max_durations[ADMIN] = 3600
+        run = self.tool(["login"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(self.asked(), ["43200", "3600"])
+        first, second = self.sts.requests
+        self.assertEqual(first["form"]["SAMLAssertion"], second["form"]["SAMLAssertion"])
+        self.assertEqual(len(self.idp.requests), 1)         # one IdP login
+        self.assertEqual(run.stderr.count("warning:"), 1, run.stderr)
+        self.assertIn("aws_login: warning: role Admin (account %s) refused a 43200 s session "
+                      "(over its maximum); it got 3600 s, and profile default asks for 3600 s "
+                      "from now on (a new `duration` is tried again)\n" % ACCOUNT_A, run.stderr)
+        self.assertEqual(os.stat(self.memory).st_mode & 0o777, 0o600)
+        self.assertNotIn("3600", self.read(self.config_file))   # the settings are the user's
+        # the next login (and the refresher's) asks STS once, and says nothing
+        del self.sts.requests[:]
+        run = self.tool(["login", "--force"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(self.asked(), ["3600"])
+        self.assertNotIn("warning", run.stderr)
+        refresher = aws_login._Refresher("default", aws_login._RefresherJob(ADMIN, 0, 1))
+        self.assertIsNotNone(refresher.step())
+        self.assertEqual(self.asked(), ["3600", "3600"])
+
+    def test_the_idps_session_duration_is_asked_when_lower(self):
+        self.idp.users["alice"]["session_duration"] = 7200
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="43200")
+        self.sts.max_durations[ADMIN] = 7200
+        run = self.tool(["login"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(self.asked(), ["43200", "7200"])
+        self.assertIn("it got 7200 s", run.stderr)
+
+    def test_the_memory_is_per_role_and_a_new_duration_is_tried_again(self):
+        self.configure(username="bob", factor="auto", password="bob-pass", duration="43200")
+        self.sts.max_durations[ADMIN] = 3600
+        self.assert_logged_in(self.tool(["login", "--role", "Admin"], terminal=False))
+        self.assert_logged_in(self.tool(["login", "--role", "ReadOnly"], terminal=False),
+                              READONLY)
+        self.assertEqual(self.asked(), ["43200", "3600", "43200"])
+        del self.sts.requests[:]
+        self.configure(username="bob", factor="auto", password="bob-pass", duration="7200")
+        run = self.tool(["login", "--role", "Admin", "--force"], terminal=False)
+        self.assert_logged_in(run)
+        self.assertEqual(self.asked(), ["7200", "3600"])
+        self.assertIn("refused a 7200 s session", run.stderr)
+
+    def test_refused_twice_is_stss_error_with_its_advice(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="43200")
+        self.sts.queue.extend([sts_error("ValidationError", self.REFUSED)] * 2)
+        run = self.tool(["login"], terminal=False)
+        self.assert_nothing_written(run, 7)
+        self.assertIn("lower `duration`", run.stderr)
+        self.assertEqual(self.asked(), ["43200", "3600"])
+        self.assertFalse(os.path.exists(self.memory))
+
+    def test_no_second_try_below_an_hour_or_for_other_errors(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="3600")
+        self.sts.queue.append(sts_error("ValidationError", self.REFUSED))
+        self.assert_nothing_written(self.tool(["login"], terminal=False), 7)
+        self.assertEqual(self.asked(), ["3600"])
+        del self.sts.requests[:]
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="7200")
+        self.sts.queue.append(sts_error("ValidationError", "Invalid RoleArn or PrincipalArn"))
+        self.assert_nothing_written(self.tool(["login"], terminal=False), 7)
+        self.assertEqual(self.asked(), ["7200"])
+
+    def test_a_chained_role_asks_an_hour_and_says_so_when_more_is_asked(self):
+        target = "arn:aws:iam::%s:role/Deploy" % ACCOUNT_B
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="7200",
+                       chain_role_arn=target)
+        run = self.tool(["login"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "3600")
+        self.assertEqual(run.stderr.count("warning:"), 1, run.stderr)
+        self.assertIn("aws_login: warning: profile default asks for a 7200 s session, but AWS "
+                      "caps a chained role's at one hour: asking 3600 s for %s\n" % target,
+                      run.stderr)
+        self.configure(username="alice", factor="auto", password=PASSWORD, duration="3600")
+        run = self.tool(["login", "--force"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertNotIn("warning", run.stderr)
+
+
 class SigV4OrderTest(unittest.TestCase):
     def test_query_is_sorted_after_encoding(self):
         canonical, _ = aws_login._canonical_request("GET", "https://sts.amazonaws.com/?Z=1&%5B=2&a=",
@@ -6084,6 +6192,138 @@ class RoleChoiceTest(LoginTestCase):
         self.assertNotIn("last chosen", run.tty)
         self.write(self.last_file, "not an arn\n")
         self.assert_logged_in(self.tool(["login"], [("Selection: ", "1")]), DEV)
+
+
+class AllRolesTest(LoginTestCase):
+    """`login --all-roles`: one IdP login, every role to a profile of its own."""
+
+    NAMES = ["default-%s-Admin" % ACCOUNT_A, "default-Staging-ReadOnly",
+             "default-%s-team-Dev" % ACCOUNT_A]
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="bob", factor="auto", password="bob-pass")
+        self.write(os.path.join(self.home, ".aws-login", "alias"),
+                   "[accounts]\n%s = Staging\n" % ACCOUNT_B)
+
+    def sections(self):
+        parser = aws_login._parse_ini(self.read(self.credentials_file), "c", "\x00")
+        return parser.sections()
+
+    def assert_each_written(self, names=NAMES, roles=(ADMIN, READONLY, DEV)):
+        issued = dict((c["AccessKeyId"], c) for c in self.sts.issued)
+        for name, role in zip(names, roles):
+            section = self.credentials(name)
+            self.assertEqual(section["aws_login_role_arn"], role, name)
+            self.assertEqual(section["aws_session_token"],
+                             issued[section["aws_access_key_id"]]["SessionToken"])
+            self.assertIn("/%s/" % role.rsplit("/", 1)[1],
+                          issued[section["aws_access_key_id"]]["Arn"])
+
+    def test_one_login_writes_every_role_listed_by_status_removed_by_logout(self):
+        run = self.tool(["login", "--all-roles"], terminal=False)
+        self.assertEqual((run.code, run.stdout), (0, ""), run)
+        self.assertEqual(self.idp.logins, [("bob", "password")])
+        forms = [r["form"] for r in self.sts.requests]
+        self.assertEqual([f["RoleArn"] for f in forms], [ADMIN, READONLY, DEV])
+        self.assertEqual(len(set(f["SAMLAssertion"] for f in forms)), 1)
+        self.assertEqual(self.sections(), self.NAMES)          # not [default] itself
+        self.assert_each_written()
+        for name in self.NAMES:
+            self.assertIn("Logged in as ", run.stderr)
+            self.assertIn("(profile %s)" % name, run.stderr)
+        rows = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)
+        self.assertEqual([(r["profile"], r["logged_in"], r["role_arn"]) for r in rows],
+                         [("default", False, None)] + [
+                             (n, True, a) for n, a in zip(self.NAMES, (ADMIN, READONLY, DEV))])
+        table = self.tool(["status"], terminal=False).stdout
+        self.assertIn("default-Staging-ReadOnly", table)
+        whoami = json.loads(self.tool(["--profile", self.NAMES[1], "whoami", "--output",
+                                       "json"], terminal=False).stdout)
+        self.assertEqual(whoami["Account"], ACCOUNT_B)
+        # one written profile alone, then the rest with the profile that wrote them
+        run = self.tool(["--profile", self.NAMES[2], "logout"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.sections(), self.NAMES[:2])
+        run = self.tool(["logout"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.sections(), [])
+        for name in self.NAMES[:2]:
+            self.assertIn("Logged out of profile %s." % name, run.stderr)
+        rows = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)
+        self.assertEqual([r["profile"] for r in rows], ["default"])
+
+    def test_the_pattern_is_all_roles_profile(self):
+        self.configure(username="bob", factor="auto", password="bob-pass",
+                       all_roles_profile="{account}.{role}")
+        self.assertEqual(self.tool(["login", "--all-roles"], terminal=False).code, 0)
+        self.assertEqual(self.sections(), ["%s.Admin" % ACCOUNT_A, "Staging.ReadOnly",
+                                           "%s.team-Dev" % ACCOUNT_A])
+        for bad in ("{account}", "{profile}-{nope}-{role}", "{role"):
+            run = self.tool(["configure", "--all-roles-profile", bad], terminal=False)
+            self.assertEqual(run.code, 3, run)
+            self.assertIn("all_roles_profile", run.stderr)
+
+    def test_a_short_lived_assertion_is_fetched_again_not_sent_stale(self):
+        self.idp.assertion_lifetime = 20        # under the margin kept for each STS call
+        run = self.tool(["login", "--all-roles"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.idp.logins, [("bob", "password"), ("bob", "session"),
+                                           ("bob", "session")])
+        self.assertEqual(len(set(r["form"]["SAMLAssertion"] for r in self.sts.requests)), 3)
+        self.assert_each_written()
+
+    def test_a_role_sts_refuses_is_said_and_the_others_written(self):
+        self.sts.queue.append(sts_error("AccessDenied", "Not authorized to perform "
+                                        "sts:AssumeRoleWithSAML", status=403))
+        run = self.tool(["login", "--all-roles"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("warning: role Admin (account %s): STS refused AssumeRoleWithSAML: "
+                      "AccessDenied" % ACCOUNT_A, run.stderr)
+        self.assertEqual(self.sections(), self.NAMES[1:])
+        self.sts.queue.extend([sts_error("AccessDenied", "no", status=403)] * 3)
+        run = self.tool(["login", "--all-roles"], terminal=False)
+        self.assertEqual(run.code, 7, run)
+
+    def test_one_refresher_renews_every_role_with_one_idp_login(self):
+        self.assertEqual(self.tool(["login", "--all-roles"], terminal=False).code, 0)
+        job = aws_login._RefresherJob(ADMIN, 0, 1, all_roles=[
+            [n, a] for n, a in zip(self.NAMES, (ADMIN, READONLY, DEV))])
+        refresher = aws_login._Refresher("default", job)
+        del self.sts.requests[:], self.idp.logins[:]
+        self.assertIsNotNone(refresher.step())
+        self.assertEqual(self.idp.logins, [("bob", "session")])
+        self.assertEqual([r["form"]["RoleArn"] for r in self.sts.requests],
+                         [ADMIN, READONLY, DEV])
+        self.assert_each_written()
+        # a profile logged out is left alone; none left, the refresher stops
+        self.assertEqual(self.tool(["--profile", self.NAMES[0], "logout"],
+                                   terminal=False).code, 0)
+        refresher.schedule.next_at = 0
+        del self.sts.requests[:]
+        self.assertIsNotNone(refresher.step())
+        self.assertEqual([r["form"]["RoleArn"] for r in self.sts.requests], [READONLY, DEV])
+        self.assertEqual(self.sections(), self.NAMES[1:])
+        for name in self.NAMES[1:]:
+            self.assertEqual(self.tool(["--profile", name, "logout"], terminal=False).code, 0)
+        self.assertIsNone(refresher.step())
+
+    def test_login_starts_one_refresher_for_them_all(self):
+        self.configure(username="bob", factor="auto", password="bob-pass", refresh="true")
+        run = self.tool(["login", "--all-roles"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertRegex(run.stderr, r"A refresher \(pid \d+\) renews them all\.\n$")
+        rows = json.loads(self.tool(["status", "--output", "json"], terminal=False).stdout)
+        self.assertTrue(all(r["refresher_alive"] for r in rows), rows)
+        self.assertEqual(len(set(r["refresher_pid"] for r in rows)), 1)
+
+    def test_the_python_api(self):
+        written = aws_login.login_all_roles("default", interactive=False)
+        self.assertEqual([(name, role.arn) for name, _, role in written],
+                         list(zip(self.NAMES, (ADMIN, READONLY, DEV))))
+        self.assertEqual(written[0][1].access_key_id,
+                         self.credentials(self.NAMES[0])["aws_access_key_id"])
+        self.assertEqual(len(self.idp.logins), 1)
 
 
 # ---------------------------------------------------------------------------

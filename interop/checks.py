@@ -3147,6 +3147,57 @@ def proxy_checks(py):
         run_check("tool py%s: %s" % (ver, name), fn, py)
 
 
+# --------------------------------------------------------------------------
+# Every role from one login (issue 22 item 4)
+# --------------------------------------------------------------------------
+
+BOB_ROLES = [("p-ar-123456789012-Admin", "arn:aws:sts::123456789012:assumed-role/Admin/bob"),
+             ("p-ar-210987654321-ReadOnly", BOB_READONLY_ARN)]
+
+
+def tool_ar1_all_roles(py):
+    """bob (two roles) with login --all-roles: one Password prompt, no menu, one
+    assertion for both AssumeRoleWithSAML calls, each role in a profile of its
+    own that the AWS CLI uses; status lists them, logout removes them."""
+    home = Home("ar1", py)
+    configure_flags(home, "p-ar", IDP_A, "bob")
+    t = login_ok(home, "p-ar", answers_for(password="bob-pass"), "--all-roles", "--no-refresh")
+    need(t.seen.count("password") == 1 and "selection" not in t.seen,
+         "login --all-roles prompts %r" % t.seen, t.transcript())
+    need(len(t.records) == 2, "%d AssumeRoleWithSAML calls recorded" % len(t.records))
+    need(len(set(r["form"].get("SAMLAssertion") for r in t.records)) == 1,
+         "the two calls sent different assertions")
+    for profile, arn in BOB_ROLES:
+        need_creds(home, profile)
+        rc, got, out = caller_identity(home, profile)
+        need(rc == 0 and got == arn, "aws --profile %s: rc %s arn %r" % (profile, rc, got), out)
+        need(status_row_of(home, "p-ar", profile).get("logged_in") is True,
+             "status does not list %s as logged in" % profile)
+    t = home.run_tool("--profile", "p-ar", "logout")
+    need(t.rc == 0, "logout exit %s" % t.rc, t.transcript())
+    for profile, _ in BOB_ROLES:
+        need(creds_section(home, profile) is None, "logout left [%s]" % profile,
+             home.read(home.creds))
+    return "2 roles, 1 password, 1 assertion; aws --profile works for each"
+
+
+def status_row_of(home, parent, profile):
+    t = home.run_tool("--profile", parent, "status", "--output", "json")
+    need(t.rc == 0, "status exit %s" % t.rc, t.transcript())
+    rows = [r for r in json.loads(t.stdout) if r.get("profile") == profile]
+    need(len(rows) == 1, "status lists %s %d times" % (profile, len(rows)), t.stdout)
+    return rows[0]
+
+
+def all_roles_checks(py):
+    ver = python_version(py)
+    for name, fn in [
+        ("all-roles 1: bob --all-roles asks once; aws --profile works for each written profile",
+         tool_ar1_all_roles),
+    ]:
+        run_check("tool py%s: %s" % (ver, name), fn, py)
+
+
 def tool_available(py):
     if not os.path.isfile(TOOL):
         return "%s does not exist" % TOOL
@@ -3205,6 +3256,7 @@ def _main():
         tool_checks(py)
         server_checks(py)
         proxy_checks(py)
+        all_roles_checks(py)
     run_check("plugin: AWS CLI v1 with plugins.login = aws_login", check_awscli_plugin)
     run_check("plugin enable/disable: throwaway venv, no PYTHONPATH, --ca-bundle, factor=off, "
               "rollback", check_plugin_enable)
