@@ -168,6 +168,9 @@ _FACTOR_OFF_WORDS = ("off", "0", "no", "false", "disable")
 # The Shibboleth Duo plugin reads the first spelling, older IdPs the second.
 _DUO_FACTOR_HEADERS = ("X-Shibboleth-Duo-Factor", "X-Shiboleth-Duo-Factor")
 _DUO_PASSCODE_HEADERS = ("X-Shibboleth-Duo-Passcode", "X-Shiboleth-Duo-Passcode")
+# The device came with the Shibboleth plugin's non-browser flow, after the old
+# misspelled IdPs: it has one spelling.
+_DUO_DEVICE_HEADER = "X-Shibboleth-Duo-Device"
 
 _SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 _SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -868,6 +871,14 @@ def _check_passcode(value):
     return code
 
 
+def _check_duo_device(value):
+    """A Duo device (``phone2``, or a device ID) travels as an HTTP header value."""
+    device = value.strip()
+    if not device or not all("!" <= c <= "~" for c in device):
+        raise ConfigError("Duo device %r is not printable ASCII without spaces" % value)
+    return device
+
+
 def _check_header_name(value):
     import re
     if not re.match(r"[A-Za-z0-9-]+$", value.strip()):
@@ -905,6 +916,10 @@ _OPTIONS = (
             "Duo factor: `auto`, `push`, `passcode`, `sms` or `phone`; `off` (or "
             "awscli-login's `0`, `no`, `false`, `disable`): no Duo header, no prompt; blank: "
             "asked on a terminal, else `auto`"),
+    _Option("duo_device", None, _check_duo_device, None, "DEVICE", True,
+            "the Duo device to push to or call (`phone2`, or a device ID), for users with "
+            "several; sent as `X-Shibboleth-Duo-Device` with the factor (default: Duo's "
+            "first)"),
     _Option("role_arn", "Role ARN", _check_role_arn, None, "ROLE", True,
             "the role to assume (aws, aws-cn or aws-us-gov partition); it must be in the "
             "assertion; `configure` also takes a name as `login --role` does, asks the IdP "
@@ -2257,14 +2272,18 @@ def _build_authn_request(acs_url, request_id, issue_instant):
     ).encode("utf-8")
 
 
-def _duo_headers(factor, passcode=None, factor_header=None, passcode_header=None):
-    """Duo's factor (and code) as HTTP headers, both spellings unless the profile names one."""
+def _duo_headers(factor, passcode=None, factor_header=None, passcode_header=None,
+                 device=None):
+    """Duo's factor (and code, and device) as HTTP headers, the factor and code in
+    both spellings unless the profile names one."""
     headers = {}
     if passcode:
         passcode = _check_passcode(passcode)
     if factor and factor != "off":
         for name in ([factor_header] if factor_header else _DUO_FACTOR_HEADERS):
             headers[name] = factor
+        if device:
+            headers[_DUO_DEVICE_HEADER] = _check_duo_device(device)
     if passcode:
         for name in ([passcode_header] if passcode_header else _DUO_PASSCODE_HEADERS):
             headers[name] = passcode
@@ -3352,7 +3371,8 @@ class _IdPSession(object):
     def authenticate(self, password, factor, passcode):
         headers = {"Authorization": _basic_authorization(self.username, password)}
         headers.update(_duo_headers(factor, passcode, self.profile.http_header_factor,
-                                    self.profile.http_header_passcode))
+                                    self.profile.http_header_passcode,
+                                    self.profile.duo_device))
         label = ("Waiting for Duo approval" if factor in ("auto", "push", "phone")
                  else "Waiting for the IdP")
         try:

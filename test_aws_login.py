@@ -3862,6 +3862,64 @@ class PasscodeHeaderTest(LoginTestCase):
         self.assertFalse(caught.exception.transient)
 
 
+class DuoDeviceTest(LoginTestCase):
+    """duo_device: the phone Duo's non-browser flow pushes to, sent as
+    X-Shibboleth-Duo-Device with the factor (never on a session reuse)."""
+
+    DEVICE_HEADER = "X-Shibboleth-Duo-Device"
+
+    def password_requests(self):
+        return [r for r in self.idp.requests if r["authorization"] is not None]
+
+    def test_the_device_goes_out_with_the_factor(self):
+        self.idp.require_factor = {"push"}
+        self.configure(username="alice", factor="push", password=PASSWORD, duo_device="phone2")
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        [request] = self.password_requests()
+        self.assertEqual(request["headers"].get(self.DEVICE_HEADER), "phone2")
+        for name in DUO_HEADERS_MISSPELLED[:1] + DUO_HEADERS[:1]:
+            self.assertEqual(request["headers"].get(name), "push")
+        # the saved IdP session is offered without any Duo header
+        self.idp.requests[:] = []
+        self.assertEqual(self.tool(["login", "--force"], terminal=False).code, 0)
+        self.assertEqual(self.password_requests(), [])
+        for request in self.idp.requests:
+            self.assertNotIn(self.DEVICE_HEADER, request["headers"])
+
+    def test_no_device_header_unless_set_or_with_factor_off(self):
+        for options in ({"factor": "push"}, {"factor": "off", "duo_device": "phone2"}):
+            self.idp.requests[:] = []
+            self.configure(username="alice", password=PASSWORD, **options)
+            self.assertEqual(self.tool(["login", "--force"], terminal=False).code, 0)
+            [request] = self.password_requests()
+            self.assertNotIn(self.DEVICE_HEADER, request["headers"], options)
+            self.idp.expire_sessions()
+
+    def test_configure_takes_it_as_a_flag_and_checks_it(self):
+        run = self.tool(["configure", "--ecp-endpoint-url", self.idp.url,
+                         "--duo-device", "DPFZRS9FB0D46QFTM891"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(aws_login.read_profile("default").duo_device, "DPFZRS9FB0D46QFTM891")
+        for bad in ("phone 2", "phone2\r\nX-Evil: 1"):
+            run = self.tool(["configure", "--duo-device", bad], terminal=False)
+            self.assertEqual(run.code, 3, run)
+            self.assertIn("duo_device", run.stderr)
+        self.assertEqual(aws_login.read_profile("default").duo_device, "DPFZRS9FB0D46QFTM891")
+
+    def test_the_plugin_offers_it(self):
+        fake = type(sys)("awscli.customizations.commands")
+        fake.BasicCommand = type("BasicCommand", (), {"__init__": lambda self, s: None})
+        for name, module in (("awscli", type(sys)("awscli")),
+                             ("awscli.customizations", type(sys)("awscli.customizations")),
+                             ("awscli.customizations.commands", fake)):
+            sys.modules[name] = module
+            self.addCleanup(sys.modules.pop, name)
+        table = {}
+        aws_login._awscli_subcommands(table, session="s")
+        offered = dict((a["name"], a["help_text"]) for a in table["configure"].ARG_TABLE)
+        self.assertIn("X-Shibboleth-Duo-Device", offered["duo-device"])
+
+
 # ---------------------------------------------------------------------------
 # Files: atomic, locked, private writes
 # ---------------------------------------------------------------------------
