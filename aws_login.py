@@ -941,9 +941,10 @@ _OPTIONS = (
             "sign-in): for a lab's own STS only; a warning on every use"),
     _Option("ca_bundle", None, _check_ca_bundle, None, "PATH", False,
             "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`)"),
-    _Option("region", None, _check_region, None, "REGION", False,
+    _Option("region", "Region", _check_region, None, "REGION", False,
             "STS region (else `AWS_REGION`, `AWS_DEFAULT_REGION`; default: the global "
-            "endpoint, or the partition's first region)"),
+            "endpoint, or the partition's first region); `login` and `configure` also write "
+            "it to the profile in `~/.aws/config` when that has none, for the AWS CLI"),
     _Option("password", None, _check_password, None, None, False,
             "read for compatibility; prefer the keyring"),
     _Option("passcode", None, _check_passcode, None, None, False,
@@ -3905,6 +3906,24 @@ def _set_mode(name, mode, command=None):
         _remove(_ProcessStore(name).path)      # file mode has no cache
 
 
+def _with_region(text, section, region, path):
+    """The AWS config ``text`` with ``region`` in ``section``, unless that has one."""
+    parser = _parse_ini(text, path, default_section="\x00")
+    if parser.has_section(section) and parser.get(section, "region", fallback="").strip():
+        return text
+    return _ini_set_options(text, section, {"region": region})
+
+
+def _share_region(name, region):
+    """Give the AWS CLI profile ``name``'s region when its own profile has none:
+    recent AWS CLIs no longer fall back to us-east-1 ("You must specify a
+    region").  One line is added; every other byte, and the file's mode, stay."""
+    path = _aws_config_path()
+    if _update_file(path, lambda text: _with_region(text, _aws_config_section(name), region,
+                                                    path), keep_mode=True):
+        _debug("wrote region %s to [%s] in %s" % (region, _aws_config_section(name), path))
+
+
 # ---------------------------------------------------------------------------
 # Starting ourselves again: the bootstrap of the refresher and credential_process
 # ---------------------------------------------------------------------------
@@ -5040,6 +5059,11 @@ def login(profile=None, terminal=None, role_arn=None, force=False, interactive=T
         credentials, role = _fetch_credentials(profile, terminal, role_arn, interactive,
                                                deadline)
         store.write(credentials, role.arn, force, profile.chain_role_arn)
+        if profile.region and "region" not in profile.given:     # not `login --region`'s
+            try:
+                _share_region(profile.name, profile.region)
+            except CredentialsFileError as e:
+                _warn("%s; the AWS CLI needs --region for profile %s" % (e, profile.name))
         return credentials, role
 
 
@@ -5085,7 +5109,7 @@ _KEEP = object()     # an empty answer: the value in brackets stays
 
 
 def _configure_by_asking(name, current, terminal):
-    """awscli-login's five questions, then the mode: (options set, mode)."""
+    """awscli-login's five questions, the region, then the mode: (options set, mode)."""
     checked = {}
     for option in _OPTIONS:
         if option.prompt is None:
@@ -5176,6 +5200,12 @@ def configure(profile=None, terminal=None, values=None):
         _ProcessStore(name).forget()     # it holds credentials for the old settings
     if mode or command:     # an older version's line is brought up to date
         _set_mode(name, mode or "process", command)
+    region = checked.get("region", current.get("region"))
+    if region:
+        try:
+            _share_region(name, _check_region(region))
+        except ConfigError:
+            pass        # an old bad value: login says so
     return checked
 
 

@@ -1993,7 +1993,8 @@ class OptionTableTest(unittest.TestCase):
         self.assertEqual(secrets, ["password", "passcode"])   # never on a command line
         prompts = [o.prompt for o in aws_login._OPTIONS if o.prompt]
         self.assertEqual(prompts, ["ECP Endpoint URL", "Username", "Enable Keyring",
-                                   "Duo Factor", "Role ARN"])   # awscli-login's, in its order
+                                   "Duo Factor", "Role ARN",    # awscli-login's, in its order
+                                   "Region"])                   # then the AWS CLI's region
 
     def test_the_readme_names_what_the_plugin_leaves_out(self):
         text = self.readme()
@@ -7869,6 +7870,7 @@ class ConfigureTest(LoginTestCase):
             ("Duo Factor [None]: ", "push"),
             ("Role ARN [None]: ", "arn:aws:iam::1:role/x"),
             ("Role ARN [None]: ", ADMIN),
+            ("Region [None]: ", ""),
             ("Use credential_process [False]: ", "")])
         self.assertEqual(run.code, 0, run)
         self.assertIn("plain http", run.tty)
@@ -7884,6 +7886,7 @@ class ConfigureTest(LoginTestCase):
                                         ("Enable Keyring [True]: ", ""),
                                         ("Duo Factor [push]: ", ""),
                                         ("Role ARN [%s]: " % ADMIN, ""),
+                                        ("Region [None]: ", ""),
                                         ("Use credential_process [False]: ", "")])
         self.assertEqual(run.code, 0, run)
         profile = aws_login.read_profile("default")
@@ -8362,6 +8365,69 @@ class ConsoleTest(LoginTestCase):
         self.assertEqual(self.console().code, 0)
         self.assertFalse(os.path.exists(old))
         self.assertTrue(os.path.exists(new))
+
+
+class RegionTest(LoginTestCase):
+    """A profile's region reaches the AWS CLI: written to the AWS config's
+    profile when that has none, one line, every other byte kept."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.aws_config = os.environ["AWS_CONFIG_FILE"]
+
+    def test_login_writes_the_region_where_the_aws_cli_reads_it(self):
+        before = ("# my AWS config\r\n[profile other]\r\nregion = us-west-2\r\n\r\n"
+                  "[default]\r\noutput = json ; mine\r\n# keep me\r\n\r\n[profile x]\r\n"
+                  "output=text")
+        self.write(self.aws_config, before, mode=0o644)
+        self.configure(username="alice", factor="auto", password=PASSWORD, region="eu-west-1")
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertEqual(self.read(self.aws_config), before.replace(
+            "; mine\r\n", "; mine\r\nregion = eu-west-1\r\n"))
+        self.assertEqual(os.stat(self.aws_config).st_mode & 0o777, 0o644)   # its own mode
+
+    def test_a_named_profile_gets_its_section(self):
+        self.configure("prod", username="alice", factor="auto", password=PASSWORD,
+                       region="eu-central-1")
+        self.assert_logged_in(self.tool(["--profile", "prod", "login"], terminal=False),
+                              profile="prod")
+        self.assertEqual(self.read(self.aws_config), "[profile prod]\nregion = eu-central-1\n")
+
+    def test_a_region_the_aws_config_has_stays(self):
+        before = "[default]\nregion = us-east-2\n"
+        self.write(self.aws_config, before)
+        self.configure(username="alice", factor="auto", password=PASSWORD, region="eu-west-1")
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertEqual(self.read(self.aws_config), before)
+
+    def test_a_region_for_this_time_only_is_not_written(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login", "--region", "eu-west-1"], terminal=False))
+        self.assert_logged_in(self.tool(["login", "--force"], terminal=False,
+                                        env={"AWS_REGION": "eu-west-1"}))
+        self.assertFalse(os.path.exists(self.aws_config))
+
+    def test_configure_asks_for_it_and_writes_it(self):
+        self.write(self.aws_config, "[default]\noutput = json\n")
+        run = self.tool(["configure"], [
+            ("ECP Endpoint URL [None]: ", self.idp.url), ("Username [None]: ", "alice"),
+            ("Enable Keyring [False]: ", ""), ("Duo Factor [None]: ", "auto"),
+            ("Role ARN [None]: ", ""), ("Region [None]: ", "Mars"),
+            ("Region [None]: ", "eu-west-1"), ("Use credential_process [False]: ", "")])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("not an AWS region name", run.tty)
+        self.assertEqual(aws_login.read_profile("default").region, "eu-west-1")
+        self.assertEqual(self.read(self.aws_config), "[default]\noutput = json\n"
+                                                     "region = eu-west-1\n")
+
+    def test_configure_in_process_mode_writes_it_before_any_login(self):
+        run = self.tool(["--profile", "p", "configure", "--ecp-endpoint-url", self.idp.url,
+                         "--region", "ap-south-1", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        parser = aws_login._parse_ini(self.read(self.aws_config), "c", "\x00")
+        self.assertEqual(parser.get("profile p", "region"), "ap-south-1")
+        self.assertIn("credential-process", parser.get("profile p", "credential_process"))
+        self.assertEqual(self.idp.requests, [])
 
 
 class AwsTlsTest(LoginTestCase):
@@ -9723,7 +9789,8 @@ class EveryPathTest(LoginTestCase):
                 ("Duo Factor [", "")]
         run = self.tool(["configure"], keep + [
             ("Role ARN [None]: ", "Nope"), ("Password: ", "bob-pass"),
-            ("Role ARN [None]: ", "readonly"), ("Use credential_process [False]: ", "")])
+            ("Role ARN [None]: ", "readonly"), ("Region [None]: ", ""),
+            ("Use credential_process [False]: ", "")])
         self.assertEqual(run.code, 0, run)
         self.assertIn("does not offer role Nope", run.tty)
         self.assertIn("role_arn = %s\n" % READONLY, self.read(self.config_file))
