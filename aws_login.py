@@ -3506,7 +3506,11 @@ def _profile_partition(profile, role_arn=None):
     match = _role_arn_match((role_arn or profile.role_arn or "").lower())
     if match:
         return match.group(1)
-    region = _profile_region(profile) or ""
+    return _region_partition(_profile_region(profile) or "")
+
+
+def _region_partition(region):
+    """The partition a region is in: cn-... aws-cn, us-gov-... aws-us-gov, else aws."""
     for partition, prefix in _REGION_PREFIX.items():
         if region.startswith(prefix):
             return partition
@@ -5342,6 +5346,48 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
                                          "SigninToken": token})
 
 
+def _check_service(name):
+    """A console service's name as its page's path takes it (s3, ec2, iam, ...)."""
+    import re
+    service = name.strip().lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", service, flags=re.ASCII):
+        raise UsageError("--service %r is not a console service name (like s3, ec2, iam)"
+                         % name)
+    return service
+
+
+def _console_destination(partition, region=None, service=None):
+    """The console page to land on, on the partition's console host: ``service``'s
+    home (else the console's home), in ``region``; the bare console without either."""
+    from urllib.parse import urlencode
+    console = _CONSOLES[partition][1]
+    if not (region or service):
+        return console
+    page = console + (service or "console") + "/home"
+    return page + ("?" + urlencode({"region": region}) if region else "")
+
+
+def _console_region(profile, partition):
+    """The region the console opens in: ``console --region``, else the profile's;
+    refused when the role's partition has no such region."""
+    region = _profile_region(profile)
+    if region and _region_partition(region) != partition:
+        raise ConfigError("region %s (%s) is not in partition %s, where the role is"
+                          % (region, profile.where("region") if profile.region else
+                             "AWS_REGION or AWS_DEFAULT_REGION", partition))
+    return region
+
+
+def _chain_cap_note(profile):
+    """The line that names AWS's one-hour cap on a chained role's session when
+    the profile asks more, or None."""
+    if not (profile.chain_role_arn and (profile.duration or 0) > 3600):
+        return None
+    return ("Note: profile %s asks duration %d, but AWS caps a chained role's session "
+            "(chain_role_arn) at one hour: these credentials, and the console signed in "
+            "with them, last one hour at most." % (profile.name, profile.duration))
+
+
 # The sign-in URL holds a token that signs in as the role: on a command line
 # `ps` would show it to every user of the host, so the browser is given a
 # private page that sends it on, and the page is removed once read.
@@ -6440,10 +6486,21 @@ def _cmd_serve(args):
 
 
 def _cmd_console(args):
-    credentials = _fresh_credentials(args.profile)
     profile = read_profile(args.profile, require_endpoint=False)
-    url = console_url(credentials, _partition_of(credentials), args.destination,
-                      _aws_ssl_context(profile))
+    service = _check_service(args.service) if args.service else None
+    if args.destination and (args.region or service):
+        raise UsageError("--destination names the page itself; use it alone, or "
+                         "--service and --region instead")
+    if args.region:
+        profile.override("region", args.region, "--region")
+    credentials = _fresh_credentials(args.profile)
+    partition = _partition_of(credentials)
+    destination = args.destination or _console_destination(
+        partition, _console_region(profile, partition), service)
+    note = _chain_cap_note(profile)
+    if note:
+        sys.stderr.write(note + "\n")
+    url = console_url(credentials, partition, destination, _aws_ssl_context(profile))
     if args.print_url or not _open_console(url):
         sys.stdout.write(url + "\n")
     else:
@@ -6749,6 +6806,12 @@ def _build_parser(only=None):
     p.add_argument("--print", dest="print_url", action="store_true",
                    help="print the URL instead of opening a browser")
     p.add_argument("--destination", metavar="URL", help="console page to land on")
+    p.add_argument("--service", metavar="NAME",
+                      help="land on this service's page (s3, ec2, iam, ...): "
+                           "https://console.aws.amazon.com/NAME/home?region=R, on the "
+                           "console of the role's partition")
+    p.add_argument("--region", metavar="R",
+                   help="land in this region (default: the profile's)")
     p.set_defaults(func=_cmd_console)
 
     p = command("status", parents=[common], help="show every profile's state",

@@ -8430,6 +8430,78 @@ class RegionTest(LoginTestCase):
         self.assertEqual(self.idp.requests, [])
 
 
+class ConsoleRegionTest(LoginTestCase):
+    """console --region R and --service NAME land where the user works; the
+    destination is built for the role's partition."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.federation = FakeFederation().start()
+        self.addCleanup(self.federation.stop)
+        self.env = {"AWS_LOGIN_FEDERATION_URL": self.federation.url}
+
+    def destination(self, args=(), **options):
+        options.setdefault("username", "alice")
+        options.setdefault("factor", "auto")
+        options.setdefault("password", PASSWORD)
+        self.configure(**options)
+        run = self.tool(["console", "--print"] + list(args), terminal=False, env=self.env)
+        self.assertEqual(run.code, 0, run)
+        return dict(parse_qsl(urlsplit(run.stdout.strip()).query))["Destination"], run
+
+    def test_the_profiles_region_or_the_flags(self):
+        self.assertEqual(self.destination(region="eu-west-1")[0],
+                         "https://console.aws.amazon.com/console/home?region=eu-west-1")
+        self.assertEqual(self.destination(["--region", "us-east-2"], region="eu-west-1")[0],
+                         "https://console.aws.amazon.com/console/home?region=us-east-2")
+        self.assertEqual(self.destination(["--region", "us-east-2"], region="")[0],
+                         "https://console.aws.amazon.com/console/home?region=us-east-2")
+        self.assertEqual(self.destination(region="")[0], "https://console.aws.amazon.com/")
+
+    def test_a_service_is_a_shortcut_for_its_page(self):
+        self.assertEqual(self.destination(["--service", "s3"], region="eu-west-1")[0],
+                         "https://console.aws.amazon.com/s3/home?region=eu-west-1")
+        self.assertEqual(self.destination(["--service", "EC2", "--region", "ap-south-1"])[0],
+                         "https://console.aws.amazon.com/ec2/home?region=ap-south-1")
+
+    def test_partition_aware(self):
+        self.assertEqual(aws_login._console_destination("aws-us-gov", "us-gov-west-1", "iam"),
+                         "https://console.amazonaws-us-gov.com/iam/home?region=us-gov-west-1")
+        self.assertEqual(aws_login._console_destination("aws-cn", "cn-north-1"),
+                         "https://console.amazonaws.cn/console/home?region=cn-north-1")
+        self.assertEqual(aws_login._console_destination("aws-cn"), "https://console.amazonaws.cn/")
+
+    def test_what_cannot_be_a_page_is_refused_before_the_sign_in(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        for args, code, words in (
+                (["--service", "s3/../iam"], 2, "--service"),
+                (["--service", "s3?region=x"], 2, "--service"),
+                (["--service", "s3", "--destination", "https://console.aws.amazon.com/"], 2,
+                 "--destination"),
+                (["--region", "eu-west-1", "--destination", "https://console.aws.amazon.com/"],
+                 2, "--destination"),
+                (["--region", "Mars"], 3, "not an AWS region name"),
+                (["--region", "cn-north-1"], 3, "partition")):
+            run = self.tool(["console", "--print"] + args, terminal=False, env=self.env)
+            self.assertEqual(run.code, code, (args, run))
+            self.assertIn(words, run.stderr, args)
+            self.assertEqual(run.stdout, "")
+        self.assertEqual(self.federation.sessions, [])
+
+    def test_the_chained_roles_one_hour_cap_is_named_when_more_is_asked(self):
+        target = "arn:aws:iam::%s:role/Deploy" % ACCOUNT_B
+        self.sts.external_ids[target] = "ext-42"
+        chained = dict(chain_role_arn=target, chain_external_id="ext-42")
+        _, run = self.destination(duration="7200", **chained)
+        self.assertIn("one hour", run.stderr)
+        self.assertIn("duration 7200", run.stderr)
+        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "3600")
+        for options in (dict(chained, duration="3600"),
+                        dict(duration="7200", chain_role_arn=None, chain_external_id=None)):
+            _, run = self.destination(["--region", "eu-west-1"], **options)
+            self.assertNotIn("one hour", run.stderr, options)
+
+
 class AwsTlsTest(LoginTestCase):
     """verify_ssl_certificate = false (or login --no-verify-ssl) is for the IdP,
     as in awscli-login: STS, whoami's GetCallerIdentity and console's sign-in
