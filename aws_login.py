@@ -214,6 +214,7 @@ _MAX_XML_ELEMENTS = 100000   # elements in one answer
 _STS_ATTEMPTS = 4            # throttling and 5xx are retried with backoff
 _LOCK_TIMEOUT = 30
 _DURATION_MIN, _DURATION_MAX = 900, 43200
+_CHAINED_MAX = 3600          # AWS caps a chained role's session at one hour
 
 # Our own keys in a credentials section: they mark it as ours.
 _EXPIRATION_KEY = "aws_login_expiration"
@@ -3576,7 +3577,8 @@ def _fetch_credentials(profile, terminal=None, role_arn=None, interactive=True, 
         chained = assume_role(
             credentials, profile.chain_role_arn,
             _session_name(saml.session_name or session.username), endpoint,
-            _signing_region(endpoint, role.partition, region), min(duration or 3600, 3600),
+            _signing_region(endpoint, role.partition, region),
+            min(duration or _CHAINED_MAX, _CHAINED_MAX),
             profile.chain_external_id, aws_tls, deadline)
         # The same STS told its clock a moment ago, in the SAML call's answer.
         credentials = _check_lifetime(chained, sent_at, credentials.sts_date)
@@ -5381,7 +5383,7 @@ def _console_region(profile, partition):
 def _chain_cap_note(profile):
     """The line that names AWS's one-hour cap on a chained role's session when
     the profile asks more, or None."""
-    if not (profile.chain_role_arn and (profile.duration or 0) > 3600):
+    if not (profile.chain_role_arn and (profile.duration or 0) > _CHAINED_MAX):
         return None
     return ("Note: profile %s asks duration %d, but AWS caps a chained role's session "
             "(chain_role_arn) at one hour: these credentials, and the console signed in "
@@ -6807,9 +6809,9 @@ def _build_parser(only=None):
                    help="print the URL instead of opening a browser")
     p.add_argument("--destination", metavar="URL", help="console page to land on")
     p.add_argument("--service", metavar="NAME",
-                      help="land on this service's page (s3, ec2, iam, ...): "
-                           "https://console.aws.amazon.com/NAME/home?region=R, on the "
-                           "console of the role's partition")
+                   help="land on this service's page (s3, ec2, iam, ...): "
+                        "https://console.aws.amazon.com/NAME/home?region=R, on the "
+                        "console of the role's partition")
     p.add_argument("--region", metavar="R",
                    help="land in this region (default: the profile's)")
     p.set_defaults(func=_cmd_console)
