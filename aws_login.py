@@ -172,6 +172,9 @@ _FACTOR_OFF_WORDS = ("off", "0", "no", "false", "disable")
 # The Shibboleth Duo plugin reads the first spelling, older IdPs the second.
 _DUO_FACTOR_HEADERS = ("X-Shibboleth-Duo-Factor", "X-Shiboleth-Duo-Factor")
 _DUO_PASSCODE_HEADERS = ("X-Shibboleth-Duo-Passcode", "X-Shiboleth-Duo-Passcode")
+# The device came with the Shibboleth plugin's non-browser flow, after the old
+# misspelled IdPs: it has one spelling.
+_DUO_DEVICE_HEADER = "X-Shibboleth-Duo-Device"
 
 _SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 _SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -215,6 +218,7 @@ _MAX_XML_ELEMENTS = 100000   # elements in one answer
 _STS_ATTEMPTS = 4            # throttling and 5xx are retried with backoff
 _LOCK_TIMEOUT = 30
 _DURATION_MIN, _DURATION_MAX = 900, 43200
+_CHAINED_MAX = 3600          # AWS caps a chained role's session at one hour
 
 # Our own keys in a credentials section: they mark it as ours.
 _EXPIRATION_KEY = "aws_login_expiration"
@@ -872,6 +876,14 @@ def _check_passcode(value):
     return code
 
 
+def _check_duo_device(value):
+    """A Duo device (``phone2``, or a device ID) travels as an HTTP header value."""
+    device = value.strip()
+    if not device or not all("!" <= c <= "~" for c in device):
+        raise ConfigError("Duo device %r is not printable ASCII without spaces" % value)
+    return device
+
+
 def _check_header_name(value):
     import re
     if not re.match(r"[A-Za-z0-9-]+$", value.strip()):
@@ -928,6 +940,10 @@ _OPTIONS = (
             "Duo factor: `auto`, `push`, `passcode`, `sms` or `phone`; `off` (or "
             "awscli-login's `0`, `no`, `false`, `disable`): no Duo header, no prompt; blank: "
             "asked on a terminal, else `auto`"),
+    _Option("duo_device", None, _check_duo_device, None, "DEVICE", True,
+            "the Duo device to push to or call (`phone2`, or a device ID), for users with "
+            "several; sent as `X-Shibboleth-Duo-Device` with the factor (default: Duo's "
+            "first)"),
     _Option("role_arn", "Role ARN", _check_role_arn, None, "ROLE", True,
             "the role to assume (aws, aws-cn or aws-us-gov partition); it must be in the "
             "assertion; `configure` also takes a name as `login --role` does, asks the IdP "
@@ -952,9 +968,10 @@ _OPTIONS = (
             "sign-in): for a lab's own STS only; a warning on every use"),
     _Option("ca_bundle", None, _check_ca_bundle, None, "PATH", False,
             "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`)"),
-    _Option("region", None, _check_region, None, "REGION", False,
+    _Option("region", "Region", _check_region, None, "REGION", False,
             "STS region (else `AWS_REGION`, `AWS_DEFAULT_REGION`; default: the global "
-            "endpoint, or the partition's first region)"),
+            "endpoint, or the partition's first region); `login` and `configure` also write "
+            "it to the profile in `~/.aws/config` when that has none, for the AWS CLI"),
     _Option("password", None, _check_password, None, None, False,
             "read for compatibility; prefer the keyring"),
     _Option("passcode", None, _check_passcode, None, None, False,
@@ -2288,14 +2305,18 @@ def _build_authn_request(acs_url, request_id, issue_instant):
     ).encode("utf-8")
 
 
-def _duo_headers(factor, passcode=None, factor_header=None, passcode_header=None):
-    """Duo's factor (and code) as HTTP headers, both spellings unless the profile names one."""
+def _duo_headers(factor, passcode=None, factor_header=None, passcode_header=None,
+                 device=None):
+    """Duo's factor (and code, and device) as HTTP headers, the factor and code in
+    both spellings unless the profile names one."""
     headers = {}
     if passcode:
         passcode = _check_passcode(passcode)
     if factor and factor != "off":
         for name in ([factor_header] if factor_header else _DUO_FACTOR_HEADERS):
             headers[name] = factor
+        if device:
+            headers[_DUO_DEVICE_HEADER] = _check_duo_device(device)
     if passcode:
         for name in ([passcode_header] if passcode_header else _DUO_PASSCODE_HEADERS):
             headers[name] = passcode
@@ -3410,7 +3431,8 @@ class _IdPSession(object):
     def authenticate(self, password, factor, passcode):
         headers = {"Authorization": _basic_authorization(self.username, password)}
         headers.update(_duo_headers(factor, passcode, self.profile.http_header_factor,
-                                    self.profile.http_header_passcode))
+                                    self.profile.http_header_passcode,
+                                    self.profile.duo_device))
         label = ("Waiting for Duo approval" if factor in ("auto", "push", "phone")
                  else "Waiting for the IdP")
         try:
@@ -3543,7 +3565,11 @@ def _profile_partition(profile, role_arn=None):
     match = _role_arn_match((role_arn or profile.role_arn or "").lower())
     if match:
         return match.group(1)
-    region = _profile_region(profile) or ""
+    return _region_partition(_profile_region(profile) or "")
+
+
+def _region_partition(region):
+    """The partition a region is in: cn-... aws-cn, us-gov-... aws-us-gov, else aws."""
     for partition, prefix in _REGION_PREFIX.items():
         if region.startswith(prefix):
             return partition
@@ -3629,8 +3655,6 @@ def _session_name(name):
 # ~/.aws-login/duration/PROFILE, next to the role chosen last (role/PROFILE),
 # as lines "ROLE_ARN ASKED GOT".  The settings file stays the user's.
 
-_CHAIN_MAX = 3600       # AWS caps a chained role's session at one hour
-
 
 def _duration_path(name):
     return os.path.join(_login_root(), "duration", _quote_name(name))
@@ -3712,11 +3736,11 @@ def _assume_within_maximum(profile, role, saml, endpoint, ssl_context, deadline)
 def _chained_duration(profile, wanted):
     """The chained role's length: ``wanted``, an hour at most, as AWS caps it;
     said when the profile's `duration` asks more."""
-    if profile.duration and profile.duration > _CHAIN_MAX:
+    if profile.duration and profile.duration > _CHAINED_MAX:
         _warn("profile %s asks for a %d s session, but AWS caps a chained role's at one "
-              "hour: asking %d s for %s" % (profile.name, profile.duration, _CHAIN_MAX,
+              "hour: asking %d s for %s" % (profile.name, profile.duration, _CHAINED_MAX,
                                             profile.chain_role_arn), once=True)
-    return min(wanted or _CHAIN_MAX, _CHAIN_MAX)
+    return min(wanted or _CHAINED_MAX, _CHAINED_MAX)
 
 
 # ---------------------------------------------------------------------------
@@ -4194,6 +4218,24 @@ def _set_mode(name, mode, command=None):
             return text
         _update_file(path, edit)
         _remove(_ProcessStore(name).path)      # file mode has no cache
+
+
+def _with_region(text, section, region, path):
+    """The AWS config ``text`` with ``region`` in ``section``, unless that has one."""
+    parser = _parse_ini(text, path, default_section="\x00")
+    if parser.has_section(section) and parser.get(section, "region", fallback="").strip():
+        return text
+    return _ini_set_options(text, section, {"region": region})
+
+
+def _share_region(name, region):
+    """Give the AWS CLI profile ``name``'s region when its own profile has none:
+    recent AWS CLIs no longer fall back to us-east-1 ("You must specify a
+    region").  One line is added; every other byte, and the file's mode, stay."""
+    path = _aws_config_path()
+    if _update_file(path, lambda text: _with_region(text, _aws_config_section(name), region,
+                                                    path), keep_mode=True):
+        _debug("wrote region %s to [%s] in %s" % (region, _aws_config_section(name), path))
 
 
 # ---------------------------------------------------------------------------
@@ -5365,6 +5407,11 @@ def login(profile=None, terminal=None, role_arn=None, force=False, interactive=T
         credentials, role = _fetch_credentials(profile, terminal, role_arn, interactive,
                                                deadline)
         store.write(credentials, role.arn, force, profile.chain_role_arn)
+        if profile.region and "region" not in profile.given:     # not `login --region`'s
+            try:
+                _share_region(profile.name, profile.region)
+            except CredentialsFileError as e:
+                _warn("%s; the AWS CLI needs --region for profile %s" % (e, profile.name))
         return credentials, role
 
 
@@ -5413,7 +5460,7 @@ _KEEP = object()     # an empty answer: the value in brackets stays
 
 
 def _configure_by_asking(name, current, terminal):
-    """awscli-login's five questions, then the mode: (options set, mode)."""
+    """awscli-login's five questions, the region, then the mode: (options set, mode)."""
     checked = {}
     for option in _OPTIONS:
         if option.prompt is None:
@@ -5504,6 +5551,12 @@ def configure(profile=None, terminal=None, values=None):
         _ProcessStore(name).forget()     # it holds credentials for the old settings
     if mode or command:     # an older version's line is brought up to date
         _set_mode(name, mode or "process", command)
+    region = checked.get("region", current.get("region"))
+    if region:
+        try:
+            _share_region(name, _check_region(region))
+        except ConfigError:
+            pass        # an old bad value: login says so
     return checked
 
 
@@ -5638,6 +5691,48 @@ def console_url(credentials, partition="aws", destination=None, ssl_context=None
     return federation + "?" + urlencode({"Action": "login", "Issuer": "aws_login",
                                          "Destination": destination or console,
                                          "SigninToken": token})
+
+
+def _check_service(name):
+    """A console service's name as its page's path takes it (s3, ec2, iam, ...)."""
+    import re
+    service = name.strip().lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", service, flags=re.ASCII):
+        raise UsageError("--service %r is not a console service name (like s3, ec2, iam)"
+                         % name)
+    return service
+
+
+def _console_destination(partition, region=None, service=None):
+    """The console page to land on, on the partition's console host: ``service``'s
+    home (else the console's home), in ``region``; the bare console without either."""
+    from urllib.parse import urlencode
+    console = _CONSOLES[partition][1]
+    if not (region or service):
+        return console
+    page = console + (service or "console") + "/home"
+    return page + ("?" + urlencode({"region": region}) if region else "")
+
+
+def _console_region(profile, partition):
+    """The region the console opens in: ``console --region``, else the profile's;
+    refused when the role's partition has no such region."""
+    region = _profile_region(profile)
+    if region and _region_partition(region) != partition:
+        raise ConfigError("region %s (%s) is not in partition %s, where the role is"
+                          % (region, profile.where("region") if profile.region else
+                             "AWS_REGION or AWS_DEFAULT_REGION", partition))
+    return region
+
+
+def _chain_cap_note(profile):
+    """The line that names AWS's one-hour cap on a chained role's session when
+    the profile asks more, or None."""
+    if not (profile.chain_role_arn and (profile.duration or 0) > _CHAINED_MAX):
+        return None
+    return ("Note: profile %s asks duration %d, but AWS caps a chained role's session "
+            "(chain_role_arn) at one hour: these credentials, and the console signed in "
+            "with them, last one hour at most." % (profile.name, profile.duration))
 
 
 # The sign-in URL holds a token that signs in as the role: on a command line
@@ -6763,10 +6858,21 @@ def _cmd_serve(args):
 
 
 def _cmd_console(args):
-    credentials = _fresh_credentials(args.profile)
     profile = read_profile(args.profile, require_endpoint=False)
-    url = console_url(credentials, _partition_of(credentials), args.destination,
-                      _aws_ssl_context(profile))
+    service = _check_service(args.service) if args.service else None
+    if args.destination and (args.region or service):
+        raise UsageError("--destination names the page itself; use it alone, or "
+                         "--service and --region instead")
+    if args.region:
+        profile.override("region", args.region, "--region")
+    credentials = _fresh_credentials(args.profile)
+    partition = _partition_of(credentials)
+    destination = args.destination or _console_destination(
+        partition, _console_region(profile, partition), service)
+    note = _chain_cap_note(profile)
+    if note:
+        sys.stderr.write(note + "\n")
+    url = console_url(credentials, partition, destination, _aws_ssl_context(profile))
     if args.print_url or not _open_console(url):
         sys.stdout.write(url + "\n")
     else:
@@ -7082,6 +7188,12 @@ def _build_parser(only=None):
     p.add_argument("--print", dest="print_url", action="store_true",
                    help="print the URL instead of opening a browser")
     p.add_argument("--destination", metavar="URL", help="console page to land on")
+    p.add_argument("--service", metavar="NAME",
+                   help="land on this service's page (s3, ec2, iam, ...): "
+                        "https://console.aws.amazon.com/NAME/home?region=R, on the "
+                        "console of the role's partition")
+    p.add_argument("--region", metavar="R",
+                   help="land in this region (default: the profile's)")
     p.set_defaults(func=_cmd_console)
 
     p = command("status", parents=[common], help="show every profile's state",

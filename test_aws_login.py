@@ -2001,7 +2001,8 @@ class OptionTableTest(unittest.TestCase):
         self.assertEqual(secrets, ["password", "passcode"])   # never on a command line
         prompts = [o.prompt for o in aws_login._OPTIONS if o.prompt]
         self.assertEqual(prompts, ["ECP Endpoint URL", "Username", "Enable Keyring",
-                                   "Duo Factor", "Role ARN"])   # awscli-login's, in its order
+                                   "Duo Factor", "Role ARN",    # awscli-login's, in its order
+                                   "Region"])                   # then the AWS CLI's region
 
     def test_the_readme_names_what_the_plugin_leaves_out(self):
         text = self.readme()
@@ -3868,6 +3869,64 @@ class PasscodeHeaderTest(LoginTestCase):
         self.assertNotIn("SECRET", str(caught.exception))
         self.assertNotIn("246810", str(caught.exception))
         self.assertFalse(caught.exception.transient)
+
+
+class DuoDeviceTest(LoginTestCase):
+    """duo_device: the phone Duo's non-browser flow pushes to, sent as
+    X-Shibboleth-Duo-Device with the factor (never on a session reuse)."""
+
+    DEVICE_HEADER = "X-Shibboleth-Duo-Device"
+
+    def password_requests(self):
+        return [r for r in self.idp.requests if r["authorization"] is not None]
+
+    def test_the_device_goes_out_with_the_factor(self):
+        self.idp.require_factor = {"push"}
+        self.configure(username="alice", factor="push", password=PASSWORD, duo_device="phone2")
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        [request] = self.password_requests()
+        self.assertEqual(request["headers"].get(self.DEVICE_HEADER), "phone2")
+        for name in DUO_HEADERS_MISSPELLED[:1] + DUO_HEADERS[:1]:
+            self.assertEqual(request["headers"].get(name), "push")
+        # the saved IdP session is offered without any Duo header
+        self.idp.requests[:] = []
+        self.assertEqual(self.tool(["login", "--force"], terminal=False).code, 0)
+        self.assertEqual(self.password_requests(), [])
+        for request in self.idp.requests:
+            self.assertNotIn(self.DEVICE_HEADER, request["headers"])
+
+    def test_no_device_header_unless_set_or_with_factor_off(self):
+        for options in ({"factor": "push"}, {"factor": "off", "duo_device": "phone2"}):
+            self.idp.requests[:] = []
+            self.configure(username="alice", password=PASSWORD, **options)
+            self.assertEqual(self.tool(["login", "--force"], terminal=False).code, 0)
+            [request] = self.password_requests()
+            self.assertNotIn(self.DEVICE_HEADER, request["headers"], options)
+            self.idp.expire_sessions()
+
+    def test_configure_takes_it_as_a_flag_and_checks_it(self):
+        run = self.tool(["configure", "--ecp-endpoint-url", self.idp.url,
+                         "--duo-device", "DPFZRS9FB0D46QFTM891"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(aws_login.read_profile("default").duo_device, "DPFZRS9FB0D46QFTM891")
+        for bad in ("phone 2", "phone2\r\nX-Evil: 1"):
+            run = self.tool(["configure", "--duo-device", bad], terminal=False)
+            self.assertEqual(run.code, 3, run)
+            self.assertIn("duo_device", run.stderr)
+        self.assertEqual(aws_login.read_profile("default").duo_device, "DPFZRS9FB0D46QFTM891")
+
+    def test_the_plugin_offers_it(self):
+        fake = type(sys)("awscli.customizations.commands")
+        fake.BasicCommand = type("BasicCommand", (), {"__init__": lambda self, s: None})
+        for name, module in (("awscli", type(sys)("awscli")),
+                             ("awscli.customizations", type(sys)("awscli.customizations")),
+                             ("awscli.customizations.commands", fake)):
+            sys.modules[name] = module
+            self.addCleanup(sys.modules.pop, name)
+        table = {}
+        aws_login._awscli_subcommands(table, session="s")
+        offered = dict((a["name"], a["help_text"]) for a in table["configure"].ARG_TABLE)
+        self.assertIn("X-Shibboleth-Duo-Device", offered["duo-device"])
 
 
 # ---------------------------------------------------------------------------
@@ -8051,6 +8110,7 @@ class ConfigureTest(LoginTestCase):
             ("Duo Factor [None]: ", "push"),
             ("Role ARN [None]: ", "arn:aws:iam::1:role/x"),
             ("Role ARN [None]: ", ADMIN),
+            ("Region [None]: ", ""),
             ("Use credential_process [False]: ", "")])
         self.assertEqual(run.code, 0, run)
         self.assertIn("plain http", run.tty)
@@ -8066,6 +8126,7 @@ class ConfigureTest(LoginTestCase):
                                         ("Enable Keyring [True]: ", ""),
                                         ("Duo Factor [push]: ", ""),
                                         ("Role ARN [%s]: " % ADMIN, ""),
+                                        ("Region [None]: ", ""),
                                         ("Use credential_process [False]: ", "")])
         self.assertEqual(run.code, 0, run)
         profile = aws_login.read_profile("default")
@@ -8544,6 +8605,141 @@ class ConsoleTest(LoginTestCase):
         self.assertEqual(self.console().code, 0)
         self.assertFalse(os.path.exists(old))
         self.assertTrue(os.path.exists(new))
+
+
+class RegionTest(LoginTestCase):
+    """A profile's region reaches the AWS CLI: written to the AWS config's
+    profile when that has none, one line, every other byte kept."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.aws_config = os.environ["AWS_CONFIG_FILE"]
+
+    def test_login_writes_the_region_where_the_aws_cli_reads_it(self):
+        before = ("# my AWS config\r\n[profile other]\r\nregion = us-west-2\r\n\r\n"
+                  "[default]\r\noutput = json ; mine\r\n# keep me\r\n\r\n[profile x]\r\n"
+                  "output=text")
+        self.write(self.aws_config, before, mode=0o644)
+        self.configure(username="alice", factor="auto", password=PASSWORD, region="eu-west-1")
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertEqual(self.read(self.aws_config), before.replace(
+            "; mine\r\n", "; mine\r\nregion = eu-west-1\r\n"))
+        self.assertEqual(os.stat(self.aws_config).st_mode & 0o777, 0o644)   # its own mode
+
+    def test_a_named_profile_gets_its_section(self):
+        self.configure("prod", username="alice", factor="auto", password=PASSWORD,
+                       region="eu-central-1")
+        self.assert_logged_in(self.tool(["--profile", "prod", "login"], terminal=False),
+                              profile="prod")
+        self.assertEqual(self.read(self.aws_config), "[profile prod]\nregion = eu-central-1\n")
+
+    def test_a_region_the_aws_config_has_stays(self):
+        before = "[default]\nregion = us-east-2\n"
+        self.write(self.aws_config, before)
+        self.configure(username="alice", factor="auto", password=PASSWORD, region="eu-west-1")
+        self.assert_logged_in(self.tool(["login"], terminal=False))
+        self.assertEqual(self.read(self.aws_config), before)
+
+    def test_a_region_for_this_time_only_is_not_written(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        self.assert_logged_in(self.tool(["login", "--region", "eu-west-1"], terminal=False))
+        self.assert_logged_in(self.tool(["login", "--force"], terminal=False,
+                                        env={"AWS_REGION": "eu-west-1"}))
+        self.assertFalse(os.path.exists(self.aws_config))
+
+    def test_configure_asks_for_it_and_writes_it(self):
+        self.write(self.aws_config, "[default]\noutput = json\n")
+        run = self.tool(["configure"], [
+            ("ECP Endpoint URL [None]: ", self.idp.url), ("Username [None]: ", "alice"),
+            ("Enable Keyring [False]: ", ""), ("Duo Factor [None]: ", "auto"),
+            ("Role ARN [None]: ", ""), ("Region [None]: ", "Mars"),
+            ("Region [None]: ", "eu-west-1"), ("Use credential_process [False]: ", "")])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("not an AWS region name", run.tty)
+        self.assertEqual(aws_login.read_profile("default").region, "eu-west-1")
+        self.assertEqual(self.read(self.aws_config), "[default]\noutput = json\n"
+                                                     "region = eu-west-1\n")
+
+    def test_configure_in_process_mode_writes_it_before_any_login(self):
+        run = self.tool(["--profile", "p", "configure", "--ecp-endpoint-url", self.idp.url,
+                         "--region", "ap-south-1", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        parser = aws_login._parse_ini(self.read(self.aws_config), "c", "\x00")
+        self.assertEqual(parser.get("profile p", "region"), "ap-south-1")
+        self.assertIn("credential-process", parser.get("profile p", "credential_process"))
+        self.assertEqual(self.idp.requests, [])
+
+
+class ConsoleRegionTest(LoginTestCase):
+    """console --region R and --service NAME land where the user works; the
+    destination is built for the role's partition."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.federation = FakeFederation().start()
+        self.addCleanup(self.federation.stop)
+        self.env = {"AWS_LOGIN_FEDERATION_URL": self.federation.url}
+
+    def destination(self, args=(), **options):
+        options.setdefault("username", "alice")
+        options.setdefault("factor", "auto")
+        options.setdefault("password", PASSWORD)
+        self.configure(**options)
+        run = self.tool(["console", "--print"] + list(args), terminal=False, env=self.env)
+        self.assertEqual(run.code, 0, run)
+        return dict(parse_qsl(urlsplit(run.stdout.strip()).query))["Destination"], run
+
+    def test_the_profiles_region_or_the_flags(self):
+        self.assertEqual(self.destination(region="eu-west-1")[0],
+                         "https://console.aws.amazon.com/console/home?region=eu-west-1")
+        self.assertEqual(self.destination(["--region", "us-east-2"], region="eu-west-1")[0],
+                         "https://console.aws.amazon.com/console/home?region=us-east-2")
+        self.assertEqual(self.destination(["--region", "us-east-2"], region="")[0],
+                         "https://console.aws.amazon.com/console/home?region=us-east-2")
+        self.assertEqual(self.destination(region="")[0], "https://console.aws.amazon.com/")
+
+    def test_a_service_is_a_shortcut_for_its_page(self):
+        self.assertEqual(self.destination(["--service", "s3"], region="eu-west-1")[0],
+                         "https://console.aws.amazon.com/s3/home?region=eu-west-1")
+        self.assertEqual(self.destination(["--service", "EC2", "--region", "ap-south-1"])[0],
+                         "https://console.aws.amazon.com/ec2/home?region=ap-south-1")
+
+    def test_partition_aware(self):
+        self.assertEqual(aws_login._console_destination("aws-us-gov", "us-gov-west-1", "iam"),
+                         "https://console.amazonaws-us-gov.com/iam/home?region=us-gov-west-1")
+        self.assertEqual(aws_login._console_destination("aws-cn", "cn-north-1"),
+                         "https://console.amazonaws.cn/console/home?region=cn-north-1")
+        self.assertEqual(aws_login._console_destination("aws-cn"), "https://console.amazonaws.cn/")
+
+    def test_what_cannot_be_a_page_is_refused_before_the_sign_in(self):
+        self.configure(username="alice", factor="auto", password=PASSWORD)
+        for args, code, words in (
+                (["--service", "s3/../iam"], 2, "--service"),
+                (["--service", "s3?region=x"], 2, "--service"),
+                (["--service", "s3", "--destination", "https://console.aws.amazon.com/"], 2,
+                 "--destination"),
+                (["--region", "eu-west-1", "--destination", "https://console.aws.amazon.com/"],
+                 2, "--destination"),
+                (["--region", "Mars"], 3, "not an AWS region name"),
+                (["--region", "cn-north-1"], 3, "partition")):
+            run = self.tool(["console", "--print"] + args, terminal=False, env=self.env)
+            self.assertEqual(run.code, code, (args, run))
+            self.assertIn(words, run.stderr, args)
+            self.assertEqual(run.stdout, "")
+        self.assertEqual(self.federation.sessions, [])
+
+    def test_the_chained_roles_one_hour_cap_is_named_when_more_is_asked(self):
+        target = "arn:aws:iam::%s:role/Deploy" % ACCOUNT_B
+        self.sts.external_ids[target] = "ext-42"
+        chained = dict(chain_role_arn=target, chain_external_id="ext-42")
+        _, run = self.destination(duration="7200", **chained)
+        self.assertIn("one hour", run.stderr)
+        self.assertIn("duration 7200", run.stderr)
+        self.assertEqual(self.sts.requests[-1]["form"]["DurationSeconds"], "3600")
+        for options in (dict(chained, duration="3600"),
+                        dict(duration="7200", chain_role_arn=None, chain_external_id=None)):
+            _, run = self.destination(["--region", "eu-west-1"], **options)
+            self.assertNotIn("one hour", run.stderr, options)
 
 
 class AwsTlsTest(LoginTestCase):
@@ -9905,7 +10101,8 @@ class EveryPathTest(LoginTestCase):
                 ("Duo Factor [", "")]
         run = self.tool(["configure"], keep + [
             ("Role ARN [None]: ", "Nope"), ("Password: ", "bob-pass"),
-            ("Role ARN [None]: ", "readonly"), ("Use credential_process [False]: ", "")])
+            ("Role ARN [None]: ", "readonly"), ("Region [None]: ", ""),
+            ("Use credential_process [False]: ", "")])
         self.assertEqual(run.code, 0, run)
         self.assertIn("does not offer role Nope", run.tty)
         self.assertIn("role_arn = %s\n" % READONLY, self.read(self.config_file))

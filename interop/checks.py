@@ -890,12 +890,13 @@ CONFIGURE_PROMPTS = [
     ("keyring", r"Enable Keyring \[[^\]]*\]: "),
     ("factor", r"Duo Factor \[[^\]]*\]: "),
     ("role", r"Role ARN \[[^\]]*\]: "),
+    ("region", r"Region \[[^\]]*\]: "),
     ("credential_process", r"Use credential_process \[[^\]]*\]: "),
 ]
 
 
 def configure_prompts(**replies):
-    """configure's six prompts; Enter (keep the value) unless a reply is given by name."""
+    """configure's seven prompts; Enter (keep the value) unless a reply is given by name."""
     return [(name, rx, replies.get(name, "")) for name, rx in CONFIGURE_PROMPTS]
 
 
@@ -1023,11 +1024,12 @@ def tool_1_configure_login(py):
     need(t.seen == [name for name, _ in CONFIGURE_PROMPTS],
          "configure prompts %r" % t.seen, t.transcript())
     for rx in (r"ECP Endpoint URL \[None\]: ", r"Username \[None\]: ", r"Enable Keyring \[False\]: ",
-               r"Duo Factor \[None\]: ", r"Role ARN \[None\]: ",
+               r"Duo Factor \[None\]: ", r"Role ARN \[None\]: ", r"Region \[None\]: ",
                r"Use credential_process \[False\]: "):
         need(re.search(rx, t.screen.decode()), "prompt %r not shown as in the contract" % rx, t.transcript())
     need(t.stdout == "", "configure wrote to stdout", t.transcript())
-    # Enter at the sixth prompt keeps file mode: the AWS config is not touched
+    # Enter at the last prompt keeps file mode, and no region was given: the AWS
+    # config is not touched
     need("Mode: file" in t.stderr, "configure did not report file mode", t.transcript())
     need(home.read(home.awsconf) is None, "file-mode configure wrote the AWS config",
          home.read(home.awsconf))
@@ -1428,7 +1430,7 @@ def without_cp_line(data):
 
 
 def tool_14_credential_process(py):
-    """configure (sixth prompt 'true') puts the profile in process mode; the AWS CLI
+    """configure (last prompt 'true') puts the profile in process mode; the AWS CLI
     on a pty gets credentials through aws_login (password asked on the pty), the
     next call comes from the cache; login fills the cache and starts no
     refresher; configure --credential-process false restores the AWS config."""
@@ -1443,7 +1445,7 @@ def tool_14_credential_process(py):
     need(t.seen == [name for name, _ in CONFIGURE_PROMPTS], "configure prompts %r" % t.seen,
          t.transcript())
     need(re.search(r"Use credential_process \[False\]: ", t.screen.decode()),
-         "sixth prompt not 'Use credential_process [False]: '", t.transcript())
+         "last prompt not 'Use credential_process [False]: '", t.transcript())
     need("Mode: process" in t.stderr, "configure did not report process mode", t.transcript())
     conf = home.read(home.awsconf)
     need(without_cp_line(conf) == conf_before,
@@ -2445,9 +2447,10 @@ def check_awscli_plugin():
                        ("keyring", r"Enable Keyring \[False\]: ", ""),
                        ("factor", r"Duo Factor \[[^\]]*\]: ", ""),
                        ("role", r"Role ARN \[[^\]]*\]: ", ""),
+                       ("region", r"Region \[[^\]]*\]: ", ""),
                        ("mode", r"Use credential_process \[False\]: ", "")], timeout=60)
     t.wait()
-    need(t.rc == 0 and len(seen) == 6, "aws login configure: exit %s, prompts %r"
+    need(t.rc == 0 and len(seen) == 7, "aws login configure: exit %s, prompts %r"
          % (t.rc, seen), t.transcript())
     t = Terminal([AWS, "--profile", "pl", "logout"], home.env)
     t.interact([], timeout=30)
@@ -3198,6 +3201,87 @@ def all_roles_checks(py):
         run_check("tool py%s: %s" % (ver, name), fn, py)
 
 
+# --------------------------------------------------------------------------
+# Issue 22 items 2 and 5: the region reaches the AWS CLI; the Duo device header
+# --------------------------------------------------------------------------
+
+IDP_DUO_LOG = os.path.join(os.path.dirname(IDP_ACCESS_LOG), "apache-duo.log")
+
+
+def duo_log():
+    """What the IdPs' Apache logged of each request's Duo headers (idp.sh's second
+    CustomLog): [(port, factor, misspelled factor, device)], "-" for a header not sent."""
+    try:
+        with open(IDP_DUO_LOG, "rb") as f:
+            return [tuple(line.split()) for line in f.read().decode("utf-8", "replace")
+                    .splitlines() if len(line.split()) == 4]
+    except FileNotFoundError:
+        return []
+
+
+def tool_25_region(py):
+    """No AWS_DEFAULT_REGION, no --region: the AWS CLI fails for lack of a region
+    (negative control) until configure's Region prompt writes the profile's region
+    into the AWS config (one line, the rest byte-identical); a login puts it back
+    when the user removed it."""
+    home = Home("t25", py)
+    del home.env["AWS_DEFAULT_REGION"]
+    conf_before = b"# mine\n[profile other]\noutput = json\n"
+    home.write(home.awsconf, conf_before)
+    configure_flags(home, "pr", IDP_A, "alice")
+    login_ok(home, "pr", answers_for(password="alice-pass"), "--no-refresh")
+    rc, arn, out = caller_identity(home, "pr")
+    need(rc != 0 and "You must specify a region" in out,
+         "negative control: without a region the AWS CLI gave rc %s" % rc, out)
+    need(home.read(home.awsconf) == conf_before, "a login without a region changed the AWS "
+         "config", home.read(home.awsconf))
+    t = home.run_tool("--profile", "pr", "configure", answers=configure_prompts(region=REGION))
+    need(t.rc == 0 and t.seen == [name for name, _ in CONFIGURE_PROMPTS],
+         "configure: exit %s, prompts %r" % (t.rc, t.seen), t.transcript())
+    with_region = conf_before + b"\n[profile pr]\nregion = %s\n" % REGION.encode()
+    need(home.read(home.awsconf) == with_region, "configure did not add just the region",
+         "expected:\n%r\ngot:\n%r" % (with_region, home.read(home.awsconf)))
+    rc, arn, out = caller_identity(home, "pr")
+    need(rc == 0 and arn == ALICE_ARN, "with the region written: rc %s arn %r" % (rc, arn), out)
+    home.write(home.awsconf, conf_before + b"\n[profile pr]\n# the user's\n")
+    login_ok(home, "pr", answers_for(password="alice-pass"), "--force", "--no-refresh")
+    need(home.read(home.awsconf) == conf_before + b"\n[profile pr]\nregion = %s\n# the user's\n"
+         % REGION.encode(), "login did not put the region back", home.read(home.awsconf))
+    rc, arn, out = caller_identity(home, "pr")
+    need(rc == 0 and arn == ALICE_ARN, "after login: rc %s arn %r" % (rc, arn), out)
+    return "AWS CLI v1 without --region: 'You must specify a region', then works"
+
+
+def tool_26_duo_device(py):
+    """duo_device reaches the IdP as X-Shibboleth-Duo-Device, with the factor in both
+    spellings (the IdP's Apache logs the headers; SimpleSAMLphp itself ignores Duo)."""
+    home = Home("t26", py)
+    port = urllib.parse.urlsplit(IDP_A).port
+    configure_flags(home, "pd", IDP_A, "alice", "--factor", "push")
+    before = len(duo_log())
+    login_ok(home, "pd", answers_for(password="alice-pass"), "--no-refresh")
+    seen = [l for l in duo_log()[before:] if l[0] == str(port)]
+    need(("%d" % port, "push", "push", "-") in seen,
+         "negative control: no device configured, the IdP saw %r" % seen)
+    configure_flags(home, "pd", IDP_A, "alice", "--duo-device", "phone2")
+    before = len(duo_log())
+    login_ok(home, "pd", answers_for(password="alice-pass"), "--force", "--no-refresh")
+    seen = [l for l in duo_log()[before:] if l[0] == str(port)]
+    need(("%d" % port, "push", "push", "phone2") in seen,
+         "the IdP did not see X-Shibboleth-Duo-Device: phone2: %r" % seen)
+    need(all(l[3] in ("phone2", "-") for l in seen), "another device value: %r" % seen)
+    return "X-Shibboleth-Duo-Device: phone2 in the IdP's Apache log"
+
+
+def region_duo_checks(py):
+    ver = python_version(py)
+    for name, fn in [
+        ("25 region: a profile's region reaches the AWS CLI v1 (no --region)", tool_25_region),
+        ("26 duo_device: X-Shibboleth-Duo-Device seen by the IdP", tool_26_duo_device),
+    ]:
+        run_check("tool py%s: %s" % (ver, name), fn, py)
+
+
 def tool_available(py):
     if not os.path.isfile(TOOL):
         return "%s does not exist" % TOOL
@@ -3257,6 +3341,7 @@ def _main():
         server_checks(py)
         proxy_checks(py)
         all_roles_checks(py)
+        region_duo_checks(py)
     run_check("plugin: AWS CLI v1 with plugins.login = aws_login", check_awscli_plugin)
     run_check("plugin enable/disable: throwaway venv, no PYTHONPATH, --ca-bundle, factor=off, "
               "rollback", check_plugin_enable)

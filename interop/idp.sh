@@ -305,6 +305,8 @@ ErrorLog "$LOG/apache-error.log"
 LogLevel warn
 LogFormat "%h %l %u %t \"%r\" %>s %b %{local}p" common
 CustomLog "$LOG/apache-access.log" common
+# The Duo headers of each request (issue 22 item 5): port, factor (both spellings), device.
+CustomLog "$LOG/apache-duo.log" "%{local}p %{X-Shibboleth-Duo-Factor}i %{X-Shiboleth-Duo-Factor}i %{X-Shibboleth-Duo-Device}i"
 LoadModule mpm_prefork_module $M/mod_mpm_prefork.so
 LoadModule authz_core_module $M/mod_authz_core.so
 LoadModule mime_module $M/mod_mime.so
