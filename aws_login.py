@@ -4906,8 +4906,8 @@ class _RefresherJob(object):
 
 
 class _Refresher(object):
-    """Renews one profile's credentials on the _RenewalSchedule, never asking
-    anyone.
+    """Renews one profile's credentials on the _RenewalSchedule, asking nobody
+    but through password_prompt's program (the password and passcode only).
 
     ``step()`` is one wake-up and returns how long to sleep (None: stop);
     ``clock`` is the wall clock, read afresh at every step, so a laptop that
@@ -4930,8 +4930,8 @@ class _Refresher(object):
     def renew_here(self):
         """Renew and store; return the new expiry (epoch seconds)."""
         profile = self.job.profile(self.name)
-        credentials, role = _fetch_credentials(profile, Terminal(None), self.role_arn,
-                                               interactive=False,
+        credentials, role = _fetch_credentials(profile, Terminal(None, profile.password_prompt),
+                                               self.role_arn, interactive=False,
                                                deadline=_RenewalSchedule.deadline())
         _FileStore(self.name).write(credentials, role.arn, expect_role=self.role_arn,
                                     chain_role_arn=profile.chain_role_arn)
@@ -5728,7 +5728,8 @@ class _ServedCredentials(object):
             issued_at = self.clock()
             try:
                 credentials, role = _fetch_credentials(
-                    profile, Terminal(None), self.role_arn, interactive=False,
+                    profile, Terminal(None, profile.password_prompt), self.role_arn,
+                    interactive=False,
                     deadline=deadline or _RenewalSchedule.deadline())
             except InteractionRequired:
                 if terminal is None or not terminal.available():
@@ -6385,7 +6386,10 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
                     interactive=False, store=True):
     """Log in for ``profile`` and return its Credentials.
 
-    Without ``interactive`` nothing is ever asked: the username, the factor
+    With ``interactive`` and no terminal, the password and Duo passcode are
+    asked through password_prompt's program, if there is one, within
+    _RenewalSchedule.TIME_LIMIT.  Without ``interactive`` nothing is ever
+    asked: the username, the factor
     and (when the IdP offers several) the role must be configured, and the
     password must come from ``password``, the keyring or the profile, unless
     the saved IdP session still stands; otherwise InteractionRequired (or
@@ -6402,7 +6406,7 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
         settings.password_source = "prompt"     # like a typed one: kept if keyring is on
     if passcode is not None:
         settings.passcode = passcode
-    terminal = Terminal() if interactive else Terminal(None)
+    terminal = Terminal(prompt=settings.password_prompt) if interactive else Terminal(None)
     person, deadline = _who_waits(interactive, terminal)
     with _login_lock(name, person, deadline):
         if store:

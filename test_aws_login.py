@@ -2563,6 +2563,37 @@ class GuiPromptTest(LoginTestCase):
             self.assertEqual(aws_login._check_option("password_prompt", choice),
                              choice.strip().lower())
 
+    def test_the_api_asks_through_it_only_when_interactive_allows(self):
+        self.program("pinentry", [self.GUI_PASSWORD])
+        code = ("import sys; sys.path.insert(0, %r); import aws_login\n"
+                "try: print(aws_login.get_credentials(interactive=sys.argv[1] == 'yes', "
+                "store=False).access_key_id)\n"
+                "except aws_login.AwsLoginError as e: sys.exit(e.exit_code)" % HERE)
+        run = run_tool(["no"], env=dict(os.environ, DISPLAY=":0"), terminal=False,
+                       argv_prefix=[sys.executable, "-c", code])
+        self.assertEqual(run.code, 11, run)
+        self.assertEqual(self.log(), [])
+        run = run_tool(["yes"], env=dict(os.environ, DISPLAY=":0"), terminal=False,
+                       argv_prefix=[sys.executable, "-c", code])
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stdout, self.sts.issued[-1]["AccessKeyId"] + "\n")
+        self.assertIn("GETPIN", self.sent())
+
+    def test_the_credential_server_and_the_refresher_renew_through_it(self):
+        os.environ["DISPLAY"] = ":0"
+        self.program("pinentry", [self.GUI_PASSWORD, self.GUI_PASSWORD])
+        source = aws_login._ServedCredentials("default")
+        source.renew()
+        self.assertEqual(source.credentials.access_key_id, self.sts.issued[-1]["AccessKeyId"])
+        os.remove(os.path.join(self.home, ".aws-login", "cookies",
+                               os.listdir(os.path.join(self.home, ".aws-login", "cookies"))[0]))
+        aws_login._FileStore("default").write(_fake_credentials(), ADMIN)   # its login's
+        refresher = aws_login._Refresher("default", aws_login._RefresherJob(ADMIN, 0, 1))
+        self.assertEqual(refresher.renew_here(),
+                         aws_login._parse_timestamp(self.sts.issued[-1]["Expiration"]).timestamp())
+        self.assertEqual(self.idp.logins, [("alice", "password")] * 2)
+        self.assertEqual([line for line in self.sent() if line == "GETPIN"], ["GETPIN"] * 2)
+
     def test_the_role_is_never_asked_this_way(self):
         self.configure(username="bob", password_prompt="pinentry")
         self.idp.users["bob"]["password"] = self.GUI_PASSWORD
