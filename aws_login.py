@@ -1284,8 +1284,14 @@ class _PromptProgram(object):
         if not next(lines).startswith("OK"):
             raise NoTerminalError("%s does not speak Assuan: cannot ask for %s"
                                   % (self.path, what))
-        for command in ("SETTITLE aws_login", "SETDESC " + _assuan_escape(question),
-                        "SETPROMPT " + _assuan_escape(prompt)):
+        commands = ["SETTITLE aws_login", "SETDESC " + _assuan_escape(question),
+                    "SETPROMPT " + _assuan_escape(prompt)]
+        # gpg-agent's way: a text pinentry (pinentry-tty, -curses) asks on the
+        # terminal GPG_TTY names; its stdin and stdout are the Assuan pipe.
+        for option, variable in (("ttyname", "GPG_TTY"), ("ttytype", "TERM")):
+            if os.environ.get("GPG_TTY") and os.environ.get(variable):
+                commands.insert(0, "OPTION %s=%s" % (option, _assuan_escape(os.environ[variable])))
+        for command in commands:
             self._send(proc, command, what)
             self._reply(lines)      # an old pinentry's ERR to SETTITLE does no harm
         self._send(proc, "GETPIN", what)

@@ -2500,6 +2500,15 @@ class GuiPromptTest(LoginTestCase):
         self.assertIn("Duo passcode", " ".join(self.sent()))
         self.assert_secret_kept_out_of_argv_and_env()
 
+    def test_gpg_tty_names_the_terminal_a_text_pinentry_asks_on(self):
+        self.configure(password_prompt="pinentry")
+        self.program("pinentry", [self.GUI_PASSWORD])
+        self.assert_served(self.serve(env={"GPG_TTY": "/dev/pts/77", "TERM": "vt100"}))
+        sent = self.sent()
+        self.assertIn("OPTION ttyname=/dev/pts/77", sent)
+        self.assertIn("OPTION ttytype=vt100", sent)
+        self.assertLess(sent.index("OPTION ttyname=/dev/pts/77"), sent.index("GETPIN"))
+
     def test_a_cancel_exits_11_in_one_line(self):
         self.program("pinentry", mode="cancel")
         run = self.serve(env={"DISPLAY": ":0"})
