@@ -1145,10 +1145,10 @@ class Terminal(object):
         """One line of input after ``prompt``, not echoed; where there is no
         terminal, the program's answer, given by ``deadline`` (a
         time.monotonic() value; by default a renewal's time limit from now)."""
-        import termios
         program = self.program()
         if program is not None:
             return program.ask(prompt, what, deadline or _RenewalSchedule.deadline())
+        import termios
         self._open(what, hint)
         old = termios.tcgetattr(self._fd)
         new = list(old)
