@@ -169,6 +169,10 @@ _KEYRING_SERVICE = "awscli_login"        # awscli-login's, so entries carry over
 _FACTORS = ("auto", "push", "passcode", "sms", "phone")
 # awscli-login's words for "no Duo factor at all" (no header, no prompt): factor = off
 _FACTOR_OFF_WORDS = ("off", "0", "no", "false", "disable")
+# How the password and Duo passcode are asked where there is no terminal
+# (password_prompt); the four programs are the ones `auto` tries, in order.
+_PROMPT_PROGRAMS = ("pinentry", "zenity", "kdialog", "osascript")
+_PASSWORD_PROMPTS = ("auto", "terminal") + _PROMPT_PROGRAMS + ("none",)
 # The Shibboleth Duo plugin reads the first spelling, older IdPs the second.
 _DUO_FACTOR_HEADERS = ("X-Shibboleth-Duo-Factor", "X-Shiboleth-Duo-Factor")
 _DUO_PASSCODE_HEADERS = ("X-Shibboleth-Duo-Passcode", "X-Shiboleth-Duo-Passcode")
@@ -884,6 +888,14 @@ def _check_duo_device(value):
     return device
 
 
+def _check_password_prompt(value):
+    choice = value.strip().lower()
+    if choice not in _PASSWORD_PROMPTS:
+        raise ConfigError("password_prompt %r is not one of %s"
+                          % (value, ", ".join(_PASSWORD_PROMPTS)))
+    return choice
+
+
 def _check_header_name(value):
     import re
     if not re.match(r"[A-Za-z0-9-]+$", value.strip()):
@@ -976,6 +988,13 @@ _OPTIONS = (
             "read for compatibility; prefer the keyring"),
     _Option("passcode", None, _check_passcode, None, None, False,
             "a Duo passcode, read for compatibility"),
+    _Option("password_prompt", None, _check_password_prompt, "auto", "PROMPT", True,
+            "how the password and Duo passcode are asked where there is no terminal "
+            "(credential_process from an IDE, the refresher, the credential server): `auto` "
+            "(the terminal, else GnuPG's `pinentry` when there is a display, else `zenity`, "
+            "`kdialog` or `osascript`), `terminal` (no program), `pinentry`, `zenity`, "
+            "`kdialog` or `osascript` (that program, display or not), `none` (a renewal "
+            "never asks, not even on a terminal); the role is never asked this way"),
     _Option("refresh", None, _check_bool, True, "BOOL", True,
             "`false`: `login` starts no refresher (file mode)"),
     _Option("chain_role_arn", None, _check_role_arn, None, "ARN", True,
@@ -1097,11 +1116,17 @@ _PASSWORD_HINT = ("give it on standard input (login --password-stdin), or set "
 class Terminal(object):
     """The user's terminal (/dev/tty), opened only when something must be asked.
     Every question goes through ask() or secret(): the same answers to
-    Ctrl-C (interrupted), Ctrl-D and no terminal (NoTerminalError)."""
+    Ctrl-C (interrupted), Ctrl-D and no terminal (NoTerminalError).
 
-    def __init__(self, path="/dev/tty"):
+    ``prompt`` is a password_prompt choice: where there is no terminal,
+    secret() (the password, the Duo passcode; never the role or username)
+    asks through the program it names (_PromptProgram), if any."""
+
+    def __init__(self, path="/dev/tty", prompt="terminal"):
         self.path = path
+        self.prompt = prompt
         self._fd = None
+        self._program = None        # found on first need (a PATH search)
 
     def _open(self, what, hint=None):
         if self._fd is None:
@@ -1152,8 +1177,25 @@ class Terminal(object):
         self.write(prompt)
         return self._readline(what).strip()
 
-    def secret(self, prompt, what, hint=None):
-        """One line of input after ``prompt``, not echoed."""
+    def program(self):
+        """The program secret() asks through: one when there is no terminal and
+        ``prompt`` names one that is there, else None."""
+        if self._program is None:
+            self._program = (not self.available() and _prompt_program(self.prompt)) or False
+        return self._program or None
+
+    def asks_secrets(self, person):
+        """Whether a password or passcode can be asked now: of ``person`` at the
+        terminal, or (a renewal nobody started too) through the program."""
+        return (person and self.available()) or self.program() is not None
+
+    def secret(self, prompt, what, hint=None, deadline=None):
+        """One line of input after ``prompt``, not echoed; where there is no
+        terminal, the program's answer, given by ``deadline`` (a
+        time.monotonic() value; by default a renewal's time limit from now)."""
+        program = self.program()
+        if program is not None:
+            return program.ask(prompt, what, deadline or _RenewalSchedule.deadline())
         import termios
         self._open(what, hint)
         old = termios.tcgetattr(self._fd)
@@ -1185,6 +1227,185 @@ class Terminal(object):
     def waiting(self, label):
         """A context manager showing ``label... 12s`` while a slow call runs."""
         return _Spinner(self if self.available() else None, label)
+
+
+def _prompt_program(choice):
+    """The _PromptProgram that password_prompt ``choice`` names, or None.
+    ``auto`` takes pinentry, zenity, kdialog, then osascript, and only with a
+    display to show them on (X11, Wayland, or macOS); a named one is taken as
+    it is (pinentry-tty and pinentry-curses need no display)."""
+    import shutil
+    if choice == "auto":
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or sys.platform == "darwin"):
+            return None
+        kinds = _PROMPT_PROGRAMS
+    else:
+        kinds = [choice] if choice in _PROMPT_PROGRAMS else []
+    for kind in kinds:
+        path = shutil.which(kind)
+        if path:
+            return _PromptProgram(kind, path)
+    return None
+
+
+def _assuan_escape(text):
+    """Assuan's escapes for a command's argument: %, CR and LF as %XX."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _assuan_unescape(data):
+    """The bytes of an Assuan data line, its %XX escapes undone."""
+    import re
+    return re.sub(br"%([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), data)
+
+
+class _PromptProgram(object):
+    """A program that asks a person for one secret where there is no terminal:
+    GnuPG's pinentry, spoken to in Assuan on its stdin and stdout, or zenity,
+    kdialog or osascript, which print the answer.  Its argv carries only the
+    question; the secret never goes through an argv or an environment.  A
+    program not done by the deadline is killed (a renewal nobody started is
+    bounded, _RenewalSchedule.TIME_LIMIT)."""
+
+    CANCELLED = "83886179"      # GPG_ERR_CANCELED, in pinentry's ERR line
+    MAX_LINE = 64 * 1024        # an Assuan line is 1,000 bytes at most
+
+    def __init__(self, kind, path):
+        self.kind = kind
+        self.path = path
+
+    def ask(self, prompt, what, deadline):
+        import subprocess
+        question = "aws_login needs %s." % what
+        _debug("asking for %s with %s" % (what, self.path))
+        try:
+            proc = subprocess.Popen(
+                self._argv(question), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if self.kind == "pinentry" else subprocess.DEVNULL,
+                start_new_session=True)
+        except OSError as e:
+            raise NoTerminalError("cannot ask for %s: %s did not start (%s)"
+                                  % (what, self.path, e.strerror or e))
+        try:
+            if self.kind == "pinentry":
+                answer = self._assuan(proc, prompt.strip(), question, what, deadline)
+            else:
+                answer = self._printed(proc, what, deadline)
+        finally:
+            self._end(proc)
+        return answer
+
+    def _argv(self, question):
+        if self.kind == "zenity":
+            return [self.path, "--entry", "--hide-text", "--title=aws_login",
+                    "--text=" + question]
+        if self.kind == "kdialog":
+            return [self.path, "--title", "aws_login", "--password", question]
+        if self.kind == "osascript":
+            quoted = '"%s"' % question.replace("\\", "\\\\").replace('"', '\\"')
+            return [self.path, "-e", 'display dialog %s default answer "" with hidden answer '
+                    'with title "aws_login"' % quoted, "-e", "text returned of result"]
+        return [self.path]
+
+    def _unanswered(self, what):
+        return NoTerminalError("nobody answered %s's question for %s in time (a renewal "
+                               "nobody started has %d s in all)"
+                               % (self.kind, what, _RenewalSchedule.TIME_LIMIT))
+
+    def _cancelled(self, what, detail):
+        return NoTerminalError("the %s prompt for %s was cancelled (%s)"
+                               % (self.kind, what, detail))
+
+    def _printed(self, proc, what, deadline):
+        import subprocess
+        try:
+            out = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))[0]
+        except subprocess.TimeoutExpired:
+            raise self._unanswered(what)
+        if proc.returncode != 0:
+            raise self._cancelled(what, "or not shown: exit %d" % proc.returncode)
+        return out.decode("utf-8", "replace").rstrip("\r\n")
+
+    def _assuan(self, proc, prompt, question, what, deadline):
+        lines = self._lines(proc, what, deadline)
+        if not next(lines).startswith("OK"):
+            raise NoTerminalError("%s does not speak Assuan: cannot ask for %s"
+                                  % (self.path, what))
+        commands = ["SETTITLE aws_login", "SETDESC " + _assuan_escape(question),
+                    "SETPROMPT " + _assuan_escape(prompt)]
+        # gpg-agent's way: a text pinentry (pinentry-tty, -curses) asks on the
+        # terminal GPG_TTY names; its stdin and stdout are the Assuan pipe.
+        for option, variable in (("ttyname", "GPG_TTY"), ("ttytype", "TERM")):
+            if os.environ.get("GPG_TTY") and os.environ.get(variable):
+                commands.insert(0, "OPTION %s=%s" % (option, _assuan_escape(os.environ[variable])))
+        for command in commands:
+            self._send(proc, command, what)
+            self._reply(lines)      # an old pinentry's ERR to SETTITLE does no harm
+        self._send(proc, "GETPIN", what)
+        ok, data = self._reply(lines)
+        if not ok:
+            raise self._cancelled(what, data if data.split(" ")[0] != self.CANCELLED
+                                  else "by the person")
+        try:
+            self._send(proc, "BYE", what)
+            self._reply(lines)
+        except NoTerminalError:
+            pass                # the answer is in: how pinentry leaves does not matter
+        return _assuan_unescape(data.encode("latin-1")).decode("utf-8", "replace")
+
+    def _send(self, proc, line, what):
+        try:
+            proc.stdin.write(line.encode("utf-8") + b"\n")
+            proc.stdin.flush()
+        except OSError:
+            raise NoTerminalError("%s ended before it was asked for %s" % (self.path, what))
+
+    @staticmethod
+    def _reply(lines):
+        """(True, the data lines joined) up to OK, or (False, the error) at ERR;
+        status (S) and comment (#) lines are passed over."""
+        data = []
+        for line in lines:
+            if line.startswith("D "):
+                data.append(line[2:])
+            elif line == "OK" or line.startswith("OK "):
+                return True, "".join(data)
+            elif line.startswith("ERR "):
+                return False, line[4:]
+
+    def _lines(self, proc, what, deadline):
+        """pinentry's lines, as text (Latin-1: data stays escaped), each by ``deadline``."""
+        import select
+        fd, buffer = proc.stdout.fileno(), b""
+        while True:
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield line.decode("latin-1")
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise self._unanswered(what)
+            chunk = os.read(fd, 4096)
+            if not chunk or len(buffer) > self.MAX_LINE:
+                raise NoTerminalError("%s ended without an answer for %s" % (self.path, what))
+            buffer += chunk
+
+    @staticmethod
+    def _end(proc):
+        """The program and whatever it started gone, and reaped."""
+        import signal
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
 
 
 def _ask_until_valid(terminal, prompt, what, check, empty=None):
@@ -3481,11 +3702,12 @@ def _ask_factor(terminal):
     return _ask_until_valid(terminal, "Factor: ", "the Duo factor", _check_factor, "auto")
 
 
-def _ask_password(terminal, what):
-    """The password, typed at the terminal.  An empty one is never sent (one
-    more refusal toward a locked account): it is asked for again."""
+def _ask_password(terminal, what, deadline=None):
+    """The password, typed at the terminal (or given to the prompt program).
+    An empty one is never sent (one more refusal toward a locked account): it
+    is asked for again."""
     while True:
-        password = terminal.secret("Password: ", what, _PASSWORD_HINT)
+        password = terminal.secret("Password: ", what, _PASSWORD_HINT, deadline)
         if password:
             return password
         terminal.write("The password is empty; type it, or press Ctrl-C to stop.\n")
@@ -3495,7 +3717,8 @@ def _password_login(session, profile, terminal, interactive=True):
     """Authenticate with a password: configured, from the keyring, or asked.
 
     Without a person (``interactive`` false) only a stored password will do,
-    with the configured factor (a push then reaches the user's phone).  A
+    with the configured factor (a push then reaches the user's phone), unless
+    the terminal has a prompt program (password_prompt) to ask through.  A
     stored password the IdP refuses is marked and not sent again until a
     person gives one (_refused_earlier)."""
     username = session.username
@@ -3508,39 +3731,39 @@ def _password_login(session, profile, terminal, interactive=True):
         password, source = _keyring_get(profile, username) or None, "keyring"
     if (password is not None and source in _PASSWORD_SOURCES
             and _refused_earlier(profile, username, source, password)):
-        if not interactive or not terminal.available():
+        if not terminal.asks_secrets(interactive):
             raise _refused_error(profile, source)
         _warn("the IdP refused the password stored in %s earlier, so it is not sent "
               "again; enter the current one" % _stored_where(profile, source))
         password = None
     if password is None:
-        if not interactive:
+        if not interactive and terminal.program() is None:
             raise InteractionRequired("%s: %s" % (need_person, _run_hint(profile.name)),
                                       need_person)
-        password, source = _ask_password(terminal, what), "prompt"
+        password, source = _ask_password(terminal, what, session.deadline), "prompt"
     # Unset and nobody to ask (a pipe, CI): auto, as awscli-login does.
     factor = profile.factor or (_ask_factor(terminal) if interactive and terminal.available()
                                 else "auto")
     passcode = profile.passcode
     if factor == "passcode" and not passcode:
-        if not interactive:
+        if not interactive and terminal.program() is None:
             reason = "the Duo factor of profile %s is passcode, which needs a person" % (
                 profile.name)
             raise InteractionRequired("%s: %s" % (reason, _run_hint(profile.name)), reason)
-        passcode = terminal.secret("Code: ", "the Duo passcode")
+        passcode = terminal.secret("Code: ", "the Duo passcode", deadline=session.deadline)
     try:
         saml = session.authenticate(password, factor, passcode)
     except AuthenticationError as e:
         if source not in _PASSWORD_SOURCES or e.kind != "refused":
             raise           # a person's typo, or a Duo push nobody approved
         _mark_refused(profile, username, source, password)
-        if not interactive or not terminal.available():
+        if not terminal.asks_secrets(interactive):
             raise _refused_error(profile, source, e)
         _warn("the IdP refused the password stored in %s (%s); enter the current one"
               % (_stored_where(profile, source), e))
-        password, source = _ask_password(terminal, what), "prompt"
+        password, source = _ask_password(terminal, what, session.deadline), "prompt"
         if factor == "passcode" and not profile.passcode:
-            passcode = terminal.secret("Code: ", "the Duo passcode")
+            passcode = terminal.secret("Code: ", "the Duo passcode", deadline=session.deadline)
         saml = session.authenticate(password, factor, passcode)
     if source == "prompt":
         _person_password_worked(profile, username, password)
@@ -4742,18 +4965,23 @@ def _credential_process(name):
 
 
 def _renew_for_process(name, cached, deadline=None):
+    """Renewed credentials as JSON: without a person if it can be done, else
+    asking on the terminal, else through the prompt program (password_prompt:
+    the password and passcode only, within ``deadline``)."""
     profile = read_profile(name)
     role_arn = (cached.role_arn if cached else None) or profile.role_arn
+    terminal = Terminal(prompt=profile.password_prompt)
     try:
-        credentials, _ = login(profile, role_arn=role_arn, interactive=False, mode="process",
-                               deadline=deadline or _RenewalSchedule.deadline())
+        credentials, _ = login(profile, terminal, role_arn=role_arn, interactive=False,
+                               mode="process", deadline=deadline or _RenewalSchedule.deadline())
     except InteractionRequired as e:
-        terminal = Terminal()
-        if not terminal.available():
+        if profile.password_prompt == "none" or not terminal.available():
             raise
         # botocore swallows our stderr: say it where the person is looking.
         terminal.tell("aws_login: profile %s needs you to log in again (%s)" % (name, e.reason))
         credentials, _ = login(profile, terminal, role_arn=role_arn, mode="process")
+    finally:
+        terminal.close()
     return _credential_process_json(credentials)
 
 
@@ -5044,8 +5272,8 @@ class _RefresherJob(object):
 
 
 class _Refresher(object):
-    """Renews one profile's credentials on the _RenewalSchedule, never asking
-    anyone.
+    """Renews one profile's credentials on the _RenewalSchedule, asking nobody
+    but through password_prompt's program (the password and passcode only).
 
     ``step()`` is one wake-up and returns how long to sleep (None: stop);
     ``clock`` is the wall clock, read afresh at every step, so a laptop that
@@ -5070,8 +5298,8 @@ class _Refresher(object):
         profile = self.job.profile(self.name)
         if self.job.all_roles:
             return self.renew_every_role(profile)
-        credentials, role = _fetch_credentials(profile, Terminal(None), self.role_arn,
-                                               interactive=False,
+        credentials, role = _fetch_credentials(profile, Terminal(None, profile.password_prompt),
+                                               self.role_arn, interactive=False,
                                                deadline=_RenewalSchedule.deadline())
         _FileStore(self.name).write(credentials, role.arn, expect_role=self.role_arn,
                                     chain_role_arn=profile.chain_role_arn)
@@ -5085,7 +5313,8 @@ class _Refresher(object):
 
     def renew_every_role(self, profile):
         """One IdP login for every profile still kept; the earliest new expiry."""
-        written, refused = _assume_every_role(profile, Terminal(None), False,
+        terminal = Terminal(None, profile.password_prompt)
+        written, refused = _assume_every_role(profile, terminal, False,
                                               _RenewalSchedule.deadline(), self.kept())
         _say_refused(refused)
         if not written:
@@ -5949,7 +6178,8 @@ class _ServedCredentials(object):
             issued_at = self.clock()
             try:
                 credentials, role = _fetch_credentials(
-                    profile, Terminal(None), self.role_arn, interactive=False,
+                    profile, Terminal(None, profile.password_prompt), self.role_arn,
+                    interactive=False,
                     deadline=deadline or _RenewalSchedule.deadline())
             except InteractionRequired:
                 if terminal is None or not terminal.available():
@@ -6606,7 +6836,10 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
                     interactive=False, store=True):
     """Log in for ``profile`` and return its Credentials.
 
-    Without ``interactive`` nothing is ever asked: the username, the factor
+    With ``interactive`` and no terminal, the password and Duo passcode are
+    asked through password_prompt's program, if there is one, within
+    _RenewalSchedule.TIME_LIMIT.  Without ``interactive`` nothing is ever
+    asked: the username, the factor
     and (when the IdP offers several) the role must be configured, and the
     password must come from ``password``, the keyring or the profile, unless
     the saved IdP session still stands; otherwise InteractionRequired (or
@@ -6623,7 +6856,7 @@ def get_credentials(profile=None, password=None, passcode=None, role_arn=None,
         settings.password_source = "prompt"     # like a typed one: kept if keyring is on
     if passcode is not None:
         settings.passcode = passcode
-    terminal = Terminal() if interactive else Terminal(None)
+    terminal = Terminal(prompt=settings.password_prompt) if interactive else Terminal(None)
     person, deadline = _who_waits(interactive, terminal)
     with _login_lock(name, person, deadline):
         if store:

@@ -1422,7 +1422,7 @@ CLEARED_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_EN
                "AWS_CA_BUNDLE", "AWS_REGION", "AWS_DEFAULT_REGION", "HTTPS_PROXY",
                "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-               "PYTHONPATH")
+               "PYTHONPATH", "DISPLAY", "WAYLAND_DISPLAY")
 
 
 class Run(object):
@@ -2370,6 +2370,257 @@ class GivenTerminalTest(LoginTestCase):
         self.assertEqual(role.arn, DEV)
         self.assertEqual(self.credentials()["aws_login_role_arn"], DEV)
         self.assertIn("ReadOnly", self.shown.decode())
+
+
+# A stand-in for GnuPG's pinentry, zenity and kdialog, by the name it is run
+# as: it asks nobody, answers from a queue file beside it and records what it
+# was sent.  pinentry speaks Assuan on stdin/stdout; the others print the
+# answer.  The file "mode" says answer, cancel or hang.
+FAKE_PROMPT = r'''#!%s
+import json, os, sys, time
+here = os.path.dirname(os.path.abspath(__file__))
+name = os.path.basename(sys.argv[0])
+def read(part, default):
+    try:
+        with open(os.path.join(here, part)) as f: return json.load(f)
+    except FileNotFoundError: return default
+def record(*item):
+    with open(os.path.join(here, "log"), "a") as f: f.write(json.dumps(item) + "\n")
+def next_answer():
+    queue = read("answers", [])
+    with open(os.path.join(here, "answers"), "w") as f: json.dump(queue[1:], f)
+    return queue[0]
+mode = read("mode", "answer")
+record(name, "run", os.getpid(), sys.argv[1:], dict(os.environ))
+if name != "pinentry":
+    if mode == "hang":
+        time.sleep(600)
+    if mode == "cancel":
+        sys.exit(1)
+    sys.stdout.write(next_answer() + "\n")
+    sys.exit(0)
+def say(line):
+    sys.stdout.write(line + "\n"); sys.stdout.flush()
+say("OK Pleased to meet you")
+for line in sys.stdin:
+    line = line.rstrip("\n")
+    record(name, "line", line)
+    verb = line.split(" ")[0]
+    if verb == "GETPIN":
+        if mode == "hang":
+            time.sleep(600)
+        if mode == "cancel":
+            say("ERR 83886179 Operation cancelled <Pinentry>")
+            continue
+        data = next_answer().encode("utf-8")
+        say("D " + "".join(chr(b) if 32 < b < 127 and b != 37 else "%%%%%%02X" %% b
+                           for b in data))
+        say("OK")
+    elif verb == "BYE":
+        say("OK closing connection")
+        break
+    else:
+        say("OK")
+'''
+
+
+class GuiPromptTest(LoginTestCase):
+    """password_prompt: with no terminal, credential_process asks for the
+    password and the Duo passcode through pinentry (Assuan), zenity, kdialog
+    or osascript; a cancel exits 11, and a prompt nobody answers ends within
+    the renewal time limit.  Fakes of the programs on a PATH of their own."""
+
+    # "%%" and a space: the answer crosses Assuan percent-escaped
+    GUI_PASSWORD = "50% off, \\o/ caf\u00e9"
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.idp.users["alice"]["password"] = self.GUI_PASSWORD
+        self.bin = os.path.join(self.home, "bin")
+        os.mkdir(self.bin)
+        self.configure(username="alice", factor="off")
+        run = self.tool(["configure", "--credential-process"], terminal=False)
+        self.assertEqual(run.code, 0, run)
+        os.environ["PATH"] = self.bin       # these fakes, and nothing else
+
+    def program(self, name, answers=(), mode="answer"):
+        path = os.path.join(self.bin, name)
+        self.write(path, FAKE_PROMPT % sys.executable, 0o755)
+        self.write(os.path.join(self.bin, "answers"), json.dumps(list(answers)))
+        self.write(os.path.join(self.bin, "mode"), json.dumps(mode))
+
+    def log(self):
+        path = os.path.join(self.bin, "log")
+        return [json.loads(line) for line in self.read(path).splitlines()] \
+            if os.path.exists(path) else []
+
+    def sent(self):
+        """The Assuan lines pinentry was sent."""
+        return [entry[2] for entry in self.log() if entry[1] == "line"]
+
+    def serve(self, env=None, argv_prefix=None):
+        """credential_process as botocore runs it, with no terminal."""
+        import shlex
+        import configparser
+        parser = configparser.RawConfigParser()
+        parser.read_string(self.read(os.environ["AWS_CONFIG_FILE"]))
+        command = shlex.split(parser.get("default", "credential_process"))
+        full = dict(os.environ)
+        full.update(env or {})
+        if argv_prefix:
+            command = argv_prefix + ["credential-process"]
+        return run_tool(command[1:], env=full, terminal=False, argv_prefix=command[:1])
+
+    def assert_served(self, run):
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(json.loads(run.stdout)["AccessKeyId"],
+                         self.sts.issued[-1]["AccessKeyId"])
+        self.assertEqual(self.idp.logins, [("alice", "password")])
+        self.assertNotIn(self.GUI_PASSWORD, run.stdout + run.stderr)
+
+    def assert_secret_kept_out_of_argv_and_env(self):
+        for entry in self.log():
+            if entry[1] == "run":
+                self.assertNotIn(self.GUI_PASSWORD, json.dumps(entry[3:], ensure_ascii=False))
+                self.assertNotIn("123456", json.dumps(entry[3:]))
+
+    def test_pinentry_answers_for_credential_process_without_a_terminal(self):
+        self.program("pinentry", [self.GUI_PASSWORD])
+        run = self.serve(env={"DISPLAY": ":0"})
+        self.assert_served(run)
+        sent = self.sent()
+        self.assertIn("GETPIN", sent)
+        desc = [line for line in sent if line.startswith("SETDESC ")]
+        self.assertEqual(len(desc), 1, sent)
+        self.assertIn("alice", desc[0])
+        self.assertNotIn("\n", desc[0])
+        self.assertIn("SETPROMPT Password:", sent)
+        self.assertEqual(sent[-1], "BYE")
+        self.assert_secret_kept_out_of_argv_and_env()
+
+    def test_the_duo_passcode_too_each_secret_out_of_argv_and_env(self):
+        self.idp.require_factor = {"passcode"}
+        self.idp.expected_passcode = "123456"
+        self.configure(factor="passcode")
+        self.program("pinentry", [self.GUI_PASSWORD, "123456"])
+        run = self.serve(env={"WAYLAND_DISPLAY": "wayland-0"})
+        self.assert_served(run)
+        self.assertEqual([line for line in self.sent() if line == "GETPIN"], ["GETPIN"] * 2)
+        self.assertIn("Duo passcode", " ".join(self.sent()))
+        self.assert_secret_kept_out_of_argv_and_env()
+
+    def test_gpg_tty_names_the_terminal_a_text_pinentry_asks_on(self):
+        self.configure(password_prompt="pinentry")
+        self.program("pinentry", [self.GUI_PASSWORD])
+        self.assert_served(self.serve(env={"GPG_TTY": "/dev/pts/77", "TERM": "vt100"}))
+        sent = self.sent()
+        self.assertIn("OPTION ttyname=/dev/pts/77", sent)
+        self.assertIn("OPTION ttytype=vt100", sent)
+        self.assertLess(sent.index("OPTION ttyname=/dev/pts/77"), sent.index("GETPIN"))
+
+    def test_a_cancel_exits_11_in_one_line(self):
+        self.program("pinentry", mode="cancel")
+        run = self.serve(env={"DISPLAY": ":0"})
+        self.assertEqual((run.code, run.stdout), (11, ""), run)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+        self.assertIn("cancelled", run.stderr)
+        self.assertEqual(self.idp.logins, [])
+
+    def test_a_prompt_nobody_answers_ends_within_the_renewal_time_limit(self):
+        self.program("pinentry", mode="hang")
+        started = time.time()
+        run = self.serve(env={"DISPLAY": ":0"},
+                         argv_prefix=[sys.executable, "-c", SHORT_LIMIT_CHILD, "1.5"])
+        took = time.time() - started
+        self.assertEqual((run.code, run.stdout), (11, ""), run)
+        self.assertLess(took, 1.5 + 2.5, run)
+        self.assertIn("nobody answered", run.stderr)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+        pid = [entry[2] for entry in self.log() if entry[1] == "run"][0]
+        self.assertIsNone(_process_state(pid))      # killed and reaped, not left behind
+
+    def test_zenity_or_kdialog_when_no_pinentry_is_there(self):
+        for name in ("zenity", "kdialog"):
+            shutil.rmtree(self.bin)
+            os.mkdir(self.bin)
+            self.program(name, [self.GUI_PASSWORD])
+            for cache in ("cache", "cookies"):      # the first program's login, forgotten
+                shutil.rmtree(os.path.join(self.home, ".aws-login", cache), True)
+            self.idp.logins[:] = []
+            run = self.serve(env={"DISPLAY": ":0"})
+            self.assert_served(run)
+            (argv,) = [entry[3] for entry in self.log() if entry[1] == "run"]
+            self.assertIn("alice", " ".join(argv))
+            self.assert_secret_kept_out_of_argv_and_env()
+
+    def test_a_named_program_needs_no_display_and_auto_does(self):
+        self.program("pinentry", [self.GUI_PASSWORD])
+        run = self.serve()          # auto, no display: today's exit 11
+        self.assertEqual((run.code, run.stdout), (11, ""), run)
+        self.assertIn("no password is stored", run.stderr)
+        self.assertEqual(self.log(), [])
+        self.configure(password_prompt="pinentry")
+        self.assert_served(self.serve())
+
+    def test_terminal_and_none_never_run_a_program(self):
+        self.program("pinentry", [self.GUI_PASSWORD])
+        for choice in ("terminal", "none"):
+            self.configure(password_prompt=choice)
+            run = self.serve(env={"DISPLAY": ":0"})
+            self.assertEqual((run.code, run.stdout), (11, ""), run)
+            self.assertIn("no password is stored", run.stderr)
+        self.assertEqual(self.log(), [])
+
+    def test_an_unknown_choice_is_a_config_error(self):
+        self.configure(password_prompt="dialog")
+        run = self.serve(env={"DISPLAY": ":0"})
+        self.assertEqual(run.code, 3, run)
+        self.assertIn("password_prompt", run.stderr)
+        for choice in ("auto", "terminal", "pinentry", "zenity", "kdialog", "osascript",
+                       "none", " Pinentry "):
+            self.assertEqual(aws_login._check_option("password_prompt", choice),
+                             choice.strip().lower())
+
+    def test_the_api_asks_through_it_only_when_interactive_allows(self):
+        self.program("pinentry", [self.GUI_PASSWORD])
+        code = ("import sys; sys.path.insert(0, %r); import aws_login\n"
+                "try: print(aws_login.get_credentials(interactive=sys.argv[1] == 'yes', "
+                "store=False).access_key_id)\n"
+                "except aws_login.AwsLoginError as e: sys.exit(e.exit_code)" % HERE)
+        run = run_tool(["no"], env=dict(os.environ, DISPLAY=":0"), terminal=False,
+                       argv_prefix=[sys.executable, "-c", code])
+        self.assertEqual(run.code, 11, run)
+        self.assertEqual(self.log(), [])
+        run = run_tool(["yes"], env=dict(os.environ, DISPLAY=":0"), terminal=False,
+                       argv_prefix=[sys.executable, "-c", code])
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stdout, self.sts.issued[-1]["AccessKeyId"] + "\n")
+        self.assertIn("GETPIN", self.sent())
+
+    def test_the_credential_server_and_the_refresher_renew_through_it(self):
+        os.environ["DISPLAY"] = ":0"
+        self.program("pinentry", [self.GUI_PASSWORD, self.GUI_PASSWORD])
+        source = aws_login._ServedCredentials("default")
+        source.renew()
+        self.assertEqual(source.credentials.access_key_id, self.sts.issued[-1]["AccessKeyId"])
+        os.remove(os.path.join(self.home, ".aws-login", "cookies",
+                               os.listdir(os.path.join(self.home, ".aws-login", "cookies"))[0]))
+        aws_login._FileStore("default").write(_fake_credentials(), ADMIN)   # its login's
+        refresher = aws_login._Refresher("default", aws_login._RefresherJob(ADMIN, 0, 1))
+        self.assertEqual(refresher.renew_here(),
+                         aws_login._parse_timestamp(self.sts.issued[-1]["Expiration"]).timestamp())
+        self.assertEqual(self.idp.logins, [("alice", "password")] * 2)
+        self.assertEqual([line for line in self.sent() if line == "GETPIN"], ["GETPIN"] * 2)
+
+    def test_the_role_is_never_asked_this_way(self):
+        self.configure(username="bob", password_prompt="pinentry")
+        self.idp.users["bob"]["password"] = self.GUI_PASSWORD
+        self.program("pinentry", [self.GUI_PASSWORD])
+        run = self.serve()
+        self.assertEqual((run.code, run.stdout), (11, ""), run)
+        self.assertIn("roles", run.stderr)
+        self.assertEqual([line for line in self.sent() if line == "GETPIN"], ["GETPIN"])
+        self.assertNotIn("role", " ".join(self.sent()).lower())
 
 
 # Characters that must never reach a terminal or a log raw (C0, DEL, C1, line

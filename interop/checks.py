@@ -3282,6 +3282,99 @@ def region_duo_checks(py):
         run_check("tool py%s: %s" % (ver, name), fn, py)
 
 
+# --------------------------------------------------------------------------
+# password_prompt: Debian's pinentry-tty answering for a credential_process
+# with no terminal (issue 22, item 1)
+# --------------------------------------------------------------------------
+
+PINENTRY_TTY = "/usr/bin/pinentry-tty"
+
+
+def aws_with_pinentry(home, profile, env, reply, timeout=90):
+    """aws sts get-caller-identity with no terminal of its own (a session of its
+    own); its credential_process finds pinentry (pinentry-tty) on PATH, which
+    asks on the pty GPG_TTY names; ``reply`` is typed there once "Password:"
+    shows.  Returns (rc, arn, stdout + stderr, what the pty showed)."""
+    master, slave = os.openpty()
+    env = dict(env, GPG_TTY=os.ttyname(slave), TERM="dumb")
+    proc = subprocess.Popen([AWS, "sts", "get-caller-identity", "--profile", profile,
+                             "--output", "json"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    screen, deadline, typed = b"", time.time() + timeout, False
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                screen += os.read(master, 4096)
+            if not typed and b"Password:" in screen:
+                os.write(master, reply)
+                typed = True
+        out, err = proc.communicate(timeout=max(1, deadline - time.time()))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        while select.select([master], [], [], 0)[0]:
+            try:
+                screen += os.read(master, 4096)
+            except OSError:
+                break
+        os.close(master)
+        os.close(slave)
+    arn = None
+    if proc.returncode == 0:
+        try:
+            arn = json.loads(out.decode())["Arn"]
+        except (ValueError, KeyError):
+            pass
+    return proc.returncode, arn, (out + err).decode("utf-8", "replace"), screen
+
+
+def tool_pp1_pinentry_tty(py):
+    """password_prompt = pinentry, credential_process mode, the AWS CLI in a
+    session of its own (no terminal): the tool speaks Assuan to Debian's
+    pinentry-tty, which asks on the pty GPG_TTY names.  Ctrl-D there cancels
+    (the AWS CLI fails, naming the cancel; nothing cached); the password
+    typed there logs in, without echo, and the AWS CLI gets the role."""
+    need(os.access(PINENTRY_TTY, os.X_OK),
+         "no %s (interop/run installs Debian's pinentry-tty)" % PINENTRY_TTY)
+    home = Home("pp1", py)
+    bindir = os.path.join(home.dir, "bin")
+    os.makedirs(bindir)
+    os.symlink(PINENTRY_TTY, os.path.join(bindir, "pinentry"))
+    configure_flags(home, "pp1", IDP_A, "alice", "--password-prompt", "pinentry",
+                    "--credential-process", "true")
+    env = dict(home.env, PATH=bindir + ":" + home.env["PATH"])
+    cache = os.path.join(home.root, "cache", "pp1")
+
+    before = records()
+    rc, arn, out, screen = aws_with_pinentry(home, "pp1", env, b"\x04")
+    need(rc != 0 and "cancelled" in out, "Ctrl-D at pinentry-tty: aws exit %s" % rc, out,
+         screen.decode("utf-8", "replace"))
+    need(not new_records(before, "AssumeRoleWithSAML"), "a cancelled prompt reached STS")
+    need(not os.path.exists(cache), "a cancelled prompt left a cache")
+
+    rc, arn, out, screen = aws_with_pinentry(home, "pp1", env, b"alice-pass\n")
+    text = screen.decode("utf-8", "replace")
+    need(rc == 0 and arn == ALICE_ARN, "aws via pinentry-tty: rc %s arn %r" % (rc, arn), out, text)
+    need("aws_login needs the password of alice@" in text and "Password:" in text,
+         "pinentry-tty did not show our question", text)
+    need(b"alice-pass" not in screen, "the password was echoed on the pty", text)
+    need("alice-pass" not in out, "the password is in the AWS CLI's output", out)
+    sts = new_records(before, "AssumeRoleWithSAML")
+    need(len(sts) == 1, "%d AssumeRoleWithSAML calls" % len(sts))
+    need(issued_key(sts[0]) in home.read(cache).decode(), "the cache does not hold the credentials")
+    need(not home.leftover_pids(), "processes left: %r" % home.leftover_pids())
+    return "Ctrl-D -> cancelled, nothing cached; password on the pty -> %s" % arn
+
+
+def prompt_checks(py):
+    ver = python_version(py)
+    run_check("tool py%s: prompt 1: credential_process with no terminal asks through Debian's "
+              "pinentry-tty (GPG_TTY on a pty): Ctrl-D cancels, the password logs in"
+              % ver, tool_pp1_pinentry_tty, py)
+
+
 def tool_available(py):
     if not os.path.isfile(TOOL):
         return "%s does not exist" % TOOL
@@ -3342,6 +3435,7 @@ def _main():
         proxy_checks(py)
         all_roles_checks(py)
         region_duo_checks(py)
+        prompt_checks(py)
     run_check("plugin: AWS CLI v1 with plugins.login = aws_login", check_awscli_plugin)
     run_check("plugin enable/disable: throwaway venv, no PYTHONPATH, --ca-bundle, factor=off, "
               "rollback", check_plugin_enable)
