@@ -369,8 +369,13 @@ def _run_hint(profile, command="login"):
     words = ("" if profile == "default" else "--profile %s " % shlex.quote(profile)) + command
     program = _program()
     if program == "aws":
-        if command.split()[0] in ("login", "logout", "configure"):
-            return "run `aws %s`" % words.replace("configure", "login configure")
+        first, _, rest = command.partition(" ")
+        if first in ("login", "logout", "configure"):
+            name = _plugin_command()
+            aws = {"login": name, "configure": name + " configure",
+                   "logout": "logout" if name == "login" else name + " logout"}[first]
+            return "run `aws %s`" % (words[:len(words) - len(command)] + aws
+                                      + (" " + rest if rest else ""))
         program = "python3 " + shlex.quote(_own_file()[0] or "aws_login.py")
     if program is None:
         return ("save this script as aws_login.py and run `python3 aws_login.py %s`, or "
@@ -6807,19 +6812,49 @@ def main(argv=None, how_run=None):
 
 def awscli_initialize(cli):
     """AWS CLI plugin entry point: `aws configure set plugins.login aws_login` gives
-    `aws login`, `aws login configure` and `aws logout`.  awscli is imported here
-    only, when the AWS CLI itself calls us."""
-    cli.register("building-command-table.main", _awscli_commands)
-    cli.register("building-command-table.login", _awscli_subcommands)
+    `aws login`, `aws login configure` and `aws logout`; after `plugin enable
+    --command NAME`, `aws NAME`, `aws NAME configure` and `aws NAME logout`.
+    awscli is imported only when the AWS CLI itself calls us."""
+    name = _plugin_command()
+
+    def commands(command_table, session, **kwargs):
+        _awscli_commands(command_table, session, name)
+
+    def subcommands(command_table, session, **kwargs):
+        _awscli_subcommands(command_table, session, name)
+    cli.register("building-command-table.main", commands)
+    cli.register("building-command-table." + name, subcommands)
 
 
-def _awscli_command(name, description, arguments, argv, subcommands=()):
+def _plugin_command():
+    """The name of the plugin's command: what `plugin enable --command` put in its
+    record, else "login" (no record: a plugin line written by hand).  The hook
+    runs on every `aws` command, so this is one small read, and never an error:
+    an unreadable record gives "login" rather than a broken `aws`."""
+    import json         # the AWS CLI has imported it already
+    try:
+        with open(_plugin_record_path(), "rb") as f:
+            name = json.loads(f.read(1 << 20).decode("utf-8")).get("command", "login")
+    except (OSError, ValueError, AttributeError):
+        return "login"
+    return name if _is_command_name(name) else "login"
+
+
+def _is_command_name(name):
+    """True for a word the AWS CLI could take as a command: lower-case letters,
+    digits and hyphens, a letter first (no dot: it would split the name of
+    the AWS CLI's building-command-table event)."""
+    import re
+    return isinstance(name, str) and re.match(r"[a-z][a-z0-9-]{0,63}\Z", name) is not None
+
+
+def _awscli_command(name, description, arguments, argv, subcommands=(), parent=None):
     from awscli.customizations.commands import BasicCommand
 
     class Command(BasicCommand):
         NAME = name
         DESCRIPTION = description
-        SYNOPSIS = "aws %s [options]" % name
+        SYNOPSIS = "aws %s [options]" % " ".join([parent] * bool(parent) + [name])
         ARG_TABLE = [dict(a) for a in arguments]
         SUBCOMMANDS = list(subcommands)
 
@@ -6862,9 +6897,11 @@ def _awscli_global_options(command, parsed_globals):
     return words
 
 
-def _awscli_commands(command_table, session, **kwargs):
+def _awscli_commands(command_table, session, name="login"):
+    """`aws NAME` (login), and `aws logout` when NAME is login: under another
+    name, logout is beneath it (_awscli_subcommands)."""
     login_command = _awscli_command(
-        "login", "Log in through your SAML ECP identity provider and write temporary "
+        name, "Log in through your SAML ECP identity provider and write temporary "
         "credentials (aws_login.py).",
         [{"name": "role", "help_text": "assume this role: NAME, ACCOUNT/NAME, ALIAS/NAME "
                                        "or ARN"},
@@ -6872,21 +6909,28 @@ def _awscli_commands(command_table, session, **kwargs):
          {"name": "force", "action": "store_true", "help_text": "log in again"},
          {"name": "no-refresh", "action": "store_true", "help_text": "start no refresher"}],
         ["login"])
-    logout_command = _awscli_command(
+    command_table[name] = login_command(session)
+    if name == "login":
+        command_table["logout"] = _awscli_logout(None)(session)
+
+
+def _awscli_logout(parent):
+    return _awscli_command(
         "logout", "Remove the profile's temporary credentials (aws_login.py).",
         [{"name": "all", "action": "store_true", "help_text": "every profile"},
          {"name": "forget", "action": "store_true", "help_text": "forget the IdP session"}],
-        ["logout"])
-    command_table["login"] = login_command(session)
-    command_table["logout"] = logout_command(session)
+        ["logout"], parent=parent)
 
 
-def _awscli_subcommands(command_table, session, **kwargs):
+def _awscli_subcommands(command_table, session, name="login"):
+    """`aws NAME configure`, and `aws NAME logout` when NAME is not login."""
     configure_command = _awscli_command(
         "configure", "Set the profile's aws_login options (asks when no option is given).",
         [{"name": _flag(option)[2:], "help_text": option.help}
-         for option in _OPTIONS if option.plugin], ["configure"])
+         for option in _OPTIONS if option.plugin], ["configure"], parent=name)
     command_table["configure"] = configure_command(session)
+    if name != "login":
+        command_table["logout"] = _awscli_logout(name)(session)
 
 
 _PLUGIN_PROBE_VARIABLE = "AWS_LOGIN_PLUGIN_PROBE"
