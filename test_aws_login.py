@@ -10122,7 +10122,7 @@ class PluginManagementTest(HomeTestCase):
 
     def test_aws_cli_v2_gets_a_plugin_path_and_a_warning_of_its_own_login(self):
         aws = self.fake_aws(version="2.33.1")
-        run = self.plugin("enable", "--aws", aws)
+        run = self.plugin("enable", "--aws", aws, "--replace-builtin")    # its own login goes
         self.assertEqual(run.code, 0, run)
         folder = os.path.join(self.home, ".aws-login", "plugin")
         self.assertTrue(os.path.isfile(os.path.join(folder, "aws_login.py")))
@@ -10535,6 +10535,7 @@ class PluginCommandTest(PluginCliTestCase):
         self.assert_refused(self.plugin("enable", "--aws", aws, "--command", "logout"),
                             aws, before)
 
+    @slow
     def test_a_command_of_its_own_name_lives_beside_the_builtin_login(self):
         aws = self.table_cli("v2", "2.33.1")
         before = "[default]\nregion = eu-west-1\n"
@@ -10557,6 +10558,7 @@ class PluginCommandTest(PluginCliTestCase):
         self.assertEqual(self.ran(aws, "saml-login")[0], 252)
         self.assertEqual(self.ran(aws, "login"), ("built-in", "login"))
 
+    @slow
     def test_replace_builtin_gives_login_and_logout_to_the_plugin_and_status_says_so(self):
         aws = self.table_cli("v2", "2.32.0")
         run = self.plugin("enable", "--aws", aws, "--replace-builtin")
@@ -10570,29 +10572,31 @@ class PluginCommandTest(PluginCliTestCase):
         self.assertEqual(self.plugin("disable").code, 0)
         self.assertEqual(self.ran(aws, "login"), ("built-in", "login"))
 
-    def test_an_aws_cli_without_its_own_login_keeps_the_name_login(self):
-        for venv, version in (("v1", "1.45.11"), ("v2", "2.31.9")):
-            aws = self.table_cli(venv, version)
-            run = self.plugin("enable", "--aws", aws)
-            self.assertEqual(run.code, 0, run)
-            self.assertEqual(self.ran(aws, "login"), ("plugin", "login"))
-            self.assertEqual(self.ran(aws, "logout"), ("plugin", "logout"))
-            self.assertNotIn("warning", self.plugin("status", "--aws", aws).stdout)
-            self.assertEqual(self.plugin("disable").code, 0)
-        # and a v1 under a name of its own
+    def test_an_aws_cli_v2_before_2_32_keeps_the_name_login(self):
+        aws = self.table_cli("v2", "2.31.9")
+        run = self.plugin("enable", "--aws", aws)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.ran(aws, "login"), ("plugin", "login"))
+        self.assertEqual(self.ran(aws, "logout"), ("plugin", "logout"))
+
+    def test_an_aws_cli_v1_takes_a_name_of_its_own_too(self):
         aws = self.table_cli("v1", "1.45.11")
         self.assertEqual(self.plugin("enable", "--aws", aws, "--command", "idp").code, 0)
         self.assertEqual(self.ran(aws, "idp", "logout"), ("plugin", "logout"))
         self.assertEqual(self.ran(aws, "login")[0], 252)
-        self.assertEqual(self.plugin("disable").code, 0)
 
     def test_a_command_name_must_be_one_word_of_the_aws_clis_kind(self):
+        for name in ("", "saml login", "a.b", "-x", "Login", "x" * 65, "saml_login", None, 7):
+            self.assertFalse(aws_login._is_command_name(name), name)
+        for name in ("login", "saml-login", "idp2", "x" * 64):
+            self.assertTrue(aws_login._is_command_name(name), name)
         aws = self.table_cli("v1", "1.45.11")
-        for name in ("", "saml login", "a.b", "-x", "Login", "x" * 65, "saml_login"):
-            run = self.plugin("enable", "--aws", aws, "--command=" + name)
-            self.assertEqual(run.code, 3, (name, run))
-            self.assertIn("not a command name", run.stderr)
-            self.assertFalse(os.path.exists(self.aws_config), name)
+        run = self.plugin("enable", "--aws", aws, "--command=a.b")
+        self.assertEqual(run.code, 3, run)
+        self.assertEqual(run.stderr, "aws_login: error: --command 'a.b' is not a command name: "
+                                     "one word of lower-case letters, digits and hyphens, a "
+                                     "letter first\n")
+        self.assertFalse(os.path.exists(self.aws_config))
 
 
 class PluginCommandHookTest(LoginTestCase):
