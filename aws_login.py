@@ -6817,6 +6817,9 @@ def main(argv=None, how_run=None):
 # naming those it cannot, with nothing changed), writes the config lines,
 # proves each `aws` by running it, and undoes it all if one fails; `plugin
 # disable` takes back what is still as enable left it, and never runs `aws`.
+# AWS CLI v2.32.0 and later have their own `aws login` and `aws logout`: enable
+# replaces them only when told to (--replace-builtin), or names the plugin's
+# command otherwise (--command NAME), in its record, which the hook reads.
 
 def awscli_initialize(cli):
     """AWS CLI plugin entry point: `aws configure set plugins.login aws_login` gives
