@@ -381,8 +381,13 @@ def _run_hint(profile, command="login"):
     words = ("" if profile == "default" else "--profile %s " % shlex.quote(profile)) + command
     program = _program()
     if program == "aws":
-        if command.split()[0] in ("login", "logout", "configure"):
-            return "run `aws %s`" % words.replace("configure", "login configure")
+        first, _, rest = command.partition(" ")
+        if first in ("login", "logout", "configure"):
+            name = _plugin_command()
+            aws = {"login": name, "configure": name + " configure",
+                   "logout": "logout" if name == "login" else name + " logout"}[first]
+            return "run `aws %s`" % (words[:len(words) - len(command)] + aws
+                                      + (" " + rest if rest else ""))
         program = "python3 " + shlex.quote(_own_file()[0] or "aws_login.py")
     if program is None:
         return ("save this script as aws_login.py and run `python3 aws_login.py %s`, or "
@@ -7199,11 +7204,12 @@ def _cmd_plugin(args):
         sys.stderr.write("".join("%s%s.\n" % (line[:1].upper(), line[1:]) for line in done)
                          or "The plugin was not enabled: nothing to remove.\n")
     else:
-        record = _plugin_enable(args.aws)
+        record = _plugin_enable(args.aws, args.aws_command, args.replace_builtin)
         clis = [c for c in record["clis"] if c["plugin"]]
         unchanged = [c for c in record["clis"] if not c["plugin"]]
-        sys.stderr.write("Enabled `aws login` for %s; modules: %s; %s now has [plugins] login = "
+        sys.stderr.write("Enabled %s for %s; modules: %s; %s now has [plugins] login = "
                          "aws_login%s. Undo with `plugin disable`.\n" % (
+                             _plugin_commands_text(record["command"]),
                              ", ".join("%s (aws-cli/%s)" % (c["path"], c["version"])
                                        for c in clis),
                              ", ".join(m["path"] for m in record["modules"])
@@ -7440,9 +7446,16 @@ def _build_parser(only=None):
                             "imports plugins from and set plugins.login in ~/.aws/config, "
                             "then prove it with `aws --version` and `aws login` (undone if "
                             "that fails).  disable: remove exactly that (never runs aws).  "
-                            "status: what is installed where.")
+                            "status: what is installed where.  AWS CLI v2.32 and later have "
+                            "their own `aws login` and `aws logout`: enable keeps them unless "
+                            "--replace-builtin; --command NAME gives `aws NAME` beside them.")
     p.add_argument("action", choices=("enable", "disable", "status"))
     p.add_argument("--aws", metavar="PATH", help="the AWS CLI to use (default: `aws` on PATH)")
+    p.add_argument("--command", metavar="NAME", default="login", dest="aws_command",
+                   help="enable: the plugin's command, `aws NAME` (with `configure` and "
+                        "`logout` beneath it); default login")
+    p.add_argument("--replace-builtin", action="store_true",
+                   help="enable: replace the AWS CLI's own `aws login` and `aws logout`")
     p.set_defaults(func=_cmd_plugin)
     return parser
 
@@ -7532,22 +7545,55 @@ def main(argv=None, how_run=None):
 # naming those it cannot, with nothing changed), writes the config lines,
 # proves each `aws` by running it, and undoes it all if one fails; `plugin
 # disable` takes back what is still as enable left it, and never runs `aws`.
+# AWS CLI v2.32.0 and later have their own `aws login` and `aws logout`: enable
+# replaces them only when told to (--replace-builtin), or names the plugin's
+# command otherwise (--command NAME), in its record, which the hook reads.
 
 def awscli_initialize(cli):
     """AWS CLI plugin entry point: `aws configure set plugins.login aws_login` gives
-    `aws login`, `aws login configure` and `aws logout`.  awscli is imported here
-    only, when the AWS CLI itself calls us."""
-    cli.register("building-command-table.main", _awscli_commands)
-    cli.register("building-command-table.login", _awscli_subcommands)
+    `aws login`, `aws login configure` and `aws logout`; after `plugin enable
+    --command NAME`, `aws NAME`, `aws NAME configure` and `aws NAME logout`.
+    awscli is imported only when the AWS CLI itself calls us."""
+    name = _plugin_command()
+
+    def commands(command_table, session, **kwargs):
+        _awscli_commands(command_table, session, name)
+
+    def subcommands(command_table, session, **kwargs):
+        _awscli_subcommands(command_table, session, name)
+    cli.register("building-command-table.main", commands)
+    cli.register("building-command-table." + name, subcommands)
 
 
-def _awscli_command(name, description, arguments, argv, subcommands=()):
+def _plugin_command():
+    """The name of the plugin's command: what `plugin enable --command` put in its
+    record, else "login" (no record: a plugin line written by hand).  The hook
+    runs on every `aws` command, so this is one small read, and never an error:
+    an unreadable record gives "login" rather than a broken `aws`."""
+    import json         # the AWS CLI has imported it already
+    try:
+        with open(_plugin_record_path(), "rb") as f:
+            name = json.loads(f.read(1 << 20).decode("utf-8")).get("command", "login")
+    except (OSError, ValueError, AttributeError):
+        return "login"
+    return name if _is_command_name(name) else "login"
+
+
+def _is_command_name(name):
+    """True for a word the AWS CLI could take as a command: lower-case letters,
+    digits and hyphens, a letter first (no dot: it would split the name of
+    the AWS CLI's building-command-table event)."""
+    import re
+    return isinstance(name, str) and re.match(r"[a-z][a-z0-9-]{0,63}\Z", name) is not None
+
+
+def _awscli_command(name, description, arguments, argv, subcommands=(), parent=None):
     from awscli.customizations.commands import BasicCommand
 
     class Command(BasicCommand):
         NAME = name
         DESCRIPTION = description
-        SYNOPSIS = "aws %s [options]" % name
+        SYNOPSIS = "aws %s [options]" % " ".join([parent] * bool(parent) + [name])
         ARG_TABLE = [dict(a) for a in arguments]
         SUBCOMMANDS = list(subcommands)
 
@@ -7590,9 +7636,11 @@ def _awscli_global_options(command, parsed_globals):
     return words
 
 
-def _awscli_commands(command_table, session, **kwargs):
+def _awscli_commands(command_table, session, name="login"):
+    """`aws NAME` (login), and `aws logout` when NAME is login: under another
+    name, logout is beneath it (_awscli_subcommands)."""
     login_command = _awscli_command(
-        "login", "Log in through your SAML ECP identity provider and write temporary "
+        name, "Log in through your SAML ECP identity provider and write temporary "
         "credentials (aws_login.py).",
         [{"name": "role", "help_text": "assume this role: NAME, ACCOUNT/NAME, ALIAS/NAME "
                                        "or ARN"},
@@ -7602,27 +7650,35 @@ def _awscli_commands(command_table, session, **kwargs):
          {"name": "force", "action": "store_true", "help_text": "log in again"},
          {"name": "no-refresh", "action": "store_true", "help_text": "start no refresher"}],
         ["login"])
-    logout_command = _awscli_command(
+    command_table[name] = login_command(session)
+    if name == "login":
+        command_table["logout"] = _awscli_logout(None)(session)
+
+
+def _awscli_logout(parent):
+    return _awscli_command(
         "logout", "Remove the profile's temporary credentials (aws_login.py).",
         [{"name": "all", "action": "store_true", "help_text": "every profile"},
          {"name": "forget", "action": "store_true", "help_text": "forget the IdP session"}],
-        ["logout"])
-    command_table["login"] = login_command(session)
-    command_table["logout"] = logout_command(session)
+        ["logout"], parent=parent)
 
 
-def _awscli_subcommands(command_table, session, **kwargs):
+def _awscli_subcommands(command_table, session, name="login"):
+    """`aws NAME configure`, and `aws NAME logout` when NAME is not login."""
     configure_command = _awscli_command(
         "configure", "Set the profile's aws_login options (asks when no option is given).",
         [{"name": _flag(option)[2:], "help_text": option.help}
-         for option in _OPTIONS if option.plugin], ["configure"])
+         for option in _OPTIONS if option.plugin], ["configure"], parent=name)
     command_table["configure"] = configure_command(session)
+    if name != "login":
+        command_table["logout"] = _awscli_logout(name)(session)
 
 
 _PLUGIN_PROBE_VARIABLE = "AWS_LOGIN_PLUGIN_PROBE"
 _PLUGIN_SECTION = "plugins"
 _PLUGIN_PATH_KEY = "cli_legacy_plugin_path"
-_BUILTIN_LOGIN_SINCE = (2, 32, 0)    # AWS CLI v2 with its own `aws login`
+_BUILTIN_LOGIN_SINCE = (2, 32, 0)    # AWS CLI v2 with its own `aws login` and `aws logout`
+_BUILTIN_COMMANDS = ("login", "logout")
 
 # What the AWS CLI v1's Python says of itself: where to put a module it imports.
 _SITE_QUERY = ("import json,site,sys,sysconfig;print(json.dumps([sysconfig.get_paths()"
@@ -7980,8 +8036,8 @@ def _plan_plugin(target, version, clis, current):
     return _PluginPlan(pythons, None)
 
 
-def _prove_plugin(aws, plugin_expected=True):
-    """None when `aws --version` runs and (if ``plugin_expected``) `aws login`
+def _prove_plugin(aws, plugin_expected=True, command="login"):
+    """None when `aws --version` runs and (if ``plugin_expected``) `aws COMMAND`
     reaches this plugin (a probe it answers without logging in), else what went
     wrong."""
     import secrets
@@ -7992,18 +8048,53 @@ def _prove_plugin(aws, plugin_expected=True):
     if not plugin_expected:
         return None
     token = "aws_login-probe-" + secrets.token_hex(8)
-    code, out = _run_quietly([aws, "login"], dict(env, **{_PLUGIN_PROBE_VARIABLE: token}),
+    code, out = _run_quietly([aws, command], dict(env, **{_PLUGIN_PROBE_VARIABLE: token}),
                              timeout=30)
     if token not in (out or ""):
-        return "`aws login` did not reach the plugin: %s" % _last_line(out)
+        return "`aws %s` did not reach the plugin: %s" % (command, _last_line(out))
     return None
 
 
-def _plugin_enable(aws=None):
-    """Install the `aws login` plugin for the AWS CLI ``aws`` (the one on PATH by
-    default) and for every other AWS CLI that reads the same [plugins], and prove
-    each works; when one cannot, nothing stays changed.  Returns the record of
-    what was done."""
+def _plugin_names(command):
+    """The AWS CLI's top-level commands the plugin takes: NAME, and logout
+    beside login (under another name, logout is beneath it)."""
+    return [command] + (["logout"] if command == "login" else [])
+
+
+def _plugin_commands_text(command):
+    words = [command, command + " configure",
+             "logout" if command == "login" else command + " logout"]
+    return ", ".join("`aws %s`" % w for w in words)
+
+
+def _has_builtin_login(version):
+    return bool(version) and tuple(version) >= _BUILTIN_LOGIN_SINCE
+
+
+def _refuse_to_shadow(command, clis, replace_builtin):
+    """ConfigError, before anything is changed, when the plugin's command would
+    silently replace a command of the AWS CLI's own in one of ``clis`` (those
+    that will load it)."""
+    taken = [n for n in _plugin_names(command) if n in _BUILTIN_COMMANDS]
+    owners = [c.path for c in clis if _has_builtin_login(c.version)]
+    if taken and owners and not replace_builtin:
+        raise ConfigError(
+            "%s has its own %s (AWS CLI %s and later), which the plugin would replace; "
+            "nothing changed: give the plugin a name of its own with --command (e.g. "
+            "`--command saml-login` for `aws saml-login`), or replace them with "
+            "--replace-builtin" % (", ".join(owners), " and ".join(
+                "`aws %s`" % n for n in taken), ".".join(map(str, _BUILTIN_LOGIN_SINCE))))
+
+
+def _plugin_enable(aws=None, command="login", replace_builtin=False):
+    """Install the `aws login` plugin (`aws COMMAND`) for the AWS CLI ``aws`` (the
+    one on PATH by default) and for every other AWS CLI that reads the same
+    [plugins], and prove each works; when one cannot, or the command would
+    replace one of the AWS CLI's own (unless ``replace_builtin``), nothing stays
+    changed.  Returns the record of what was done."""
+    if not _is_command_name(command):
+        raise ConfigError("--command %r is not a command name: one word of lower-case "
+                          "letters, digits and hyphens, a letter first" % command)
     source, _ = _own_file()
     if source is None:
         raise ConfigError("the plugin needs aws_login.py saved as a file: save it and run "
@@ -8015,11 +8106,14 @@ def _plugin_enable(aws=None):
         raise ConfigError(clis[0].problem)
     config = _aws_config_path()
     plan = _plan_plugin(target, version, clis, _plugin_section(config) or {})
+    _refuse_to_shadow(command, [c for c in clis if c.version and (
+        c.version[0] == 1 or plan.folder)], replace_builtin)
     if os.path.exists(_plugin_record_path()):
         _plugin_disable()        # enabling again replaces what was done before
     record = {"aws": target, "aws_version": ".".join(map(str, version)), "config": config,
               "config_existed": os.path.exists(config), "config_dirs_made": [],
               "section_added": _plugin_section(config) is None, "lines": {}, "modules": [],
+              "command": command, "replace_builtin": bool(replace_builtin),
               "clis": [{"path": c.path, "version": ".".join(map(str, c.version)),
                         "plugin": c.version[0] == 1 or bool(plan.folder)}
                        for c in clis if c.version]}
@@ -8027,7 +8121,8 @@ def _plugin_enable(aws=None):
     try:
         _install_for(plan, record, source)
         _write_plugin_lines(plan, record)
-        proofs = _each(lambda c: _prove_plugin(c["path"], c["plugin"]), record["clis"])
+        proofs = _each(lambda c: _prove_plugin(c["path"], c["plugin"], command),
+                       record["clis"])
         problems = ["%s (%s)" % (c["path"], problem)
                     for c, problem in zip(record["clis"], proofs) if problem]
     except BaseException:
@@ -8153,6 +8248,9 @@ def _plugin_status(aws=None):
             if section.get(_PLUGIN_PATH_KEY) else ""))
     else:
         lines.append("plugin: off")
+    command = _plugin_command()
+    if on:
+        lines.append("commands: %s" % _plugin_commands_text(command))
     if record:
         lines.append("enabled by `plugin enable` for %s (aws-cli/%s); modules: %s" % (
             record["aws"], record["aws_version"], ", ".join(
@@ -8168,18 +8266,21 @@ def _plugin_status(aws=None):
     lines.append("AWS CLIs found (each run now, with %s):" % _aws_config_path())
     paths = _aws_cli_paths([target] + [c["path"] for c in (record or {}).get("clis", [])
                                        if isinstance(c, dict)])
-    for path, (fares, version) in zip(paths, _each(lambda p: _cli_fares(p, on, section),
-                                                   paths)):
+    taken = [n for n in _plugin_names(command) if n in _BUILTIN_COMMANDS]
+    for path, (fares, version, loads) in zip(paths, _each(
+            lambda p: _cli_fares(p, on, section, command), paths)):
         lines.append("  %s %s" % (path, fares))
-        if path == target and on and version and version >= _BUILTIN_LOGIN_SINCE:
-            lines.append("warning: this AWS CLI has a built-in `aws login` (console sign-in); "
-                         "with the plugin on, `aws login` is aws_login's")
+        if loads and taken and _has_builtin_login(version):
+            lines.append("warning: %s has a built-in `aws login` (console sign-in): the plugin "
+                         "replaces the AWS CLI's own %s (`plugin enable --command saml-login` "
+                         "keeps them)" % (path, " and ".join("`aws %s`" % n for n in taken)))
     return lines
 
 
-def _cli_fares(aws, on, section):
+def _cli_fares(aws, on, section, command="login"):
     """How the AWS CLI ``aws`` fares with the user's config, in words, after
-    running it (each run bounded in time), and its version or None."""
+    running it (each run bounded in time), its version or None, and whether
+    `aws COMMAND` reaches the plugin."""
     import secrets
     env = _plain_environment()
     try:
@@ -8187,23 +8288,23 @@ def _cli_fares(aws, on, section):
     except ConfigError:
         code, out = _run_quietly([aws, "--version"], env, timeout=30)
         if code is None or _survey([aws])[0].version is None:
-            return "does not run, even without a config: %s" % _last_line(out), None
+            return "does not run, even without a config: %s" % _last_line(out), None, False
         return "fails with that config: %s%s" % (_last_line(out), " (run `plugin disable`)"
-                                                 if "aws_login" in out else ""), None
+                                                 if "aws_login" in out else ""), None, False
     name = "(aws-cli/%s):" % ".".join(map(str, version))
     if not on:
-        return "%s works; plugin off" % name, version
+        return "%s works; plugin off" % name, version, False
     if version[0] >= 2 and not section.get(_PLUGIN_PATH_KEY):
         return "%s works; loads no plugins (AWS CLI v2 needs %s)" % (
-            name, _PLUGIN_PATH_KEY), version
+            name, _PLUGIN_PATH_KEY), version, False
     token = "aws_login-probe-" + secrets.token_hex(8)
-    code, out = _run_quietly([aws, "login"], dict(env, **{_PLUGIN_PROBE_VARIABLE: token}),
+    code, out = _run_quietly([aws, command], dict(env, **{_PLUGIN_PROBE_VARIABLE: token}),
                              timeout=30)
     said = [line.split() for line in (out or "").splitlines() if token in line]
     if said:
-        return "%s plugin loads (%s)" % (name, said[-1][-1]), version
-    return "%s works, but `aws login` does not reach the plugin: %s" % (
-        name, _last_line(out)), version
+        return "%s plugin loads (%s)" % (name, said[-1][-1]), version, True
+    return "%s works, but `aws %s` does not reach the plugin: %s" % (
+        name, command, _last_line(out)), version, False
 
 if __name__ == "__main__":
     sys.exit(main())

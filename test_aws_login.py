@@ -10810,7 +10810,7 @@ class PluginManagementTest(HomeTestCase):
 
     def test_aws_cli_v2_gets_a_plugin_path_and_a_warning_of_its_own_login(self):
         aws = self.fake_aws(version="2.33.1")
-        run = self.plugin("enable", "--aws", aws)
+        run = self.plugin("enable", "--aws", aws, "--replace-builtin")    # its own login goes
         self.assertEqual(run.code, 0, run)
         folder = os.path.join(self.home, ".aws-login", "plugin")
         self.assertTrue(os.path.isfile(os.path.join(folder, "aws_login.py")))
@@ -11124,6 +11124,212 @@ class PluginUndoTest(PluginCliTestCase):
                          0o644)
         self.toggle("disable")
         self.assertFalse(os.path.exists(folder))
+
+
+# An AWS CLI that builds its command table as awscli does: its built-in
+# commands (`login` and `logout` from 2.32.0 on), then each plugin's
+# awscli_initialize handlers; `aws NAME SUB` asks for NAME's subcommand table.
+# It says whose command it ran, and runs the plugin's (the probe answers).
+FAKE_AWS_TABLE = (
+    "import configparser, os, sys, types\n"
+    "VERSION = %r\n"
+    "parser = configparser.RawConfigParser()\n"
+    "parser.read(os.environ.get('AWS_CONFIG_FILE') or os.path.expanduser('~/.aws/config'))\n"
+    "plugins = dict(parser.items('plugins')) if parser.has_section('plugins') else {}\n"
+    "if VERSION.startswith('2'):\n"
+    "    path = plugins.pop('cli_legacy_plugin_path', None)\n"
+    "    sys.path.extend(path.split(os.pathsep) if path is not None else [])\n"
+    "    plugins = plugins if path is not None else {}\n"
+    "commands = types.ModuleType('awscli.customizations.commands')\n"
+    "class BasicCommand(object):\n"
+    "    def __init__(self, session):\n"
+    "        self._session = session\n"
+    "commands.BasicCommand = BasicCommand\n"
+    "sys.modules.update({'awscli': types.ModuleType('awscli'), 'awscli.customizations':\n"
+    "                    types.ModuleType('awscli.customizations'),\n"
+    "                    'awscli.customizations.commands': commands})\n"
+    "handlers = {}\n"
+    "class Emitter(object):\n"
+    "    def register(self, event, handler):\n"
+    "        handlers.setdefault(event, []).append(handler)\n"
+    "for module in [__import__(m) for m in plugins.values()]:\n"
+    "    module.awscli_initialize(Emitter())\n"
+    "if sys.argv[1:] == ['--version']:\n"
+    "    print('aws-cli/%%s Python/3 Linux botocore/1' %% VERSION); sys.exit(0)\n"
+    "def table(event, builtins):\n"
+    "    found = dict((name, 'built-in') for name in builtins)\n"
+    "    for handler in handlers.get(event, []):\n"
+    "        handler(command_table=found, session=None)\n"
+    "    return found\n"
+    "own = tuple(map(int, VERSION.split('.'))) >= (2, 32, 0)\n"
+    "words = sys.argv[1:]\n"
+    "command = table('building-command-table.main',\n"
+    "                ['configure'] + (['login', 'logout'] if own else [])).get(words[0])\n"
+    "if command not in (None, 'built-in') and len(words) > 1:\n"
+    "    command = table('building-command-table.' + words[0], []).get(words[1])\n"
+    "if command is None:\n"
+    "    print('aws: error: argument command: Invalid choice'); sys.exit(252)\n"
+    "if command == 'built-in':\n"
+    "    print('built-in', ' '.join(words)); sys.exit(0)\n"
+    "print('plugin', command.NAME)\n"
+    "args = type('Args', (), dict((a['name'].replace('-', '_'), None)\n"
+    "                             for a in command.ARG_TABLE))()\n"
+    "sys.exit(command._run_main(args, type('Globals', (), {'profile': None})()))\n")
+
+
+class PluginCommandTest(PluginCliTestCase):
+    """AWS CLI v2.32 and later have their own `aws login` and `aws logout`:
+    `plugin enable` never replaces them unless told to (--replace-builtin), and
+    --command NAME gives `aws NAME` (with `configure` and `logout` beneath it)
+    beside them."""
+
+    def table_cli(self, venv, version):
+        """An AWS CLI of ``version`` (FAKE_AWS_TABLE) alone on PATH: its aws."""
+        aws, _ = self.make_cli(venv, version=version)
+        with open(aws) as f:
+            shebang = f.readline()
+        self.write(aws, shebang + FAKE_AWS_TABLE % version, mode=0o755)
+        self.on_path(os.path.dirname(aws))
+        return aws
+
+    def ran(self, aws, *words):
+        """Whose command `aws WORDS` ran: ("built-in", words), ("plugin", NAME)
+        when the plugin's command answered the probe, else what it said."""
+        code, out = self.aws(aws, *words, AWS_LOGIN_PLUGIN_PROBE="probe-1")
+        lines = out.splitlines()
+        if code == 0 and lines[:1] == ["built-in " + " ".join(words)]:
+            return "built-in", " ".join(words)
+        if code == 0 and len(lines) == 2 and lines[1].startswith("probe-1 "):
+            return tuple(lines[0].split())
+        return code, out
+
+    def assert_refused(self, run, aws, before):
+        self.assertEqual(run.code, 3, run)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run)
+        for word in (aws, "--command", "--replace-builtin", "nothing changed"):
+            self.assertIn(word, run.stderr)
+        self.assertEqual(self.read(self.aws_config), before)
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "plugin")))
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".aws-login", "plugin.json")))
+        self.assertEqual(self.ran(aws, "login"), ("built-in", "login"))
+        self.assertEqual(self.ran(aws, "logout"), ("built-in", "logout"))
+
+    def test_enable_refuses_to_replace_the_aws_clis_own_login(self):
+        aws = self.table_cli("v2", "2.32.0")
+        before = "[default]\nregion = eu-west-1\n"
+        self.write(self.aws_config, before)
+        self.assert_refused(self.plugin("enable", "--aws", aws), aws, before)
+        # a name of its own, but one of the AWS CLI's: refused as well
+        self.assert_refused(self.plugin("enable", "--aws", aws, "--command", "logout"),
+                            aws, before)
+
+    @slow
+    def test_a_command_of_its_own_name_lives_beside_the_builtin_login(self):
+        aws = self.table_cli("v2", "2.33.1")
+        before = "[default]\nregion = eu-west-1\n"
+        self.write(self.aws_config, before)
+        run = self.plugin("enable", "--aws", aws, "--command", "saml-login")
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("`aws saml-login`", run.stderr)
+        self.assertEqual(self.ran(aws, "saml-login"), ("plugin", "saml-login"))
+        self.assertEqual(self.ran(aws, "saml-login", "configure"), ("plugin", "configure"))
+        self.assertEqual(self.ran(aws, "saml-login", "logout"), ("plugin", "logout"))
+        self.assertEqual(self.ran(aws, "login"), ("built-in", "login"))
+        self.assertEqual(self.ran(aws, "logout"), ("built-in", "logout"))
+        status = self.plugin("status", "--aws", aws).stdout
+        self.assertIn("`aws saml-login`", status)
+        self.assertIn("plugin loads", status)
+        self.assertNotIn("warning", status)
+        run = self.plugin("disable")
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.read(self.aws_config), before)
+        self.assertEqual(self.ran(aws, "saml-login")[0], 252)
+        self.assertEqual(self.ran(aws, "login"), ("built-in", "login"))
+
+    @slow
+    def test_replace_builtin_gives_login_and_logout_to_the_plugin_and_status_says_so(self):
+        aws = self.table_cli("v2", "2.32.0")
+        run = self.plugin("enable", "--aws", aws, "--replace-builtin")
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.ran(aws, "login"), ("plugin", "login"))
+        self.assertEqual(self.ran(aws, "logout"), ("plugin", "logout"))
+        self.assertEqual(self.ran(aws, "login", "configure"), ("plugin", "configure"))
+        status = self.plugin("status", "--aws", aws).stdout
+        self.assertIn("warning", status)
+        self.assertIn("replaces the AWS CLI's own `aws login` and `aws logout`", status)
+        self.assertEqual(self.plugin("disable").code, 0)
+        self.assertEqual(self.ran(aws, "login"), ("built-in", "login"))
+
+    def test_an_aws_cli_v2_before_2_32_keeps_the_name_login(self):
+        aws = self.table_cli("v2", "2.31.9")
+        run = self.plugin("enable", "--aws", aws)
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(self.ran(aws, "login"), ("plugin", "login"))
+        self.assertEqual(self.ran(aws, "logout"), ("plugin", "logout"))
+
+    def test_an_aws_cli_v1_takes_a_name_of_its_own_too(self):
+        aws = self.table_cli("v1", "1.45.11")
+        self.assertEqual(self.plugin("enable", "--aws", aws, "--command", "idp").code, 0)
+        self.assertEqual(self.ran(aws, "idp", "logout"), ("plugin", "logout"))
+        self.assertEqual(self.ran(aws, "login")[0], 252)
+
+    def test_a_command_name_must_be_one_word_of_the_aws_clis_kind(self):
+        for name in ("", "saml login", "a.b", "-x", "Login", "x" * 65, "saml_login", None, 7):
+            self.assertFalse(aws_login._is_command_name(name), name)
+        for name in ("login", "saml-login", "idp2", "x" * 64):
+            self.assertTrue(aws_login._is_command_name(name), name)
+        aws = self.table_cli("v1", "1.45.11")
+        run = self.plugin("enable", "--aws", aws, "--command=a.b")
+        self.assertEqual(run.code, 3, run)
+        self.assertEqual(run.stderr, "aws_login: error: --command 'a.b' is not a command name: "
+                                     "one word of lower-case letters, digits and hyphens, a "
+                                     "letter first\n")
+        self.assertFalse(os.path.exists(self.aws_config))
+
+
+class PluginCommandHookTest(LoginTestCase):
+    """The hook reads the name `plugin enable --command` chose from enable's
+    record (one small file: the hook runs on every `aws` command), and hints
+    name it."""
+
+    setUp = AwsCliPluginTest.setUp
+    run_main = AwsCliPluginTest.run_main
+
+    def tables(self, name):
+        registered = {}
+        aws_login.awscli_initialize(type("Cli", (), {
+            "register": lambda self, event, handler: registered.__setitem__(event, handler)})())
+        self.assertEqual(sorted(registered), sorted(["building-command-table.main",
+                                                     "building-command-table." + name]))
+        main_table, sub_table = {}, {}
+        registered["building-command-table.main"](command_table=main_table, session="s")
+        registered["building-command-table." + name](command_table=sub_table, session="s")
+        return main_table, sub_table
+
+    def record(self, text):
+        self.write(os.path.join(self.home, ".aws-login", "plugin.json"), text)
+
+    def test_the_hook_registers_the_recorded_name_with_configure_and_logout_beneath(self):
+        self.record(json.dumps({"command": "saml-login", "lines": {}, "modules": []}))
+        main_table, sub_table = self.tables("saml-login")
+        self.assertEqual(sorted(main_table), ["saml-login"])
+        self.assertEqual(sorted(sub_table), ["configure", "logout"])
+        self.assertEqual(main_table["saml-login"].NAME, "saml-login")
+        args = type("Args", (), {"role_arn": None, "force": False, "no_refresh": True})()
+        code, err = self.run_main(main_table["saml-login"], args,
+                                  type("Globals", (), {"profile": "nowhere"})())
+        self.assertEqual(code, 3)
+        self.assertEqual(err, "aws_login: error: profile 'nowhere' is not configured: run "
+                              "`aws --profile nowhere saml-login configure`\n")
+
+    def test_without_a_usable_record_the_name_is_login(self):
+        for text in (None, "{", "[]", json.dumps({"lines": {}}),
+                     json.dumps({"command": "a.b"}), json.dumps({"command": 7})):
+            if text is not None:
+                self.record(text)
+            main_table, sub_table = self.tables("login")
+            self.assertEqual(sorted(main_table), ["login", "logout"], text)
+            self.assertEqual(sorted(sub_table), ["configure"], text)
 
 
 # ---------------------------------------------------------------------------

@@ -2553,6 +2553,27 @@ def check_plugin_enable():
     need(not os.path.exists(module), "plugin disable left %s" % module)
     need(not os.path.exists(module2), "plugin disable left %s" % module2)
     _second_aws_works(home, aws2, "after disable", "pe")
+    # under a name of its own (issue 22): `aws saml-login`, `aws saml-login logout`
+    p = tool_plain(home, "plugin", "enable", "--aws", aws, "--command", "saml-login")
+    need(p.rc == 0 and "`aws saml-login`" in p.stderr,
+         "plugin enable --command saml-login: exit %s" % p.rc, p.transcript())
+    t = Terminal([aws, "--ca-bundle", CA, "--profile", "pe", "saml-login", "--force",
+                  "--no-refresh"], home.env)
+    seen = t.interact(answers_for(password="alice-pass"), timeout=90)
+    t.wait()
+    need(t.rc == 0 and seen == ["password"], "aws saml-login: exit %s, prompts %r"
+         % (t.rc, seen), t.transcript())
+    p = run_plain([aws, "sts", "get-caller-identity", "--profile", "pe", "--output", "json"],
+                  home.env)
+    need(p.rc == 0 and json.loads(p.stdout)["Arn"] == ALICE_ARN,
+         "after aws saml-login, get-caller-identity: exit %s" % p.rc, p.transcript())
+    p = run_plain([aws, "--profile", "pe", "saml-login", "logout"], home.env)
+    need(p.rc == 0 and "Logged out of profile pe." in p.stderr and
+         creds_section(home, "pe") is None, "aws saml-login logout: exit %s" % p.rc,
+         p.transcript())
+    p = tool_plain(home, "plugin", "disable", env=dict(home.env, PATH="/nonexistent"))
+    need(p.rc == 0 and home.read(home.awsconf) == before,
+         "plugin disable after --command: exit %s" % p.rc, p.transcript())
     # an AWS CLI whose Python cannot take the module
     broken, broken_site = _throwaway_aws("plugin-venv-nosite", flags="-S")
     p = tool_plain(home, "plugin", "enable", "--aws", broken)
@@ -2567,7 +2588,8 @@ def check_plugin_enable():
     need(not os.path.exists(module2), "the failed enable left %s" % module2)
     _second_aws_works(home, aws2, "after the failed enable")
     return ("enable, aws login (--ca-bundle), get-caller-identity, factor=off, disable, "
-            "rollback; a second AWS CLI v1 on PATH works throughout")
+            "--command saml-login (login, logout), rollback; a second AWS CLI v1 on PATH "
+            "works throughout")
 
 
 def _second_aws(home):
@@ -3438,7 +3460,7 @@ def _main():
         prompt_checks(py)
     run_check("plugin: AWS CLI v1 with plugins.login = aws_login", check_awscli_plugin)
     run_check("plugin enable/disable: throwaway venv, no PYTHONPATH, --ca-bundle, factor=off, "
-              "rollback", check_plugin_enable)
+              "--command saml-login, rollback", check_plugin_enable)
     run_check("pip: pip install . in a fresh venv gives aws-login", check_pip_install)
     run_check("fuzz: atheris on parse_ecp_answer + parse_sts_answer (%d s, live seeds)"
               % FUZZ_SECONDS, check_fuzz)
