@@ -10439,8 +10439,9 @@ class DoctorTest(LoginTestCase):
         return run
 
     def line(self, run, word):
-        """The line of ``run`` that names ``word``."""
-        found = [l for l in run.stdout.splitlines() if word in l]
+        """The line of ``run`` of check ``word``, else the first that names it."""
+        lines = run.stdout.splitlines()
+        found = [l for l in lines if l.split()[1:2] == [word]] or [l for l in lines if word in l]
         self.assertTrue(found, "no line names %r: %s" % (word, run.stdout))
         return found[0]
 
@@ -10507,6 +10508,17 @@ class DoctorTest(LoginTestCase):
         self.assertTrue(line.startswith("FAIL"), line)
         self.assertIn(copy, line)
         self.assertIn("configure --credential-process true", line)
+
+    def test_a_clock_ten_minutes_off_from_sts(self):
+        late = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() - 600))
+        # the fake answers as usual, with STS's clock ten minutes behind ours
+        self.sts.override = lambda handler: setattr(handler, "date_time_string",
+                                                    lambda *a: late)
+        run = self.doctor()
+        self.assertEqual(run.code, aws_login.STSError.exit_code, run)
+        lines = [l for l in run.stdout.splitlines() if l.split()[1] == "clock"]
+        self.assertTrue(lines[0].startswith("ok"), lines)     # the IdP's
+        self.assertRegex(lines[1], r"^FAIL .* 60\ds ahead of STS's")
 
     def test_an_invalid_option_and_a_refused_mark(self):
         self.configure(duration="5")
