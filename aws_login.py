@@ -6913,6 +6913,13 @@ def _fail(name, text, error):
     return _Check(name, "FAIL", text, error)
 
 
+def _option_fix(name, option):
+    """The configure command that sets ``option`` right; a secret has no flag."""
+    if option.flag is None:
+        return ": change it there"
+    return ": %s" % _run_hint(name, "configure %s %s" % (_flag(option), option.flag))
+
+
 def _doctor_settings(name):
     """Each option of the profile through its check (raw values, as configure
     reads them); the Profile when all hold, else None."""
@@ -6927,10 +6934,8 @@ def _doctor_settings(name):
             try:
                 _check_option(key, value)
             except ConfigError as e:
-                checks.append(_fail("settings", "%s in [%s] of %s: %s" % (
-                    e, name, path, _run_hint(name, "configure %s VALUE" % _flag(_OPTION[key])))
-                    if _OPTION[key].flag else "%s in [%s] of %s" % (e, name, path),
-                    ConfigError))
+                checks.append(_fail("settings", "%s in [%s] of %s%s" % (
+                    e, name, path, _option_fix(name, _OPTION[key])), ConfigError))
     if not parser.get(name, "ecp_endpoint_url", fallback="").strip():
         checks.append(_fail("settings", "profile %s has no ecp_endpoint_url: %s" % (
             name, _run_hint(name, "configure --ecp-endpoint-url URL")), ConfigError))
@@ -7189,7 +7194,8 @@ def _doctor_store(name):
     return checks
 
 
-def _doctor_background(name, mode):
+def _doctor_background(name):
+    mode = _profile_mode(name)
     state = _refresher_state(name)
     if state and state.alive:
         checks = [_ok("refresher", "pid %d renews profile %s%s" % (
@@ -7222,21 +7228,36 @@ def _doctor_plugin():
     return checks
 
 
+def _guarded(name, function, *args):
+    """``function(*args)``'s checks (a list, or one), or one failing check of
+    ``name`` for the error that stopped it (a file unreadable, a CA bundle
+    that does not load): the other checks still run."""
+    try:
+        checks = function(*args)
+    except AwsLoginError as e:
+        return [_fail(name, str(e), type(e))]
+    return checks if isinstance(checks, list) else [checks]
+
+
 def _doctor_checks(name):
     """Every check of profile ``name``, in the order a login meets them, each
     as soon as it is done."""
-    checks, profile = _doctor_settings(name)
+    try:
+        checks, profile = _doctor_settings(name)
+    except AwsLoginError as e:
+        checks, profile = [_fail("settings", str(e), type(e))], None
     for check in checks:
         yield check
     if profile is not None:
-        for check in _doctor_idp(profile) + [_doctor_keyring(profile),
-                                             _doctor_refused(profile)]:
+        for check in (_guarded("idp", _doctor_idp, profile)
+                      + _guarded("keyring", _doctor_keyring, profile)):
             yield check
     else:
         yield _info("idp", "not checked until the settings hold")
-        yield _doctor_refused(Profile(name))
-    mode = _profile_mode(name)
-    for check in _doctor_store(name) + _doctor_background(name, mode) + _doctor_plugin():
+    for check in (_guarded("refused", _doctor_refused, profile or Profile(name))
+                  + _guarded("mode", _doctor_store, name)
+                  + _guarded("refresher", _doctor_background, name)
+                  + _guarded("plugin", _doctor_plugin)):
         yield check
 
 
