@@ -3617,19 +3617,21 @@ class _IdPSession(object):
         self.jar = _load_cookies(self.jar_path)
         self.saved = len(self.jar) > 0      # an IdP session was saved before this login
 
-    def _post(self, headers, label=None):
+    def send(self, headers, label=None):
+        """The IdP's answer (an _HttpAnswer) to an AuthnRequest with ``headers``."""
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         envelope = _build_authn_request(self.acs_url, "_" + os.urandom(16).hex(), now)
         headers = dict(headers, **{"Content-Type": "text/xml"})
         url = self.profile.ecp_endpoint_url
         if label:
             with self.terminal.waiting(label):
-                answer = _http_request(url, envelope, headers, self.ssl_context, self.jar,
-                                       deadline=self.deadline)
-        else:
-            answer = _http_request(url, envelope, headers, self.ssl_context, self.jar,
-                                   deadline=self.deadline)
-        return _parse_ecp_answer(answer, self.acs_url)
+                return _http_request(url, envelope, headers, self.ssl_context, self.jar,
+                                     deadline=self.deadline)
+        return _http_request(url, envelope, headers, self.ssl_context, self.jar,
+                             deadline=self.deadline)
+
+    def _post(self, headers, label=None):
+        return _parse_ecp_answer(self.send(headers, label), self.acs_url)
 
     def reuse(self, probe=False):
         """The saved IdP session, with no password and no Duo header; None when
@@ -6883,6 +6885,395 @@ def cached_credentials(profile=None, min_seconds_left=0):
 
 
 # ---------------------------------------------------------------------------
+# Doctor: what holds in a real setup, one line per check
+# ---------------------------------------------------------------------------
+# `doctor` reads and asks, never writes: no password is sent (the IdP gets an
+# AuthnRequest with no Authorization and no cookie, as login's first request
+# is), no session is saved, no mark set or lifted.  Each network wait has a
+# short bound.  Optional parts that are absent (keyring, plugin, refresher)
+# are information; a check that fails carries the error class whose exit code
+# doctor ends with (the first failing one's).
+
+_DOCTOR_WAIT = 5             # seconds for each lookup, connection and answer
+
+_Check = _named_tuple("_Check", ("name", "state", "text", "error"), """One line of
+    `doctor`: the check's name, "ok", "info" or "FAIL", what holds or what to do,
+    and for a failure the error class whose exit code doctor ends with.""")
+
+
+def _ok(name, text):
+    return _Check(name, "ok", text, None)
+
+
+def _info(name, text):
+    return _Check(name, "info", text, None)
+
+
+def _fail(name, text, error):
+    return _Check(name, "FAIL", text, error)
+
+
+def _option_fix(name, option):
+    """The configure command that sets ``option`` right; a secret has no flag."""
+    if option.flag is None:
+        return ": change it there"
+    return ": %s" % _run_hint(name, "configure %s %s" % (_flag(option), option.flag))
+
+
+def _doctor_settings(name):
+    """Each option of the profile through its check (raw values, as configure
+    reads them); the Profile when all hold, else None."""
+    path = _config_path()
+    parser = _parse_ini(_read_text(path) or "", path)
+    if not parser.has_section(name):
+        return [_fail("settings", "profile %s is not in %s: %s" % (
+            name, path, _run_hint(name, "configure")), ConfigError)], None
+    checks = []
+    for key, value in parser.items(name):
+        if key in _OPTION and value.strip():
+            try:
+                _check_option(key, value)
+            except ConfigError as e:
+                checks.append(_fail("settings", "%s in [%s] of %s%s" % (
+                    e, name, path, _option_fix(name, _OPTION[key])), ConfigError))
+    if not parser.get(name, "ecp_endpoint_url", fallback="").strip():
+        checks.append(_fail("settings", "profile %s has no ecp_endpoint_url: %s" % (
+            name, _run_hint(name, "configure --ecp-endpoint-url URL")), ConfigError))
+    if checks:
+        return checks, None
+    try:
+        profile = read_profile(name)
+    except AwsLoginError as e:
+        return [_fail("settings", str(e), type(e))], None
+    return [_ok("settings", "[%s] of %s: every option valid" % (name, path))], profile
+
+
+def _doctor_connection(profile, context):
+    """DNS, TCP and TLS to the IdP, each its own line; stops at the first failure.
+    Through a proxy the request itself (the ECP check) tells."""
+    from urllib.parse import urlsplit
+    url = profile.ecp_endpoint_url
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    host, port = parts.hostname, parts.port or (443 if https else 80)
+    proxy = _proxy_for(url)
+    if proxy is not None:
+        return [_info("dns", "HTTPS to the IdP goes through %s: the ECP check below "
+                             "reaches it that way" % _proxy_label(proxy))], True
+    checks = []
+    try:
+        addresses = _resolve(host, port, _DOCTOR_WAIT)
+        checks.append(_ok("dns", "%s resolves to %s" % (host, ", ".join(
+            sorted(set(a[4][0] for a in addresses))))))
+        sock = _connect(host, port, time.monotonic() + _DOCTOR_WAIT)
+        checks.append(_ok("tcp", "%s accepts connections" % _netloc(host, port)))
+    except OSError as e:
+        return checks + [_fail("tcp" if checks else "dns", _describe_network_error(e, url),
+                               NetworkError)], False
+    try:
+        if not https:
+            return checks + [_info("tls", "none: plain http to this machine")], True
+        sock.settimeout(_DOCTOR_WAIT)
+        sock = context.wrap_socket(sock, server_hostname=host)
+        if not profile.verify_ssl_certificate:
+            return checks + [_info("tls", "certificate checking is OFF (%s): anyone on the "
+                                          "path can read the password" %
+                                   profile.where("verify_ssl_certificate"))], True
+        return checks + [_ok("tls", "the certificate of %s is trusted" % host)], True
+    except (OSError, ValueError) as e:          # CertificateError is a ValueError on 3.6
+        return checks + [_fail("tls", _describe_network_error(e, url, context),
+                               NetworkError)], False
+    finally:
+        sock.close()
+
+
+def _ecp_meaning(answer, acs_url):
+    """What the IdP's answer to an AuthnRequest without a password says of the
+    endpoint, as a _Check: login's own reading of it (_parse_ecp_answer)."""
+    said = "HTTP %d" % answer.status
+    try:
+        _parse_ecp_answer(answer, acs_url)
+        return _ok("ecp", "%s with a SAML Response: the endpoint speaks ECP" % said)
+    except AuthenticationError as e:
+        if answer.status == 401:
+            asks = answer.headers.get("WWW-Authenticate") or "no WWW-Authenticate"
+            return _ok("ecp", "%s (%s): the endpoint asks for the password, as an ECP "
+                              "endpoint does" % (said, asks.split(" ")[0]))
+        if not _looks_like_html(answer):
+            return _ok("ecp", "%s, a SOAP refusal without a password: the endpoint speaks "
+                              "ECP" % said)
+        return _fail("ecp", "%s: %s" % (said, e), IdPError)
+    except IdPError as e:
+        return _fail("ecp", "%s: %s" % (said, e), IdPError)
+
+
+def _clock_check(who, answer, sent, error):
+    """This machine's clock against the Date header of ``answer`` (asked at
+    ``sent``, epoch seconds)."""
+    theirs = _http_date(answer.headers.get("Date"))
+    if theirs is None:
+        return _info("clock", "%s sent no Date header to compare with" % who)
+    skew = (sent + time.time()) / 2 - theirs
+    if abs(skew) <= _CLOCK_SKEW_MAX:
+        return _ok("clock", "within %ds of %s's" % (round(abs(skew)), who))
+    return _fail("clock", "this machine's clock is %ds %s of %s's: set it right (NTP); "
+                          "signatures and assertions are refused beyond %d minutes" % (
+                              round(abs(skew)), "ahead" if skew > 0 else "behind", who,
+                              _CLOCK_SKEW_MAX // 60), error)
+
+
+def _doctor_idp(profile):
+    """The IdP endpoint, then the clock against the IdP's and STS's."""
+    context = _idp_ssl_context(profile)
+    checks, reached = _doctor_connection(profile, context)
+    if not reached:
+        return checks + [_doctor_sts(profile, context)]
+    acs_url = _PARTITIONS[_profile_partition(profile)][0]
+    session = _IdPSession(profile, profile.username or "-", None, context, acs_url,
+                          time.monotonic() + 2 * _DOCTOR_WAIT)
+    session.jar = _CookieJar()      # no saved session: the answer to no password
+    sent = time.time()
+    try:
+        answer = session.send({})
+        checks += [_ecp_meaning(answer, acs_url), _clock_check("the IdP", answer, sent,
+                                                               IdPError)]
+    except (NetworkError, IdPError) as e:
+        checks.append(_fail("ecp", str(e), type(e)))
+    return checks + [_doctor_sts(profile, context)]
+
+
+def _doctor_sts(profile, idp_context):
+    """The clock against STS's Date (a GET, no credentials, no signature)."""
+    try:
+        endpoint = _sts_endpoint(_profile_partition(profile), _profile_region(profile))
+        sent = time.time()
+        answer = _http_request(endpoint, None, {}, _aws_ssl_context(profile, idp_context),
+                               read_timeout=_DOCTOR_WAIT, connect_timeout=_DOCTOR_WAIT)
+    except NetworkError as e:
+        return _fail("clock", "cannot ask STS the time: STS at %s: %s" % (endpoint, e),
+                     NetworkError)
+    except AwsLoginError as e:
+        return _fail("clock", "cannot ask STS the time: %s" % e, type(e))
+    return _clock_check("STS", answer, sent, STSError)
+
+
+def _keyring_module():
+    try:
+        import keyring
+        return keyring
+    except Exception:       # not installed, or a backend that fails on import
+        return None
+
+
+def _doctor_keyring(profile):
+    if not profile.enable_keyring:
+        return _info("keyring", "off (enable_keyring is not set): login asks for the "
+                                "password whenever the IdP session has ended")
+    module = _keyring_module()
+    if module is None:
+        return _info("keyring", "enable_keyring is set, but this Python (%s) has no keyring "
+                                "module: `%s -m pip install keyring`, else login asks for the "
+                                "password" % (sys.executable, sys.executable))
+    backend = getattr(module, "get_keyring", None)
+    try:
+        backend = type(backend()).__name__ if backend else module.__name__
+        username = profile.username or ([s.username for s in _jars_for(
+            profile.ecp_endpoint_url)] + [None])[0]
+        if username is None:
+            return _info("keyring", "backend %s; no username yet to look up" % backend)
+        user = _keyring_user(profile, username)
+        held = module.get_password(_KEYRING_SERVICE, user) is not None
+    except Exception as e:
+        return _info("keyring", "cannot read the keyring (%s): login asks for the "
+                                "password" % type(e).__name__)
+    return _info("keyring", "backend %s %s a password for %s%s" % (
+        backend, "holds" if held else "holds no", user,
+        "" if held else ": the next login asks for it and keeps it"))
+
+
+def _doctor_refused(profile):
+    marked = [source for source in _PASSWORD_SOURCES
+              if os.path.exists(_refused_path(profile.name, source))]
+    if not marked:
+        return _ok("refused", "no refused-password mark: a stored password may be sent")
+    return _fail("refused", "the IdP refused the password stored in %s, so renewals do not "
+                            "send it: %s (a person's password lifts the mark)" % (
+                                " and ".join(_stored_where(profile, s) for s in marked),
+                                _run_hint(profile.name)), InteractionRequired)
+
+
+def _doctor_environment(name):
+    """Variables that make the AWS CLI use something else than the profile."""
+    keys = [v for v in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+            if os.environ.get(v)]
+    if keys:
+        return _fail("environment", "%s set here: the AWS CLI uses those keys, not profile "
+                                    "%s (unless given --profile %s): unset %s" % (
+                                        ", ".join(keys), name, name, " ".join(keys)),
+                     ConfigError)
+    chosen = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
+    if chosen and chosen != name:
+        return _info("environment", "AWS_PROFILE is %s: `aws` uses profile %s only with "
+                                    "--profile %s" % (chosen, name, name))
+    return _ok("environment", "no AWS keys in the environment")
+
+
+def _doctor_config_section(name, mode):
+    """Options of the profile's section in ~/.aws/config that the AWS CLI takes
+    before the keys login writes (file mode)."""
+    path = _aws_config_path()
+    parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
+    section = _aws_config_section(name)
+    found = [o for o in _SHADOWING_OPTIONS if o != "aws_access_key_id" and parser.has_section(
+        section) and parser.get(section, o, fallback="").strip()]
+    if mode == "file" and found:
+        return [_fail("mode", "[%s] in %s sets %s: the AWS CLI uses that, not the keys login "
+                              "writes: remove it" % (section, path, " and ".join(found)),
+                      ConfigError)]
+    return []
+
+
+def _moved_file(command):
+    """The interpreter or the file a credential_process line runs, when gone."""
+    import json
+    import re
+    import shlex
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    loader = re.search(r'SourceFileLoader\("(?:[^"\\]|\\.)*",("(?:[^"\\]|\\.)*")\)', command)
+    paths = words[:1] + ([json.loads(loader.group(1))] if loader else
+                         [w for w in words if w.endswith(".py")])
+    gone = [p for p in paths if os.path.isabs(p) and not os.path.exists(p)]
+    return gone[0] if gone else None
+
+
+def _doctor_process_line(name):
+    path = _aws_config_path()
+    parser = _parse_ini(_read_text(path) or "", path, default_section="\x00")
+    command = parser.get(_aws_config_section(name), "credential_process", fallback="")
+    gone = _moved_file(command)
+    if gone:
+        return _fail("credential_process", "[%s] in %s runs %s, which is gone: %s from the "
+                                           "copy you use now" % (
+                                               _aws_config_section(name), path, gone,
+                                               _run_hint(name, "configure --credential-process "
+                                                               "true")), ConfigError)
+    return _ok("credential_process", "[%s] in %s runs aws_login, and its files are there"
+               % (_aws_config_section(name), path))
+
+
+def _doctor_store(name):
+    """The mode, and what the AWS CLI will actually use for the profile."""
+    mode = _profile_mode(name)
+    checks = [_doctor_environment(name)] + _doctor_config_section(name, mode)
+    section = _FileStore(name).section()
+    where = "[%s] in %s" % (name, _credentials_path())
+    if mode == "process":
+        checks.insert(0, _info("mode", "process: the AWS CLI runs aws_login as credential_process"))
+        checks.append(_doctor_process_line(name))
+        if section and section.get("aws_access_key_id"):
+            checks.append(_fail("mode", "%s holds keys: the AWS CLI uses them, not the "
+                                        "credential_process: remove them" % where, ConfigError))
+        return checks
+    checks.insert(0, _info("mode", "file: login writes %s and starts a refresher" % where))
+    if section is None or not section.get("aws_access_key_id"):
+        checks.append(_info("credentials", "%s holds no keys yet: %s" % (
+            where, _run_hint(name))))
+    elif not _is_ours(section):
+        checks.append(_fail("credentials", "%s holds keys aws_login did not write: login "
+                                           "will not overwrite them; remove them or use another "
+                                           "profile" % where, CredentialsFileError))
+    else:
+        expires = _expiry(section.get(_EXPIRATION_KEY, ""))
+        live = expires is not None and expires.timestamp() > time.time()
+        checks.append(_info("credentials", "%s: %s (%s)" % (
+            where, "logged in until %s" % _local_time(expires) if live else "expired",
+            section.get(_ROLE_KEY) or "role unknown")))
+    return checks
+
+
+def _doctor_background(name):
+    mode = _profile_mode(name)
+    state = _refresher_state(name)
+    if state and state.alive:
+        checks = [_ok("refresher", "pid %d renews profile %s%s" % (
+            state.pid, name, " on %s" % state.host if state.local is False else ""))]
+    elif state:
+        checks = [_info("refresher", "pid %d has ended: the next login starts one" % state.pid)]
+    else:
+        checks = [_info("refresher", "none running%s" % (
+            " (process mode needs none)" if mode == "process" else ""))]
+    for server in _running_servers():
+        if server["profile"] == name:
+            checks.append(_info("server", "a credential server, pid %d, serves profile %s on "
+                                          "port %d" % (server["pid"], name, server["port"])))
+    return checks
+
+
+def _doctor_plugin():
+    """Each AWS CLI found, run with the user's config (each run bounded)."""
+    section = _plugin_section(_aws_config_path()) or {}
+    on = section.get("login") == "aws_login"
+    paths = _aws_cli_paths()
+    if not paths:
+        return [_info("plugin", "no AWS CLI found (PATH, pyenv, pipx)")]
+    checks = []
+    for path, (fares, _, loads) in zip(paths, _each(
+            lambda p: _cli_fares(p, on, section, _plugin_command()), paths)):
+        broken = "fails" in fares or "does not" in fares
+        checks.append(_Check("plugin", "FAIL" if broken else "ok" if loads else "info",
+                             "%s %s" % (path, fares), ConfigError if broken else None))
+    return checks
+
+
+def _guarded(name, function, *args):
+    """``function(*args)``'s checks (a list, or one), or one failing check of
+    ``name`` for the error that stopped it (a file unreadable, a CA bundle
+    that does not load): the other checks still run."""
+    try:
+        checks = function(*args)
+    except AwsLoginError as e:
+        return [_fail(name, str(e), type(e))]
+    return checks if isinstance(checks, list) else [checks]
+
+
+def _doctor_checks(name):
+    """Every check of profile ``name``, in the order a login meets them, each
+    as soon as it is done."""
+    try:
+        checks, profile = _doctor_settings(name)
+    except AwsLoginError as e:
+        checks, profile = [_fail("settings", str(e), type(e))], None
+    for check in checks:
+        yield check
+    if profile is not None:
+        for check in (_guarded("idp", _doctor_idp, profile)
+                      + _guarded("keyring", _doctor_keyring, profile)):
+            yield check
+    else:
+        yield _info("idp", "not checked until the settings hold")
+    for check in (_guarded("refused", _doctor_refused, profile or Profile(name))
+                  + _guarded("mode", _doctor_store, name)
+                  + _guarded("refresher", _doctor_background, name)
+                  + _guarded("plugin", _doctor_plugin)):
+        yield check
+
+
+def _doctor(name, write):
+    """Run the checks, writing each line as it comes; the first failure's error."""
+    failed = []
+    for check in _doctor_checks(name):
+        write("%-4s  %-18s %s\n" % (check.state, check.name, _visible(check.text)))
+        if check.error is not None:
+            failed.append(check)
+    if failed:
+        first = failed[0]
+        raise first.error("%d check(s) failed, the first: %s" % (len(failed), first.name))
+
+
+# ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
 
@@ -7155,6 +7546,13 @@ def _refresher_cell(row):
     return "pid %d" % pid
 
 
+def _cmd_doctor(args):
+    def write(line):
+        sys.stdout.write(line)
+        sys.stdout.flush()      # a person sees each check as it ends
+    _doctor(args.profile, write)
+
+
 def _cmd_status(args):
     import json
     path = _config_path()
@@ -7220,7 +7618,7 @@ def _cmd_plugin(args):
 
 
 _COMMANDS = ("configure", "login", "logout", "credential-process", "whoami", "exec", "serve",
-             "env", "console", "status", "plugin")
+             "env", "console", "status", "doctor", "plugin")
 
 
 class _UnusedParser(object):
@@ -7440,6 +7838,16 @@ def _build_parser(only=None):
                             "role, expiry, refresher and next renewal.")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_status)
+
+    p = command("doctor", parents=[common], help="check a profile's setup, one line a check",
+                description="Checks the settings, the IdP endpoint (DNS, TCP, TLS, its "
+                            "answer to a request without a password), the clock against the "
+                            "IdP's and STS's, the keyring, a refused-password mark, what the "
+                            "AWS CLI will use for the profile, the refresher or credential "
+                            "server, and the plugin of each AWS CLI found.  Sends no "
+                            "password, writes nothing; exits 0 when all hold, else with the "
+                            "exit code of the first failing kind.")
+    p.set_defaults(func=_cmd_doctor)
 
     p = command("plugin", parents=[common], help="the `aws login` AWS CLI plugin",
                             description="enable: install the module where the AWS CLI "

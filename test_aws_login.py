@@ -10404,6 +10404,133 @@ class StatusTest(LoginTestCase):
         self.assertRegex(text[2], r"^idle +file +logged out +- +- +- +- +-$")
 
 
+class DoctorTest(LoginTestCase):
+    """`doctor`: one line per check against the fake IdP and STS; sends no
+    password, writes nothing, exits with the first failing kind's code."""
+
+    def setUp(self):
+        LoginTestCase.setUp(self)
+        self.configure(username="alice", factor="auto")
+        empty = os.path.join(self.home, "empty-path")
+        os.mkdir(empty)
+        # no AWS CLI to find: the plugin check is information, and quick
+        self.quiet = {"PATH": empty, "PYENV_ROOT": os.path.join(self.home, "no-pyenv")}
+
+    def files(self):
+        """Every file under the home, with its bytes and mode."""
+        found = {}
+        for folder, _, names in os.walk(self.home):
+            for name in names:
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    found[path] = (f.read(), os.stat(path).st_mode)
+        return found
+
+    def doctor(self, env=None, args=(), argv_prefix=None):
+        full = dict(self.quiet)
+        full.update(env or {})
+        before = self.files()
+        run = self.tool(["doctor"] + list(args), env=full, terminal=False,
+                        argv_prefix=argv_prefix)
+        self.assertEqual(self.files(), before, "doctor wrote: %s" % run)
+        self.assertNotIn("Traceback", run.stderr)
+        for request in self.idp.requests + self.sts.requests:
+            self.assertIsNone(request["authorization"], "a password went out")
+        return run
+
+    def line(self, run, word):
+        """The line of ``run`` of check ``word``, else the first that names it."""
+        lines = run.stdout.splitlines()
+        found = [l for l in lines if l.split()[1:2] == [word]] or [l for l in lines if word in l]
+        self.assertTrue(found, "no line names %r: %s" % (word, run.stdout))
+        return found[0]
+
+    def test_a_good_setup_holds_and_nothing_is_written(self):
+        keyring = FakeKeyring(self.home)
+        keyring.set("alice@%s" % self.idp.host_port, PASSWORD)
+        self.configure(enable_keyring="true")
+        run = self.doctor(keyring.env())
+        self.assertEqual(run.code, 0, run)
+        self.assertEqual(run.stderr, "")
+        for line in run.stdout.splitlines():
+            self.assertRegex(line, r"^(ok|info) +[a-z]")
+        for check in ("settings", "dns", "tcp", "tls", "ecp", "clock", "keyring", "refused",
+                      "mode", "refresher", "plugin"):
+            self.line(run, check)
+        self.assertIn("HTTP 401", self.line(run, "ecp"))
+        self.assertIn("holds a password", self.line(run, "keyring"))
+        self.assertNotIn(PASSWORD, run.stdout + run.stderr)
+        self.assertEqual(len(self.idp.requests), 1)
+        self.assertIsNone(self.idp.requests[0]["cookie"])
+        self.assertEqual(len(self.sts.requests), 1)     # its Date header, for the clock
+
+    def test_an_untrusted_certificate_names_the_configure_command(self):
+        del os.environ["AWS_CA_BUNDLE"]
+        run = self.doctor()
+        self.assertEqual(run.code, aws_login.NetworkError.exit_code, run)
+        line = self.line(run, "tls")
+        self.assertTrue(line.startswith("FAIL"), line)
+        self.assertIn("run `python3 %s configure --ca-bundle PATH`" % SCRIPT, line)
+        self.assertEqual(len(run.stderr.splitlines()), 1, run.stderr)
+        self.assertEqual(self.idp.requests, [])
+
+    def test_a_wrong_endpoint_says_404(self):
+        self.configure(ecp_endpoint_url=self.idp.base_url + "/idp/wrong")
+        run = self.doctor()
+        self.assertEqual(run.code, 5, run)
+        line = self.line(run, "ecp")
+        self.assertTrue(line.startswith("FAIL"), line)
+        self.assertIn("HTTP 404", line)
+        self.assertTrue(self.line(run, "tls").startswith("ok"))
+
+    def test_keys_in_the_environment_shadow_the_profile(self):
+        run = self.doctor({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE",
+                           "AWS_SECRET_ACCESS_KEY": "very-secret-key"})
+        self.assertEqual(run.code, 3, run)
+        line = self.line(run, "AWS_ACCESS_KEY_ID")
+        self.assertTrue(line.startswith("FAIL"), line)
+        self.assertIn("unset AWS_ACCESS_KEY_ID", line)
+        self.assertNotIn("very-secret-key", run.stdout + run.stderr)
+
+    def test_a_credential_process_file_that_moved(self):
+        copy = os.path.join(self.home, "old", "aws_login.py")
+        os.makedirs(os.path.dirname(copy))
+        shutil.copy(SCRIPT, copy)
+        run = self.tool(["configure", "--credential-process", "true"], terminal=False,
+                        argv_prefix=[sys.executable, copy])
+        self.assertEqual(run.code, 0, run)
+        self.assertIn(copy, self.read(os.environ["AWS_CONFIG_FILE"]))
+        self.assertTrue(self.doctor().stdout)       # the line runs the copy: it holds
+        shutil.rmtree(os.path.dirname(copy))
+        run = self.doctor()
+        self.assertEqual(run.code, 3, run)
+        line = self.line(run, "credential_process")
+        self.assertTrue(line.startswith("FAIL"), line)
+        self.assertIn(copy, line)
+        self.assertIn("configure --credential-process true", line)
+
+    def test_a_clock_ten_minutes_off_from_sts(self):
+        late = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() - 600))
+        # the fake answers as usual, with STS's clock ten minutes behind ours
+        self.sts.override = lambda handler: setattr(handler, "date_time_string",
+                                                    lambda *a: late)
+        run = self.doctor()
+        self.assertEqual(run.code, aws_login.STSError.exit_code, run)
+        lines = [l for l in run.stdout.splitlines() if l.split()[1] == "clock"]
+        self.assertTrue(lines[0].startswith("ok"), lines)     # the IdP's
+        self.assertRegex(lines[1], r"^FAIL .* 60\ds ahead of STS's")
+
+    def test_an_invalid_option_and_a_refused_mark(self):
+        self.configure(duration="5")
+        self.write(os.path.join(self.home, ".aws-login", "refused", "default.keyring"),
+                   "# aws_login: the IdP refused this stored password; `login` asks for it\n")
+        run = self.doctor()
+        self.assertEqual(run.code, 3, run)      # the first failing kind: the settings
+        self.assertIn("duration", self.line(run, "settings"))
+        self.assertTrue(self.line(run, "refused").startswith("FAIL"))
+        self.assertEqual(self.idp.requests, [])     # no IdP checks on broken settings
+
+
 def run_into_closed_pipe(command, env=None, stderr_too=False):
     """Run ``command`` with its standard output (and with ``stderr_too`` its
     standard error, as `2>&1 | head -0` does) a pipe whose reader has gone:
