@@ -3295,11 +3295,48 @@ def tool_26_duo_device(py):
     return "X-Shibboleth-Duo-Device: phone2 in the IdP's Apache log"
 
 
+def home_files(home):
+    """Every file under the home: {relative path: (bytes, mode)}."""
+    found = {}
+    for top, _, names in os.walk(home.dir):
+        for name in names:
+            path = os.path.join(top, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, home.dir)] = (f.read(), os.stat(path).st_mode)
+    return found
+
+
+def tool_27_doctor(py):
+    """doctor against the real IdP over HTTPS: without the test CA it fails with
+    exit 8 and gives the exact `configure --ca-bundle` command; with it, after a
+    login, every check holds (exit 0). Each run writes nothing in the home."""
+    home = Home("t27", py)
+    t = home.run_tool("--profile", "p27", "configure", "--ecp-endpoint-url", IDP_A,
+                      "--username", "alice")
+    need(t.rc == 0, "configure exit %s" % t.rc, t.transcript())
+    before = home_files(home)
+    t = home.run_tool("--profile", "p27", "doctor")
+    need(t.rc == 8, "doctor without the test CA: exit %s, expected 8" % t.rc, t.transcript())
+    need("configure --ca-bundle" in t.stdout, "no `configure --ca-bundle` advice", t.transcript())
+    need(home_files(home) == before, "doctor changed files in the home")
+    configure_flags(home, "p27", IDP_A, "alice")
+    login_ok(home, "p27", answers_for(password="alice-pass"), "--no-refresh")
+    before = home_files(home)
+    t = home.run_tool("--profile", "p27", "doctor")
+    need(t.rc == 0, "doctor with the CA, logged in: exit %s" % t.rc, t.transcript())
+    need("FAIL" not in t.stdout, "a check failed", t.stdout)
+    need(home_files(home) == before, "doctor changed files in the home")
+    need("alice-pass" not in t.stdout + t.stderr, "the password in doctor's output")
+    return "%d lines; exit 8 and the --ca-bundle command without the CA, 0 with it" % (
+        len(t.stdout.splitlines()))
+
+
 def region_duo_checks(py):
     ver = python_version(py)
     for name, fn in [
         ("25 region: a profile's region reaches the AWS CLI v1 (no --region)", tool_25_region),
         ("26 duo_device: X-Shibboleth-Duo-Device seen by the IdP", tool_26_duo_device),
+        ("27 doctor: the real IdP over HTTPS without and with the CA bundle", tool_27_doctor),
     ]:
         run_check("tool py%s: %s" % (ver, name), fn, py)
 
