@@ -985,7 +985,8 @@ _OPTIONS = (
             "`false` turns TLS checking of AWS's endpoints off (STS, `whoami`, `console`'s "
             "sign-in): for a lab's own STS only; a warning on every use"),
     _Option("ca_bundle", None, _check_ca_bundle, None, "PATH", False,
-            "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`)"),
+            "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`); "
+            "interactive `configure` asks for it when the IdP's certificate is not trusted"),
     _Option("region", "Region", _check_region, None, "REGION", False,
             "STS region (else `AWS_REGION`, `AWS_DEFAULT_REGION`; default: the global "
             "endpoint, or the partition's first region); `login` and `configure` also write "
