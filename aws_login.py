@@ -212,6 +212,7 @@ _CONSOLES = {
 _CONNECT_TIMEOUT = 15        # seconds to reach a server: the name lookup and every address
 _MIN_ADDRESS_TIME = 2.0      # the least a silent address gets before the next one is tried
 _READ_TIMEOUT = 180          # a Duo push or phone call holds the IdP's answer
+_PROBE_TIME_LIMIT = 30       # configure's try of the endpoint: no Duo push holds that answer
 _MAX_ANSWER_BYTES = 4 << 20  # real ECP answers are tens of KB
 # Bounds on the XML a server sends, far above any real answer (a SAML answer
 # nests about 10 deep and has tens of namespace declarations in scope; a
@@ -984,7 +985,8 @@ _OPTIONS = (
             "`false` turns TLS checking of AWS's endpoints off (STS, `whoami`, `console`'s "
             "sign-in): for a lab's own STS only; a warning on every use"),
     _Option("ca_bundle", None, _check_ca_bundle, None, "PATH", False,
-            "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`)"),
+            "a PEM file of extra CAs, added to the system roots (else `AWS_CA_BUNDLE`); "
+            "interactive `configure` asks for it when the IdP's certificate is not trusted"),
     _Option("region", "Region", _check_region, None, "REGION", False,
             "STS region (else `AWS_REGION`, `AWS_DEFAULT_REGION`; default: the global "
             "endpoint, or the partition's first region); `login` and `configure` also write "
@@ -3806,13 +3808,19 @@ def _region_partition(region):
     return "aws"
 
 
+def _idp_session(profile, username, terminal, deadline=None, acs_url=None):
+    """An _IdPSession with the profile's IdP, as its settings say (TLS, and the
+    ACS URL of its partition unless ``acs_url`` is given)."""
+    return _IdPSession(profile, username, terminal, _idp_ssl_context(profile),
+                       acs_url or _PARTITIONS[_profile_partition(profile)][0], deadline)
+
+
 def _fetch_saml(profile, terminal, interactive=True, deadline=None, acs_url=None):
     """The IdP's SAML answer for the profile's user: the saved session, else the
     password and Duo.  Returns (_SamlAnswer, _IdPSession); whoever finishes the
     login saves the session (_fetch_credentials, _roles_offered)."""
     username = _username(profile, terminal, interactive)
-    session = _IdPSession(profile, username, terminal, _idp_ssl_context(profile),
-                          acs_url or _PARTITIONS[_profile_partition(profile)][0], deadline)
+    session = _idp_session(profile, username, terminal, deadline, acs_url)
     probe = interactive and terminal.available()     # someone may be asked for a password
     saml = session.reuse(probe) or _password_login(session, profile, terminal, interactive)
     if saml.skipped and not saml.roles:
@@ -5696,7 +5704,8 @@ _KEEP = object()     # an empty answer: the value in brackets stays
 
 
 def _configure_by_asking(name, current, terminal):
-    """awscli-login's five questions, the region, then the mode: (options set, mode)."""
+    """awscli-login's five questions, the region, then the mode: (options set, mode).
+    The endpoint is tried as soon as it is known (_trust_endpoint)."""
     checked = {}
     for option in _OPTIONS:
         if option.prompt is None:
@@ -5713,6 +5722,8 @@ def _configure_by_asking(name, current, terminal):
                                              terminal), _KEEP)
         if value is not _KEEP:
             checked[option.name] = value
+        if option.name == "ecp_endpoint_url":
+            _trust_endpoint(name, current, checked, terminal)
     process = _profile_mode(name) == "process"
     mode = _ask_until_valid(terminal, "Use credential_process [%s]: " % process,
                             "credential_process",
@@ -5729,9 +5740,7 @@ def _configured_value(name, key, text, current, checked, terminal):
     if key != "role_arn" or text.strip().lower().startswith("arn:"):
         return _check_option(key, text)
     wanted = _check_role_name(text)
-    profile = Profile(name, current)
-    for option, value in checked.items():
-        setattr(profile, option, value)
+    profile = _profile_being_made(name, current, checked)
     if not profile.ecp_endpoint_url:
         raise ConfigError("role_arn: %s is a role name, not an ARN; set ecp_endpoint_url "
                           "first so that the IdP can tell its ARN, or give the ARN" % wanted)
@@ -5744,6 +5753,67 @@ def _configured_value(name, key, text, current, checked, terminal):
                                   "login to the IdP (%s): give the ARN, or run configure on "
                                   "a terminal" % (wanted, e.reason))
     return _choose_role(roles, wanted).arn
+
+
+def _profile_being_made(name, current, checked):
+    """The Profile that configure is making: the settings ``current`` as they
+    were, with the ``checked`` new values."""
+    profile = Profile(name, current)
+    for option, value in checked.items():
+        setattr(profile, option, value)
+    return profile
+
+
+def _try_endpoint(profile, terminal):
+    """Login's first request to the profile's IdP (no password, no Duo header:
+    _IdPSession.reuse); the error it ends with, else None (the IdP asks for the
+    password, or knows the user already)."""
+    try:
+        session = _idp_session(profile, profile.username or "", terminal,
+                               time.monotonic() + _PROBE_TIME_LIMIT)
+        session.reuse(probe=True)
+    except (NetworkError, IdPError, ConfigError) as e:
+        return e
+    return None
+
+
+def _untrusted(error):
+    return isinstance(error, NetworkError) and error.kind == "untrusted"
+
+
+def _trust_endpoint(name, current, checked, terminal):
+    """Try the endpoint configure was given, and say what fails.  When its
+    certificate is not trusted, ask for the CA bundle that makes it trusted
+    (tried the same way) and put it in ``checked`` as ca_bundle; Enter skips."""
+    try:
+        profile = _profile_being_made(name, current, checked)
+    except ConfigError as e:
+        terminal.tell("%s; the endpoint is tried once that is fixed" % e)
+        return      # an old bad value: configure is where it gets fixed
+    if not profile.ecp_endpoint_url:
+        return
+    error = _try_endpoint(profile, terminal)
+    if error is None:
+        return
+    terminal.tell(str(error))
+    if not _untrusted(error):
+        return
+    terminal.tell("Here you can give the CA bundle that makes it trusted (a PEM file of "
+                  "your site's CA), or press Enter to go on without.")
+
+    def trusted_by(answer):
+        profile.ca_bundle = _check_option("ca_bundle", answer)
+        error = _try_endpoint(profile, terminal)
+        if isinstance(error, ConfigError):
+            raise error         # not a PEM file
+        if _untrusted(error):
+            raise ConfigError("ca_bundle: %s does not hold the CA that signed the IdP's "
+                              "certificate" % profile.ca_bundle)
+        return profile.ca_bundle
+    bundle = _ask_until_valid(terminal, "CA Bundle [%s]: " % profile.ca_bundle, "the CA bundle",
+                              trusted_by)
+    if bundle:
+        checked["ca_bundle"] = bundle
 
 
 def configure(profile=None, terminal=None, values=None):

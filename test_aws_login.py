@@ -8408,6 +8408,60 @@ class ConfigureTest(LoginTestCase):
         self.assertEqual(aws_login.read_profile("default").ecp_endpoint_url, self.idp.url)
 
 
+class ConfigureProbeTest(LoginTestCase):
+    """Interactive configure sends login's first request (no password, no Duo
+    header) to the endpoint it is given, and asks for a CA bundle when the
+    IdP's certificate is not trusted; with flags it sends and asks nothing."""
+
+    REST = [("Username [None]: ", "alice"), ("Enable Keyring [False]: ", ""),
+            ("Duo Factor [None]: ", "push"), ("Role ARN [None]: ", ""),
+            ("Region [None]: ", ""), ("Use credential_process [False]: ", "")]
+
+    def probes(self):
+        """What reached the IdP: each request's Authorization and Duo headers."""
+        return [(r["authorization"], sorted(h for h in r["headers"] if "duo" in h.lower()))
+                for r in self.idp.requests]
+
+    def test_an_untrusted_certificate_asks_for_a_ca_bundle_and_stores_it(self):
+        del os.environ["AWS_CA_BUNDLE"]
+        run = self.tool(["configure", "--ecp-endpoint-url", self.idp.url])  # on a terminal
+        self.assertEqual((run.code, run.tty, self.probes()), (0, "", []), run)
+        run = self.tool(["configure"], [
+            ("ECP Endpoint URL [%s]: " % self.idp.url, ""),
+            ("CA Bundle [None]: ", os.path.join(self.home, "missing.pem")),
+            ("CA Bundle [None]: ", self.config_file),                  # no PEM in it
+            ("CA Bundle [None]: ", self.pems["untrusted_cert"]),    # not the IdP's CA
+            ("CA Bundle [None]: ", self.pems["ca"])] + self.REST)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("not trusted", run.tty)
+        self.assertIn("is not a file", run.tty)
+        self.assertIn("cannot load the CA bundle", run.tty)
+        self.assertIn("does not hold the CA", run.tty)
+        self.assertEqual(self.probes(), [(None, [])])    # the rest failed the handshake
+        self.assertEqual(aws_login.read_profile("default").ca_bundle, self.pems["ca"])
+        self.assert_logged_in(self.tool(["login"], [("Password: ", PASSWORD)]))
+
+    def test_a_trusted_certificate_asks_nothing_more(self):
+        run = self.tool(["configure"], [("ECP Endpoint URL [None]: ", self.idp.url)] + self.REST)
+        self.assertEqual(run.code, 0, run)
+        self.assertNotIn("CA Bundle", run.tty)
+        self.assertEqual(self.probes(), [(None, [])])
+        self.assertIsNone(aws_login.read_profile("default").ca_bundle)
+        self.configure("old", duration="5")       # an old bad value, fixed by flag later
+        run = self.tool(["--profile", "old", "configure"],
+                        [("ECP Endpoint URL [%s]: " % self.idp.url, "")] + self.REST)
+        self.assertEqual(run.code, 0, run)
+        self.assertIn("duration", run.tty)
+        wrong = self.idp.base_url + "/idp/profile/SAML2/SOAP/nothing"      # a 404
+        run = self.tool(["configure"], [("ECP Endpoint URL [%s]: " % self.idp.url, wrong)] + [
+            (prompt.replace("None", "alice" if "User" in prompt else "push" if "Duo" in prompt
+                            else "None"), "") for prompt, _ in self.REST])
+        self.assertEqual(run.code, 0, run)      # said, and saved: login will say it again
+        self.assertIn("404", run.tty)
+        self.assertNotIn("CA Bundle", run.tty)
+        self.assertEqual(aws_login.read_profile("default").ecp_endpoint_url, wrong)
+
+
 # ---------------------------------------------------------------------------
 # Using the credentials: whoami, exec, env, console
 # ---------------------------------------------------------------------------

@@ -1018,12 +1018,16 @@ NO_CREDENTIALS_RX = r"Unable to locate credentials|could not be found|Partial cr
 def tool_1_configure_login(py):
     """configure through the prompts, login alice over HTTPS, aws sts get-caller-identity."""
     home = Home("t1", py)
-    t = home.run_tool("--profile", "p1", "configure",
-                      answers=configure_prompts(endpoint=IDP_A, username="alice"))
+    # No CA known yet: configure tries the endpoint after it is given, finds its
+    # certificate untrusted and asks for the CA bundle, then goes on.
+    answers = configure_prompts(endpoint=IDP_A, username="alice")
+    answers.insert(1, ("ca_bundle", r"CA Bundle \[None\]: ", CA))
+    t = home.run_tool("--profile", "p1", "configure", answers=answers)
     need(t.rc == 0, "configure exit %s" % t.rc, t.transcript())
-    need(t.seen == [name for name, _ in CONFIGURE_PROMPTS],
+    need(t.seen == [name for name, _, _ in answers],
          "configure prompts %r" % t.seen, t.transcript())
-    for rx in (r"ECP Endpoint URL \[None\]: ", r"Username \[None\]: ", r"Enable Keyring \[False\]: ",
+    for rx in (r"ECP Endpoint URL \[None\]: ", r"not trusted", r"CA Bundle \[None\]: ",
+               r"Username \[None\]: ", r"Enable Keyring \[False\]: ",
                r"Duo Factor \[None\]: ", r"Role ARN \[None\]: ", r"Region \[None\]: ",
                r"Use credential_process \[False\]: "):
         need(re.search(rx, t.screen.decode()), "prompt %r not shown as in the contract" % rx, t.transcript())
@@ -1033,7 +1037,7 @@ def tool_1_configure_login(py):
     need("Mode: file" in t.stderr, "configure did not report file mode", t.transcript())
     need(home.read(home.awsconf) is None, "file-mode configure wrote the AWS config",
          home.read(home.awsconf))
-    # the CA bundle has no prompt: set it with the flag
+    # with flags, configure asks nothing (and tries nothing)
     t = home.run_tool("--profile", "p1", "configure", "--ca-bundle", CA)
     need(t.rc == 0 and not t.seen, "configure --ca-bundle: exit %s, prompts %r" % (t.rc, t.seen), t.transcript())
     conf = (home.read(os.path.join(home.root, "config")) or b"").decode()
