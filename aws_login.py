@@ -6942,8 +6942,8 @@ def _demo_saml_envelope(request_id, response_id, issuer, now):
     AWS, its assertion valid for five minutes."""
     q, acs = _xml_attribute, _PARTITIONS["aws"][0]
     at, until = _format_timestamp(_utc(now)), _format_timestamp(_utc(now + 300))
-    values = {_ROLE_ATTRIBUTE: ["%s,arn:aws:iam::%s:saml-provider/DemoIdP" % (arn, arn.split(":")[4])
-                                for arn in _DEMO_ROLES],
+    values = {_ROLE_ATTRIBUTE: ["%s,arn:aws:iam::%s:saml-provider/DemoIdP" % (
+        arn, arn.split(":")[4]) for arn in _DEMO_ROLES],
               _SESSION_NAME_ATTRIBUTE: [_DEMO_USER], _SESSION_DURATION_ATTRIBUTE: ["3600"]}
     attributes = "".join('<saml:Attribute Name=%s>%s</saml:Attribute>' % (q(name), "".join(
         "<saml:AttributeValue>%s</saml:AttributeValue>" % v for v in vs))
@@ -6974,19 +6974,19 @@ def _demo_saml_refusal(form, issued, now):
         root, _ = _read_server_xml(base64.b64decode(form.get("SAMLAssertion", "")), STSError,
                                    "the SAMLAssertion")
     except (STSError, ValueError) as e:
-        return "the SAMLAssertion is not a SAML Response (%s)" % e
+        return "InvalidIdentityToken: the SAMLAssertion is not a SAML Response (%s)" % e
     assertion = root.find("{%s}Assertion" % _SAML_NS)
     if root.tag != "{%s}Response" % _SAMLP_NS or assertion is None:
-        return "no assertion in the SAML Response"
+        return "InvalidIdentityToken: no assertion in the SAML Response"
     if root.get("Destination") != _PARTITIONS["aws"][0] or root.get("ID") not in issued:
-        return "the Response is not addressed to AWS, or not issued by the demo IdP"
+        return "InvalidIdentityToken: the Response is not for AWS, or not the demo IdP's"
     audience = assertion.findtext("{%s}Conditions/{%s}AudienceRestriction/{%s}Audience"
                                   % (_SAML_NS, _SAML_NS, _SAML_NS))
     if audience != _DEMO_AUDIENCE or not (_assertion_deadline(assertion) or 0) > now:
-        return "the assertion is not for AWS, or has expired"
+        return "InvalidIdentityToken: the assertion is not for AWS, or has expired"
     if Role(form.get("RoleArn"), form.get("PrincipalArn")) not in _read_attributes(
             assertion, b"").roles:
-        return "the assertion does not offer role %s" % form.get("RoleArn")
+        return "InvalidIdentityToken: the assertion does not offer role %s" % form.get("RoleArn")
     return None
 
 
@@ -7052,36 +7052,36 @@ class _DemoServers(object):
         from urllib.parse import parse_qsl
         form = dict(parse_qsl(body.decode("utf-8", "replace")))
         action = form.get("Action")
-        why = (_demo_saml_refusal(form, self.issued, time.time())
-               if action == "AssumeRoleWithSAML" else
-               _demo_signature_refusal(request.command, request.path, request.headers, body,
-                                       self.keys)
-               if action == "GetCallerIdentity" else "InvalidAction: " + str(action))
+        if action == "AssumeRoleWithSAML":
+            why = _demo_saml_refusal(form, self.issued, time.time())
+            answer = why or self.credentials(Role(form["RoleArn"], form["PrincipalArn"]))
+        elif action == "GetCallerIdentity":
+            why = _demo_signature_refusal("POST", request.path, request.headers, body, self.keys)
+            key_id = request.headers.get("Authorization", "").partition("Credential=")[2]
+            arn = not why and self.keys[key_id.split("/")[0]][2]
+            answer = why or "<Arn>%s</Arn><UserId>AROADEMO:%s</UserId><Account>%s</Account>" % (
+                arn, _DEMO_USER, arn.split(":")[4])
+        else:
+            why = "InvalidAction: no action %s here" % action
         if why:
-            code, _, message = why.partition(": ") if action != "AssumeRoleWithSAML" else (
-                "InvalidIdentityToken", "", why)
-            return 400 if action != "GetCallerIdentity" else 403, "text/xml", (
-                '<ErrorResponse xmlns="%s"><Error><Type>Sender</Type><Code>%s</Code>'
-                '<Message>%s</Message></Error></ErrorResponse>' % (
-                    _STS_NS, code, _xml_attribute(message)[1:-1]))
-        if action == "GetCallerIdentity":
-            key_id = request.headers["Authorization"].split("Credential=")[1].split("/")[0]
-            arn = self.keys[key_id][2]
-            return 200, "text/xml", (
-                '<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult><Arn>%s</Arn>'
-                '<UserId>AROADEMO:%s</UserId><Account>%s</Account></GetCallerIdentityResult>'
-                '</GetCallerIdentityResponse>' % (_STS_NS, arn, _DEMO_USER, arn.split(":")[4]))
-        role = Role(form["RoleArn"], form["PrincipalArn"])
+            code, _, message = why.partition(": ")
+            return 403 if "Signature" in code else 400, "text/xml", (
+                '<ErrorResponse xmlns="%s"><Error><Type>Sender</Type><Code>%s</Code><Message>'
+                '%s</Message></Error></ErrorResponse>' % (_STS_NS, code, _xml_attribute(
+                    message)[1:-1]))
+        return 200, "text/xml", ('<{0}Response xmlns="{1}"><{0}Result>{2}</{0}Result>'
+                                 '</{0}Response>'.format(action, _STS_NS, answer))
+
+    def credentials(self, role):
+        """New keys for ``role``, kept to check whoami's signature with."""
         key_id = "ASIA" + os.urandom(8).hex().upper()
         secret, token = os.urandom(20).hex(), os.urandom(40).hex()
         arn = "arn:aws:sts::%s:assumed-role/%s/%s" % (role.account, role.name, _DEMO_USER)
         self.keys[key_id] = (secret, token, arn)
-        return 200, "text/xml", (
-            '<AssumeRoleWithSAMLResponse xmlns="%s"><AssumeRoleWithSAMLResult><Credentials>'
-            '<AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken>'
-            '%s</SessionToken><Expiration>%s</Expiration></Credentials><AssumedRoleUser><Arn>%s'
-            '</Arn></AssumedRoleUser></AssumeRoleWithSAMLResult></AssumeRoleWithSAMLResponse>'
-            % (_STS_NS, key_id, secret, token, _format_timestamp(_utc(time.time() + 3600)), arn))
+        return ("<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>"
+                "<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"
+                "<AssumedRoleUser><Arn>%s</Arn></AssumedRoleUser>" % (
+                    key_id, secret, token, _format_timestamp(_utc(time.time() + 3600)), arn))
 
 
 def _demo_handler(answer):
@@ -7217,13 +7217,9 @@ def _demo(person=False):
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _demo_say(text):
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()          # in order with the menu, which may go to the terminal
-
-
 def _demo_steps(person, idp, sts, pid, home):
-    say = _demo_say
+    import functools
+    say = functools.partial(print, flush=True)      # in order with what the terminal shows
     url = "http://127.0.0.1:%d%s" % (idp, _DEMO_ECP_PATH)
     say("1. A demo IdP at %s and STS at http://127.0.0.1:%d/ (plain HTTP, in process %d); "
         "a throwaway home: %s" % (url, sts, pid, home))
