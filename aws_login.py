@@ -7109,7 +7109,9 @@ def _demo_serve():
     """The demo's child process: the IdP and STS, each in a thread; prints their
     ports, then serves until its standard input closes."""
     import http.server
+    import signal
     import threading
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # a Ctrl-C is the demo's: it closes our stdin
     state = _DemoServers()
     servers = [http.server.HTTPServer(("127.0.0.1", 0), _demo_handler(answer))
                for answer in (state.idp, state.sts)]
@@ -7195,6 +7197,13 @@ def _demo(person=False):
     environment, which is put back as it was.  Returns whoami's ARN."""
     import shutil
     import tempfile
+    if person:
+        terminal = Terminal()
+        there = terminal.available()
+        terminal.close()
+        if not there:
+            raise NoTerminalError("demo --interactive asks on a terminal, and there is none: "
+                                  "run it on one, or leave --interactive out")
     saved, code_fd = dict(os.environ), _run.code_fd
     home = tempfile.mkdtemp(prefix="aws-login-demo-")
     child = None
