@@ -7344,6 +7344,372 @@ def _doctor(name, write):
 
 
 # ---------------------------------------------------------------------------
+# Demo: the whole job against a built-in IdP and STS
+# ---------------------------------------------------------------------------
+# `demo` runs what a login runs (configure, the ECP login with a Duo factor,
+# the role menu, AssumeRoleWithSAML, the credentials file, whoami, logout) in
+# a throwaway home, against an IdP and an STS of its own: plain HTTP on
+# 127.0.0.1, free ports, in a child process that ends when its stdin closes,
+# that is when the demo ends, however it ends.  They check what real ones
+# check: the AuthnRequest's shape, Basic auth, the Duo factor header; the
+# Response's Destination, audience, lifetime and role pair; the SigV4
+# signature of whoami, with the secret the demo STS handed out.  Our client
+# checks no XML signature (STS does), so the demo IdP signs nothing; the demo
+# STS accepts only Responses whose ID its IdP issued instead.
+
+_DEMO_USER = "demo"
+_DEMO_PASSWORD = "demo"         # not a secret: the demo prints it
+_DEMO_ECP_PATH = "/idp/profile/SAML2/SOAP/ECP"
+_DEMO_ROLES = ("arn:aws:iam::111122223333:role/Developer",
+               "arn:aws:iam::444455556666:role/ReadOnly")
+_DEMO_AUDIENCE = "urn:amazon:webservices"
+_DEMO_SKEW = 300                # seconds a request's time may be off, as AWS allows
+
+
+def _demo_recent(text, now=None):
+    try:
+        return abs(_parse_timestamp(text).timestamp() - (now or time.time())) <= _DEMO_SKEW
+    except (TypeError, ValueError):
+        return False
+
+
+def _demo_ecp_refusal(content_type, body):
+    """(request ID, None) for an ECP AuthnRequest as AWS's would be sent (SAML
+    ECP profile, 4.2.4), else (None, why not)."""
+    if content_type.split(";")[0].strip().lower() != "text/xml":
+        return None, "an ECP request is text/xml"
+    try:
+        root, _ = _read_server_xml(body, IdPError, "the request")
+    except IdPError as e:
+        return None, str(e)
+    request = root.find("{%s}Body/{%s}AuthnRequest" % (_SOAP_NS, _SAMLP_NS))
+    if root.tag != "{%s}Envelope" % _SOAP_NS or request is None:
+        return None, "no AuthnRequest in a SOAP envelope"
+    for holds, what in ((request.get("Version") == "2.0", "SAML version 2.0"),
+                        (request.get("ProtocolBinding") == _PAOS_BINDING, "the PAOS binding"),
+                        (request.get("AssertionConsumerServiceURL") == _PARTITIONS["aws"][0],
+                         "AWS's sign-in URL as the ACS"),
+                        (request.findtext("{%s}Issuer" % _SAML_NS) == _DEMO_AUDIENCE,
+                         "AWS as the issuer"),
+                        (bool(request.get("ID")), "an ID"),
+                        (_demo_recent(request.get("IssueInstant")), "a current IssueInstant")):
+        if not holds:
+            return None, "the AuthnRequest lacks " + what
+    return request.get("ID"), None
+
+
+def _demo_saml_envelope(request_id, response_id, issuer, now):
+    """The IdP's ECP answer: an ecp:Response header and a SAML Response for
+    AWS, its assertion valid for five minutes."""
+    q, acs = _xml_attribute, _PARTITIONS["aws"][0]
+    at, until = _format_timestamp(_utc(now)), _format_timestamp(_utc(now + 300))
+    values = {_ROLE_ATTRIBUTE: ["%s,arn:aws:iam::%s:saml-provider/DemoIdP" % (
+        arn, arn.split(":")[4]) for arn in _DEMO_ROLES],
+              _SESSION_NAME_ATTRIBUTE: [_DEMO_USER], _SESSION_DURATION_ATTRIBUTE: ["3600"]}
+    attributes = "".join('<saml:Attribute Name=%s>%s</saml:Attribute>' % (q(name), "".join(
+        "<saml:AttributeValue>%s</saml:AttributeValue>" % v for v in vs))
+        for name, vs in sorted(values.items()))
+    return (
+        '<S:Envelope xmlns:S="%s"><S:Header><ecp:Response xmlns:ecp="%s" S:mustUnderstand="1" '
+        'S:actor="http://schemas.xmlsoap.org/soap/actor/next" AssertionConsumerServiceURL=%s/>'
+        '</S:Header><S:Body><samlp:Response xmlns:samlp="%s" xmlns:saml="%s" ID=%s '
+        'InResponseTo=%s Version="2.0" IssueInstant="%s" Destination=%s>'
+        '<saml:Issuer>%s</saml:Issuer><samlp:Status><samlp:StatusCode Value="%s"/></samlp:Status>'
+        '<saml:Assertion ID="_a%s" Version="2.0" IssueInstant="%s"><saml:Issuer>%s</saml:Issuer>'
+        '<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient">'
+        '%s</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">'
+        '<saml:SubjectConfirmationData InResponseTo=%s NotOnOrAfter="%s" Recipient=%s/>'
+        '</saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="%s" '
+        'NotOnOrAfter="%s"><saml:AudienceRestriction><saml:Audience>%s</saml:Audience>'
+        '</saml:AudienceRestriction></saml:Conditions><saml:AttributeStatement>%s'
+        '</saml:AttributeStatement></saml:Assertion></samlp:Response></S:Body></S:Envelope>' % (
+            _SOAP_NS, _ECP_NS, q(acs), _SAMLP_NS, _SAML_NS, q(response_id), q(request_id), at,
+            q(acs), issuer, _STATUS_SUCCESS, response_id, at, issuer, _DEMO_USER, q(request_id),
+            until, q(acs), at, until, _DEMO_AUDIENCE, attributes))
+
+
+def _demo_saml_refusal(form, issued, now):
+    """None when STS would take the AssumeRoleWithSAML ``form``, else why not."""
+    import base64
+    try:
+        root, _ = _read_server_xml(base64.b64decode(form.get("SAMLAssertion", "")), STSError,
+                                   "the SAMLAssertion")
+    except (STSError, ValueError) as e:
+        return "InvalidIdentityToken: the SAMLAssertion is not a SAML Response (%s)" % e
+    assertion = root.find("{%s}Assertion" % _SAML_NS)
+    if root.tag != "{%s}Response" % _SAMLP_NS or assertion is None:
+        return "InvalidIdentityToken: no assertion in the SAML Response"
+    if root.get("Destination") != _PARTITIONS["aws"][0] or root.get("ID") not in issued:
+        return "InvalidIdentityToken: the Response is not for AWS, or not the demo IdP's"
+    audience = assertion.findtext("{%s}Conditions/{%s}AudienceRestriction/{%s}Audience"
+                                  % (_SAML_NS, _SAML_NS, _SAML_NS))
+    if audience != _DEMO_AUDIENCE or not (_assertion_deadline(assertion) or 0) > now:
+        return "InvalidIdentityToken: the assertion is not for AWS, or has expired"
+    if Role(form.get("RoleArn"), form.get("PrincipalArn")) not in _read_attributes(
+            assertion, b"").roles:
+        return "InvalidIdentityToken: the assertion does not offer role %s" % form.get("RoleArn")
+    return None
+
+
+def _demo_signature_refusal(method, path, headers, body, keys, now=None):
+    """None when ``headers`` sign the request with SigV4 under a key in ``keys``
+    (key id -> (secret, token, ARN)), else why not: the signature is computed
+    again with sign_request and the key's secret."""
+    import datetime
+    import hmac
+    import re
+    given = dict((name.lower(), value) for name, value in headers.items())
+    found = re.match(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([a-z0-9-]+)/sts/aws4_request, "
+                     r"SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$",
+                     given.get("authorization", ""))
+    if not found or found.group(1) not in keys:
+        return "IncompleteSignature: no SigV4 signature with a key of the demo STS"
+    secret, token, _ = keys[found.group(1)]
+    try:
+        when = datetime.datetime.strptime(given.get("x-amz-date", ""), "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return "IncompleteSignature: no X-Amz-Date"
+    when = when.replace(tzinfo=datetime.timezone.utc)
+    if abs(when.timestamp() - (now or time.time())) > _DEMO_SKEW:
+        return "SignatureDoesNotMatch: the signature's time is too far from the server's"
+    names = given["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    expected = sign_request(method, "http://%s%s" % (given.get("host", ""), path), dict(
+        (name, given.get(name, "")) for name in names
+        if name not in ("x-amz-date", "x-amz-security-token")), body,
+        Credentials(found.group(1), secret, token, None), found.group(3), "sts", when)
+    if not hmac.compare_digest(expected["Authorization"], given["authorization"]) or \
+            given.get("x-amz-security-token") != token:
+        return "SignatureDoesNotMatch: the signature is not the one the key's secret makes"
+    return None
+
+
+class _DemoServers(object):
+    """What the demo's IdP issued and its STS handed out, and how each answers."""
+
+    def __init__(self):
+        self.issued = set()     # IDs of the Responses the IdP issued
+        self.keys = {}          # key id -> (secret, token, assumed-role ARN)
+
+    def idp(self, request, body):
+        if request.path != _DEMO_ECP_PATH:
+            return 404, "text/html", "<html><body>Not Found</body></html>"
+        request_id, why = _demo_ecp_refusal(request.headers.get("Content-Type", ""), body)
+        if why:
+            return 400, "text/xml", (
+                '<S:Envelope xmlns:S="%s"><S:Body><S:Fault><faultcode>S:Client</faultcode>'
+                '<faultstring>malformed ECP request: %s</faultstring></S:Fault></S:Body>'
+                '</S:Envelope>' % (_SOAP_NS, _xml_attribute(why)[1:-1]))
+        # Shibboleth's Duo plugin answers 401 to a refused factor too.
+        if (request.headers.get("Authorization") != _basic_authorization(_DEMO_USER,
+                                                                         _DEMO_PASSWORD)
+                or request.headers.get(_DUO_FACTOR_HEADERS[0]) not in ("auto", "push")):
+            return 401, "text/html", "<html><body>Unauthorized</body></html>"
+        response_id = "_" + os.urandom(16).hex()
+        self.issued.add(response_id)
+        issuer = "http://%s/idp/shibboleth" % request.headers.get("Host", "")
+        return 200, "text/xml", _demo_saml_envelope(request_id, response_id, issuer, time.time())
+
+    def sts(self, request, body):
+        from urllib.parse import parse_qsl
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
+        action = form.get("Action")
+        if action == "AssumeRoleWithSAML":
+            why = _demo_saml_refusal(form, self.issued, time.time())
+            answer = why or self.credentials(Role(form["RoleArn"], form["PrincipalArn"]))
+        elif action == "GetCallerIdentity":
+            why = _demo_signature_refusal("POST", request.path, request.headers, body, self.keys)
+            key_id = request.headers.get("Authorization", "").partition("Credential=")[2]
+            arn = not why and self.keys[key_id.split("/")[0]][2]
+            answer = why or "<Arn>%s</Arn><UserId>AROADEMO:%s</UserId><Account>%s</Account>" % (
+                arn, _DEMO_USER, arn.split(":")[4])
+        else:
+            why = "InvalidAction: no action %s here" % action
+        if why:
+            code, _, message = why.partition(": ")
+            return 403 if "Signature" in code else 400, "text/xml", (
+                '<ErrorResponse xmlns="%s"><Error><Type>Sender</Type><Code>%s</Code><Message>'
+                '%s</Message></Error></ErrorResponse>' % (_STS_NS, code, _xml_attribute(
+                    message)[1:-1]))
+        return 200, "text/xml", ('<{0}Response xmlns="{1}"><{0}Result>{2}</{0}Result>'
+                                 '</{0}Response>'.format(action, _STS_NS, answer))
+
+    def credentials(self, role):
+        """New keys for ``role``, kept to check whoami's signature with."""
+        key_id = "ASIA" + os.urandom(8).hex().upper()
+        secret, token = os.urandom(20).hex(), os.urandom(40).hex()
+        arn = "arn:aws:sts::%s:assumed-role/%s/%s" % (role.account, role.name, _DEMO_USER)
+        self.keys[key_id] = (secret, token, arn)
+        return ("<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>"
+                "<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"
+                "<AssumedRoleUser><Arn>%s</Arn></AssumedRoleUser>" % (
+                    key_id, secret, token, _format_timestamp(_utc(time.time() + 3600)), arn))
+
+
+def _demo_handler(answer):
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = min(int(self.headers.get("Content-Length") or 0), _MAX_ANSWER_BYTES)
+            status, content_type, text = answer(self, self.rfile.read(length))
+            data = text.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            if status == 401:
+                self.send_header("WWW-Authenticate", 'Basic realm="demo"')
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+    return Handler
+
+
+def _demo_serve():
+    """The demo's child process: the IdP and STS, each in a thread; prints their
+    ports, then serves until its standard input closes."""
+    import http.server
+    import signal
+    import threading
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # a Ctrl-C is the demo's: it closes our stdin
+    state = _DemoServers()
+    servers = [http.server.HTTPServer(("127.0.0.1", 0), _demo_handler(answer))
+               for answer in (state.idp, state.sts)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    sys.stdout.write("%d %d\n" % tuple(s.server_address[1] for s in servers))
+    sys.stdout.flush()
+    sys.stdin.buffer.read()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    return 0
+
+
+def _demo_start():
+    """The child serving the demo's IdP and STS, and their two ports."""
+    import subprocess
+    path, _ = _own_file()
+    fds = ()
+    if path is None:        # piped into python3 -: our code through a descriptor
+        fds = (_code_fd(),)
+        if fds[0] is None:
+            raise _no_file()
+        argv = _bootstrap_argv("_demo_serve()", code_fd=fds[0])
+    else:       # compiled afresh, with -B: no __pycache__ beside the file (3.6, 3.7)
+        argv = [_python_executable(), "-I", "-S", "-B", "-c",
+                "import sys;m=type(sys)('aws_login');sys.modules['aws_login']=m;m.__file__=%r;"
+                "exec(compile(open(%r,'rb').read(),%r,'exec'),m.__dict__);"
+                "sys.exit(m._demo_serve())" % (path, path, path)]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds)
+    ports = child.stdout.readline().split()
+    if len(ports) != 2:
+        _demo_stop(child)
+        raise NetworkError("the demo's IdP and STS did not start")
+    return child, int(ports[0]), int(ports[1])
+
+
+def _demo_stop(child):
+    child.stdin.close()
+    child.wait()
+    child.stdout.close()
+
+
+class _DemoTerminal(Terminal):
+    """The demo's terminal: it answers the Duo factor for the person (the demo
+    IdP approves the push at once) and, unless a person is there
+    (--interactive), the password and the role too, each shown as if typed."""
+
+    def __init__(self, person):
+        Terminal.__init__(self, "/dev/tty" if person else None)
+        self.answers = {"the Duo factor": "push"}
+        if not person:
+            self.answers.update({"a role": "0", "password": _DEMO_PASSWORD})
+
+    def _open(self, what, hint=None):
+        return None if self.path is None else Terminal._open(self, what, hint)
+
+    def write(self, text):
+        if self.path is None:
+            sys.stdout.write(text)
+        else:
+            Terminal.write(self, text)
+
+    def ask(self, prompt, what, hint=None):
+        if what not in self.answers:
+            return Terminal.ask(self, prompt, what, hint)
+        self.write(prompt + self.answers[what] + "\n")
+        return self.answers[what]
+
+    def secret(self, prompt, what, hint=None, deadline=None):
+        if "password" not in self.answers:
+            return Terminal.secret(self, prompt, what, hint, deadline)
+        self.write(prompt + "*" * len(_DEMO_PASSWORD) + "\n")
+        return _DEMO_PASSWORD
+
+    def waiting(self, label):
+        return _Spinner(None if self.path is None else self, label)
+
+
+def _demo(person=False):
+    """The demo, in a throwaway home that is removed at the end; the login's
+    own functions find it, and the demo STS, through this process's
+    environment, which is put back as it was.  Returns whoami's ARN."""
+    import shutil
+    import tempfile
+    if person:
+        terminal = Terminal()
+        there = terminal.available()
+        terminal.close()
+        if not there:
+            raise NoTerminalError("demo --interactive asks on a terminal, and there is none: "
+                                  "run it on one, or leave --interactive out")
+    saved, code_fd = dict(os.environ), _run.code_fd
+    home = tempfile.mkdtemp(prefix="aws-login-demo-")
+    child = None
+    try:
+        for name in list(os.environ):   # nothing may send it to a real home, proxy or STS
+            if name.startswith(("AWS_", "AWSCLI_")) or name.lower().endswith("_proxy"):
+                del os.environ[name]
+        os.environ["HOME"] = home
+        child, idp, sts = _demo_start()
+        os.environ["AWS_ENDPOINT_URL_STS"] = "http://127.0.0.1:%d/" % sts
+        return _demo_steps(person, idp, sts, child.pid, home)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if child is not None:
+            _demo_stop(child)
+        if _run.code_fd is not None and code_fd is None:
+            os.close(_run.code_fd)
+            _run.code_fd = None
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _demo_steps(person, idp, sts, pid, home):
+    import functools
+    say = functools.partial(print, flush=True)      # in order with what the terminal shows
+    url = "http://127.0.0.1:%d%s" % (idp, _DEMO_ECP_PATH)
+    say("1. A demo IdP at %s and STS at http://127.0.0.1:%d/ (plain HTTP, in process %d); "
+        "a throwaway home: %s" % (url, sts, pid, home))
+    configure("demo", values={"ecp_endpoint_url": url, "username": _DEMO_USER,
+                              "region": "us-east-1"})
+    say("2. configure: profile demo in ~/.aws-login/config (user %s%s)" % (
+        _DEMO_USER, ", password %s: type it at the prompt" % _DEMO_PASSWORD if person else ""))
+    say("3. login: ECP request with Basic auth and a Duo factor, then the role menu:")
+    credentials, role = login("demo", _DemoTerminal(person), mode="file")
+    say("4. AssumeRoleWithSAML: %s in account %s; credentials written to ~/.aws/credentials "
+        "[demo], expiring at %s" % (role.name, role.account, _local_time(credentials.expires_at)))
+    identity = _whoami("demo")
+    say("5. whoami: GetCallerIdentity signed with SigV4; the demo STS checked the signature")
+    logout("demo", forget=True)
+    say("6. logout: the credentials and the IdP session removed; whoami said:")
+    say(identity["Arn"])
+    return identity["Arn"]
+
+
+# ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
 
@@ -7578,6 +7944,10 @@ def _cmd_console(args):
         sys.stderr.write("Opened the AWS console in your browser.\n")
 
 
+def _cmd_demo(args):
+    _demo(args.interactive)
+
+
 def _cmd_credential_process(args):
     sys.stdout.write(_credential_process(args.profile) + "\n")
 
@@ -7688,7 +8058,7 @@ def _cmd_plugin(args):
 
 
 _COMMANDS = ("configure", "login", "logout", "credential-process", "whoami", "exec", "serve",
-             "env", "console", "status", "doctor", "plugin")
+             "env", "console", "status", "doctor", "plugin", "demo")
 
 
 class _UnusedParser(object):
@@ -7935,6 +8305,14 @@ def _build_parser(only=None):
     p.add_argument("--replace-builtin", action="store_true",
                    help="enable: replace the AWS CLI's own `aws login` and `aws logout`")
     p.set_defaults(func=_cmd_plugin)
+
+    p = command("demo", parents=[common], help="see it work: a built-in IdP and STS",
+                description="The whole job (configure, login with Duo, the role menu, "
+                            "AssumeRoleWithSAML, whoami, logout) against a built-in IdP and "
+                            "STS on 127.0.0.1, in a throwaway home; leaves nothing behind.")
+    p.add_argument("--interactive", action="store_true",
+                   help="type the demo password and choose the role yourself")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

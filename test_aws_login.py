@@ -10152,6 +10152,130 @@ class PythonApiTest(LoginTestCase):
 
 
 # ---------------------------------------------------------------------------
+# demo: the whole job against the built-in IdP and STS
+# ---------------------------------------------------------------------------
+
+_DEMO_ARN = re.compile(r"^arn:aws:sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+$")
+
+
+def _tree(path):
+    """Every file and folder under ``path``: name, mode and bytes."""
+    found = []
+    for folder, dirs, files in os.walk(path):
+        for name in sorted(dirs + files):
+            full = os.path.join(folder, name)
+            st = os.lstat(full)
+            data = None
+            if stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as f:
+                    data = f.read()
+            found.append((full, st.st_mode, data))
+    return sorted(found, key=lambda item: item[0])
+
+
+class DemoTest(HomeTestCase):
+    """`demo` in a fresh home leaves it as it was; the built-in servers refuse
+    what real ones refuse."""
+
+    ACS = "https://signin.aws.amazon.com/saml"
+
+    def demo_env(self):
+        """A home with a file of the user's, and the variables that would
+        send a login elsewhere pointing into it: the demo must use none."""
+        self.write(os.path.join(self.home, ".aws", "credentials"),
+                   "[default]\naws_access_key_id = AKIAUSERSOWN\n")
+        self.tmp = tempfile.mkdtemp(dir=self.home)
+        env = dict(os.environ, TMPDIR=self.tmp, AWS_PROFILE="work",
+                   AWS_ENDPOINT_URL_STS="https://sts.invalid/")
+        self.before = _tree(self.home)
+        return env
+
+    def check_left_nothing(self, run):
+        self.assertEqual(run.returncode, 0, run.stderr)
+        lines = run.stdout.decode().strip().splitlines()
+        self.assertRegex(lines[-1], _DEMO_ARN)
+        self.assertIn("Selection: ", run.stdout.decode())       # the menu, as a person sees it
+        self.assertEqual(_tree(self.home), self.before)          # TMPDIR (in it) empty again
+        found = re.search(r"in process (\d+)", run.stdout.decode())
+        self.assertIsNotNone(found, run.stdout)
+        self.assertIsNone(_process_state(int(found.group(1))))
+        for port in re.findall(r"127\.0\.0\.1:(\d+)", run.stdout.decode()):
+            with self.assertRaises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", int(port)), 2).close()
+
+    def test_demo_runs_in_a_fresh_home_and_leaves_it_byte_for_byte(self):
+        env = self.demo_env()
+        run = subprocess.run([sys.executable, SCRIPT, "demo"], env=env, timeout=60,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        self.check_left_nothing(run)
+
+    def test_demo_piped_into_python(self):
+        env = self.demo_env()
+        with open(SCRIPT, "rb") as f:
+            code = f.read()
+        run = subprocess.run([sys.executable, "-", "demo"], env=env, timeout=60, input=code,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+        self.check_left_nothing(run)
+
+    def test_interactive_demo_asks_the_password_and_the_role(self):
+        self.demo_env()
+        run = run_tool(["demo", "--interactive"], [("Password: ", "demo"),
+                                                   ("Selection: ", "0")],
+                       env=dict(os.environ, TMPDIR=self.tmp), argv_prefix=README_START)
+        self.assertEqual(run.code, 0, run)
+        self.assertRegex(run.stdout.strip().splitlines()[-1], _DEMO_ARN)
+        self.assertIn("111122223333", run.stdout.strip().splitlines()[-1])
+        self.assertEqual(_tree(self.home), self.before)
+
+    def test_demo_sts_refuses_a_wrong_signature(self):
+        url = "http://127.0.0.1:8/"
+        body = b"Action=GetCallerIdentity&Version=2011-06-15"
+        keys = {"ASIADEMOKEY": ("the-secret", "the-token", "arn:aws:sts::1:assumed-role/R/s")}
+        good = aws_login.Credentials("ASIADEMOKEY", "the-secret", "the-token", None)
+        form = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+        check = aws_login._demo_signature_refusal
+        signed = aws_login.sign_request("POST", url, form, body, good, "us-east-1", "sts")
+        self.assertIsNone(check("POST", "/", signed, body, keys))
+        wrong = aws_login.Credentials("ASIADEMOKEY", "another-secret", "the-token", None)
+        for headers, sent in (
+                (aws_login.sign_request("POST", url, form, body, wrong, "us-east-1", "sts"), body),
+                (signed, body + b"&x=1"),
+                (dict(signed, **{"Content-Type": "text/plain"}), body),
+                (dict(signed, **{"X-Amz-Security-Token": "other"}), body),
+                (dict((k, v) for k, v in signed.items() if k != "Authorization"), body),
+                (aws_login.sign_request("POST", url, form, body, aws_login.Credentials(
+                    "ASIAUNKNOWN", "the-secret", "the-token", None), "us-east-1", "sts"), body),
+                (aws_login.sign_request("POST", url, form, body, good, "us-east-1", "sts",
+                                        when=datetime.datetime(2020, 1, 1,
+                                                               tzinfo=datetime.timezone.utc)),
+                 body)):
+            self.assertIsNotNone(check("POST", "/", headers, sent, keys), headers)
+
+    def test_demo_idp_refuses_a_malformed_ecp_request(self):
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        good = aws_login._build_authn_request(self.ACS, "_abc123", now)
+        check = aws_login._demo_ecp_refusal
+        self.assertEqual(check("text/xml", good), ("_abc123", None))
+        bad = [("text/html", good),
+               ("text/xml", b"<html/>"),
+               ("text/xml", b"not xml"),
+               ("text/xml", aws_login._build_authn_request("https://evil.example/saml",
+                                                           "_abc123", now)),
+               ("text/xml", aws_login._build_authn_request(self.ACS, "_abc123",
+                                                           "2001-01-01T00:00:00Z")),
+               ("text/xml", good.replace(b"bindings:PAOS", b"bindings:HTTP-POST")),
+               ("text/xml", good.replace(b'Version="2.0"', b'Version="1.1"')),
+               ("text/xml", good.replace(b"urn:amazon:webservices", b"urn:other")),
+               ("text/xml", good.replace(b' ID="_abc123"', b""))]
+        for content_type, body in bad:
+            request_id, reason = check(content_type, body)
+            self.assertIsNone(request_id, body)
+            self.assertTrue(reason, body)
+
+
+# ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
 
