@@ -25,6 +25,7 @@ import pty
 import re
 import select
 import shutil
+import socket
 import signal
 import ssl
 import subprocess
@@ -2687,7 +2688,9 @@ def check_pip_install():
          q.stderr.decode())
     rc, arn, out = caller_identity(home, "pp")
     need(rc == 0 and arn == ALICE_ARN, "after aws-login login: %s %s" % (rc, arn), out)
-    return "pip install . -> %s, module %s" % (added[0], os.path.basename(site))
+    demo_leaves_nothing(home, [exe, "demo"], "pip-installed")
+    return "pip install . -> %s, module %s; aws-login demo leaves nothing" % (
+        added[0], os.path.basename(site))
 
 
 # --------------------------------------------------------------------------
@@ -3335,12 +3338,69 @@ def tool_27_doctor(py):
         len(t.stdout.splitlines()))
 
 
+def refuses(port):
+    """Whether nothing listens on 127.0.0.1:``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return False
+    except OSError:
+        return True
+
+
+def demo_leaves_nothing(home, argv, how, stdin=None):
+    """One `demo` run (``argv``): exit 0, its last line the assumed-role ARN,
+    and nothing left: the home byte for byte, TMPDIR empty, the IdP's and STS's
+    ports (its first line names them) closed, no process with the run's TMPDIR
+    in its environment."""
+    tmp = tempfile.mkdtemp(prefix="demo-tmp-", dir=os.path.join(STATE, "homes"))
+    env = dict(home.env, TMPDIR=tmp)
+    before = home_files(home)
+    p = subprocess.run(argv, env=env, input=stdin, stdin=None if stdin else subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                       timeout=90)
+    out = p.stdout.decode("utf-8", "replace")
+    lines = out.strip().splitlines()
+    need(p.returncode == 0 and lines and lines[-1].startswith("arn:aws:sts::111122223333:"
+                                                                "assumed-role/"),
+         "demo %s: exit %s" % (how, p.returncode), out + p.stderr.decode("utf-8", "replace"))
+    need(home_files(home) == before, "demo %s changed the home" % how)
+    need(os.listdir(tmp) == [], "demo %s left %r in TMPDIR" % (how, os.listdir(tmp)))
+    ports = [int(port) for port in re.findall(r"http://127\.0\.0\.1:(\d+)/", lines[0])]
+    need(len(ports) == 2, "demo %s named no IdP and STS ports" % how, out)
+    need(all(refuses(port) for port in ports), "demo %s left its ports %r open" % (how, ports))
+    left = [pid for pid in os.listdir("/proc") if pid.isdigit() and
+            ("TMPDIR=" + tmp).encode() in _environ_of(pid)]
+    need(not left, "demo %s left processes %r" % (how, left))
+    return lines[-1]
+
+
+def _environ_of(pid):
+    try:
+        with open("/proc/%s/environ" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def tool_28_demo(py):
+    """`demo` in a fresh HOME (a credentials file of the user's in it), from the
+    file and piped into `python3 -`: exit 0, the ARN last, and nothing left
+    behind (home, TMPDIR, listening ports, processes)."""
+    home = Home("t28", py)
+    home.write(home.creds, b"[default]\naws_access_key_id = AKIAUSERSOWN\n")
+    arn = demo_leaves_nothing(home, [py, TOOL, "demo"], "from the file")
+    with open(TOOL, "rb") as f:
+        demo_leaves_nothing(home, [py, "-", "demo"], "piped", stdin=f.read())
+    return "file and piped: %s; nothing left" % arn
+
+
 def region_duo_checks(py):
     ver = python_version(py)
     for name, fn in [
         ("25 region: a profile's region reaches the AWS CLI v1 (no --region)", tool_25_region),
         ("26 duo_device: X-Shibboleth-Duo-Device seen by the IdP", tool_26_duo_device),
         ("27 doctor: the real IdP over HTTPS without and with the CA bundle", tool_27_doctor),
+        ("28 demo: from the file and piped, nothing left behind", tool_28_demo),
     ]:
         run_check("tool py%s: %s" % (ver, name), fn, py)
 
