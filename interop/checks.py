@@ -3394,6 +3394,28 @@ def tool_28_demo(py):
     return "file and piped: %s; nothing left" % arn
 
 
+def tool_29_role_maximum(py):
+    """bob's ReadOnly role refuses more than an hour (the STS front answers as
+    real STS does; moto never checks): `duration = 7200` is refused, asked again
+    once at 3600 with the same assertion and said once; the next login asks
+    3600 at once, and the AWS CLI works with what was written."""
+    home = Home("t29", py)
+    role = "arn:aws:iam::210987654321:role/ReadOnly"
+    configure_flags(home, "p29", IDP_A, "bob", "--duration", "7200", "--role-arn", role)
+    t = login_ok(home, "p29", answers_for(password="bob-pass"))
+    asked = [(r["form"].get("DurationSeconds"), r["status"]) for r in t.records]
+    need(asked == [("7200", 400), ("3600", 200)], "asked %r" % asked, t.transcript())
+    need(len(set(r["form"].get("SAMLAssertion") for r in t.records)) == 1,
+         "the second ask sent another assertion")
+    need(t.stderr.count("3600") >= 1, "the shorter session was not said", t.transcript())
+    rc, arn, out = caller_identity(home, "p29")
+    need(rc == 0 and arn == BOB_READONLY_ARN, "aws: rc %s arn %r" % (rc, arn), out)
+    t = login_ok(home, "p29", answers_for(password="bob-pass"), "--force")
+    asked = [(r["form"].get("DurationSeconds"), r["status"]) for r in t.records]
+    need(asked == [("3600", 200)], "the next login asked %r" % asked, t.transcript())
+    return "7200 refused, 3600 asked once with the same assertion, remembered"
+
+
 def region_duo_checks(py):
     ver = python_version(py)
     for name, fn in [
@@ -3401,6 +3423,8 @@ def region_duo_checks(py):
         ("26 duo_device: X-Shibboleth-Duo-Device seen by the IdP", tool_26_duo_device),
         ("27 doctor: the real IdP over HTTPS without and with the CA bundle", tool_27_doctor),
         ("28 demo: from the file and piped, nothing left behind", tool_28_demo),
+        ("29 role maximum: a duration over it asked again once, then remembered",
+         tool_29_role_maximum),
     ]:
         run_check("tool py%s: %s" % (ver, name), fn, py)
 

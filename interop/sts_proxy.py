@@ -41,6 +41,11 @@ SessionDuration (20 s for the interop user erin) whatever a later moto does
 with DurationSeconds.  This stands in for a short-lived role; it is not what
 real STS would do with this request.  The record keeps what the client sent
 (form) and notes what was dropped (dropped_duration_seconds).
+
+Role maximum (--max-duration ARN=SECONDS): real STS refuses a DurationSeconds
+over the role's MaxSessionDuration with a ValidationError; moto never checks.
+For the role(s) named, the proxy answers that refusal itself (record:
+emulated) and forwards nothing.
 """
 import argparse
 import base64
@@ -58,6 +63,13 @@ ROLE_ATTR = "https://aws.amazon.com/SAML/Attributes/Role"
 
 _lock = threading.Lock()
 _seq = [0]
+
+
+DURATION_REFUSED = (
+    '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender'
+    '</Type><Code>ValidationError</Code><Message>The requested DurationSeconds exceeds the '
+    'MaxSessionDuration set for this role.</Message></Error><RequestId>'
+    '00000000-0000-0000-0000-000000000029</RequestId></ErrorResponse>')
 
 
 def next_seq(records):
@@ -156,6 +168,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if action == "AssumeRoleWithSAML" and fields:
             role = fields.get("RoleArn", [""])[0]
             principal = fields.get("PrincipalArn", [""])[0]
+            asked = fields.get("DurationSeconds", ["0"])[0]
+            limit = self.server.max_durations.get(role)
+            if limit is not None and asked.isdigit() and int(asked) > limit:
+                # what real STS answers over a role's MaxSessionDuration (moto never checks)
+                rec["proxy_note"] = "DurationSeconds %s over this role's maximum %d" % (asked, limit)
+                self._reply(seq, rec, 400, DURATION_REFUSED.encode(), "text/xml", emulated=True)
+                return
             try:
                 xml_text = base64.b64decode(fields.get("SAMLAssertion", [""])[0]).decode("utf-8")
             except Exception as e:
@@ -235,6 +254,9 @@ def main():
     ap.add_argument("--short-lived-role", action="append", default=[], metavar="ARN",
                     help="drop DurationSeconds from AssumeRoleWithSAML for this role "
                          "(moto then uses the assertion's SessionDuration); repeatable")
+    ap.add_argument("--max-duration", action="append", default=[], metavar="ARN=SECONDS",
+                    help="refuse AssumeRoleWithSAML for this role when DurationSeconds is "
+                         "over SECONDS, in real STS's words (a role's MaxSessionDuration)")
     a = ap.parse_args()
     up = urllib.parse.urlsplit(a.upstream)
     os.makedirs(a.records, exist_ok=True)
@@ -242,6 +264,8 @@ def main():
     srv.daemon_threads = True
     srv.records = a.records
     srv.short_lived = set(a.short_lived_role)
+    srv.max_durations = dict((arn, int(seconds)) for arn, _, seconds in
+                             (m.rpartition("=") for m in a.max_duration))
     srv.up_host, srv.up_port = up.hostname, up.port or 80
     sys.stderr.write("[sts-proxy] listening on %s:%d -> %s, records in %s, short-lived roles %s\n"
                      % (a.listen_host, a.listen_port, a.upstream, a.records,
