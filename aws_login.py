@@ -3445,13 +3445,15 @@ def _save_cookies(jar, path):
     _update_file(path, lambda old: text)
 
 
-def _keyring():
+def _keyring(say=True):
+    """The keyring module, or None (said once, with ``say``)."""
     try:
         import keyring
         return keyring
     except Exception:       # not installed, or a broken backend that fails on import
-        _warn("enable_keyring is set but the keyring module is not available; "
-              "asking for the password instead", once=True)
+        if say:
+            _warn("enable_keyring is set but the keyring module is not available; "
+                  "asking for the password instead", once=True)
         return None
 
 
@@ -3974,7 +3976,7 @@ def _assume_within_maximum(profile, role, saml, endpoint, ssl_context, deadline)
 def _chained_duration(profile, wanted):
     """The chained role's length: ``wanted``, an hour at most, as AWS caps it;
     said when the profile's `duration` asks more."""
-    if profile.duration and profile.duration > _CHAINED_MAX:
+    if _chain_cap_note(profile):        # the profile asks more than the cap
         _warn("profile %s asks for a %d s session, but AWS caps a chained role's at one "
               "hour: asking %d s for %s" % (profile.name, profile.duration, _CHAINED_MAX,
                                             profile.chain_role_arn), once=True)
@@ -7094,14 +7096,13 @@ def _clock_check(who, answer, sent, error):
 
 def _doctor_idp(profile):
     """The IdP endpoint, then the clock against the IdP's and STS's."""
-    context = _idp_ssl_context(profile)
+    session = _idp_session(profile, profile.username or "-", None)
+    session.jar = _CookieJar()      # no saved session: the answer to no password
+    context, acs_url = session.ssl_context, session.acs_url
     checks, reached = _doctor_connection(profile, context)
     if not reached:
         return checks + [_doctor_sts(profile, context)]
-    acs_url = _PARTITIONS[_profile_partition(profile)][0]
-    session = _IdPSession(profile, profile.username or "-", None, context, acs_url,
-                          time.monotonic() + 2 * _DOCTOR_WAIT)
-    session.jar = _CookieJar()      # no saved session: the answer to no password
+    session.deadline = time.monotonic() + 2 * _DOCTOR_WAIT
     sent = time.time()
     try:
         answer = session.send({})
@@ -7127,19 +7128,11 @@ def _doctor_sts(profile, idp_context):
     return _clock_check("STS", answer, sent, STSError)
 
 
-def _keyring_module():
-    try:
-        import keyring
-        return keyring
-    except Exception:       # not installed, or a backend that fails on import
-        return None
-
-
 def _doctor_keyring(profile):
     if not profile.enable_keyring:
         return _info("keyring", "off (enable_keyring is not set): login asks for the "
                                 "password whenever the IdP session has ended")
-    module = _keyring_module()
+    module = _keyring(say=False)      # doctor's line says it
     if module is None:
         return _info("keyring", "enable_keyring is set, but this Python (%s) has no keyring "
                                 "module: `%s -m pip install keyring`, else login asks for the "
